@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Build a real Kubernetes control plane (kube-apiserver, kube-controller-manager,
+# kube-scheduler), etcd and kwok from Go modules pinned in this directory, into
+#   ${STACKOPS_CACHE:-$HOME/.cache/stackops}/kube/<kubernetes version>/
+# Binaries already present there are skipped, so a second run is a no-op.
+#
+# Environment:
+#   STACKOPS_CACHE   cache root (default: $HOME/.cache/stackops)
+#   STACKOPS_NICE    nice level for the go builds (default: 10)
+#   STACKOPS_FORCE=1 rebuild binaries even if present
+# Any other Go setting (GOMODCACHE, GOCACHE, GOPROXY, GOFLAGS) is honoured.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+die() { echo "build.sh: ERROR: $*" >&2; exit 1; }
+
+command -v go >/dev/null 2>&1 || die "go not found in PATH (Go >= 1.26 is needed: etcd 3.6.16 and kwok 0.8.0 declare 'go 1.26.0')"
+
+# Single source of truth for versions: the go.mod files next to this script.
+modver() { # modver <go.mod> <module path>
+  awk -v m="$2" '($1 == m || ($1 == "require" && $2 == m)) { v = ($1 == "require") ? $3 : $2; print v; exit }' "$1"
+}
+KUBE_VERSION="$(modver "$here/go.mod" k8s.io/kubernetes)"
+ETCD_VERSION="$(modver "$here/etcd/go.mod" go.etcd.io/etcd/server/v3)"
+KWOK_VERSION="$(modver "$here/kwok/go.mod" sigs.k8s.io/kwok)"
+[[ "$KUBE_VERSION" =~ ^v1\.([0-9]+)\.[0-9]+$ ]] || die "cannot parse k8s.io/kubernetes version from $here/go.mod (got '$KUBE_VERSION')"
+KUBE_MINOR="${BASH_REMATCH[1]}"
+[[ -n "$ETCD_VERSION" ]] || die "cannot parse etcd version from $here/etcd/go.mod"
+[[ -n "$KWOK_VERSION" ]] || die "cannot parse kwok version from $here/kwok/go.mod"
+
+out="${STACKOPS_CACHE:-$HOME/.cache/stackops}/kube/${KUBE_VERSION}"
+mkdir -p "$out" || die "cannot create $out"
+
+export CGO_ENABLED=0
+nice_level="${STACKOPS_NICE:-10}"
+
+kube_ldflags="-s -w \
+ -X k8s.io/component-base/version.gitVersion=${KUBE_VERSION} \
+ -X k8s.io/component-base/version.gitMajor=1 \
+ -X k8s.io/component-base/version.gitMinor=${KUBE_MINOR} \
+ -X k8s.io/component-base/version.gitTreeState=clean \
+ -X k8s.io/client-go/pkg/version.gitVersion=${KUBE_VERSION} \
+ -X k8s.io/client-go/pkg/version.gitMajor=1 \
+ -X k8s.io/client-go/pkg/version.gitMinor=${KUBE_MINOR}"
+
+tmp=""
+cleanup() { if [[ -n "$tmp" && -e "$tmp" ]]; then rm -f "$tmp"; fi; }
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+
+total_start=$(date +%s)
+built=0
+
+# build <binary name> <module dir> <package> <tags> <ldflags>
+build() {
+  local name="$1" moddir="$2" pkg="$3" tags="$4" ldflags="$5"
+  local dest="$out/$name"
+  if [[ -x "$dest" && "${STACKOPS_FORCE:-0}" != 1 ]]; then
+    echo "==> $name: present, skipping ($dest)"
+    return 0
+  fi
+  echo "==> $name: building $pkg ..."
+  local start=$(date +%s)
+  tmp="$out/.$name.tmp.$$"
+  local -a args=(build -trimpath -o "$tmp" -ldflags "$ldflags")
+  [[ -n "$tags" ]] && args+=(-tags "$tags")
+  args+=("$pkg")
+  if ! (cd "$moddir" && nice -n "$nice_level" go "${args[@]}"); then
+    die "building $name ($pkg in $moddir) failed after $(( $(date +%s) - start ))s"
+  fi
+  mv -f "$tmp" "$dest"
+  tmp=""
+  built=$((built + 1))
+  echo "==> $name: done in $(( $(date +%s) - start ))s"
+}
+
+echo "==> kubernetes ${KUBE_VERSION}, etcd ${ETCD_VERSION}, kwok ${KWOK_VERSION} -> $out"
+
+for b in kube-apiserver kube-controller-manager kube-scheduler; do
+  build "$b" "$here" "k8s.io/kubernetes/cmd/$b" providerless "$kube_ldflags"
+done
+build etcd "$here/etcd" go.etcd.io/etcd/server/v3 "" "-s -w"
+build kwok "$here/kwok" sigs.k8s.io/kwok/cmd/kwok "" \
+  "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION}"
+
+echo "==> built $built binaries in $(( $(date +%s) - total_start ))s"
+echo "$out"

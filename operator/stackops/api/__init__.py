@@ -1,0 +1,1 @@
+"""The OpenStackCloud API: pydantic models, release rules and CRD generation. No I/O."""

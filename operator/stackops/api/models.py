@@ -1,0 +1,293 @@
+"""The OpenStackCloud custom resource, modelled once.
+
+These models are the single source of the API: the CRD schema (crds/) is generated from them, the
+CLI validates files with them, and the operator loads every object through them. Field names are
+camelCase on the wire (Kubernetes convention) and snake_case in Python.
+
+Defaults live here rather than in the CRD (except `release`), so a newer stackops can improve a
+default without rewriting stored objects. `release` is defaulted by the API server on purpose: a
+cloud must stay on the release it was created with even when a newer operator defaults to a newer one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from stackops.api.releases import DEFAULT_RELEASE, SUPPORTED_RELEASES, transition_problem
+from stackops.api.schema_hints import FREE_FORM, INT_OR_STRING, release_transition_rules
+from stackops.api.oslo import check_ini_shape
+
+GROUP = "stackops.dev"
+VERSION = "v1alpha1"
+KIND = "OpenStackCloud"
+PLURAL = "openstackclouds"
+
+# Kubernetes names: the cloud name prefixes every child object, so it must make valid DNS-1035
+# labels (Services) with room for suffixes like "-keystone-db-sync-1a2b3c4d".
+CLOUD_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+CLOUD_NAME_MAX = 30
+
+Quantity = Annotated[int | str, Field(json_schema_extra=INT_OR_STRING)]
+# oslo overrides: {section: {option: value}}; the only free-form part of the API.
+OsloConfig = Annotated[dict[str, dict[str, Any]], Field(json_schema_extra=FREE_FORM)]
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        validate_default=True,
+    )
+
+
+class ResourceRequirements(ApiModel):
+    """Kubernetes compute resources of one container."""
+
+    requests: dict[str, Quantity] = Field(default_factory=dict, description="Minimum resources, e.g. {cpu: 100m}.")
+    limits: dict[str, Quantity] = Field(default_factory=dict, description="Maximum resources.")
+
+
+class SecretRef(ApiModel):
+    name: str = Field(min_length=1, description="Name of a Secret in the cloud's namespace.")
+
+
+class Storage(ApiModel):
+    size: str = Field("10Gi", description="Requested PVC size.")
+    storage_class_name: str | None = Field(None, description="StorageClass; the cluster default when unset.")
+
+
+class ExternalDatabase(ApiModel):
+    """A MariaDB/MySQL server stackops does not run. The Secret holds `username` and `password` of an
+    account allowed to create databases and users."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(3306, ge=1, le=65535)
+    secret_ref: SecretRef
+
+
+class ExternalMessaging(ApiModel):
+    """A RabbitMQ stackops does not run. The Secret holds `username` and `password` of an administrator."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(5672, ge=1, le=65535)
+    secret_ref: SecretRef
+
+
+class WorkloadSpec(ApiModel):
+    """What every deployable part of a cloud shares."""
+
+    replicas: int = Field(1, ge=1, le=9)
+    resources: dict[str, ResourceRequirements] = Field(
+        default_factory=dict,
+        description="Per-component resource overrides, keyed by component name (e.g. api, db-sync).",
+    )
+    images: dict[str, str] = Field(
+        default_factory=dict,
+        description="Image overrides keyed by Kolla image name (e.g. keystone: registry/keystone:tag).",
+    )
+
+
+class DatabaseSpec(WorkloadSpec):
+    """MariaDB: one server, or a Galera cluster when replicas > 1."""
+
+    replicas: int = Field(
+        1,
+        ge=1,
+        le=9,
+        description="1 for a single server, 3 or more for a Galera cluster (2 cannot keep quorum).",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self == 1 || self >= 3", "message": "a Galera cluster needs 1 or at least 3 replicas"}
+            ]
+        },
+    )
+    storage: Storage = Field(default_factory=Storage)
+    external: ExternalDatabase | None = Field(None, description="Use an existing database server instead.")
+    config: OsloConfig = Field(default_factory=dict, description="my.cnf overrides: {section: {option: value}}.")
+
+    @field_validator("replicas")
+    @classmethod
+    def _galera_quorum(cls, value: int) -> int:
+        if value == 2:
+            raise ValueError("a Galera cluster needs 1 or at least 3 replicas (2 cannot keep quorum)")
+        return value
+
+
+class MessagingSpec(WorkloadSpec):
+    """RabbitMQ."""
+
+    storage: Storage = Field(default_factory=lambda: Storage(size="2Gi"))
+    external: ExternalMessaging | None = Field(None, description="Use an existing RabbitMQ instead.")
+
+
+class MemcachedSpec(WorkloadSpec):
+    memory_mb: int = Field(256, ge=16, description="Cache size per replica in MiB.")
+
+
+class InfrastructureSpec(ApiModel):
+    database: DatabaseSpec = Field(default_factory=DatabaseSpec)
+    messaging: MessagingSpec = Field(default_factory=MessagingSpec)
+    memcached: MemcachedSpec = Field(default_factory=MemcachedSpec)
+
+
+class EndpointOverrides(ApiModel):
+    """URLs registered in the catalog instead of the ones stackops derives (e.g. an external load balancer)."""
+
+    public: str | None = None
+    internal: str | None = None
+
+
+class ServiceSpec(WorkloadSpec):
+    """An OpenStack service."""
+
+    enabled: bool = True
+    config: OsloConfig = Field(
+        default_factory=dict,
+        description="oslo.config overrides of the service's main file: {section: {option: value}}. "
+        "Lists become comma-separated values; {type: multistring, values: [...]} repeats the option; "
+        "null removes a default.",
+    )
+    endpoints: EndpointOverrides = Field(default_factory=EndpointOverrides)
+
+    @field_validator("config")
+    @classmethod
+    def _config_fits_ini(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        problems = check_ini_shape(value)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+
+class FernetSpec(ApiModel):
+    max_active_keys: int = Field(3, ge=3, description="Keys kept: staged + primary + secondaries.")
+    rotation_hours: int = Field(24, ge=1, description="Hours between fernet key rotations.")
+
+
+class KeystoneSpec(ServiceSpec):
+    fernet: FernetSpec = Field(default_factory=FernetSpec)
+
+
+class ServicesSpec(ApiModel):
+    keystone: KeystoneSpec = Field(default_factory=KeystoneSpec)
+
+
+class ImagesSpec(ApiModel):
+    """Where service images come from: <registry>/<namespace>/<name>:<tag>."""
+
+    registry: str = "quay.io"
+    namespace: str = "openstack.kolla"
+    distro: str = Field("ubuntu-noble", description="Kolla base distro; part of the default tag.")
+    tag: str | None = Field(None, description="Image tag; <release>-<distro> when unset.")
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    pull_secrets: list[str] = Field(default_factory=list, description="Names of image pull Secrets.")
+
+
+class TlsSpec(ApiModel):
+    secret_name: str | None = Field(None, description="TLS Secret for public endpoints; https when set.")
+
+
+class GatewayRef(ApiModel):
+    name: str
+    namespace: str | None = None
+    section_name: str | None = None
+
+
+class EndpointsSpec(ApiModel):
+    """How public endpoints are exposed. Without a publicDomain the cloud is reachable in-cluster only."""
+
+    public_domain: str | None = Field(None, description="DNS domain; services get <service>.<domain>.")
+    exposure: Literal["Ingress", "HTTPRoute"] = Field("Ingress", description="Ingress or Gateway API HTTPRoute.")
+    ingress_class_name: str | None = None
+    gateway: GatewayRef | None = Field(None, description="Parent Gateway of HTTPRoutes.")
+    tls: TlsSpec = Field(default_factory=TlsSpec)
+
+    @model_validator(mode="after")
+    def _gateway_for_routes(self) -> EndpointsSpec:
+        if self.exposure == "HTTPRoute" and self.public_domain and self.gateway is None:
+            raise ValueError("gateway: required when exposure is HTTPRoute")
+        return self
+
+
+class NodeSelector(ApiModel):
+    match_labels: dict[str, str] = Field(default_factory=dict)
+
+
+class NodesSpec(ApiModel):
+    control_plane: NodeSelector = Field(
+        default_factory=lambda: NodeSelector(match_labels={"stackops.dev/control-plane": "true"})
+    )
+    compute: NodeSelector = Field(default_factory=lambda: NodeSelector(match_labels={"stackops.dev/compute": "true"}))
+
+
+class OpenStackCloudSpec(ApiModel):
+    release: Literal[SUPPORTED_RELEASES] = Field(  # type: ignore[valid-type]
+        DEFAULT_RELEASE,
+        description="OpenStack release series. Upgrades go one release at a time, or SLURP to SLURP.",
+        json_schema_extra={"x-stackops-default-in-crd": True, "x-kubernetes-validations": release_transition_rules()},
+    )
+    region: str = Field("RegionOne", min_length=1)
+    paused: bool = Field(False, description="Stop all writes to the cloud's objects.")
+    images: ImagesSpec = Field(default_factory=ImagesSpec)
+    endpoints: EndpointsSpec = Field(default_factory=EndpointsSpec)
+    nodes: NodesSpec = Field(default_factory=NodesSpec)
+    infrastructure: InfrastructureSpec = Field(default_factory=InfrastructureSpec)
+    services: ServicesSpec = Field(default_factory=ServicesSpec)
+    deletion_policy: Literal["Retain", "Delete"] = Field(
+        "Retain", description="Retain keeps the credentials Secret and volumes when the cloud is deleted."
+    )
+
+
+class Condition(ApiModel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class ServiceStatus(ApiModel):
+    phase: str = "Pending"
+    ready: str = ""
+    health: str = ""
+    release: str | None = None
+    message: str = ""
+
+
+class OpenStackCloudStatus(ApiModel):
+    model_config = ConfigDict(extra="ignore")  # status written by older versions must still load
+
+    observed_generation: int | None = None
+    phase: Literal["Pending", "Deploying", "Ready", "Upgrading", "Degraded", "Paused", "Failed"] = "Pending"
+    release: str | None = Field(None, description="The release deployed, not the one asked for.")
+    conditions: list[Condition] = Field(default_factory=list)
+    services: dict[str, ServiceStatus] = Field(default_factory=dict)
+    endpoints: dict[str, str] = Field(default_factory=dict)
+
+
+class ObjectMeta(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=CLOUD_NAME_MAX, pattern=CLOUD_NAME_PATTERN)
+    namespace: str = "default"
+
+
+class OpenStackCloud(ApiModel):
+    """The whole custom resource as a user writes it."""
+
+    api_version: Literal["stackops.dev/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["OpenStackCloud"]
+    metadata: ObjectMeta
+    spec: OpenStackCloudSpec
+    status: OpenStackCloudStatus | None = None
+
+
+def check_release_change(old: str, new: str) -> None:
+    """Raise ValueError when spec.release may not move from `old` to `new` (the operator's own check)."""
+    problem = transition_problem(old, new)
+    if problem:
+        raise ValueError(problem)

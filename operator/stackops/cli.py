@@ -1,0 +1,154 @@
+"""The `stackops` command.
+
+Every user mistake ends as one line per problem on stderr and exit status 2; a traceback is a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from stackops import __version__
+from stackops.api.crd import crd_yaml
+from stackops.api.models import GROUP, PLURAL, OpenStackCloud
+from stackops.api.validation import InvalidCloud, load_cloud_text
+from stackops.plan import plan, problems
+from stackops.render.output import to_json, to_yaml
+from stackops.services import all_services
+from stackops.services.base import RenderError, RenderOptions, default_operator_image
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """Problems the user can fix; printed one per line, exit 2."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_cloud(path: str) -> OpenStackCloud:
+    source = "<stdin>" if path == "-" else path
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise UserError([f"{source}: cannot read: {reason}"]) from None
+    try:
+        cloud = load_cloud_text(text)
+    except InvalidCloud as error:
+        raise UserError([f"{source}: {p}" for p in error.problems]) from None
+    found = problems(cloud.spec)
+    if found:
+        raise UserError([f"{source}: {p}" for p in found])
+    return cloud
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    cloud = load_cloud(args.file)
+    known = [s.name for s in all_services()]
+    if args.service and args.service not in known:
+        raise UserError([f"--service: unknown service {args.service!r} (known: {', '.join(known)})"])
+    try:
+        result = plan(cloud, options=RenderOptions(operator_image=args.operator_image))
+    except RenderError as error:
+        raise UserError([f"{args.file}: {error}"]) from None
+    steps = [s for s in result.steps if not args.service or s.service == args.service]
+    objects = [obj for step in steps for obj in step.objects]
+    sys.stdout.write(to_json(objects) if args.output == "json" else to_yaml(objects))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    cloud = load_cloud(args.file)
+    try:
+        plan(cloud)
+    except RenderError as error:
+        raise UserError([f"{args.file}: {error}"]) from None
+    print(f"{args.file}: OpenStackCloud {cloud.metadata.name} is valid (release {cloud.spec.release})")
+    return 0
+
+
+def cmd_crds(args: argparse.Namespace) -> int:
+    directory = Path(args.output_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / f"{GROUP}_{PLURAL}.yaml"
+        target.write_text(crd_yaml(), encoding="utf-8")
+    except OSError as error:
+        raise UserError([f"--output-dir: cannot write {directory}: {error.strerror}"]) from None
+    print(target)
+    return 0
+
+
+def cmd_create_database(args: argparse.Namespace) -> int:
+    # Imported here: PyMySQL is only needed inside the Job.
+    from stackops.jobs.database import Admin, DatabaseJobError, create_databases
+
+    missing = [v for v in ("STACKOPS_DB_ADMIN_USER", "STACKOPS_DB_ADMIN_PASSWORD", "STACKOPS_DB_PASSWORD") if v not in os.environ]
+    if missing:
+        raise UserError([f"environment: {v} is not set" for v in missing])
+    admin = Admin(args.host, args.port, os.environ["STACKOPS_DB_ADMIN_USER"], os.environ["STACKOPS_DB_ADMIN_PASSWORD"])
+    try:
+        changed = create_databases(admin, args.database, args.user, os.environ["STACKOPS_DB_PASSWORD"])
+    except DatabaseJobError as error:
+        print(f"create-database: {error}", file=sys.stderr)
+        return 1
+    for line in changed or ["nothing to change"]:
+        print(f"create-database: {line}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="stackops", description="Deploy, run and upgrade OpenStack on Kubernetes.")
+    top.add_argument("--version", action="version", version=f"stackops {__version__}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    render = commands.add_parser("render", help="print every object of a cloud, in the order they are applied")
+    render.add_argument("-f", "--file", required=True, help="OpenStackCloud YAML file, or - for stdin")
+    render.add_argument("--service", help="only this service's objects")
+    render.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    render.add_argument("--operator-image", default=default_operator_image(), help="image of stackops Jobs")
+    render.set_defaults(func=cmd_render)
+
+    validate = commands.add_parser("validate", help="check an OpenStackCloud file without a cluster")
+    validate.add_argument("-f", "--file", required=True)
+    validate.set_defaults(func=cmd_validate)
+
+    crds = commands.add_parser("crds", help="write the CustomResourceDefinitions")
+    crds.add_argument("--output-dir", required=True)
+    crds.set_defaults(func=cmd_crds)
+
+    job = commands.add_parser("job", help="work stackops Jobs run inside the cluster")
+    jobs = job.add_subparsers(dest="job", required=True, metavar="JOB")
+    create_db = jobs.add_parser(
+        "create-database",
+        help="create databases and their account (admin and account passwords from the environment)",
+    )
+    create_db.add_argument("--host", required=True)
+    create_db.add_argument("--port", type=int, default=3306)
+    create_db.add_argument("--database", action="append", required=True)
+    create_db.add_argument("--user", required=True)
+    create_db.set_defaults(func=cmd_create_database)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except UserError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Generated credentials: passwords and keys a cloud needs, made once and kept in one Secret.
+
+Rendering takes credentials as input and never makes them up, so the same spec and the same
+credentials always render the same bytes. Generation adds what is missing and never replaces a value
+that exists: a regenerated database password would lock every service out of its database.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+PLACEHOLDER_PREFIX = "PLACEHOLDER-"
+PASSWORD_LENGTH = 32
+_PASSWORD_ALPHABET = string.ascii_letters + string.digits  # safe in URLs, INI files and shells
+
+
+class CredentialKind(Enum):
+    PASSWORD = "password"
+    FERNET_KEY = "fernet-key"
+
+
+@dataclass(frozen=True)
+class CredentialSpec:
+    """One value a service needs, by its key in the credentials Secret."""
+
+    key: str
+    kind: CredentialKind = CredentialKind.PASSWORD
+
+
+class MissingCredentialError(KeyError):
+    def __str__(self) -> str:
+        return f"credential {self.args[0]!r} is missing from the credentials Secret"
+
+
+def new_value(kind: CredentialKind) -> str:
+    if kind is CredentialKind.FERNET_KEY:
+        return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
+
+
+def complete(specs: Iterable[CredentialSpec], existing: Mapping[str, str]) -> dict[str, str]:
+    """`existing` plus a fresh value for every spec it lacks; existing values are kept as they are."""
+    values = dict(existing)
+    for spec in specs:
+        if spec.key not in values:
+            values[spec.key] = new_value(spec.kind)
+    return values
+
+
+class Credentials:
+    """Read-only view of the credentials Secret's values, as rendering sees them."""
+
+    def __init__(self, values: Mapping[str, str], *, placeholder: bool = False) -> None:
+        self._values = dict(values)
+        self.placeholder = placeholder
+
+    @classmethod
+    def placeholders(cls, specs: Iterable[CredentialSpec]) -> Credentials:
+        """Clearly marked stand-ins, for `stackops render` without a cluster."""
+        return cls({s.key: f"{PLACEHOLDER_PREFIX}{s.key}" for s in specs}, placeholder=True)
+
+    def __getitem__(self, key: str) -> str:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise MissingCredentialError(key) from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def with_prefix(self, prefix: str) -> dict[str, str]:
+        """The values whose keys start with `prefix`, keyed by the rest of the key."""
+        return {k[len(prefix) :]: v for k, v in sorted(self._values.items()) if k.startswith(prefix)}
+
+    def values(self) -> dict[str, str]:
+        return dict(self._values)
+
+
+def fernet_specs(prefix: str, count: int = 2) -> list[CredentialSpec]:
+    """A fresh key repository: 0 is the staged key, 1 the primary (what `fernet_setup` makes)."""
+    return [CredentialSpec(f"{prefix}{i}", CredentialKind.FERNET_KEY) for i in range(count)]
+
+
+def rotate_fernet(keys: Mapping[str, str], max_active: int) -> dict[str, str]:
+    """keystone-manage fernet_rotate, on a mapping of index -> key.
+
+    The staged key (0) becomes the new primary (highest index), a new staged key is made, and the
+    oldest secondary keys beyond `max_active` are dropped. Tokens made with any kept key still validate.
+    """
+    if "0" not in keys:
+        raise ValueError("a fernet key repository needs a staged key 0")
+    indexes = sorted(int(i) for i in keys)
+    rotated = {str(i): keys[str(i)] for i in indexes if i != 0}
+    rotated[str(indexes[-1] + 1)] = keys["0"]
+    rotated["0"] = new_value(CredentialKind.FERNET_KEY)
+    kept = sorted(int(i) for i in rotated)
+    excess = len(kept) - max_active
+    for index in kept[1 : 1 + max(excess, 0)]:
+        del rotated[str(index)]
+    return {str(i): rotated[str(i)] for i in sorted(int(k) for k in rotated)}

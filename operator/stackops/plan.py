@@ -1,0 +1,73 @@
+"""A cloud's plan: every service's steps, in dependency order, ready to apply.
+
+This is where a spec and credentials become the ordered list of objects the operator applies and
+`stackops render` prints. Pure: no cluster, no clock, no randomness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from stackops.api.models import OpenStackCloud, OpenStackCloudSpec
+from stackops.credentials import CredentialSpec, Credentials
+from stackops.render.hashing import name_job_by_spec
+from stackops.render.ini import IniShapeError
+from stackops.services import all_services
+from stackops.services.base import CloudContext, RenderError, RenderOptions, Service, Step
+
+
+def enabled_services(spec: OpenStackCloudSpec) -> list[Service]:
+    return [s for s in all_services() if s.enabled(spec)]
+
+
+def required_credentials(spec: OpenStackCloudSpec) -> list[CredentialSpec]:
+    return [c for s in enabled_services(spec) for c in s.credentials(spec)]
+
+
+def problems(spec: OpenStackCloudSpec) -> list[RenderError]:
+    """Mistakes in a spec that passed schema validation, each naming its field."""
+    found: list[RenderError] = []
+    enabled = {s.name for s in enabled_services(spec)}
+    for service in all_services():
+        found += service.problems(spec)
+        if service.name in enabled:
+            found += [
+                RenderError(f"spec.{service.spec_path}.enabled", f"{service.name} needs {dep}, which is disabled")
+                for dep in service.depends_on
+                if dep not in enabled
+            ]
+    return found
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: list[Step]
+
+    def objects(self) -> list[dict[str, Any]]:
+        return [obj for step in self.steps for obj in step.objects]
+
+
+def plan(cloud: OpenStackCloud, credentials: Credentials | None = None, options: RenderOptions | None = None) -> Plan:
+    """Render every enabled service of `cloud`; placeholder credentials when none are given.
+
+    Raises RenderError (naming the field) for a spec that cannot be rendered.
+    """
+    spec = cloud.spec
+    found = problems(spec)
+    if found:
+        raise found[0]
+    credentials = credentials or Credentials.placeholders(required_credentials(spec))
+    ctx = CloudContext(cloud.metadata.name, cloud.metadata.namespace, spec, credentials, options)
+    steps: list[Step] = []
+    for service in enabled_services(spec):
+        try:
+            service_steps = service.steps(ctx)
+        except IniShapeError as error:
+            raise RenderError(f"spec.{service.spec_path}.config", str(error)) from error
+        steps += service_steps
+    for step in steps:
+        for obj in step.objects:
+            if obj["kind"] == "Job":
+                name_job_by_spec(obj)
+    return Plan(steps)

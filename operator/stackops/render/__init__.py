@@ -1,0 +1,1 @@
+"""Pure rendering: spec + credentials -> Kubernetes objects. No network, no clock, no randomness."""

@@ -1,0 +1,41 @@
+"""Object names and labels. Every name starts with the cloud's name so clouds can share a namespace."""
+
+from __future__ import annotations
+
+import hashlib
+
+DNS_LABEL_MAX = 63
+
+PART_OF = "openstack"
+MANAGED_BY = "stackops"
+CLOUD_LABEL = "stackops.dev/cloud"
+
+
+def fit(name: str, limit: int = DNS_LABEL_MAX) -> str:
+    """`name` itself when short enough, else a prefix plus a hash of the whole (still unique, still stable)."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9].rstrip('-')}-{digest}"
+
+
+def object_name(cloud: str, *parts: str) -> str:
+    return fit("-".join((cloud, *parts)))
+
+
+def selector_labels(cloud: str, service: str, component: str) -> dict[str, str]:
+    """Labels a workload selects its pods by: they never change over the life of the cloud."""
+    return {
+        "app.kubernetes.io/name": service,
+        "app.kubernetes.io/instance": cloud,
+        "app.kubernetes.io/component": component,
+    }
+
+
+def common_labels(cloud: str, service: str, component: str) -> dict[str, str]:
+    return {
+        **selector_labels(cloud, service, component),
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        CLOUD_LABEL: cloud,
+    }

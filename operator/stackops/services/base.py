@@ -1,0 +1,220 @@
+"""What a service module declares, and the context it renders in.
+
+A service module says what the service *is*: its components and their default resources, the images
+it runs, the credentials it needs, what it depends on, and the steps that bring it up. The machinery
+(naming, labels, images, config Secrets, hashing) lives in CloudContext so service modules stay short.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from stackops import __version__
+from stackops.api.models import OpenStackCloudSpec, WorkloadSpec
+from stackops.credentials import CredentialSpec, Credentials
+from stackops.render import kolla, naming
+from stackops.render.hashing import CONFIG_HASH_ANNOTATION, content_hash
+from stackops.render.templates import render_objects, render_text
+
+OPERATOR_IMAGE_ENV = "STACKOPS_IMAGE"
+CREDENTIALS_SECRET_SUFFIX = "credentials"
+
+
+def default_operator_image() -> str:
+    """The image Jobs that run stackops code use: the operator's own image."""
+    return os.environ.get(OPERATOR_IMAGE_ENV) or f"quay.io/stackops/stackops:{__version__}"
+
+
+class RenderError(ValueError):
+    """The spec asks for something that cannot be rendered; `field` names where (dotted path)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Default requests of a component: every pod asks for something, so none is BestEffort."""
+
+    cpu: str
+    memory: str
+    memory_limit: str | None = None
+
+    def to_dict(self) -> dict[str, dict[str, str]]:
+        result: dict[str, dict[str, str]] = {"requests": {"cpu": self.cpu, "memory": self.memory}}
+        if self.memory_limit:
+            result["limits"] = {"memory": self.memory_limit}
+        return result
+
+
+@dataclass(frozen=True)
+class Step:
+    """Objects applied together; the next step waits until these are ready."""
+
+    name: str
+    service: str
+    objects: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    operator_image: str = field(default_factory=default_operator_image)
+
+
+@dataclass(frozen=True)
+class ConfigSecret:
+    """A service's rendered config files in one Secret, and the hash pods carry to roll on change."""
+
+    name: str
+    obj: dict[str, Any]
+    hash: str
+
+    def volume(self, volume_name: str, command_key: str, command: kolla.KollaCommand) -> dict[str, Any]:
+        return kolla.config_volume(volume_name, self.name, command_key, command)
+
+
+class CloudContext:
+    """Everything a service needs to render itself for one cloud."""
+
+    def __init__(
+        self,
+        name: str,
+        namespace: str,
+        spec: OpenStackCloudSpec,
+        credentials: Credentials,
+        options: RenderOptions | None = None,
+    ) -> None:
+        self.name = name
+        self.namespace = namespace
+        self.spec = spec
+        self.credentials = credentials
+        self.options = options or RenderOptions()
+
+    # names and labels
+    def object_name(self, *parts: str) -> str:
+        return naming.object_name(self.name, *parts)
+
+    def labels(self, service: str, component: str) -> dict[str, str]:
+        return naming.common_labels(self.name, service, component)
+
+    def selector(self, service: str, component: str) -> dict[str, str]:
+        return naming.selector_labels(self.name, service, component)
+
+    def metadata(self, name: str, service: str, component: str) -> dict[str, Any]:
+        return {"name": name, "namespace": self.namespace, "labels": self.labels(service, component)}
+
+    @property
+    def credentials_secret(self) -> str:
+        return self.object_name(CREDENTIALS_SECRET_SUFFIX)
+
+    def secret_env(self, env_name: str, key: str, secret: str | None = None) -> dict[str, Any]:
+        """An env var read from a Secret (the credentials Secret by default): values never enter the spec."""
+        return {
+            "name": env_name,
+            "valueFrom": {"secretKeyRef": {"name": secret or self.credentials_secret, "key": key}},
+        }
+
+    def service_host(self, service_name: str) -> str:
+        return f"{service_name}.{self.namespace}.svc"
+
+    # pods
+    def image(self, workload: WorkloadSpec, kolla_name: str) -> str:
+        return kolla.image_ref(self.spec.images, self.spec.release, kolla_name, workload.images)
+
+    @property
+    def operator_image(self) -> str:
+        return self.options.operator_image
+
+    def pod_defaults(self) -> dict[str, Any]:
+        """Pod spec fields every control-plane pod shares."""
+        defaults: dict[str, Any] = {
+            "nodeSelector": dict(self.spec.nodes.control_plane.match_labels),
+            "enableServiceLinks": False,
+        }
+        if self.spec.images.pull_secrets:
+            defaults["imagePullSecrets"] = [{"name": n} for n in self.spec.images.pull_secrets]
+        return defaults
+
+    # config
+    def config_secret(self, service: str, files: dict[str, str]) -> ConfigSecret:
+        name = self.object_name(service, "config")
+        data = {key: files[key] for key in sorted(files)}
+        obj = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": self.metadata(name, service, "config"),
+            "type": "Opaque",
+            "stringData": data,
+        }
+        return ConfigSecret(name=name, obj=obj, hash=content_hash(data))
+
+    def config_annotations(self, *hashes: str) -> dict[str, str]:
+        return {CONFIG_HASH_ANNOTATION: content_hash(list(hashes))}
+
+    # templates
+    def render(self, template: str, **values: Any) -> list[dict[str, Any]]:
+        return render_objects(template, ctx=self, **values)
+
+    def render_text(self, template: str, **values: Any) -> str:
+        return render_text(template, ctx=self, **values)
+
+
+class Service(ABC):
+    """One deployable part of a cloud."""
+
+    name: ClassVar[str]
+    spec_path: ClassVar[str]  # where its settings live in the spec, e.g. "services.keystone"
+    depends_on: ClassVar[tuple[str, ...]] = ()
+    images: ClassVar[tuple[str, ...]] = ()
+    components: ClassVar[dict[str, Resources]] = {}
+
+    def workload(self, spec: OpenStackCloudSpec) -> WorkloadSpec:
+        node: Any = spec
+        for part in self.spec_path.split("."):
+            node = getattr(node, part)
+        assert isinstance(node, WorkloadSpec)
+        return node
+
+    def enabled(self, spec: OpenStackCloudSpec) -> bool:
+        return bool(getattr(self.workload(spec), "enabled", True))
+
+    def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
+        return []
+
+    def resources(
+        self, spec: OpenStackCloudSpec, component: str, default: Resources | None = None
+    ) -> dict[str, Any]:
+        """Default requests of the component (or `default`, when they depend on the spec), with the
+        user's override on top."""
+        result: dict[str, Any] = (default or self.components[component]).to_dict()
+        override = self.workload(spec).resources.get(component)
+        if override is not None:
+            if override.requests:
+                result["requests"] = {**result["requests"], **override.requests}
+            if override.limits:
+                result["limits"] = {**result.get("limits", {}), **override.limits}
+        return result
+
+    def problems(self, spec: OpenStackCloudSpec) -> list[RenderError]:
+        """Spec mistakes the schema cannot see, e.g. a resource override for a component that does not exist."""
+        workload = self.workload(spec)
+        found = [
+            RenderError(f"spec.{self.spec_path}.resources.{key}", f"unknown component (known: {', '.join(self.components)})")
+            for key in workload.resources
+            if key not in self.components
+        ]
+        found += [
+            RenderError(f"spec.{self.spec_path}.images.{key}", f"unknown image (known: {', '.join(self.images)})")
+            for key in workload.images
+            if key not in self.images
+        ]
+        return found
+
+    @abstractmethod
+    def steps(self, ctx: CloudContext) -> list[Step]:
+        """The service's objects, in the order they must become ready."""

@@ -1,0 +1,35 @@
+"""Where a service is reached: its catalog URLs and how its public endpoint is exposed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stackops.api.models import EndpointOverrides
+from stackops.services.base import CloudContext
+
+
+def public_host(ctx: CloudContext, service: str) -> str | None:
+    domain = ctx.spec.endpoints.public_domain
+    return f"{service}.{domain}" if domain else None
+
+
+def service_urls(
+    ctx: CloudContext, overrides: EndpointOverrides, service: str, service_name: str, port: int
+) -> dict[str, str]:
+    """internal and public URLs for the catalog; without a public domain, public is the internal URL."""
+    internal = f"http://{ctx.service_host(service_name)}:{port}"
+    host = public_host(ctx, service)
+    scheme = "https" if ctx.spec.endpoints.tls.secret_name else "http"
+    public = f"{scheme}://{host}" if host else internal
+    return {"internal": overrides.internal or internal, "public": overrides.public or public}
+
+
+def public_exposure(ctx: CloudContext, service: str, service_name: str, port: int) -> list[dict[str, Any]]:
+    """An Ingress or HTTPRoute for the service's public endpoint, or nothing without a public domain."""
+    host = public_host(ctx, service)
+    if host is None:
+        return []
+    template = "common/ingress.yaml.j2" if ctx.spec.endpoints.exposure == "Ingress" else "common/httproute.yaml.j2"
+    return ctx.render(
+        template, service=service, service_name=service_name, host=host, port=port, endpoints=ctx.spec.endpoints
+    )

@@ -1,0 +1,182 @@
+"""Keystone: identity, tokens and the service catalog.
+
+Components: the API (Apache + mod_wsgi in the Kolla image), a db-sync Job and a bootstrap Job that
+creates the admin user, the region and keystone's own catalog entries. Fernet and credential keys live
+in the credentials Secret; the operator rotates the fernet keys (stackops.credentials.rotate_fernet),
+and pods see the new keys without a restart because the key Secret is mounted directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from stackops.api.models import KeystoneSpec, OpenStackCloudSpec
+from stackops.credentials import CredentialSpec, fernet_specs
+from stackops.render.ini import render_ini
+from stackops.render.kolla import DISTRO_PYTHON, ConfigFile, KollaCommand, Permission
+from stackops.services import mariadb, memcached
+from stackops.services.base import CloudContext, Resources, Service, Step
+from stackops.services.endpoints import public_exposure, service_urls
+
+PORT = 5000
+CONFIG_FILE = "/etc/keystone/keystone.conf"
+FERNET_KEYS_DIR = "/etc/keystone/fernet-keys"
+CREDENTIAL_KEYS_DIR = "/etc/keystone/credential-keys"
+KEYSTONE_UID = 42425  # the keystone user and group of Kolla images
+
+DATABASE_PASSWORD_KEY = "keystone-database-password"
+ADMIN_PASSWORD_KEY = "keystone-admin-password"
+FERNET_KEY_PREFIX = "keystone-fernet-"
+CREDENTIAL_KEY_PREFIX = "keystone-credential-"
+ADMIN_USER = "admin"
+ADMIN_PROJECT = "admin"
+
+
+def keystone_spec(ctx: CloudContext) -> KeystoneSpec:
+    return ctx.spec.services.keystone
+
+
+def api_name(ctx: CloudContext) -> str:
+    return ctx.object_name("keystone-api")
+
+
+def identity_urls(ctx: CloudContext) -> dict[str, str]:
+    """Catalog URLs of the identity service (unversioned, as keystone recommends)."""
+    return service_urls(ctx, keystone_spec(ctx).endpoints, "keystone", api_name(ctx), PORT)
+
+
+def auth_url(ctx: CloudContext, interface: str = "internal") -> str:
+    return identity_urls(ctx)[interface] + "/v3"
+
+
+class Keystone(Service):
+    name = "keystone"
+    spec_path = "services.keystone"
+    depends_on = ("mariadb", "memcached")
+    images = ("keystone",)
+    components: ClassVar[dict[str, Resources]] = {
+        "api": Resources(cpu="100m", memory="256Mi"),
+        "db-sync": Resources(cpu="100m", memory="256Mi"),
+        "bootstrap": Resources(cpu="100m", memory="256Mi"),
+    }
+
+    def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
+        return [
+            CredentialSpec(DATABASE_PASSWORD_KEY),
+            CredentialSpec(ADMIN_PASSWORD_KEY),
+            *fernet_specs(FERNET_KEY_PREFIX),
+            *fernet_specs(CREDENTIAL_KEY_PREFIX),
+        ]
+
+    def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
+        spec = keystone_spec(ctx)
+        return {
+            "DEFAULT": {"debug": False, "use_stderr": True},
+            "database": {
+                "connection": mariadb.connection_url(ctx, "keystone", "keystone", DATABASE_PASSWORD_KEY),
+                "max_retries": -1,
+                # Every API process holds a pool; small pools keep MariaDB's connection count in check.
+                "max_pool_size": 5,
+                "max_overflow": 10,
+                "connection_recycle_time": 600,
+            },
+            "token": {"provider": "fernet", "expiration": 86400},
+            "fernet_tokens": {"key_repository": FERNET_KEYS_DIR, "max_active_keys": spec.fernet.max_active_keys},
+            "fernet_receipts": {"key_repository": FERNET_KEYS_DIR, "max_active_keys": spec.fernet.max_active_keys},
+            "credential": {"key_repository": CREDENTIAL_KEYS_DIR},
+            "cache": {
+                "enabled": True,
+                "backend": "oslo_cache.memcache_pool",
+                "memcache_servers": memcached.servers(ctx),
+            },
+            "oslo_middleware": {"enable_proxy_headers_parsing": True},
+        }
+
+    def commands(self, ctx: CloudContext) -> dict[str, KollaCommand]:
+        """What each keystone container runs: the API, and the two Jobs."""
+        conf = ConfigFile("keystone.conf", CONFIG_FILE, "keystone", "0600")
+        keys = (
+            Permission(FERNET_KEYS_DIR, "keystone:keystone"),
+            Permission(CREDENTIAL_KEYS_DIR, "keystone:keystone"),
+        )
+        manage = f"keystone-manage --config-file {CONFIG_FILE}"
+        urls = identity_urls(ctx)
+        bootstrap = " ".join(
+            [
+                f"{manage} bootstrap",
+                f"--bootstrap-username {ADMIN_USER}",
+                f"--bootstrap-project-name {ADMIN_PROJECT}",
+                "--bootstrap-role-name admin",
+                "--bootstrap-service-name keystone",
+                f"--bootstrap-region-id {ctx.spec.region}",
+                f"--bootstrap-admin-url {urls['internal']}",
+                f"--bootstrap-internal-url {urls['internal']}",
+                f"--bootstrap-public-url {urls['public']}",
+            ]
+        )
+        return {
+            "api": KollaCommand(
+                "/usr/sbin/apache2 -DFOREGROUND",
+                (conf, ConfigFile("wsgi-keystone.conf", "/etc/apache2/conf-enabled/wsgi-keystone.conf", "keystone", "0600")),
+                keys,
+            ),
+            "db-sync": KollaCommand(f"{manage} db_sync", (conf,)),
+            # The admin password comes from OS_BOOTSTRAP_PASSWORD, never from the command line.
+            "bootstrap": KollaCommand(bootstrap, (conf,)),
+        }
+
+    def steps(self, ctx: CloudContext) -> list[Step]:
+        spec = keystone_spec(ctx)
+        commands = self.commands(ctx)
+        python = DISTRO_PYTHON.get(ctx.spec.images.distro, "3.12")
+        files = {
+            "keystone.conf": render_ini(self.config(ctx), spec.config),
+            "wsgi-keystone.conf": ctx.render_text(
+                "keystone/wsgi-keystone.conf.j2",
+                port=PORT,
+                processes=2,
+                wsgi_script=f"/var/lib/kolla/venv/lib/python{python}/site-packages/keystone/wsgi/api.py",
+            ),
+        }
+        files |= {f"keystone-{component}.json": command.to_json() for component, command in commands.items()}
+        config = ctx.config_secret(self.name, files)
+        values = {
+            "spec": spec,
+            "image": ctx.image(spec, "keystone"),
+            "config": config,
+            "commands": commands,
+            "uid": KEYSTONE_UID,
+            "port": PORT,
+        }
+
+        def job(component: str, env: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return ctx.render(
+                "common/kolla-job.yaml.j2",
+                service=self.name,
+                component=component,
+                env=env,
+                resources=self.resources(ctx.spec, component),
+                **values,
+            )
+
+        return [
+            Step("keystone-config", self.name, [config.obj, *ctx.render("keystone/keys.yaml.j2", **values)]),
+            mariadb.database_step(ctx, self, ["keystone"], "keystone", DATABASE_PASSWORD_KEY),
+            Step("keystone-db-sync", self.name, job("db-sync", [])),
+            Step(
+                "keystone-bootstrap",
+                self.name,
+                job("bootstrap", [ctx.secret_env("OS_BOOTSTRAP_PASSWORD", ADMIN_PASSWORD_KEY)]),
+            ),
+            Step(
+                "keystone-api",
+                self.name,
+                [
+                    *ctx.render("keystone/api.yaml.j2", resources=self.resources(ctx.spec, "api"), **values),
+                    *public_exposure(ctx, "keystone", api_name(ctx), PORT),
+                ],
+            ),
+        ]
+
+
+SERVICE = Keystone()

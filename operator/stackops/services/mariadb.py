@@ -1,0 +1,160 @@
+"""MariaDB: the SQL database under every OpenStack service.
+
+One server by default; with replicas >= 3 a Galera cluster whose first pod founds the cluster on a
+fresh volume and whose others join it. With `external` set, stackops runs no server and only creates
+databases and users on the one given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from stackops.api.models import DatabaseSpec, OpenStackCloudSpec
+from stackops.credentials import CredentialSpec
+from stackops.render.ini import render_ini
+from stackops.render.kolla import ConfigFile, KollaCommand, Permission
+from stackops.services.base import CloudContext, Resources, Service, Step
+
+PORT = 3306
+ROOT_PASSWORD_KEY = "mariadb-root-password"
+GALERA_PORTS = {"galera": 4567, "ist": 4568, "sst": 4444}
+
+
+@dataclass(frozen=True)
+class DatabaseServer:
+    """Where services reach the database, and which Secret keys hold an account that may create databases."""
+
+    host: str
+    port: int
+    admin_secret: str
+    admin_user_key: str | None  # None: the user is root
+    admin_password_key: str
+
+
+def database_spec(ctx: CloudContext) -> DatabaseSpec:
+    return ctx.spec.infrastructure.database
+
+
+def server(ctx: CloudContext) -> DatabaseServer:
+    external = database_spec(ctx).external
+    if external is not None:
+        return DatabaseServer(external.host, external.port, external.secret_ref.name, "username", "password")
+    host = ctx.service_host(ctx.object_name("mariadb"))
+    return DatabaseServer(host, PORT, ctx.credentials_secret, None, ROOT_PASSWORD_KEY)
+
+
+def connection_url(ctx: CloudContext, database: str, user: str, password_key: str) -> str:
+    """SQLAlchemy URL for oslo.db, as written into a service's config file."""
+    db = server(ctx)
+    password = ctx.credentials[password_key]
+    return f"mysql+pymysql://{user}:{password}@{db.host}:{db.port}/{database}?charset=utf8"
+
+
+def database_step(
+    ctx: CloudContext, service: Service, databases: list[str], user: str, password_key: str
+) -> Step:
+    """A Job from the stackops image that creates a service's databases and its account, idempotently."""
+    return Step(
+        f"{service.name}-database",
+        service.name,
+        ctx.render(
+            "mariadb/database-job.yaml.j2",
+            service=service.name,
+            databases=databases,
+            user=user,
+            password_key=password_key,
+            db=server(ctx),
+            resources=MARIADB.resources(ctx.spec, "database-job"),
+        ),
+    )
+
+
+class MariaDB(Service):
+    name = "mariadb"
+    spec_path = "infrastructure.database"
+    images = ("mariadb-server",)
+    components: ClassVar[dict[str, Resources]] = {
+        "server": Resources(cpu="250m", memory="512Mi"),
+        "database-job": Resources(cpu="50m", memory="64Mi"),
+    }
+
+    def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
+        return [] if spec.infrastructure.database.external else [CredentialSpec(ROOT_PASSWORD_KEY)]
+
+    def my_cnf(self, ctx: CloudContext) -> str:
+        spec = database_spec(ctx)
+        mysqld: dict[str, Any] = {
+            "datadir": "/var/lib/mysql",
+            "bind-address": "0.0.0.0",
+            "port": PORT,
+            "character-set-server": "utf8",
+            "collation-server": "utf8_general_ci",
+            "skip-name-resolve": 1,
+            # OpenStack services keep pools open on every worker; a small default exhausts the server.
+            "max_connections": 2000,
+            "max_allowed_packet": "64M",
+            "innodb_buffer_pool_size": "256M",
+            "default_storage_engine": "InnoDB",
+        }
+        if spec.replicas > 1:
+            peers = ",".join(
+                f"{ctx.object_name('mariadb')}-{i}.{ctx.service_host(ctx.object_name('mariadb-cluster'))}"
+                for i in range(spec.replicas)
+            )
+            mysqld |= {
+                "wsrep_on": "ON",
+                "wsrep_provider": "/usr/lib/galera/libgalera_smm.so",
+                "wsrep_cluster_name": ctx.object_name("mariadb"),
+                "wsrep_cluster_address": f"gcomm://{peers}",
+                "wsrep_sst_method": "mariabackup",
+                "wsrep_sst_auth": f"root:{ctx.credentials[ROOT_PASSWORD_KEY]}",
+                "binlog_format": "ROW",
+                "innodb_autoinc_lock_mode": 2,
+            }
+        return render_ini({"mysqld": mysqld, "client": {"port": PORT}}, spec.config)
+
+    def steps(self, ctx: CloudContext) -> list[Step]:
+        spec = database_spec(ctx)
+        if spec.external is not None:
+            return []
+        server_command = KollaCommand(
+            command="/bin/bash /etc/mysql/mariadb-start.sh",
+            files=(
+                ConfigFile("my.cnf", "/etc/mysql/my.cnf", "mysql", "0600"),
+                ConfigFile("mariadb-start.sh", "/etc/mysql/mariadb-start.sh", "mysql", "0700"),
+                ConfigFile("mariadb-probe.sh", "/etc/mysql/mariadb-probe.sh", "mysql", "0700"),
+            ),
+            permissions=(Permission("/var/lib/mysql", "mysql:mysql", recurse=True),),
+        )
+        config = ctx.config_secret(
+            self.name,
+            {
+                "my.cnf": self.my_cnf(ctx),
+                "mariadb-start.sh": ctx.render_text("mariadb/mariadb-start.sh.j2", galera=spec.replicas > 1),
+                "mariadb-probe.sh": ctx.render_text("mariadb/mariadb-probe.sh.j2", galera=spec.replicas > 1),
+                "mariadb-server.json": server_command.to_json(),
+            },
+        )
+        return [
+            Step("mariadb-config", self.name, [config.obj]),
+            Step(
+                "mariadb-server",
+                self.name,
+                ctx.render(
+                    "mariadb/server.yaml.j2",
+                    spec=spec,
+                    image=ctx.image(spec, "mariadb-server"),
+                    config=config,
+                    config_volume=config.volume("config", "mariadb-server.json", server_command),
+                    resources=self.resources(ctx.spec, "server"),
+                    root_password_key=ROOT_PASSWORD_KEY,
+                    port=PORT,
+                    galera_ports=GALERA_PORTS,
+                ),
+            ),
+        ]
+
+
+MARIADB = MariaDB()
+SERVICE = MARIADB
