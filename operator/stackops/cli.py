@@ -89,10 +89,16 @@ def cmd_create_database(args: argparse.Namespace) -> int:
     # Imported here: PyMySQL is only needed inside the Job.
     from stackops.jobs.database import Admin, DatabaseJobError, create_databases
 
-    missing = [v for v in ("STACKOPS_DB_ADMIN_USER", "STACKOPS_DB_ADMIN_PASSWORD", "STACKOPS_DB_PASSWORD") if v not in os.environ]
+    missing = [
+        v
+        for v in ("STACKOPS_DB_ADMIN_USER", "STACKOPS_DB_ADMIN_PASSWORD", "STACKOPS_DB_PASSWORD")
+        if v not in os.environ
+    ]
     if missing:
         raise UserError([f"environment: {v} is not set" for v in missing])
-    admin = Admin(args.host, args.port, os.environ["STACKOPS_DB_ADMIN_USER"], os.environ["STACKOPS_DB_ADMIN_PASSWORD"])
+    admin = Admin(
+        args.host, args.port, os.environ["STACKOPS_DB_ADMIN_USER"], os.environ["STACKOPS_DB_ADMIN_PASSWORD"]
+    )
     try:
         changed = create_databases(admin, args.database, args.user, os.environ["STACKOPS_DB_PASSWORD"])
     except DatabaseJobError as error:
@@ -104,11 +110,15 @@ def cmd_create_database(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="stackops", description="Deploy, run and upgrade OpenStack on Kubernetes.")
+    top = argparse.ArgumentParser(
+        prog="stackops", description="Deploy, run and upgrade OpenStack on Kubernetes."
+    )
     top.add_argument("--version", action="version", version=f"stackops {__version__}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    render = commands.add_parser("render", help="print every object of a cloud, in the order they are applied")
+    render = commands.add_parser(
+        "render", help="print every object of a cloud, in the order they are applied"
+    )
     render.add_argument("-f", "--file", required=True, help="OpenStackCloud YAML file, or - for stdin")
     render.add_argument("--service", help="only this service's objects")
     render.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")

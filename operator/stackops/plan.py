@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stackops.api.models import OpenStackCloud, OpenStackCloudSpec
-from stackops.credentials import CredentialSpec, Credentials
+from stackops.credentials import Credentials, CredentialSpec
 from stackops.render.hashing import name_job_by_spec
 from stackops.render.ini import IniShapeError
 from stackops.services import all_services
@@ -33,7 +33,9 @@ def problems(spec: OpenStackCloudSpec) -> list[RenderError]:
         found += service.problems(spec)
         if service.name in enabled:
             found += [
-                RenderError(f"spec.{service.spec_path}.enabled", f"{service.name} needs {dep}, which is disabled")
+                RenderError(
+                    f"spec.{service.spec_path}.enabled", f"{service.name} needs {dep}, which is disabled"
+                )
                 for dep in service.depends_on
                 if dep not in enabled
             ]
@@ -48,7 +50,9 @@ class Plan:
         return [obj for step in self.steps for obj in step.objects]
 
 
-def plan(cloud: OpenStackCloud, credentials: Credentials | None = None, options: RenderOptions | None = None) -> Plan:
+def plan(
+    cloud: OpenStackCloud, credentials: Credentials | None = None, options: RenderOptions | None = None
+) -> Plan:
     """Render every enabled service of `cloud`; placeholder credentials when none are given.
 
     Raises RenderError (naming the field) for a spec that cannot be rendered.

@@ -93,9 +93,11 @@ def _kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
 
 
 class _Resources:
-    """What a started server owns; released by ``stop()`` or, as a last
-    resort, by a ``weakref.finalize`` when the ``MariaDB`` object is collected
-    or the interpreter exits, so an abandoned server does not outlive the run.
+    """What a started server owns: its process group and its directory.
+
+    Released by ``stop()`` or, as a last resort, by a ``weakref.finalize``
+    when the ``MariaDB`` object is collected or the interpreter exits, so an
+    abandoned server does not outlive the test run.
     """
 
     def __init__(self, workdir: Path) -> None:
@@ -159,7 +161,7 @@ class MariaDB:
         self.workdir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._resources: _Resources | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[], MariaDB] | None = None
 
     # -- paths -------------------------------------------------------------
 
@@ -259,6 +261,7 @@ class MariaDB:
                     # --skip-name-resolve; anonymous users would shadow '%'.
                     "DELETE FROM mysql.global_priv WHERE User = '' OR "
                     "(User = 'root' AND Host NOT IN ('localhost', '127.0.0.1', '::1'));",
+                    "DELETE FROM mysql.proxies_priv WHERE Host NOT IN ('localhost', '127.0.0.1', '::1');",
                     "FLUSH PRIVILEGES;",
                     f"ALTER USER 'root'@'localhost' IDENTIFIED BY {password};",
                     f"ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY {password};",
@@ -283,9 +286,7 @@ class MariaDB:
             "--innodb-use-native-aio=0",
         ]
         with open(log, "wb") as out:
-            process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
             try:
                 returncode = process.wait(timeout=self.install_timeout)
             except subprocess.TimeoutExpired:
@@ -294,9 +295,7 @@ class MariaDB:
                 returncode = None
         if returncode != 0:
             status = "timed out" if returncode is None else f"failed with exit code {returncode}"
-            raise MariaDBError(
-                f"{' '.join(command)} {status}\n--- {log} (tail) ---\n{_tail(log)}"
-            )
+            raise MariaDBError(f"{' '.join(command)} {status}\n--- {log} (tail) ---\n{_tail(log)}")
 
     def _launch(self, mariadbd: str) -> None:
         """Start ``mariadbd`` in a new process group."""
@@ -368,10 +367,8 @@ class MariaDB:
             return
         pgid = process.pid  # start_new_session: the leader's pid is the pgid
         _kill_group(pgid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
         # Whether or not the leader exited, take down anything left in the group.
         _kill_group(pgid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -445,9 +442,7 @@ class MariaDB:
             for statement in statements:
                 cur.execute(statement)
 
-    def create_database(
-        self, database: str, user: str | None = None, password: str | None = None
-    ) -> None:
+    def create_database(self, database: str, user: str | None = None, password: str | None = None) -> None:
         """Create ``database`` (utf8mb4) and, if given, ``user`` owning it.
 
         The user is created for host '%' (which, with --skip-name-resolve and

@@ -12,8 +12,16 @@ from typing import Any
 
 import yaml
 
-from stackops.api.models import CLOUD_NAME_MAX, CLOUD_NAME_PATTERN, GROUP, KIND, PLURAL, VERSION
-from stackops.api.models import OpenStackCloudSpec, OpenStackCloudStatus
+from stackops.api.models import (
+    CLOUD_NAME_MAX,
+    CLOUD_NAME_PATTERN,
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    OpenStackCloudSpec,
+    OpenStackCloudStatus,
+)
 
 # Keywords that describe values and survive translation unchanged.
 _KEPT = (
@@ -21,6 +29,15 @@ _KEPT = (
     "minItems", "maxItems", "x-kubernetes-validations", "x-kubernetes-int-or-string",
     "x-kubernetes-preserve-unknown-fields",
 )  # fmt: skip
+
+
+# The cloud name prefixes every object of the cloud, so it must leave room for their suffixes.
+NAME_RULE = {
+    "rule": f"self.metadata.name.size() <= {CLOUD_NAME_MAX}"
+    f" && self.metadata.name.matches('{CLOUD_NAME_PATTERN}')",
+    "message": f"metadata.name must be a DNS label of at most {CLOUD_NAME_MAX} characters"
+    " starting with a letter",
+}
 
 
 def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
@@ -120,16 +137,9 @@ def crd() -> dict[str, Any]:
                         "openAPIV3Schema": {
                             "type": "object",
                             "description": "An OpenStack cloud deployed and run by stackops.",
-                            "x-kubernetes-validations": [
-                                {
-                                    "rule": f"self.metadata.name.size() <= {CLOUD_NAME_MAX} && "
-                                    f"self.metadata.name.matches('{CLOUD_NAME_PATTERN}')",
-                                    "message": f"metadata.name must be a DNS label of at most {CLOUD_NAME_MAX} "
-                                    "characters starting with a letter: it prefixes every object of the cloud",
-                                }
-                            ],
+                            "x-kubernetes-validations": [NAME_RULE],
                             "required": ["spec"],
-                                "properties": {
+                            "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},
                                 "metadata": {"type": "object"},

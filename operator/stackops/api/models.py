@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from stackops.api.oslo import check_ini_shape
 from stackops.api.releases import DEFAULT_RELEASE, SUPPORTED_RELEASES, transition_problem
 from stackops.api.schema_hints import FREE_FORM, INT_OR_STRING, release_transition_rules
-from stackops.api.oslo import check_ini_shape
 
 GROUP = "stackops.dev"
 VERSION = "v1alpha1"
@@ -47,7 +47,9 @@ class ApiModel(BaseModel):
 class ResourceRequirements(ApiModel):
     """Kubernetes compute resources of one container."""
 
-    requests: dict[str, Quantity] = Field(default_factory=dict, description="Minimum resources, e.g. {cpu: 100m}.")
+    requests: dict[str, Quantity] = Field(
+        default_factory=dict, description="Minimum resources, e.g. {cpu: 100m}."
+    )
     limits: dict[str, Quantity] = Field(default_factory=dict, description="Maximum resources.")
 
 
@@ -101,13 +103,18 @@ class DatabaseSpec(WorkloadSpec):
         description="1 for a single server, 3 or more for a Galera cluster (2 cannot keep quorum).",
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "self == 1 || self >= 3", "message": "a Galera cluster needs 1 or at least 3 replicas"}
+                {
+                    "rule": "self == 1 || self >= 3",
+                    "message": "a Galera cluster needs 1 or at least 3 replicas",
+                }
             ]
         },
     )
     storage: Storage = Field(default_factory=Storage)
     external: ExternalDatabase | None = Field(None, description="Use an existing database server instead.")
-    config: OsloConfig = Field(default_factory=dict, description="my.cnf overrides: {section: {option: value}}.")
+    config: OsloConfig = Field(
+        default_factory=dict, description="my.cnf overrides: {section: {option: value}}."
+    )
 
     @field_validator("replicas")
     @classmethod
@@ -135,7 +142,7 @@ class InfrastructureSpec(ApiModel):
 
 
 class EndpointOverrides(ApiModel):
-    """URLs registered in the catalog instead of the ones stackops derives (e.g. an external load balancer)."""
+    """Catalog URLs to register instead of the derived ones (e.g. behind an external load balancer)."""
 
     public: str | None = None
     internal: str | None = None
@@ -200,7 +207,9 @@ class EndpointsSpec(ApiModel):
     """How public endpoints are exposed. Without a publicDomain the cloud is reachable in-cluster only."""
 
     public_domain: str | None = Field(None, description="DNS domain; services get <service>.<domain>.")
-    exposure: Literal["Ingress", "HTTPRoute"] = Field("Ingress", description="Ingress or Gateway API HTTPRoute.")
+    exposure: Literal["Ingress", "HTTPRoute"] = Field(
+        "Ingress", description="Ingress or Gateway API HTTPRoute."
+    )
     ingress_class_name: str | None = None
     gateway: GatewayRef | None = Field(None, description="Parent Gateway of HTTPRoutes.")
     tls: TlsSpec = Field(default_factory=TlsSpec)
@@ -220,14 +229,19 @@ class NodesSpec(ApiModel):
     control_plane: NodeSelector = Field(
         default_factory=lambda: NodeSelector(match_labels={"stackops.dev/control-plane": "true"})
     )
-    compute: NodeSelector = Field(default_factory=lambda: NodeSelector(match_labels={"stackops.dev/compute": "true"}))
+    compute: NodeSelector = Field(
+        default_factory=lambda: NodeSelector(match_labels={"stackops.dev/compute": "true"})
+    )
 
 
 class OpenStackCloudSpec(ApiModel):
     release: Literal[SUPPORTED_RELEASES] = Field(  # type: ignore[valid-type]
         DEFAULT_RELEASE,
         description="OpenStack release series. Upgrades go one release at a time, or SLURP to SLURP.",
-        json_schema_extra={"x-stackops-default-in-crd": True, "x-kubernetes-validations": release_transition_rules()},
+        json_schema_extra={
+            "x-stackops-default-in-crd": True,
+            "x-kubernetes-validations": release_transition_rules(),
+        },
     )
     region: str = Field("RegionOne", min_length=1)
     paused: bool = Field(False, description="Stop all writes to the cloud's objects.")

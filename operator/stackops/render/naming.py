@@ -12,7 +12,7 @@ CLOUD_LABEL = "stackops.dev/cloud"
 
 
 def fit(name: str, limit: int = DNS_LABEL_MAX) -> str:
-    """`name` itself when short enough, else a prefix plus a hash of the whole (still unique, still stable)."""
+    """`name` when short enough, else a prefix plus a hash of the whole: still unique, still stable."""
     if len(name) <= limit:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]

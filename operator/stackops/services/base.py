@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from stackops import __version__
 from stackops.api.models import OpenStackCloudSpec, WorkloadSpec
-from stackops.credentials import CredentialSpec, Credentials
+from stackops.credentials import Credentials, CredentialSpec
 from stackops.render import kolla, naming
 from stackops.render.hashing import CONFIG_HASH_ANNOTATION, content_hash
 from stackops.render.templates import render_objects, render_text
@@ -201,15 +201,20 @@ class Service(ABC):
         return result
 
     def problems(self, spec: OpenStackCloudSpec) -> list[RenderError]:
-        """Spec mistakes the schema cannot see, e.g. a resource override for a component that does not exist."""
+        """Spec mistakes the schema cannot see, e.g. resources for a component that does not exist."""
         workload = self.workload(spec)
         found = [
-            RenderError(f"spec.{self.spec_path}.resources.{key}", f"unknown component (known: {', '.join(self.components)})")
+            RenderError(
+                f"spec.{self.spec_path}.resources.{key}",
+                f"unknown component (known: {', '.join(self.components)})",
+            )
             for key in workload.resources
             if key not in self.components
         ]
         found += [
-            RenderError(f"spec.{self.spec_path}.images.{key}", f"unknown image (known: {', '.join(self.images)})")
+            RenderError(
+                f"spec.{self.spec_path}.images.{key}", f"unknown image (known: {', '.join(self.images)})"
+            )
             for key in workload.images
             if key not in self.images
         ]

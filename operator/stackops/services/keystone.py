@@ -81,8 +81,14 @@ class Keystone(Service):
                 "connection_recycle_time": 600,
             },
             "token": {"provider": "fernet", "expiration": 86400},
-            "fernet_tokens": {"key_repository": FERNET_KEYS_DIR, "max_active_keys": spec.fernet.max_active_keys},
-            "fernet_receipts": {"key_repository": FERNET_KEYS_DIR, "max_active_keys": spec.fernet.max_active_keys},
+            "fernet_tokens": {
+                "key_repository": FERNET_KEYS_DIR,
+                "max_active_keys": spec.fernet.max_active_keys,
+            },
+            "fernet_receipts": {
+                "key_repository": FERNET_KEYS_DIR,
+                "max_active_keys": spec.fernet.max_active_keys,
+            },
             "credential": {"key_repository": CREDENTIAL_KEYS_DIR},
             "cache": {
                 "enabled": True,
@@ -117,7 +123,15 @@ class Keystone(Service):
         return {
             "api": KollaCommand(
                 "/usr/sbin/apache2 -DFOREGROUND",
-                (conf, ConfigFile("wsgi-keystone.conf", "/etc/apache2/conf-enabled/wsgi-keystone.conf", "keystone", "0600")),
+                (
+                    conf,
+                    ConfigFile(
+                        "wsgi-keystone.conf",
+                        "/etc/apache2/conf-enabled/wsgi-keystone.conf",
+                        "keystone",
+                        "0600",
+                    ),
+                ),
                 keys,
             ),
             "db-sync": KollaCommand(f"{manage} db_sync", (conf,)),
