@@ -34,6 +34,7 @@ unit: $(STAMP)
 
 crds: $(STAMP)
 	$(BIN)/stackops crds --output-dir crds/
+	$(BIN)/stackops docs --output docs/reference.md
 
 bench: $(STAMP)
 	$(BIN)/python bench/render.py

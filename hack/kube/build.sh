@@ -35,20 +35,29 @@ mkdir -p "$out" || die "cannot create $out"
 export CGO_ENABLED=0
 nice_level="${STACKOPS_NICE:-10}"
 
+# buildDate: the release time of the pinned module (deterministic, unlike
+# "now"). gitCommit is left at upstream's "$Format:%H$" placeholder: the
+# module proxy does not record the commit.
+KUBE_BUILD_DATE="$(cd "$here" && go list -m -f '{{.Time.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)" \
+  || die "go list -m k8s.io/kubernetes failed (module download? see above)"
+
 kube_ldflags="-s -w \
  -X k8s.io/component-base/version.gitVersion=${KUBE_VERSION} \
  -X k8s.io/component-base/version.gitMajor=1 \
  -X k8s.io/component-base/version.gitMinor=${KUBE_MINOR} \
  -X k8s.io/component-base/version.gitTreeState=clean \
+ -X k8s.io/component-base/version.buildDate=${KUBE_BUILD_DATE} \
  -X k8s.io/client-go/pkg/version.gitVersion=${KUBE_VERSION} \
  -X k8s.io/client-go/pkg/version.gitMajor=1 \
- -X k8s.io/client-go/pkg/version.gitMinor=${KUBE_MINOR}"
+ -X k8s.io/client-go/pkg/version.gitMinor=${KUBE_MINOR} \
+ -X k8s.io/client-go/pkg/version.gitTreeState=clean \
+ -X k8s.io/client-go/pkg/version.buildDate=${KUBE_BUILD_DATE}"
 
 tmp=""
 cleanup() { if [[ -n "$tmp" && -e "$tmp" ]]; then rm -f "$tmp"; fi; }
 trap cleanup EXIT
-trap 'cleanup; exit 130' INT
-trap 'cleanup; exit 143' TERM
+trap 'cleanup; echo "build.sh: interrupted" >&2; exit 130' INT
+trap 'cleanup; echo "build.sh: terminated" >&2; exit 143' TERM
 
 total_start=$(date +%s)
 built=0
@@ -84,6 +93,28 @@ done
 build etcd "$here/etcd" go.etcd.io/etcd/server/v3 "" "-s -w"
 build kwok "$here/kwok" sigs.k8s.io/kwok/cmd/kwok "" \
   "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION}"
+
+# kwok ships no stages when run without kwokctl ("no stages found"): assemble
+# kwokctl's defaults (node fast + heartbeat-with-lease, pod fast) from the
+# pinned kwok module. Use with: kwok --config=<out>/kwok-stages.yaml
+# --node-lease-duration-seconds=40
+stages="$out/kwok-stages.yaml"
+if [[ ! -s "$stages" || "${STACKOPS_FORCE:-0}" == 1 ]]; then
+  kwokdir="$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)" \
+    || die "cannot locate the sigs.k8s.io/kwok module (go list -m failed)"
+  tmp="$stages.tmp.$$"
+  : > "$tmp"
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+           pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    [[ -f "$kwokdir/kustomize/stage/$f" ]] || die "kwok stage $f not found in $kwokdir"
+    { echo "---"; echo "# from sigs.k8s.io/kwok@${KWOK_VERSION}/kustomize/stage/$f"; cat "$kwokdir/kustomize/stage/$f"; } >> "$tmp"
+  done
+  mv -f "$tmp" "$stages"
+  tmp=""
+  echo "==> kwok-stages.yaml: written"
+else
+  echo "==> kwok-stages.yaml: present, skipping"
+fi
 
 echo "==> built $built binaries in $(( $(date +%s) - total_start ))s"
 echo "$out"

@@ -22,8 +22,13 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/stackops-kube-smoke.XXXXXX")"
 pids=()
 cleanup() {
   local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  # Stop in reverse start order (kwok, scheduler, KCM, apiserver, etcd) so
+  # nothing logs connection-refused errors from losing its upstream.
+  local i
+  for (( i=${#pids[@]}-1; i>=0; i-- )); do
+    kill -TERM "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
   if [[ $rc -ne 0 ]]; then
     echo "smoke.sh: FAILED (rc=$rc); last log lines:" >&2
     for f in "$work"/*.log; do [[ -e "$f" ]] && { echo "--- $f" >&2; tail -n 15 "$f" >&2; }; done
@@ -141,23 +146,18 @@ echo "    /version: $(api /version | python3 -c 'import json,sys; print(json.loa
 echo "==> kube-controller-manager on https://127.0.0.1:${KCM}"
 "$bin/kube-controller-manager" \
   --kubeconfig="$work/kcm.kubeconfig" \
-  --authentication-kubeconfig="$work/kcm.kubeconfig" \
-  --authorization-kubeconfig="$work/kcm.kubeconfig" \
   --bind-address=127.0.0.1 \
   --secure-port="${KCM}" \
   --leader-elect=true \
   --use-service-account-credentials=true \
   --service-account-private-key-file="$work/sa.key" \
   --root-ca-file="$work/pki/apiserver.crt" \
-  --cluster-signing-duration=8760h \
   > "$work/kube-controller-manager.log" 2>&1 &
 pids+=($!)
 
 echo "==> kube-scheduler on https://127.0.0.1:${SCHED}"
 "$bin/kube-scheduler" \
   --kubeconfig="$work/sched.kubeconfig" \
-  --authentication-kubeconfig="$work/sched.kubeconfig" \
-  --authorization-kubeconfig="$work/sched.kubeconfig" \
   --bind-address=127.0.0.1 \
   --secure-port="${SCHED}" \
   --leader-elect=true \
@@ -209,5 +209,20 @@ import json, sys
 p = json.load(sys.stdin)
 sys.exit(0 if p["spec"].get("nodeName") and p["status"].get("phase") == "Running" else 1)'; }
 wait_for 60 "pod scheduled and Running" pod_running
+
+# Deployment -> ReplicaSet -> Pods (KCM) -> scheduled (scheduler) -> Ready (kwok).
+post /apis/apps/v1/namespaces/default/deployments '{
+  "apiVersion": "apps/v1", "kind": "Deployment",
+  "metadata": {"name": "smoke"},
+  "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "smoke"}},
+    "template": {"metadata": {"labels": {"app": "smoke"}},
+      "spec": {"containers": [{"name": "c", "image": "fake"}],
+               "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}]}}}
+}' >/dev/null
+deploy_ready() { api /apis/apps/v1/namespaces/default/deployments/smoke | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+sys.exit(0 if d["status"].get("readyReplicas") == 2 else 1)'; }
+wait_for 60 "deployment 2/2 ready" deploy_ready
 
 echo "==> OK: whole stack up and verified in $(since "$t0")s"

@@ -14,6 +14,7 @@ from pathlib import Path
 from stackops import __version__
 from stackops.api.crd import crd_yaml
 from stackops.api.models import GROUP, PLURAL, OpenStackCloud
+from stackops.api.reference import reference_markdown
 from stackops.api.validation import InvalidCloud, load_cloud_text
 from stackops.plan import plan, problems
 from stackops.render.output import to_json, to_yaml
@@ -85,6 +86,17 @@ def cmd_crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    target = Path(args.output)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(reference_markdown(), encoding="utf-8")
+    except OSError as error:
+        raise UserError([f"--output: cannot write {target}: {error.strerror}"]) from None
+    print(target)
+    return 0
+
+
 def cmd_create_database(args: argparse.Namespace) -> int:
     # Imported here: PyMySQL is only needed inside the Job.
     from stackops.jobs.database import Admin, DatabaseJobError, create_databases
@@ -132,6 +144,10 @@ def parser() -> argparse.ArgumentParser:
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions")
     crds.add_argument("--output-dir", required=True)
     crds.set_defaults(func=cmd_crds)
+
+    docs = commands.add_parser("docs", help="write the OpenStackCloud reference (Markdown)")
+    docs.add_argument("--output", required=True)
+    docs.set_defaults(func=cmd_docs)
 
     job = commands.add_parser("job", help="work stackops Jobs run inside the cluster")
     jobs = job.add_subparsers(dest="job", required=True, metavar="JOB")

@@ -247,3 +247,10 @@ def test_crd_schema_is_structural_and_free_form_only_under_config() -> None:
     walk(schema, "")
     assert free_form and all(p.split(".")[-2] == "config" for p in free_form), free_form
     kubernetes_validate.validate(crd(), "1.34", strict=True)  # raises when the CRD itself is malformed
+
+
+def test_committed_reference_is_what_the_models_generate() -> None:
+    from stackops.api.reference import reference_markdown
+
+    committed = (ROOT / "docs" / "reference.md").read_text()
+    assert committed == reference_markdown(), "docs/reference.md is stale: run `make crds`"

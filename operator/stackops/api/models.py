@@ -226,6 +226,8 @@ class NodeSelector(ApiModel):
 
 
 class NodesSpec(ApiModel):
+    """Which nodes run what, by label (node roles, as openstack-helm and kolla-ansible assign them)."""
+
     control_plane: NodeSelector = Field(
         default_factory=lambda: NodeSelector(match_labels={"stackops.dev/control-plane": "true"})
     )
