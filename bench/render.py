@@ -33,7 +33,9 @@ def main() -> None:
             timings.append(time.perf_counter() - start)
         median_ms = statistics.median(timings) * 1000
         low, high = min(timings) * 1000, max(timings) * 1000
-        print(f"{path.name:24} median {median_ms:7.2f} ms  min {low:7.2f}  max {high:7.2f}  ({ROUNDS} rounds, {size} bytes)")
+        print(
+            f"{path.name:24} median {median_ms:7.2f} ms  min {low:7.2f}  max {high:7.2f}  ({ROUNDS} rounds, {size} bytes)"
+        )
 
 
 if __name__ == "__main__":

@@ -73,7 +73,9 @@ build() {
   echo "==> $name: building $pkg ..."
   local start=$(date +%s)
   tmp="$out/.$name.tmp.$$"
-  local -a args=(build -trimpath -o "$tmp" -ldflags "$ldflags")
+  # -buildvcs=false: the main module sits inside the stackops git repo; VCS
+  # stamping would shell out to git (and fail on "dubious ownership" etc.).
+  local -a args=(build -mod=readonly -buildvcs=false -trimpath -o "$tmp" -ldflags "$ldflags")
   [[ -n "$tags" ]] && args+=(-tags "$tags")
   args+=("$pkg")
   if ! (cd "$moddir" && nice -n "$nice_level" go "${args[@]}"); then

@@ -176,7 +176,7 @@ echo "==> kwok"
   --config="$bin/kwok-stages.yaml" \
   --manage-all-nodes=false \
   --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
-  --node-ip=10.0.0.1 \
+  --node-ip=10.0.2.1 \
   --cidr=10.0.1.0/24 \
   --node-lease-duration-seconds=40 \
   > "$work/kwok.log" 2>&1 &

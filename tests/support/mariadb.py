@@ -10,8 +10,8 @@ system option files (``--no-defaults``), so it neither sees nor disturbs a
 system-wide MariaDB.
 
     with MariaDB() as db:
-        db.create_database("keystone", "keystone", "secret")
-        url = db.url("keystone", "secret", "keystone")
+        db.execute("SELECT 1")
+        url = db.url()
 
 The only Python dependency is PyMySQL (used to wait for readiness and for the
 small admin helpers).
@@ -114,11 +114,6 @@ class _Resources:
 def _sql_string(value: str) -> str:
     """Quote ``value`` as a SQL string literal (for names in DDL)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _sql_identifier(value: str) -> str:
-    """Quote ``value`` as a SQL identifier."""
-    return "`" + value.replace("`", "``") + "`"
 
 
 class MariaDB:
@@ -349,7 +344,9 @@ class MariaDB:
                     f"--- {self.log_path} (tail) ---\n{_tail(self.log_path)}"
                 )
             try:
-                self.connect(connect_timeout=2).close()
+                # read_timeout matters: if another process grabbed our port,
+                # connect() succeeds and PyMySQL would wait for a greeting forever.
+                self.connect(connect_timeout=2, read_timeout=2, write_timeout=2).close()
                 return
             except pymysql.MySQLError as exc:
                 last_error = exc
@@ -441,24 +438,3 @@ class MariaDB:
         with contextlib.closing(self.connect(autocommit=True)) as conn, conn.cursor() as cur:
             for statement in statements:
                 cur.execute(statement)
-
-    def create_database(self, database: str, user: str | None = None, password: str | None = None) -> None:
-        """Create ``database`` (utf8mb4) and, if given, ``user`` owning it.
-
-        The user is created for host '%' (which, with --skip-name-resolve and
-        no anonymous accounts, matches 127.0.0.1 TCP logins) and 'localhost'
-        (socket logins), mirroring what OpenStack install guides do.
-        """
-        statements = [
-            f"CREATE DATABASE IF NOT EXISTS {_sql_identifier(database)} "
-            "CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
-        ]
-        if user is not None:
-            for host in ("%", "localhost"):
-                account = f"{_sql_string(user)}@{_sql_string(host)}"
-                statements += [
-                    f"CREATE USER IF NOT EXISTS {account}",
-                    f"ALTER USER {account} IDENTIFIED BY {_sql_string(password or '')}",
-                    f"GRANT ALL PRIVILEGES ON {_sql_identifier(database)}.* TO {account}",
-                ]
-        self.execute(*statements)

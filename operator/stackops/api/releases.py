@@ -28,10 +28,18 @@ class Release:
 RELEASES: dict[str, Release] = {
     r.series: r
     for r in (
-        Release("2025.1", "Epoxy", {"keystone": "keystone>=27,<28", "placement": "openstack-placement>=13,<14"}),
-        Release("2025.2", "Flamingo", {"keystone": "keystone>=28,<29", "placement": "openstack-placement>=14,<15"}),
-        Release("2026.1", "Gazpacho", {"keystone": "keystone>=29,<30", "placement": "openstack-placement>=15,<16"}),
-        Release("2026.2", "2026.2", {"keystone": "keystone>=30,<31", "placement": "openstack-placement>=16,<17"}),
+        Release(
+            "2025.1", "Epoxy", {"keystone": "keystone>=27,<28", "placement": "openstack-placement>=13,<14"}
+        ),
+        Release(
+            "2025.2", "Flamingo", {"keystone": "keystone>=28,<29", "placement": "openstack-placement>=14,<15"}
+        ),
+        Release(
+            "2026.1", "Gazpacho", {"keystone": "keystone>=29,<30", "placement": "openstack-placement>=15,<16"}
+        ),
+        Release(
+            "2026.2", "2026.2", {"keystone": "keystone>=30,<31", "placement": "openstack-placement>=16,<17"}
+        ),
     )
 }
 

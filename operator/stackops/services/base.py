@@ -172,6 +172,8 @@ class Service(ABC):
     depends_on: ClassVar[tuple[str, ...]] = ()
     images: ClassVar[tuple[str, ...]] = ()
     components: ClassVar[dict[str, Resources]] = {}
+    # oslo.config namespaces the service's main config file draws its options from.
+    config_namespaces: ClassVar[tuple[str, ...]] = ()
 
     def workload(self, spec: OpenStackCloudSpec) -> WorkloadSpec:
         node: Any = spec

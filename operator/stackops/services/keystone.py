@@ -54,6 +54,10 @@ class Keystone(Service):
     spec_path = "services.keystone"
     depends_on = ("mariadb", "memcached")
     images = ("keystone",)
+    config_namespaces = (
+        "keystone", "oslo.cache", "oslo.db", "oslo.log", "oslo.messaging", "oslo.middleware",
+        "oslo.policy", "osprofiler",
+    )  # fmt: skip
     components: ClassVar[dict[str, Resources]] = {
         "api": Resources(cpu="100m", memory="256Mi"),
         "db-sync": Resources(cpu="100m", memory="256Mi"),

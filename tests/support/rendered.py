@@ -1,0 +1,79 @@
+"""Taking what the operator would run out of a rendered plan, to run it here for real.
+
+A Job's container says which command runs (directly, or through Kolla's config.json) and which
+environment it gets from Secrets; this module resolves both and lays the config files out under a
+temporary root, so tests run exactly the rendered commands against real services.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stackops.plan import Plan
+from stackops.render.kolla import CONFIG_DIR
+
+
+def find(plan: Plan, kind: str, service: str, component: str) -> dict[str, Any]:
+    found = [
+        o
+        for o in plan.objects()
+        if o["kind"] == kind
+        and o["metadata"]["labels"]["app.kubernetes.io/name"] == service
+        and o["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    ]
+    assert len(found) == 1, f"expected one {kind} for {service}/{component}, found {len(found)}"
+    return found[0]
+
+
+def secret_data(plan: Plan, name: str) -> dict[str, str]:
+    secret = next(o for o in plan.objects() if o["kind"] == "Secret" and o["metadata"]["name"] == name)
+    data: dict[str, str] = secret["stringData"]
+    return data
+
+
+def container_env(container: dict[str, Any], secrets: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The container's environment, with secretKeyRefs resolved from `secrets` (name -> data)."""
+    env: dict[str, str] = {}
+    for var in container.get("env", []):
+        if "value" in var:
+            env[var["name"]] = var["value"]
+        else:
+            ref = var["valueFrom"]["secretKeyRef"]
+            env[var["name"]] = secrets[ref["name"]][ref["key"]]
+    return env
+
+
+@dataclass(frozen=True)
+class KollaRun:
+    """A Kolla container's command with its config files placed under a local root."""
+
+    argv: list[str]
+    env: dict[str, str]
+    files: dict[str, Path]  # destination in the container -> where it is here
+
+
+def kolla_run(
+    plan: Plan, workload: dict[str, Any], root: Path, secrets: dict[str, dict[str, str]]
+) -> KollaRun:
+    """What kolla_start would run in the workload's first container, with files laid out under `root`."""
+    pod = workload["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"] == ["kolla_start"]
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == CONFIG_DIR)
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    data = secret_data(plan, volume["secret"]["secretName"])
+    items = {i["path"]: i["key"] for i in volume["secret"]["items"]}
+    config = json.loads(data[items["config.json"]])
+    files: dict[str, Path] = {}
+    for entry in config["config_files"]:
+        source = entry["source"].removeprefix(f"{CONFIG_DIR}/")
+        local = root / entry["dest"].lstrip("/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text(data[items[source]])
+        files[entry["dest"]] = local
+    argv = [str(files.get(arg, arg)) for arg in shlex.split(config["command"])]
+    return KollaRun(argv=argv, env=container_env(container, secrets), files=files)
