@@ -34,7 +34,8 @@ def main() -> None:
         median_ms = statistics.median(timings) * 1000
         low, high = min(timings) * 1000, max(timings) * 1000
         print(
-            f"{path.name:24} median {median_ms:7.2f} ms  min {low:7.2f}  max {high:7.2f}  ({ROUNDS} rounds, {size} bytes)"
+            f"{path.name:24} median {median_ms:7.2f} ms  min {low:7.2f}  max {high:7.2f}"
+            f"  ({ROUNDS} rounds, {size} bytes)"
         )
 
 
