@@ -121,6 +121,23 @@ def cmd_create_database(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_operator(args: argparse.Namespace) -> int:
+    import logging
+
+    from stackops.reconcile.operator import OperatorOptions, run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    namespaces = tuple(n for n in (args.namespace or []) if n)
+    return run(
+        OperatorOptions(
+            namespaces=namespaces,
+            leader_election=not args.no_leader_election,
+            lease_namespace=args.lease_namespace,
+            health_port=args.health_port,
+        )
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="stackops", description="Deploy, run and upgrade OpenStack on Kubernetes."
@@ -148,6 +165,19 @@ def parser() -> argparse.ArgumentParser:
     docs = commands.add_parser("docs", help="write the OpenStackCloud reference (Markdown)")
     docs.add_argument("--output", required=True)
     docs.set_defaults(func=cmd_docs)
+
+    operator = commands.add_parser("operator", help="run the operator")
+    operator.add_argument(
+        "-n", "--namespace", action="append", help="watch only this namespace (repeatable); default: all"
+    )
+    operator.add_argument(
+        "--no-leader-election", action="store_true", help="for a single replica run by hand"
+    )
+    operator.add_argument(
+        "--lease-namespace", default="default", help="where the leader Lease lives outside a pod"
+    )
+    operator.add_argument("--health-port", type=int, default=8080)
+    operator.set_defaults(func=cmd_operator)
 
     job = commands.add_parser("job", help="work stackops Jobs run inside the cluster")
     jobs = job.add_subparsers(dest="job", required=True, metavar="JOB")

@@ -45,6 +45,7 @@ def problems(spec: OpenStackCloudSpec) -> list[RenderError]:
 @dataclass(frozen=True)
 class Plan:
     steps: list[Step]
+    endpoints: dict[str, str]
 
     def objects(self) -> list[dict[str, Any]]:
         return [obj for step in self.steps for obj in step.objects]
@@ -64,7 +65,9 @@ def plan(
     credentials = credentials or Credentials.placeholders(required_credentials(spec))
     ctx = CloudContext(cloud.metadata.name, cloud.metadata.namespace, spec, credentials, options)
     steps: list[Step] = []
+    endpoints: dict[str, str] = {}
     for service in enabled_services(spec):
+        endpoints |= service.endpoints(ctx)
         try:
             service_steps = service.steps(ctx)
         except IniShapeError as error:
@@ -74,4 +77,4 @@ def plan(
         for obj in step.objects:
             if obj["kind"] == "Job":
                 name_job_by_spec(obj)
-    return Plan(steps)
+    return Plan(steps, endpoints)

@@ -222,6 +222,10 @@ class Service(ABC):
         ]
         return found
 
+    def endpoints(self, ctx: CloudContext) -> dict[str, str]:
+        """URLs users reach the service at, shown in the cloud's status."""
+        return {}
+
     @abstractmethod
     def steps(self, ctx: CloudContext) -> list[Step]:
         """The service's objects, in the order they must become ready."""

@@ -143,6 +143,9 @@ class Keystone(Service):
             "bootstrap": KollaCommand(bootstrap, (conf,)),
         }
 
+    def endpoints(self, ctx: CloudContext) -> dict[str, str]:
+        return {"identity": auth_url(ctx, "public")}
+
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = keystone_spec(ctx)
         commands = self.commands(ctx)

@@ -1,0 +1,1 @@
+"""Kubernetes I/O: the operator's handlers, applying plans, status and conditions."""

@@ -1,0 +1,152 @@
+"""Converging a cloud: apply its plan step by step, each step only once the one before is ready.
+
+Every applied object carries the hash of what was applied, so an unchanged object is not sent
+again: a reconcile of a converged cloud reads, and writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from stackops.api.models import GROUP, KIND, VERSION, OpenStackCloud
+from stackops.plan import Plan, plan, required_credentials
+from stackops.reconcile.credentials import ensure_credentials
+from stackops.reconcile.kube import Kube, Obj
+from stackops.reconcile.readiness import Readiness, readiness
+from stackops.reconcile.resources import MANAGED_KINDS, kind_of
+from stackops.render.hashing import content_hash
+from stackops.render.naming import CLOUD_LABEL
+from stackops.services.base import RenderOptions
+
+log = logging.getLogger(__name__)
+
+APPLIED_HASH = "stackops.dev/applied-hash"
+
+
+@dataclass
+class StepState:
+    name: str
+    service: str
+    state: str  # Ready | Waiting | Failed | Pending
+    message: str = ""
+
+
+@dataclass
+class Outcome:
+    steps: list[StepState]
+    replicas: dict[str, tuple[int, int]] = field(default_factory=dict)  # per service: (ready, desired)
+    writes: int = 0
+    endpoints: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def current(self) -> StepState | None:
+        return next((s for s in self.steps if s.state in ("Waiting", "Failed")), None)
+
+    @property
+    def done(self) -> bool:
+        return all(s.state == "Ready" for s in self.steps)
+
+
+def owner_reference(cloud: OpenStackCloud, uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "name": cloud.metadata.name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def desired(obj: Obj, owner: dict[str, Any]) -> Obj:
+    """The object as applied: owned by the cloud, annotated with the hash of its content."""
+    result = {**obj, "metadata": {**obj["metadata"], "ownerReferences": [owner]}}
+    annotations = dict(result["metadata"].get("annotations", {}))
+    annotations[APPLIED_HASH] = content_hash(result)
+    result["metadata"]["annotations"] = annotations
+    return result
+
+
+def observe(kube: Kube, cloud: OpenStackCloud) -> dict[tuple[str, str], Obj]:
+    """Every object of the cloud that exists, one list request per kind."""
+    selector = f"{CLOUD_LABEL}={cloud.metadata.name}"
+    live: dict[tuple[str, str], Obj] = {}
+    for kind in MANAGED_KINDS:
+        for obj in kube.list(kind, cloud.metadata.namespace, selector):
+            live[(kind.kind, obj["metadata"]["name"])] = obj
+    return live
+
+
+def _owned_by(obj: Obj, uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences", []) or [])
+
+
+def converge(kube: Kube, cloud: OpenStackCloud, uid: str, options: RenderOptions | None = None) -> Outcome:
+    credentials = ensure_credentials(
+        kube, cloud.metadata.name, cloud.metadata.namespace, required_credentials(cloud.spec)
+    )
+    cloud_plan = plan(cloud, credentials, options)
+    live = observe(kube, cloud)
+    outcome = apply_steps(kube, cloud_plan, cloud, uid, live)
+    outcome.endpoints = dict(cloud_plan.endpoints)
+    outcome.writes += prune(kube, cloud_plan, cloud, uid, live)
+    return outcome
+
+
+def apply_steps(
+    kube: Kube, cloud_plan: Plan, cloud: OpenStackCloud, uid: str, live: dict[tuple[str, str], Obj]
+) -> Outcome:
+    owner = owner_reference(cloud, uid)
+    outcome = Outcome(steps=[StepState(s.name, s.service, "Pending") for s in cloud_plan.steps])
+    for step, state in zip(cloud_plan.steps, outcome.steps, strict=True):
+        waiting: list[Readiness] = []
+        for obj in step.objects:
+            want = desired(obj, owner)
+            key = (obj["kind"], obj["metadata"]["name"])
+            current = live.get(key)
+            if (
+                current is None
+                or current["metadata"].get("annotations", {}).get(APPLIED_HASH)
+                != (want["metadata"]["annotations"][APPLIED_HASH])
+            ):
+                log.info("applying %s %s", obj["kind"], obj["metadata"]["name"])
+                current = kube.apply(kind_of(obj), want)
+                current.setdefault("kind", obj["kind"])
+                outcome.writes += 1
+            result = readiness(current)
+            if result.replicas:
+                ready, wanted = outcome.replicas.get(step.service, (0, 0))
+                outcome.replicas[step.service] = (ready + result.replicas[0], wanted + result.replicas[1])
+            if not result.ready:
+                waiting.append(result)
+        failed = [r for r in waiting if r.failed]
+        if failed:
+            state.state, state.message = "Failed", failed[0].message
+            return outcome
+        if waiting:
+            state.state, state.message = "Waiting", waiting[0].message
+            return outcome
+        state.state = "Ready"
+    return outcome
+
+
+def prune(
+    kube: Kube, cloud_plan: Plan, cloud: OpenStackCloud, uid: str, live: dict[tuple[str, str], Obj]
+) -> int:
+    """Delete what stackops applied for this cloud and no longer renders: superseded Jobs once they
+    have finished, objects of disabled services. Objects stackops did not apply are never touched."""
+    wanted = {(o["kind"], o["metadata"]["name"]) for o in cloud_plan.objects()}
+    deleted = 0
+    for (kind_name, name), obj in live.items():
+        if (kind_name, name) in wanted or not _owned_by(obj, uid):
+            continue
+        if APPLIED_HASH not in obj["metadata"].get("annotations", {}):
+            continue
+        if kind_name == "Job" and not (readiness(obj).ready or readiness(obj).failed):
+            continue  # let a running Job finish rather than kill it halfway through a migration
+        log.info("removing %s %s: no longer part of the cloud", kind_name, name)
+        kube.delete(kind_of(obj), cloud.metadata.namespace, name)
+        deleted += 1
+    return deleted

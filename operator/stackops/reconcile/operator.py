@@ -1,0 +1,99 @@
+"""`stackops operator`: run the handlers, as the one active replica among several.
+
+Exclusivity comes from a coordination.k8s.io Lease (the kubernetes client's leader election): a
+replica that is not the leader waits; a leader that cannot renew its lease stops at once and exits
+non-zero, so its pod restarts as a follower instead of acting alongside a new leader.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+import uuid
+from dataclasses import dataclass
+
+import kopf
+from kubernetes import config
+from kubernetes.leaderelection import electionconfig, leaderelection
+from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
+
+import stackops.reconcile.handlers  # noqa: F401  (registers the handlers with kopf)
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "stackops-operator"
+
+
+@dataclass(frozen=True)
+class OperatorOptions:
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    leader_election: bool = True
+    lease_namespace: str = "default"
+    health_port: int = 8080
+    identity: str = ""
+
+
+def load_kube_config() -> None:
+    """In-cluster credentials in a pod, else $KUBECONFIG / ~/.kube/config (for kopf and our client alike)."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+
+
+def _lease_namespace(default: str) -> str:
+    path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip() or default
+    except OSError:
+        return default
+
+
+def run(options: OperatorOptions) -> int:
+    load_kube_config()
+    stop = threading.Event()
+    leading = threading.Event()
+    identity = options.identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+
+    if options.leader_election:
+        lock = LeaseLock(LEASE_NAME, _lease_namespace(options.lease_namespace), identity)
+
+        def lost() -> None:
+            log.error("lost the leader lease: stopping")
+            stop.set()
+
+        election = leaderelection.LeaderElection(
+            electionconfig.Config(
+                lock,
+                lease_duration=15,
+                renew_deadline=10,
+                retry_period=2,
+                onstarted_leading=leading.set,
+                onstopped_leading=lost,
+            )
+        )
+        threading.Thread(target=election.run, name="leader-election", daemon=True).start()
+        log.info("%s waiting to become the leader", identity)
+        while not leading.wait(1.0):
+            if stop.is_set():
+                return 1
+        log.info("%s is the leader", identity)
+
+    kopf.run(
+        standalone=True,
+        clusterwide=not options.namespaces,
+        namespaces=list(options.namespaces),
+        liveness_endpoint=f"http://0.0.0.0:{options.health_port}/healthz",
+        stop_flag=stop,
+    )
+    # kopf returns after stop_flag: a lost lease is a failure, so the pod restarts as a follower.
+    return 1 if options.leader_election and stop.is_set() else 0
+
+
+def main_from_env() -> None:  # pragma: no cover - convenience for `python -m`
+    namespaces = tuple(n for n in os.environ.get("STACKOPS_NAMESPACES", "").split(",") if n)
+    sys.exit(run(OperatorOptions(namespaces=namespaces)))

@@ -1,0 +1,52 @@
+"""The permissions the operator uses, and nothing more: one list for the Helm chart and the tests.
+
+Verbs follow the code: children are listed and read (never watched), server-side applied (patch,
+create for new objects) and deleted; the cloud itself is watched by kopf, which also patches its
+annotations and finalizer; the status subresource is patched; Events are posted; the Lease is the
+leader election.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stackops.api.models import GROUP, PLURAL
+from stackops.reconcile.resources import LEASE, MANAGED_KINDS, PVC
+
+CHILD_VERBS = ["get", "list", "create", "patch", "delete"]
+
+
+def rules() -> list[dict[str, Any]]:
+    by_group: dict[str, list[str]] = {}
+    for kind in MANAGED_KINDS:
+        by_group.setdefault(kind.group, []).append(kind.plural)
+    children = [
+        {"apiGroups": [group], "resources": sorted(plurals), "verbs": CHILD_VERBS}
+        for group, plurals in sorted(by_group.items())
+    ]
+    return [
+        {"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["get", "list", "watch", "patch", "update"]},
+        {"apiGroups": [GROUP], "resources": [f"{PLURAL}/status"], "verbs": ["get", "patch", "update"]},
+        # ownerReferences with blockOwnerDeletion need update on the owner's finalizers
+        {"apiGroups": [GROUP], "resources": [f"{PLURAL}/finalizers"], "verbs": ["update"]},
+        *children,
+        {"apiGroups": [""], "resources": [PVC.plural], "verbs": ["get", "list", "delete"]},
+        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        {"apiGroups": [LEASE.group], "resources": [LEASE.plural], "verbs": ["get", "create", "update"]},
+        # kopf finds the resources it serves and the namespaces it watches
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["list", "watch"],
+        },
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+    ]
+
+
+def cluster_role(name: str = "stackops-operator") -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "stackops"}},
+        "rules": rules(),
+    }

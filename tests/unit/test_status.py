@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from kubernetes.client.exceptions import ApiException
+
+from stackops.api.validation import InvalidCloud
+from stackops.reconcile.engine import Outcome, StepState
+from stackops.reconcile.errors import Failure, classify
+from stackops.reconcile.readiness import readiness
+from stackops.reconcile.status import build_status, transitions
+from stackops.services.base import RenderError
+
+NOW, LATER = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"
+
+
+def job(name: str, condition: str | None) -> dict[str, object]:
+    status = (
+        {"conditions": [{"type": condition, "status": "True", "message": "BackoffLimitExceeded"}]}
+        if condition
+        else {}
+    )
+    return {"kind": "Job", "metadata": {"name": name}, "status": status}
+
+
+def test_job_readiness() -> None:
+    assert readiness(job("j", "Complete")).ready
+    waiting = readiness(job("j", None))
+    assert not waiting.ready and waiting.message == "waiting for job j"
+    failed = readiness(job("j", "Failed"))
+    assert failed.failed and "job j failed: BackoffLimitExceeded" == failed.message
+
+
+def test_deployment_is_ready_only_when_the_current_generation_is_available() -> None:
+    deployment = {
+        "kind": "Deployment",
+        "metadata": {"name": "d", "generation": 2},
+        "spec": {"replicas": 2},
+        "status": {"observedGeneration": 1, "readyReplicas": 2, "updatedReplicas": 2, "availableReplicas": 2},
+    }
+    assert not readiness(deployment).ready  # controller has not seen the new spec yet
+    deployment["status"]["observedGeneration"] = 2  # type: ignore[index]
+    assert readiness(deployment).ready
+    deployment["status"]["readyReplicas"] = 1  # type: ignore[index]
+    assert readiness(deployment).message == "waiting for deployment d (1/2 ready)"
+
+
+def outcome(*states: tuple[str, str, str, str]) -> Outcome:
+    return Outcome(steps=[StepState(*s) for s in states], replicas={"keystone": (1, 1)})
+
+
+def test_waiting_names_what_it_waits_for_and_ready_mirrors_it() -> None:
+    result = outcome(
+        ("mariadb-server", "mariadb", "Ready", ""),
+        ("keystone-db-sync", "keystone", "Waiting", "waiting for job demo-keystone-db-sync-3f2a1b9c"),
+        ("keystone-api", "keystone", "Pending", ""),
+    )
+    status = build_status(None, 3, "2026.1", NOW, outcome=result)
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert status["phase"] == "Deploying" and status["observedGeneration"] == 3
+    assert conditions["Progressing"]["status"] == "True"
+    assert conditions["Ready"] == {
+        "type": "Ready",
+        "status": "False",
+        "reason": "WaitingForStep",
+        "message": "waiting for job demo-keystone-db-sync-3f2a1b9c",
+        "observedGeneration": 3,
+        "lastTransitionTime": NOW,
+    }
+    assert status["services"]["mariadb"]["phase"] == "Ready"
+    assert status["services"]["keystone"]["phase"] == "Deploying"
+    assert "release" not in status  # nothing deployed yet
+
+
+def test_a_failed_step_degrades_the_cloud_and_says_which() -> None:
+    result = outcome(("keystone-db-sync", "keystone", "Failed", "job x failed: BackoffLimitExceeded"))
+    status = build_status(None, 1, "2026.1", NOW, outcome=result)
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert status["phase"] == "Degraded"
+    assert ready["reason"] == "StepFailed" and "keystone-db-sync" in ready["message"]
+    events = transitions(None, status)
+    assert [(e.type, e.reason) for e in events] == [("Warning", "StepFailed")]
+
+
+def test_converged_cloud_is_ready_and_transition_times_only_move_on_change() -> None:
+    done = outcome(("keystone-api", "keystone", "Ready", ""))
+    first = build_status(None, 1, "2026.1", NOW, outcome=done)
+    assert first["phase"] == "Ready" and first["release"] == "2026.1"
+    again = build_status(first, 1, "2026.1", LATER, outcome=done)
+    assert again == first  # byte-identical: nothing to write
+    assert transitions(first, again) == []
+
+
+def test_paused_and_permanent_failures() -> None:
+    paused = build_status(None, 1, "2026.1", NOW, paused=True)
+    assert paused["phase"] == "Paused"
+    assert next(c for c in paused["conditions"] if c["type"] == "Ready")["reason"] == "Paused"
+    failed = build_status(None, 1, "2026.1", NOW, failure=Failure(True, "InvalidSpec", "spec.x: bad"))
+    ready = next(c for c in failed["conditions"] if c["type"] == "Ready")
+    assert failed["phase"] == "Failed" and ready["message"] == "spec.x: bad"
+
+
+def test_errors_are_classified_once() -> None:
+    assert classify(InvalidCloud(["spec.x: bad"])).permanent
+    assert classify(RenderError("spec.y", "bad")).permanent
+    assert not classify(ApiException(status=409, reason="Conflict")).permanent
+    assert not classify(ApiException(status=503, reason="Unavailable")).permanent
+    assert classify(ApiException(status=422, reason="Invalid")).permanent
+    assert not classify(ConnectionRefusedError()).permanent
