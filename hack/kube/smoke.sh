@@ -88,6 +88,7 @@ kubeconfig "$work/sched.kubeconfig" "$SCHED_TOKEN"
 kubeconfig "$work/kwok.kubeconfig" "$KWOK_TOKEN"
 
 api() { curl -sS --fail --max-time 5 -k -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:${APISERVER}$1"; }
+post() { curl -sS --fail --max-time 5 -k -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -X POST --data "$2" "https://127.0.0.1:${APISERVER}$1"; }
 wait_for() { # wait_for <seconds> <description> <command...>
   local limit="$1" what="$2"; shift 2
   local start; start="$(now)"
@@ -170,6 +171,10 @@ wait_for 60 "kube-controller-manager lease" api /apis/coordination.k8s.io/v1/nam
 wait_for 60 "kube-scheduler lease" api /apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-scheduler
 wait_for 60 "default ServiceAccount (KCM serviceaccount controller)" api /api/v1/namespaces/default/serviceaccounts/default
 
+# A new namespace is unusable for pods until KCM creates its default SA.
+post /api/v1/namespaces '{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "smoke-ns"}}' >/dev/null
+wait_for 30 "default ServiceAccount in a new namespace" api /api/v1/namespaces/smoke-ns/serviceaccounts/default
+
 echo "==> kwok"
 "$bin/kwok" \
   --kubeconfig="$work/kwok.kubeconfig" \
@@ -182,7 +187,6 @@ echo "==> kwok"
   > "$work/kwok.log" 2>&1 &
 pids+=($!)
 
-post() { curl -sS --fail --max-time 5 -k -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -X POST --data "$2" "https://127.0.0.1:${APISERVER}$1"; }
 post /api/v1/nodes '{
   "apiVersion": "v1", "kind": "Node",
   "metadata": {"name": "kwok-node-0",
