@@ -26,7 +26,7 @@ def test_job_readiness() -> None:
     waiting = readiness(job("j", None))
     assert not waiting.ready and waiting.message == "waiting for job j"
     failed = readiness(job("j", "Failed"))
-    assert failed.failed and "job j failed: BackoffLimitExceeded" == failed.message
+    assert failed.failed and failed.message == "job j failed: BackoffLimitExceeded"
 
 
 def test_deployment_is_ready_only_when_the_current_generation_is_available() -> None:

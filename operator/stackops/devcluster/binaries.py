@@ -88,7 +88,7 @@ def locate(version: str | None = None) -> tuple[dict[str, Path], list[str]]:
         if hit is None:
             missing.append(name)
         else:
-            found[name] = hit.resolve()
+            found[name] = hit.absolute()
     return found, missing
 
 

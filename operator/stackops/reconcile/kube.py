@@ -41,18 +41,19 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> Obj:
-        result = self.api.call_api(
-            path,
+        request = self.api.param_serialize(
             method,
+            path,
             query_params=query or [],
             header_params={"Content-Type": content_type, "Accept": "application/json"},
             body=body,
-            response_type="object",
             auth_settings=["BearerToken"],
-            _return_http_data_only=True,
-            _preload_content=True,
-            _request_timeout=30,
         )
+        response = self.api.call_api(*request, _request_timeout=30)
+        response.read()
+        if not 200 <= response.status <= 299:
+            self.api.response_deserialize(response, {})  # raises ApiException with status and body
+        result = json.loads(response.data or b"{}")
         return result if isinstance(result, dict) else {}
 
     def get(self, kind: Kind, namespace: str, name: str) -> Obj | None:

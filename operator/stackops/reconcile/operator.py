@@ -55,6 +55,8 @@ def _lease_namespace(default: str) -> str:
 
 def run(options: OperatorOptions) -> int:
     load_kube_config()
+    # the election logs every renewal at INFO; only trouble is worth a line
+    logging.getLogger("leaderelection").setLevel(logging.WARNING)
     stop = threading.Event()
     leading = threading.Event()
     identity = options.identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,521 @@
+"""A real Kubernetes control plane on loopback, with kwok fake nodes, for tests and development.
+
+etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok run as local processes
+on free 127.0.0.1 ports, in one working directory, with the flags hack/kube/README.md found
+to work. Nothing here dials a pod, node or Service IP: nothing listens there (no kubelet, no
+kube-proxy), and those private-range addresses must not be probed on this workplace.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import time
+import weakref
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from kubernetes import client, config
+
+from stackops.devcluster import audit, nodes, probe, processes
+from stackops.devcluster.binaries import Binaries, ensure_binaries, kube_version
+from stackops.devcluster.errors import DevClusterError
+from stackops.devcluster.identities import (
+    OPERATOR_USER,
+    Identity,
+    find_identity,
+    kubeconfig_text,
+    make_identities,
+    service_account_key_pem,
+    tokens_csv,
+    write_private,
+)
+from stackops.devcluster.processes import Process
+from stackops.devcluster.state import STATE_FILE, ClusterState
+
+_PORTS = ("etcd_client", "etcd_peer", "apiserver", "controller_manager", "scheduler")
+# The apiserver's clients in the control plane, in start order.
+_CLIENTS = ("kube-controller-manager", "kube-scheduler", "kwok")
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports: all sockets are held open together so none repeats."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _emergency_stop(procs: dict[str, Process], marker: str, workdir: Path | None) -> None:
+    """weakref.finalize/atexit safety net: a cluster nobody stopped still leaves no process behind."""
+    for proc in reversed(list(procs.values())):
+        processes.stop(proc, marker, timeout=5.0)
+    procs.clear()
+    if workdir is not None:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class LocalCluster:
+    """etcd + kube-apiserver + KCM + scheduler + kwok on 127.0.0.1, in a working directory.
+
+    Identities (static tokens): `admin` (system:masters), `kcm`, `scheduler`, `kwok`, and
+    `stackops-operator`, which is in no group and gets its permissions from RBAC the tests
+    create; its requests (and only its) are written to the audit log as Metadata.
+    """
+
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        *,
+        keep: bool | None = None,
+        binaries: Binaries | None = None,
+        extra_users: Mapping[str, Sequence[str]] | None = None,
+        audited_users: Sequence[str] = (OPERATOR_USER,),
+        timeout: float = 60.0,
+    ) -> None:
+        """`workdir` must be missing or empty (default: a new temp dir); it is deleted by stop()
+        unless `keep` (default: env STACKOPS_CLUSTER_KEEP=1). `timeout` bounds each wait."""
+        self._requested_workdir = workdir
+        self.keep = keep if keep is not None else os.environ.get("STACKOPS_CLUSTER_KEEP") == "1"
+        self._binaries = binaries
+        self._identities: dict[str, Identity] = make_identities(extra_users)
+        self._audited = tuple(audited_users)
+        self.timeout = timeout
+        self._state: ClusterState | None = None
+        # Shared with the finalizer, so it must stay the same dict object for our lifetime.
+        self._procs: dict[str, Process] = {}
+        self._finalizer: weakref.finalize[Any, LocalCluster] | None = None
+        self._api: client.ApiClient | None = None
+        self._detached = False
+        self.startup_seconds: float | None = None
+
+    # -- where things are -------------------------------------------------------------------
+
+    @property
+    def state(self) -> ClusterState:
+        if self._state is None:
+            raise DevClusterError("the cluster is not started")
+        return self._state
+
+    @property
+    def workdir(self) -> Path:
+        return self.state.workdir
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return dict(self.state.ports)
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.state.ports['apiserver']}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The apiserver's self-signed serving certificate (its CA is in the same file)."""
+        return self.workdir / "pki" / "apiserver.crt"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.workdir / "audit.log"
+
+    @property
+    def kubeconfig(self) -> Path:
+        """The admin (system:masters) kubeconfig."""
+        return self.kubeconfig_for("admin")
+
+    def log(self, name: str) -> Path:
+        """Log file of one process: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok."""
+        return self.workdir / f"{name}.log"
+
+    def kubeconfig_for(self, user: str) -> Path:
+        """A kubeconfig for `user` (short key like "kcm", or the username), written if missing."""
+        identity = find_identity(self._identities, user)
+        path = self.workdir / f"{identity.key}.kubeconfig"
+        if not path.exists():
+            write_private(path, kubeconfig_text(self.server, self.ca_file, identity))
+        return path
+
+    def token_for(self, user: str) -> str:
+        return find_identity(self._identities, user).token
+
+    # -- clients ------------------------------------------------------------------------------
+
+    def api_client(self, user: str = "admin") -> client.ApiClient:
+        """A new kubernetes ApiClient authenticated as `user` (caller closes it)."""
+        configuration = client.Configuration()
+        # Explicitly no proxy: an HTTPS_PROXY in the environment must not see 127.0.0.1 traffic.
+        configuration.proxy = None
+        return config.new_client_from_config(
+            config_file=str(self.kubeconfig_for(user)), client_configuration=configuration
+        )
+
+    @property
+    def api(self) -> client.ApiClient:
+        """The admin ApiClient this object uses itself (closed by stop())."""
+        if self._api is None:
+            self._api = self.api_client("admin")
+        return self._api
+
+    def _get(self, path: str, timeout: float = 3.0) -> int | None:
+        return probe.get(
+            self.server + path, token=self.token_for("admin"), cafile=self.ca_file, timeout=timeout
+        )
+
+    # -- start --------------------------------------------------------------------------------
+
+    def start(
+        self, control_plane_nodes: int = 1, compute_nodes: int = 2, *, detached: bool = False
+    ) -> LocalCluster:
+        """Start everything and return once the API answers and the nodes are Ready.
+
+        Nodes: `control-plane-<i>` labelled stackops.dev/control-plane=true and `compute-<i>`
+        labelled stackops.dev/compute=true. `detached`: the processes outlive this interpreter
+        (no parent-death signal, no finalizer); stop them later with `down(workdir)`.
+        """
+        if self._state is not None:
+            raise DevClusterError(f"this cluster is already started (in {self.workdir})")
+        began = time.monotonic()
+        binaries = self._binaries or ensure_binaries(build=False)
+        workdir = self._prepare_workdir()
+        ports = dict(zip(_PORTS, free_ports(len(_PORTS)), strict=True))
+        self._state = ClusterState(
+            workdir=workdir,
+            kube_version=kube_version(),
+            ports=ports,
+            processes=[],
+            identities=self._identities,
+            kubeconfig=workdir / "admin.kubeconfig",
+            binaries={k: str(v) for k, v in vars(binaries).items()},
+        )
+        self._detached = detached
+        if not detached:
+            self._finalizer = weakref.finalize(
+                self, _emergency_stop, self._procs, str(workdir), None if self.keep else workdir
+            )
+        try:
+            self._write_files()
+            self._start_processes(binaries)
+            names = self._create_nodes(control_plane_nodes, compute_nodes)
+            self._wait(
+                "the default ServiceAccount (KCM's serviceaccount controller)", self._default_sa_exists
+            )
+            self.wait_nodes_ready(names)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = self.state.startup_seconds = time.monotonic() - began
+        self.state.save()
+        return self
+
+    def _prepare_workdir(self) -> Path:
+        if self._requested_workdir is None:
+            return Path(tempfile.mkdtemp(prefix="stackops-cluster-"))
+        workdir = self._requested_workdir.expanduser().resolve()
+        if workdir.exists() and any(workdir.iterdir()):
+            raise DevClusterError(
+                f"{workdir}: not empty; a cluster needs an empty or missing working directory"
+            )
+        workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return workdir
+
+    def _write_files(self) -> None:
+        workdir = self.workdir
+        write_private(workdir / "tokens.csv", tokens_csv(self._identities.values()))
+        write_private(workdir / "sa.key", service_account_key_pem())
+        (workdir / "audit-policy.yaml").write_text(audit.policy_yaml(self._audited), encoding="utf-8")
+        for key in self._identities:
+            self.kubeconfig_for(key)
+
+    def _args(self, name: str, binaries: Binaries) -> list[str]:
+        w, p = self.workdir, self.state.ports
+        etcd_url = f"http://127.0.0.1:{p['etcd_client']}"
+        peer_url = f"http://127.0.0.1:{p['etcd_peer']}"
+        if name == "etcd":
+            return [
+                str(binaries.etcd),
+                "--name=stackops",
+                f"--data-dir={w / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=stackops={peer_url}",
+                "--unsafe-no-fsync",  # a throwaway cluster: durability is not worth the latency
+                "--log-level=warn",
+            ]
+        if name == "kube-apiserver":
+            return [
+                str(binaries.kube_apiserver),
+                f"--etcd-servers={etcd_url}",
+                f"--cert-dir={w / 'pki'}",
+                f"--secure-port={p['apiserver']}",
+                "--bind-address=127.0.0.1",
+                # Else it advertises the host's default-route IP; 127.0.0.1 then needs the
+                # endpoint reconciler off (it refuses loopback endpoints, every sync).
+                "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                f"--service-account-key-file={w / 'sa.key'}",
+                f"--service-account-signing-key-file={w / 'sa.key'}",
+                "--authorization-mode=RBAC",
+                f"--token-auth-file={w / 'tokens.csv'}",
+                "--allow-privileged=true",
+                f"--audit-policy-file={w / 'audit-policy.yaml'}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
+                # Each event is written before the request completes: tests read it right after.
+                "--audit-log-mode=blocking",
+                "--shutdown-watch-termination-grace-period=1s",
+            ]
+        if name == "kube-controller-manager":
+            return [
+                str(binaries.kube_controller_manager),
+                f"--kubeconfig={self.kubeconfig_for('kcm')}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={p['controller_manager']}",
+                f"--cert-dir={w / 'pki'}",  # its self-signed serving cert, so /healthz can be verified
+                # One instance, nothing to elect; with election on, an apiserver outage longer
+                # than the renew deadline (10 s) makes KCM exit ("leaderelection lost").
+                "--leader-elect=false",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={w / 'sa.key'}",
+                f"--root-ca-file={self.ca_file}",
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+            ]
+        if name == "kube-scheduler":
+            return [
+                str(binaries.kube_scheduler),
+                f"--kubeconfig={self.kubeconfig_for('scheduler')}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={p['scheduler']}",
+                f"--cert-dir={w / 'pki'}",
+                "--leader-elect=false",  # as for KCM
+            ]
+        if name == "kwok":
+            return [
+                str(binaries.kwok),
+                f"--kubeconfig={self.kubeconfig_for('kwok')}",
+                f"--config={binaries.kwok_stages}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={nodes.KWOK_ANNOTATION}=fake",
+                # Fake addresses written into node/pod status; nothing listens on them.
+                "--node-ip=10.0.2.1",
+                "--cidr=10.0.1.0/24",
+                "--node-lease-duration-seconds=40",
+            ]
+        raise ValueError(name)
+
+    def _spawn(self, name: str, binaries: Binaries) -> None:
+        proc = processes.spawn(
+            name, self._args(name, binaries), self.log(name), die_with_parent=not self._detached
+        )
+        self._procs[name] = proc
+        # Saved after every start, so `down` can clean up even if this process dies mid-start.
+        self.state.processes = list(self._procs.values())
+        self.state.save()
+
+    def _start_processes(self, binaries: Binaries) -> None:
+        p = self.state.ports
+        self._spawn("etcd", binaries)
+        self._wait("etcd /health", probe.answers_ok(f"http://127.0.0.1:{p['etcd_client']}/health"), "etcd")
+        self._spawn("kube-apiserver", binaries)
+        self._wait("kube-apiserver /readyz", self._apiserver_ready, "kube-apiserver")
+        for name in _CLIENTS:
+            self._spawn(name, binaries)
+        self._wait_healthz()
+
+    def _wait_healthz(self) -> None:
+        """KCM's and the scheduler's /healthz, verified with the certs they wrote to --cert-dir."""
+        for name, port in (
+            ("kube-controller-manager", "controller_manager"),
+            ("kube-scheduler", "scheduler"),
+        ):
+            cert = self.workdir / "pki" / f"{name}.crt"
+            url = f"https://127.0.0.1:{self.state.ports[port]}/healthz"
+            self._wait(f"{name} /healthz", probe.answers_ok(url, cafile=cert), name)
+
+    def _apiserver_ready(self) -> bool:
+        return self._get("/readyz") == 200
+
+    def _default_sa_exists(self) -> bool:
+        return self._get("/api/v1/namespaces/default/serviceaccounts/default") == 200
+
+    def _wait(
+        self, what: str, check: Callable[[], bool], log: str | None = None, stopped: Collection[str] = ()
+    ) -> None:
+        """Poll `check` until true; fail early, with log tails, if a process (other than the
+        deliberately `stopped` ones) exits meanwhile."""
+        deadline = time.monotonic() + self.timeout
+        while not check():
+            for proc in (p for p in self._procs.values() if p.name not in stopped):
+                code = proc.popen.poll() if proc.popen is not None else None
+                if (proc.popen is not None and code is not None) or not processes.alive(proc.pid):
+                    raise DevClusterError(
+                        f"{proc.name} exited (status {code}) while waiting for {what}; "
+                        f"last lines of {proc.log}:\n{processes.tail(proc.log)}"
+                    )
+            if time.monotonic() >= deadline:
+                detail = f"; last lines of {self.log(log)}:\n{processes.tail(self.log(log))}" if log else ""
+                raise DevClusterError(f"timed out after {self.timeout:.0f}s waiting for {what}{detail}")
+            time.sleep(0.1)
+
+    # -- nodes --------------------------------------------------------------------------------
+
+    def _create_nodes(self, control_plane_nodes: int, compute_nodes: int) -> list[str]:
+        names = []
+        for i in range(control_plane_nodes):
+            names.append(f"control-plane-{i}")
+            self.add_node(names[-1], {nodes.CONTROL_PLANE_LABEL: "true"}, wait=False)
+        for i in range(compute_nodes):
+            names.append(f"compute-{i}")
+            self.add_node(names[-1], {nodes.COMPUTE_LABEL: "true"}, wait=False)
+        return names
+
+    def add_node(
+        self,
+        name: str,
+        labels: dict[str, str] | None = None,
+        cpu: str = "32",
+        memory: str = "256Gi",
+        pods: str = "110",
+        *,
+        wait: bool = True,
+    ) -> None:
+        """Create a kwok-managed, untainted fake Node; by default wait until it is Ready."""
+        client.CoreV1Api(self.api).create_node(body=nodes.node_manifest(name, labels, cpu, memory, pods))
+        if wait:
+            self.wait_nodes_ready([name])
+
+    def remove_node(self, name: str) -> None:
+        """Delete a Node and wait until it is gone (its pods are then garbage-collected by KCM)."""
+        core = client.CoreV1Api(self.api)
+        core.delete_node(name)
+        nodes.wait_deleted(core, name, self.timeout)
+
+    def label_node(self, name: str, labels: Mapping[str, str | None]) -> None:
+        """Set labels; a None value removes that label."""
+        client.CoreV1Api(self.api).patch_node(
+            name, {"metadata": {"labels": dict(labels)}}, _content_type="application/merge-patch+json"
+        )
+
+    def wait_nodes_ready(self, names: Iterable[str], timeout: float | None = None) -> None:
+        nodes.wait_ready(client.CoreV1Api(self.api), names, self.timeout if timeout is None else timeout)
+
+    # -- audit log ----------------------------------------------------------------------------
+
+    def audit_line_count(self) -> int:
+        """Current length of the audit log; pass it as `since_line` to look only at later events."""
+        return audit.line_count(self.audit_log)
+
+    def audit_events(self, user: str | None = OPERATOR_USER, since_line: int = 0) -> list[dict[str, Any]]:
+        """Parsed audit events (only audited users are logged; `user=None`: all of them)."""
+        return audit.events(self.audit_log, user, since_line)
+
+    def write_requests(self, since_line: int = 0, user: str | None = OPERATOR_USER) -> list[dict[str, Any]]:
+        """Completed create/update/patch/delete/deletecollection requests of `user`."""
+        return audit.writes(self.audit_events(user, since_line))
+
+    # -- faults -------------------------------------------------------------------------------
+
+    def restart_apiserver(self, *, restart_clients: bool = True) -> None:
+        """Stop kube-apiserver and start it again on the same port and etcd; wait for /readyz.
+
+        By default KCM, scheduler and kwok are stopped before and started after it. Their
+        client-go reflectors back off exponentially on watch failures (0.8 s doubling to 30 s,
+        jittered up to 2x, reset only after 2 quiet minutes), so after a second restart within
+        two minutes the cluster's own controllers sat idle for 10-60 s here. The operator under
+        test still sees the outage; `restart_clients=False` restarts the apiserver alone.
+        """
+        clients = _CLIENTS if restart_clients else ()
+        for name in reversed(clients):
+            processes.stop(self._procs[name], str(self.workdir))
+        self._respawn("kube-apiserver")
+        self._wait("kube-apiserver /readyz after a restart", self._apiserver_ready, "kube-apiserver", clients)
+        for name in clients:
+            self._respawn(name)
+        if clients:
+            self._wait_healthz()
+
+    def _respawn(self, name: str) -> None:
+        """Stop (if still running) and start again one process, with the same arguments and log."""
+        old = self._procs[name]
+        processes.stop(old, str(self.workdir))
+        with old.log.open("a") as f:
+            f.write(f"\n==== stackops: {name} restarted ====\n")
+        self._procs[name] = processes.spawn(old.name, old.args, old.log, die_with_parent=not self._detached)
+        # Same key, so the start order (which stop() reverses) is kept.
+        self.state.processes = list(self._procs.values())
+        self.state.save()
+
+    # -- stop ---------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True if every process of the cluster is alive."""
+        marker = str(self._state.workdir) if self._state else ""
+        return bool(self._procs) and all(processes.ours(p.pid, marker) for p in self._procs.values())
+
+    def stop(self, remove: bool | None = None) -> None:
+        """Stop all processes in reverse start order (SIGTERM, then SIGKILL) and, unless `keep`,
+        delete the working directory. Safe to call twice."""
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+        if self._state is None:
+            return
+        marker = str(self.workdir)
+        for proc in reversed(list(self._procs.values())):
+            processes.stop(proc, marker)
+        self._procs.clear()
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        if (not self.keep) if remove is None else remove:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> LocalCluster:
+        if self._state is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- detached clusters --------------------------------------------------------------------
+
+    @classmethod
+    def attach(cls, workdir: Path) -> LocalCluster:
+        """The cluster a detached start left running in `workdir` (this object never kills it
+        implicitly: no finalizer; call stop() or `down(workdir)`)."""
+        workdir = workdir.expanduser().resolve()
+        try:
+            state = ClusterState.load(workdir)
+        except FileNotFoundError:
+            raise DevClusterError(f"{workdir}: no cluster here (no {STATE_FILE})") from None
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise DevClusterError(f"{workdir / STATE_FILE}: unreadable: {error}") from None
+        cluster = cls(workdir, keep=False)
+        cluster._state = state
+        cluster._identities = state.identities
+        cluster._detached = True
+        cluster.startup_seconds = state.startup_seconds
+        cluster._procs.update({p.name: p for p in state.processes})
+        return cluster
+
+
+def down(workdir: Path) -> None:
+    """Stop a detached cluster and delete its working directory."""
+    LocalCluster.attach(workdir).stop(remove=True)

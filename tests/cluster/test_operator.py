@@ -1,0 +1,420 @@
+"""The operator on a real control plane: kube-apiserver, controller manager, scheduler, etcd, kwok.
+
+The operator runs as its own process with its own identity, limited to the RBAC in
+stackops.reconcile.rbac; what it writes is counted from the API server's audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from tests.support.operator import (
+    OperatorProcess,
+    create_volumes,
+    ensure_namespace,
+    grant_operator_rbac,
+    install_crds,
+    wait_for,
+)
+
+from stackops.api.models import GROUP, PLURAL, VERSION
+from stackops.api.validation import load_cloud_text
+from stackops.devcluster.binaries import ensure_binaries
+from stackops.devcluster.cluster import LocalCluster
+from stackops.plan import plan
+from stackops.render.hashing import CONFIG_HASH_ANNOTATION
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+NAMESPACE = "openstack"
+OTHER_NAMESPACE = "unwatched"  # API-server-only checks happen where no operator acts
+SECOND = "stackops-operator-2"
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+
+
+class Env:
+    def __init__(self, cluster: LocalCluster, workdir: Path) -> None:
+        self.cluster = cluster
+        self.workdir = workdir
+        self.api = cluster.api
+        self.custom = client.CustomObjectsApi(self.api)
+        self.core = client.CoreV1Api(self.api)
+        self.apps = client.AppsV1Api(self.api)
+        self.batch = client.BatchV1Api(self.api)
+        self.operator = self.new_operator("stackops-operator", 18081)
+
+    def new_operator(self, user: str, port: int) -> OperatorProcess:
+        return OperatorProcess(
+            self.cluster.kubeconfig_for(user),
+            self.workdir / f"{user}.log",
+            port,
+            {"STACKOPS_IMAGE": "stackops:test"},
+        )
+
+    # clouds
+    def cloud_body(
+        self, name: str, spec: dict[str, Any] | None = None, namespace: str = NAMESPACE
+    ) -> dict[str, Any]:
+        body = yaml.safe_load((ROOT / "examples" / "minimal.yaml").read_text())
+        body["metadata"] = {"name": name, "namespace": namespace}
+        body["spec"] |= spec or {}
+        return body
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, body["metadata"]["namespace"], PLURAL, body, field_validation="Strict"
+        )
+        return result
+
+    def get(self, name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name
+        )
+        return result
+
+    def patch_spec(self, name: str, spec: dict[str, Any], namespace: str = NAMESPACE) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, {"spec": spec}
+        )
+        return result
+
+    def delete(self, name: str, namespace: str = NAMESPACE) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+
+    def condition(self, name: str, kind: str = "Ready") -> dict[str, Any]:
+        status = self.get(name).get("status") or {}
+        return next((c for c in status.get("conditions", []) if c["type"] == kind), {})
+
+    def wait_ready(self, name: str, timeout: float = 180.0) -> dict[str, Any]:
+        def ready() -> bool:
+            obj = self.get(name)
+            status = obj.get("status") or {}
+            return status.get("observedGeneration") == obj["metadata"]["generation"] and any(
+                c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", [])
+            )
+
+        try:
+            wait_for(ready, f"cloud {name} Ready", timeout=timeout, interval=0.5)
+        except TimeoutError:
+            status = self.get(name).get("status")
+            pytest.fail(f"{name} not Ready: {status}\n--- operator log ---\n{self.operator.log()[-4000:]}")
+        return self.get(name)
+
+    # what the operator did
+    def writes(self, since: int, user: str = "stackops-operator") -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.cluster.audit_events(user=user, since_line=since)
+            if e.get("verb") in WRITE_VERBS and e.get("objectRef", {}).get("resource") != "leases"
+        ]
+
+    def jobs(self, cloud: str) -> list[Any]:
+        return list(
+            self.batch.list_namespaced_job(NAMESPACE, label_selector=f"stackops.dev/cloud={cloud}").items
+        )
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    ensure_binaries()
+    cluster = LocalCluster(extra_users={SECOND: ()}, audited_users=("stackops-operator", SECOND))
+    cluster.start(control_plane_nodes=1, compute_nodes=2)
+    print(f"control plane up in {cluster.startup_seconds:.1f}s")
+    try:
+        install_crds(cluster.api)
+        for user in ("stackops-operator", SECOND):
+            grant_operator_rbac(cluster.api, user)
+        for namespace in (NAMESPACE, OTHER_NAMESPACE):
+            ensure_namespace(cluster.api, namespace)
+        create_volumes(cluster.api, 40)
+        environment = Env(cluster, tmp_path_factory.mktemp("operator"))
+        environment.operator.start("-n", NAMESPACE)
+        yield environment
+        environment.operator.stop()
+    finally:
+        cluster.stop()
+
+
+# -- the API server enforces the API ---------------------------------------------------------
+
+
+def _rejection(env: Env, body: dict[str, Any]) -> str:
+    with pytest.raises(ApiException) as caught:
+        env.create(body)
+    message: str = json.loads(caught.value.body)["message"]
+    return message
+
+
+def test_api_server_rejects_invalid_clouds_with_readable_messages(env: Env) -> None:
+    bad_field = env.cloud_body("bad-field", namespace=OTHER_NAMESPACE)
+    bad_field["spec"]["services"] = {"keystone": {"replicaz": 2}}
+    assert 'unknown field "spec.services.keystone.replicaz"' in _rejection(env, bad_field)
+
+    galera = env.cloud_body(
+        "galera", {"infrastructure": {"database": {"replicas": 2}}}, namespace=OTHER_NAMESPACE
+    )
+    assert "a Galera cluster needs 1 or at least 3 replicas" in _rejection(env, galera)
+
+    release = env.cloud_body("old", {"release": "2024.1"}, namespace=OTHER_NAMESPACE)
+    assert "spec.release: Unsupported value" in _rejection(env, release)
+
+    name = env.cloud_body("Not_A_Label", namespace=OTHER_NAMESPACE)
+    assert "metadata.name must be a DNS label" in _rejection(env, name) or "Invalid value" in _rejection(
+        env, name
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "allowed"),
+    [
+        ("2025.1", "2025.2", True),
+        ("2025.1", "2026.1", True),  # SLURP to SLURP
+        ("2025.1", "2026.2", False),
+        ("2025.2", "2026.1", True),
+        ("2025.2", "2026.2", False),
+        ("2026.1", "2026.2", True),
+        ("2026.1", "2025.2", False),
+        ("2026.2", "2025.1", False),
+    ],
+)
+def test_cel_release_rules_on_the_api_server(env: Env, old: str, new: str, allowed: bool) -> None:
+    name = f"cel-{old.replace('.', '-')}-{new.replace('.', '-')}"
+    env.create(env.cloud_body(name, {"release": old}, namespace=OTHER_NAMESPACE))
+    try:
+        if allowed:
+            assert env.patch_spec(name, {"release": new}, namespace=OTHER_NAMESPACE)["spec"]["release"] == new
+        else:
+            with pytest.raises(ApiException) as caught:
+                env.patch_spec(name, {"release": new}, namespace=OTHER_NAMESPACE)
+            assert caught.value.status == 422
+            message = json.loads(caught.value.body)["message"]
+            assert "spec.release cannot be downgraded" in message or "it cannot skip further" in message
+    finally:
+        env.delete(name, namespace=OTHER_NAMESPACE)
+
+
+def test_release_is_defaulted_and_stored(env: Env) -> None:
+    body = env.cloud_body("defaulted", namespace=OTHER_NAMESPACE)
+    del body["spec"]["release"]
+    created = env.create(body)
+    env.delete("defaulted", namespace=OTHER_NAMESPACE)
+    assert created["spec"]["release"] == "2026.1"
+
+
+# -- converging --------------------------------------------------------------------------------
+
+
+def test_example_cloud_goes_ready_in_dependency_order(env: Env) -> None:
+    since = env.cluster.audit_line_count()
+    env.create(env.cloud_body("demo"))
+    cloud = env.wait_ready("demo")
+    status = cloud["status"]
+    assert status["phase"] == "Ready" and status["release"] == "2026.1"
+    assert {s: v["phase"] for s, v in status["services"].items()} == {
+        "mariadb": "Ready",
+        "memcached": "Ready",
+        "keystone": "Ready",
+    }
+    assert status["endpoints"]["identity"] == "http://demo-keystone-api.openstack.svc:5000/v3"
+
+    # Order of creation: every object the operator applied, by the step it belongs to.
+    # (Job names end in a hash of their spec, which holds the real credentials: compare without it.)
+    def key(resource: str, name: str) -> tuple[str, str]:
+        return resource, name.rsplit("-", 1)[0] if resource == "jobs" else name
+
+    rendered = plan(load_cloud_text(yaml.safe_dump(env.cloud_body("demo"))))
+    step_of = {
+        key(o["kind"].lower() + "s", o["metadata"]["name"]): i
+        for i, s in enumerate(rendered.steps)
+        for o in s.objects
+    }
+    applied = [
+        key(e["objectRef"]["resource"], e["objectRef"]["name"])
+        for e in env.writes(since)
+        if e["verb"] == "patch"
+        and e["objectRef"].get("subresource") is None
+        and e["objectRef"]["resource"] != PLURAL
+    ]
+    order = [step_of[a] for a in applied if a in step_of]
+    assert len(order) == len(rendered.objects()), applied
+    assert order == sorted(order), applied
+
+    # Owned by the cloud; Jobs completed by kwok; pods on control-plane nodes only
+    deployment = env.apps.read_namespaced_deployment("demo-keystone-api", NAMESPACE)
+    assert deployment.metadata.owner_references[0].kind == "OpenStackCloud"
+    pods = env.core.list_namespaced_pod(NAMESPACE, label_selector="stackops.dev/cloud=demo").items
+    assert pods and {p.spec.node_name for p in pods if p.spec.node_name} == {"control-plane-0"}
+
+
+def test_credentials_are_generated_once_and_never_in_status_or_logs(env: Env) -> None:
+    env.wait_ready("demo")
+    secret = env.core.read_namespaced_secret("demo-credentials", NAMESPACE)
+    assert not secret.metadata.owner_references  # survives deletion of the cloud
+    import base64
+
+    values = [base64.b64decode(v).decode() for v in secret.data.values()]
+    assert len(values) >= 6
+    status_text = str(env.get("demo")["status"])
+    log = env.operator.log()
+    for value in values:
+        assert value not in status_text and value not in log
+
+
+def test_a_reconcile_that_changes_nothing_writes_nothing(env: Env) -> None:
+    env.wait_ready("demo")
+    env.operator.stop()
+    since = env.cluster.audit_line_count()
+    env.operator.start("-n", NAMESPACE)
+    # the resume handler runs at start: wait until it has looked at the cloud (its list requests)
+    wait_for(
+        lambda: any(
+            e.get("verb") == "list" and e.get("objectRef", {}).get("resource") == "jobs"
+            for e in env.cluster.audit_events(since_line=since)
+        ),
+        "the operator to reconcile after its restart",
+    )
+    time.sleep(3)  # room for any write it would make after looking
+    writes = env.writes(since)
+    assert writes == [], [(e["verb"], e["objectRef"]) for e in writes]
+
+
+def test_changing_replicas_changes_only_that_deployment(env: Env) -> None:
+    env.wait_ready("demo")
+    before = env.apps.read_namespaced_deployment("demo-keystone-api", NAMESPACE)
+    since = env.cluster.audit_line_count()
+    env.patch_spec("demo", {"services": {"keystone": {"replicas": 2}}})
+    env.wait_ready("demo")
+    after = env.apps.read_namespaced_deployment("demo-keystone-api", NAMESPACE)
+    assert after.spec.replicas == 2
+    assert after.spec.template.metadata.annotations == before.spec.template.metadata.annotations
+    children = {
+        (e["objectRef"]["resource"], e["objectRef"]["name"])
+        for e in env.writes(since)
+        if e["objectRef"]["resource"] not in (PLURAL, "events")
+    }
+    assert children == {("deployments", "demo-keystone-api")}
+
+
+def test_a_config_override_rolls_keystone_with_a_new_config_hash(env: Env) -> None:
+    env.wait_ready("demo")
+    before = env.apps.read_namespaced_deployment("demo-keystone-api", NAMESPACE)
+    old_jobs = {j.metadata.name for j in env.jobs("demo")}
+    env.patch_spec("demo", {"services": {"keystone": {"config": {"DEFAULT": {"debug": True}}}}})
+    env.wait_ready("demo")
+    after = env.apps.read_namespaced_deployment("demo-keystone-api", NAMESPACE)
+    old_hash = before.spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION]
+    assert after.spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION] != old_hash
+    replica_sets = env.apps.list_namespaced_replica_set(
+        NAMESPACE, label_selector="app.kubernetes.io/instance=demo,app.kubernetes.io/component=api"
+    ).items
+    assert len(replica_sets) == 2  # a rollout happened
+    # new db-sync/bootstrap Jobs; the superseded ones were removed once finished
+    new_jobs = {j.metadata.name for j in env.jobs("demo")}
+    wait_for(
+        lambda: not ({j.metadata.name for j in env.jobs("demo")} & (old_jobs - new_jobs)), "old jobs pruned"
+    )
+    changed = {n.rsplit("-", 1)[0] for n in new_jobs ^ old_jobs}
+    assert changed == {"demo-keystone-db-sync", "demo-keystone-bootstrap"}
+
+
+def test_paused_cloud_gets_no_writes(env: Env) -> None:
+    env.wait_ready("demo")
+    env.patch_spec("demo", {"paused": True})
+    wait_for(lambda: env.get("demo").get("status", {}).get("phase") == "Paused", "Paused phase")
+    since = env.cluster.audit_line_count()
+    env.patch_spec("demo", {"services": {"keystone": {"replicas": 3}}})
+    time.sleep(3)
+    children = [e for e in env.writes(since) if e["objectRef"]["resource"] not in (PLURAL, "events")]
+    assert children == []
+    assert env.apps.read_namespaced_deployment("demo-keystone-api", NAMESPACE).spec.replicas == 2
+    assert env.condition("demo", "Paused")["status"] == "True"
+    env.patch_spec("demo", {"paused": False, "services": {"keystone": {"replicas": 2}}})
+    env.wait_ready("demo")
+
+
+# -- faults --------------------------------------------------------------------------------------
+
+
+def test_killed_operator_resumes_without_duplicate_jobs_or_new_credentials(env: Env) -> None:
+    env.create(env.cloud_body("crash"))
+    wait_for(lambda: len(env.jobs("crash")) >= 1, "the first Job of cloud crash", interval=0.1)
+    credentials = env.core.read_namespaced_secret("crash-credentials", NAMESPACE).data
+    env.operator.kill()
+    env.operator.start("-n", NAMESPACE)
+    env.wait_ready("crash")
+    components = [j.metadata.labels["app.kubernetes.io/component"] for j in env.jobs("crash")]
+    assert sorted(components) == ["bootstrap", "database", "db-sync"]
+    assert env.core.read_namespaced_secret("crash-credentials", NAMESPACE).data == credentials
+
+
+def test_apiserver_restart_during_a_reconcile(env: Env) -> None:
+    env.create(env.cloud_body("restart"))
+    wait_for(lambda: len(env.jobs("restart")) >= 1, "the first Job of cloud restart", interval=0.1)
+    env.cluster.restart_apiserver()
+    env.wait_ready("restart")
+
+
+def test_two_operators_only_one_acts(env: Env) -> None:
+    second = env.new_operator(SECOND, 18082)
+    second.start("-n", NAMESPACE)
+    try:
+        since = env.cluster.audit_line_count()
+        env.patch_spec("demo", {"services": {"keystone": {"replicas": 3}}})
+        env.wait_ready("demo")
+        assert env.writes(since, user=SECOND) == []
+        assert env.writes(since)  # the leader did the work
+        assert "waiting to become the leader" in second.log()
+        # the leader goes away: the second takes over
+        env.operator.kill()
+        wait_for(lambda: "is the leader" in second.log(), "the second operator to lead", timeout=60)
+        env.patch_spec("demo", {"services": {"keystone": {"replicas": 1}}})
+        env.wait_ready("demo")
+        assert env.apps.read_namespaced_deployment("demo-keystone-api", NAMESPACE).spec.replicas == 1
+    finally:
+        second.stop()
+        env.operator.start("-n", NAMESPACE)
+
+
+def test_deleting_a_cloud_keeps_credentials_and_volumes_unless_asked(env: Env) -> None:
+    env.wait_ready("restart")
+    env.delete("restart")
+    wait_for(lambda: _gone(env, "restart"), "cloud restart deleted", timeout=120)
+    assert not env.jobs("restart")
+    assert not env.apps.list_namespaced_stateful_set(
+        NAMESPACE, label_selector="stackops.dev/cloud=restart"
+    ).items
+    env.core.read_namespaced_secret("restart-credentials", NAMESPACE)  # kept
+    pvcs = env.core.list_namespaced_persistent_volume_claim(
+        NAMESPACE, label_selector="stackops.dev/cloud=restart"
+    )
+    assert pvcs.items  # kept
+
+    env.wait_ready("crash")
+    env.patch_spec("crash", {"deletionPolicy": "Delete"})
+    env.delete("crash")
+    wait_for(lambda: _gone(env, "crash"), "cloud crash deleted", timeout=120)
+    with pytest.raises(ApiException):
+        env.core.read_namespaced_secret("crash-credentials", NAMESPACE)
+    wait_for(
+        lambda: (
+            not env.core.list_namespaced_persistent_volume_claim(
+                NAMESPACE, label_selector="stackops.dev/cloud=crash"
+            ).items
+        ),
+        "PVCs of crash removed",
+    )
+
+
+def _gone(env: Env, name: str) -> bool:
+    try:
+        env.get(name)
+    except ApiException as error:
+        return error.status == 404
+    return False
