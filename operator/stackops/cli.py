@@ -16,6 +16,8 @@ from stackops.api.crd import crd_yaml
 from stackops.api.models import GROUP, PLURAL, OpenStackCloud
 from stackops.api.reference import reference_markdown
 from stackops.api.validation import InvalidCloud, load_cloud_text
+from stackops.devcluster.cli import register as register_dev_cluster
+from stackops.devcluster.errors import DevClusterError
 from stackops.plan import plan, problems
 from stackops.render.output import to_json, to_yaml
 from stackops.services import all_services
@@ -179,6 +181,9 @@ def parser() -> argparse.ArgumentParser:
     operator.add_argument("--health-port", type=int, default=8080)
     operator.set_defaults(func=cmd_operator)
 
+    dev = commands.add_parser("dev", help="a local Kubernetes control plane to try stackops on")
+    register_dev_cluster(dev.add_subparsers(dest="dev", required=True, metavar="COMMAND"))
+
     job = commands.add_parser("job", help="work stackops Jobs run inside the cluster")
     jobs = job.add_subparsers(dest="job", required=True, metavar="JOB")
     create_db = jobs.add_parser(
@@ -197,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         result: int = args.func(args)
-    except UserError as error:
+    except (UserError, DevClusterError) as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
         return EXIT_USAGE

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from stackops.devcluster import Binaries, DevClusterError, ensure_binaries
-from stackops.devcluster.binaries import build_script, cache_dir, kube_version, locate
+from stackops.devcluster.binaries import _run_build, build_script, cache_dir, kube_version, locate
 
 
 def test_version_is_read_from_the_pinned_go_mod() -> None:
@@ -40,3 +40,12 @@ def test_missing_binaries_are_named_with_how_to_build_them(
     message = str(error.value)
     assert "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kwok-stages.yaml" in message
     assert str(tmp_path / "kube" / "v1.34.10") in message and "build.sh" in message
+
+
+def test_a_build_streams_its_output_and_reports_failure(tmp_path: Path) -> None:
+    script = tmp_path / "build.sh"
+    script.write_text("echo '==> kube-apiserver: building ...'\necho 'go: no network' >&2\nexit 1\n")
+    lines: list[str] = []
+    with pytest.raises(DevClusterError, match=r"(?s)failed \(exit status 1\).*go: no network"):
+        _run_build(script, lines.append)
+    assert lines[1:] == ["==> kube-apiserver: building ...", "go: no network"]

@@ -16,6 +16,13 @@ import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
+from stackops.api.models import GROUP, PLURAL, VERSION
+from stackops.api.validation import load_cloud_text
+from stackops.devcluster.binaries import ensure_binaries
+from stackops.devcluster.cluster import LocalCluster
+from stackops.plan import plan
+from stackops.render.hashing import CONFIG_HASH_ANNOTATION
 from tests.support.operator import (
     OperatorProcess,
     create_volumes,
@@ -24,13 +31,6 @@ from tests.support.operator import (
     install_crds,
     wait_for,
 )
-
-from stackops.api.models import GROUP, PLURAL, VERSION
-from stackops.api.validation import load_cloud_text
-from stackops.devcluster.binaries import ensure_binaries
-from stackops.devcluster.cluster import LocalCluster
-from stackops.plan import plan
-from stackops.render.hashing import CONFIG_HASH_ANNOTATION
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 NAMESPACE = "openstack"
@@ -91,6 +91,16 @@ class Env:
     def condition(self, name: str, kind: str = "Ready") -> dict[str, Any]:
         status = self.get(name).get("status") or {}
         return next((c for c in status.get("conditions", []) if c["type"] == kind), {})
+
+    def ensure_ready(self, name: str) -> dict[str, Any]:
+        """The cloud, created from the example if an earlier test did not, and Ready."""
+        try:
+            self.get(name)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            self.create(self.cloud_body(name))
+        return self.wait_ready(name)
 
     def wait_ready(self, name: str, timeout: float = 180.0) -> dict[str, Any]:
         def ready() -> bool:
@@ -254,7 +264,7 @@ def test_example_cloud_goes_ready_in_dependency_order(env: Env) -> None:
 
 
 def test_credentials_are_generated_once_and_never_in_status_or_logs(env: Env) -> None:
-    env.wait_ready("demo")
+    env.ensure_ready("demo")
     secret = env.core.read_namespaced_secret("demo-credentials", NAMESPACE)
     assert not secret.metadata.owner_references  # survives deletion of the cloud
     import base64
@@ -268,7 +278,7 @@ def test_credentials_are_generated_once_and_never_in_status_or_logs(env: Env) ->
 
 
 def test_a_reconcile_that_changes_nothing_writes_nothing(env: Env) -> None:
-    env.wait_ready("demo")
+    env.ensure_ready("demo")
     env.operator.stop()
     since = env.cluster.audit_line_count()
     env.operator.start("-n", NAMESPACE)
@@ -286,11 +296,11 @@ def test_a_reconcile_that_changes_nothing_writes_nothing(env: Env) -> None:
 
 
 def test_changing_replicas_changes_only_that_deployment(env: Env) -> None:
-    env.wait_ready("demo")
+    env.ensure_ready("demo")
     before = env.apps.read_namespaced_deployment("demo-keystone-api", NAMESPACE)
     since = env.cluster.audit_line_count()
     env.patch_spec("demo", {"services": {"keystone": {"replicas": 2}}})
-    env.wait_ready("demo")
+    env.ensure_ready("demo")
     after = env.apps.read_namespaced_deployment("demo-keystone-api", NAMESPACE)
     assert after.spec.replicas == 2
     assert after.spec.template.metadata.annotations == before.spec.template.metadata.annotations
@@ -303,11 +313,11 @@ def test_changing_replicas_changes_only_that_deployment(env: Env) -> None:
 
 
 def test_a_config_override_rolls_keystone_with_a_new_config_hash(env: Env) -> None:
-    env.wait_ready("demo")
+    env.ensure_ready("demo")
     before = env.apps.read_namespaced_deployment("demo-keystone-api", NAMESPACE)
     old_jobs = {j.metadata.name for j in env.jobs("demo")}
     env.patch_spec("demo", {"services": {"keystone": {"config": {"DEFAULT": {"debug": True}}}}})
-    env.wait_ready("demo")
+    env.ensure_ready("demo")
     after = env.apps.read_namespaced_deployment("demo-keystone-api", NAMESPACE)
     old_hash = before.spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION]
     assert after.spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION] != old_hash
@@ -325,7 +335,7 @@ def test_a_config_override_rolls_keystone_with_a_new_config_hash(env: Env) -> No
 
 
 def test_paused_cloud_gets_no_writes(env: Env) -> None:
-    env.wait_ready("demo")
+    env.ensure_ready("demo")
     env.patch_spec("demo", {"paused": True})
     wait_for(lambda: env.get("demo").get("status", {}).get("phase") == "Paused", "Paused phase")
     since = env.cluster.audit_line_count()
@@ -348,7 +358,7 @@ def test_killed_operator_resumes_without_duplicate_jobs_or_new_credentials(env: 
     credentials = env.core.read_namespaced_secret("crash-credentials", NAMESPACE).data
     env.operator.kill()
     env.operator.start("-n", NAMESPACE)
-    env.wait_ready("crash")
+    env.ensure_ready("crash")
     components = [j.metadata.labels["app.kubernetes.io/component"] for j in env.jobs("crash")]
     assert sorted(components) == ["bootstrap", "database", "db-sync"]
     assert env.core.read_namespaced_secret("crash-credentials", NAMESPACE).data == credentials
@@ -362,6 +372,7 @@ def test_apiserver_restart_during_a_reconcile(env: Env) -> None:
 
 
 def test_two_operators_only_one_acts(env: Env) -> None:
+    env.ensure_ready("demo")
     second = env.new_operator(SECOND, 18082)
     second.start("-n", NAMESPACE)
     try:
@@ -371,6 +382,13 @@ def test_two_operators_only_one_acts(env: Env) -> None:
         assert env.writes(since, user=SECOND) == []
         assert env.writes(since)  # the leader did the work
         assert "waiting to become the leader" in second.log()
+        # the follower is not idle for lack of rights: it reads the Lease it waits for
+        lease_reads = [
+            e
+            for e in env.cluster.audit_events(user=SECOND, since_line=since)
+            if e.get("objectRef", {}).get("resource") == "leases"
+        ]
+        assert lease_reads and all(e["responseStatus"]["code"] == 200 for e in lease_reads)
         # the leader goes away: the second takes over
         env.operator.kill()
         wait_for(lambda: "is the leader" in second.log(), "the second operator to lead", timeout=60)
@@ -383,7 +401,7 @@ def test_two_operators_only_one_acts(env: Env) -> None:
 
 
 def test_deleting_a_cloud_keeps_credentials_and_volumes_unless_asked(env: Env) -> None:
-    env.wait_ready("restart")
+    env.ensure_ready("restart")
     env.delete("restart")
     wait_for(lambda: _gone(env, "restart"), "cloud restart deleted", timeout=120)
     assert not env.jobs("restart")
@@ -396,7 +414,7 @@ def test_deleting_a_cloud_keeps_credentials_and_volumes_unless_asked(env: Env) -
     )
     assert pvcs.items  # kept
 
-    env.wait_ready("crash")
+    env.ensure_ready("crash")
     env.patch_spec("crash", {"deletionPolicy": "Delete"})
     env.delete("crash")
     wait_for(lambda: _gone(env, "crash"), "cloud crash deleted", timeout=120)

@@ -56,7 +56,7 @@ def grant_operator_rbac(api: client.ApiClient, user: str = OPERATOR_USER) -> Non
     binding = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
-        "metadata": {"name": role["metadata"]["name"]},
+        "metadata": {"name": user},
         "roleRef": {
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "ClusterRole",

@@ -11,17 +11,21 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from kubernetes import client
 
-from stackops.devcluster import nodes, processes
+from stackops.devcluster import processes
 from stackops.devcluster.binaries import cache_root, ensure_binaries
-from stackops.devcluster.cluster import LocalCluster
 from stackops.devcluster.errors import DevClusterError
 from stackops.devcluster.identities import CONTEXT, write_private
 from stackops.devcluster.state import STATE_FILE
+
+if TYPE_CHECKING:
+    from stackops.devcluster.cluster import LocalCluster
+
+# stackops.devcluster.cluster (and with it the kubernetes client) is imported inside the
+# commands, so registering them costs the `stackops` CLI nothing.
 
 
 def default_workdir() -> Path:
@@ -78,6 +82,8 @@ def up(
     progress: Callable[[str], None] = _err,
 ) -> LocalCluster:
     """Start a detached cluster in `workdir`; return once the API answers and nodes are Ready."""
+    from stackops.devcluster.cluster import LocalCluster
+
     if compute_nodes < 0 or control_plane_nodes < 0:
         raise DevClusterError("--compute-nodes: must be 0 or more")
     workdir = (workdir or default_workdir()).expanduser().resolve()
@@ -124,6 +130,8 @@ def up(
 
 def down(kubeconfig: Path | None = None, workdir: Path | None = None) -> None:
     """Stop the cluster (found by `workdir`, or by a kubeconfig `up` wrote) and delete its files."""
+    from stackops.devcluster.cluster import LocalCluster
+
     if workdir is None:
         workdir = _workdir_of(kubeconfig.expanduser().resolve()) if kubeconfig else default_workdir()
     workdir = workdir.expanduser().resolve()
@@ -140,6 +148,11 @@ def down(kubeconfig: Path | None = None, workdir: Path | None = None) -> None:
 
 def status(workdir: Path | None = None) -> bool:
     """Print whether the cluster runs, its API URL, nodes and their readiness; True if it runs."""
+    from kubernetes import client
+
+    from stackops.devcluster import nodes
+    from stackops.devcluster.cluster import LocalCluster
+
     workdir = (workdir or default_workdir()).expanduser().resolve()
     if not (workdir / STATE_FILE).exists():
         print(f"no dev cluster in {workdir}")

@@ -21,7 +21,7 @@ from typing import Any
 
 from kubernetes import client, config
 
-from stackops.devcluster import audit, nodes, probe, processes
+from stackops.devcluster import audit, commands, nodes, probe, processes
 from stackops.devcluster.binaries import Binaries, ensure_binaries, kube_version
 from stackops.devcluster.errors import DevClusterError
 from stackops.devcluster.identities import (
@@ -122,11 +122,11 @@ class LocalCluster:
     @property
     def ca_file(self) -> Path:
         """The apiserver's self-signed serving certificate (its CA is in the same file)."""
-        return self.workdir / "pki" / "apiserver.crt"
+        return commands.ca_file(self.workdir)
 
     @property
     def audit_log(self) -> Path:
-        return self.workdir / "audit.log"
+        return commands.audit_log(self.workdir)
 
     @property
     def kubeconfig(self) -> Path:
@@ -140,7 +140,7 @@ class LocalCluster:
     def kubeconfig_for(self, user: str) -> Path:
         """A kubeconfig for `user` (short key like "kcm", or the username), written if missing."""
         identity = find_identity(self._identities, user)
-        path = self.workdir / f"{identity.key}.kubeconfig"
+        path = commands.kubeconfig_path(self.workdir, identity.key)
         if not path.exists():
             write_private(path, kubeconfig_text(self.server, self.ca_file, identity))
         return path
@@ -236,90 +236,12 @@ class LocalCluster:
         for key in self._identities:
             self.kubeconfig_for(key)
 
-    def _args(self, name: str, binaries: Binaries) -> list[str]:
-        w, p = self.workdir, self.state.ports
-        etcd_url = f"http://127.0.0.1:{p['etcd_client']}"
-        peer_url = f"http://127.0.0.1:{p['etcd_peer']}"
-        if name == "etcd":
-            return [
-                str(binaries.etcd),
-                "--name=stackops",
-                f"--data-dir={w / 'etcd'}",
-                f"--listen-client-urls={etcd_url}",
-                f"--advertise-client-urls={etcd_url}",
-                f"--listen-peer-urls={peer_url}",
-                f"--initial-advertise-peer-urls={peer_url}",
-                f"--initial-cluster=stackops={peer_url}",
-                "--unsafe-no-fsync",  # a throwaway cluster: durability is not worth the latency
-                "--log-level=warn",
-            ]
-        if name == "kube-apiserver":
-            return [
-                str(binaries.kube_apiserver),
-                f"--etcd-servers={etcd_url}",
-                f"--cert-dir={w / 'pki'}",
-                f"--secure-port={p['apiserver']}",
-                "--bind-address=127.0.0.1",
-                # Else it advertises the host's default-route IP; 127.0.0.1 then needs the
-                # endpoint reconciler off (it refuses loopback endpoints, every sync).
-                "--advertise-address=127.0.0.1",
-                "--endpoint-reconciler-type=none",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                f"--service-account-key-file={w / 'sa.key'}",
-                f"--service-account-signing-key-file={w / 'sa.key'}",
-                "--authorization-mode=RBAC",
-                f"--token-auth-file={w / 'tokens.csv'}",
-                "--allow-privileged=true",
-                f"--audit-policy-file={w / 'audit-policy.yaml'}",
-                f"--audit-log-path={self.audit_log}",
-                "--audit-log-format=json",
-                # Each event is written before the request completes: tests read it right after.
-                "--audit-log-mode=blocking",
-                "--shutdown-watch-termination-grace-period=1s",
-            ]
-        if name == "kube-controller-manager":
-            return [
-                str(binaries.kube_controller_manager),
-                f"--kubeconfig={self.kubeconfig_for('kcm')}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={p['controller_manager']}",
-                f"--cert-dir={w / 'pki'}",  # its self-signed serving cert, so /healthz can be verified
-                # One instance, nothing to elect; with election on, an apiserver outage longer
-                # than the renew deadline (10 s) makes KCM exit ("leaderelection lost").
-                "--leader-elect=false",
-                "--use-service-account-credentials=true",
-                f"--service-account-private-key-file={w / 'sa.key'}",
-                f"--root-ca-file={self.ca_file}",
-                "--kube-api-qps=200",
-                "--kube-api-burst=400",
-            ]
-        if name == "kube-scheduler":
-            return [
-                str(binaries.kube_scheduler),
-                f"--kubeconfig={self.kubeconfig_for('scheduler')}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={p['scheduler']}",
-                f"--cert-dir={w / 'pki'}",
-                "--leader-elect=false",  # as for KCM
-            ]
-        if name == "kwok":
-            return [
-                str(binaries.kwok),
-                f"--kubeconfig={self.kubeconfig_for('kwok')}",
-                f"--config={binaries.kwok_stages}",
-                "--manage-all-nodes=false",
-                f"--manage-nodes-with-annotation-selector={nodes.KWOK_ANNOTATION}=fake",
-                # Fake addresses written into node/pod status; nothing listens on them.
-                "--node-ip=10.0.2.1",
-                "--cidr=10.0.1.0/24",
-                "--node-lease-duration-seconds=40",
-            ]
-        raise ValueError(name)
-
     def _spawn(self, name: str, binaries: Binaries) -> None:
         proc = processes.spawn(
-            name, self._args(name, binaries), self.log(name), die_with_parent=not self._detached
+            name,
+            commands.command_line(name, binaries, self.workdir, self.state.ports),
+            self.log(name),
+            die_with_parent=not self._detached,
         )
         self._procs[name] = proc
         # Saved after every start, so `down` can clean up even if this process dies mid-start.
@@ -411,6 +333,7 @@ class LocalCluster:
         )
 
     def wait_nodes_ready(self, names: Iterable[str], timeout: float | None = None) -> None:
+        """Wait until the nodes are Ready and rid of KCM's not-ready taint (pods can land there)."""
         nodes.wait_ready(client.CoreV1Api(self.api), names, self.timeout if timeout is None else timeout)
 
     # -- audit log ----------------------------------------------------------------------------
@@ -432,17 +355,22 @@ class LocalCluster:
     def restart_apiserver(self, *, restart_clients: bool = True) -> None:
         """Stop kube-apiserver and start it again on the same port and etcd; wait for /readyz.
 
-        By default KCM, scheduler and kwok are stopped before and started after it. Their
-        client-go reflectors back off exponentially on watch failures (0.8 s doubling to 30 s,
-        jittered up to 2x, reset only after 2 quiet minutes), so after a second restart within
-        two minutes the cluster's own controllers sat idle for 10-60 s here. The operator under
-        test still sees the outage; `restart_clients=False` restarts the apiserver alone.
+        By default KCM, scheduler and kwok are stopped before and started after it (with kwok's
+        node leases cleared). Their client-go reflectors back off exponentially on watch
+        failures (0.8 s doubling to 30 s, jittered up to 2x, reset only after 2 quiet minutes):
+        left running, they made pods take 2-60 s to appear or become Ready after the 2nd-6th
+        restart within minutes. The operator under test still sees the whole outage;
+        `restart_clients=False` restarts the apiserver alone.
         """
         clients = _CLIENTS if restart_clients else ()
         for name in reversed(clients):
             processes.stop(self._procs[name], str(self.workdir))
         self._respawn("kube-apiserver")
         self._wait("kube-apiserver /readyz after a restart", self._apiserver_ready, "kube-apiserver", clients)
+        if clients:
+            # A new kwok has a new lease holder identity and would wait for the old holder's node
+            # leases to expire (--node-lease-duration-seconds=40) before serving those nodes again.
+            client.CoordinationV1Api(self.api).delete_collection_namespaced_lease(nodes.LEASE_NAMESPACE)
         for name in clients:
             self._respawn(name)
         if clients:
@@ -498,8 +426,12 @@ class LocalCluster:
 
     @classmethod
     def attach(cls, workdir: Path) -> LocalCluster:
-        """The cluster a detached start left running in `workdir` (this object never kills it
-        implicitly: no finalizer; call stop() or `down(workdir)`)."""
+        """The cluster a detached start left running in `workdir`, as seen from another process.
+
+        Never stopped implicitly (no finalizer); its stop() deletes the workdir unless told
+        `remove=False`. Its processes are found by pid and signalled only while their command
+        line still mentions the workdir.
+        """
         workdir = workdir.expanduser().resolve()
         try:
             state = ClusterState.load(workdir)

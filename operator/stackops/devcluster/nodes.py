@@ -11,6 +11,8 @@ from kubernetes import client
 from stackops.devcluster.errors import DevClusterError
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+# Where kwok keeps each node's heartbeat Lease (the kubelet's place for it).
+LEASE_NAMESPACE = "kube-node-lease"
 CONTROL_PLANE_LABEL = "stackops.dev/control-plane"
 COMPUTE_LABEL = "stackops.dev/compute"
 
@@ -45,22 +47,34 @@ def node_manifest(
     }
 
 
+# KCM's node-lifecycle controller taints a node it has seen NotReady (every new node is, until
+# kwok initialises it) and lifts the taint a moment after the node turns Ready.
+_LIFECYCLE_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
+
+
 def is_ready(node: Any) -> bool:
+    """Ready condition True (what `kubectl get nodes` shows as Ready)."""
     conditions = (node.status.conditions if node.status else None) or []
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
+def is_usable(node: Any) -> bool:
+    """Ready, and no longer carrying the not-ready/unreachable taints, so pods schedule onto it."""
+    taints = (node.spec.taints if node.spec else None) or []
+    return is_ready(node) and not any(t.key in _LIFECYCLE_TAINTS for t in taints)
+
+
 def wait_ready(core: client.CoreV1Api, names: Iterable[str], timeout: float) -> None:
-    """Wait until every named node exists and reports Ready (kwok takes 0.1-0.3 s per node)."""
+    """Wait until every named node exists, is Ready and schedulable (see is_usable)."""
     wanted = set(names)
     deadline = time.monotonic() + timeout
     while True:
-        ready = {n.metadata.name for n in core.list_node().items if is_ready(n)}
+        ready = {n.metadata.name for n in core.list_node(_request_timeout=10).items if is_usable(n)}
         if wanted <= ready:
             return
         if time.monotonic() >= deadline:
             raise DevClusterError(
-                f"nodes not Ready after {timeout:.0f}s: {', '.join(sorted(wanted - ready))} "
+                f"nodes not Ready and untainted after {timeout:.0f}s: {', '.join(sorted(wanted - ready))} "
                 "(is kwok running? see kwok.log in the cluster workdir)"
             )
         time.sleep(0.1)
