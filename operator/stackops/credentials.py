@@ -81,6 +81,21 @@ class Credentials:
         return dict(self._values)
 
 
+@dataclass(frozen=True)
+class KeyRotation:
+    """Keys under `prefix` that are rotated every `interval_hours`, keeping `max_active` of them."""
+
+    prefix: str
+    interval_hours: int
+    max_active: int
+
+    def apply(self, values: Mapping[str, str]) -> dict[str, str]:
+        """`values` with this rotation's keys rotated and the rest untouched."""
+        keys = {k[len(self.prefix) :]: v for k, v in values.items() if k.startswith(self.prefix)}
+        others = {k: v for k, v in values.items() if not k.startswith(self.prefix)}
+        return others | {f"{self.prefix}{i}": v for i, v in rotate_fernet(keys, self.max_active).items()}
+
+
 def fernet_specs(prefix: str, count: int = 2) -> list[CredentialSpec]:
     """A fresh key repository: 0 is the staged key, 1 the primary (what `fernet_setup` makes)."""
     return [CredentialSpec(f"{prefix}{i}", CredentialKind.FERNET_KEY) for i in range(count)]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stackops.api.models import OpenStackCloud, OpenStackCloudSpec
-from stackops.credentials import Credentials, CredentialSpec
+from stackops.credentials import Credentials, CredentialSpec, KeyRotation
 from stackops.render.hashing import name_job_by_spec
 from stackops.render.ini import IniShapeError
 from stackops.services import all_services
@@ -23,6 +23,10 @@ def enabled_services(spec: OpenStackCloudSpec) -> list[Service]:
 
 def required_credentials(spec: OpenStackCloudSpec) -> list[CredentialSpec]:
     return [c for s in enabled_services(spec) for c in s.credentials(spec)]
+
+
+def key_rotations(spec: OpenStackCloudSpec) -> list[KeyRotation]:
+    return [r for s in enabled_services(spec) for r in s.key_rotations(spec)]
 
 
 def problems(spec: OpenStackCloudSpec) -> list[RenderError]:

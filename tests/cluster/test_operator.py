@@ -256,6 +256,13 @@ def test_example_cloud_goes_ready_in_dependency_order(env: Env) -> None:
     assert len(order) == len(rendered.objects()), applied
     assert order == sorted(order), applied
 
+    # Events on the transitions, for `kubectl describe`
+    def reasons() -> set[str]:
+        events = env.core.list_namespaced_event(NAMESPACE, field_selector="involvedObject.name=demo").items
+        return {e.reason for e in events}
+
+    wait_for(lambda: {"Deploying", "Ready"} <= reasons(), "Deploying and Ready events")
+
     # Owned by the cloud; Jobs completed by kwok; pods on control-plane nodes only
     deployment = env.apps.read_namespaced_deployment("demo-keystone-api", NAMESPACE)
     assert deployment.metadata.owner_references[0].kind == "OpenStackCloud"
@@ -332,6 +339,34 @@ def test_a_config_override_rolls_keystone_with_a_new_config_hash(env: Env) -> No
     )
     changed = {n.rsplit("-", 1)[0] for n in new_jobs ^ old_jobs}
     assert changed == {"demo-keystone-db-sync", "demo-keystone-bootstrap"}
+
+
+def test_fernet_keys_rotate_when_due(env: Env) -> None:
+    env.ensure_ready("demo")
+    stamp = "stackops.dev/rotated-keystone-fernet"
+    secret = env.core.read_namespaced_secret("demo-credentials", NAMESPACE)
+    assert secret.metadata.annotations[stamp]  # stamped when the keys were made
+    before = env.core.read_namespaced_secret("demo-keystone-fernet-keys", NAMESPACE).data
+    assert sorted(before) == ["0", "1"]
+    # as if the last rotation were a day and a minute ago
+    env.core.patch_namespaced_secret(
+        "demo-credentials", NAMESPACE, {"metadata": {"annotations": {stamp: "2000-01-01T00:00:00Z"}}}
+    )
+    env.patch_spec("demo", {"services": {"keystone": {"fernet": {"rotationHours": 25}}}})  # wake the operator
+    wait_for(
+        lambda: (
+            sorted(env.core.read_namespaced_secret("demo-keystone-fernet-keys", NAMESPACE).data)
+            == ["0", "1", "2"]
+        ),
+        "rotated fernet keys",
+    )
+    after = env.core.read_namespaced_secret("demo-keystone-fernet-keys", NAMESPACE).data
+    assert after["2"] == before["0"] and after["1"] == before["1"] and after["0"] != before["0"]
+    assert (
+        env.core.read_namespaced_secret("demo-credentials", NAMESPACE).metadata.annotations[stamp]
+        != "2000-01-01T00:00:00Z"
+    )
+    env.wait_ready("demo")
 
 
 def test_paused_cloud_gets_no_writes(env: Env) -> None:

@@ -1,4 +1,5 @@
-"""The credentials Secret: created once, completed when new services need more, never rewritten.
+"""The credentials Secret: created once, completed when new services need more, keys rotated on
+schedule; an existing password is never rewritten.
 
 The Secret has no ownerReference on purpose: deleting a cloud with deletionPolicy Retain must leave
 the passwords that its retained databases were created with.
@@ -7,21 +8,28 @@ the passwords that its retained databases were created with.
 from __future__ import annotations
 
 import base64
+import datetime
 from collections.abc import Iterable
+from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from stackops.credentials import Credentials, CredentialSpec, complete
+from stackops.credentials import Credentials, CredentialSpec, KeyRotation, complete
 from stackops.reconcile.kube import Kube
 from stackops.reconcile.resources import MANAGED_KINDS
 from stackops.render.naming import common_labels
 from stackops.services.base import CREDENTIALS_SECRET_SUFFIX
 
 SECRET = next(k for k in MANAGED_KINDS if k.kind == "Secret")
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def credentials_secret_name(cloud: str) -> str:
     return f"{cloud}-{CREDENTIALS_SECRET_SUFFIX}"
+
+
+def rotated_annotation(rotation: KeyRotation) -> str:
+    return f"stackops.dev/rotated-{rotation.prefix.rstrip('-')}"
 
 
 def _decode(data: dict[str, str] | None) -> dict[str, str]:
@@ -32,17 +40,57 @@ def _encode(values: dict[str, str]) -> dict[str, str]:
     return {k: base64.b64encode(v.encode()).decode() for k, v in sorted(values.items())}
 
 
+def _due(annotation: str | None, rotation: KeyRotation, now: datetime.datetime) -> bool | None:
+    """None when never stamped; else whether the interval has passed."""
+    if not annotation:
+        return None
+    try:
+        last = datetime.datetime.strptime(annotation, TIME_FORMAT).replace(tzinfo=datetime.UTC)
+    except ValueError:
+        return None
+    return now - last >= datetime.timedelta(hours=rotation.interval_hours)
+
+
+def next_values(
+    existing: dict[str, str],
+    annotations: dict[str, str],
+    specs: list[CredentialSpec],
+    rotations: Iterable[KeyRotation],
+    now: datetime.datetime,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """What the Secret should hold: missing values added, due keys rotated, rotation times stamped."""
+    values = complete(specs, existing)
+    annotations = dict(annotations)
+    stamp = now.strftime(TIME_FORMAT)
+    for rotation in rotations:
+        key = rotated_annotation(rotation)
+        due = _due(annotations.get(key), rotation, now)
+        if due is None:
+            annotations[key] = stamp  # keys made now count as freshly rotated
+        elif due:
+            values = rotation.apply(values)
+            annotations[key] = stamp
+    return values, annotations
+
+
 def ensure_credentials(
-    kube: Kube, cloud: str, namespace: str, specs: Iterable[CredentialSpec]
+    kube: Kube,
+    cloud: str,
+    namespace: str,
+    specs: Iterable[CredentialSpec],
+    rotations: Iterable[KeyRotation] = (),
+    now: datetime.datetime | None = None,
 ) -> Credentials:
-    """Read the Secret, adding only values it lacks. Makes no write when nothing is missing."""
-    specs = list(specs)
+    """Read the Secret and write it only when something is missing or a rotation is due."""
+    specs, rotations = list(specs), list(rotations)
+    now = now or datetime.datetime.now(datetime.UTC)
     name = credentials_secret_name(cloud)
     for _attempt in range(3):
         secret = kube.get(SECRET, namespace, name)
         existing = _decode(secret.get("data") if secret else None)
-        values = complete(specs, existing)
-        if secret is not None and values == existing:
+        old_annotations: dict[str, str] = dict((secret or {}).get("metadata", {}).get("annotations") or {})
+        values, annotations = next_values(existing, old_annotations, specs, rotations, now)
+        if secret is not None and values == existing and annotations == old_annotations:
             return Credentials(values)
         try:
             if secret is None:
@@ -55,6 +103,7 @@ def ensure_credentials(
                             "name": name,
                             "namespace": namespace,
                             "labels": common_labels(cloud, "stackops", "credentials"),
+                            "annotations": annotations,
                         },
                         "type": "Opaque",
                         "data": _encode(values),
@@ -63,16 +112,14 @@ def ensure_credentials(
             else:
                 # resourceVersion makes this a compare-and-swap: a concurrent writer makes it fail (409)
                 # and the loop re-reads instead of overwriting a value someone else just generated.
-                added = {k: v for k, v in values.items() if k not in existing}
-                kube.merge_patch(
-                    SECRET,
-                    namespace,
-                    name,
-                    {
-                        "metadata": {"resourceVersion": secret["metadata"]["resourceVersion"]},
-                        "data": _encode(added),
-                    },
-                )
+                changed = {k: v for k, v in values.items() if existing.get(k) != v}
+                data: dict[str, Any] = _encode(changed)
+                data |= {k: None for k in existing if k not in values}  # pruned keys
+                metadata = {
+                    "resourceVersion": secret["metadata"]["resourceVersion"],
+                    "annotations": annotations,
+                }
+                kube.merge_patch(SECRET, namespace, name, {"metadata": metadata, "data": data})
             return Credentials(values)
         except ApiException as error:
             if error.status != 409:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stackops.api.models import GROUP, KIND, VERSION, OpenStackCloud
-from stackops.plan import Plan, plan, required_credentials
+from stackops.plan import Plan, key_rotations, plan, required_credentials
 from stackops.reconcile.credentials import ensure_credentials
 from stackops.reconcile.kube import Kube, Obj
 from stackops.reconcile.readiness import Readiness, readiness
@@ -85,7 +85,11 @@ def _owned_by(obj: Obj, uid: str) -> bool:
 
 def converge(kube: Kube, cloud: OpenStackCloud, uid: str, options: RenderOptions | None = None) -> Outcome:
     credentials = ensure_credentials(
-        kube, cloud.metadata.name, cloud.metadata.namespace, required_credentials(cloud.spec)
+        kube,
+        cloud.metadata.name,
+        cloud.metadata.namespace,
+        required_credentials(cloud.spec),
+        key_rotations(cloud.spec),
     )
     cloud_plan = plan(cloud, credentials, options)
     live = observe(kube, cloud)

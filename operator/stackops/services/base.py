@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from stackops import __version__
 from stackops.api.models import OpenStackCloudSpec, WorkloadSpec
-from stackops.credentials import Credentials, CredentialSpec
+from stackops.credentials import Credentials, CredentialSpec, KeyRotation
 from stackops.render import kolla, naming
 from stackops.render.hashing import CONFIG_HASH_ANNOTATION, content_hash
 from stackops.render.templates import render_objects, render_text
@@ -186,6 +186,10 @@ class Service(ABC):
         return bool(getattr(self.workload(spec), "enabled", True))
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
+        return []
+
+    def key_rotations(self, spec: OpenStackCloudSpec) -> list[KeyRotation]:
+        """Keys the operator rotates on a schedule (in the credentials Secret)."""
         return []
 
     def resources(

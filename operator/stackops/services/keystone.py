@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from stackops.api.models import KeystoneSpec, OpenStackCloudSpec
-from stackops.credentials import CredentialSpec, fernet_specs
+from stackops.credentials import CredentialSpec, KeyRotation, fernet_specs
 from stackops.render.ini import render_ini
 from stackops.render.kolla import DISTRO_PYTHON, ConfigFile, KollaCommand, Permission
 from stackops.services import mariadb, memcached
@@ -71,6 +71,11 @@ class Keystone(Service):
             *fernet_specs(FERNET_KEY_PREFIX),
             *fernet_specs(CREDENTIAL_KEY_PREFIX),
         ]
+
+    def key_rotations(self, spec: OpenStackCloudSpec) -> list[KeyRotation]:
+        # Credential keys are not rotated: that needs `keystone-manage credential_migrate` in between.
+        fernet = spec.services.keystone.fernet
+        return [KeyRotation(FERNET_KEY_PREFIX, fernet.rotation_hours, fernet.max_active_keys)]
 
     def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
         spec = keystone_spec(ctx)
