@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test lint unit real crds bench system-packages clean
+.PHONY: demo demo-down test lint unit real crds bench bench-converge system-packages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,10 @@ system-packages:
 	./hack/system-packages.sh
 
 demo: $(STAMP)
-	$(BIN)/stackops validate -f examples/minimal.yaml
-	$(BIN)/stackops render -f examples/minimal.yaml
+	$(BIN)/stackops demo up -f examples/minimal.yaml
+
+demo-down: $(STAMP)
+	$(BIN)/stackops demo down
 
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests bench
@@ -38,6 +40,9 @@ crds: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/render.py
+
+bench-converge: $(STAMP)
+	$(BIN)/python -m bench.converge
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

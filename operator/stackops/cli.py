@@ -17,6 +17,7 @@ from stackops.api.models import GROUP, PLURAL, OpenStackCloud
 from stackops.api.reference import reference_markdown
 from stackops.api.validation import InvalidCloud, load_cloud_text
 from stackops.devcluster.cli import register as register_dev_cluster
+from stackops.devcluster.demo import register as register_demo
 from stackops.devcluster.errors import DevClusterError
 from stackops.plan import plan, problems
 from stackops.render.output import to_json, to_yaml
@@ -136,6 +137,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
             leader_election=not args.no_leader_election,
             lease_namespace=args.lease_namespace,
             health_port=args.health_port,
+            kubeconfig=args.kubeconfig,
         )
     )
 
@@ -179,10 +181,15 @@ def parser() -> argparse.ArgumentParser:
         "--lease-namespace", default="default", help="where the leader Lease lives outside a pod"
     )
     operator.add_argument("--health-port", type=int, default=8080)
+    operator.add_argument(
+        "--kubeconfig", help="when running outside the cluster (default: in-cluster, or $KUBECONFIG)"
+    )
     operator.set_defaults(func=cmd_operator)
 
     dev = commands.add_parser("dev", help="a local Kubernetes control plane to try stackops on")
     register_dev_cluster(dev.add_subparsers(dest="dev", required=True, metavar="COMMAND"))
+
+    register_demo(commands)
 
     job = commands.add_parser("job", help="work stackops Jobs run inside the cluster")
     jobs = job.add_subparsers(dest="job", required=True, metavar="JOB")

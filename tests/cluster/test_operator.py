@@ -21,16 +21,16 @@ from stackops.api.models import GROUP, PLURAL, VERSION
 from stackops.api.validation import load_cloud_text
 from stackops.devcluster.binaries import ensure_binaries
 from stackops.devcluster.cluster import LocalCluster
-from stackops.plan import plan
-from stackops.render.hashing import CONFIG_HASH_ANNOTATION
-from tests.support.operator import (
-    OperatorProcess,
+from stackops.devcluster.install import (
     create_volumes,
     ensure_namespace,
     grant_operator_rbac,
     install_crds,
     wait_for,
 )
+from stackops.plan import plan
+from stackops.render.hashing import CONFIG_HASH_ANNOTATION
+from tests.support.operator import OperatorProcess
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 NAMESPACE = "openstack"

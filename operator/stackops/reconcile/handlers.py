@@ -15,6 +15,7 @@ from collections import defaultdict
 from typing import Any
 
 import kopf
+from kubernetes import client
 
 from stackops.api.models import GROUP, PLURAL, VERSION
 from stackops.api.validation import parse_cloud
@@ -35,13 +36,41 @@ WAIT_DELAY_CAP = 15.0  # longest pause between two looks while a step is becomin
 
 _kube: Kube | None = None
 _locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+# per cloud: the step it waits for, and how many looks in a row it has waited for it
+_waiting: dict[str, tuple[str, int]] = {}
+
+
+def _wait_delay(uid: str, step: str) -> float:
+    """Short while steps keep advancing, backing off only while the same step stays unready."""
+    previous = _waiting.get(uid)
+    stalled = previous[1] + 1 if previous and previous[0] == step else 0
+    _waiting[uid] = (step, stalled)
+    return backoff(stalled, base=1.0, cap=WAIT_DELAY_CAP)
 
 
 def kube() -> Kube:
     global _kube
     if _kube is None:
-        _kube = Kube.connect()
+        _kube = Kube(client.ApiClient())  # the configuration stackops.reconcile.operator loaded
     return _kube
+
+
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    """kopf connects with the configuration the operator loaded (in-cluster, or --kubeconfig), so
+    the watch and stackops' own requests always act as the same identity."""
+    config = client.Configuration.get_default_copy()
+    header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix("authorization")
+    parts = header.split(" ", 1) if header else []
+    return kopf.ConnectionInfo(
+        server=config.host,
+        ca_path=config.ssl_ca_cert,
+        insecure=not config.verify_ssl,
+        scheme=parts[0] if len(parts) == 2 else None,
+        token=parts[-1] if parts else None,
+        certificate_path=config.cert_file,
+        private_key_path=config.key_file,
+    )
 
 
 @kopf.on.startup()
@@ -112,7 +141,7 @@ def reconcile_cloud(body: kopf.Body, uid: str, retry: int, *, keep_waiting: bool
         _write_status(body, previous, build_status(previous, generation, release, _now(), outcome=outcome))
     current = outcome.current
     if current is not None and current.state == "Waiting" and keep_waiting:
-        raise kopf.TemporaryError(current.message, delay=backoff(retry, base=1.0, cap=WAIT_DELAY_CAP))
+        raise kopf.TemporaryError(current.message, delay=_wait_delay(uid, current.name))
     if current is not None and current.state == "Failed" and keep_waiting:
         raise kopf.PermanentError(f"step {current.name}: {current.message}")
 

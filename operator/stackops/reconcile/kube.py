@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from stackops.reconcile.resources import Kind
@@ -21,17 +21,6 @@ Obj = dict[str, Any]
 class Kube:
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
-
-    @classmethod
-    def connect(cls, kubeconfig: str | None = None) -> Kube:
-        """In-cluster credentials when running in a pod, else the kubeconfig (or $KUBECONFIG)."""
-        if kubeconfig is None:
-            try:
-                config.load_incluster_config()
-                return cls(client.ApiClient())
-            except config.ConfigException:
-                pass
-        return cls(config.new_client_from_config(config_file=kubeconfig))
 
     def _call(
         self,

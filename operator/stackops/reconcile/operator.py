@@ -34,10 +34,15 @@ class OperatorOptions:
     lease_namespace: str = "default"
     health_port: int = 8080
     identity: str = ""
+    kubeconfig: str | None = None  # outside a pod; None: in-cluster, else $KUBECONFIG
 
 
-def load_kube_config() -> None:
-    """In-cluster credentials in a pod, else $KUBECONFIG / ~/.kube/config (for kopf and our client alike)."""
+def load_kube_config(kubeconfig: str | None = None) -> None:
+    """The given kubeconfig, else in-cluster credentials in a pod, else $KUBECONFIG / ~/.kube/config.
+    Loaded once, globally: kopf (through its login handler) and stackops use the same identity."""
+    if kubeconfig:
+        config.load_kube_config(config_file=kubeconfig)
+        return
     try:
         config.load_incluster_config()
     except config.ConfigException:
@@ -54,7 +59,7 @@ def _lease_namespace(default: str) -> str:
 
 
 def run(options: OperatorOptions) -> int:
-    load_kube_config()
+    load_kube_config(options.kubeconfig)
     # the election logs every renewal at INFO; only trouble is worth a line
     logging.getLogger("leaderelection").setLevel(logging.WARNING)
     stop = threading.Event()
