@@ -77,26 +77,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_crds(args: argparse.Namespace) -> int:
-    directory = Path(args.output_dir)
+def write_file(flag: str, target: Path, text: str) -> int:
+    """Write a generated file, creating its folder; a failure names the flag that chose the place."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        target = directory / f"{GROUP}_{PLURAL}.yaml"
-        target.write_text(crd_yaml(), encoding="utf-8")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
     except OSError as error:
-        raise UserError([f"--output-dir: cannot write {directory}: {error.strerror}"]) from None
+        raise UserError([f"{flag}: cannot write {target}: {error.strerror}"]) from None
     print(target)
     return 0
 
 
+def cmd_crds(args: argparse.Namespace) -> int:
+    return write_file("--output-dir", Path(args.output_dir) / f"{GROUP}_{PLURAL}.yaml", crd_yaml())
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
-    target = Path(args.output)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(reference_markdown(), encoding="utf-8")
-    except OSError as error:
-        raise UserError([f"--output: cannot write {target}: {error.strerror}"]) from None
-    print(target)
+    return write_file("--output", Path(args.output), reference_markdown())
+
+
+def cmd_rbac(args: argparse.Namespace) -> int:
+    from stackops.reconcile.rbac import cluster_role
+
+    sys.stdout.write(to_yaml([cluster_role(args.name)]))
     return 0
 
 
@@ -188,6 +191,10 @@ def parser() -> argparse.ArgumentParser:
 
     dev = commands.add_parser("dev", help="a local Kubernetes control plane to try stackops on")
     register_dev_cluster(dev.add_subparsers(dest="dev", required=True, metavar="COMMAND"))
+
+    rbac = commands.add_parser("rbac", help="print the ClusterRole the operator needs")
+    rbac.add_argument("--name", default="stackops-operator")
+    rbac.set_defaults(func=cmd_rbac)
 
     register_demo(commands)
 

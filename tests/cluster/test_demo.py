@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from stackops.devcluster import processes
 from tests.conftest import ROOT
 
 
@@ -34,5 +35,4 @@ def test_demo_up_reaches_ready_and_down_removes_everything(tmp_path: Path) -> No
     assert down.returncode == 0, down.stderr
     assert "operator stopped" in down.stdout
     assert not (workdir / "cluster").exists()
-    leftovers = subprocess.run(["pgrep", "-f", str(workdir)], capture_output=True, text=True, check=False)
-    assert leftovers.stdout.strip() == ""
+    assert processes.processes_mentioning(str(workdir)) == []
