@@ -384,6 +384,35 @@ def test_paused_cloud_gets_no_writes(env: Env) -> None:
     env.wait_ready("demo")
 
 
+def test_a_spec_the_schema_lets_through_but_stackops_cannot_render_fails_cleanly(env: Env) -> None:
+    # free-form oslo overrides pass the API server; a mapping as an INI value is caught by stackops
+    broken = {"services": {"keystone": {"config": {"DEFAULT": {"debug": {"nested": 1}}}}}}
+    env.create(env.cloud_body("broken", broken))
+    wait_for(lambda: (env.get("broken").get("status") or {}).get("phase") == "Failed", "phase Failed")
+    ready = env.condition("broken")
+    assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
+    assert "spec.services.keystone.config" in ready["message"] and "DEFAULT.debug" in ready["message"]
+    # nothing half-applied: no object of the cloud exists, not even its credentials
+    assert not env.jobs("broken")
+    assert not env.core.list_namespaced_secret(NAMESPACE, label_selector="stackops.dev/cloud=broken").items
+    wait_for(
+        lambda: (
+            "InvalidSpec"
+            in {
+                e.reason
+                for e in env.core.list_namespaced_event(
+                    NAMESPACE, field_selector="involvedObject.name=broken"
+                ).items
+            }
+        ),
+        "an InvalidSpec Event",
+    )
+    # fixing the spec is all it takes
+    env.patch_spec("broken", {"services": {"keystone": {"config": {"DEFAULT": {"debug": True}}}}})
+    env.wait_ready("broken")
+    env.delete("broken")
+
+
 # -- faults --------------------------------------------------------------------------------------
 
 
