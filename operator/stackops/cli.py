@@ -145,6 +145,39 @@ def cmd_operator(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_register_service(args: argparse.Namespace) -> int:
+    import openstack
+
+    from stackops.openstack.registration import Registration, register
+
+    needed = ("OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", "STACKOPS_SERVICE_PASSWORD")
+    missing = [v for v in needed if v not in os.environ]
+    if missing:
+        raise UserError([f"environment: {v} is not set" for v in missing])
+    endpoints = {"public": args.public_url, "internal": args.internal_url}
+    registration = Registration(
+        args.region, args.type, args.name, args.description, endpoints, args.user, args.project
+    )
+    try:
+        conn = openstack.connect(
+            auth_url=os.environ["OS_AUTH_URL"],
+            username=os.environ["OS_USERNAME"],
+            password=os.environ["OS_PASSWORD"],
+            project_name=os.environ.get("OS_PROJECT_NAME", "admin"),
+            user_domain_name="Default",
+            project_domain_name="Default",
+            region_name=args.region,
+            interface="internal",
+        )
+        changed = register(conn, registration, os.environ["STACKOPS_SERVICE_PASSWORD"])
+    except openstack.exceptions.SDKException as error:
+        print(f"register-service: {error}", file=sys.stderr)
+        return 1
+    for line in changed or ["nothing to change"]:
+        print(f"register-service: {line}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="stackops", description="Deploy, run and upgrade OpenStack on Kubernetes."
@@ -209,6 +242,20 @@ def parser() -> argparse.ArgumentParser:
     create_db.add_argument("--database", action="append", required=True)
     create_db.add_argument("--user", required=True)
     create_db.set_defaults(func=cmd_create_database)
+    reg = jobs.add_parser(
+        "register-service",
+        help="register a service with keystone: user, roles, catalog entry, endpoints (admin from "
+        "OS_AUTH_URL/OS_USERNAME/OS_PASSWORD, the service's password from STACKOPS_SERVICE_PASSWORD)",
+    )
+    reg.add_argument("--region", required=True)
+    reg.add_argument("--type", required=True, help="service type, e.g. placement")
+    reg.add_argument("--name", required=True)
+    reg.add_argument("--description", default="")
+    reg.add_argument("--public-url", required=True)
+    reg.add_argument("--internal-url", required=True)
+    reg.add_argument("--user", required=True)
+    reg.add_argument("--project", default="service")
+    reg.set_defaults(func=cmd_register_service)
     return top
 
 

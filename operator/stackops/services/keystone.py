@@ -13,10 +13,10 @@ from typing import Any, ClassVar
 from stackops.api.models import KeystoneSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec, KeyRotation, fernet_specs
 from stackops.render.ini import render_ini
-from stackops.render.kolla import DISTRO_PYTHON, ConfigFile, KollaCommand, Permission
-from stackops.services import mariadb, memcached
+from stackops.render.kolla import ConfigFile, KollaCommand, Permission
+from stackops.services import api, mariadb, memcached
 from stackops.services.base import CloudContext, Resources, Service, Step
-from stackops.services.endpoints import public_exposure, service_urls
+from stackops.services.endpoints import service_urls
 
 PORT = 5000
 CONFIG_FILE = "/etc/keystone/keystone.conf"
@@ -144,7 +144,6 @@ class Keystone(Service):
                 keys,
             ),
             "db-sync": KollaCommand(f"{manage} db_sync", (conf,)),
-            # The admin password comes from OS_BOOTSTRAP_PASSWORD, never from the command line.
             "bootstrap": KollaCommand(bootstrap, (conf,)),
         }
 
@@ -154,53 +153,38 @@ class Keystone(Service):
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = keystone_spec(ctx)
         commands = self.commands(ctx)
-        python = DISTRO_PYTHON.get(ctx.spec.images.distro, "3.12")
         files = {
             "keystone.conf": render_ini(self.config(ctx), spec.config),
-            "wsgi-keystone.conf": ctx.render_text(
-                "keystone/wsgi-keystone.conf.j2",
-                port=PORT,
-                processes=2,
-                wsgi_script=f"/var/lib/kolla/venv/lib/python{python}/site-packages/keystone/wsgi/api.py",
+            "wsgi-keystone.conf": api.wsgi_config(
+                ctx, "keystone-public", PORT, "keystone", "keystone/wsgi/api.py"
             ),
         }
         files |= {f"keystone-{component}.json": command.to_json() for component, command in commands.items()}
         config = ctx.config_secret(self.name, files)
-        values = {
-            "spec": spec,
-            "image": ctx.image(spec, "keystone"),
-            "config": config,
-            "commands": commands,
-            "uid": KEYSTONE_UID,
-            "port": PORT,
-        }
-
-        def job(component: str, env: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            return ctx.render(
-                "common/kolla-job.yaml.j2",
-                service=self.name,
-                component=component,
-                env=env,
-                resources=self.resources(ctx.spec, component),
-                **values,
-            )
-
+        kolla = api.Kolla(ctx.image(spec, "keystone"), config, commands, KEYSTONE_UID)
+        # Key repositories are mounted straight from their Secrets: a rotation reaches running pods.
+        keys = {"fernet-keys": FERNET_KEYS_DIR, "credential-keys": CREDENTIAL_KEYS_DIR}
+        volumes = [
+            {"name": n, "secret": {"secretName": ctx.object_name(f"keystone-{n}"), "defaultMode": 0o440}}
+            for n in keys
+        ]
+        mounts = [{"name": n, "mountPath": path, "readOnly": True} for n, path in keys.items()]
+        # the admin password comes from OS_BOOTSTRAP_PASSWORD, never from the command line
+        bootstrap_password = ctx.secret_env("OS_BOOTSTRAP_PASSWORD", ADMIN_PASSWORD_KEY)
         return [
-            Step("keystone-config", self.name, [config.obj, *ctx.render("keystone/keys.yaml.j2", **values)]),
+            Step("keystone-config", self.name, [config.obj, *ctx.render("keystone/keys.yaml.j2")]),
             mariadb.database_step(ctx, self, ["keystone"], "keystone", DATABASE_PASSWORD_KEY),
-            Step("keystone-db-sync", self.name, job("db-sync", [])),
-            Step(
-                "keystone-bootstrap",
-                self.name,
-                job("bootstrap", [ctx.secret_env("OS_BOOTSTRAP_PASSWORD", ADMIN_PASSWORD_KEY)]),
-            ),
-            Step(
-                "keystone-api",
-                self.name,
-                [
-                    *ctx.render("keystone/api.yaml.j2", resources=self.resources(ctx.spec, "api"), **values),
-                    *public_exposure(ctx, "keystone", api_name(ctx), PORT),
-                ],
+            api.job_step(ctx, self, "db-sync", kolla),
+            api.job_step(ctx, self, "bootstrap", kolla, [bootstrap_password]),
+            api.api_step(
+                ctx,
+                self,
+                kolla,
+                workload=spec,
+                port=PORT,
+                probe_path="/v3",
+                extra_volumes=volumes,
+                extra_mounts=mounts,
             ),
         ]
 

@@ -1,0 +1,1 @@
+"""OpenStack API I/O through openstacksdk: registration in the catalog, and later health checks."""

@@ -1,0 +1,79 @@
+"""Registering a service with keystone: its user, roles, catalog entry and endpoints.
+
+Run by each service's registration Job (`stackops job register-service`) and by the tests, the
+same code. Idempotent: what exists is left alone or brought in line (an endpoint URL that changed,
+the password from the credentials Secret), what is missing is created.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_DOMAIN = "default"
+
+
+@dataclass(frozen=True)
+class Registration:
+    region: str
+    service_type: str
+    service_name: str
+    description: str
+    endpoints: dict[str, str]  # interface (public, internal) -> URL
+    user: str
+    project: str = "service"
+    # `service` lets the service's token be trusted as a service token; `admin` on the service project
+    # is what the services' own policies expect of their users.
+    roles: tuple[str, ...] = field(default=("admin", "service"))
+
+
+def _find_or_create(finder: Any, creator: Any, name: str, **attrs: Any) -> tuple[Any, bool]:
+    found = finder(
+        name, ignore_missing=True, **({"domain_id": attrs["domain_id"]} if "domain_id" in attrs else {})
+    )
+    if found is not None:
+        return found, False
+    return creator(name=name, **attrs), True
+
+
+def register(conn: Any, reg: Registration, password: str) -> list[str]:
+    """Bring keystone in line with `reg`; returns what changed, for the Job's log."""
+    identity = conn.identity
+    changed: list[str] = []
+    project, created = _find_or_create(
+        identity.find_project, identity.create_project, reg.project, domain_id=DEFAULT_DOMAIN
+    )
+    if created:
+        changed.append(f"project {reg.project} created")
+    user = identity.find_user(reg.user, domain_id=DEFAULT_DOMAIN, ignore_missing=True)
+    if user is None:
+        user = identity.create_user(
+            name=reg.user, password=password, domain_id=DEFAULT_DOMAIN, default_project_id=project.id
+        )
+        changed.append(f"user {reg.user} created")
+    else:
+        identity.update_user(user, password=password)  # the credentials Secret is the truth
+    for role_name in reg.roles:
+        role, created = _find_or_create(identity.find_role, identity.create_role, role_name)
+        if created:
+            changed.append(f"role {role_name} created")
+        identity.assign_project_role_to_user(project, user, role)
+    service = next(
+        (s for s in identity.services() if s.type == reg.service_type and s.name == reg.service_name), None
+    )
+    if service is None:
+        service = identity.create_service(
+            name=reg.service_name, type=reg.service_type, description=reg.description, is_enabled=True
+        )
+        changed.append(f"service {reg.service_name} ({reg.service_type}) created")
+    for interface, url in sorted(reg.endpoints.items()):
+        existing = list(identity.endpoints(service_id=service.id, interface=interface, region_id=reg.region))
+        if not existing:
+            identity.create_endpoint(
+                service_id=service.id, interface=interface, url=url, region_id=reg.region, is_enabled=True
+            )
+            changed.append(f"{interface} endpoint {url} created")
+        elif existing[0].url != url:
+            identity.update_endpoint(existing[0], url=url)
+            changed.append(f"{interface} endpoint moved to {url}")
+    return changed
