@@ -231,8 +231,12 @@ def test_example_cloud_goes_ready_in_dependency_order(env: Env) -> None:
         "mariadb": "Ready",
         "memcached": "Ready",
         "keystone": "Ready",
+        "placement": "Ready",
     }
-    assert status["endpoints"]["identity"] == "http://demo-keystone-api.openstack.svc:5000/v3"
+    assert status["endpoints"] == {
+        "identity": "http://demo-keystone-api.openstack.svc:5000/v3",
+        "placement": "http://demo-placement-api.openstack.svc:8778",
+    }
 
     # Order of creation: every object the operator applied, by the step it belongs to.
     # (Job names end in a hash of their spec, which holds the real credentials: compare without it.)
@@ -329,7 +333,8 @@ def test_a_config_override_rolls_keystone_with_a_new_config_hash(env: Env) -> No
     old_hash = before.spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION]
     assert after.spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION] != old_hash
     replica_sets = env.apps.list_namespaced_replica_set(
-        NAMESPACE, label_selector="app.kubernetes.io/instance=demo,app.kubernetes.io/component=api"
+        NAMESPACE,
+        label_selector="app.kubernetes.io/instance=demo,app.kubernetes.io/name=keystone,app.kubernetes.io/component=api",
     ).items
     assert len(replica_sets) == 2  # a rollout happened
     # new db-sync/bootstrap Jobs; the superseded ones were removed once finished
@@ -423,8 +428,11 @@ def test_killed_operator_resumes_without_duplicate_jobs_or_new_credentials(env: 
     env.operator.kill()
     env.operator.start("-n", NAMESPACE)
     env.ensure_ready("crash")
-    components = [j.metadata.labels["app.kubernetes.io/component"] for j in env.jobs("crash")]
-    assert sorted(components) == ["bootstrap", "database", "db-sync"]
+    jobs = [
+        (j.metadata.labels["app.kubernetes.io/name"], j.metadata.labels["app.kubernetes.io/component"])
+        for j in env.jobs("crash")
+    ]
+    assert len(jobs) == len(set(jobs)) == 6, jobs  # each Job once: none repeated after the restart
     assert env.core.read_namespaced_secret("crash-credentials", NAMESPACE).data == credentials
 
 

@@ -1,14 +1,15 @@
-"""Real services for the tests in this folder: MariaDB from Debian, OpenStack services from PyPI."""
+"""Real services for the tests in this folder: MariaDB from Debian, OpenStack services from PyPI,
+and one rendered cloud deployed on them, service by service, in the plan's order."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from stackops.api.releases import DEFAULT_RELEASE, RELEASES
+from tests.real.deployment import KEYSTONE_CONF, Deployment, site_packages, wsgi_module
 from tests.support.mariadb import MariaDB
 from tests.support.service_venv import ensure_venv
 
@@ -19,11 +20,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.real)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def service_venv(service: str, *extra: str) -> Path:
+    """bin/ of a virtualenv holding the service's package at the default release's version."""
+    release = RELEASES[DEFAULT_RELEASE]
+    return ensure_venv(service, [release.packages[service], *release.constraints, "PyMySQL", *extra])
 
 
 @pytest.fixture(scope="session")
@@ -32,11 +32,53 @@ def mariadb() -> Iterator[MariaDB]:
         yield server
 
 
-def service_venv(service: str, *extra: str) -> Path:
-    """bin/ of a virtualenv holding the service's package at the default release's version."""
-    return ensure_venv(service, [RELEASES[DEFAULT_RELEASE].packages[service], "PyMySQL", *extra])
-
-
 @pytest.fixture(scope="session")
 def keystone_bin() -> Path:
     return service_venv("keystone", "gunicorn")
+
+
+@pytest.fixture(scope="session")
+def placement_bin() -> Path:
+    return service_venv("placement", "gunicorn")
+
+
+@pytest.fixture(scope="session")
+def deployed(mariadb: MariaDB, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    return Deployment(mariadb, tmp_path_factory.mktemp("cloud"))
+
+
+@pytest.fixture(scope="session")
+def keystone(deployed: Deployment, keystone_bin: Path) -> Iterator[str]:
+    """Keystone deployed as the plan says: database Job, db-sync, bootstrap, then the API."""
+    created = deployed.stackops_job("keystone", "database")
+    assert created.returncode == 0, created.stderr
+    assert "create-database: database keystone created" in created.stdout
+    for component in ("db-sync", "bootstrap"):
+        result = deployed.kolla_job("keystone", component, keystone_bin)
+        assert result.returncode == 0, f"{component}: {result.stderr[-3000:]}"
+    api = deployed.kolla("Deployment", "keystone", "api")
+    module = wsgi_module(
+        api.files["/etc/apache2/conf-enabled/wsgi-keystone.conf"].read_text(), site_packages(keystone_bin)
+    )
+    env = {"OS_KEYSTONE_CONFIG_FILES": f"{api.files[KEYSTONE_CONF]};{deployed.overlay}"}
+    with deployed.serve("keystone", keystone_bin, module, env, "/v3") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def placement(deployed: Deployment, keystone: str, placement_bin: Path) -> Iterator[str]:
+    """Placement deployed as the plan says: database Job, registration Job, db-sync, then the API."""
+    for component in ("database", "registration"):
+        result = deployed.stackops_job("placement", component)
+        assert result.returncode == 0, f"{component}: {result.stderr[-3000:]}"
+    result = deployed.kolla_job("placement", "db-sync", placement_bin)
+    assert result.returncode == 0, f"db-sync: {result.stderr[-3000:]}"
+    api = deployed.kolla("Deployment", "placement", "api")
+    conf = api.files["/etc/placement/placement.conf"]
+    module = wsgi_module(
+        api.files["/etc/apache2/conf-enabled/wsgi-placement.conf"].read_text(), site_packages(placement_bin)
+    )
+    with deployed.serve(
+        "placement", placement_bin, module, {"OS_PLACEMENT_CONFIG_DIR": str(conf.parent)}, "/"
+    ) as url:
+        yield url

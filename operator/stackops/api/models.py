@@ -180,6 +180,7 @@ class KeystoneSpec(ServiceSpec):
 
 class ServicesSpec(ApiModel):
     keystone: KeystoneSpec = Field(default_factory=KeystoneSpec)
+    placement: ServiceSpec = Field(default_factory=ServiceSpec)
 
 
 class ImagesSpec(ApiModel):

@@ -18,6 +18,8 @@ class Release:
     codename: str
     # PyPI requirement of each service's server package at this release (images and tests install these).
     packages: dict[str, str]
+    # Libraries whose newer majors the release's services break on; installed alongside the packages.
+    constraints: tuple[str, ...] = ()
 
     @property
     def is_slurp(self) -> bool:
@@ -35,7 +37,11 @@ RELEASES: dict[str, Release] = {
             "2025.2", "Flamingo", {"keystone": "keystone>=28,<29", "placement": "openstack-placement>=14,<15"}
         ),
         Release(
-            "2026.1", "Gazpacho", {"keystone": "keystone>=29,<30", "placement": "openstack-placement>=15,<16"}
+            "2026.1",
+            "Gazpacho",
+            {"keystone": "keystone>=29,<30", "placement": "openstack-placement>=15,<16"},
+            # oslo.policy 6 dropped [oslo_policy]enforce_scope, which placement 15 still reads
+            ("oslo.policy<6",),
         ),
         Release(
             "2026.2", "2026.2", {"keystone": "keystone>=30,<31", "placement": "openstack-placement>=16,<17"}

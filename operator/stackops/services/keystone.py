@@ -49,6 +49,36 @@ def auth_url(ctx: CloudContext, interface: str = "internal") -> str:
     return identity_urls(ctx)[interface] + "/v3"
 
 
+def registration_step(
+    ctx: CloudContext,
+    service: Service,
+    service_type: str,
+    description: str,
+    urls: dict[str, str],
+    password_key: str,
+) -> Step:
+    """A Job from the stackops image that registers `service` with keystone: its user (named after
+    the service) with the admin and service roles, its catalog entry and public/internal endpoints."""
+    return Step(
+        f"{service.name}-registration",
+        service.name,
+        ctx.render(
+            "keystone/registration-job.yaml.j2",
+            service=service.name,
+            service_type=service_type,
+            description=description,
+            urls=urls,
+            user=service.name,
+            password_key=password_key,
+            auth_url=auth_url(ctx),
+            admin_user=ADMIN_USER,
+            admin_project=ADMIN_PROJECT,
+            admin_password_key=ADMIN_PASSWORD_KEY,
+            resources=SERVICE.resources(ctx.spec, "registration"),
+        ),
+    )
+
+
 class Keystone(Service):
     name = "keystone"
     spec_path = "services.keystone"
@@ -62,6 +92,7 @@ class Keystone(Service):
         "api": Resources(cpu="100m", memory="256Mi"),
         "db-sync": Resources(cpu="100m", memory="256Mi"),
         "bootstrap": Resources(cpu="100m", memory="256Mi"),
+        "registration": Resources(cpu="50m", memory="128Mi"),
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:

@@ -1,0 +1,116 @@
+"""Placement: the inventory of resources (vCPU, memory, disk …) that nova schedules against.
+
+Components: the API (Apache + mod_wsgi in the Kolla placement-api image) and a db-sync Job, after its
+database and its registration in keystone's catalog.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from stackops.api.models import OpenStackCloudSpec, ServiceSpec
+from stackops.credentials import CredentialSpec
+from stackops.render.ini import render_ini
+from stackops.render.kolla import ConfigFile, KollaCommand
+from stackops.services import api, keystone, mariadb, memcached
+from stackops.services.base import CloudContext, Resources, Service, Step
+from stackops.services.endpoints import service_urls
+
+PORT = 8778
+CONFIG_FILE = "/etc/placement/placement.conf"
+PLACEMENT_UID = 42482  # the placement user of Kolla images
+DATABASE_PASSWORD_KEY = "placement-database-password"
+KEYSTONE_PASSWORD_KEY = "placement-keystone-password"
+
+
+def placement_spec(ctx: CloudContext) -> ServiceSpec:
+    return ctx.spec.services.placement
+
+
+def urls(ctx: CloudContext) -> dict[str, str]:
+    return service_urls(
+        ctx, placement_spec(ctx).endpoints, "placement", ctx.object_name("placement-api"), PORT
+    )
+
+
+class Placement(Service):
+    name = "placement"
+    spec_path = "services.placement"
+    depends_on = ("keystone",)
+    images = ("placement-api",)
+    config_namespaces = (
+        "placement.conf", "keystonemiddleware.auth_token", "oslo.log", "oslo.middleware", "oslo.policy",
+        "osprofiler",
+    )  # fmt: skip
+    components: ClassVar[dict[str, Resources]] = {
+        "api": Resources(cpu="100m", memory="256Mi"),
+        "db-sync": Resources(cpu="100m", memory="256Mi"),
+    }
+
+    def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
+        return [CredentialSpec(DATABASE_PASSWORD_KEY), CredentialSpec(KEYSTONE_PASSWORD_KEY)]
+
+    def endpoints(self, ctx: CloudContext) -> dict[str, str]:
+        return {"placement": urls(ctx)["public"]}
+
+    def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
+        identity = keystone.identity_urls(ctx)
+        return {
+            "DEFAULT": {"debug": False},
+            "api": {"auth_strategy": "keystone"},
+            "placement_database": {
+                "connection": mariadb.connection_url(ctx, "placement", "placement", DATABASE_PASSWORD_KEY),
+                "max_retries": -1,
+                "max_pool_size": 5,
+                "max_overflow": 10,
+                "connection_recycle_time": 600,
+            },
+            "keystone_authtoken": {
+                "www_authenticate_uri": identity["public"],
+                "auth_url": identity["internal"],
+                "auth_type": "password",
+                "project_domain_id": "default",
+                "user_domain_id": "default",
+                "project_name": "service",
+                "username": self.name,
+                "password": ctx.credentials[KEYSTONE_PASSWORD_KEY],
+                "region_name": ctx.spec.region,
+                "interface": "internal",
+                "memcached_servers": memcached.servers(ctx),
+                "service_token_roles_required": True,
+            },
+            "oslo_middleware": {"enable_proxy_headers_parsing": True},
+        }
+
+    def commands(self) -> dict[str, KollaCommand]:
+        conf = ConfigFile("placement.conf", CONFIG_FILE, "placement", "0600")
+        wsgi = ConfigFile("wsgi-placement.conf", "/etc/apache2/conf-enabled/wsgi-placement.conf", "placement")
+        return {
+            "api": KollaCommand("/usr/sbin/apache2 -DFOREGROUND", (conf, wsgi)),
+            "db-sync": KollaCommand(f"placement-manage --config-file {CONFIG_FILE} db sync", (conf,)),
+        }
+
+    def steps(self, ctx: CloudContext) -> list[Step]:
+        spec = placement_spec(ctx)
+        commands = self.commands()
+        files = {
+            "placement.conf": render_ini(self.config(ctx), spec.config),
+            "wsgi-placement.conf": api.wsgi_config(
+                ctx, "placement-api", PORT, "placement", "placement/wsgi/api.py"
+            ),
+        }
+        files |= {f"placement-{component}.json": command.to_json() for component, command in commands.items()}
+        config = ctx.config_secret(self.name, files)
+        kolla = api.Kolla(ctx.image(spec, "placement-api"), config, commands, PLACEMENT_UID)
+        return [
+            Step("placement-config", self.name, [config.obj]),
+            mariadb.database_step(ctx, self, ["placement"], "placement", DATABASE_PASSWORD_KEY),
+            keystone.registration_step(
+                ctx, self, "placement", "Placement API", urls(ctx), KEYSTONE_PASSWORD_KEY
+            ),
+            api.job_step(ctx, self, "db-sync", kolla),
+            api.api_step(ctx, self, kolla, workload=spec, port=PORT, probe_path="/"),
+        ]
+
+
+SERVICE = Placement()

@@ -1,0 +1,181 @@
+"""A rendered cloud, deployed here for real step by step as the operator would, against MariaDB and
+OpenStack services from PyPI.
+
+Nothing is re-implemented: stackops Jobs run `stackops job ...` with the arguments and environment
+of the rendered Job; Kolla Jobs run the command of their rendered config.json with the rendered
+config files; APIs serve the WSGI module the rendered Apache config points at, with the rendered
+config. What differs is only where files are: config files sit under a temporary root, and key
+repositories (an absolute path inside keystone.conf) are named by a small overlay config.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from stackops.credentials import Credentials, complete
+from stackops.plan import Plan, plan, required_credentials
+from tests.conftest import cloud
+from tests.support.mariadb import MariaDB
+from tests.support.rendered import KollaRun, container_env, find, kolla_run, secret_data
+
+STACKOPS = str(Path(sys.executable).with_name("stackops"))
+KEYSTONE_CONF = "/etc/keystone/keystone.conf"
+
+
+def run(
+    argv: list[str], env: dict[str, str], bin_dir: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    path = f"{bin_dir}:{os.environ['PATH']}" if bin_dir else os.environ["PATH"]
+    return subprocess.run(
+        argv,
+        env={"PATH": path, "HOME": os.environ.get("HOME", "/tmp"), **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Deployment:
+    def __init__(self, db: MariaDB, root: Path) -> None:
+        self.ports = {"keystone": free_port(), "placement": free_port()}
+        self.urls = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+        # No memcached here: the caches are turned off with the same `config:` overrides a user writes.
+        spec = {
+            "infrastructure": {
+                "database": {
+                    "external": {"host": db.host, "port": db.port, "secretRef": {"name": "db-admin"}}
+                }
+            },
+            "services": {
+                "keystone": {
+                    "endpoints": {"public": self.urls["keystone"], "internal": self.urls["keystone"]},
+                    "config": {"cache": {"enabled": False}},
+                },
+                "placement": {
+                    "endpoints": {"public": self.urls["placement"], "internal": self.urls["placement"]},
+                    "config": {"keystone_authtoken": {"memcached_servers": None}},
+                },
+            },
+        }
+        self.cloud = cloud(spec)
+        self.credentials = Credentials(complete(required_credentials(self.cloud.spec), {}))
+        self.plan: Plan = plan(self.cloud, self.credentials)
+        self.secrets = {
+            "demo-credentials": self.credentials.values(),
+            "db-admin": {"username": db.root_user, "password": db.root_password},
+        }
+        self.root = root
+        self.keys = {"fernet-keys": root / "fernet-keys", "credential-keys": root / "credential-keys"}
+        self.overlay = root / "local-paths.conf"
+        self.overlay.write_text(
+            f"[fernet_tokens]\nkey_repository = {self.keys['fernet-keys']}\n\n"
+            f"[fernet_receipts]\nkey_repository = {self.keys['fernet-keys']}\n\n"
+            f"[credential]\nkey_repository = {self.keys['credential-keys']}\n"
+        )
+        for name in self.keys:
+            self.write_keys(name, secret_data(self.plan, f"demo-keystone-{name}"))
+
+    def write_keys(self, name: str, keys: dict[str, str]) -> None:
+        """A key repository as the Secret volume shows it: one file per key, nothing else."""
+        directory = self.keys[name]
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(mode=0o700)
+        for index, key in keys.items():
+            (directory / index).write_text(key)
+            (directory / index).chmod(0o600)
+
+    def stackops_job(
+        self, service: str, component: str, secrets: dict[str, dict[str, str]] | None = None
+    ) -> Any:
+        """Run a stackops Job's container command (create-database, register-service) here."""
+        job = find(self.plan, "Job", service, component)
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        assert container["command"][0] == "stackops"
+        argv = [STACKOPS, *container["command"][1:], *container["args"]]
+        return run(argv, container_env(container, secrets or self.secrets))
+
+    def kolla(self, kind: str, service: str, component: str) -> KollaRun:
+        return kolla_run(self.plan, find(self.plan, kind, service, component), self.root, self.secrets)
+
+    def kolla_job(self, service: str, component: str, bin_dir: Path) -> subprocess.CompletedProcess[str]:
+        run_ = self.kolla("Job", service, component)
+        argv = run_.argv
+        if service == "keystone":  # keystone.conf names the key repositories by absolute path
+            conf = str(run_.files[KEYSTONE_CONF])
+            index = argv.index(conf)
+            argv = [*argv[: index + 1], "--config-file", str(self.overlay), *argv[index + 1 :]]
+        return run(argv, run_.env, bin_dir)
+
+    @contextmanager
+    def serve(
+        self, service: str, bin_dir: Path, module: str, env: dict[str, str], probe: str
+    ) -> Iterator[str]:
+        """gunicorn serving `module` (the WSGI file the rendered Apache config names) on its port."""
+        workdir = self.root / f"{service}-server"
+        workdir.mkdir(exist_ok=True)
+        # Services parse sys.argv with oslo.config, so gunicorn takes its settings from this file only.
+        (workdir / "gunicorn.conf.py").write_text(
+            f'bind = "127.0.0.1:{self.ports[service]}"\nworkers = 1\n'
+            f'wsgi_app = "{module}:application"\ncontrol_socket_disable = True\n'
+        )
+        log = (workdir / "server.log").open("w")
+        process = subprocess.Popen(
+            [str(bin_dir / "gunicorn")],
+            cwd=workdir,
+            env={"PATH": f"{bin_dir}:{os.environ['PATH']}", **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = self.urls[service]
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if requests.get(f"{url}{probe}", timeout=2).status_code < 500:
+                        break
+                except requests.ConnectionError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{service} did not answer: {(workdir / 'server.log').read_text()[-3000:]}"
+                    )
+                time.sleep(0.3)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            log.close()
+
+
+def wsgi_module(wsgi_conf: str, site_packages: Path) -> str:
+    """The module the rendered Apache config serves, checked to exist in the service's package."""
+    script = next(line.split()[-1] for line in wsgi_conf.splitlines() if "WSGIScriptAlias" in line)
+    relative = script.split("site-packages/", 1)[1]
+    assert (site_packages / relative).is_file(), relative
+    return relative.removesuffix(".py").replace("/", ".")
+
+
+def site_packages(bin_dir: Path) -> Path:
+    return next((bin_dir.parent / "lib").glob("python3*/site-packages"))

@@ -1,0 +1,39 @@
+"""Placement for real: database and registration through the stackops Jobs' own command, db-sync from
+the rendered config.json, the API from openstack-placement 15 (2026.1); openstacksdk, as the
+placement service user, reaches it through the catalog."""
+
+from __future__ import annotations
+
+import openstack
+
+from stackops.services.placement import KEYSTONE_PASSWORD_KEY
+from tests.real.deployment import Deployment
+
+
+def test_placement_user_lists_resource_providers_through_the_catalog(
+    placement: str, deployed: Deployment
+) -> None:
+    conn = openstack.connect(
+        auth_url=f"{deployed.urls['keystone']}/v3",
+        username="placement",
+        password=deployed.credentials[KEYSTONE_PASSWORD_KEY],
+        project_name="service",
+        user_domain_name="Default",
+        project_domain_name="Default",
+        region_name="RegionOne",
+    )
+    catalog = {entry["type"]: entry for entry in conn.service_catalog}
+    assert {e["interface"]: e["url"] for e in catalog["placement"]["endpoints"]} == {
+        "public": placement,
+        "internal": placement,
+    }
+    assert list(conn.placement.resource_providers()) == []  # a new cloud has none, and says so
+    created = conn.placement.create_resource_provider(name="compute-0")
+    assert [p.name for p in conn.placement.resource_providers()] == ["compute-0"]
+    conn.placement.delete_resource_provider(created)
+
+
+def test_registration_is_idempotent(placement: str, deployed: Deployment) -> None:
+    again = deployed.stackops_job("placement", "registration")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "register-service: nothing to change"
