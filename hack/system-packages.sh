@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite runs for real (MariaDB), when they are missing.
+# Installs the Debian packages the test suite runs for real (MariaDB, namespaces), when they are missing.
 set -euo pipefail
 
 missing=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+# the MariaDB container scripts run in a private mount and network namespace
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || missing+=(iproute2)
+command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
