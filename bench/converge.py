@@ -63,9 +63,7 @@ def measure(compute_nodes: int, workdir: Path) -> dict[str, float | int]:
             converge_seconds = time.monotonic() - applied
             time.sleep(1)  # the audit line of the last request lands just after it
             events = [
-                e
-                for e in cluster.audit_events(since_line=since)
-                if e.get("objectRef", {}).get("resource") != "leases"
+                e for e in cluster.audit_events(since_line=since) if e.get("objectRef", {}).get("resource") != "leases"
             ]
         finally:
             operator.stop()

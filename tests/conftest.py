@@ -15,9 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 
 
-def cloud(
-    spec: dict[str, Any] | None = None, name: str = "demo", namespace: str = "openstack"
-) -> OpenStackCloud:
+def cloud(spec: dict[str, Any] | None = None, name: str = "demo", namespace: str = "openstack") -> OpenStackCloud:
     """An OpenStackCloud from a spec fragment (release defaults to the default release)."""
     return parse_cloud(
         {

@@ -114,9 +114,7 @@ def cmd_create_database(args: argparse.Namespace) -> int:
     ]
     if missing:
         raise UserError([f"environment: {v} is not set" for v in missing])
-    admin = Admin(
-        args.host, args.port, os.environ["STACKOPS_DB_ADMIN_USER"], os.environ["STACKOPS_DB_ADMIN_PASSWORD"]
-    )
+    admin = Admin(args.host, args.port, os.environ["STACKOPS_DB_ADMIN_USER"], os.environ["STACKOPS_DB_ADMIN_PASSWORD"])
     try:
         changed = create_databases(admin, args.database, args.user, os.environ["STACKOPS_DB_PASSWORD"])
     except DatabaseJobError as error:
@@ -155,9 +153,7 @@ def cmd_register_service(args: argparse.Namespace) -> int:
     if missing:
         raise UserError([f"environment: {v} is not set" for v in missing])
     endpoints = {"public": args.public_url, "internal": args.internal_url}
-    registration = Registration(
-        args.region, args.type, args.name, args.description, endpoints, args.user, args.project
-    )
+    registration = Registration(args.region, args.type, args.name, args.description, endpoints, args.user, args.project)
     try:
         conn = openstack.connect(
             auth_url=os.environ["OS_AUTH_URL"],
@@ -179,15 +175,11 @@ def cmd_register_service(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
-        prog="stackops", description="Deploy, run and upgrade OpenStack on Kubernetes."
-    )
+    top = argparse.ArgumentParser(prog="stackops", description="Deploy, run and upgrade OpenStack on Kubernetes.")
     top.add_argument("--version", action="version", version=f"stackops {__version__}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    render = commands.add_parser(
-        "render", help="print every object of a cloud, in the order they are applied"
-    )
+    render = commands.add_parser("render", help="print every object of a cloud, in the order they are applied")
     render.add_argument("-f", "--file", required=True, help="OpenStackCloud YAML file, or - for stdin")
     render.add_argument("--service", help="only this service's objects")
     render.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
@@ -210,16 +202,10 @@ def parser() -> argparse.ArgumentParser:
     operator.add_argument(
         "-n", "--namespace", action="append", help="watch only this namespace (repeatable); default: all"
     )
-    operator.add_argument(
-        "--no-leader-election", action="store_true", help="for a single replica run by hand"
-    )
-    operator.add_argument(
-        "--lease-namespace", default="default", help="where the leader Lease lives outside a pod"
-    )
+    operator.add_argument("--no-leader-election", action="store_true", help="for a single replica run by hand")
+    operator.add_argument("--lease-namespace", default="default", help="where the leader Lease lives outside a pod")
     operator.add_argument("--health-port", type=int, default=8080)
-    operator.add_argument(
-        "--kubeconfig", help="when running outside the cluster (default: in-cluster, or $KUBECONFIG)"
-    )
+    operator.add_argument("--kubeconfig", help="when running outside the cluster (default: in-cluster, or $KUBECONFIG)")
     operator.set_defaults(func=cmd_operator)
 
     dev = commands.add_parser("dev", help="a local Kubernetes control plane to try stackops on")

@@ -37,9 +37,7 @@ def problems(spec: OpenStackCloudSpec) -> list[RenderError]:
         found += service.problems(spec)
         if service.name in enabled:
             found += [
-                RenderError(
-                    f"spec.{service.spec_path}.enabled", f"{service.name} needs {dep}, which is disabled"
-                )
+                RenderError(f"spec.{service.spec_path}.enabled", f"{service.name} needs {dep}, which is disabled")
                 for dep in service.depends_on
                 if dep not in enabled
             ]
@@ -55,9 +53,7 @@ class Plan:
         return [obj for step in self.steps for obj in step.objects]
 
 
-def plan(
-    cloud: OpenStackCloud, credentials: Credentials | None = None, options: RenderOptions | None = None
-) -> Plan:
+def plan(cloud: OpenStackCloud, credentials: Credentials | None = None, options: RenderOptions | None = None) -> Plan:
     """Render every enabled service of `cloud`; placeholder credentials when none are given.
 
     Raises RenderError (naming the field) for a spec that cannot be rendered.

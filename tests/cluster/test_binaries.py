@@ -30,9 +30,7 @@ def test_kubebuilder_assets_win_for_what_they_contain(
     assert found["kube-controller-manager"] == cache_dir().absolute() / "kube-controller-manager"
 
 
-def test_missing_binaries_are_named_with_how_to_build_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_binaries_are_named_with_how_to_build_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STACKOPS_CACHE", str(tmp_path))
     monkeypatch.delenv("KUBEBUILDER_ASSETS", raising=False)
     with pytest.raises(DevClusterError) as error:

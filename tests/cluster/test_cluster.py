@@ -72,9 +72,7 @@ def test_default_nodes_are_ready_and_labelled(local_cluster: LocalCluster) -> No
     assert "stackops.dev/compute" not in _labels(found["control-plane-0"])
 
 
-def test_deployment_with_node_selector_runs_on_compute_nodes(
-    local_cluster: LocalCluster, namespace: str
-) -> None:
+def test_deployment_with_node_selector_runs_on_compute_nodes(local_cluster: LocalCluster, namespace: str) -> None:
     apps = client.AppsV1Api(local_cluster.api)
     labels = {"app": "web"}
     apps.create_namespaced_deployment(
@@ -195,9 +193,7 @@ def test_audit_log_records_the_operators_writes(local_cluster: LocalCluster, nam
 
     found = wait_for("the operator's writes in the audit log", writes, timeout=10)
     created = [
-        e
-        for e in found
-        if e["objectRef"]["resource"] == "configmaps" and e["objectRef"].get("name") == "from-operator"
+        e for e in found if e["objectRef"]["resource"] == "configmaps" and e["objectRef"].get("name") == "from-operator"
     ]
     assert [(e["verb"], e["responseStatus"]["code"]) for e in created] == [("create", 201)]
     assert created[0]["user"]["username"] == OPERATOR_USER
@@ -258,9 +254,7 @@ def test_a_crashing_component_fails_start_with_its_log(cluster_binaries: Binarie
     fake = tmp_path / "kube-apiserver"
     fake.write_text("#!/bin/sh\necho 'E0000 boom: cannot start' >&2\nexit 3\n")
     fake.chmod(0o755)
-    cluster = LocalCluster(
-        tmp_path / "cluster", binaries=dataclasses.replace(cluster_binaries, kube_apiserver=fake)
-    )
+    cluster = LocalCluster(tmp_path / "cluster", binaries=dataclasses.replace(cluster_binaries, kube_apiserver=fake))
     with pytest.raises(DevClusterError, match=r"(?s)kube-apiserver exited \(status 3\).*boom: cannot start"):
         cluster.start()
     assert processes_mentioning(str(tmp_path / "cluster")) == []

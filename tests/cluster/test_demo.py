@@ -23,9 +23,7 @@ def stackops(*args: str) -> subprocess.CompletedProcess[str]:
 def test_demo_up_reaches_ready_and_down_removes_everything(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
     try:
-        result = stackops(
-            "demo", "up", "-f", str(ROOT / "examples" / "minimal.yaml"), "--workdir", str(workdir)
-        )
+        result = stackops("demo", "up", "-f", str(ROOT / "examples" / "minimal.yaml"), "--workdir", str(workdir))
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "cloud demo is Ready (release 2026.1)" in result.stdout
         again = stackops("demo", "up", "--workdir", str(workdir))

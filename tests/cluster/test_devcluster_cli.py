@@ -39,9 +39,7 @@ MAIN = textwrap.dedent(
 
 
 def dev(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", MAIN, *args], capture_output=True, text=True, timeout=300, check=False
-    )
+    return subprocess.run([sys.executable, "-c", MAIN, *args], capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_detached_up_status_down(
@@ -49,9 +47,7 @@ def test_detached_up_status_down(
 ) -> None:
     workdir = tmp_path / "dev"
     kubeconfig = tmp_path / "home" / "kubeconfig"
-    started = dev(
-        "cluster", "up", "--workdir", str(workdir), "--kubeconfig", str(kubeconfig), "--compute-nodes", "1"
-    )
+    started = dev("cluster", "up", "--workdir", str(workdir), "--kubeconfig", str(kubeconfig), "--compute-nodes", "1")
     try:
         assert started.returncode == 0, started.stderr
         assert f"kubeconfig: {kubeconfig}" in started.stdout

@@ -59,9 +59,7 @@ class Env:
         )
 
     # clouds
-    def cloud_body(
-        self, name: str, spec: dict[str, Any] | None = None, namespace: str = NAMESPACE
-    ) -> dict[str, Any]:
+    def cloud_body(self, name: str, spec: dict[str, Any] | None = None, namespace: str = NAMESPACE) -> dict[str, Any]:
         body = yaml.safe_load((ROOT / "examples" / "minimal.yaml").read_text())
         body["metadata"] = {"name": name, "namespace": namespace}
         body["spec"] |= spec or {}
@@ -74,9 +72,7 @@ class Env:
         return result
 
     def get(self, name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
-        result: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name
-        )
+        result: dict[str, Any] = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
         return result
 
     def patch_spec(self, name: str, spec: dict[str, Any], namespace: str = NAMESPACE) -> dict[str, Any]:
@@ -126,9 +122,7 @@ class Env:
         ]
 
     def jobs(self, cloud: str) -> list[Any]:
-        return list(
-            self.batch.list_namespaced_job(NAMESPACE, label_selector=f"stackops.dev/cloud={cloud}").items
-        )
+        return list(self.batch.list_namespaced_job(NAMESPACE, label_selector=f"stackops.dev/cloud={cloud}").items)
 
 
 @pytest.fixture(scope="module")
@@ -167,18 +161,14 @@ def test_api_server_rejects_invalid_clouds_with_readable_messages(env: Env) -> N
     bad_field["spec"]["services"] = {"keystone": {"replicaz": 2}}
     assert 'unknown field "spec.services.keystone.replicaz"' in _rejection(env, bad_field)
 
-    galera = env.cloud_body(
-        "galera", {"infrastructure": {"database": {"replicas": 2}}}, namespace=OTHER_NAMESPACE
-    )
+    galera = env.cloud_body("galera", {"infrastructure": {"database": {"replicas": 2}}}, namespace=OTHER_NAMESPACE)
     assert "a Galera cluster needs 1 or at least 3 replicas" in _rejection(env, galera)
 
     release = env.cloud_body("old", {"release": "2024.1"}, namespace=OTHER_NAMESPACE)
     assert "spec.release: Unsupported value" in _rejection(env, release)
 
     name = env.cloud_body("Not_A_Label", namespace=OTHER_NAMESPACE)
-    assert "metadata.name must be a DNS label" in _rejection(env, name) or "Invalid value" in _rejection(
-        env, name
-    )
+    assert "metadata.name must be a DNS label" in _rejection(env, name) or "Invalid value" in _rejection(env, name)
 
 
 @pytest.mark.parametrize(
@@ -232,9 +222,11 @@ def test_example_cloud_goes_ready_in_dependency_order(env: Env) -> None:
         "memcached": "Ready",
         "keystone": "Ready",
         "placement": "Ready",
+        "glance": "Ready",
     }
     assert status["endpoints"] == {
         "identity": "http://demo-keystone-api.openstack.svc:5000/v3",
+        "image": "http://demo-glance-api.openstack.svc:9292",
         "placement": "http://demo-placement-api.openstack.svc:8778",
     }
 
@@ -245,16 +237,12 @@ def test_example_cloud_goes_ready_in_dependency_order(env: Env) -> None:
 
     rendered = plan(load_cloud_text(yaml.safe_dump(env.cloud_body("demo"))))
     step_of = {
-        key(o["kind"].lower() + "s", o["metadata"]["name"]): i
-        for i, s in enumerate(rendered.steps)
-        for o in s.objects
+        key(o["kind"].lower() + "s", o["metadata"]["name"]): i for i, s in enumerate(rendered.steps) for o in s.objects
     }
     applied = [
         key(e["objectRef"]["resource"], e["objectRef"]["name"])
         for e in env.writes(since)
-        if e["verb"] == "patch"
-        and e["objectRef"].get("subresource") is None
-        and e["objectRef"]["resource"] != PLURAL
+        if e["verb"] == "patch" and e["objectRef"].get("subresource") is None and e["objectRef"]["resource"] != PLURAL
     ]
     order = [step_of[a] for a in applied if a in step_of]
     assert len(order) == len(rendered.objects()), applied
@@ -339,9 +327,7 @@ def test_a_config_override_rolls_keystone_with_a_new_config_hash(env: Env) -> No
     assert len(replica_sets) == 2  # a rollout happened
     # new db-sync/bootstrap Jobs; the superseded ones were removed once finished
     new_jobs = {j.metadata.name for j in env.jobs("demo")}
-    wait_for(
-        lambda: not ({j.metadata.name for j in env.jobs("demo")} & (old_jobs - new_jobs)), "old jobs pruned"
-    )
+    wait_for(lambda: not ({j.metadata.name for j in env.jobs("demo")} & (old_jobs - new_jobs)), "old jobs pruned")
     changed = {n.rsplit("-", 1)[0] for n in new_jobs ^ old_jobs}
     assert changed == {"demo-keystone-db-sync", "demo-keystone-bootstrap"}
 
@@ -359,10 +345,7 @@ def test_fernet_keys_rotate_when_due(env: Env) -> None:
     )
     env.patch_spec("demo", {"services": {"keystone": {"fernet": {"rotationHours": 25}}}})  # wake the operator
     wait_for(
-        lambda: (
-            sorted(env.core.read_namespaced_secret("demo-keystone-fernet-keys", NAMESPACE).data)
-            == ["0", "1", "2"]
-        ),
+        lambda: sorted(env.core.read_namespaced_secret("demo-keystone-fernet-keys", NAMESPACE).data) == ["0", "1", "2"],
         "rotated fernet keys",
     )
     after = env.core.read_namespaced_secret("demo-keystone-fernet-keys", NAMESPACE).data
@@ -405,9 +388,7 @@ def test_a_spec_the_schema_lets_through_but_stackops_cannot_render_fails_cleanly
             "InvalidSpec"
             in {
                 e.reason
-                for e in env.core.list_namespaced_event(
-                    NAMESPACE, field_selector="involvedObject.name=broken"
-                ).items
+                for e in env.core.list_namespaced_event(NAMESPACE, field_selector="involvedObject.name=broken").items
             }
         ),
         "an InvalidSpec Event",
@@ -432,7 +413,7 @@ def test_killed_operator_resumes_without_duplicate_jobs_or_new_credentials(env: 
         (j.metadata.labels["app.kubernetes.io/name"], j.metadata.labels["app.kubernetes.io/component"])
         for j in env.jobs("crash")
     ]
-    assert len(jobs) == len(set(jobs)) == 6, jobs  # each Job once: none repeated after the restart
+    assert len(jobs) == len(set(jobs)) == 9, jobs  # each Job once: none repeated after the restart
     assert env.core.read_namespaced_secret("crash-credentials", NAMESPACE).data == credentials
 
 
@@ -477,13 +458,9 @@ def test_deleting_a_cloud_keeps_credentials_and_volumes_unless_asked(env: Env) -
     env.delete("restart")
     wait_for(lambda: _gone(env, "restart"), "cloud restart deleted", timeout=120)
     assert not env.jobs("restart")
-    assert not env.apps.list_namespaced_stateful_set(
-        NAMESPACE, label_selector="stackops.dev/cloud=restart"
-    ).items
+    assert not env.apps.list_namespaced_stateful_set(NAMESPACE, label_selector="stackops.dev/cloud=restart").items
     env.core.read_namespaced_secret("restart-credentials", NAMESPACE)  # kept
-    pvcs = env.core.list_namespaced_persistent_volume_claim(
-        NAMESPACE, label_selector="stackops.dev/cloud=restart"
-    )
+    pvcs = env.core.list_namespaced_persistent_volume_claim(NAMESPACE, label_selector="stackops.dev/cloud=restart")
     assert pvcs.items  # kept
 
     env.ensure_ready("crash")

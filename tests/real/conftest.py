@@ -3,6 +3,7 @@ and one rendered cloud deployed on them, service by service, in the plan's order
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,7 +79,27 @@ def placement(deployed: Deployment, keystone: str, placement_bin: Path) -> Itera
     module = wsgi_module(
         api.files["/etc/apache2/conf-enabled/wsgi-placement.conf"].read_text(), site_packages(placement_bin)
     )
-    with deployed.serve(
-        "placement", placement_bin, module, {"OS_PLACEMENT_CONFIG_DIR": str(conf.parent)}, "/"
-    ) as url:
+    with deployed.serve("placement", placement_bin, module, {"OS_PLACEMENT_CONFIG_DIR": str(conf.parent)}, "/") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def glance_bin() -> Path:
+    return service_venv("glance", "gunicorn")
+
+
+@pytest.fixture(scope="session")
+def glance(deployed: Deployment, keystone: str, glance_bin: Path) -> Iterator[str]:
+    """Glance deployed as the plan says: database Job, registration Job, db-sync, then the API, with
+    glance's own paste pipeline from its package (the Kolla image ships it in /etc/glance)."""
+    for component in ("database", "registration"):
+        result = deployed.stackops_job("glance", component)
+        assert result.returncode == 0, f"{component}: {result.stderr[-3000:]}"
+    result = deployed.kolla_job("glance", "db-sync", glance_bin)
+    assert result.returncode == 0, f"db-sync: {result.stderr[-3000:]}"
+    api = deployed.kolla("Deployment", "glance", "api")
+    conf = api.files["/etc/glance/glance-api.conf"]
+    shutil.copy(glance_bin.parent / "etc" / "glance" / "glance-api-paste.ini", conf.parent)
+    module = wsgi_module(api.files["/etc/glance/glance-api-uwsgi.ini"].read_text(), site_packages(glance_bin))
+    with deployed.serve("glance", glance_bin, module, {"OS_GLANCE_CONFIG_DIR": str(conf.parent)}, "/") as url:
         yield url

@@ -32,9 +32,7 @@ STACKOPS = str(Path(sys.executable).with_name("stackops"))
 KEYSTONE_CONF = "/etc/keystone/keystone.conf"
 
 
-def run(
-    argv: list[str], env: dict[str, str], bin_dir: Path | None = None
-) -> subprocess.CompletedProcess[str]:
+def run(argv: list[str], env: dict[str, str], bin_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
     path = f"{bin_dir}:{os.environ['PATH']}" if bin_dir else os.environ["PATH"]
     return subprocess.run(
         argv,
@@ -56,14 +54,13 @@ def free_port() -> int:
 
 class Deployment:
     def __init__(self, db: MariaDB, root: Path) -> None:
-        self.ports = {"keystone": free_port(), "placement": free_port()}
+        self.ports = {"keystone": free_port(), "placement": free_port(), "glance": free_port()}
+        images = root / "glance"
         self.urls = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
         # No memcached here: the caches are turned off with the same `config:` overrides a user writes.
         spec = {
             "infrastructure": {
-                "database": {
-                    "external": {"host": db.host, "port": db.port, "secretRef": {"name": "db-admin"}}
-                }
+                "database": {"external": {"host": db.host, "port": db.port, "secretRef": {"name": "db-admin"}}}
             },
             "services": {
                 "keystone": {
@@ -73,6 +70,16 @@ class Deployment:
                 "placement": {
                     "endpoints": {"public": self.urls["placement"], "internal": self.urls["placement"]},
                     "config": {"keystone_authtoken": {"memcached_servers": None}},
+                },
+                "glance": {
+                    "endpoints": {"public": self.urls["glance"], "internal": self.urls["glance"]},
+                    # the store on a local directory instead of the PVC mounted at /var/lib/glance
+                    "config": {
+                        "keystone_authtoken": {"memcached_servers": None},
+                        "file": {"filesystem_store_datadir": str(images / "images")},
+                        "os_glance_staging_store": {"filesystem_store_datadir": str(images / "staging")},
+                        "os_glance_tasks_store": {"filesystem_store_datadir": str(images / "tasks")},
+                    },
                 },
             },
         }
@@ -103,9 +110,7 @@ class Deployment:
             (directory / index).write_text(key)
             (directory / index).chmod(0o600)
 
-    def stackops_job(
-        self, service: str, component: str, secrets: dict[str, dict[str, str]] | None = None
-    ) -> Any:
+    def stackops_job(self, service: str, component: str, secrets: dict[str, dict[str, str]] | None = None) -> Any:
         """Run a stackops Job's container command (create-database, register-service) here."""
         job = find(self.plan, "Job", service, component)
         container = job["spec"]["template"]["spec"]["containers"][0]
@@ -126,9 +131,7 @@ class Deployment:
         return run(argv, run_.env, bin_dir)
 
     @contextmanager
-    def serve(
-        self, service: str, bin_dir: Path, module: str, env: dict[str, str], probe: str
-    ) -> Iterator[str]:
+    def serve(self, service: str, bin_dir: Path, module: str, env: dict[str, str], probe: str) -> Iterator[str]:
         """gunicorn serving `module` (the WSGI file the rendered Apache config names) on its port."""
         workdir = self.root / f"{service}-server"
         workdir.mkdir(exist_ok=True)
@@ -155,9 +158,7 @@ class Deployment:
                 except requests.ConnectionError:
                     pass
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"{service} did not answer: {(workdir / 'server.log').read_text()[-3000:]}"
-                    )
+                    raise RuntimeError(f"{service} did not answer: {(workdir / 'server.log').read_text()[-3000:]}")
                 time.sleep(0.3)
             yield url
         finally:
@@ -170,8 +171,10 @@ class Deployment:
 
 
 def wsgi_module(wsgi_conf: str, site_packages: Path) -> str:
-    """The module the rendered Apache config serves, checked to exist in the service's package."""
-    script = next(line.split()[-1] for line in wsgi_conf.splitlines() if "WSGIScriptAlias" in line)
+    """The module the rendered Apache or uWSGI config serves, checked to exist in the service's package."""
+    script = next(
+        line.split()[-1] for line in wsgi_conf.splitlines() if "WSGIScriptAlias" in line or line.startswith("wsgi-file")
+    )
     relative = script.split("site-packages/", 1)[1]
     assert (site_packages / relative).is_file(), relative
     return relative.removesuffix(".py").replace("/", ".")

@@ -51,9 +51,7 @@ def test_a_wrong_password_is_refused(keystone: str) -> None:
         conn.authorize()
 
 
-def test_database_job_is_idempotent_and_keeps_the_secret_as_truth(
-    keystone: str, deployed: Deployment
-) -> None:
+def test_database_job_is_idempotent_and_keeps_the_secret_as_truth(keystone: str, deployed: Deployment) -> None:
     again = deployed.stackops_job("keystone", "database")
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == "create-database: nothing to change"
@@ -67,9 +65,7 @@ def test_database_job_with_a_wrong_admin_password_fails_clearly(keystone: str, d
     assert "access denied" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_tokens_survive_a_fernet_rotation_until_their_key_is_pruned(
-    keystone: str, deployed: Deployment
-) -> None:
+def test_tokens_survive_a_fernet_rotation_until_their_key_is_pruned(keystone: str, deployed: Deployment) -> None:
     token = admin(deployed).auth_token
     keys = secret_data(deployed.plan, "demo-keystone-fernet-keys")
 

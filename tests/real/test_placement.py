@@ -10,9 +10,7 @@ from stackops.services.placement import KEYSTONE_PASSWORD_KEY
 from tests.real.deployment import Deployment
 
 
-def test_placement_user_lists_resource_providers_through_the_catalog(
-    placement: str, deployed: Deployment
-) -> None:
+def test_placement_user_lists_resource_providers_through_the_catalog(placement: str, deployed: Deployment) -> None:
     conn = openstack.connect(
         auth_url=f"{deployed.urls['keystone']}/v3",
         username="placement",

@@ -12,9 +12,7 @@ from pathlib import Path
 class OperatorProcess:
     """`stackops operator` in its own process group, logging to a file."""
 
-    def __init__(
-        self, kubeconfig: Path, log_path: Path, health_port: int, extra_env: dict[str, str] | None = None
-    ):
+    def __init__(self, kubeconfig: Path, log_path: Path, health_port: int, extra_env: dict[str, str] | None = None):
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.health_port = health_port

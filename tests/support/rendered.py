@@ -56,9 +56,7 @@ class KollaRun:
     files: dict[str, Path]  # destination in the container -> where it is here
 
 
-def kolla_run(
-    plan: Plan, workload: dict[str, Any], root: Path, secrets: dict[str, dict[str, str]]
-) -> KollaRun:
+def kolla_run(plan: Plan, workload: dict[str, Any], root: Path, secrets: dict[str, dict[str, str]]) -> KollaRun:
     """What kolla_start would run in the workload's first container, with files laid out under `root`."""
     pod = workload["spec"]["template"]["spec"]
     container = pod["containers"][0]

@@ -12,9 +12,7 @@ import yaml
 
 from tests.conftest import ROOT
 
-HEADER = (
-    "apiVersion: stackops.dev/v1alpha1\nkind: OpenStackCloud\nmetadata: {name: demo, namespace: openstack}\n"
-)
+HEADER = "apiVersion: stackops.dev/v1alpha1\nkind: OpenStackCloud\nmetadata: {name: demo, namespace: openstack}\n"
 
 
 def stackops(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -32,15 +30,14 @@ def test_render_prints_every_object_in_apply_order() -> None:
     assert result.returncode == 0, result.stderr
     kinds = [d["kind"] for d in yaml.safe_load_all(result.stdout)]
     assert kinds[0] == "Secret" and "Deployment" in kinds
-    names = [
-        d["metadata"]["name"].rsplit("-", 1)[0]
-        for d in yaml.safe_load_all(result.stdout)
-        if d["kind"] == "Job"
-    ]
+    names = [d["metadata"]["name"].rsplit("-", 1)[0] for d in yaml.safe_load_all(result.stdout) if d["kind"] == "Job"]
     assert names == [
         "demo-keystone-database",
         "demo-keystone-db-sync",
         "demo-keystone-bootstrap",
+        "demo-glance-database",
+        "demo-glance-registration",
+        "demo-glance-db-sync",
         "demo-placement-database",
         "demo-placement-registration",
         "demo-placement-db-sync",
@@ -48,9 +45,7 @@ def test_render_prints_every_object_in_apply_order() -> None:
 
 
 def test_render_one_service_as_json() -> None:
-    result = stackops(
-        "render", "-f", str(ROOT / "examples" / "minimal.yaml"), "--service", "keystone", "-o", "json"
-    )
+    result = stackops("render", "-f", str(ROOT / "examples" / "minimal.yaml"), "--service", "keystone", "-o", "json")
     assert result.returncode == 0, result.stderr
     items = json.loads(result.stdout)["items"]
     assert items and {i["metadata"]["labels"]["app.kubernetes.io/name"] for i in items} == {"keystone"}

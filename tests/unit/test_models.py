@@ -55,17 +55,14 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
 def test_two_galera_replicas_are_refused() -> None:
     problems = _problems(HEADER + "spec: {infrastructure: {database: {replicas: 2}}}")
     assert problems == [
-        "spec.infrastructure.database.replicas: "
-        "a Galera cluster needs 1 or at least 3 replicas (2 cannot keep quorum)"
+        "spec.infrastructure.database.replicas: a Galera cluster needs 1 or at least 3 replicas (2 cannot keep quorum)"
     ]
 
 
 def test_config_override_that_ini_cannot_hold_is_refused_at_validation() -> None:
     problems = _problems(HEADER + "spec: {services: {keystone: {config: {DEFAULT: {debug: {nested: 1}}}}}}")
     assert len(problems) == 1
-    assert problems[0].startswith(
-        "spec.services.keystone.config: DEFAULT.debug: a mapping cannot be an INI value"
-    )
+    assert problems[0].startswith("spec.services.keystone.config: DEFAULT.debug: a mapping cannot be an INI value")
 
 
 def test_cloud_name_must_prefix_valid_object_names() -> None:

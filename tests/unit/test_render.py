@@ -75,9 +75,7 @@ def test_two_clouds_share_a_namespace_without_a_name_clash() -> None:
 
 
 def _hash(result: Plan, kind: str, name: str) -> str:
-    annotations: dict[str, str] = by_kind_name(result)[(kind, name)]["spec"]["template"]["metadata"][
-        "annotations"
-    ]
+    annotations: dict[str, str] = by_kind_name(result)[(kind, name)]["spec"]["template"]["metadata"]["annotations"]
     return annotations[CONFIG_HASH_ANNOTATION]
 
 
@@ -86,10 +84,7 @@ def test_a_config_change_rolls_its_service_and_nothing_else() -> None:
     after = plan(cloud({"services": {"keystone": {"config": {"DEFAULT": {"debug": True}}}}}))
     assert _hash(before, "Deployment", "demo-keystone-api") != _hash(after, "Deployment", "demo-keystone-api")
     assert _hash(before, "StatefulSet", "demo-mariadb") == _hash(after, "StatefulSet", "demo-mariadb")
-    assert (
-        "debug = true"
-        in by_kind_name(after)[("Secret", "demo-keystone-config")]["stringData"]["keystone.conf"]
-    )
+    assert "debug = true" in by_kind_name(after)[("Secret", "demo-keystone-config")]["stringData"]["keystone.conf"]
     jobs = lambda p: {n for k, n in by_kind_name(p) if k == "Job"}  # noqa: E731
     changed = jobs(before) ^ jobs(after)
     assert {n.rsplit("-", 1)[0] for n in changed} == {"demo-keystone-db-sync", "demo-keystone-bootstrap"}
@@ -132,9 +127,7 @@ def test_images_follow_kolla_names_and_every_part_is_overridable() -> None:
 
 def test_resource_overrides_merge_over_defaults() -> None:
     result = plan(cloud({"services": {"keystone": {"resources": {"api": {"requests": {"cpu": 2}}}}}}))
-    container = by_kind_name(result)[("Deployment", "demo-keystone-api")]["spec"]["template"]["spec"][
-        "containers"
-    ][0]
+    container = by_kind_name(result)[("Deployment", "demo-keystone-api")]["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["requests"] == {"cpu": 2, "memory": "256Mi"}
 
 
@@ -142,17 +135,12 @@ def test_unknown_component_in_resources_is_named() -> None:
     with pytest.raises(RenderError) as caught:
         plan(cloud({"services": {"keystone": {"resources": {"apii": {"requests": {"cpu": 1}}}}}}))
     assert str(caught.value) == (
-        "spec.services.keystone.resources.apii: "
-        "unknown component (known: api, db-sync, bootstrap, registration)"
+        "spec.services.keystone.resources.apii: unknown component (known: api, db-sync, bootstrap, registration)"
     )
 
 
 def test_external_database_runs_no_server_and_uses_the_given_account() -> None:
-    spec = {
-        "infrastructure": {
-            "database": {"external": {"host": "db.example", "secretRef": {"name": "db-admin"}}}
-        }
-    }
+    spec = {"infrastructure": {"database": {"external": {"host": "db.example", "secretRef": {"name": "db-admin"}}}}}
     result = plan(cloud(spec))
     assert not [o for o in result.objects() if o["metadata"]["labels"]["app.kubernetes.io/name"] == "mariadb"]
     job = next(o for o in result.objects() if o["metadata"]["name"].startswith("demo-keystone-database-"))
@@ -176,9 +164,9 @@ def test_galera_cluster_has_wsrep_settings_and_a_disruption_budget() -> None:
 
 
 def test_public_endpoint_by_ingress_or_http_route() -> None:
-    ingress = by_kind_name(
-        plan(cloud({"endpoints": {"publicDomain": "cloud.example", "tls": {"secretName": "tls"}}}))
-    )[("Ingress", "demo-keystone-api")]
+    ingress = by_kind_name(plan(cloud({"endpoints": {"publicDomain": "cloud.example", "tls": {"secretName": "tls"}}})))[
+        ("Ingress", "demo-keystone-api")
+    ]
     assert ingress["spec"]["rules"][0]["host"] == "keystone.cloud.example"
     assert ingress["spec"]["tls"] == [{"hosts": ["keystone.cloud.example"], "secretName": "tls"}]
     route = by_kind_name(

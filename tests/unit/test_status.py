@@ -14,9 +14,7 @@ NOW, LATER = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"
 
 def job(name: str, condition: str | None) -> dict[str, object]:
     status = (
-        {"conditions": [{"type": condition, "status": "True", "message": "BackoffLimitExceeded"}]}
-        if condition
-        else {}
+        {"conditions": [{"type": condition, "status": "True", "message": "BackoffLimitExceeded"}]} if condition else {}
     )
     return {"kind": "Job", "metadata": {"name": name}, "status": status}
 

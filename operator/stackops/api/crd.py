@@ -33,10 +33,8 @@ _KEPT = (
 
 # The cloud name prefixes every object of the cloud, so it must leave room for their suffixes.
 NAME_RULE = {
-    "rule": f"self.metadata.name.size() <= {CLOUD_NAME_MAX}"
-    f" && self.metadata.name.matches('{CLOUD_NAME_PATTERN}')",
-    "message": f"metadata.name must be a DNS label of at most {CLOUD_NAME_MAX} characters"
-    " starting with a letter",
+    "rule": f"self.metadata.name.size() <= {CLOUD_NAME_MAX} && self.metadata.name.matches('{CLOUD_NAME_PATTERN}')",
+    "message": f"metadata.name must be a DNS label of at most {CLOUD_NAME_MAX} characters starting with a letter",
 }
 
 

@@ -47,9 +47,7 @@ class ApiModel(BaseModel):
 class ResourceRequirements(ApiModel):
     """Kubernetes compute resources of one container."""
 
-    requests: dict[str, Quantity] = Field(
-        default_factory=dict, description="Minimum resources, e.g. {cpu: 100m}."
-    )
+    requests: dict[str, Quantity] = Field(default_factory=dict, description="Minimum resources, e.g. {cpu: 100m}.")
     limits: dict[str, Quantity] = Field(default_factory=dict, description="Maximum resources.")
 
 
@@ -112,9 +110,7 @@ class DatabaseSpec(WorkloadSpec):
     )
     storage: Storage = Field(default_factory=Storage)
     external: ExternalDatabase | None = Field(None, description="Use an existing database server instead.")
-    config: OsloConfig = Field(
-        default_factory=dict, description="my.cnf overrides: {section: {option: value}}."
-    )
+    config: OsloConfig = Field(default_factory=dict, description="my.cnf overrides: {section: {option: value}}.")
 
     @field_validator("replicas")
     @classmethod
@@ -178,9 +174,44 @@ class KeystoneSpec(ServiceSpec):
     fernet: FernetSpec = Field(default_factory=FernetSpec)
 
 
+class RbdStore(ApiModel):
+    pool: str = "images"
+    user: str = "glance"
+    secret_ref: SecretRef = Field(description="Secret with ceph.conf and the keyring of the user.")
+
+
+class GlanceBackend(ApiModel):
+    """Where images are stored: a PVC (default) or Ceph RBD."""
+
+    type: Literal["pvc", "rbd"] = "pvc"
+    size: str = Field("50Gi", description="PVC size (pvc).")
+    storage_class_name: str | None = None
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
+        "ReadWriteOnce", description="ReadWriteMany lets several API replicas share the store."
+    )
+    rbd: RbdStore | None = None
+
+    @model_validator(mode="after")
+    def _rbd_needs_settings(self) -> GlanceBackend:
+        if self.type == "rbd" and self.rbd is None:
+            raise ValueError("rbd: required when type is rbd")
+        return self
+
+
+class GlanceSpec(ServiceSpec):
+    backend: GlanceBackend = Field(default_factory=GlanceBackend)
+
+    @model_validator(mode="after")
+    def _shared_store_for_replicas(self) -> GlanceSpec:
+        if self.backend.type == "pvc" and self.replicas > 1 and self.backend.access_mode != "ReadWriteMany":
+            raise ValueError("replicas: more than 1 needs backend.accessMode ReadWriteMany (or an rbd backend)")
+        return self
+
+
 class ServicesSpec(ApiModel):
     keystone: KeystoneSpec = Field(default_factory=KeystoneSpec)
     placement: ServiceSpec = Field(default_factory=ServiceSpec)
+    glance: GlanceSpec = Field(default_factory=GlanceSpec)
 
 
 class ImagesSpec(ApiModel):
@@ -208,9 +239,7 @@ class EndpointsSpec(ApiModel):
     """How public endpoints are exposed. Without a publicDomain the cloud is reachable in-cluster only."""
 
     public_domain: str | None = Field(None, description="DNS domain; services get <service>.<domain>.")
-    exposure: Literal["Ingress", "HTTPRoute"] = Field(
-        "Ingress", description="Ingress or Gateway API HTTPRoute."
-    )
+    exposure: Literal["Ingress", "HTTPRoute"] = Field("Ingress", description="Ingress or Gateway API HTTPRoute.")
     ingress_class_name: str | None = None
     gateway: GatewayRef | None = Field(None, description="Parent Gateway of HTTPRoutes.")
     tls: TlsSpec = Field(default_factory=TlsSpec)
@@ -232,9 +261,7 @@ class NodesSpec(ApiModel):
     control_plane: NodeSelector = Field(
         default_factory=lambda: NodeSelector(match_labels={"stackops.dev/control-plane": "true"})
     )
-    compute: NodeSelector = Field(
-        default_factory=lambda: NodeSelector(match_labels={"stackops.dev/compute": "true"})
-    )
+    compute: NodeSelector = Field(default_factory=lambda: NodeSelector(match_labels={"stackops.dev/compute": "true"}))
 
 
 class OpenStackCloudSpec(ApiModel):

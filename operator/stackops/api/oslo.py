@@ -44,9 +44,7 @@ def value_problem(value: object) -> str | None:
             return "multistring values must be scalars"
         return None
     if isinstance(value, dict):
-        return (
-            "a mapping cannot be an INI value (use {type: multistring, values: [...]} for repeated options)"
-        )
+        return "a mapping cannot be an INI value (use {type: multistring, values: [...]} for repeated options)"
     return f"a {type(value).__name__} cannot be an INI value"
 
 
@@ -58,9 +56,7 @@ def check_ini_shape(config: dict[str, Any]) -> list[str]:
             problems.append(f"{section!r}: not a valid INI section name")
             continue
         if not isinstance(options, dict):
-            problems.append(
-                f"{section}: a section must be a mapping of options, not {type(options).__name__}"
-            )
+            problems.append(f"{section}: a section must be a mapping of options, not {type(options).__name__}")
             continue
         for option, value in options.items():
             if not option or "=" in option or "\n" in option:

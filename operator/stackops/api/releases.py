@@ -31,20 +31,26 @@ RELEASES: dict[str, Release] = {
     r.series: r
     for r in (
         Release(
-            "2025.1", "Epoxy", {"keystone": "keystone>=27,<28", "placement": "openstack-placement>=13,<14"}
+            "2025.1",
+            "Epoxy",
+            {"keystone": "keystone>=27,<28", "placement": "openstack-placement>=13,<14", "glance": "glance>=30,<31"},
         ),
         Release(
-            "2025.2", "Flamingo", {"keystone": "keystone>=28,<29", "placement": "openstack-placement>=14,<15"}
+            "2025.2",
+            "Flamingo",
+            {"keystone": "keystone>=28,<29", "placement": "openstack-placement>=14,<15", "glance": "glance>=31,<32"},
         ),
         Release(
             "2026.1",
             "Gazpacho",
-            {"keystone": "keystone>=29,<30", "placement": "openstack-placement>=15,<16"},
+            {"keystone": "keystone>=29,<30", "placement": "openstack-placement>=15,<16", "glance": "glance>=32,<33"},
             # oslo.policy 6 dropped [oslo_policy]enforce_scope, which placement 15 still reads
             ("oslo.policy<6",),
         ),
         Release(
-            "2026.2", "2026.2", {"keystone": "keystone>=30,<31", "placement": "openstack-placement>=16,<17"}
+            "2026.2",
+            "2026.2",
+            {"keystone": "keystone>=30,<31", "placement": "openstack-placement>=16,<17", "glance": "glance>=33,<34"},
         ),
     )
 }

@@ -65,7 +65,5 @@ def load_cloud_text(text: str) -> OpenStackCloud:
         problem = getattr(error, "problem", None) or str(error)
         raise InvalidCloud([f"(document): {where}YAML does not parse: {problem}"]) from None
     if len(documents) != 1:
-        raise InvalidCloud(
-            [f"(document): expected exactly one OpenStackCloud, found {len(documents)} documents"]
-        )
+        raise InvalidCloud([f"(document): expected exactly one OpenStackCloud, found {len(documents)} documents"])
     return parse_cloud(documents[0])

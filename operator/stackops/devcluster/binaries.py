@@ -25,9 +25,7 @@ PROGRAMS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler
 # kwok alone finds no Stage objects; build.sh assembles kwokctl's default stages into this file.
 KWOK_STAGES = "kwok-stages.yaml"
 
-_GO_MOD_REQUIRE = re.compile(
-    r"^\s*(?:require\s+)?k8s\.io/kubernetes\s+(v\d[^\s]*)\s*(?://.*)?$", re.MULTILINE
-)
+_GO_MOD_REQUIRE = re.compile(r"^\s*(?:require\s+)?k8s\.io/kubernetes\s+(v\d[^\s]*)\s*(?://.*)?$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -110,9 +108,7 @@ def _run_build(script: Path, progress: Callable[[str], None]) -> None:
             last.append(line)
             progress(line)
     if build.returncode != 0:
-        raise DevClusterError(
-            "\n".join([f"{script} failed (exit status {build.returncode}); last lines:", *last])
-        )
+        raise DevClusterError("\n".join([f"{script} failed (exit status {build.returncode}); last lines:", *last]))
 
 
 def ensure_binaries(build: bool = True, progress: Callable[[str], None] = print) -> Binaries:

@@ -60,9 +60,7 @@ def _workdir_of(kubeconfig: Path) -> Path:
     try:
         ca = Path(data["clusters"][0]["cluster"]["certificate-authority"])
     except (KeyError, IndexError, TypeError):
-        raise DevClusterError(
-            f"{kubeconfig}: has no certificate-authority file to find the cluster by"
-        ) from None
+        raise DevClusterError(f"{kubeconfig}: has no certificate-authority file to find the cluster by") from None
     return ca.parent.parent
 
 
@@ -99,14 +97,10 @@ def up(
         progress(f"removing the remains of a stopped dev cluster in {workdir}")
         previous.stop(remove=True)
     elif workdir.exists() and any(workdir.iterdir()):
-        raise DevClusterError(
-            f"--workdir {workdir}: not empty and not a dev cluster; choose an empty directory"
-        )
+        raise DevClusterError(f"--workdir {workdir}: not empty and not a dev cluster; choose an empty directory")
     target = kubeconfig.expanduser().resolve() if kubeconfig else workdir / "kubeconfig"
     if kubeconfig and target.exists() and _ours(target) is None:
-        raise DevClusterError(
-            f"--kubeconfig {target}: exists and is not a dev cluster kubeconfig; not overwriting it"
-        )
+        raise DevClusterError(f"--kubeconfig {target}: exists and is not a dev cluster kubeconfig; not overwriting it")
 
     binaries = ensure_binaries(progress=progress)
     progress(f"starting a dev cluster in {workdir} ...")
@@ -179,11 +173,7 @@ def status(workdir: Path | None = None) -> bool:
     print(f"version: {version}")
     print(f"nodes: {len(found)}")
     for node in sorted(found, key=lambda n: n.metadata.name):
-        roles = [
-            k.removeprefix("stackops.dev/")
-            for k in (node.metadata.labels or {})
-            if k.startswith("stackops.dev/")
-        ]
+        roles = [k.removeprefix("stackops.dev/") for k in (node.metadata.labels or {}) if k.startswith("stackops.dev/")]
         ready = "Ready" if nodes.is_ready(node) else "NotReady"
         print(f"  {node.metadata.name:<20} {ready:<9} {','.join(roles)}")
     return running
@@ -215,9 +205,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     workdir_help = f"where the cluster keeps its files (default: {default_workdir()})"
 
     start = commands.add_parser("up", help="start the cluster and return once its nodes are Ready")
-    start.add_argument(
-        "--kubeconfig", type=Path, help="write the admin kubeconfig here (default: WORKDIR/kubeconfig)"
-    )
+    start.add_argument("--kubeconfig", type=Path, help="write the admin kubeconfig here (default: WORKDIR/kubeconfig)")
     start.add_argument("--compute-nodes", type=int, default=2, help="fake compute nodes (default: 2)")
     start.add_argument("--workdir", type=Path, help=workdir_help)
     start.set_defaults(func=_cmd_up)

@@ -167,15 +167,11 @@ class LocalCluster:
         return self._api
 
     def _get(self, path: str, timeout: float = 3.0) -> int | None:
-        return probe.get(
-            self.server + path, token=self.token_for("admin"), cafile=self.ca_file, timeout=timeout
-        )
+        return probe.get(self.server + path, token=self.token_for("admin"), cafile=self.ca_file, timeout=timeout)
 
     # -- start --------------------------------------------------------------------------------
 
-    def start(
-        self, control_plane_nodes: int = 1, compute_nodes: int = 2, *, detached: bool = False
-    ) -> LocalCluster:
+    def start(self, control_plane_nodes: int = 1, compute_nodes: int = 2, *, detached: bool = False) -> LocalCluster:
         """Start everything and return once the API answers and the nodes are Ready.
 
         Nodes: `control-plane-<i>` labelled stackops.dev/control-plane=true and `compute-<i>`
@@ -206,9 +202,7 @@ class LocalCluster:
             self._write_files()
             self._start_processes(binaries)
             names = self._create_nodes(control_plane_nodes, compute_nodes)
-            self._wait(
-                "the default ServiceAccount (KCM's serviceaccount controller)", self._default_sa_exists
-            )
+            self._wait("the default ServiceAccount (KCM's serviceaccount controller)", self._default_sa_exists)
             self.wait_nodes_ready(names)
         except BaseException:
             self.stop()
@@ -222,9 +216,7 @@ class LocalCluster:
             return Path(tempfile.mkdtemp(prefix="stackops-cluster-"))
         workdir = self._requested_workdir.expanduser().resolve()
         if workdir.exists() and any(workdir.iterdir()):
-            raise DevClusterError(
-                f"{workdir}: not empty; a cluster needs an empty or missing working directory"
-            )
+            raise DevClusterError(f"{workdir}: not empty; a cluster needs an empty or missing working directory")
         workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         return workdir
 

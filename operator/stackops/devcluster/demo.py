@@ -150,10 +150,7 @@ def follow(custom: Any, name: str) -> dict[str, Any]:
             obj = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
             status = obj.get("status") or {}
             live.update(table())
-            if (
-                status.get("phase") == "Ready"
-                and status.get("observedGeneration") == obj["metadata"]["generation"]
-            ):
+            if status.get("phase") == "Ready" and status.get("observedGeneration") == obj["metadata"]["generation"]:
                 break
             time.sleep(0.5)
     return status

@@ -53,9 +53,7 @@ def make_identities(extra: Mapping[str, Sequence[str]] | None = None) -> dict[st
         (OPERATOR_USER, OPERATOR_USER, ()),
     ]
     wanted += [(user, user, tuple(groups)) for user, groups in (extra or {}).items()]
-    return {
-        key: Identity(key, user, groups, f"{key}-{secrets.token_hex(16)}") for key, user, groups in wanted
-    }
+    return {key: Identity(key, user, groups, f"{key}-{secrets.token_hex(16)}") for key, user, groups in wanted}
 
 
 def find_identity(identities: Mapping[str, Identity], user: str) -> Identity:

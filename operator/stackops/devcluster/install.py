@@ -33,9 +33,7 @@ def install_crds(api: client.ApiClient) -> None:
     wait_for(
         lambda: any(
             c.type == "Established" and c.status == "True"
-            for c in (
-                extensions.read_custom_resource_definition(body["metadata"]["name"]).status.conditions or []
-            )
+            for c in (extensions.read_custom_resource_definition(body["metadata"]["name"]).status.conditions or [])
         ),
         "CRD established",
     )
@@ -72,9 +70,7 @@ def ensure_namespace(api: client.ApiClient, name: str) -> None:
         if error.status != 409:
             raise
     # pods need the namespace's default ServiceAccount, made by the controller manager
-    wait_for(
-        lambda: _exists(lambda: core.read_namespaced_service_account("default", name)), f"{name}/default SA"
-    )
+    wait_for(lambda: _exists(lambda: core.read_namespaced_service_account("default", name)), f"{name}/default SA")
 
 
 def create_volumes(api: client.ApiClient, count: int, size: str = "100Gi", prefix: str = "pv") -> None:

@@ -17,9 +17,7 @@ CONTROL_PLANE_LABEL = "stackops.dev/control-plane"
 COMPUTE_LABEL = "stackops.dev/compute"
 
 
-def node_manifest(
-    name: str, labels: Mapping[str, str] | None, cpu: str, memory: str, pods: str
-) -> dict[str, Any]:
+def node_manifest(name: str, labels: Mapping[str, str] | None, cpu: str, memory: str, pods: str) -> dict[str, Any]:
     """A Node kwok manages (matched by annotation, see kwok's --manage-nodes-with-annotation-selector).
 
     Unlike kwok's examples it has no `kwok.x-k8s.io/node=fake:NoSchedule` taint: the operator's

@@ -13,9 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def get(
-    url: str, *, token: str | None = None, cafile: Path | None = None, timeout: float = 3.0
-) -> int | None:
+def get(url: str, *, token: str | None = None, cafile: Path | None = None, timeout: float = 3.0) -> int | None:
     """The HTTP status of GET `url`, or None if nothing answered (refused, reset, TLS not ready).
 
     HTTPS is verified against `cafile`; no `cafile` on an https URL means "not verifiable yet"

@@ -65,11 +65,7 @@ def spawn(name: str, args: Sequence[str], log: Path, *, die_with_parent: bool) -
     `die_with_parent` is only honoured on the main thread: PR_SET_PDEATHSIG fires when the
     *thread* that forked exits, which for a worker thread is long before the process does.
     """
-    preexec = (
-        _die_with_parent()
-        if die_with_parent and threading.current_thread() is threading.main_thread()
-        else None
-    )
+    preexec = _die_with_parent() if die_with_parent and threading.current_thread() is threading.main_thread() else None
     with log.open("ab") as out:
         popen = subprocess.Popen(
             list(args),

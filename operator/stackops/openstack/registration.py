@@ -28,9 +28,7 @@ class Registration:
 
 
 def _find_or_create(finder: Any, creator: Any, name: str, **attrs: Any) -> tuple[Any, bool]:
-    found = finder(
-        name, ignore_missing=True, **({"domain_id": attrs["domain_id"]} if "domain_id" in attrs else {})
-    )
+    found = finder(name, ignore_missing=True, **({"domain_id": attrs["domain_id"]} if "domain_id" in attrs else {}))
     if found is not None:
         return found, False
     return creator(name=name, **attrs), True
@@ -58,9 +56,7 @@ def register(conn: Any, reg: Registration, password: str) -> list[str]:
         if created:
             changed.append(f"role {role_name} created")
         identity.assign_project_role_to_user(project, user, role)
-    service = next(
-        (s for s in identity.services() if s.type == reg.service_type and s.name == reg.service_name), None
-    )
+    service = next((s for s in identity.services() if s.type == reg.service_type and s.name == reg.service_name), None)
     if service is None:
         service = identity.create_service(
             name=reg.service_name, type=reg.service_type, description=reg.description, is_enabled=True

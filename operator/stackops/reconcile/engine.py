@@ -23,6 +23,9 @@ from stackops.services.base import RenderOptions
 log = logging.getLogger(__name__)
 
 APPLIED_HASH = "stackops.dev/applied-hash"
+# Data outlives the cloud object: not owned, so garbage collection never takes it; the delete
+# handler removes it only under deletionPolicy Delete.
+UNOWNED_KINDS = frozenset({"PersistentVolumeClaim"})
 
 
 @dataclass
@@ -62,7 +65,8 @@ def owner_reference(cloud: OpenStackCloud, uid: str) -> dict[str, Any]:
 
 def desired(obj: Obj, owner: dict[str, Any]) -> Obj:
     """The object as applied: owned by the cloud, annotated with the hash of its content."""
-    result = {**obj, "metadata": {**obj["metadata"], "ownerReferences": [owner]}}
+    owners = [] if obj["kind"] in UNOWNED_KINDS else [owner]
+    result = {**obj, "metadata": {**obj["metadata"], "ownerReferences": owners}}
     annotations = dict(result["metadata"].get("annotations", {}))
     annotations[APPLIED_HASH] = content_hash(result)
     result["metadata"]["annotations"] = annotations
@@ -136,9 +140,7 @@ def apply_steps(
     return outcome
 
 
-def prune(
-    kube: Kube, cloud_plan: Plan, cloud: OpenStackCloud, uid: str, live: dict[tuple[str, str], Obj]
-) -> int:
+def prune(kube: Kube, cloud_plan: Plan, cloud: OpenStackCloud, uid: str, live: dict[tuple[str, str], Obj]) -> int:
     """Delete what stackops applied for this cloud and no longer renders: superseded Jobs once they
     have finished, objects of disabled services. Objects stackops did not apply are never touched."""
     wanted = {(o["kind"], o["metadata"]["name"]) for o in cloud_plan.objects()}

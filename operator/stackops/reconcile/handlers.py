@@ -123,9 +123,7 @@ def reconcile_cloud(body: kopf.Body, uid: str, retry: int, *, keep_waiting: bool
         try:
             cloud = parse_cloud(raw)
             if cloud.spec.paused:
-                _write_status(
-                    body, previous, build_status(previous, generation, release, _now(), paused=True)
-                )
+                _write_status(body, previous, build_status(previous, generation, release, _now(), paused=True))
                 return
             outcome = converge(kube(), cloud, uid, RenderOptions())
         except Exception as error:  # classified below: nothing escapes unexamined
@@ -134,9 +132,7 @@ def reconcile_cloud(body: kopf.Body, uid: str, retry: int, *, keep_waiting: bool
                 log.warning("temporary problem with %s: %s", meta["name"], failure.message)
                 raise kopf.TemporaryError(failure.message, delay=backoff(retry)) from error
             log.error("cloud %s cannot be reconciled: %s", meta["name"], failure.message)
-            _write_status(
-                body, previous, build_status(previous, generation, release, _now(), failure=failure)
-            )
+            _write_status(body, previous, build_status(previous, generation, release, _now(), failure=failure))
             raise kopf.PermanentError(failure.message) from error
         _write_status(body, previous, build_status(previous, generation, release, _now(), outcome=outcome))
     current = outcome.current
@@ -158,9 +154,7 @@ def check(body: kopf.Body, uid: str, **_: Any) -> None:
     """A periodic look: notices what changed outside the spec. Never raises for a cloud on its way."""
     if body.get("metadata", {}).get("deletionTimestamp"):
         return
-    with contextlib.suppress(
-        kopf.TemporaryError, kopf.PermanentError
-    ):  # in status already; next tick looks again
+    with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):  # in status already; next tick looks again
         reconcile_cloud(body, uid, 0, keep_waiting=False)
 
 

@@ -81,9 +81,7 @@ class Kube:
     def create(self, kind: Kind, obj: Obj) -> Obj:
         return self._call("POST", kind.path(obj["metadata"].get("namespace")), body=obj)
 
-    def merge_patch(
-        self, kind: Kind, namespace: str, name: str, patch: Obj, subresource: str | None = None
-    ) -> Obj:
+    def merge_patch(self, kind: Kind, namespace: str, name: str, patch: Obj, subresource: str | None = None) -> Obj:
         return self._call(
             "PATCH",
             kind.path(namespace, name, subresource),

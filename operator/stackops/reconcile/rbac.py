@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from stackops.api.models import GROUP, PLURAL
-from stackops.reconcile.resources import LEASE, MANAGED_KINDS, PVC
+from stackops.reconcile.resources import LEASE, MANAGED_KINDS
 
 CHILD_VERBS = ["get", "list", "create", "patch", "delete"]
 
@@ -30,7 +30,6 @@ def rules() -> list[dict[str, Any]]:
         # ownerReferences with blockOwnerDeletion need update on the owner's finalizers
         {"apiGroups": [GROUP], "resources": [f"{PLURAL}/finalizers"], "verbs": ["update"]},
         *children,
-        {"apiGroups": [""], "resources": [PVC.plural], "verbs": ["get", "list", "delete"]},
         {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         {"apiGroups": [LEASE.group], "resources": [LEASE.plural], "verbs": ["get", "create", "update"]},
         # kopf finds the resources it serves and the namespaces it watches

@@ -51,9 +51,7 @@ def readiness(obj: dict[str, Any]) -> Readiness:
         if kind == "Deployment":
             progressing = _condition(obj, "Progressing")
             if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
-                return Readiness(
-                    False, f"deployment {name} is not progressing", failed=True, replicas=(ready, desired)
-                )
+                return Readiness(False, f"deployment {name} is not progressing", failed=True, replicas=(ready, desired))
         label = kind.lower()
         return Readiness(
             done,

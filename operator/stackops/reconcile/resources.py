@@ -18,9 +18,7 @@ class Kind:
     def group(self) -> str:
         return self.api_version.rpartition("/")[0]
 
-    def path(
-        self, namespace: str | None = None, name: str | None = None, subresource: str | None = None
-    ) -> str:
+    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
         base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
         parts = [base]
         if self.namespaced and namespace:
@@ -46,12 +44,13 @@ MANAGED_KINDS: tuple[Kind, ...] = (
     Kind("v1", "Service", "services"),
     Kind("v1", "ConfigMap", "configmaps"),
     Kind("v1", "Secret", "secrets"),
+    Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
 )
 _BY_KIND = {(k.api_version, k.kind): k for k in MANAGED_KINDS}
 
 CLOUD = Kind(f"{GROUP}/{VERSION}", "OpenStackCloud", PLURAL)
 EVENT = Kind("v1", "Event", "events")
-PVC = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
+PVC = next(k for k in MANAGED_KINDS if k.kind == "PersistentVolumeClaim")
 LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
 
 

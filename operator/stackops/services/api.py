@@ -28,9 +28,7 @@ class Kolla:
     uid: int
 
 
-def wsgi_config(
-    ctx: CloudContext, process: str, port: int, user: str, module_file: str, processes: int = 2
-) -> str:
+def wsgi_config(ctx: CloudContext, process: str, port: int, user: str, module_file: str, processes: int = 2) -> str:
     """Apache mod_wsgi config serving `module_file` (a path inside site-packages) on `port`."""
     python = DISTRO_PYTHON.get(ctx.spec.images.distro, "3.12")
     return ctx.render_text(

@@ -192,9 +192,7 @@ class Service(ABC):
         """Keys the operator rotates on a schedule (in the credentials Secret)."""
         return []
 
-    def resources(
-        self, spec: OpenStackCloudSpec, component: str, default: Resources | None = None
-    ) -> dict[str, Any]:
+    def resources(self, spec: OpenStackCloudSpec, component: str, default: Resources | None = None) -> dict[str, Any]:
         """Default requests of the component (or `default`, when they depend on the spec), with the
         user's override on top."""
         result: dict[str, Any] = (default or self.components[component]).to_dict()
@@ -218,9 +216,7 @@ class Service(ABC):
             if key not in self.components
         ]
         found += [
-            RenderError(
-                f"spec.{self.spec_path}.images.{key}", f"unknown image (known: {', '.join(self.images)})"
-            )
+            RenderError(f"spec.{self.spec_path}.images.{key}", f"unknown image (known: {', '.join(self.images)})")
             for key in workload.images
             if key not in self.images
         ]

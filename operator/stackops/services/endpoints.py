@@ -29,9 +29,7 @@ def public_exposure(ctx: CloudContext, service: str, service_name: str, port: in
     host = public_host(ctx, service)
     if host is None:
         return []
-    template = (
-        "common/ingress.yaml.j2" if ctx.spec.endpoints.exposure == "Ingress" else "common/httproute.yaml.j2"
-    )
+    template = "common/ingress.yaml.j2" if ctx.spec.endpoints.exposure == "Ingress" else "common/httproute.yaml.j2"
     return ctx.render(
         template,
         service=service,

@@ -186,9 +186,7 @@ class Keystone(Service):
         commands = self.commands(ctx)
         files = {
             "keystone.conf": render_ini(self.config(ctx), spec.config),
-            "wsgi-keystone.conf": api.wsgi_config(
-                ctx, "keystone-public", PORT, "keystone", "keystone/wsgi/api.py"
-            ),
+            "wsgi-keystone.conf": api.wsgi_config(ctx, "keystone-public", PORT, "keystone", "keystone/wsgi/api.py"),
         }
         files |= {f"keystone-{component}.json": command.to_json() for component, command in commands.items()}
         config = ctx.config_secret(self.name, files)
@@ -196,8 +194,7 @@ class Keystone(Service):
         # Key repositories are mounted straight from their Secrets: a rotation reaches running pods.
         keys = {"fernet-keys": FERNET_KEYS_DIR, "credential-keys": CREDENTIAL_KEYS_DIR}
         volumes = [
-            {"name": n, "secret": {"secretName": ctx.object_name(f"keystone-{n}"), "defaultMode": 0o440}}
-            for n in keys
+            {"name": n, "secret": {"secretName": ctx.object_name(f"keystone-{n}"), "defaultMode": 0o440}} for n in keys
         ]
         mounts = [{"name": n, "mountPath": path, "readOnly": True} for n, path in keys.items()]
         # the admin password comes from OS_BOOTSTRAP_PASSWORD, never from the command line

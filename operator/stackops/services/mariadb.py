@@ -51,9 +51,7 @@ def connection_url(ctx: CloudContext, database: str, user: str, password_key: st
     return f"mysql+pymysql://{user}:{password}@{db.host}:{db.port}/{database}?charset=utf8"
 
 
-def database_step(
-    ctx: CloudContext, service: Service, databases: list[str], user: str, password_key: str
-) -> Step:
+def database_step(ctx: CloudContext, service: Service, databases: list[str], user: str, password_key: str) -> Step:
     """A Job from the stackops image that creates a service's databases and its account, idempotently."""
     return Step(
         f"{service.name}-database",

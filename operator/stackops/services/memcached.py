@@ -34,14 +34,10 @@ class Memcached(Service):
 
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = memcached_spec(ctx)
-        command = KollaCommand(
-            command=f"/usr/bin/memcached -v -l 0.0.0.0 -p {PORT} -c 5000 -U 0 -m {spec.memory_mb}"
-        )
+        command = KollaCommand(command=f"/usr/bin/memcached -v -l 0.0.0.0 -p {PORT} -c 5000 -U 0 -m {spec.memory_mb}")
         config = ctx.config_secret(self.name, {"memcached.json": command.to_json()})
         # The cache itself plus room for connections: the request must cover what it will use.
-        resources = self.resources(
-            ctx.spec, "server", default=Resources(cpu="50m", memory=f"{spec.memory_mb + 64}Mi")
-        )
+        resources = self.resources(ctx.spec, "server", default=Resources(cpu="50m", memory=f"{spec.memory_mb + 64}Mi"))
         return [
             Step("memcached-config", self.name, [config.obj]),
             Step(

@@ -28,9 +28,7 @@ def placement_spec(ctx: CloudContext) -> ServiceSpec:
 
 
 def urls(ctx: CloudContext) -> dict[str, str]:
-    return service_urls(
-        ctx, placement_spec(ctx).endpoints, "placement", ctx.object_name("placement-api"), PORT
-    )
+    return service_urls(ctx, placement_spec(ctx).endpoints, "placement", ctx.object_name("placement-api"), PORT)
 
 
 class Placement(Service):
@@ -95,9 +93,7 @@ class Placement(Service):
         commands = self.commands()
         files = {
             "placement.conf": render_ini(self.config(ctx), spec.config),
-            "wsgi-placement.conf": api.wsgi_config(
-                ctx, "placement-api", PORT, "placement", "placement/wsgi/api.py"
-            ),
+            "wsgi-placement.conf": api.wsgi_config(ctx, "placement-api", PORT, "placement", "placement/wsgi/api.py"),
         }
         files |= {f"placement-{component}.json": command.to_json() for component, command in commands.items()}
         config = ctx.config_secret(self.name, files)
@@ -105,9 +101,7 @@ class Placement(Service):
         return [
             Step("placement-config", self.name, [config.obj]),
             mariadb.database_step(ctx, self, ["placement"], "placement", DATABASE_PASSWORD_KEY),
-            keystone.registration_step(
-                ctx, self, "placement", "Placement API", urls(ctx), KEYSTONE_PASSWORD_KEY
-            ),
+            keystone.registration_step(ctx, self, "placement", "Placement API", urls(ctx), KEYSTONE_PASSWORD_KEY),
             api.job_step(ctx, self, "db-sync", kolla),
             api.api_step(ctx, self, kolla, workload=spec, port=PORT, probe_path="/"),
         ]

@@ -1,0 +1,158 @@
+"""Glance: the image service. Images live on a PVC by default, or in Ceph RBD.
+
+Components: the API (uWSGI serving glance's WSGI module in the Kolla glance-api image) and a db-sync
+Job, after its database and its registration in keystone's catalog.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from stackops.api.models import GlanceSpec, OpenStackCloudSpec
+from stackops.credentials import CredentialSpec
+from stackops.render.ini import render_ini
+from stackops.render.kolla import DISTRO_PYTHON, ConfigFile, KollaCommand, Permission
+from stackops.services import api, keystone, mariadb, memcached
+from stackops.services.base import CloudContext, Resources, Service, Step
+from stackops.services.endpoints import service_urls
+
+PORT = 9292
+CONFIG_DIR = "/etc/glance"
+IMAGES_DIR = "/var/lib/glance/images"
+GLANCE_UID = 42415  # the glance user of Kolla images
+DATABASE_PASSWORD_KEY = "glance-database-password"
+KEYSTONE_PASSWORD_KEY = "glance-keystone-password"
+
+
+def glance_spec(ctx: CloudContext) -> GlanceSpec:
+    return ctx.spec.services.glance
+
+
+def urls(ctx: CloudContext) -> dict[str, str]:
+    return service_urls(ctx, glance_spec(ctx).endpoints, "glance", ctx.object_name("glance-api"), PORT)
+
+
+class Glance(Service):
+    name = "glance"
+    spec_path = "services.glance"
+    depends_on = ("keystone",)
+    images = ("glance-api",)
+    config_namespaces = (
+        "glance.api", "glance.multi_store", "keystonemiddleware.auth_token", "oslo.db", "oslo.log", "oslo.middleware",
+        "oslo.policy",
+    )  # fmt: skip
+    components: ClassVar[dict[str, Resources]] = {
+        "api": Resources(cpu="100m", memory="384Mi"),
+        "db-sync": Resources(cpu="100m", memory="256Mi"),
+    }
+
+    def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
+        return [CredentialSpec(DATABASE_PASSWORD_KEY), CredentialSpec(KEYSTONE_PASSWORD_KEY)]
+
+    def endpoints(self, ctx: CloudContext) -> dict[str, str]:
+        return {"image": urls(ctx)["public"]}
+
+    def store(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
+        backend = glance_spec(ctx).backend
+        if backend.type == "rbd":
+            assert backend.rbd is not None
+            return {
+                "DEFAULT": {"enabled_backends": "rbd:rbd"},
+                "glance_store": {"default_backend": "rbd"},
+                "rbd": {
+                    "rbd_store_pool": backend.rbd.pool,
+                    "rbd_store_user": backend.rbd.user,
+                    "rbd_store_ceph_conf": "/etc/ceph/ceph.conf",
+                },
+            }
+        return {
+            "DEFAULT": {"enabled_backends": "file:file"},
+            "glance_store": {"default_backend": "file"},
+            "file": {"filesystem_store_datadir": IMAGES_DIR},
+        }
+
+    def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
+        identity = keystone.identity_urls(ctx)
+        store = self.store(ctx)
+        return {
+            **store,
+            "DEFAULT": {"debug": False, **store["DEFAULT"]},
+            "database": {
+                "connection": mariadb.connection_url(ctx, "glance", "glance", DATABASE_PASSWORD_KEY),
+                "max_retries": -1,
+                "max_pool_size": 5,
+                "max_overflow": 10,
+                "connection_recycle_time": 600,
+            },
+            "keystone_authtoken": {
+                "www_authenticate_uri": identity["public"],
+                "auth_url": identity["internal"],
+                "auth_type": "password",
+                "project_domain_id": "default",
+                "user_domain_id": "default",
+                "project_name": "service",
+                "username": self.name,
+                "password": ctx.credentials[KEYSTONE_PASSWORD_KEY],
+                "region_name": ctx.spec.region,
+                "interface": "internal",
+                "memcached_servers": memcached.servers(ctx),
+                "service_token_roles_required": True,
+            },
+            # glance's reserved stores (staging, tasks) default to /var/lib/glance/{staging,tasks_work_dir}:
+            # on the images volume, where uploads are staged before they reach the store
+            "paste_deploy": {"flavor": "keystone"},
+            "oslo_middleware": {"enable_proxy_headers_parsing": True},
+        }
+
+    def commands(self) -> dict[str, KollaCommand]:
+        conf = ConfigFile("glance-api.conf", f"{CONFIG_DIR}/glance-api.conf", "glance", "0600")
+        uwsgi = ConfigFile("glance-api-uwsgi.ini", f"{CONFIG_DIR}/glance-api-uwsgi.ini", "glance", "0600")
+        data = Permission("/var/lib/glance", "glance:glance", recurse=True)
+        return {
+            "api": KollaCommand(f"uwsgi --ini {CONFIG_DIR}/glance-api-uwsgi.ini", (conf, uwsgi), (data,)),
+            "db-sync": KollaCommand(f"glance-manage --config-file {CONFIG_DIR}/glance-api.conf db_sync", (conf,)),
+        }
+
+    def steps(self, ctx: CloudContext) -> list[Step]:
+        spec = glance_spec(ctx)
+        commands = self.commands()
+        python = DISTRO_PYTHON.get(ctx.spec.images.distro, "3.12")
+        files = {
+            "glance-api.conf": render_ini(self.config(ctx), spec.config),
+            "glance-api-uwsgi.ini": ctx.render_text(
+                "glance/glance-api-uwsgi.ini.j2",
+                port=PORT,
+                processes=2,
+                wsgi_script=f"{api.KOLLA_VENV}/lib/python{python}/site-packages/glance/wsgi/api.py",
+            ),
+        }
+        files |= {f"glance-{component}.json": command.to_json() for component, command in commands.items()}
+        config = ctx.config_secret(self.name, files)
+        kolla = api.Kolla(ctx.image(spec, "glance-api"), config, commands, GLANCE_UID)
+        volumes: list[dict[str, Any]] = []
+        mounts: list[dict[str, Any]] = []
+        storage: list[dict[str, Any]] = []
+        if spec.backend.type == "pvc":
+            claim = ctx.object_name("glance-images")
+            storage = ctx.render("glance/images-pvc.yaml.j2", name=claim, backend=spec.backend)
+            volumes = [{"name": "images", "persistentVolumeClaim": {"claimName": claim}}]
+            mounts = [{"name": "images", "mountPath": "/var/lib/glance"}]
+        return [
+            Step("glance-config", self.name, [config.obj, *storage]),
+            mariadb.database_step(ctx, self, ["glance"], "glance", DATABASE_PASSWORD_KEY),
+            keystone.registration_step(ctx, self, "image", "Glance image service", urls(ctx), KEYSTONE_PASSWORD_KEY),
+            api.job_step(ctx, self, "db-sync", kolla),
+            api.api_step(
+                ctx,
+                self,
+                kolla,
+                workload=spec,
+                port=PORT,
+                probe_path="/healthcheck",
+                extra_volumes=volumes,
+                extra_mounts=mounts,
+            ),
+        ]
+
+
+SERVICE = Glance()
