@@ -10,10 +10,11 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from stackops import __version__
 from stackops.api.crd import crd_yaml
-from stackops.api.models import GROUP, PLURAL, OpenStackCloud
+from stackops.api.models import GROUP, PLURAL, VERSION, OpenStackCloud
 from stackops.api.reference import reference_markdown
 from stackops.api.validation import InvalidCloud, load_cloud_text
 from stackops.devcluster.cli import register as register_dev_cluster
@@ -125,6 +126,95 @@ def cmd_create_database(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api(kubeconfig: str | None) -> Any:
+    from kubernetes import client, config
+
+    try:
+        if kubeconfig:
+            return config.new_client_from_config(config_file=kubeconfig)
+        try:
+            config.load_incluster_config()
+            return client.ApiClient()
+        except config.ConfigException:
+            return config.new_client_from_config()
+    except config.ConfigException as error:
+        raise UserError([f"--kubeconfig: {error}"]) from None
+
+
+def _clouds(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    custom = client.CustomObjectsApi(_api(args.kubeconfig))
+    try:
+        if args.name:
+            return [custom.get_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL, args.name)]
+        if args.all_namespaces:
+            items = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
+        else:
+            items = custom.list_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL)["items"]
+    except ApiException as error:
+        if error.status == 404 and args.name:
+            raise UserError([f"{args.namespace}/{args.name}: no such OpenStackCloud"]) from None
+        raise UserError([f"API server: {error.status} {error.reason}"]) from None
+    except OSError as error:  # connection refused, DNS, TLS
+        raise UserError([f"API server not reachable: {error}"]) from None
+    return list(items)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from rich.console import Console, Group
+    from rich.live import Live
+
+    from stackops.status_view import cloud_summary, cloud_table
+
+    if args.output == "json":
+        print(json.dumps([cloud_summary(c) for c in _clouds(args)], indent=2))
+        return 0
+    console = Console()
+
+    def view() -> Group:
+        clouds = _clouds(args)
+        return Group(*[cloud_table(c) for c in clouds]) if clouds else Group("no OpenStackClouds")
+
+    if not args.watch:
+        console.print(view())
+        return 0
+    with Live(view(), console=console, refresh_per_second=2) as live:
+        try:
+            while True:
+                time.sleep(2)
+                live.update(view())
+        except KeyboardInterrupt:
+            return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from kubernetes import client
+    from rich.console import Console
+    from rich.table import Table
+
+    core = client.CoreV1Api(_api(args.kubeconfig))
+    selector = f"involvedObject.name={args.name},involvedObject.kind=OpenStackCloud"
+    events = core.list_namespaced_event(args.namespace, field_selector=selector).items
+
+    def when(event: Any) -> str:
+        stamp = event.last_timestamp or event.event_time or event.metadata.creation_timestamp
+        return stamp.strftime("%Y-%m-%d %H:%M:%S") if stamp else ""
+
+    table = Table(title=f"events of {args.namespace}/{args.name}", title_justify="left")
+    for column in ("time", "type", "reason", "message"):
+        table.add_column(column)
+    for event in sorted(events, key=when):
+        colour = "red" if event.type == "Warning" else "white"
+        table.add_row(when(event), f"[{colour}]{event.type}[/]", event.reason or "", event.message or "")
+    Console().print(table if events else f"no events for {args.namespace}/{args.name}")
+    return 0
+
+
 def cmd_operator(args: argparse.Namespace) -> int:
     import logging
 
@@ -210,6 +300,21 @@ def parser() -> argparse.ArgumentParser:
 
     dev = commands.add_parser("dev", help="a local Kubernetes control plane to try stackops on")
     register_dev_cluster(dev.add_subparsers(dest="dev", required=True, metavar="COMMAND"))
+
+    status = commands.add_parser("status", help="each cloud's services: phase, ready, health, release, message")
+    status.add_argument("name", nargs="?", help="one cloud; default: every cloud in the namespace")
+    status.add_argument("-n", "--namespace", default="default")
+    status.add_argument("-A", "--all-namespaces", action="store_true")
+    status.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    status.add_argument("-w", "--watch", action="store_true", help="keep updating the table")
+    status.add_argument("--kubeconfig", help="default: in-cluster, or $KUBECONFIG")
+    status.set_defaults(func=cmd_status)
+
+    events = commands.add_parser("events", help="a cloud's recent Events")
+    events.add_argument("name")
+    events.add_argument("-n", "--namespace", default="default")
+    events.add_argument("--kubeconfig", help="default: in-cluster, or $KUBECONFIG")
+    events.set_defaults(func=cmd_events)
 
     rbac = commands.add_parser("rbac", help="print the ClusterRole the operator needs")
     rbac.add_argument("--name", default="stackops-operator")

@@ -7,6 +7,8 @@ stackops.reconcile.rbac; what it writes is counted from the API server's audit l
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,6 +262,28 @@ def test_example_cloud_goes_ready_in_dependency_order(env: Env) -> None:
     assert deployment.metadata.owner_references[0].kind == "OpenStackCloud"
     pods = env.core.list_namespaced_pod(NAMESPACE, label_selector="stackops.dev/cloud=demo").items
     assert pods and {p.spec.node_name for p in pods if p.spec.node_name} == {"control-plane-0"}
+
+
+def _stackops(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stackops.cli", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_status_and_events_commands_show_what_the_status_holds(env: Env) -> None:
+    cloud = env.ensure_ready("demo")
+    admin = str(env.cluster.kubeconfig)
+    result = _stackops("status", "-n", NAMESPACE, "demo", "-o", "json", "--kubeconfig", admin)
+    assert result.returncode == 0, result.stderr
+    [summary] = json.loads(result.stdout)
+    assert summary["phase"] == "Ready" and summary["release"] == "2026.1"
+    assert summary["services"] == cloud["status"]["services"]
+    table = _stackops("status", "-n", NAMESPACE, "--kubeconfig", admin)
+    assert table.returncode == 0 and "openstack/demo" in table.stdout and "placement" in table.stdout
+    events = _stackops("events", "demo", "-n", NAMESPACE, "--kubeconfig", admin)
+    assert events.returncode == 0 and "Ready" in events.stdout
+    missing = _stackops("status", "-n", NAMESPACE, "nope", "--kubeconfig", admin)
+    assert missing.returncode == 2 and missing.stderr.strip() == "openstack/nope: no such OpenStackCloud"
 
 
 def test_credentials_are_generated_once_and_never_in_status_or_logs(env: Env) -> None:

@@ -120,40 +120,22 @@ def follow(custom: Any, name: str) -> dict[str, Any]:
     """Show the cloud's per-service progress until it is Ready (or the time is up)."""
     from rich.console import Console
     from rich.live import Live
-    from rich.table import Table
 
-    console = Console()
+    from stackops.status_view import cloud_table
+
     deadline = time.monotonic() + READY_TIMEOUT
     started = time.monotonic()
-    status: dict[str, Any] = {}
-
-    def table() -> Table:
-        elapsed = time.monotonic() - started
-        ready: dict[str, Any] = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
-        title = f"{name}: {status.get('phase', 'Pending')} ({elapsed:.0f}s) {ready.get('message', '')}"
-        view = Table(title=title, title_justify="left")
-        for column in ("service", "phase", "ready", "message"):
-            view.add_column(column)
-        colours = {"Ready": "green", "Deploying": "yellow", "Failed": "red", "Pending": "dim"}
-        for service, entry in (status.get("services") or {}).items():
-            phase = entry.get("phase", "")
-            view.add_row(
-                service,
-                f"[{colours.get(phase, 'white')}]{phase}",
-                entry.get("ready", ""),
-                entry.get("message", ""),
-            )
-        return view
-
-    with Live(table(), console=console, refresh_per_second=4, transient=False) as live:
+    obj = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+    with Live(cloud_table(obj, 0), console=Console(), refresh_per_second=4) as live:
         while time.monotonic() < deadline:
             obj = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+            live.update(cloud_table(obj, time.monotonic() - started))
             status = obj.get("status") or {}
-            live.update(table())
-            if status.get("phase") == "Ready" and status.get("observedGeneration") == obj["metadata"]["generation"]:
+            current = status.get("observedGeneration") == obj["metadata"]["generation"]
+            if current and status.get("phase") == "Ready":
                 break
             time.sleep(0.5)
-    return status
+    return dict(obj.get("status") or {})
 
 
 def down(workdir: Path | None = None) -> int:

@@ -1,0 +1,73 @@
+"""How a cloud's status looks to a person: one table per cloud, coloured by phase.
+
+Shared by `stackops status` and `stackops demo`, so both show the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+PHASE_COLOURS = {
+    "Ready": "green",
+    "Deploying": "yellow",
+    "Upgrading": "yellow",
+    "Pending": "dim",
+    "Paused": "blue",
+    "Degraded": "red",
+    "Failed": "red",
+}
+
+
+def _coloured(phase: str) -> str:
+    return f"[{PHASE_COLOURS.get(phase, 'white')}]{phase}[/]"
+
+
+def ready_condition(status: dict[str, Any]) -> dict[str, Any]:
+    return next((c for c in status.get("conditions", []) or [] if c.get("type") == "Ready"), {})
+
+
+def cloud_table(cloud: dict[str, Any], elapsed: float | None = None) -> Table:
+    meta = cloud["metadata"]
+    status = cloud.get("status") or {}
+    phase = str(status.get("phase", "Pending"))
+    stale = status.get("observedGeneration") != meta.get("generation")
+    title = f"{meta['namespace']}/{meta['name']}: {_coloured(phase)}"
+    title += f" release {status.get('release') or '-'} (asked {cloud.get('spec', {}).get('release', '-')})"
+    if elapsed is not None:
+        title += f" {elapsed:.0f}s"
+    if stale:
+        title += " [dim](spec changed; not yet looked at)[/]"
+    message = ready_condition(status).get("message", "")
+    table = Table(title=title, caption=message or None, title_justify="left", caption_justify="left")
+    for column in ("service", "phase", "ready", "health", "release", "message"):
+        table.add_column(column)
+    for service, entry in (status.get("services") or {}).items():
+        table.add_row(
+            service,
+            _coloured(str(entry.get("phase", ""))),
+            str(entry.get("ready", "")),
+            str(entry.get("health", "")),
+            str(entry.get("release", "") or ""),
+            str(entry.get("message", "")),
+        )
+    return table
+
+
+def cloud_summary(cloud: dict[str, Any]) -> dict[str, Any]:
+    """The machine-readable view (`-o json`): what the table shows, nothing more."""
+    meta = cloud["metadata"]
+    status = cloud.get("status") or {}
+    return {
+        "name": meta["name"],
+        "namespace": meta["namespace"],
+        "release": status.get("release"),
+        "requestedRelease": cloud.get("spec", {}).get("release"),
+        "phase": status.get("phase", "Pending"),
+        "observedGeneration": status.get("observedGeneration"),
+        "generation": meta.get("generation"),
+        "conditions": status.get("conditions", []),
+        "services": status.get("services", {}),
+        "endpoints": status.get("endpoints", {}),
+    }
