@@ -101,6 +101,22 @@ class Deployment:
         for name in self.keys:
             self.write_keys(name, secret_data(self.plan, f"demo-keystone-{name}"))
 
+    def connect(
+        self, user: str = "admin", password_key: str = "keystone-admin-password", project: str = "admin"
+    ) -> Any:
+        """openstacksdk as `user`, authenticating at keystone and finding everything else in the catalog."""
+        import openstack
+
+        return openstack.connect(
+            auth_url=f"{self.urls['keystone']}/v3",
+            username=user,
+            password=self.credentials[password_key],
+            project_name=project,
+            user_domain_name="Default",
+            project_domain_name="Default",
+            region_name="RegionOne",
+        )
+
     def write_keys(self, name: str, keys: dict[str, str]) -> None:
         """A key repository as the Secret volume shows it: one file per key, nothing else."""
         directory = self.keys[name]

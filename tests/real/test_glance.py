@@ -7,22 +7,11 @@ from __future__ import annotations
 import hashlib
 import os
 
-import openstack
-
-from stackops.services.keystone import ADMIN_PASSWORD_KEY
 from tests.real.deployment import Deployment
 
 
 def test_upload_an_image_and_read_it_back(glance: str, deployed: Deployment) -> None:
-    conn = openstack.connect(
-        auth_url=f"{deployed.urls['keystone']}/v3",
-        username="admin",
-        password=deployed.credentials[ADMIN_PASSWORD_KEY],
-        project_name="admin",
-        user_domain_name="Default",
-        project_domain_name="Default",
-        region_name="RegionOne",
-    )
+    conn = deployed.connect()
     assert conn.image.get_endpoint().rstrip("/").startswith(glance)
     data = os.urandom(256 * 1024)
     image = conn.image.create_image(

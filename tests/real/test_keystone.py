@@ -10,21 +10,12 @@ import pytest
 import requests
 
 from stackops.credentials import rotate_fernet
-from stackops.services.keystone import ADMIN_PASSWORD_KEY
 from tests.real.deployment import Deployment
 from tests.support.rendered import secret_data
 
 
 def admin(deployed: Deployment) -> Any:
-    return openstack.connect(
-        auth_url=f"{deployed.urls['keystone']}/v3",
-        username="admin",
-        password=deployed.credentials[ADMIN_PASSWORD_KEY],
-        project_name="admin",
-        user_domain_name="Default",
-        project_domain_name="Default",
-        region_name="RegionOne",
-    )
+    return deployed.connect()
 
 
 def test_admin_authenticates_and_finds_the_identity_endpoints(keystone: str, deployed: Deployment) -> None:

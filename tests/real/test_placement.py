@@ -4,22 +4,12 @@ placement service user, reaches it through the catalog."""
 
 from __future__ import annotations
 
-import openstack
-
 from stackops.services.placement import KEYSTONE_PASSWORD_KEY
 from tests.real.deployment import Deployment
 
 
 def test_placement_user_lists_resource_providers_through_the_catalog(placement: str, deployed: Deployment) -> None:
-    conn = openstack.connect(
-        auth_url=f"{deployed.urls['keystone']}/v3",
-        username="placement",
-        password=deployed.credentials[KEYSTONE_PASSWORD_KEY],
-        project_name="service",
-        user_domain_name="Default",
-        project_domain_name="Default",
-        region_name="RegionOne",
-    )
+    conn = deployed.connect("placement", KEYSTONE_PASSWORD_KEY, "service")
     catalog = {entry["type"]: entry for entry in conn.service_catalog}
     assert {e["interface"]: e["url"] for e in catalog["placement"]["endpoints"]} == {
         "public": placement,

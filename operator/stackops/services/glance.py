@@ -12,7 +12,7 @@ from stackops.api.models import GlanceSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import render_ini
 from stackops.render.kolla import DISTRO_PYTHON, ConfigFile, KollaCommand, Permission
-from stackops.services import api, keystone, mariadb, memcached
+from stackops.services import api, keystone, mariadb
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 
@@ -72,32 +72,12 @@ class Glance(Service):
         }
 
     def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
-        identity = keystone.identity_urls(ctx)
         store = self.store(ctx)
         return {
             **store,
             "DEFAULT": {"debug": False, **store["DEFAULT"]},
-            "database": {
-                "connection": mariadb.connection_url(ctx, "glance", "glance", DATABASE_PASSWORD_KEY),
-                "max_retries": -1,
-                "max_pool_size": 5,
-                "max_overflow": 10,
-                "connection_recycle_time": 600,
-            },
-            "keystone_authtoken": {
-                "www_authenticate_uri": identity["public"],
-                "auth_url": identity["internal"],
-                "auth_type": "password",
-                "project_domain_id": "default",
-                "user_domain_id": "default",
-                "project_name": "service",
-                "username": self.name,
-                "password": ctx.credentials[KEYSTONE_PASSWORD_KEY],
-                "region_name": ctx.spec.region,
-                "interface": "internal",
-                "memcached_servers": memcached.servers(ctx),
-                "service_token_roles_required": True,
-            },
+            "database": mariadb.oslo_db(ctx, "glance", "glance", DATABASE_PASSWORD_KEY),
+            "keystone_authtoken": keystone.authtoken(ctx, self.name, KEYSTONE_PASSWORD_KEY),
             # glance's reserved stores (staging, tasks) default to /var/lib/glance/{staging,tasks_work_dir}:
             # on the images volume, where uploads are staged before they reach the store
             "paste_deploy": {"flavor": "keystone"},

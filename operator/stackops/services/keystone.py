@@ -49,6 +49,25 @@ def auth_url(ctx: CloudContext, interface: str = "internal") -> str:
     return identity_urls(ctx)[interface] + "/v3"
 
 
+def authtoken(ctx: CloudContext, user: str, password_key: str) -> dict[str, Any]:
+    """The [keystone_authtoken] section every API service validates tokens with."""
+    identity = identity_urls(ctx)
+    return {
+        "www_authenticate_uri": identity["public"],
+        "auth_url": identity["internal"],
+        "auth_type": "password",
+        "project_domain_id": "default",
+        "user_domain_id": "default",
+        "project_name": "service",
+        "username": user,
+        "password": ctx.credentials[password_key],
+        "region_name": ctx.spec.region,
+        "interface": "internal",
+        "memcached_servers": memcached.servers(ctx),
+        "service_token_roles_required": True,
+    }
+
+
 def registration_step(
     ctx: CloudContext,
     service: Service,
@@ -112,14 +131,7 @@ class Keystone(Service):
         spec = keystone_spec(ctx)
         return {
             "DEFAULT": {"debug": False, "use_stderr": True},
-            "database": {
-                "connection": mariadb.connection_url(ctx, "keystone", "keystone", DATABASE_PASSWORD_KEY),
-                "max_retries": -1,
-                # Every API process holds a pool; small pools keep MariaDB's connection count in check.
-                "max_pool_size": 5,
-                "max_overflow": 10,
-                "connection_recycle_time": 600,
-            },
+            "database": mariadb.oslo_db(ctx, "keystone", "keystone", DATABASE_PASSWORD_KEY),
             "token": {"provider": "fernet", "expiration": 86400},
             "fernet_tokens": {
                 "key_repository": FERNET_KEYS_DIR,

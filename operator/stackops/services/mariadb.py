@@ -51,6 +51,18 @@ def connection_url(ctx: CloudContext, database: str, user: str, password_key: st
     return f"mysql+pymysql://{user}:{password}@{db.host}:{db.port}/{database}?charset=utf8"
 
 
+def oslo_db(ctx: CloudContext, database: str, user: str, password_key: str) -> dict[str, Any]:
+    """An oslo.db section: where the service's database is, and pools sized for many API processes."""
+    return {
+        "connection": connection_url(ctx, database, user, password_key),
+        "max_retries": -1,
+        # Every API process holds a pool; small pools keep MariaDB's connection count in check.
+        "max_pool_size": 5,
+        "max_overflow": 10,
+        "connection_recycle_time": 600,
+    }
+
+
 def database_step(ctx: CloudContext, service: Service, databases: list[str], user: str, password_key: str) -> Step:
     """A Job from the stackops image that creates a service's databases and its account, idempotently."""
     return Step(

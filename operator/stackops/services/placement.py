@@ -12,7 +12,7 @@ from stackops.api.models import OpenStackCloudSpec, ServiceSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand
-from stackops.services import api, keystone, mariadb, memcached
+from stackops.services import api, keystone, mariadb
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 
@@ -52,31 +52,11 @@ class Placement(Service):
         return {"placement": urls(ctx)["public"]}
 
     def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
-        identity = keystone.identity_urls(ctx)
         return {
             "DEFAULT": {"debug": False},
             "api": {"auth_strategy": "keystone"},
-            "placement_database": {
-                "connection": mariadb.connection_url(ctx, "placement", "placement", DATABASE_PASSWORD_KEY),
-                "max_retries": -1,
-                "max_pool_size": 5,
-                "max_overflow": 10,
-                "connection_recycle_time": 600,
-            },
-            "keystone_authtoken": {
-                "www_authenticate_uri": identity["public"],
-                "auth_url": identity["internal"],
-                "auth_type": "password",
-                "project_domain_id": "default",
-                "user_domain_id": "default",
-                "project_name": "service",
-                "username": self.name,
-                "password": ctx.credentials[KEYSTONE_PASSWORD_KEY],
-                "region_name": ctx.spec.region,
-                "interface": "internal",
-                "memcached_servers": memcached.servers(ctx),
-                "service_token_roles_required": True,
-            },
+            "placement_database": mariadb.oslo_db(ctx, "placement", "placement", DATABASE_PASSWORD_KEY),
+            "keystone_authtoken": keystone.authtoken(ctx, self.name, KEYSTONE_PASSWORD_KEY),
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
         }
 
