@@ -142,8 +142,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         create_volumes(cluster.api, 40)
         environment = Env(cluster, tmp_path_factory.mktemp("operator"))
         environment.operator.start("-n", NAMESPACE)
-        yield environment
-        environment.operator.stop()
+        try:
+            yield environment
+        finally:
+            environment.operator.stop()
     finally:
         cluster.stop()
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from stackops.devcluster.processes import die_with_parent_preexec
+
 
 class OperatorProcess:
     """`stackops operator` in its own process group, logging to a file."""
@@ -20,16 +22,19 @@ class OperatorProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *args: str) -> OperatorProcess:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **self.extra_env}
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "stackops.cli", "operator", "--health-port", str(self.health_port), *args],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        env = {**os.environ, **self.extra_env}
+        command = [sys.executable, "-m", "stackops.cli", "operator", "--kubeconfig", str(self.kubeconfig)]
+        command += ["--health-port", str(self.health_port), *args]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                # a test run that is killed outright must not leave an operator acting on its own
+                preexec_fn=die_with_parent_preexec(),
+            )
         return self
 
     def kill(self) -> None:

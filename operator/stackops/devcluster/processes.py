@@ -42,7 +42,7 @@ class Process:
         return cls(str(data["name"]), [str(a) for a in data["args"]], Path(data["log"]), int(data["pid"]))
 
 
-def _die_with_parent() -> Callable[[], None]:
+def die_with_parent_preexec() -> Callable[[], None]:
     """A preexec_fn asking the kernel to SIGKILL the child when the starting thread dies.
 
     The safety net for a test runner that is killed outright (SIGKILL, OOM), where neither
@@ -65,7 +65,8 @@ def spawn(name: str, args: Sequence[str], log: Path, *, die_with_parent: bool) -
     `die_with_parent` is only honoured on the main thread: PR_SET_PDEATHSIG fires when the
     *thread* that forked exits, which for a worker thread is long before the process does.
     """
-    preexec = _die_with_parent() if die_with_parent and threading.current_thread() is threading.main_thread() else None
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    preexec = die_with_parent_preexec() if die_with_parent and on_main_thread else None
     with log.open("ab") as out:
         popen = subprocess.Popen(
             list(args),
