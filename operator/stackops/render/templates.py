@@ -13,6 +13,8 @@ from typing import Any
 import jinja2
 import yaml
 
+from stackops.render import kolla
+
 
 class TemplateError(Exception):
     """A template that does not render or does not parse: a bug in stackops, never retried."""
@@ -33,6 +35,9 @@ def environment() -> jinja2.Environment:
         autoescape=False,  # YAML and INI, not HTML
     )
     env.filters["tojson"] = _tojson
+    # the Kolla contract, written once: every Kolla container gets this env var and config mount
+    env.globals["kolla_env"] = kolla.CONFIG_STRATEGY_ENV
+    env.globals["kolla_config_mount"] = kolla.config_mount("config")
     return env
 
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from stackops.api.models import GlanceSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import render_ini
-from stackops.render.kolla import DISTRO_PYTHON, ConfigFile, KollaCommand, Permission
+from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services import api, keystone, mariadb
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
@@ -96,19 +96,17 @@ class Glance(Service):
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = glance_spec(ctx)
         commands = self.commands()
-        python = DISTRO_PYTHON.get(ctx.spec.images.distro, "3.12")
         files = {
             "glance-api.conf": render_ini(self.config(ctx), spec.config),
             "glance-api-uwsgi.ini": ctx.render_text(
                 "glance/glance-api-uwsgi.ini.j2",
                 port=PORT,
                 processes=2,
-                wsgi_script=f"{api.KOLLA_VENV}/lib/python{python}/site-packages/glance/wsgi/api.py",
+                wsgi_script=api.site_packages(ctx, "glance/wsgi/api.py"),
             ),
         }
-        files |= {f"glance-{component}.json": command.to_json() for component, command in commands.items()}
-        config = ctx.config_secret(self.name, files)
-        kolla = api.Kolla(ctx.image(spec, "glance-api"), config, commands, GLANCE_UID)
+        kolla = api.kolla(ctx, self, "glance-api", files, commands, GLANCE_UID)
+        config = kolla.config
         volumes: list[dict[str, Any]] = []
         mounts: list[dict[str, Any]] = []
         storage: list[dict[str, Any]] = []

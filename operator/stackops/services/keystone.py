@@ -173,19 +173,7 @@ class Keystone(Service):
             ]
         )
         return {
-            "api": KollaCommand(
-                "/usr/sbin/apache2 -DFOREGROUND",
-                (
-                    conf,
-                    ConfigFile(
-                        "wsgi-keystone.conf",
-                        "/etc/apache2/conf-enabled/wsgi-keystone.conf",
-                        "keystone",
-                        "0600",
-                    ),
-                ),
-                keys,
-            ),
+            "api": api.apache_command(self.name, "keystone", conf, permissions=keys),
             "db-sync": KollaCommand(f"{manage} db_sync", (conf,)),
             "bootstrap": KollaCommand(bootstrap, (conf,)),
         }
@@ -198,11 +186,10 @@ class Keystone(Service):
         commands = self.commands(ctx)
         files = {
             "keystone.conf": render_ini(self.config(ctx), spec.config),
-            "wsgi-keystone.conf": api.wsgi_config(ctx, "keystone-public", PORT, "keystone", "keystone/wsgi/api.py"),
+            api.wsgi_file(self.name): api.wsgi_config(ctx, "keystone-public", PORT, "keystone", "keystone/wsgi/api.py"),
         }
-        files |= {f"keystone-{component}.json": command.to_json() for component, command in commands.items()}
-        config = ctx.config_secret(self.name, files)
-        kolla = api.Kolla(ctx.image(spec, "keystone"), config, commands, KEYSTONE_UID)
+        kolla = api.kolla(ctx, self, "keystone", files, commands, KEYSTONE_UID)
+        config = kolla.config
         # Key repositories are mounted straight from their Secrets: a rotation reaches running pods.
         keys = {"fernet-keys": FERNET_KEYS_DIR, "credential-keys": CREDENTIAL_KEYS_DIR}
         volumes = [

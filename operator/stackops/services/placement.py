@@ -62,9 +62,8 @@ class Placement(Service):
 
     def commands(self) -> dict[str, KollaCommand]:
         conf = ConfigFile("placement.conf", CONFIG_FILE, "placement", "0600")
-        wsgi = ConfigFile("wsgi-placement.conf", "/etc/apache2/conf-enabled/wsgi-placement.conf", "placement")
         return {
-            "api": KollaCommand("/usr/sbin/apache2 -DFOREGROUND", (conf, wsgi)),
+            "api": api.apache_command(self.name, "placement", conf),
             "db-sync": KollaCommand(f"placement-manage --config-file {CONFIG_FILE} db sync", (conf,)),
         }
 
@@ -73,11 +72,10 @@ class Placement(Service):
         commands = self.commands()
         files = {
             "placement.conf": render_ini(self.config(ctx), spec.config),
-            "wsgi-placement.conf": api.wsgi_config(ctx, "placement-api", PORT, "placement", "placement/wsgi/api.py"),
+            api.wsgi_file(self.name): api.wsgi_config(ctx, "placement-api", PORT, "placement", "placement/wsgi/api.py"),
         }
-        files |= {f"placement-{component}.json": command.to_json() for component, command in commands.items()}
-        config = ctx.config_secret(self.name, files)
-        kolla = api.Kolla(ctx.image(spec, "placement-api"), config, commands, PLACEMENT_UID)
+        kolla = api.kolla(ctx, self, "placement-api", files, commands, PLACEMENT_UID)
+        config = kolla.config
         return [
             Step("placement-config", self.name, [config.obj]),
             mariadb.database_step(ctx, self, ["placement"], "placement", DATABASE_PASSWORD_KEY),
