@@ -51,12 +51,9 @@ def deployed(mariadb: MariaDB, tmp_path_factory: pytest.TempPathFactory) -> Depl
 @pytest.fixture(scope="session")
 def keystone(deployed: Deployment, keystone_bin: Path) -> Iterator[str]:
     """Keystone deployed as the plan says: database Job, db-sync, bootstrap, then the API."""
-    created = deployed.stackops_job("keystone", "database")
-    assert created.returncode == 0, created.stderr
-    assert "create-database: database keystone created" in created.stdout
-    for component in ("db-sync", "bootstrap"):
-        result = deployed.kolla_job("keystone", component, keystone_bin)
-        assert result.returncode == 0, f"{component}: {result.stderr[-3000:]}"
+    outputs = deployed.run_jobs("keystone", keystone_bin)
+    assert list(outputs) == ["database", "db-sync", "bootstrap"]
+    assert "create-database: database keystone created" in outputs["database"]
     api = deployed.kolla("Deployment", "keystone", "api")
     module = wsgi_module(
         api.files["/etc/apache2/conf-enabled/wsgi-keystone.conf"].read_text(), site_packages(keystone_bin)
@@ -69,11 +66,7 @@ def keystone(deployed: Deployment, keystone_bin: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def placement(deployed: Deployment, keystone: str, placement_bin: Path) -> Iterator[str]:
     """Placement deployed as the plan says: database Job, registration Job, db-sync, then the API."""
-    for component in ("database", "registration"):
-        result = deployed.stackops_job("placement", component)
-        assert result.returncode == 0, f"{component}: {result.stderr[-3000:]}"
-    result = deployed.kolla_job("placement", "db-sync", placement_bin)
-    assert result.returncode == 0, f"db-sync: {result.stderr[-3000:]}"
+    assert list(deployed.run_jobs("placement", placement_bin)) == ["database", "registration", "db-sync"]
     api = deployed.kolla("Deployment", "placement", "api")
     conf = api.files["/etc/placement/placement.conf"]
     module = wsgi_module(
@@ -92,11 +85,7 @@ def glance_bin() -> Path:
 def glance(deployed: Deployment, keystone: str, glance_bin: Path) -> Iterator[str]:
     """Glance deployed as the plan says: database Job, registration Job, db-sync, then the API, with
     glance's own paste pipeline from its package (the Kolla image ships it in /etc/glance)."""
-    for component in ("database", "registration"):
-        result = deployed.stackops_job("glance", component)
-        assert result.returncode == 0, f"{component}: {result.stderr[-3000:]}"
-    result = deployed.kolla_job("glance", "db-sync", glance_bin)
-    assert result.returncode == 0, f"db-sync: {result.stderr[-3000:]}"
+    assert list(deployed.run_jobs("glance", glance_bin)) == ["database", "registration", "db-sync"]
     api = deployed.kolla("Deployment", "glance", "api")
     conf = api.files["/etc/glance/glance-api.conf"]
     shutil.copy(glance_bin.parent / "etc" / "glance" / "glance-api-paste.ini", conf.parent)

@@ -23,6 +23,7 @@ from typing import Any
 import requests
 
 from stackops.credentials import Credentials, complete
+from stackops.devcluster.cluster import free_ports
 from stackops.plan import Plan, plan, required_credentials
 from tests.conftest import cloud
 from tests.support.mariadb import MariaDB
@@ -43,18 +44,9 @@ def run(argv: list[str], env: dict[str, str], bin_dir: Path | None = None) -> su
     )
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class Deployment:
     def __init__(self, db: MariaDB, root: Path) -> None:
-        self.ports = {"keystone": free_port(), "placement": free_port(), "glance": free_port()}
+        self.ports = dict(zip(("keystone", "placement", "glance"), free_ports(3), strict=True))
         images = root / "glance"
         self.urls = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
         # No memcached here: the caches are turned off with the same `config:` overrides a user writes.
@@ -145,6 +137,21 @@ class Deployment:
             index = argv.index(conf)
             argv = [*argv[: index + 1], "--config-file", str(self.overlay), *argv[index + 1 :]]
         return run(argv, run_.env, bin_dir)
+
+    def run_jobs(self, service: str, bin_dir: Path) -> dict[str, str]:
+        """Every Job of `service`, in plan order, as the operator would run them: stackops Jobs with
+        `stackops job ...`, Kolla Jobs with the service's own package. Returns each Job's output."""
+        outputs: dict[str, str] = {}
+        for step in self.plan.steps:
+            for job in (o for o in step.objects if o["kind"] == "Job" and step.service == service):
+                component = job["metadata"]["labels"]["app.kubernetes.io/component"]
+                if job["spec"]["template"]["spec"]["containers"][0]["command"][0] == "stackops":
+                    result = self.stackops_job(service, component)
+                else:
+                    result = self.kolla_job(service, component, bin_dir)
+                assert result.returncode == 0, f"{service} {component}: {result.stderr[-3000:]}"
+                outputs[component] = result.stdout
+        return outputs
 
     @contextmanager
     def serve(self, service: str, bin_dir: Path, module: str, env: dict[str, str], probe: str) -> Iterator[str]:

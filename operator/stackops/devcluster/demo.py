@@ -8,7 +8,6 @@ the example cloud and show each service's progress until the cloud is Ready. dow
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 from pathlib import Path
@@ -36,13 +35,6 @@ def default_workdir() -> Path:
     return cache_root() / "demo"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _load_cloud(path: Path | None) -> dict[str, Any]:
     if path is None:
         return dict(MINIMAL_CLOUD)
@@ -60,6 +52,7 @@ def up(cloud_file: Path | None = None, workdir: Path | None = None, compute_node
     from kubernetes import client
 
     from stackops.devcluster import cli as cluster_cli
+    from stackops.devcluster.cluster import free_ports
     from stackops.devcluster.install import (
         create_volumes,
         ensure_namespace,
@@ -90,7 +83,7 @@ def up(cloud_file: Path | None = None, workdir: Path | None = None, compute_node
         "-n",
         NAMESPACE,
         "--health-port",
-        str(_free_port()),
+        str(free_ports(1)[0]),
     ]
     command += ["--kubeconfig", str(cluster.kubeconfig_for("stackops-operator"))]
     operator = processes.spawn("stackops-operator", command, log, die_with_parent=False)
