@@ -150,7 +150,8 @@ def prune(kube: Kube, cloud_plan: Plan, cloud: OpenStackCloud, uid: str, live: d
             continue
         if APPLIED_HASH not in obj["metadata"].get("annotations", {}):
             continue
-        if kind_name == "Job" and not (readiness(obj).ready or readiness(obj).failed):
+        finished = readiness(obj)
+        if kind_name == "Job" and not (finished.ready or finished.failed):
             continue  # let a running Job finish rather than kill it halfway through a migration
         log.info("removing %s %s: no longer part of the cloud", kind_name, name)
         kube.delete(kind_of(obj), cloud.metadata.namespace, name)

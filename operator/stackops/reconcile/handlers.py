@@ -182,6 +182,7 @@ def delete(body: kopf.Body, uid: str, **_: Any) -> None:
         remaining.append(f"{kind_name.lower()} {obj_name}")
         if not obj["metadata"].get("deletionTimestamp"):
             client.delete(kind_of(obj), namespace, obj_name, propagation="Foreground")
+    _waiting.pop(uid, None)
     if remaining:
         raise kopf.TemporaryError(
             f"waiting for {len(remaining)} objects to be deleted: {', '.join(remaining[:5])}", delay=2

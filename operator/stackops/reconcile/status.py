@@ -65,9 +65,8 @@ def _services(outcome: Outcome, release: str) -> dict[str, dict[str, Any]]:
     for name, entry in services.items():
         ready, desired = outcome.replicas.get(name, (0, 0))
         entry["ready"] = f"{ready}/{desired}" if desired else ""
-        entry["release"] = release if entry["phase"] == "Ready" else None
-        if entry["release"] is None:
-            del entry["release"]
+        if entry["phase"] == "Ready":
+            entry["release"] = release
     return services
 
 
