@@ -13,7 +13,7 @@ from typing import Any
 from stackops.api.models import WorkloadSpec
 from stackops.render.kolla import DISTRO_PYTHON, ConfigFile, KollaCommand, Permission
 from stackops.services.base import CloudContext, ConfigSecret, Service, Step
-from stackops.services.endpoints import public_exposure
+from stackops.services.endpoints import api_service_name, public_exposure
 
 KOLLA_VENV = "/var/lib/kolla/venv"
 APACHE = "/usr/sbin/apache2 -DFOREGROUND"
@@ -122,7 +122,7 @@ def api_step(
     extra_mounts: Sequence[dict[str, Any]] = (),
 ) -> Step:
     """The API Deployment, Service, PodDisruptionBudget and (with a public domain) Ingress/HTTPRoute."""
-    name = ctx.object_name(service.name, "api")
+    name = api_service_name(ctx, service.name)
     objects = ctx.render(
         "common/api.yaml.j2",
         name=name,
@@ -138,4 +138,4 @@ def api_step(
         extra_volumes=list(extra_volumes),
         extra_mounts=list(extra_mounts),
     )
-    return Step(f"{service.name}-api", service.name, objects + public_exposure(ctx, service.name, name, port))
+    return Step(f"{service.name}-api", service.name, objects + public_exposure(ctx, service.name, port))

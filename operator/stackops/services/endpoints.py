@@ -13,18 +13,21 @@ def public_host(ctx: CloudContext, service: str) -> str | None:
     return f"{service}.{domain}" if domain else None
 
 
-def service_urls(
-    ctx: CloudContext, overrides: EndpointOverrides, service: str, service_name: str, port: int
-) -> dict[str, str]:
+def api_service_name(ctx: CloudContext, service: str) -> str:
+    """The Kubernetes Service in front of a service's API: what the catalog's internal URL names."""
+    return ctx.object_name(service, "api")
+
+
+def service_urls(ctx: CloudContext, overrides: EndpointOverrides, service: str, port: int) -> dict[str, str]:
     """internal and public URLs for the catalog; without a public domain, public is the internal URL."""
-    internal = f"http://{ctx.service_host(service_name)}:{port}"
+    internal = f"http://{ctx.service_host(api_service_name(ctx, service))}:{port}"
     host = public_host(ctx, service)
     scheme = "https" if ctx.spec.endpoints.tls.secret_name else "http"
     public = f"{scheme}://{host}" if host else internal
     return {"internal": overrides.internal or internal, "public": overrides.public or public}
 
 
-def public_exposure(ctx: CloudContext, service: str, service_name: str, port: int) -> list[dict[str, Any]]:
+def public_exposure(ctx: CloudContext, service: str, port: int) -> list[dict[str, Any]]:
     """An Ingress or HTTPRoute for the service's public endpoint, or nothing without a public domain."""
     host = public_host(ctx, service)
     if host is None:
@@ -33,7 +36,7 @@ def public_exposure(ctx: CloudContext, service: str, service_name: str, port: in
     return ctx.render(
         template,
         service=service,
-        service_name=service_name,
+        service_name=api_service_name(ctx, service),
         host=host,
         port=port,
         endpoints=ctx.spec.endpoints,

@@ -29,7 +29,7 @@ def glance_spec(ctx: CloudContext) -> GlanceSpec:
 
 
 def urls(ctx: CloudContext) -> dict[str, str]:
-    return service_urls(ctx, glance_spec(ctx).endpoints, "glance", ctx.object_name("glance-api"), PORT)
+    return service_urls(ctx, glance_spec(ctx).endpoints, "glance", PORT)
 
 
 class Glance(Service):

@@ -36,13 +36,9 @@ def keystone_spec(ctx: CloudContext) -> KeystoneSpec:
     return ctx.spec.services.keystone
 
 
-def api_name(ctx: CloudContext) -> str:
-    return ctx.object_name("keystone-api")
-
-
 def identity_urls(ctx: CloudContext) -> dict[str, str]:
     """Catalog URLs of the identity service (unversioned, as keystone recommends)."""
-    return service_urls(ctx, keystone_spec(ctx).endpoints, "keystone", api_name(ctx), PORT)
+    return service_urls(ctx, keystone_spec(ctx).endpoints, "keystone", PORT)
 
 
 def auth_url(ctx: CloudContext, interface: str = "internal") -> str:

@@ -28,7 +28,7 @@ def placement_spec(ctx: CloudContext) -> ServiceSpec:
 
 
 def urls(ctx: CloudContext) -> dict[str, str]:
-    return service_urls(ctx, placement_spec(ctx).endpoints, "placement", ctx.object_name("placement-api"), PORT)
+    return service_urls(ctx, placement_spec(ctx).endpoints, "placement", PORT)
 
 
 class Placement(Service):
