@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo demo-down test lint unit real crds bench bench-converge system-packages clean
+.PHONY: demo demo-down test lint unit real crds bench bench-converge system-packages clean images chart
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ unit: $(STAMP)
 crds: $(STAMP)
 	$(BIN)/stackops crds --output-dir crds/
 	$(BIN)/stackops docs --output docs/reference.md
+
+# The operator image and every Kolla-compatible image of a release (RELEASE=2025.2 for another),
+# built with buildah from a debootstrap base; IMAGES="operator keystone" builds only those.
+images: $(STAMP) system-packages
+	$(BIN)/python hack/images/build.py $(if $(RELEASE),--release $(RELEASE)) $(IMAGES)
+
+# The chart's CRDs and RBAC rules from the code, then helm lint.
+chart: $(STAMP)
+	$(BIN)/python hack/helm/sync_chart.py
+	"$$($(BIN)/python hack/helm/helm.py)" lint --strict charts/stackops
 
 bench: $(STAMP)
 	$(BIN)/python bench/render.py

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite runs for real (MariaDB, namespaces), when they are missing.
+# Installs the Debian packages the test suite runs for real (MariaDB, RabbitMQ, OVN, namespaces, buildah,
+# debootstrap), when they are missing.
 set -euo pipefail
 
 missing=()
@@ -7,6 +8,14 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(ma
 # the MariaDB container scripts run in a private mount and network namespace
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || missing+=(iproute2)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+# images: a Debian base made by debootstrap, built on with buildah (vfs storage, chroot isolation)
+command -v buildah >/dev/null 2>&1 || missing+=(buildah)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+# OVN: the tests run the rendered commands of its databases, northd and chassis (ovn-host brings Open vSwitch)
+command -v ovn-northd >/dev/null 2>&1 || missing+=(ovn-central)
+command -v ovn-controller >/dev/null 2>&1 || missing+=(ovn-host)
+# RabbitMQ: the tests boot the rendered rabbitmq.conf and run the messaging Jobs against it
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
@@ -22,3 +31,6 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The package starts a system server; stackops tests start their own on loopback.
 $sudo systemctl disable --now mariadb >/dev/null 2>&1 || $sudo service mariadb stop >/dev/null 2>&1 || true
+for unit in ovn-host ovn-central openvswitch-switch rabbitmq-server; do
+    $sudo systemctl disable --now "${unit}" >/dev/null 2>&1 || $sudo service "${unit}" stop >/dev/null 2>&1 || true
+done

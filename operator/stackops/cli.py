@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,26 @@ def cmd_create_database(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_create_messaging_user(args: argparse.Namespace) -> int:
+    from stackops.jobs.messaging import Admin, MessagingJobError, create_user
+
+    names = ("STACKOPS_MQ_ADMIN_USER", "STACKOPS_MQ_ADMIN_PASSWORD", "STACKOPS_MQ_PASSWORD")
+    missing = [v for v in names if v not in os.environ]
+    if missing:
+        raise UserError([f"environment: {v} is not set" for v in missing])
+    admin = Admin(
+        args.host, args.management_port, os.environ["STACKOPS_MQ_ADMIN_USER"], os.environ["STACKOPS_MQ_ADMIN_PASSWORD"]
+    )
+    try:
+        changed = create_user(admin, args.user, args.vhost, os.environ["STACKOPS_MQ_PASSWORD"])
+    except MessagingJobError as error:
+        print(f"create-messaging-user: {error}", file=sys.stderr)
+        return 1
+    for line in changed or ["nothing to change"]:
+        print(f"create-messaging-user: {line}")
+    return 0
+
+
 def _api(kubeconfig: str | None) -> Any:
     from kubernetes import client, config
 
@@ -215,35 +235,83 @@ def cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_operator(args: argparse.Namespace) -> int:
-    import logging
+def _setting(args: argparse.Namespace, flag: str, env: str, default: str) -> str:
+    """A flag's value, else its environment variable's, else the default."""
+    value = getattr(args, flag.lstrip("-").replace("-", "_"))
+    return str(value) if value is not None else os.environ.get(env, default)
 
-    from stackops.reconcile.operator import OperatorOptions, run
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    namespaces = tuple(n for n in (args.namespace or []) if n)
-    return run(
-        OperatorOptions(
-            namespaces=namespaces,
-            leader_election=not args.no_leader_election,
-            lease_namespace=args.lease_namespace,
-            health_port=args.health_port,
-            kubeconfig=args.kubeconfig,
-        )
+def _number(args: argparse.Namespace, flag: str, env: str, default: str, minimum: float) -> float:
+    text = _setting(args, flag, env, default)
+    try:
+        number = float(text)
+    except ValueError:
+        raise UserError([f"{flag} ({env}): {text!r} is not a number"]) from None
+    if number < minimum:
+        raise UserError([f"{flag} ({env}): must be at least {minimum:g}"])
+    return number
+
+
+def _choice(args: argparse.Namespace, flag: str, env: str, choices: Sequence[str]) -> str:
+    value = _setting(args, flag, env, choices[0])
+    if value not in choices:
+        raise UserError([f"{flag} ({env}): {value!r} is not one of {', '.join(choices)}"])
+    return value
+
+
+def operator_options(args: argparse.Namespace) -> Any:
+    """OperatorOptions from flags, else STACKOPS_* variables (for a Deployment's env); a bad value
+    names its flag."""
+    from stackops.health.cloud import INTERFACES, HealthSettings, SettingError, keystone_urls
+    from stackops.reconcile.operator import OperatorOptions
+
+    urls = args.keystone_url or [u for u in os.environ.get("STACKOPS_KEYSTONE_URL", "").split(",") if u]
+    try:
+        keystone = keystone_urls(urls)
+    except SettingError as error:
+        raise UserError([str(error)]) from None
+    switched_off = os.environ.get("STACKOPS_OPENSTACK_CHECKS", "true").lower() in ("false", "0", "no", "off")
+    health = HealthSettings(
+        interval=_number(args, "--health-interval", "STACKOPS_HEALTH_INTERVAL", "30", 1),
+        timeout=_number(args, "--check-timeout", "STACKOPS_CHECK_TIMEOUT", "10", 0.1),
+        openstack=not (args.no_openstack_checks or switched_off),
+        interface=_choice(args, "--openstack-interface", "STACKOPS_OPENSTACK_INTERFACE", INTERFACES),
+        keystone_urls=keystone,
+    )
+    port = _number(args, "--metrics-port", "STACKOPS_METRICS_PORT", "9090", 0)
+    return OperatorOptions(
+        namespaces=tuple(n for n in (args.namespace or []) if n),
+        leader_election=not args.no_leader_election,
+        lease_namespace=args.lease_namespace,
+        health_port=args.health_port,
+        kubeconfig=args.kubeconfig,
+        metrics_port=int(port),
+        health=health,
     )
 
 
-def cmd_register_service(args: argparse.Namespace) -> int:
+def cmd_operator(args: argparse.Namespace) -> int:
+    from stackops import logs
+    from stackops.reconcile.operator import run
+
+    log_format = _choice(args, "--log-format", "STACKOPS_LOG_FORMAT", logs.FORMATS)
+    options = operator_options(args)
+    logs.configure(log_format)
+    try:
+        return run(options)
+    except OSError as error:  # a port already taken
+        raise UserError([f"--metrics-port: cannot serve on {options.metrics_port}: {error.strerror}"]) from None
+
+
+def _keystone_admin_job(job: str, region: str, password_var: str, work: Callable[[Any, str], list[str]]) -> int:
+    """Run `work(connection, password)` as keystone's admin (OS_AUTH_URL, OS_USERNAME, OS_PASSWORD),
+    with the password the Job sets from `password_var`; prints what changed."""
     import openstack
 
-    from stackops.openstack.registration import Registration, register
-
-    needed = ("OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", "STACKOPS_SERVICE_PASSWORD")
+    needed = ("OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", password_var)
     missing = [v for v in needed if v not in os.environ]
     if missing:
         raise UserError([f"environment: {v} is not set" for v in missing])
-    endpoints = {"public": args.public_url, "internal": args.internal_url}
-    registration = Registration(args.region, args.type, args.name, args.description, endpoints, args.user, args.project)
     try:
         conn = openstack.connect(
             auth_url=os.environ["OS_AUTH_URL"],
@@ -252,16 +320,41 @@ def cmd_register_service(args: argparse.Namespace) -> int:
             project_name=os.environ.get("OS_PROJECT_NAME", "admin"),
             user_domain_name="Default",
             project_domain_name="Default",
-            region_name=args.region,
+            region_name=region,
             interface="internal",
         )
-        changed = register(conn, registration, os.environ["STACKOPS_SERVICE_PASSWORD"])
+        changed = work(conn, os.environ[password_var])
     except openstack.exceptions.SDKException as error:
-        print(f"register-service: {error}", file=sys.stderr)
+        print(f"{job}: {error}", file=sys.stderr)
         return 1
     for line in changed or ["nothing to change"]:
-        print(f"register-service: {line}")
+        print(f"{job}: {line}")
     return 0
+
+
+def cmd_register_service(args: argparse.Namespace) -> int:
+    from stackops.openstack.registration import Registration, register
+
+    endpoints = {"public": args.public_url, "internal": args.internal_url}
+    registration = Registration(args.region, args.type, args.name, args.description, endpoints, args.user, args.project)
+    return _keystone_admin_job(
+        "register-service",
+        args.region,
+        "STACKOPS_SERVICE_PASSWORD",
+        lambda conn, password: register(conn, registration, password),
+    )
+
+
+def cmd_create_domain_admin(args: argparse.Namespace) -> int:
+    from stackops.openstack.registration import DomainAdmin, ensure_domain_admin
+
+    setup = DomainAdmin(args.domain, args.user, args.description, tuple(args.role or ()))
+    return _keystone_admin_job(
+        "create-domain-admin",
+        args.region,
+        "STACKOPS_DOMAIN_ADMIN_PASSWORD",
+        lambda conn, password: ensure_domain_admin(conn, setup, password),
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -296,6 +389,25 @@ def parser() -> argparse.ArgumentParser:
     operator.add_argument("--lease-namespace", default="default", help="where the leader Lease lives outside a pod")
     operator.add_argument("--health-port", type=int, default=8080)
     operator.add_argument("--kubeconfig", help="when running outside the cluster (default: in-cluster, or $KUBECONFIG)")
+    operator.add_argument("--metrics-port", type=int, help="Prometheus /metrics port, 0 for none (default 9090)")
+    operator.add_argument("--log-format", choices=("text", "json"), help="log lines as text (default) or JSON")
+    operator.add_argument(
+        "--keystone-url",
+        action="append",
+        metavar="[NAMESPACE/NAME=]URL",
+        help="reach OpenStack here instead of the cloud's internal keystone endpoint (outside the cluster); "
+        "for every cloud, or for one (repeatable)",
+    )
+    operator.add_argument(
+        "--openstack-interface", choices=("internal", "public"), help="catalog endpoints to check (default internal)"
+    )
+    operator.add_argument(
+        "--no-openstack-checks",
+        action="store_true",
+        help="Kubernetes-layer health only, where no OpenStack runs behind the pods (e.g. kwok)",
+    )
+    operator.add_argument("--health-interval", type=float, help="seconds between health checks (default 30)")
+    operator.add_argument("--check-timeout", type=float, help="longest one health check may take (default 10)")
     operator.set_defaults(func=cmd_operator)
 
     dev = commands.add_parser("dev", help="a local Kubernetes control plane to try stackops on")
@@ -333,6 +445,15 @@ def parser() -> argparse.ArgumentParser:
     create_db.add_argument("--database", action="append", required=True)
     create_db.add_argument("--user", required=True)
     create_db.set_defaults(func=cmd_create_database)
+    mq = jobs.add_parser(
+        "create-messaging-user",
+        help="create a RabbitMQ user and vhost (admin and user passwords from the environment)",
+    )
+    mq.add_argument("--host", required=True)
+    mq.add_argument("--management-port", type=int, default=15672)
+    mq.add_argument("--user", required=True)
+    mq.add_argument("--vhost", required=True)
+    mq.set_defaults(func=cmd_create_messaging_user)
     reg = jobs.add_parser(
         "register-service",
         help="register a service with keystone: user, roles, catalog entry, endpoints (admin from "
@@ -347,6 +468,17 @@ def parser() -> argparse.ArgumentParser:
     reg.add_argument("--user", required=True)
     reg.add_argument("--project", default="service")
     reg.set_defaults(func=cmd_register_service)
+    domain = jobs.add_parser(
+        "create-domain-admin",
+        help="create a keystone domain, its admin user and roles a service expects (keystone admin from "
+        "OS_AUTH_URL/OS_USERNAME/OS_PASSWORD, the domain admin's password from STACKOPS_DOMAIN_ADMIN_PASSWORD)",
+    )
+    domain.add_argument("--region", required=True)
+    domain.add_argument("--domain", required=True)
+    domain.add_argument("--description", default="")
+    domain.add_argument("--user", required=True)
+    domain.add_argument("--role", action="append", help="a role that must exist (repeatable)")
+    domain.set_defaults(func=cmd_create_domain_admin)
     return top
 
 

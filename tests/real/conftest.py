@@ -10,8 +10,14 @@ from pathlib import Path
 import pytest
 
 from stackops.api.releases import DEFAULT_RELEASE, RELEASES
+from stackops.credentials import Credentials, complete
+from stackops.plan import plan, required_credentials
+from stackops.services import rabbitmq as rabbitmq_service
+from tests.conftest import cloud
 from tests.real.deployment import KEYSTONE_CONF, Deployment, site_packages, wsgi_module
 from tests.support.mariadb import MariaDB
+from tests.support.rabbitmq import RabbitMQ
+from tests.support.rendered import secret_data
 from tests.support.service_venv import ensure_venv
 
 
@@ -24,7 +30,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def service_venv(service: str, *extra: str) -> Path:
     """bin/ of a virtualenv holding the service's package at the default release's version."""
     release = RELEASES[DEFAULT_RELEASE]
-    return ensure_venv(service, [release.packages[service], *release.constraints, "PyMySQL", *extra])
+    return ensure_venv(service, [*release.requirements(service), "PyMySQL", *extra])
 
 
 @pytest.fixture(scope="session")
@@ -39,13 +45,29 @@ def keystone_bin() -> Path:
 
 
 @pytest.fixture(scope="session")
+def nova_bin() -> Path:
+    return service_venv("nova", "gunicorn")
+
+
+@pytest.fixture(scope="session")
 def placement_bin() -> Path:
     return service_venv("placement", "gunicorn")
 
 
 @pytest.fixture(scope="session")
-def deployed(mariadb: MariaDB, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
-    return Deployment(mariadb, tmp_path_factory.mktemp("cloud"))
+def rabbitmq() -> Iterator[RabbitMQ]:
+    """RabbitMQ booted from the config stackops renders for a cloud's own server."""
+    own = cloud({})
+    credentials = Credentials(complete(required_credentials(own.spec), {}))
+    files = secret_data(plan(own, credentials), "demo-rabbitmq-config")
+    admin = (rabbitmq_service.ADMIN_USER, credentials[rabbitmq_service.ADMIN_PASSWORD_KEY])
+    with RabbitMQ(files["rabbitmq.conf"], files["enabled_plugins"], files["erlang.cookie"], admin) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def deployed(mariadb: MariaDB, rabbitmq: RabbitMQ, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    return Deployment(mariadb, rabbitmq, tmp_path_factory.mktemp("cloud"))
 
 
 @pytest.fixture(scope="session")
@@ -55,9 +77,7 @@ def keystone(deployed: Deployment, keystone_bin: Path) -> Iterator[str]:
     assert list(outputs) == ["database", "db-sync", "bootstrap"]
     assert "create-database: database keystone created" in outputs["database"]
     api = deployed.kolla("Deployment", "keystone", "api")
-    module = wsgi_module(
-        api.files["/etc/apache2/conf-enabled/wsgi-keystone.conf"].read_text(), site_packages(keystone_bin)
-    )
+    module = wsgi_module(api.files["/etc/keystone/keystone-api-uwsgi.ini"].read_text(), site_packages(keystone_bin))
     env = {"OS_KEYSTONE_CONFIG_FILES": f"{api.files[KEYSTONE_CONF]};{deployed.overlay}"}
     with deployed.serve("keystone", keystone_bin, module, env, "/v3") as url:
         yield url
@@ -69,9 +89,7 @@ def placement(deployed: Deployment, keystone: str, placement_bin: Path) -> Itera
     assert list(deployed.run_jobs("placement", placement_bin)) == ["database", "registration", "db-sync"]
     api = deployed.kolla("Deployment", "placement", "api")
     conf = api.files["/etc/placement/placement.conf"]
-    module = wsgi_module(
-        api.files["/etc/apache2/conf-enabled/wsgi-placement.conf"].read_text(), site_packages(placement_bin)
-    )
+    module = wsgi_module(api.files["/etc/placement/placement-api-uwsgi.ini"].read_text(), site_packages(placement_bin))
     with deployed.serve("placement", placement_bin, module, {"OS_PLACEMENT_CONFIG_DIR": str(conf.parent)}, "/") as url:
         yield url
 
@@ -91,4 +109,22 @@ def glance(deployed: Deployment, keystone: str, glance_bin: Path) -> Iterator[st
     shutil.copy(glance_bin.parent / "etc" / "glance" / "glance-api-paste.ini", conf.parent)
     module = wsgi_module(api.files["/etc/glance/glance-api-uwsgi.ini"].read_text(), site_packages(glance_bin))
     with deployed.serve("glance", glance_bin, module, {"OS_GLANCE_CONFIG_DIR": str(conf.parent)}, "/") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def nova(deployed: Deployment, placement: str, glance: str, nova_bin: Path) -> Iterator[str]:
+    """Nova deployed as the plan says: its Jobs (databases, messaging user, registration, api db,
+    cells, cell db), then conductor, scheduler and the API, each from its rendered config."""
+    jobs = deployed.run_jobs("nova", nova_bin)
+    assert list(jobs) == ["database", "messaging", "registration", "api-db-sync", "cell-setup", "db-sync"]
+    api = deployed.kolla("Deployment", "nova", "api")
+    conf = api.files["/etc/nova/nova.conf"]
+    shutil.copy(nova_bin.parent / "etc" / "nova" / "api-paste.ini", conf.parent)
+    module = wsgi_module(api.files["/etc/nova/nova-api-uwsgi.ini"].read_text(), site_packages(nova_bin))
+    with (
+        deployed.running("Deployment", "nova", "conductor", nova_bin),
+        deployed.running("Deployment", "nova", "scheduler", nova_bin),
+        deployed.serve("nova", nova_bin, module, {"OS_NOVA_CONFIG_DIR": str(conf.parent)}, "/") as url,
+    ):
         yield url

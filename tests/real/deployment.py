@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from stackops.devcluster.cluster import free_ports
 from stackops.plan import Plan, plan, required_credentials
 from tests.conftest import cloud
 from tests.support.mariadb import MariaDB
+from tests.support.rabbitmq import RabbitMQ
 from tests.support.rendered import KollaRun, container_env, find, kolla_run, secret_data
 
 STACKOPS = str(Path(sys.executable).with_name("stackops"))
@@ -44,15 +45,27 @@ def run(argv: list[str], env: dict[str, str], bin_dir: Path | None = None) -> su
     )
 
 
+SERVED = ("keystone", "placement", "glance", "nova", "neutron", "cinder", "heat", "horizon")
+
+
 class Deployment:
-    def __init__(self, db: MariaDB, root: Path) -> None:
-        self.ports = dict(zip(("keystone", "placement", "glance"), free_ports(3), strict=True))
+    def __init__(self, db: MariaDB, mq: RabbitMQ, root: Path) -> None:
+        self.ports = dict(zip(SERVED, free_ports(len(SERVED)), strict=True))
         images = root / "glance"
         self.urls = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+        state = root / "nova-state"
         # No memcached here: the caches are turned off with the same `config:` overrides a user writes.
         spec = {
             "infrastructure": {
-                "database": {"external": {"host": db.host, "port": db.port, "secretRef": {"name": "db-admin"}}}
+                "database": {"external": {"host": db.host, "port": db.port, "secretRef": {"name": "db-admin"}}},
+                "messaging": {
+                    "external": {
+                        "host": mq.host,
+                        "port": mq.port,
+                        "managementPort": mq.management_port,
+                        "secretRef": {"name": "mq-admin"},
+                    }
+                },
             },
             "services": {
                 "keystone": {
@@ -73,6 +86,45 @@ class Deployment:
                         "os_glance_tasks_store": {"filesystem_store_datadir": str(images / "tasks")},
                     },
                 },
+                "nova": {
+                    "endpoints": {"public": self.urls["nova"], "internal": self.urls["nova"]},
+                    "config": {
+                        "DEFAULT": {"state_path": str(state)},
+                        "cache": {"enabled": False},
+                        "keystone_authtoken": {"memcached_servers": None},
+                        "oslo_concurrency": {"lock_path": str(state / "tmp")},
+                        # new hypervisors are found within seconds here, not the default minute
+                        "scheduler": {"discover_hosts_in_cells_interval": 2},
+                    },
+                    # a hypervisor without libvirt: nova's fake driver reports resources all the same
+                    "compute": {
+                        "config": {"DEFAULT": {"compute_driver": "fake.FakeDriver"}, "vnc": {"enabled": False}}
+                    },
+                },
+                "neutron": {
+                    "endpoints": {"public": self.urls["neutron"], "internal": self.urls["neutron"]},
+                    "config": {
+                        "DEFAULT": {"state_path": str(root / "neutron-state")},
+                        "keystone_authtoken": {"memcached_servers": None},
+                        "oslo_concurrency": {"lock_path": str(root / "neutron-state" / "tmp")},
+                    },
+                },
+                "cinder": {
+                    "endpoints": {"public": self.urls["cinder"], "internal": self.urls["cinder"]},
+                    "config": {
+                        "DEFAULT": {"state_path": str(root / "cinder-state")},
+                        "keystone_authtoken": {"memcached_servers": None},
+                        "oslo_concurrency": {"lock_path": str(root / "cinder-state" / "tmp")},
+                    },
+                },
+                "heat": {
+                    "endpoints": {"public": self.urls["heat"], "internal": self.urls["heat"]},
+                    "config": {
+                        "cache": {"enabled": False},
+                        "keystone_authtoken": {"memcached_servers": None},
+                        "oslo_concurrency": {"lock_path": str(root / "heat-state" / "tmp")},
+                    },
+                },
             },
         }
         self.cloud = cloud(spec)
@@ -81,6 +133,7 @@ class Deployment:
         self.secrets = {
             "demo-credentials": self.credentials.values(),
             "db-admin": {"username": db.root_user, "password": db.root_password},
+            "mq-admin": {"username": mq.admin[0], "password": mq.admin[1]},
         }
         self.root = root
         self.keys = {"fernet-keys": root / "fernet-keys", "credential-keys": root / "credential-keys"}
@@ -126,8 +179,8 @@ class Deployment:
         argv = [STACKOPS, *container["command"][1:], *container["args"]]
         return run(argv, container_env(container, secrets or self.secrets))
 
-    def kolla(self, kind: str, service: str, component: str) -> KollaRun:
-        return kolla_run(self.plan, find(self.plan, kind, service, component), self.root, self.secrets)
+    def kolla(self, kind: str, service: str, component: str, container: str | None = None) -> KollaRun:
+        return kolla_run(self.plan, find(self.plan, kind, service, component), self.root, self.secrets, container)
 
     def kolla_job(self, service: str, component: str, bin_dir: Path) -> subprocess.CompletedProcess[str]:
         run_ = self.kolla("Job", service, component)
@@ -154,8 +207,11 @@ class Deployment:
         return outputs
 
     @contextmanager
-    def serve(self, service: str, bin_dir: Path, module: str, env: dict[str, str], probe: str) -> Iterator[str]:
-        """gunicorn serving `module` (the WSGI file the rendered Apache config names) on its port."""
+    def serve(
+        self, service: str, bin_dir: Path, module: str, env: dict[str, str], probe: str, wrapper: Sequence[str] = ()
+    ) -> Iterator[str]:
+        """gunicorn serving `module` (the WSGI file the rendered Apache config names) on its port; `wrapper`
+        is what the rendered command starts the server through, if anything."""
         workdir = self.root / f"{service}-server"
         workdir.mkdir(exist_ok=True)
         # Services parse sys.argv with oslo.config, so gunicorn takes its settings from this file only.
@@ -165,7 +221,7 @@ class Deployment:
         )
         log = (workdir / "server.log").open("w")
         process = subprocess.Popen(
-            [str(bin_dir / "gunicorn")],
+            [*wrapper, str(bin_dir / "gunicorn")],
             cwd=workdir,
             env={"PATH": f"{bin_dir}:{os.environ['PATH']}", **env},
             stdout=log,
@@ -176,10 +232,10 @@ class Deployment:
             deadline = time.monotonic() + 60
             while True:
                 try:
-                    if requests.get(f"{url}{probe}", timeout=2).status_code < 500:
+                    if requests.get(f"{url}{probe}", timeout=10).status_code < 500:
                         break
-                except requests.ConnectionError:
-                    pass
+                except (requests.ConnectionError, requests.Timeout):
+                    pass  # not listening yet, or still loading the application
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{service} did not answer: {(workdir / 'server.log').read_text()[-3000:]}")
                 time.sleep(0.3)
@@ -192,12 +248,37 @@ class Deployment:
                 process.kill()
             log.close()
 
+    @contextmanager
+    def running(
+        self, kind: str, service: str, component: str, bin_dir: Path, container: str | None = None
+    ) -> Iterator[KollaRun]:
+        """A long-running process (scheduler, conductor, agent …) as its rendered config.json says."""
+        run_ = self.kolla(kind, service, component, container)
+        log_path = self.root / f"{service}-{component}.log"
+        with log_path.open("w") as log:
+            process = subprocess.Popen(
+                run_.argv,
+                env={"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(self.root), **run_.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                time.sleep(0.5)
+                if process.poll() is not None:
+                    raise RuntimeError(f"{service} {component} exited: {log_path.read_text()[-3000:]}")
+                yield run_
+            finally:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
-def wsgi_module(wsgi_conf: str, site_packages: Path) -> str:
-    """The module the rendered Apache or uWSGI config serves, checked to exist in the service's package."""
-    script = next(
-        line.split()[-1] for line in wsgi_conf.splitlines() if "WSGIScriptAlias" in line or line.startswith("wsgi-file")
-    )
+
+def wsgi_module(uwsgi_ini: str, site_packages: Path) -> str:
+    """The module the rendered uWSGI config serves, checked to exist in the service's package."""
+    script = next(line.split()[-1] for line in uwsgi_ini.splitlines() if line.startswith("wsgi-file"))
     relative = script.split("site-packages/", 1)[1]
     assert (site_packages / relative).is_file(), relative
     return relative.removesuffix(".py").replace("/", ".")

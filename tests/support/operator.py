@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from stackops.devcluster.cluster import free_ports
 from stackops.devcluster.processes import die_with_parent_preexec
 
 
@@ -18,13 +19,16 @@ class OperatorProcess:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.health_port = health_port
+        self.metrics_port = free_ports(1)[0]
         self.extra_env = extra_env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *args: str) -> OperatorProcess:
         env = {**os.environ, **self.extra_env}
         command = [sys.executable, "-m", "stackops.cli", "operator", "--kubeconfig", str(self.kubeconfig)]
-        command += ["--health-port", str(self.health_port), *args]
+        command += ["--health-port", str(self.health_port), "--metrics-port", str(self.metrics_port)]
+        # kwok runs no OpenStack behind the pods: health is the Kubernetes layer's only
+        command += ["--no-openstack-checks", *args]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command,

@@ -35,12 +35,17 @@ def secret_data(plan: Plan, name: str) -> dict[str, str]:
     return data
 
 
-def container_env(container: dict[str, Any], secrets: dict[str, dict[str, str]]) -> dict[str, str]:
-    """The container's environment, with secretKeyRefs resolved from `secrets` (name -> data)."""
+def container_env(
+    container: dict[str, Any], secrets: dict[str, dict[str, str]], fields: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The container's environment, with secretKeyRefs resolved from `secrets` (name -> data) and
+    fieldRefs from `fields` (field path -> value, e.g. status.podIP: what the kubelet would fill in)."""
     env: dict[str, str] = {}
     for var in container.get("env", []):
         if "value" in var:
             env[var["name"]] = var["value"]
+        elif "fieldRef" in var["valueFrom"]:
+            env[var["name"]] = (fields or {})[var["valueFrom"]["fieldRef"]["fieldPath"]]
         else:
             ref = var["valueFrom"]["secretKeyRef"]
             env[var["name"]] = secrets[ref["name"]][ref["key"]]
@@ -56,10 +61,18 @@ class KollaRun:
     files: dict[str, Path]  # destination in the container -> where it is here
 
 
-def kolla_run(plan: Plan, workload: dict[str, Any], root: Path, secrets: dict[str, dict[str, str]]) -> KollaRun:
-    """What kolla_start would run in the workload's first container, with files laid out under `root`."""
+def kolla_run(
+    plan: Plan,
+    workload: dict[str, Any],
+    root: Path,
+    secrets: dict[str, dict[str, str]],
+    container_name: str | None = None,
+    fields: dict[str, str] | None = None,
+) -> KollaRun:
+    """What kolla_start would run in the workload's first container (or the one named), with files laid
+    out under `root`; `fields` as for container_env."""
     pod = workload["spec"]["template"]["spec"]
-    container = pod["containers"][0]
+    container = next(c for c in pod["containers"] if container_name in (None, c["name"]))
     assert container["command"] == ["kolla_start"]
     mount = next(m for m in container["volumeMounts"] if m["mountPath"] == CONFIG_DIR)
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
@@ -74,4 +87,4 @@ def kolla_run(plan: Plan, workload: dict[str, Any], root: Path, secrets: dict[st
         local.write_text(data[items[source]])
         files[entry["dest"]] = local
     argv = [str(files.get(arg, arg)) for arg in shlex.split(config["command"])]
-    return KollaRun(argv=argv, env=container_env(container, secrets), files=files)
+    return KollaRun(argv=argv, env=container_env(container, secrets, fields), files=files)

@@ -28,20 +28,20 @@ def stackops(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
 def test_render_prints_every_object_in_apply_order() -> None:
     result = stackops("render", "-f", str(ROOT / "examples" / "minimal.yaml"))
     assert result.returncode == 0, result.stderr
-    kinds = [d["kind"] for d in yaml.safe_load_all(result.stdout)]
-    assert kinds[0] == "Secret" and "Deployment" in kinds
-    names = [d["metadata"]["name"].rsplit("-", 1)[0] for d in yaml.safe_load_all(result.stdout) if d["kind"] == "Job"]
-    assert names == [
-        "demo-keystone-database",
-        "demo-keystone-db-sync",
-        "demo-keystone-bootstrap",
-        "demo-glance-database",
-        "demo-glance-registration",
-        "demo-glance-db-sync",
-        "demo-placement-database",
-        "demo-placement-registration",
-        "demo-placement-db-sync",
-    ]
+    documents = list(yaml.safe_load_all(result.stdout))
+    assert documents[0]["kind"] == "Secret" and "Deployment" in {d["kind"] for d in documents}
+    # services in dependency order, each one's Jobs in the order they must run
+    jobs = [(d["metadata"]["labels"]["app.kubernetes.io/name"], d["metadata"]["labels"]["app.kubernetes.io/component"])
+            for d in documents if d["kind"] == "Job"]  # fmt: skip
+    services = list(dict.fromkeys(service for service, _ in jobs))
+    assert services.index("keystone") < services.index("placement") < services.index("nova")
+    assert services.index("neutron") < services.index("nova")
+    assert [c for s, c in jobs if s == "keystone"] == ["database", "db-sync", "bootstrap"]
+    assert [c for s, c in jobs if s == "nova"] == [
+        "database", "messaging", "registration", "api-db-sync", "cell-setup", "db-sync"
+    ]  # fmt: skip
+    # the compute agents come last: after the control plane they report to
+    assert (documents[-1]["kind"], documents[-1]["metadata"]["name"]) == ("DaemonSet", "demo-nova-compute")
 
 
 def test_render_one_service_as_json() -> None:

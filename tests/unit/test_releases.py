@@ -32,10 +32,12 @@ def test_forbidden_transitions_say_why(old: str, new: str, fragment: str) -> Non
 
 
 def _cel_allows(old: str, new: str) -> bool:
+    """The rules on a cloud that nothing is deployed of yet (no status); tests/unit/test_upgrade_cel.py
+    covers the rules' reading of status."""
     env = celpy.Environment()
     activation: dict[str, Any] = {
-        "self": celpy.celtypes.StringType(new),
-        "oldSelf": celpy.celtypes.StringType(old),
+        "self": celpy.json_to_cel({"spec": {"release": new}}),
+        "oldSelf": celpy.json_to_cel({"spec": {"release": old}}),
     }
     for rule in release_transition_rules():
         program = env.program(env.compile(rule["rule"]))

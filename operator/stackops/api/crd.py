@@ -22,6 +22,7 @@ from stackops.api.models import (
     OpenStackCloudSpec,
     OpenStackCloudStatus,
 )
+from stackops.api.schema_hints import release_transition_rules
 
 # Keywords that describe values and survive translation unchanged.
 _KEPT = (
@@ -135,7 +136,8 @@ def crd() -> dict[str, Any]:
                         "openAPIV3Schema": {
                             "type": "object",
                             "description": "An OpenStack cloud deployed and run by stackops.",
-                            "x-kubernetes-validations": [NAME_RULE],
+                            # the release rules read status.release: they live on the whole object
+                            "x-kubernetes-validations": [NAME_RULE, *release_transition_rules()],
                             "required": ["spec"],
                             "properties": {
                                 "apiVersion": {"type": "string"},

@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from stackops.api.oslo import check_ini_shape
 from stackops.api.releases import DEFAULT_RELEASE, SUPPORTED_RELEASES, transition_problem
-from stackops.api.schema_hints import FREE_FORM, INT_OR_STRING, release_transition_rules
+from stackops.api.schema_hints import FREE_FORM, INT_OR_STRING
 
 GROUP = "stackops.dev"
 VERSION = "v1alpha1"
@@ -74,6 +74,7 @@ class ExternalMessaging(ApiModel):
 
     host: str = Field(min_length=1)
     port: int = Field(5672, ge=1, le=65535)
+    management_port: int = Field(15672, ge=1, le=65535, description="HTTP management API (users, vhosts).")
     secret_ref: SecretRef
 
 
@@ -177,7 +178,9 @@ class KeystoneSpec(ServiceSpec):
 class RbdStore(ApiModel):
     pool: str = "images"
     user: str = "glance"
-    secret_ref: SecretRef = Field(description="Secret with ceph.conf and the keyring of the user.")
+    secret_ref: SecretRef = Field(
+        description="Secret with the Ceph client's files: keys `ceph.conf` and `keyring` (the user's keyring)."
+    )
 
 
 class GlanceBackend(ApiModel):
@@ -208,10 +211,197 @@ class GlanceSpec(ServiceSpec):
         return self
 
 
+# Names that become parts of object names (compute groups, backends): short DNS labels.
+SHORT_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+ShortName = Annotated[str, Field(min_length=1, max_length=16, pattern=SHORT_NAME_PATTERN)]
+
+
+def require_unique(what: str, values: list[str]) -> None:
+    """Names that become object names or map keys must not repeat."""
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{what} must be unique (repeated: {', '.join(repeated)})")
+
+
+class NodeSelector(ApiModel):
+    match_labels: dict[str, str] = Field(default_factory=dict)
+
+
+class ComputeGroup(ApiModel):
+    """Hypervisors that differ from the rest (hardware, overcommit, …): their own DaemonSet and config."""
+
+    name: ShortName
+    node_selector: NodeSelector = Field(description="Labels of the group's nodes (among the compute nodes).")
+    config: OsloConfig = Field(default_factory=dict, description="nova.conf overrides for this group's agents.")
+
+    @field_validator("node_selector")
+    @classmethod
+    def _selects_something(cls, value: NodeSelector) -> NodeSelector:
+        if not value.match_labels:
+            raise ValueError("matchLabels: at least one label is needed to tell the group's nodes apart")
+        return value
+
+    @field_validator("config")
+    @classmethod
+    def _config_fits_ini(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        problems = check_ini_shape(value)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+
+class ComputeSpec(ApiModel):
+    """The agents on hypervisors: nova-compute and libvirt, one DaemonSet per group."""
+
+    virt_type: Literal["kvm", "qemu"] = Field("kvm", description="qemu for nodes without hardware virtualisation.")
+    config: OsloConfig = Field(default_factory=dict, description="nova.conf overrides for every compute agent.")
+    groups: list[ComputeGroup] = Field(
+        default_factory=list,
+        description="Compute groups; a node matching several belongs to the first. Others use the defaults.",
+    )
+
+    @field_validator("groups")
+    @classmethod
+    def _unique_names(cls, value: list[ComputeGroup]) -> list[ComputeGroup]:
+        require_unique("group names", [g.name for g in value])
+        return value
+
+
+class NovaSpec(ServiceSpec):
+    compute: ComputeSpec = Field(default_factory=ComputeSpec)
+
+
+class ProviderNetwork(ApiModel):
+    """A physical network instances can attach to: an OVS bridge on every network node, mapped to a name."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="physnet name.")
+    bridge: str = Field("br-ex", min_length=1, max_length=15, pattern=r"^[A-Za-z0-9_.-]+$")
+    interface: str | None = Field(None, description="Host interface added to the bridge; none: left to the host.")
+
+
+class OvnSpec(ApiModel):
+    """The OVN northbound and southbound databases (a Raft cluster when replicas > 1) and northd."""
+
+    replicas: int = Field(
+        1,
+        ge=1,
+        le=7,
+        description="1, or 3 or more for a Raft cluster (2 cannot keep quorum).",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self == 1 || self >= 3", "message": "an OVN Raft cluster needs 1 or at least 3 replicas"}
+            ]
+        },
+    )
+    storage: Storage = Field(default_factory=lambda: Storage(size="1Gi"))
+
+    @field_validator("replicas")
+    @classmethod
+    def _raft_quorum(cls, value: int) -> int:
+        if value == 2:
+            raise ValueError("an OVN Raft cluster needs 1 or at least 3 replicas (2 cannot keep quorum)")
+        return value
+
+
+class NeutronSpec(ServiceSpec):
+    ovn: OvnSpec = Field(default_factory=OvnSpec)
+    provider_networks: list[ProviderNetwork] = Field(
+        default_factory=lambda: [ProviderNetwork(name="physnet1")],
+        description="Physical networks and the OVS bridges they map to (bridge mappings).",
+    )
+
+    @field_validator("provider_networks")
+    @classmethod
+    def _unique_physnets(cls, value: list[ProviderNetwork]) -> list[ProviderNetwork]:
+        for attribute in ("name", "bridge"):
+            require_unique(f"provider network {attribute}s", [getattr(n, attribute) for n in value])
+        return value
+
+
+class NfsShares(ApiModel):
+    shares: list[str] = Field(min_length=1, description="NFS exports, host:/path.")
+    mount_options: str | None = None
+
+
+class LvmVolumes(ApiModel):
+    volume_group: str = Field("cinder-volumes", description="LVM volume group on each storage node.")
+
+
+class CinderBackend(ApiModel):
+    """One volume backend: LVM on storage nodes, Ceph RBD, or NFS."""
+
+    name: ShortName
+    type: Literal["lvm", "rbd", "nfs"]
+    lvm: LvmVolumes | None = None
+    rbd: RbdStore | None = None
+    nfs: NfsShares | None = None
+
+    @model_validator(mode="after")
+    def _settings_for_type(self) -> CinderBackend:
+        if self.type == "rbd" and self.rbd is None:
+            raise ValueError("rbd: required when type is rbd")
+        if self.type == "nfs" and self.nfs is None:
+            raise ValueError("nfs: required when type is nfs")
+        return self
+
+
+class CinderBackup(ApiModel):
+    enabled: bool = False
+    type: Literal["nfs", "rbd"] = "nfs"
+    nfs: NfsShares | None = None
+    rbd: RbdStore | None = None
+
+    @model_validator(mode="after")
+    def _settings_for_type(self) -> CinderBackup:
+        if self.enabled and getattr(self, self.type) is None:
+            raise ValueError(f"{self.type}: required when backup is enabled with type {self.type}")
+        return self
+
+
+class CinderSpec(ServiceSpec):
+    backends: list[CinderBackend] = Field(
+        default_factory=lambda: [CinderBackend(name="lvm", type="lvm", lvm=LvmVolumes())],
+        min_length=1,
+        description="Volume backends; LVM runs on the storage nodes.",
+    )
+    backup: CinderBackup = Field(default_factory=CinderBackup)
+
+    @field_validator("backends")
+    @classmethod
+    def _unique_backends(cls, value: list[CinderBackend]) -> list[CinderBackend]:
+        require_unique("backend names", [b.name for b in value])
+        return value
+
+
+class HorizonSpec(WorkloadSpec):
+    """The dashboard. Its settings are Django settings (local_settings.py), not oslo.config."""
+
+    enabled: bool = True
+    endpoints: EndpointOverrides = Field(default_factory=EndpointOverrides)
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Django settings added to local_settings.py: {NAME: value} (JSON values).",
+        json_schema_extra=FREE_FORM,
+    )
+
+    @field_validator("settings")
+    @classmethod
+    def _setting_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = sorted(k for k in value if not k.isidentifier() or not k.isupper())
+        if bad:
+            raise ValueError(f"setting names are upper-case Python identifiers (not: {', '.join(bad)})")
+        return value
+
+
 class ServicesSpec(ApiModel):
     keystone: KeystoneSpec = Field(default_factory=KeystoneSpec)
     placement: ServiceSpec = Field(default_factory=ServiceSpec)
     glance: GlanceSpec = Field(default_factory=GlanceSpec)
+    nova: NovaSpec = Field(default_factory=NovaSpec)
+    neutron: NeutronSpec = Field(default_factory=NeutronSpec)
+    cinder: CinderSpec = Field(default_factory=CinderSpec)
+    horizon: HorizonSpec = Field(default_factory=HorizonSpec)
+    heat: ServiceSpec = Field(default_factory=ServiceSpec)
 
 
 class ImagesSpec(ApiModel):
@@ -251,10 +441,6 @@ class EndpointsSpec(ApiModel):
         return self
 
 
-class NodeSelector(ApiModel):
-    match_labels: dict[str, str] = Field(default_factory=dict)
-
-
 class NodesSpec(ApiModel):
     """Which nodes run what, by label (node roles, as openstack-helm and kolla-ansible assign them)."""
 
@@ -262,16 +448,22 @@ class NodesSpec(ApiModel):
         default_factory=lambda: NodeSelector(match_labels={"stackops.dev/control-plane": "true"})
     )
     compute: NodeSelector = Field(default_factory=lambda: NodeSelector(match_labels={"stackops.dev/compute": "true"}))
+    gateway: NodeSelector = Field(
+        default_factory=lambda: NodeSelector(match_labels={"stackops.dev/gateway": "true"}),
+        description="Nodes that carry external traffic (OVN gateway chassis); they also run ovn-controller.",
+    )
+    storage: NodeSelector = Field(
+        default_factory=lambda: NodeSelector(match_labels={"stackops.dev/storage": "true"}),
+        description="Nodes with the LVM volume group of cinder's lvm backends.",
+    )
 
 
 class OpenStackCloudSpec(ApiModel):
     release: Literal[SUPPORTED_RELEASES] = Field(  # type: ignore[valid-type]
         DEFAULT_RELEASE,
-        description="OpenStack release series. Upgrades go one release at a time, or SLURP to SLURP.",
-        json_schema_extra={
-            "x-stackops-default-in-crd": True,
-            "x-kubernetes-validations": release_transition_rules(),
-        },
+        description="OpenStack release series. Upgrades go one release at a time, or SLURP to SLURP; "
+        "editing it upgrades the cloud (docs/upgrades.md).",
+        json_schema_extra={"x-stackops-default-in-crd": True},
     )
     region: str = Field("RegionOne", min_length=1)
     paused: bool = Field(False, description="Stop all writes to the cloud's objects.")
@@ -302,6 +494,24 @@ class ServiceStatus(ApiModel):
     message: str = ""
 
 
+class UpgradeStatus(ApiModel):
+    """An upgrade under way (docs/upgrades.md)."""
+
+    from_: str = Field(alias="from", description="The release deployed when the upgrade began.")
+    to: str = Field(description="The release being upgraded to.")
+    phase: Literal["Preflight", "Upgrading"] = Field(
+        "Preflight", description="Preflight until the checks passed and something changes."
+    )
+    step: int = Field(0, description="The step under way, counted from 1.")
+    steps: int = Field(0, description="How many steps the upgrade has.")
+    service: str = Field("", description="The service of the step under way.")
+    current: str = Field("", description="The step under way (e.g. db-expand, roll).")
+    completed: list[str] = Field(default_factory=list, description="Steps done, as <service>/<step>.")
+    rollback_to: str | None = Field(
+        None, description="While set, spec.release may go back to this release: no database was contracted yet."
+    )
+
+
 class OpenStackCloudStatus(ApiModel):
     model_config = ConfigDict(extra="ignore")  # status written by older versions must still load
 
@@ -311,6 +521,12 @@ class OpenStackCloudStatus(ApiModel):
     conditions: list[Condition] = Field(default_factory=list)
     services: dict[str, ServiceStatus] = Field(default_factory=dict)
     endpoints: dict[str, str] = Field(default_factory=dict)
+    upgrade: UpgradeStatus | None = Field(None, description="Progress of an upgrade to spec.release.")
+    spec_hashes: dict[str, str] = Field(
+        default_factory=dict,
+        description="A hash per spec section as last converged: an upgrade refuses other changes made along "
+        "with spec.release.",
+    )
 
 
 class ObjectMeta(BaseModel):

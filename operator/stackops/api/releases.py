@@ -6,7 +6,7 @@ so the API server and the operator can never disagree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 SUPPORTED_RELEASES: tuple[str, ...] = ("2025.1", "2025.2", "2026.1", "2026.2")
 DEFAULT_RELEASE = "2026.1"
@@ -20,6 +20,13 @@ class Release:
     packages: dict[str, str]
     # Libraries whose newer majors the release's services break on; installed alongside the packages.
     constraints: tuple[str, ...] = ()
+    # Libraries one service breaks on at this release although its requirements allow them; installed
+    # alongside that service's package only.
+    service_constraints: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def requirements(self, service: str) -> list[str]:
+        """What installs `service` at this release: its package and the constraints it needs."""
+        return [self.packages[service], *self.constraints, *self.service_constraints.get(service, ())]
 
     @property
     def is_slurp(self) -> bool:
@@ -27,31 +34,38 @@ class Release:
         return self.series.endswith(".1")
 
 
+def _packages(keystone: int, placement: int, glance: int, nova: int, horizon: str) -> dict[str, str]:
+    """PyPI requirements of one release. Neutron, cinder and heat majors move with nova's (-5, -5, -7)."""
+    return {
+        "keystone": f"keystone>={keystone},<{keystone + 1}",
+        "placement": f"openstack-placement>={placement},<{placement + 1}",
+        "glance": f"glance>={glance},<{glance + 1}",
+        "nova": f"nova>={nova},<{nova + 1}",
+        "neutron": f"neutron>={nova - 5},<{nova - 4}",
+        "cinder": f"cinder>={nova - 5},<{nova - 4}",
+        "heat": f"openstack-heat>={nova - 7},<{nova - 6}",
+        # horizon releases intermediary versions; the ranges come from openstack/releases
+        "horizon": f"horizon{horizon}",
+    }
+
+
+# neutron 26 to 28 import API definitions that neutron-lib 4 removed, yet ask only for neutron-lib>=3.x
+NEUTRON_LIB_3: dict[str, tuple[str, ...]] = {"neutron": ("neutron-lib<4",)}
+
 RELEASES: dict[str, Release] = {
     r.series: r
     for r in (
-        Release(
-            "2025.1",
-            "Epoxy",
-            {"keystone": "keystone>=27,<28", "placement": "openstack-placement>=13,<14", "glance": "glance>=30,<31"},
-        ),
-        Release(
-            "2025.2",
-            "Flamingo",
-            {"keystone": "keystone>=28,<29", "placement": "openstack-placement>=14,<15", "glance": "glance>=31,<32"},
-        ),
+        Release("2025.1", "Epoxy", _packages(27, 13, 30, 31, ">=25.2,<25.4"), service_constraints=NEUTRON_LIB_3),
+        Release("2025.2", "Flamingo", _packages(28, 14, 31, 32, ">=25.4,<25.6"), service_constraints=NEUTRON_LIB_3),
         Release(
             "2026.1",
             "Gazpacho",
-            {"keystone": "keystone>=29,<30", "placement": "openstack-placement>=15,<16", "glance": "glance>=32,<33"},
+            _packages(29, 15, 32, 33, ">=25.6,<26"),
             # oslo.policy 6 dropped [oslo_policy]enforce_scope, which placement 15 still reads
             ("oslo.policy<6",),
+            NEUTRON_LIB_3,
         ),
-        Release(
-            "2026.2",
-            "2026.2",
-            {"keystone": "keystone>=30,<31", "placement": "openstack-placement>=16,<17", "glance": "glance>=33,<34"},
-        ),
+        Release("2026.2", "2026.2", _packages(30, 16, 33, 34, ">=26,<28")),
     )
 }
 

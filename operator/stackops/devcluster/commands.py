@@ -8,6 +8,9 @@ from pathlib import Path
 from stackops.devcluster.binaries import Binaries
 from stackops.devcluster.nodes import KWOK_ANNOTATION
 
+# stackops' own stages (failures on demand), after kwokctl's defaults in binaries.kwok_stages
+STACKOPS_KWOK_STAGES = Path(__file__).with_name("kwok-stages.yaml")
+
 
 def ca_file(workdir: Path) -> Path:
     """The apiserver's self-signed serving certificate (its CA is in the same file)."""
@@ -98,6 +101,7 @@ def command_line(name: str, binaries: Binaries, w: Path, p: Mapping[str, int]) -
             str(binaries.kwok),
             f"--kubeconfig={kubeconfig_path(w, 'kwok')}",
             f"--config={binaries.kwok_stages}",
+            f"--config={STACKOPS_KWOK_STAGES}",
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
             # Fake addresses written into node/pod status; nothing listens on them.

@@ -74,6 +74,7 @@ def up(cloud_file: Path | None = None, workdir: Path | None = None, compute_node
     create_volumes(api, 8)
 
     log = workdir / "operator.log"
+    health_port, metrics_port = free_ports(2)  # distinct ports, held together
     # the kubeconfig path (inside workdir) in the command line lets `down` recognise the process
     command = [
         sys.executable,
@@ -83,7 +84,10 @@ def up(cloud_file: Path | None = None, workdir: Path | None = None, compute_node
         "-n",
         NAMESPACE,
         "--health-port",
-        str(free_ports(1)[0]),
+        str(health_port),
+        "--metrics-port",
+        str(metrics_port),
+        "--no-openstack-checks",  # kwok runs no OpenStack behind the pods
     ]
     command += ["--kubeconfig", str(cluster.kubeconfig_for("stackops-operator"))]
     operator = processes.spawn("stackops-operator", command, log, die_with_parent=False)

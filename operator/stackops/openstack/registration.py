@@ -73,3 +73,41 @@ def register(conn: Any, reg: Registration, password: str) -> list[str]:
             identity.update_endpoint(existing[0], url=url)
             changed.append(f"{interface} endpoint moved to {url}")
     return changed
+
+
+@dataclass(frozen=True)
+class DomainAdmin:
+    """A keystone domain of its own for what a service creates on users' behalf (heat's stack users
+    and projects), the user that administers it, and roles the service expects to exist."""
+
+    domain: str
+    user: str
+    description: str = ""
+    roles: tuple[str, ...] = ()
+
+
+def ensure_domain_admin(conn: Any, setup: DomainAdmin, password: str) -> list[str]:
+    """Bring keystone in line with `setup`; returns what changed, for the Job's log."""
+    identity = conn.identity
+    changed: list[str] = []
+    domain = identity.find_domain(setup.domain, ignore_missing=True)
+    if domain is None:
+        domain = identity.create_domain(name=setup.domain, description=setup.description, is_enabled=True)
+        changed.append(f"domain {setup.domain} created")
+    user = identity.find_user(setup.user, domain_id=domain.id, ignore_missing=True)
+    if user is None:
+        user = identity.create_user(name=setup.user, password=password, domain_id=domain.id)
+        changed.append(f"user {setup.user} in domain {setup.domain} created")
+    else:
+        identity.update_user(user, password=password)  # the credentials Secret is the truth
+    admin, created = _find_or_create(identity.find_role, identity.create_role, "admin")
+    if created:
+        changed.append("role admin created")
+    if not identity.validate_user_has_domain_role(domain, user, admin):
+        identity.assign_domain_role_to_user(domain, user, admin)
+        changed.append(f"user {setup.user} made admin of domain {setup.domain}")
+    for role_name in setup.roles:
+        _role, created = _find_or_create(identity.find_role, identity.create_role, role_name)
+        if created:
+            changed.append(f"role {role_name} created")
+    return changed

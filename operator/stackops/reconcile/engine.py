@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stackops.api.models import GROUP, KIND, VERSION, OpenStackCloud
+from stackops.credentials import Credentials
 from stackops.plan import Plan, key_rotations, plan, required_credentials
 from stackops.reconcile.credentials import ensure_credentials
 from stackops.reconcile.kube import Kube, Obj
@@ -18,6 +19,7 @@ from stackops.reconcile.readiness import Readiness, readiness
 from stackops.reconcile.resources import MANAGED_KINDS, kind_of
 from stackops.render.hashing import content_hash
 from stackops.render.naming import CLOUD_LABEL
+from stackops.services import all_services
 from stackops.services.base import RenderOptions
 
 log = logging.getLogger(__name__)
@@ -87,14 +89,19 @@ def _owned_by(obj: Obj, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences", []) or [])
 
 
-def converge(kube: Kube, cloud: OpenStackCloud, uid: str, options: RenderOptions | None = None) -> Outcome:
-    credentials = ensure_credentials(
+def cloud_credentials(kube: Kube, cloud: OpenStackCloud) -> Credentials:
+    """The cloud's credentials Secret, completed with whatever its enabled services still miss."""
+    return ensure_credentials(
         kube,
         cloud.metadata.name,
         cloud.metadata.namespace,
         required_credentials(cloud.spec),
         key_rotations(cloud.spec),
     )
+
+
+def converge(kube: Kube, cloud: OpenStackCloud, uid: str, options: RenderOptions | None = None) -> Outcome:
+    credentials = cloud_credentials(kube, cloud)
     cloud_plan = plan(cloud, credentials, options)
     live = observe(kube, cloud)
     outcome = apply_steps(kube, cloud_plan, cloud, uid, live)
@@ -106,9 +113,18 @@ def converge(kube: Kube, cloud: OpenStackCloud, uid: str, options: RenderOptions
 def apply_steps(
     kube: Kube, cloud_plan: Plan, cloud: OpenStackCloud, uid: str, live: dict[tuple[str, str], Obj]
 ) -> Outcome:
+    """Apply every step whose service's dependencies are all ready, each service's steps in order.
+
+    Services that do not depend on each other come up side by side (placement, glance, neutron,
+    cinder … once keystone is ready); a service waits while anything it depends on is not ready."""
     owner = owner_reference(cloud, uid)
     outcome = Outcome(steps=[StepState(s.name, s.service, "Pending") for s in cloud_plan.steps])
+    depends_on = {s.name: s.depends_on for s in all_services()}
+    unfinished: set[str] = set()  # services with a step not ready yet
     for step, state in zip(cloud_plan.steps, outcome.steps, strict=True):
+        if step.service in unfinished or unfinished.intersection(depends_on.get(step.service, ())):
+            unfinished.add(step.service)
+            continue  # Pending: what it needs is not ready
         waiting: list[Readiness] = []
         for obj in step.objects:
             want = desired(obj, owner)
@@ -132,11 +148,12 @@ def apply_steps(
         failed = [r for r in waiting if r.failed]
         if failed:
             state.state, state.message = "Failed", failed[0].message
-            return outcome
-        if waiting:
+            unfinished.add(step.service)
+        elif waiting:
             state.state, state.message = "Waiting", waiting[0].message
-            return outcome
-        state.state = "Ready"
+            unfinished.add(step.service)
+        else:
+            state.state = "Ready"
     return outcome
 
 

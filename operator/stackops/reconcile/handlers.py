@@ -7,26 +7,38 @@ cloud down behind a finalizer, keeping credentials and volumes unless told other
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
+import copy
 import datetime
+import functools
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
 from kubernetes import client
 
 from stackops.api.models import GROUP, PLURAL, VERSION
-from stackops.api.validation import parse_cloud
+from stackops.api.validation import InvalidCloud, parse_cloud
+from stackops.health.cloud import HealthSettings
+from stackops.health.cloud import observe as observe_health
+from stackops.health.monitor import REGISTRY, CloudHealth, CloudMonitor, HealthEvent, run_round
+from stackops.reconcile import metrics
 from stackops.reconcile.credentials import SECRET, credentials_secret_name
-from stackops.reconcile.engine import converge, observe
+from stackops.reconcile.engine import observe
 from stackops.reconcile.errors import Failure, backoff, classify
 from stackops.reconcile.kube import Kube, Obj
 from stackops.reconcile.resources import CLOUD, PVC, kind_of
-from stackops.reconcile.status import Status, build_status, transitions
+from stackops.reconcile.status import Status, build_status, transitions, with_health
 from stackops.render.naming import CLOUD_LABEL
 from stackops.services.base import RenderOptions
+from stackops.upgrade.run import reconcile_release
+from stackops.upgrade.status import release_status, upgrade_transitions
 
 log = logging.getLogger(__name__)
 
@@ -95,18 +107,28 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _merge_patch(previous: Obj, wanted: Obj) -> Obj:
+    """A JSON merge patch from `previous` to `wanted`: maps merge on the server, so a key that
+    disappeared (a disabled service, its endpoint) must be nulled explicitly, at any depth."""
+    patch: Obj = {key: None for key in previous if key not in wanted}
+    for key, value in wanted.items():
+        old = previous.get(key)
+        patch[key] = _merge_patch(old, value) if isinstance(value, dict) and isinstance(old, dict) else value
+    return patch
+
+
 def _write_status(body: kopf.Body, previous: Status, status: Status) -> None:
     """Patch status only when it changed; keys that disappeared are removed explicitly."""
     if status == previous:
         return
-    patch: Obj = {key: None for key in previous if key not in status}
-    patch.update(status)
+    patch = _merge_patch(previous, status)
     meta = body["metadata"]
     kube().merge_patch(CLOUD, meta["namespace"], meta["name"], {"status": patch}, subresource="status")
-    for event in transitions(previous, status):
+    for event in [*transitions(previous, status), *upgrade_transitions(previous, status)]:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
 
+@metrics.measured
 def reconcile_cloud(body: kopf.Body, uid: str, retry: int, *, keep_waiting: bool) -> None:
     """One reconcile of one cloud. Raises kopf errors so kopf retries (temporary) or stops (permanent)."""
     meta = body["metadata"]
@@ -121,21 +143,36 @@ def reconcile_cloud(body: kopf.Body, uid: str, retry: int, *, keep_waiting: bool
     release = str(raw["spec"].get("release", ""))
     with _locks[uid]:
         try:
+            # The status as last written, not as this handler's body saw it: the timer's pass and a
+            # retry may each have written since, and an upgrade's progress must never go back.
+            fresh = kube().get(CLOUD, meta["namespace"], meta["name"])
+            previous = dict((fresh or body).get("status") or {})
             cloud = parse_cloud(raw)
             if cloud.spec.paused:
-                _write_status(body, previous, build_status(previous, generation, release, _now(), paused=True))
+                _write_status(
+                    body,
+                    previous,
+                    build_status(previous, generation, release, _now(), health=REGISTRY.latest(uid), paused=True),
+                )
                 return
-            outcome = converge(kube(), cloud, uid, RenderOptions())
+            result = reconcile_release(kube(), cloud, uid, previous, raw["spec"], RenderOptions())
         except Exception as error:  # classified below: nothing escapes unexamined
             failure: Failure = classify(error)
+            metrics.reconcile_failed(meta["namespace"], meta["name"], failure.reason)
             if not failure.permanent:
                 log.warning("temporary problem with %s: %s", meta["name"], failure.message)
                 raise kopf.TemporaryError(failure.message, delay=backoff(retry)) from error
             log.error("cloud %s cannot be reconciled: %s", meta["name"], failure.message)
-            _write_status(body, previous, build_status(previous, generation, release, _now(), failure=failure))
+            _write_status(
+                body,
+                previous,
+                build_status(previous, generation, release, _now(), health=REGISTRY.latest(uid), failure=failure),
+            )
             raise kopf.PermanentError(failure.message) from error
-        _write_status(body, previous, build_status(previous, generation, release, _now(), outcome=outcome))
-    current = outcome.current
+        health = REGISTRY.latest(uid)
+        status = build_status(previous, generation, release, _now(), health=health, outcome=result.outcome)
+        _write_status(body, previous, release_status(status, previous, result, raw["spec"]))
+    current = result.outcome.current
     if current is not None and current.state == "Waiting" and keep_waiting:
         raise kopf.TemporaryError(current.message, delay=_wait_delay(uid, current.name))
     if current is not None and current.state == "Failed" and keep_waiting:
@@ -156,6 +193,73 @@ def check(body: kopf.Body, uid: str, **_: Any) -> None:
         return
     with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):  # in status already; next tick looks again
         reconcile_cloud(body, uid, 0, keep_waiting=False)
+
+
+# Health rounds run here, not in kopf's handler threads nor asyncio's default ones: a cloud whose
+# APIs hang keeps one of these busy for at most a check timeout, and never a reconcile waiting.
+_health_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health-round")
+
+
+async def _in_health_thread(work: Callable[..., Any], *args: Any) -> Any:
+    """`work(*args)` in a health thread, with kopf's context (kopf.event needs it)."""
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(
+        _health_threads, functools.partial(context.run, work, *args)
+    )
+
+
+def _health_round(
+    cloud_body: Obj, uid: str, monitor: CloudMonitor, settings: HealthSettings, seen: dict[str, str]
+) -> tuple[CloudHealth, list[HealthEvent]] | None:
+    """One health round of a cloud (in a thread of its own): its verdict, and the Events to post."""
+    try:
+        cloud = parse_cloud({key: cloud_body[key] for key in ("apiVersion", "kind", "metadata", "spec")})
+    except InvalidCloud:
+        return None  # the status says why already; there is nothing to check
+    target = observe_health(kube(), cloud, cloud_body.get("status") or {}, settings)
+    return run_round(monitor, target, uid, seen)
+
+
+def _write_health(body: kopf.Body, uid: str, health: CloudHealth) -> None:
+    """Write the verdict into the status as it is now: a reconcile may have written since the round."""
+    meta = body["metadata"]
+    with _locks[uid]:
+        fresh = kube().get(CLOUD, meta["namespace"], meta["name"])
+        previous: Status = dict((fresh or {}).get("status") or {})
+        if fresh is None or fresh["metadata"].get("deletionTimestamp") or not previous.get("conditions"):
+            return  # gone, or not reconciled yet: the first reconcile writes the verdict with the rest
+        _write_status(body, previous, with_health(previous, health, previous, _now()))
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0)
+async def health(body: kopf.Body, uid: str, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """Checks the cloud's health every interval in threads of its own, so reconciliation never waits
+    for a slow API; writes status and Events only when the verdict changes."""
+    settings: HealthSettings = memo.get("health") or HealthSettings()
+    monitor = CloudMonitor(settings.interval, settings.timeout)
+    services = (body.get("status") or {}).get("services") or {}
+    seen = {name: str(entry.get("health", "")) for name, entry in services.items()}
+    try:
+        while True:
+            snapshot = copy.deepcopy(dict(body))  # kopf updates the live `body` on this thread only
+            result = None
+            if not snapshot["metadata"].get("deletionTimestamp"):
+                try:
+                    result = await _in_health_thread(_health_round, snapshot, uid, monitor, settings, seen)
+                except Exception as error:  # the cluster's API failing: look again next time
+                    logger.warning("health check could not run: %s", classify(error).message)
+            if result is not None:
+                verdict, events = result
+                for event in events:
+                    kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+                seen = {name: h.state for name, h in verdict.services.items()}
+                status = dict(body.get("status") or {})
+                if status.get("conditions") and with_health(status, verdict, status, _now()) != status:
+                    await _in_health_thread(_write_health, body, uid, verdict)
+            await asyncio.sleep(monitor.next_delay())
+    finally:
+        monitor.close()
+        REGISTRY.forget(uid)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
@@ -183,6 +287,7 @@ def delete(body: kopf.Body, uid: str, **_: Any) -> None:
         if not obj["metadata"].get("deletionTimestamp"):
             client.delete(kind_of(obj), namespace, obj_name, propagation="Foreground")
     _waiting.pop(uid, None)
+    metrics.forget(namespace, name)
     if remaining:
         raise kopf.TemporaryError(
             f"waiting for {len(remaining)} objects to be deleted: {', '.join(remaining[:5])}", delay=2

@@ -13,7 +13,8 @@ import socket
 import sys
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import kopf
 from kubernetes import config
@@ -21,6 +22,9 @@ from kubernetes.leaderelection import electionconfig, leaderelection
 from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
 import stackops.reconcile.handlers  # noqa: F401  (registers the handlers with kopf)
+from stackops.health.cloud import HealthSettings
+from stackops.health.monitor import REGISTRY
+from stackops.reconcile import metrics
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,8 @@ class OperatorOptions:
     health_port: int = 8080
     identity: str = ""
     kubeconfig: str | None = None  # outside a pod; None: in-cluster, else $KUBECONFIG
+    metrics_port: int = 9090  # 0: no /metrics
+    health: HealthSettings = field(default_factory=HealthSettings)
 
 
 def load_kube_config(kubeconfig: str | None = None) -> None:
@@ -58,12 +64,33 @@ def _lease_namespace(default: str) -> str:
         return default
 
 
+class _StandbyHealth(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # probes every few seconds are not worth a log line
+
+
+def standby_health(port: int) -> ThreadingHTTPServer:
+    """A follower is healthy while it waits for the lease: /healthz answers until it leads and kopf
+    takes the port over, so probes never restart a standby replica."""
+    server = ThreadingHTTPServer(("0.0.0.0", port), _StandbyHealth)
+    threading.Thread(target=server.serve_forever, name="standby-health", daemon=True).start()
+    return server
+
+
 def run(options: OperatorOptions) -> int:
     load_kube_config(options.kubeconfig)
     # the election logs every renewal at INFO; only trouble is worth a line
     logging.getLogger("leaderelection").setLevel(logging.WARNING)
     stop = threading.Event()
+    lease_lost = threading.Event()
     leading = threading.Event()
+    if options.metrics_port:
+        # every replica serves metrics, the followers too: a scrape shows which one leads
+        metrics.serve(options.metrics_port, REGISTRY)
     identity = options.identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
 
     if options.leader_election:
@@ -71,6 +98,7 @@ def run(options: OperatorOptions) -> int:
 
         def lost() -> None:
             log.error("lost the leader lease: stopping")
+            lease_lost.set()
             stop.set()
 
         election = leaderelection.LeaderElection(
@@ -85,10 +113,16 @@ def run(options: OperatorOptions) -> int:
         )
         threading.Thread(target=election.run, name="leader-election", daemon=True).start()
         log.info("%s waiting to become the leader", identity)
-        while not leading.wait(1.0):
-            if stop.is_set():
-                return 1
+        standby = standby_health(options.health_port)
+        try:
+            while not leading.wait(1.0):
+                if stop.is_set():
+                    return 1
+        finally:
+            standby.shutdown()
+            standby.server_close()  # kopf serves /healthz on the same port from here on
         log.info("%s is the leader", identity)
+    metrics.LEADER.set(1)
 
     kopf.run(
         standalone=True,
@@ -96,9 +130,19 @@ def run(options: OperatorOptions) -> int:
         namespaces=list(options.namespaces),
         liveness_endpoint=f"http://0.0.0.0:{options.health_port}/healthz",
         stop_flag=stop,
+        memo=kopf.Memo(health=options.health, stop=stop),
     )
     # kopf returns after stop_flag: a lost lease is a failure, so the pod restarts as a follower.
-    return 1 if options.leader_election and stop.is_set() else 0
+    return 1 if lease_lost.is_set() else 0
+
+
+@kopf.on.cleanup()
+def release_stop_flag(memo: kopf.Memo, **_: object) -> None:
+    """Stopping for another reason (SIGTERM): kopf waits for the stop flag in a thread that Python
+    joins on exit, so set it, or the process hangs until it is killed."""
+    flag = memo.get("stop")
+    if isinstance(flag, threading.Event):
+        flag.set()
 
 
 def main_from_env() -> None:  # pragma: no cover - convenience for `python -m`

@@ -39,6 +39,10 @@ def rules() -> list[dict[str, Any]]:
             "verbs": ["list", "watch"],
         },
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+        # health checks list a cloud's pods (crash loops, restart counts)
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+        # RabbitMQ pods may read endpoints (peer discovery); a Role can only grant what its creator holds
+        {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]},
     ]
 
 

@@ -45,11 +45,15 @@ MANAGED_KINDS: tuple[Kind, ...] = (
     Kind("v1", "ConfigMap", "configmaps"),
     Kind("v1", "Secret", "secrets"),
     Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
+    Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
+    Kind("rbac.authorization.k8s.io/v1", "Role", "roles"),
+    Kind("v1", "ServiceAccount", "serviceaccounts"),
 )
 _BY_KIND = {(k.api_version, k.kind): k for k in MANAGED_KINDS}
 
 CLOUD = Kind(f"{GROUP}/{VERSION}", "OpenStackCloud", PLURAL)
 EVENT = Kind("v1", "Event", "events")
+POD = Kind("v1", "Pod", "pods")  # only read: health checks look for crash-looping pods
 PVC = next(k for k in MANAGED_KINDS if k.kind == "PersistentVolumeClaim")
 LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from stackops.health.monitor import DEGRADED, HEALTHY, CloudHealth
 from stackops.reconcile.engine import Outcome
 from stackops.reconcile.errors import Failure
 
 Status = dict[str, Any]
+HEALTH_REASON = "ServiceUnhealthy"  # Degraded because a health check failed, not a step
+MAX_SERVICES_NAMED = 3  # in the Healthy condition's message; the status stays small
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ def build_status(
     outcome: Outcome | None = None,
     failure: Failure | None = None,
     paused: bool = False,
+    health: CloudHealth | None = None,
 ) -> Status:
     previous = previous or {}
     status: Status = {"observedGeneration": generation}
@@ -130,10 +134,77 @@ def build_status(
         status["release"] = release
     if "endpoints" not in status and "endpoints" in previous:
         status["endpoints"] = previous["endpoints"]
+    for key in ("upgrade", "specHashes"):  # stackops.upgrade's record: only it changes them
+        if key in previous:
+            status[key] = previous[key]
     conditions = [_ready(sub, generation), *sub]
     _keep_transition_times(conditions, previous, now)
     status["conditions"] = conditions
-    return status
+    return with_health(status, health, previous, now)
+
+
+def _healthy(health: CloudHealth, generation: int) -> dict[str, Any]:
+    degraded = [(name, h.message) for name, h in health.services.items() if h.state == DEGRADED]
+    if degraded:
+        shown = "; ".join(f"{name}: {message}" for name, message in degraded[:MAX_SERVICES_NAMED])
+        more = len(degraded) - MAX_SERVICES_NAMED
+        message = f"{shown}; and {more} more services" if more > 0 else shown
+        return _condition("Healthy", False, HEALTH_REASON, message, generation)
+    if any(h.state == HEALTHY for h in health.services.values()):
+        note = f"Kubernetes checks only: {health.openstack}" if health.openstack else "every check passed"
+        return _condition("Healthy", True, "AllServicesHealthy", note, generation)
+    condition = _condition("Healthy", False, "NotChecked", health.openstack or "not checked yet", generation)
+    return condition | {"status": "Unknown"}
+
+
+def with_health(status: Status, health: CloudHealth | None, previous: Status | None, now: str) -> Status:
+    """`status` with the health checks' verdict: per-service health (the reason in the service's
+    message), the Healthy condition, and Degraded/Ready/phase when a check failed. Without a verdict
+    yet (the operator just started), the last one in `previous` stands."""
+    previous = previous or {}
+    generation = int(status.get("observedGeneration") or 0)
+    services = {name: dict(entry) for name, entry in (status.get("services") or {}).items()}
+    before = previous.get("services") or {}
+    conditions = [dict(c) for c in status["conditions"] if c["type"] != "Healthy"]
+    if health is None:
+        for name, entry in services.items():
+            old = before.get(name) or {}
+            if old.get("health"):
+                entry["health"] = old["health"]
+                if old["health"] == DEGRADED:
+                    entry["message"] = old.get("message", "")
+        kept = [c for c in previous.get("conditions", []) or [] if c["type"] == "Healthy"]
+        healthy = dict(kept[0]) if kept else _healthy(CloudHealth("", "", {}), generation)
+    else:
+        for name, entry in services.items():
+            verdict = health.services.get(name)
+            if verdict is None:
+                continue
+            if entry.get("health") == DEGRADED and verdict.state != DEGRADED:
+                entry["message"] = ""  # it held the failed check's reason; a reconcile puts back any step's
+            entry["health"] = verdict.state
+            if verdict.state == DEGRADED:
+                entry["message"] = verdict.message
+        healthy = _healthy(health, generation)
+    by_type = {c["type"]: c for c in conditions}
+    degraded = by_type.get("Degraded")
+    phase = status.get("phase")
+    if (
+        degraded is not None
+        and phase in ("Ready", "Degraded", "Deploying")
+        and (degraded["status"] != "True" or degraded["reason"] == HEALTH_REASON)
+    ):
+        unhealthy = healthy["status"] == "False" and healthy["reason"] == HEALTH_REASON
+        reason, message = (HEALTH_REASON, healthy["message"]) if unhealthy else ("AsExpected", "")
+        degraded |= _condition("Degraded", unhealthy, reason, message, generation)
+        if unhealthy and phase == "Ready":
+            phase = DEGRADED
+        elif not unhealthy and phase == DEGRADED:
+            phase = "Ready"
+    sub = [c for c in conditions if c["type"] != "Ready"]
+    result = [_ready(sub, generation), healthy, *sub]
+    _keep_transition_times(result, previous, now)
+    return {**status, "phase": phase, "services": services, "conditions": result}
 
 
 def transitions(previous: Status | None, current: Status) -> list[Transition]:
@@ -142,9 +213,13 @@ def transitions(previous: Status | None, current: Status) -> list[Transition]:
     before = {c["type"]: c for c in previous.get("conditions", []) or []}
     after = {c["type"]: c for c in current["conditions"]}
     events: list[Transition] = []
-    if before.get("Degraded", {}).get("status") != "True" and after["Degraded"]["status"] == "True":
+    # A failed health check gets its own Events, naming the service (stackops.health.monitor.events).
+    was_degraded = before.get("Degraded", {}).get("status") == "True"
+    by_health = was_degraded and before["Degraded"].get("reason") == HEALTH_REASON
+    now_degraded = after["Degraded"]["status"] == "True"
+    if now_degraded and after["Degraded"]["reason"] != HEALTH_REASON and (not was_degraded or by_health):
         events.append(Transition("Warning", after["Degraded"]["reason"], after["Degraded"]["message"]))
-    if before.get("Degraded", {}).get("status") == "True" and after["Degraded"]["status"] != "True":
+    if was_degraded and not by_health and not now_degraded:
         events.append(Transition("Normal", "Recovered", "the cloud is no longer degraded"))
     if before.get("Paused", {}).get("status") != after["Paused"]["status"]:
         paused = after["Paused"]["status"] == "True"

@@ -1,4 +1,4 @@
-"""What every OpenStack API service is made of: a WSGI app under Apache in a Kolla image, Jobs run
+"""What every OpenStack API service is made of: a WSGI app under uWSGI in a Kolla image, Jobs run
 from the same image, and an API Deployment with its Service, disruption budget and public endpoint.
 
 Service modules call these with what is particular to them; the shape is the same for all.
@@ -16,24 +16,11 @@ from stackops.services.base import CloudContext, ConfigSecret, Service, Step
 from stackops.services.endpoints import api_service_name, public_exposure
 
 KOLLA_VENV = "/var/lib/kolla/venv"
-APACHE = "/usr/sbin/apache2 -DFOREGROUND"
 
 
 def command_key(service: str, component: str) -> str:
     """Key of a component's config.json in its service's config Secret."""
     return f"{service}-{component}.json"
-
-
-def wsgi_file(service: str) -> str:
-    return f"wsgi-{service}.conf"
-
-
-def apache_command(
-    service: str, user: str, *files: ConfigFile, permissions: tuple[Permission, ...] = ()
-) -> KollaCommand:
-    """An API served by Apache mod_wsgi: the service's files plus its wsgi_config() in conf-enabled."""
-    site = ConfigFile(wsgi_file(service), f"/etc/apache2/conf-enabled/{wsgi_file(service)}", user)
-    return KollaCommand(APACHE, (*files, site), permissions)
 
 
 @dataclass(frozen=True)
@@ -59,23 +46,56 @@ def kolla(
     files: dict[str, str],
     commands: dict[str, KollaCommand],
     uid: int,
+    part: str = "",
 ) -> Kolla:
     """The service's config Secret (its files and one config.json per component) and what its
-    containers share. `image` is a Kolla image name, subject to the service's overrides."""
+    containers share. `image` is a Kolla image name, subject to the service's overrides; `part`
+    names a second Secret of the service (see CloudContext.config_secret)."""
     files = files | {command_key(service.name, c): command.to_json() for c, command in commands.items()}
-    config = ctx.config_secret(service.name, files)
+    config = ctx.config_secret(service.name, files, part)
     return Kolla(service.name, ctx.image(service.workload(ctx.spec), image), config, commands, uid)
 
 
-def wsgi_config(ctx: CloudContext, process: str, port: int, user: str, module_file: str, processes: int = 2) -> str:
-    """Apache mod_wsgi config serving `module_file` (a path inside site-packages) on `port`."""
+def uwsgi_file(service: str, component: str = "api") -> str:
+    return f"{service}-{component}-uwsgi.ini"
+
+
+def uwsgi_command(
+    service: str,
+    user: str,
+    config_dir: str,
+    *files: ConfigFile,
+    component: str = "api",
+    permissions: tuple[Permission, ...] = (),
+) -> KollaCommand:
+    """An API served by uWSGI, as Kolla images run every API (from 2026.1 on they ship no Apache):
+    the service's files plus its uwsgi_config() next to them."""
+    ini = ConfigFile(uwsgi_file(service, component), f"{config_dir}/{uwsgi_file(service, component)}", user)
+    return KollaCommand(f"uwsgi --ini {ini.dest}", (*files, ini), permissions)
+
+
+def uwsgi_config(
+    ctx: CloudContext,
+    process: str,
+    port: int,
+    module_file: str,
+    processes: int = 2,
+    static: str | None = None,
+    user: str | None = None,
+    socket_timeout: int = 30,
+) -> str:
+    """uWSGI config serving `module_file` (a path inside site-packages) on `port`; `static` (inside
+    site-packages too) is served at /static by uWSGI itself; `user`: the workers drop to this user
+    (for images that start as root); `socket_timeout`: longer for APIs that stream large bodies."""
     return ctx.render_text(
-        "common/wsgi.conf.j2",
+        "common/uwsgi.ini.j2",
         process=process,
         port=port,
-        user=user,
         processes=processes,
         wsgi_script=site_packages(ctx, module_file),
+        static=site_packages(ctx, static) if static else None,
+        user=user,
+        socket_timeout=socket_timeout,
     )
 
 
@@ -91,8 +111,10 @@ def job_step(
     component: str,
     kolla: Kolla,
     env: Sequence[dict[str, Any]] = (),
+    extra_volumes: Sequence[dict[str, Any]] = (),
+    extra_mounts: Sequence[dict[str, Any]] = (),
 ) -> Step:
-    """A Kolla Job running `commands[component]` with the service's config."""
+    """A Kolla Job running `commands[component]` with the service's config (and further volumes)."""
     return Step(
         f"{service.name}-{component}",
         service.name,
@@ -106,6 +128,8 @@ def job_step(
             uid=kolla.uid,
             env=list(env),
             resources=service.resources(ctx.spec, component),
+            extra_volumes=list(extra_volumes),
+            extra_mounts=list(extra_mounts),
         ),
     )
 
@@ -117,25 +141,85 @@ def api_step(
     *,
     workload: WorkloadSpec,
     port: int,
-    probe_path: str,
+    probe_path: str | None,
+    component: str = "api",
+    public_name: str | None = None,
     extra_volumes: Sequence[dict[str, Any]] = (),
     extra_mounts: Sequence[dict[str, Any]] = (),
 ) -> Step:
-    """The API Deployment, Service, PodDisruptionBudget and (with a public domain) Ingress/HTTPRoute."""
-    name = api_service_name(ctx, service.name)
+    """The API Deployment, Service, PodDisruptionBudget and (with a public domain) Ingress/HTTPRoute.
+
+    `component` serves an HTTP endpoint other than the service's API (e.g. a console proxy), made
+    public as `<public_name>.<domain>`; `probe_path` None probes the port only."""
+    name = api_service_name(ctx, service.name, component)
     objects = ctx.render(
         "common/api.yaml.j2",
         name=name,
         service=service.name,
+        component=component,
         spec=workload,
         image=kolla.image,
         config=kolla.config,
-        config_volume=kolla.volume("api"),
+        config_volume=kolla.volume(component),
         port=port,
         probe_path=probe_path,
         uid=kolla.uid,
-        resources=service.resources(ctx.spec, "api"),
+        resources=service.resources(ctx.spec, component),
         extra_volumes=list(extra_volumes),
         extra_mounts=list(extra_mounts),
     )
-    return Step(f"{service.name}-api", service.name, objects + public_exposure(ctx, service.name, port))
+    exposure = public_exposure(ctx, service.name, port, component, public_name)
+    return Step(f"{service.name}-{component}", service.name, objects + exposure)
+
+
+def exec_probes(command: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Readiness and liveness from one check command (Kolla images ship `healthcheck_*` scripts)."""
+    check = {"exec": {"command": list(command)}, "timeoutSeconds": 10}
+    return {
+        "readinessProbe": check | {"periodSeconds": 15},
+        "livenessProbe": check | {"initialDelaySeconds": 60, "periodSeconds": 30, "failureThreshold": 5},
+    }
+
+
+def worker_step(
+    ctx: CloudContext,
+    service: Service,
+    component: str,
+    kolla: Kolla,
+    *,
+    replicas: int,
+    probes: dict[str, dict[str, Any]] | None = None,
+    ports: Sequence[dict[str, Any]] = (),
+    env: Sequence[dict[str, Any]] = (),
+    extra_volumes: Sequence[dict[str, Any]] = (),
+    extra_mounts: Sequence[dict[str, Any]] = (),
+    privileged: bool = False,
+    single: bool = False,
+) -> Step:
+    """A Deployment running `commands[component]`: a process with no HTTP API of its own.
+
+    `privileged` for processes that mount file systems (NFS); `single` for a process of which two
+    must never run at once (the old pod is gone before its replacement starts)."""
+    return Step(
+        f"{service.name}-{component}",
+        service.name,
+        ctx.render(
+            "common/worker.yaml.j2",
+            name=ctx.object_name(service.name, component),
+            service=service.name,
+            component=component,
+            replicas=replicas,
+            image=kolla.image,
+            config=kolla.config,
+            config_volume=kolla.volume(component),
+            uid=kolla.uid,
+            probes=probes or {},
+            ports=list(ports),
+            env=list(env),
+            resources=service.resources(ctx.spec, component),
+            extra_volumes=list(extra_volumes),
+            extra_mounts=list(extra_mounts),
+            privileged=privileged,
+            single=single,
+        ),
+    )

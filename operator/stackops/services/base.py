@@ -15,9 +15,11 @@ from typing import Any, ClassVar
 from stackops import __version__
 from stackops.api.models import OpenStackCloudSpec, WorkloadSpec
 from stackops.credentials import Credentials, CredentialSpec, KeyRotation
+from stackops.health.checks import HealthCheck
 from stackops.render import kolla, naming
 from stackops.render.hashing import CONFIG_HASH_ANNOTATION, content_hash
 from stackops.render.templates import render_objects, render_text
+from stackops.upgrade.declare import ServiceUpgrade
 
 OPERATOR_IMAGE_ENV = "STACKOPS_IMAGE"
 CREDENTIALS_SECRET_SUFFIX = "credentials"
@@ -141,8 +143,10 @@ class CloudContext:
         return defaults
 
     # config
-    def config_secret(self, service: str, files: dict[str, str]) -> ConfigSecret:
-        name = self.object_name(service, "config")
+    def config_secret(self, service: str, files: dict[str, str], part: str = "") -> ConfigSecret:
+        """The Secret `<cloud>-<service>[-<part>]-config`: `part` tells apart a service's Secrets that
+        differ by where they run (e.g. one per compute group)."""
+        name = self.object_name(service, *([part] if part else []), "config")
         data = {key: files[key] for key in sorted(files)}
         obj = {
             "apiVersion": "v1",
@@ -172,8 +176,9 @@ class Service(ABC):
     depends_on: ClassVar[tuple[str, ...]] = ()
     images: ClassVar[tuple[str, ...]] = ()
     components: ClassVar[dict[str, Resources]] = {}
-    # oslo.config namespaces the service's main config file draws its options from.
-    config_namespaces: ClassVar[tuple[str, ...]] = ()
+    # The oslo.config files in the service's config Secret, by key, and the option namespaces each
+    # draws from (the `oslo.config.opts` entry points of the packages that define them).
+    config_files: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def workload(self, spec: OpenStackCloudSpec) -> WorkloadSpec:
         node: Any = spec
@@ -225,6 +230,22 @@ class Service(ABC):
     def endpoints(self, ctx: CloudContext) -> dict[str, str]:
         """URLs users reach the service at, shown in the cloud's status."""
         return {}
+
+    def config_sections_like(self, spec: OpenStackCloudSpec) -> dict[str, str]:
+        """Sections of the config files that the spec names (e.g. one per cinder backend), each with the
+        option group it takes its options from: what oslo-config-validator checks such a section against."""
+        return {}
+
+    def health_checks(self, ctx: CloudContext) -> list[HealthCheck]:
+        """OpenStack-level checks of the running service (stackops.health.checks), beyond what every
+        service gets: its pods and Jobs looked at, and its catalog endpoints answering. The operator
+        runs them periodically once the service is deployed, e.g. nova's compute services up."""
+        return []
+
+    def upgrade(self, ctx: CloudContext) -> ServiceUpgrade | None:
+        """The commands that move the service's database to the release `ctx` renders
+        (stackops.upgrade.declare); None when an upgrade only rolls its pods."""
+        return None
 
     @abstractmethod
     def steps(self, ctx: CloudContext) -> list[Step]:

@@ -13,30 +13,41 @@ def public_host(ctx: CloudContext, service: str) -> str | None:
     return f"{service}.{domain}" if domain else None
 
 
-def api_service_name(ctx: CloudContext, service: str) -> str:
+def api_service_name(ctx: CloudContext, service: str, component: str = "api") -> str:
     """The Kubernetes Service in front of a service's API: what the catalog's internal URL names."""
-    return ctx.object_name(service, "api")
+    return ctx.object_name(service, component)
 
 
-def service_urls(ctx: CloudContext, overrides: EndpointOverrides, service: str, port: int) -> dict[str, str]:
-    """internal and public URLs for the catalog; without a public domain, public is the internal URL."""
-    internal = f"http://{ctx.service_host(api_service_name(ctx, service))}:{port}"
-    host = public_host(ctx, service)
+def service_urls(
+    ctx: CloudContext,
+    overrides: EndpointOverrides,
+    service: str,
+    port: int,
+    component: str = "api",
+    public_name: str | None = None,
+) -> dict[str, str]:
+    """internal and public URLs of a component (the API by default, public host `<service>.<domain>`,
+    or `<public_name>.<domain>`); without a public domain, public is the internal URL."""
+    internal = f"http://{ctx.service_host(api_service_name(ctx, service, component))}:{port}"
+    host = public_host(ctx, public_name or service)
     scheme = "https" if ctx.spec.endpoints.tls.secret_name else "http"
     public = f"{scheme}://{host}" if host else internal
     return {"internal": overrides.internal or internal, "public": overrides.public or public}
 
 
-def public_exposure(ctx: CloudContext, service: str, port: int) -> list[dict[str, Any]]:
-    """An Ingress or HTTPRoute for the service's public endpoint, or nothing without a public domain."""
-    host = public_host(ctx, service)
+def public_exposure(
+    ctx: CloudContext, service: str, port: int, component: str = "api", public_name: str | None = None
+) -> list[dict[str, Any]]:
+    """An Ingress or HTTPRoute for a component's public endpoint, or nothing without a public domain."""
+    host = public_host(ctx, public_name or service)
     if host is None:
         return []
     template = "common/ingress.yaml.j2" if ctx.spec.endpoints.exposure == "Ingress" else "common/httproute.yaml.j2"
     return ctx.render(
         template,
         service=service,
-        service_name=api_service_name(ctx, service),
+        service_name=api_service_name(ctx, service, component),
+        component=component,
         host=host,
         port=port,
         endpoints=ctx.spec.endpoints,

@@ -15,6 +15,7 @@ from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services import api, keystone, mariadb
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
+from stackops.upgrade.declare import ServiceUpgrade
 
 PORT = 9292
 CONFIG_DIR = "/etc/glance"
@@ -37,13 +38,19 @@ class Glance(Service):
     spec_path = "services.glance"
     depends_on = ("keystone",)
     images = ("glance-api",)
-    config_namespaces = (
-        "glance.api", "glance.multi_store", "keystonemiddleware.auth_token", "oslo.db", "oslo.log", "oslo.middleware",
-        "oslo.policy",
-    )  # fmt: skip
+    config_files: ClassVar[dict[str, tuple[str, ...]]] = {
+        "glance-api.conf": (
+            "glance.api", "glance.multi_store", "keystonemiddleware.auth_token", "oslo.db", "oslo.log",
+            "oslo.middleware", "oslo.policy",
+        ),
+    }  # fmt: skip
     components: ClassVar[dict[str, Resources]] = {
         "api": Resources(cpu="100m", memory="384Mi"),
         "db-sync": Resources(cpu="100m", memory="256Mi"),
+        "upgrade-check": Resources(cpu="100m", memory="256Mi"),
+        "db-expand": Resources(cpu="100m", memory="256Mi"),
+        "db-migrate": Resources(cpu="100m", memory="256Mi"),
+        "db-contract": Resources(cpu="100m", memory="256Mi"),
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
@@ -84,12 +91,31 @@ class Glance(Service):
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
         }
 
+    def glance_conf(self, ctx: CloudContext) -> str:
+        return render_ini(self.config(ctx), glance_spec(ctx).config)
+
+    def upgrade(self, ctx: CloudContext) -> ServiceUpgrade:
+        """Glance's rolling upgrade (zero-downtime database upgrades): expand, migrate, the new API,
+        contract."""
+        conf = ConfigFile("glance-api.conf", f"{CONFIG_DIR}/glance-api.conf", "glance", "0600")
+        manage = f"glance-manage --config-file {CONFIG_DIR}/glance-api.conf db"
+        return ServiceUpgrade(
+            image="glance-api",
+            uid=GLANCE_UID,
+            files={"glance-api.conf": self.glance_conf(ctx)},
+            check=KollaCommand(f"glance-status --config-file {CONFIG_DIR}/glance-api.conf upgrade check", (conf,)),
+            expand={
+                "db-expand": KollaCommand(f"{manage} expand", (conf,)),
+                "db-migrate": KollaCommand(f"{manage} migrate", (conf,)),
+            },
+            contract={"db-contract": KollaCommand(f"{manage} contract", (conf,))},
+        )
+
     def commands(self) -> dict[str, KollaCommand]:
         conf = ConfigFile("glance-api.conf", f"{CONFIG_DIR}/glance-api.conf", "glance", "0600")
-        uwsgi = ConfigFile("glance-api-uwsgi.ini", f"{CONFIG_DIR}/glance-api-uwsgi.ini", "glance", "0600")
         data = Permission("/var/lib/glance", "glance:glance", recurse=True)
         return {
-            "api": KollaCommand(f"uwsgi --ini {CONFIG_DIR}/glance-api-uwsgi.ini", (conf, uwsgi), (data,)),
+            "api": api.uwsgi_command(self.name, "glance", CONFIG_DIR, conf, permissions=(data,)),
             "db-sync": KollaCommand(f"glance-manage --config-file {CONFIG_DIR}/glance-api.conf db_sync", (conf,)),
         }
 
@@ -97,12 +123,10 @@ class Glance(Service):
         spec = glance_spec(ctx)
         commands = self.commands()
         files = {
-            "glance-api.conf": render_ini(self.config(ctx), spec.config),
-            "glance-api-uwsgi.ini": ctx.render_text(
-                "glance/glance-api-uwsgi.ini.j2",
-                port=PORT,
-                processes=2,
-                wsgi_script=api.site_packages(ctx, "glance/wsgi/api.py"),
+            "glance-api.conf": self.glance_conf(ctx),
+            # image uploads stream through the API: generous timeouts
+            api.uwsgi_file(self.name): api.uwsgi_config(
+                ctx, "glance-api", PORT, "glance/wsgi/api.py", socket_timeout=600
             ),
         }
         kolla = api.kolla(ctx, self, "glance-api", files, commands, GLANCE_UID)

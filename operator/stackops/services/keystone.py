@@ -17,6 +17,7 @@ from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services import api, mariadb, memcached
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
+from stackops.upgrade.declare import ServiceUpgrade
 
 PORT = 5000
 CONFIG_FILE = "/etc/keystone/keystone.conf"
@@ -71,15 +72,22 @@ def registration_step(
     description: str,
     urls: dict[str, str],
     password_key: str,
+    catalog_name: str | None = None,
 ) -> Step:
     """A Job from the stackops image that registers `service` with keystone: its user (named after
-    the service) with the admin and service roles, its catalog entry and public/internal endpoints."""
+    the service) with the admin and service roles, its catalog entry and public/internal endpoints.
+
+    A service with a second catalog entry (heat's cloudformation API) registers it under its own
+    `catalog_name`, with a Job of its own and the same user."""
+    component = f"registration-{catalog_name}" if catalog_name else "registration"
     return Step(
-        f"{service.name}-registration",
+        f"{service.name}-{component}",
         service.name,
         ctx.render(
             "keystone/registration-job.yaml.j2",
             service=service.name,
+            component=component,
+            catalog_name=catalog_name or service.name,
             service_type=service_type,
             description=description,
             urls=urls,
@@ -99,15 +107,21 @@ class Keystone(Service):
     spec_path = "services.keystone"
     depends_on = ("mariadb", "memcached")
     images = ("keystone",)
-    config_namespaces = (
-        "keystone", "oslo.cache", "oslo.db", "oslo.log", "oslo.messaging", "oslo.middleware",
-        "oslo.policy", "osprofiler",
-    )  # fmt: skip
+    config_files: ClassVar[dict[str, tuple[str, ...]]] = {
+        "keystone.conf": (
+            "keystone", "oslo.cache", "oslo.db", "oslo.log", "oslo.messaging", "oslo.middleware", "oslo.policy",
+            "osprofiler",
+        ),
+    }  # fmt: skip
     components: ClassVar[dict[str, Resources]] = {
         "api": Resources(cpu="100m", memory="256Mi"),
         "db-sync": Resources(cpu="100m", memory="256Mi"),
         "bootstrap": Resources(cpu="100m", memory="256Mi"),
         "registration": Resources(cpu="50m", memory="128Mi"),
+        "upgrade-check": Resources(cpu="100m", memory="256Mi"),
+        "db-expand": Resources(cpu="100m", memory="256Mi"),
+        "db-migrate": Resources(cpu="100m", memory="256Mi"),
+        "db-contract": Resources(cpu="100m", memory="256Mi"),
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
@@ -169,7 +183,7 @@ class Keystone(Service):
             ]
         )
         return {
-            "api": api.apache_command(self.name, "keystone", conf, permissions=keys),
+            "api": api.uwsgi_command(self.name, "keystone", "/etc/keystone", conf, permissions=keys),
             "db-sync": KollaCommand(f"{manage} db_sync", (conf,)),
             "bootstrap": KollaCommand(bootstrap, (conf,)),
         }
@@ -177,12 +191,32 @@ class Keystone(Service):
     def endpoints(self, ctx: CloudContext) -> dict[str, str]:
         return {"identity": auth_url(ctx, "public")}
 
+    def keystone_conf(self, ctx: CloudContext) -> str:
+        return render_ini(self.config(ctx), keystone_spec(ctx).config)
+
+    def upgrade(self, ctx: CloudContext) -> ServiceUpgrade:
+        """Keystone's rolling upgrade: expand, migrate, the new release's API, contract. (`--migrate`
+        has been a no-op since keystone's migrations moved to alembic; it stays, as documented.)"""
+        conf = ConfigFile("keystone.conf", CONFIG_FILE, "keystone", "0600")
+        db_sync = f"keystone-manage --config-file {CONFIG_FILE} db_sync"
+        return ServiceUpgrade(
+            image="keystone",
+            uid=KEYSTONE_UID,
+            files={"keystone.conf": self.keystone_conf(ctx)},
+            check=KollaCommand(f"keystone-status --config-file {CONFIG_FILE} upgrade check", (conf,)),
+            expand={
+                "db-expand": KollaCommand(f"{db_sync} --expand", (conf,)),
+                "db-migrate": KollaCommand(f"{db_sync} --migrate", (conf,)),
+            },
+            contract={"db-contract": KollaCommand(f"{db_sync} --contract", (conf,))},
+        )
+
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = keystone_spec(ctx)
         commands = self.commands(ctx)
         files = {
-            "keystone.conf": render_ini(self.config(ctx), spec.config),
-            api.wsgi_file(self.name): api.wsgi_config(ctx, "keystone-public", PORT, "keystone", "keystone/wsgi/api.py"),
+            "keystone.conf": self.keystone_conf(ctx),
+            api.uwsgi_file(self.name): api.uwsgi_config(ctx, "keystone-public", PORT, "keystone/wsgi/api.py"),
         }
         kolla = api.kolla(ctx, self, "keystone", files, commands, KEYSTONE_UID)
         config = kolla.config
@@ -198,7 +232,8 @@ class Keystone(Service):
             Step("keystone-config", self.name, [config.obj, *ctx.render("keystone/keys.yaml.j2")]),
             mariadb.database_step(ctx, self, ["keystone"], "keystone", DATABASE_PASSWORD_KEY),
             api.job_step(ctx, self, "db-sync", kolla),
-            api.job_step(ctx, self, "bootstrap", kolla, [bootstrap_password]),
+            # bootstrap starts keystone's token provider, which refuses to run without its key repository
+            api.job_step(ctx, self, "bootstrap", kolla, [bootstrap_password], volumes, mounts),
             api.api_step(
                 ctx,
                 self,

@@ -10,11 +10,13 @@ from typing import Any, ClassVar
 
 from stackops.api.models import OpenStackCloudSpec, ServiceSpec
 from stackops.credentials import CredentialSpec
+from stackops.health.checks import HealthCheck, ResourceProviders
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand
 from stackops.services import api, keystone, mariadb
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
+from stackops.upgrade.declare import ServiceUpgrade
 
 PORT = 8778
 CONFIG_FILE = "/etc/placement/placement.conf"
@@ -36,13 +38,17 @@ class Placement(Service):
     spec_path = "services.placement"
     depends_on = ("keystone",)
     images = ("placement-api",)
-    config_namespaces = (
-        "placement.conf", "keystonemiddleware.auth_token", "oslo.log", "oslo.middleware", "oslo.policy",
-        "osprofiler",
-    )  # fmt: skip
+    config_files: ClassVar[dict[str, tuple[str, ...]]] = {
+        "placement.conf": (
+            "placement.conf", "keystonemiddleware.auth_token", "oslo.log", "oslo.middleware", "oslo.policy",
+            "osprofiler",
+        ),
+    }  # fmt: skip
     components: ClassVar[dict[str, Resources]] = {
         "api": Resources(cpu="100m", memory="256Mi"),
         "db-sync": Resources(cpu="100m", memory="256Mi"),
+        "upgrade-check": Resources(cpu="100m", memory="256Mi"),
+        "db-online-migrations": Resources(cpu="100m", memory="256Mi"),
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
@@ -50,6 +56,9 @@ class Placement(Service):
 
     def endpoints(self, ctx: CloudContext) -> dict[str, str]:
         return {"placement": urls(ctx)["public"]}
+
+    def health_checks(self, ctx: CloudContext) -> list[HealthCheck]:
+        return [ResourceProviders()]
 
     def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
         return {
@@ -60,10 +69,27 @@ class Placement(Service):
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
         }
 
+    def placement_conf(self, ctx: CloudContext) -> str:
+        return render_ini(self.config(ctx), placement_spec(ctx).config)
+
+    def upgrade(self, ctx: CloudContext) -> ServiceUpgrade:
+        """Placement's schema only grows (`db sync` before the new API); its online data migrations
+        run once every API is on the new release."""
+        conf = ConfigFile("placement.conf", CONFIG_FILE, "placement", "0600")
+        manage = f"placement-manage --config-file {CONFIG_FILE} db"
+        return ServiceUpgrade(
+            image="placement-api",
+            uid=PLACEMENT_UID,
+            files={"placement.conf": self.placement_conf(ctx)},
+            check=KollaCommand(f"placement-status --config-file {CONFIG_FILE} upgrade check", (conf,)),
+            expand={"db-sync": KollaCommand(f"{manage} sync", (conf,))},
+            contract={"db-online-migrations": KollaCommand(f"{manage} online_data_migrations", (conf,))},
+        )
+
     def commands(self) -> dict[str, KollaCommand]:
         conf = ConfigFile("placement.conf", CONFIG_FILE, "placement", "0600")
         return {
-            "api": api.apache_command(self.name, "placement", conf),
+            "api": api.uwsgi_command(self.name, "placement", "/etc/placement", conf),
             "db-sync": KollaCommand(f"placement-manage --config-file {CONFIG_FILE} db sync", (conf,)),
         }
 
@@ -71,8 +97,8 @@ class Placement(Service):
         spec = placement_spec(ctx)
         commands = self.commands()
         files = {
-            "placement.conf": render_ini(self.config(ctx), spec.config),
-            api.wsgi_file(self.name): api.wsgi_config(ctx, "placement-api", PORT, "placement", "placement/wsgi/api.py"),
+            "placement.conf": self.placement_conf(ctx),
+            api.uwsgi_file(self.name): api.uwsgi_config(ctx, "placement-api", PORT, "placement/wsgi/api.py"),
         }
         kolla = api.kolla(ctx, self, "placement-api", files, commands, PLACEMENT_UID)
         config = kolla.config

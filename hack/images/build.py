@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+"""Build stackops' images with buildah: the operator image (the root Dockerfile) and the Kolla-compatible
+OpenStack images (images/), all from a Debian base made by debootstrap. No container registry is pulled.
+
+    .venv/bin/python hack/images/build.py                       # every image, default release
+    .venv/bin/python hack/images/build.py operator keystone     # these and the images they build on
+    .venv/bin/python hack/images/build.py ci                    # what CI builds: the same two
+    .venv/bin/python hack/images/build.py --release 2025.2 --list
+
+Everything lives under ${STACKOPS_CACHE:-~/.cache/stackops}/images: the rootfs tarball, buildah's storage
+(vfs driver, so no overlay support is needed) and build logs. Each image carries a label with the hash of
+its inputs (Containerfile, the files it copies, build args, its parent's hash); an image whose hash is
+unchanged is not built again.
+
+Service images install the PyPI requirements of the release (stackops.api.releases), passed as build args
+from that table; they are tagged <registry>/<name>:<release>-debian-bookworm, so a cloud with
+`spec.images: {registry: localhost, namespace: stackops, distro: debian-bookworm}` runs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stackops import __version__
+from stackops.api.releases import DEFAULT_RELEASE, RELEASES, SUPPORTED_RELEASES, Release
+from stackops.services.base import default_operator_image
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGES = ROOT / "images"
+ROOTFS_SCRIPT = ROOT / "hack" / "images" / "debian-rootfs.sh"
+
+REGISTRY = "localhost/stackops"
+DISTRO = "debian-bookworm"
+# The name the root Dockerfile starts from; the debootstrap base is tagged under it as well.
+PYTHON_IMAGE = "docker.io/library/python:3.11-slim-bookworm"
+INPUTS_LABEL = "dev.stackops.inputs"
+BUILD_CA = "/run/stackops-build-ca.crt"
+# Images a CI run builds: enough for the operator's Jobs and one OpenStack service end to end.
+CI_IMAGES = ("operator", "keystone")
+
+
+@dataclass(frozen=True)
+class Service:
+    """An OpenStack service's images: its user (Kolla's uid, which rendered pods use as fsGroup), the
+    release's PyPI requirement (a key of Release.packages) and each image with its own Debian packages."""
+
+    user: str
+    uid: int
+    images: dict[str, tuple[str, ...]]
+    # per image: PyPI packages of that image alone, and the Debian packages needed only to build them
+    image_pip: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    image_build_deps: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def package(self) -> str:
+        return self.user
+
+
+SERVICES: tuple[Service, ...] = (
+    Service("keystone", 42425, {"keystone": ()}),
+    Service("glance", 42415, {"glance-api": ()}),
+    Service("placement", 42482, {"placement-api": ()}),
+    Service(
+        "nova",
+        42436,
+        {
+            "nova-api": (),
+            "nova-conductor": (),
+            "nova-scheduler": (),
+            "nova-novncproxy": ("novnc",),
+            "nova-compute": ("libvirt-clients", "qemu-utils", "genisoimage", "openssh-client", "open-iscsi"),
+        },
+        image_pip={"nova-compute": ("libvirt-python",)},
+        image_build_deps={"nova-compute": ("gcc", "pkg-config", "libvirt-dev", "python3-dev")},
+    ),
+    # the OVN metadata agent proxies instances' metadata requests through haproxy
+    Service("neutron", 42435, {"neutron-server": (), "neutron-ovn-metadata-agent": ("haproxy",)}),
+    Service(
+        "cinder",
+        42407,
+        {
+            "cinder-api": (),
+            "cinder-scheduler": (),
+            "cinder-volume": ("lvm2", "qemu-utils", "open-iscsi"),
+            "cinder-backup": ("qemu-utils",),
+        },
+    ),
+    Service("horizon", 42420, {"horizon": ()}),
+    Service("heat", 42418, {"heat-api": (), "heat-api-cfn": (), "heat-engine": ()}),
+)
+
+
+@dataclass(frozen=True)
+class Image:
+    """One image: how to build it and what its content depends on."""
+
+    name: str
+    tags: tuple[str, ...]
+    context: Path
+    containerfile: Path
+    parent: str | None = None  # the image it is built FROM, passed as the build arg `parent_arg`
+    parent_arg: str = ""
+    args: tuple[tuple[str, str], ...] = ()
+    inputs: tuple[Path, ...] = ()  # files whose content the image holds (beyond the Containerfile)
+
+    @property
+    def ref(self) -> str:
+        return self.tags[0]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("STACKOPS_CACHE") or Path.home() / ".cache" / "stackops") / "images"
+
+
+def tag(name: str, release: str | None) -> str:
+    return f"{REGISTRY}/{name}:{release}-{DISTRO}" if release else f"{REGISTRY}/{name}:{DISTRO}"
+
+
+def _files(directory: Path) -> tuple[Path, ...]:
+    """Files under `directory` as a build copies them (no bytecode caches or build metadata)."""
+    found = [
+        p
+        for p in directory.rglob("*")
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and not any(part.endswith(".egg-info") for part in p.parts)
+        and p.suffix != ".pyc"
+    ]
+    return tuple(sorted(found))
+
+
+def catalogue(release: Release) -> dict[str, Image]:
+    """Every image of `release`, parents before children."""
+    series = release.series
+    constraints = " ".join(release.constraints)
+    found: dict[str, Image] = {
+        "debian": Image(
+            "debian",
+            (f"{REGISTRY}/debian:bookworm", PYTHON_IMAGE),
+            IMAGES / "debian",
+            IMAGES / "debian" / "Containerfile",
+            inputs=(ROOTFS_SCRIPT,),
+        ),
+        "operator": Image(
+            "operator",
+            (default_operator_image(), f"{REGISTRY}/stackops:{__version__}"),
+            ROOT,
+            ROOT / "Dockerfile",
+            parent="debian",
+            inputs=(ROOT / ".dockerignore", ROOT / "pyproject.toml", ROOT / "README.md", *_files(ROOT / "operator")),
+        ),
+        "base": Image(
+            "base",
+            (tag("base", None),),
+            IMAGES / "base",
+            IMAGES / "base" / "Containerfile",
+            parent="debian",
+            parent_arg="DEBIAN_IMAGE",
+            inputs=_files(IMAGES / "base"),
+        ),
+        "openstack-base": Image(
+            "openstack-base",
+            (tag("openstack-base", series),),
+            IMAGES / "openstack-base",
+            IMAGES / "openstack-base" / "Containerfile",
+            parent="base",
+            parent_arg="BASE_IMAGE",
+            args=(("CONSTRAINTS", constraints),),
+            inputs=_files(IMAGES / "openstack-base"),
+        ),
+    }
+    for service in SERVICES:
+        pip = release.packages[service.package]
+        common = (("SERVICE", service.user), ("SERVICE_UID", str(service.uid)), ("PIP_PACKAGES", pip))
+        single = len(service.images) == 1
+        # A service with one image is built in one go; with several, once as <service>-base and
+        # then each component on top of it (so the service's packages are installed once).
+        if not single:
+            name = f"{service.user}-base"
+            found[name] = _service_image(name, series, common, ())
+        for name, apt in service.images.items():
+            if single:
+                found[name] = _service_image(name, series, common, apt)
+                continue
+            found[name] = Image(
+                name,
+                (tag(name, series),),
+                IMAGES / "component",
+                IMAGES / "component" / "Containerfile",
+                parent=f"{service.user}-base",
+                parent_arg="SERVICE_BASE_IMAGE",
+                args=(
+                    ("SERVICE", service.user),
+                    ("APT_PACKAGES", " ".join(apt)),
+                    ("PIP_PACKAGES", " ".join(service.image_pip.get(name, ()))),
+                    ("BUILD_PACKAGES", " ".join(service.image_build_deps.get(name, ()))),
+                ),
+                inputs=_files(IMAGES / "component"),
+            )
+    return found
+
+
+def _service_image(name: str, series: str, common: tuple[tuple[str, str], ...], apt: tuple[str, ...]) -> Image:
+    return Image(
+        name,
+        (tag(name, series),),
+        IMAGES / "service",
+        IMAGES / "service" / "Containerfile",
+        parent="openstack-base",
+        parent_arg="OPENSTACK_BASE_IMAGE",
+        args=(*common, ("APT_PACKAGES", " ".join(apt))),
+        inputs=_files(IMAGES / "service"),
+    )
+
+
+def with_parents(images: dict[str, Image], names: Sequence[str]) -> list[Image]:
+    """`names` and every image they build on, parents first."""
+    wanted: set[str] = set()
+    for name in names:
+        while name:
+            wanted.add(name)
+            name = images[name].parent or ""
+    return [image for key, image in images.items() if key in wanted]
+
+
+class Buildah:
+    """buildah with stackops' storage: vfs driver, root and runroot in the cache, chroot isolation."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or cache_root()
+        self.storage = self.root / "storage"
+        self.runroot = self.root / "run"
+
+    def argv(self, *args: str) -> list[str]:
+        return [
+            "buildah",
+            "--root",
+            str(self.storage),
+            "--runroot",
+            str(self.runroot),
+            "--storage-driver",
+            "vfs",
+            *args,
+        ]
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(*args), capture_output=True, text=True, check=check)
+
+    def label(self, ref: str) -> str | None:
+        """The inputs hash an image was built from; None when there is no such image."""
+        template = '{{ index .OCIv1.Config.Labels "' + INPUTS_LABEL + '" }}'
+        found = self.run("inspect", "--type", "image", "--format", template, ref, check=False)
+        return found.stdout.strip() if found.returncode == 0 else None
+
+
+class Builder:
+    def __init__(
+        self, release: Release, buildah: Buildah | None = None, log: Callable[[str], None] | None = None
+    ) -> None:
+        """`log` gets one line per step (default: printed)."""
+        self.release = release
+        self.images = catalogue(release)
+        self.buildah = buildah or Buildah()
+        self.log = log or (lambda line: print(line, flush=True))
+        self._hashes: dict[str, str] = {}
+        self.timings: dict[str, float] = {}
+
+    def inputs_hash(self, name: str) -> str:
+        """Hash of everything the image is made from, its parent's hash included."""
+        if name not in self._hashes:
+            image = self.images[name]
+            digest = hashlib.sha256()
+            digest.update(f"{image.name}\n{image.tags}\n{image.args}\n".encode())
+            if image.parent:
+                digest.update(self.inputs_hash(image.parent).encode())
+            for path in (image.containerfile, *image.inputs):
+                digest.update(f"{path.relative_to(ROOT)}\n".encode())
+                digest.update(path.read_bytes() if path.exists() else b"<missing>")
+            if image.name == "debian":  # the mirrors change what debootstrap fetches
+                for variable in ("DEBIAN_MIRROR", "DEBIAN_SECURITY_MIRROR"):
+                    digest.update(os.environ.get(variable, "").encode())
+            self._hashes[name] = digest.hexdigest()[:16]
+        return self._hashes[name]
+
+    def up_to_date(self, image: Image) -> bool:
+        return all(self.buildah.label(ref) == self.inputs_hash(image.name) for ref in image.tags)
+
+    def build(self, names: Sequence[str]) -> list[Image]:
+        """Build `names` and what they build on, skipping images whose inputs are unchanged."""
+        images = with_parents(self.images, names)
+        with self._lock():
+            for image in images:
+                began = time.monotonic()
+                if self.up_to_date(image):
+                    self.log(f"{image.name}: up to date ({image.ref})")
+                    continue
+                self.log(f"{image.name}: building {image.ref} ...")
+                self._build(image)
+                self.timings[image.name] = time.monotonic() - began
+                self.log(f"{image.name}: built in {self.timings[image.name]:.0f}s")
+            if self.timings:
+                # a rebuilt image leaves its predecessor untagged; vfs keeps full copies, so drop them
+                self.buildah.run("rmi", "--prune", check=False)
+        return images
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.buildah.root.mkdir(parents=True, exist_ok=True)
+        with (self.buildah.root / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _build(self, image: Image) -> None:
+        inputs = self.inputs_hash(image.name)
+        if image.name == "debian":
+            with tempfile.TemporaryDirectory(dir=self.buildah.root) as context:
+                shutil.copy(image.containerfile, context)
+                os.link(self._rootfs(inputs), Path(context) / "rootfs.tar")
+                self._bud(image, Path(context), inputs)
+            return
+        self._bud(image, image.context, inputs)
+
+    def _rootfs(self, inputs: str) -> Path:
+        """The debootstrap rootfs tarball, made once per script version and mirror."""
+        tarball = self.buildah.root / "rootfs" / f"debian-bookworm-{inputs}.tar"
+        if not tarball.exists():
+            tarball.parent.mkdir(parents=True, exist_ok=True)
+            self.log("debian: debootstrap --variant=minbase bookworm ...")
+            subprocess.run([str(ROOTFS_SCRIPT), str(tarball)], check=True)
+        return tarball
+
+    def _bud(self, image: Image, context: Path, inputs: str) -> None:
+        args = list(image.args)
+        if image.parent and image.parent_arg:
+            args.append((image.parent_arg, self.images[image.parent].ref))
+        argv = ["bud", "--isolation", "chroot", "--pull-never", "--layers=false", "-f", str(image.containerfile)]
+        for name, value in args:
+            argv += ["--build-arg", f"{name}={value}"]
+        argv += host_trust()
+        argv += ["--label", f"{INPUTS_LABEL}={inputs}"]
+        for ref in image.tags:
+            argv += ["--tag", ref]
+        log = self.buildah.root / "logs" / f"{image.name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w") as out:
+            result = subprocess.run(self.buildah.argv(*argv, str(context)), stdout=out, stderr=subprocess.STDOUT)
+        if result.returncode != 0:
+            tail = log.read_text(errors="replace")[-4000:]
+            raise BuildError(f"{image.name}: buildah bud failed (exit {result.returncode}); log {log}:\n{tail}")
+
+
+class BuildError(Exception):
+    pass
+
+
+def host_trust() -> list[str]:
+    """A host that reaches PyPI through a TLS-inspecting proxy names its CA bundle in PIP_CERT: builds
+    see it read-only at the same path, through the PIP_CERT build arg, and images do not keep it."""
+    bundle = os.environ.get("PIP_CERT", "")
+    if not bundle or not Path(bundle).is_file():
+        return []
+    return ["--volume", f"{bundle}:{BUILD_CA}:ro", "--build-arg", f"PIP_CERT={BUILD_CA}"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="images to build (default: all); `ci` names the CI set")
+    parser.add_argument("--release", default=DEFAULT_RELEASE, choices=SUPPORTED_RELEASES)
+    parser.add_argument("--list", action="store_true", help="print each image, its tags and inputs hash")
+    args = parser.parse_args(argv)
+    builder = Builder(RELEASES[args.release])
+    names = [n for name in args.names for n in (CI_IMAGES if name == "ci" else (name,))] or list(builder.images)
+    unknown = [n for n in names if n not in builder.images]
+    if unknown:
+        print(f"unknown image(s): {', '.join(unknown)} (known: {', '.join(builder.images)})", file=sys.stderr)
+        return 2
+    if args.list:
+        for image in with_parents(builder.images, names):
+            print(f"{image.name:16} {builder.inputs_hash(image.name)}  {' '.join(image.tags)}")
+        return 0
+    if shutil.which("buildah") is None:
+        print("buildah is not installed: run hack/system-packages.sh", file=sys.stderr)
+        return 2
+    began = time.monotonic()
+    try:
+        builder.build(names)
+    except (BuildError, subprocess.CalledProcessError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"images ready in {time.monotonic() - began:.0f}s (storage: {builder.buildah.storage})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

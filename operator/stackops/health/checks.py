@@ -1,0 +1,174 @@
+"""OpenStack-level health checks: what a service module declares in `Service.health_checks()`.
+
+A check asks one question of a running cloud through an openstacksdk connection and answers with
+a `CheckResult`: whether the answer is what a working cloud gives, a short reason a person can act
+on when it is not, and counts for the metrics (compute services up and down, agents alive …).
+Checks hold no state and do no timing: `stackops.health.monitor` runs them, bounded in time.
+
+Messages are stable from one run to the next (no timings, request ids or object addresses), so an
+unchanged problem keeps the same status and causes no write.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+MAX_NAMED = 5  # hosts named in a message; the rest are counted
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One value for the metrics, e.g. Sample("compute_services", {"state": "up"}, 3)."""
+
+    metric: str
+    labels: dict[str, str]
+    value: float
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    message: str = ""  # why not ok; empty when ok
+    samples: tuple[Sample, ...] = field(default_factory=tuple)
+
+
+class HealthCheck(ABC):
+    """One question to ask a running service; `key` tells two checks of the same kind apart."""
+
+    name: ClassVar[str]
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+    def asks(self) -> str:
+        """What the check asks, for messages such as 'listing compute services: timed out'."""
+        return self.name
+
+    @abstractmethod
+    def run(self, conn: Any) -> CheckResult:
+        """Ask through `conn` (an openstack.connection.Connection); raise when the API fails."""
+
+
+def named(items: Iterable[str]) -> str:
+    """'a, b, c' with at most MAX_NAMED names, then 'and N more'."""
+    ordered = sorted(items)
+    shown = ", ".join(ordered[:MAX_NAMED])
+    rest = len(ordered) - MAX_NAMED
+    return f"{shown} and {rest} more" if rest > 0 else shown
+
+
+class EndpointAnswers(HealthCheck):
+    """A catalog endpoint answers HTTP at all (any status below 500): the API process is serving."""
+
+    name = "endpoint"
+
+    def __init__(self, interface: str, url: str) -> None:
+        self.interface = interface
+        self.url = url
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}:{self.interface}:{self.url}"
+
+    def asks(self) -> str:
+        return f"{self.interface} endpoint {self.url}"
+
+    def run(self, conn: Any) -> CheckResult:
+        response = conn.session.get(self.url, authenticated=False, raise_exc=False, connect_retries=0)
+        if response.status_code >= 500:
+            return CheckResult(False, f"{self.interface} endpoint {self.url} answered HTTP {response.status_code}")
+        return CheckResult(True)
+
+
+class ResourceProviders(HealthCheck):
+    """Placement lists its resource providers (the inventory nova schedules against)."""
+
+    name = "resource-providers"
+
+    def asks(self) -> str:
+        return "listing resource providers"
+
+    def run(self, conn: Any) -> CheckResult:
+        providers = list(conn.placement.resource_providers())
+        return CheckResult(True, samples=(Sample("placement_resource_providers", {}, len(providers)),))
+
+
+class ProvidersMatchHypervisors(HealthCheck):
+    """Every hypervisor nova knows has its resource provider in placement, or nova cannot schedule there."""
+
+    name = "providers-match-hypervisors"
+
+    def asks(self) -> str:
+        return "comparing hypervisors with resource providers"
+
+    def run(self, conn: Any) -> CheckResult:
+        hypervisors = {h.name for h in conn.compute.hypervisors()}
+        providers = {p.name for p in conn.placement.resource_providers()}
+        missing = hypervisors - providers
+        if missing:
+            return CheckResult(False, f"hypervisors without a placement resource provider: {named(missing)}")
+        return CheckResult(True)
+
+
+def _service_states(services: Iterable[Any], binary: str, metric: str, what: str) -> CheckResult:
+    """Up/down and enabled/disabled of the `binary` services (nova-compute, cinder-volume) per host;
+    an enabled service that is down is a problem, a disabled one is an operator's choice."""
+    found = [s for s in services if s.binary == binary]
+    counts = Counter((str(s.state), str(s.status)) for s in found)
+    samples = tuple(
+        Sample(metric, {"state": state, "status": status}, count) for (state, status), count in sorted(counts.items())
+    )
+    down = {str(s.host) for s in found if s.status == "enabled" and s.state != "up"}
+    if down:
+        return CheckResult(False, f"{what} down on {named(down)}", samples)
+    return CheckResult(True, samples=samples)
+
+
+class ComputeServices(HealthCheck):
+    """nova-compute services up/down and enabled/disabled per host."""
+
+    name = "compute-services"
+
+    def asks(self) -> str:
+        return "listing compute services"
+
+    def run(self, conn: Any) -> CheckResult:
+        return _service_states(conn.compute.services(), "nova-compute", "compute_services", "compute service")
+
+
+class VolumeServices(HealthCheck):
+    """cinder-volume services up per host (and backend)."""
+
+    name = "volume-services"
+
+    def asks(self) -> str:
+        return "listing volume services"
+
+    def run(self, conn: Any) -> CheckResult:
+        return _service_states(conn.block_storage.services(), "cinder-volume", "volume_services", "volume service")
+
+
+class NetworkAgents(HealthCheck):
+    """Neutron/OVN agents alive; an agent an operator set admin-down is not counted against the cloud."""
+
+    name = "network-agents"
+
+    def asks(self) -> str:
+        return "listing network agents"
+
+    def run(self, conn: Any) -> CheckResult:
+        agents = list(conn.network.agents())
+        counts = Counter((str(a.agent_type), "true" if a.is_alive else "false") for a in agents)
+        samples = tuple(
+            Sample("network_agents", {"type": kind, "alive": alive}, count)
+            for (kind, alive), count in sorted(counts.items())
+        )
+        dead = {f"{a.agent_type} on {a.host}" for a in agents if a.is_admin_state_up and not a.is_alive}
+        if dead:
+            return CheckResult(False, f"agents not alive: {named(dead)}", samples)
+        return CheckResult(True, samples=samples)

@@ -1,0 +1,121 @@
+"""What to check of one cloud: its services and their declared checks, its pods and Jobs, and how
+the operator reaches its APIs.
+
+The operator reaches OpenStack at the cloud's internal keystone endpoint with the admin credentials
+from the cloud's credentials Secret. Outside the cluster those URLs do not resolve: the operator
+setting `--keystone-url` (or STACKOPS_KEYSTONE_URL) names another one, for every cloud or for one
+(`NAMESPACE/NAME=URL`), and `--openstack-interface public` makes the checks use the catalog's
+public endpoints.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stackops.api.models import OpenStackCloud
+from stackops.credentials import Credentials
+from stackops.health.monitor import OpenStackAccess, Target
+from stackops.health.workloads import workload_problems
+from stackops.logs import REDACTOR
+from stackops.plan import enabled_services
+from stackops.reconcile.credentials import SECRET, credentials_secret_name
+from stackops.reconcile.kube import Kube
+from stackops.reconcile.resources import MANAGED_KINDS, POD
+from stackops.render.naming import CLOUD_LABEL
+from stackops.services import keystone
+from stackops.services.base import CloudContext
+
+JOB = next(k for k in MANAGED_KINDS if k.kind == "Job")
+INTERFACES = ("internal", "public")
+_SCOPED_URL = re.compile(r"^(?P<cloud>[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9]*[a-z0-9])?)=(?P<url>.+)$")
+
+
+class SettingError(ValueError):
+    """A health setting the operator cannot use; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    interval: float = 30.0  # seconds between two looks at a cloud
+    timeout: float = 10.0  # longest a single check may take
+    openstack: bool = True  # False: Kubernetes-layer checks only (no OpenStack behind the cluster)
+    interface: str = "internal"
+    keystone_urls: dict[str, str] = field(default_factory=dict)  # "" (every cloud) or "ns/name" -> URL
+
+    def keystone_url(self, namespace: str, name: str) -> str | None:
+        return self.keystone_urls.get(f"{namespace}/{name}") or self.keystone_urls.get("")
+
+
+def keystone_urls(values: Iterable[str]) -> dict[str, str]:
+    """`--keystone-url` values: a URL for every cloud, or NAMESPACE/NAME=URL for one."""
+    found: dict[str, str] = {}
+    for value in values:
+        scoped = _SCOPED_URL.match(value)
+        cloud, url = (scoped["cloud"], scoped["url"]) if scoped else ("", value)
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise SettingError(f"--keystone-url: {value!r} is not an http(s) URL (or NAMESPACE/NAME=URL)")
+        found[cloud] = url
+    return found
+
+
+def _admin_password(kube: Kube, namespace: str, name: str) -> str | None:
+    secret = kube.get(SECRET, namespace, credentials_secret_name(name))
+    encoded = ((secret or {}).get("data") or {}).get(keystone.ADMIN_PASSWORD_KEY)
+    if not encoded:
+        return None
+    password = base64.b64decode(encoded).decode()
+    REDACTOR.remember([password])
+    return password
+
+
+def target(
+    cloud: OpenStackCloud,
+    status: Mapping[str, Any],
+    settings: HealthSettings,
+    admin_password: str | None,
+    workloads: Mapping[str, list[str]] | None,
+) -> Target:
+    """What to check of `cloud` now; OpenStack checks only for services its status says are deployed."""
+    name, namespace = cloud.metadata.name, cloud.metadata.namespace
+    services = enabled_services(cloud.spec)
+    deployed = frozenset(s for s, entry in (status.get("services") or {}).items() if entry.get("phase") == "Ready")
+    values = {keystone.ADMIN_PASSWORD_KEY: admin_password} if admin_password else {}
+    ctx = CloudContext(name, namespace, cloud.spec, Credentials(values))
+    access, unchecked = None, ""
+    if not settings.openstack:
+        unchecked = "OpenStack checks are switched off"
+    elif admin_password is None:
+        unchecked = "no admin password in the credentials Secret yet"
+    else:
+        access = OpenStackAccess(
+            auth_url=settings.keystone_url(namespace, name) or keystone.auth_url(ctx, settings.interface),
+            username=keystone.ADMIN_USER,
+            password=admin_password,
+            project=keystone.ADMIN_PROJECT,
+            region=cloud.spec.region,
+            interface=settings.interface,
+            timeout=settings.timeout,
+        )
+    return Target(
+        namespace=namespace,
+        name=name,
+        services=tuple(s.name for s in services),
+        deployed=deployed,
+        checks={s.name: s.health_checks(ctx) for s in services if s.name in deployed},
+        access=access,
+        unchecked=unchecked,
+        workloads=workloads,
+    )
+
+
+def observe(kube: Kube, cloud: OpenStackCloud, status: Mapping[str, Any], settings: HealthSettings) -> Target:
+    """Read what the checks need from the cluster: pods, Jobs, the admin password (two lists, one get)."""
+    name, namespace = cloud.metadata.name, cloud.metadata.namespace
+    selector = f"{CLOUD_LABEL}={name}"
+    problems = workload_problems(kube.list(POD, namespace, selector), kube.list(JOB, namespace, selector))
+    password = _admin_password(kube, namespace, name) if settings.openstack else None
+    return target(cloud, status, settings, password, problems)

@@ -1,0 +1,73 @@
+"""Create a service's RabbitMQ user and vhost, idempotently, through the management API.
+
+Run as a Job (`stackops job create-messaging-user`) before a service's first start. Every call is a
+PUT of the wanted state, so repeating it changes nothing; the password is set from the credentials
+Secret every time, so the Secret stays the source of truth. New vhosts default to quorum queues.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import requests
+
+TIMEOUT = 10.0
+
+
+class MessagingJobError(Exception):
+    """A problem the Job cannot retry its way out of (refused credentials, a rejected request)."""
+
+
+@dataclass(frozen=True)
+class Admin:
+    host: str
+    management_port: int
+    user: str
+    password: str
+
+    def url(self, *parts: str) -> str:
+        # vhost and user names go into the path: "/" is a valid vhost name and must be escaped
+        return f"http://{self.host}:{self.management_port}/api/" + "/".join(quote(p, safe="") for p in parts)
+
+
+def _put(session: requests.Session, url: str, body: dict[str, object]) -> None:
+    response = session.put(url, json=body, timeout=TIMEOUT)
+    if response.status_code in (401, 403):
+        raise MessagingJobError(f"{url}: access denied")
+    if response.status_code >= 400:
+        raise MessagingJobError(f"{url}: {response.status_code} {response.text.strip()[:200]}")
+
+
+def wait_for_management(admin: Admin, session: requests.Session, attempts: int = 60, delay: float = 2.0) -> None:
+    """RabbitMQ answers on the management port once it has booted; wait for it."""
+    for attempt in range(1, attempts + 1):
+        try:
+            response = session.get(admin.url("overview"), timeout=TIMEOUT)
+        except requests.RequestException as error:
+            if attempt == attempts:
+                raise MessagingJobError(f"{admin.host}:{admin.management_port}: not reachable ({error})") from error
+        else:
+            if response.status_code in (401, 403):
+                raise MessagingJobError(f"{admin.user}@{admin.host}: access denied")
+            if response.ok:
+                return
+        time.sleep(delay)
+    raise MessagingJobError(f"{admin.host}:{admin.management_port}: management API did not come up")
+
+
+def create_user(admin: Admin, user: str, vhost: str, password: str) -> list[str]:
+    """Ensure `vhost` exists and `user` may use all of it with `password`; returns what changed."""
+    changed: list[str] = []
+    with requests.Session() as session:
+        session.auth = (admin.user, admin.password)
+        wait_for_management(admin, session)
+        if session.get(admin.url("vhosts", vhost), timeout=TIMEOUT).status_code == 404:
+            changed.append(f"vhost {vhost} created")
+        _put(session, admin.url("vhosts", vhost), {"default_queue_type": "quorum"})
+        if session.get(admin.url("users", user), timeout=TIMEOUT).status_code == 404:
+            changed.append(f"user {user} created")
+        _put(session, admin.url("users", user), {"password": password, "tags": ""})
+        _put(session, admin.url("permissions", vhost, user), {"configure": ".*", "write": ".*", "read": ".*"})
+    return changed

@@ -1,0 +1,371 @@
+"""Cinder: block storage. Volumes live on LVM volume groups of storage nodes, in Ceph RBD, or on NFS.
+
+Components: the API (uWSGI in the Kolla cinder-api image) and the scheduler on the control plane; a
+db-sync Job after its database, its RabbitMQ user and its registration in keystone's catalog; the
+volume service; and, when asked for, the backup service.
+
+A volume belongs to the volume service `host` that created it, so that name must outlive any pod:
+- LVM backends run where their volume group is: a DaemonSet on the storage nodes, each pod named
+  after its node (and exporting volumes over iSCSI from the node's address, through the kernel's
+  LIO target).
+- Ceph RBD and NFS backends are reachable from anywhere: one Deployment of a single pod with a fixed
+  host name, replaced (never doubled) when it moves.
+Each volume service reads cinder.conf, which has a section per backend, plus a small file enabling
+its own backends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from stackops.api.models import CinderBackend, CinderSpec, OpenStackCloudSpec, RbdStore
+from stackops.credentials import CredentialSpec
+from stackops.render.ini import render_ini
+from stackops.render.kolla import ConfigFile, KollaCommand, Permission
+from stackops.services import api, keystone, mariadb, rabbitmq
+from stackops.services.base import CloudContext, RenderError, Resources, Service, Step
+from stackops.services.endpoints import service_urls
+from stackops.services.hosts import AgentContainer, agent_step, node_affinity
+
+PORT = 8776
+CONFIG_DIR = "/etc/cinder"
+CONFIG_FILE = f"{CONFIG_DIR}/cinder.conf"
+STATE_DIR = "/var/lib/cinder"
+CEPH_DIR = "/etc/ceph"
+CINDER_UID = 42407  # the cinder user of Kolla images
+DATABASE_PASSWORD_KEY = "cinder-database-password"
+KEYSTONE_PASSWORD_KEY = "cinder-keystone-password"
+MESSAGING_PASSWORD_KEY = "cinder-messaging-password"
+# The volume service of RBD/NFS backends and the backup service run anywhere, so they are known by
+# these names rather than by their pod's. Backup replicas share theirs: any of them takes a backup's work.
+VOLUME_HOST = "cinder-volume"
+BACKUP_HOST = "cinder-backup"
+# The files of a Ceph client Secret (spec ...rbd.secretRef).
+CEPH_CONF_KEY = "ceph.conf"
+CEPH_KEYRING_KEY = "keyring"
+
+
+def cinder_spec(ctx: CloudContext) -> CinderSpec:
+    return ctx.spec.services.cinder
+
+
+def urls(ctx: CloudContext) -> dict[str, str]:
+    """Catalog URLs: the v3 API, without a project in the path (cinder needs none since 3.67)."""
+    base = service_urls(ctx, cinder_spec(ctx).endpoints, "cinder", PORT)
+    return {interface: f"{url}/v3" for interface, url in base.items()}
+
+
+def lvm_backends(spec: CinderSpec) -> list[CinderBackend]:
+    return [b for b in spec.backends if b.type == "lvm"]
+
+
+def shared_backends(spec: CinderSpec) -> list[CinderBackend]:
+    """Backends any node can reach (RBD, NFS): served by the single volume Deployment."""
+    return [b for b in spec.backends if b.type != "lvm"]
+
+
+def nfs_shares_file(backend: CinderBackend) -> str:
+    return f"nfs-shares-{backend.name}"
+
+
+def ceph_items(cluster: str, rbd: RbdStore) -> dict[str, Any]:
+    """One Ceph client Secret as files of /etc/ceph: `<cluster>.conf` and the keyring librados looks
+    for when told the cluster's name (`<cluster>.client.<user>.keyring`)."""
+    return {
+        "secret": {
+            "name": rbd.secret_ref.name,
+            "items": [
+                {"key": CEPH_CONF_KEY, "path": f"{cluster}.conf"},
+                {"key": CEPH_KEYRING_KEY, "path": f"{cluster}.client.{rbd.user}.keyring"},
+            ],
+        }
+    }
+
+
+def ceph_volume(sources: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """/etc/ceph made of the given Secrets (none: nothing mounted), as (volumes, mounts)."""
+    if not sources:
+        return [], []
+    volume = {"name": "ceph", "projected": {"sources": sources, "defaultMode": 0o440}}
+    return [volume], [{"name": "ceph", "mountPath": CEPH_DIR, "readOnly": True}]
+
+
+class Cinder(Service):
+    name = "cinder"
+    spec_path = "services.cinder"
+    depends_on = ("keystone", "rabbitmq")
+    images = ("cinder-api", "cinder-scheduler", "cinder-volume", "cinder-backup")
+    # cinder's own namespace holds its [nova] options and those of every volume and backup driver
+    # (a backend's section takes them from [backend_defaults]: config_sections_like)
+    _namespaces = (
+        "cinder", "keystonemiddleware.auth_token", "oslo.concurrency", "oslo.db", "oslo.log", "oslo.messaging",
+        "oslo.middleware", "oslo.policy",
+    )  # fmt: skip
+    config_files: ClassVar[dict[str, tuple[str, ...]]] = {
+        "cinder.conf": _namespaces,
+        "cinder-volume.conf": _namespaces,
+        "cinder-volume-lvm.conf": _namespaces,
+        "cinder-backup.conf": _namespaces,
+    }
+    components: ClassVar[dict[str, Resources]] = {
+        "api": Resources(cpu="100m", memory="256Mi"),
+        "scheduler": Resources(cpu="100m", memory="256Mi"),
+        "volume": Resources(cpu="100m", memory="256Mi"),
+        # converts images to volumes with qemu-img on the node
+        "volume-lvm": Resources(cpu="200m", memory="512Mi"),
+        "backup": Resources(cpu="100m", memory="256Mi"),
+        "db-sync": Resources(cpu="100m", memory="256Mi"),
+    }
+
+    def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
+        return [
+            CredentialSpec(DATABASE_PASSWORD_KEY),
+            CredentialSpec(KEYSTONE_PASSWORD_KEY),
+            CredentialSpec(MESSAGING_PASSWORD_KEY),
+        ]
+
+    def endpoints(self, ctx: CloudContext) -> dict[str, str]:
+        return {"block-storage": urls(ctx)["public"]}
+
+    def problems(self, spec: OpenStackCloudSpec) -> list[RenderError]:
+        found = super().problems(spec)
+        cinder = spec.services.cinder
+        if lvm_backends(cinder) and not spec.nodes.storage.match_labels:
+            found.append(
+                RenderError("spec.nodes.storage.matchLabels", "lvm backends need labels to find storage nodes")
+            )
+        if (
+            cinder.backup.enabled
+            and cinder.backup.type == "nfs"
+            and cinder.backup.nfs
+            and len(cinder.backup.nfs.shares) > 1
+        ):
+            found.append(RenderError("spec.services.cinder.backup.nfs.shares", "backups go to exactly one share"))
+        return found
+
+    def config_sections_like(self, spec: OpenStackCloudSpec) -> dict[str, str]:
+        # a backend's section takes the options cinder documents under [backend_defaults]
+        return {backend.name: "backend_defaults" for backend in spec.services.cinder.backends}
+
+    def backend_section(self, backend: CinderBackend) -> dict[str, Any]:
+        common = {"volume_backend_name": backend.name}
+        if backend.type == "lvm":
+            assert backend.lvm is not None
+            return common | {
+                "volume_driver": "cinder.volume.drivers.lvm.LVMVolumeDriver",
+                "volume_group": backend.lvm.volume_group,
+                # the kernel's LIO target: no target daemon to run next to cinder-volume
+                "target_helper": "lioadm",
+                "target_protocol": "iscsi",
+            }
+        if backend.type == "rbd":
+            assert backend.rbd is not None
+            return common | {
+                "volume_driver": "cinder.volume.drivers.rbd.RBDDriver",
+                "rbd_cluster_name": backend.name,
+                "rbd_ceph_conf": f"{CEPH_DIR}/{backend.name}.conf",
+                "rbd_pool": backend.rbd.pool,
+                "rbd_user": backend.rbd.user,
+                "report_discard_supported": True,
+            }
+        assert backend.nfs is not None
+        return common | {
+            "volume_driver": "cinder.volume.drivers.nfs.NfsDriver",
+            "nfs_shares_config": f"{CONFIG_DIR}/{nfs_shares_file(backend)}",
+            "nfs_mount_options": backend.nfs.mount_options,
+            "nfs_snapshot_support": True,
+            # cinder-volume runs as the cinder user and mounts through rootwrap: files on the share
+            # are not its own, so the secure file checks would refuse them
+            "nas_secure_file_operations": False,
+            "nas_secure_file_permissions": False,
+        }
+
+    def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
+        spec = cinder_spec(ctx)
+        sections: dict[str, dict[str, Any]] = {
+            "DEFAULT": {
+                "debug": False,
+                "transport_url": rabbitmq.transport_url(ctx, "cinder", MESSAGING_PASSWORD_KEY),
+                "auth_strategy": "keystone",
+                "state_path": STATE_DIR,
+                "glance_catalog_info": "image:glance:internalURL",
+            },
+            "database": mariadb.oslo_db(ctx, "cinder", "cinder", DATABASE_PASSWORD_KEY),
+            "keystone_authtoken": keystone.authtoken(ctx, self.name, KEYSTONE_PASSWORD_KEY),
+            # cinder calls nova (volume events, assisted snapshots) as its own user, whose credentials
+            # are those it validates tokens with
+            "nova": {"auth_section": "keystone_authtoken", "region_name": ctx.spec.region, "interface": "internal"},
+            "oslo_concurrency": {"lock_path": f"{STATE_DIR}/tmp"},
+            "oslo_middleware": {"enable_proxy_headers_parsing": True},
+            **rabbitmq.oslo_messaging(ctx),
+        }
+        for backend in spec.backends:
+            section = self.backend_section(backend)
+            sections[backend.name] = {k: v for k, v in section.items() if v is not None}
+        return sections
+
+    def volume_config(self, backends: list[CinderBackend], host: str | None) -> str:
+        """What one volume service adds to cinder.conf: its backends (and its fixed host name)."""
+        default: dict[str, Any] = {"enabled_backends": [b.name for b in backends]}
+        if host:
+            default["host"] = host
+        return render_ini({"DEFAULT": default})
+
+    def backup_config(self, ctx: CloudContext) -> str:
+        """What the backup service adds to cinder.conf: where backups go, and its fixed host name."""
+        backup = cinder_spec(ctx).backup
+        default: dict[str, Any] = {"host": BACKUP_HOST}
+        if backup.type == "rbd":
+            assert backup.rbd is not None
+            default |= {
+                "backup_driver": "cinder.backup.drivers.ceph.CephBackupDriver",
+                # the backup driver knows no cluster name: its files are the default cluster's
+                "backup_ceph_conf": f"{CEPH_DIR}/ceph.conf",
+                "backup_ceph_user": backup.rbd.user,
+                "backup_ceph_pool": backup.rbd.pool,
+            }
+        else:
+            assert backup.nfs is not None
+            default |= {
+                "backup_driver": "cinder.backup.drivers.nfs.NFSBackupDriver",
+                "backup_share": backup.nfs.shares[0],
+                "backup_mount_options": backup.nfs.mount_options,
+                "backup_mount_point_base": f"{STATE_DIR}/backup_mount",
+            }
+        return render_ini({"DEFAULT": {k: v for k, v in default.items() if v is not None}})
+
+    def commands(self, spec: CinderSpec) -> dict[str, KollaCommand]:
+        """What each cinder container runs; volume and backup services only where the spec has them."""
+        conf = ConfigFile("cinder.conf", CONFIG_FILE, "cinder", "0600")
+        state = Permission(STATE_DIR, "cinder:cinder", recurse=True)
+
+        def config_file(key: str) -> ConfigFile:
+            return ConfigFile(key, f"{CONFIG_DIR}/{key}", "cinder", "0600")
+
+        def process(binary: str, overlay: str | None = None, data: tuple[str, ...] = ()) -> KollaCommand:
+            """`binary` reading cinder.conf, then `overlay` (which wins), with `data` files next to them."""
+            configs = [conf, *([config_file(overlay)] if overlay else [])]
+            argv = " ".join([binary, *(f"--config-file {f.dest}" for f in configs)])
+            return KollaCommand(argv, (*configs, *map(config_file, data)), (state,))
+
+        commands = {
+            "api": api.uwsgi_command(self.name, "cinder", CONFIG_DIR, conf),
+            "scheduler": process("cinder-scheduler"),
+            "db-sync": KollaCommand(f"cinder-manage --config-file {CONFIG_FILE} db sync", (conf,)),
+        }
+        if lvm_backends(spec):
+            commands["volume-lvm"] = process("cinder-volume", "cinder-volume-lvm.conf")
+        if shared_backends(spec):
+            shares = tuple(nfs_shares_file(b) for b in shared_backends(spec) if b.type == "nfs")
+            commands["volume"] = process("cinder-volume", "cinder-volume.conf", shares)
+        if spec.backup.enabled:
+            commands["backup"] = process("cinder-backup", "cinder-backup.conf")
+        return commands
+
+    def files(self, ctx: CloudContext) -> dict[str, str]:
+        spec = cinder_spec(ctx)
+        files = {
+            "cinder.conf": render_ini(self.config(ctx), spec.config),
+            api.uwsgi_file(self.name): api.uwsgi_config(ctx, "cinder-api", PORT, "cinder/wsgi/api.py"),
+        }
+        if lvm_backends(spec):
+            # each pod's host name is its node's, set from the environment
+            files["cinder-volume-lvm.conf"] = self.volume_config(lvm_backends(spec), None)
+        if shared_backends(spec):
+            files["cinder-volume.conf"] = self.volume_config(shared_backends(spec), VOLUME_HOST)
+            for backend in shared_backends(spec):
+                if backend.nfs is not None:
+                    files[nfs_shares_file(backend)] = "".join(f"{share}\n" for share in backend.nfs.shares)
+        if spec.backup.enabled:
+            files["cinder-backup.conf"] = self.backup_config(ctx)
+        return files
+
+    def steps(self, ctx: CloudContext) -> list[Step]:
+        spec = cinder_spec(ctx)
+        kolla = api.kolla(ctx, self, "cinder-api", self.files(ctx), self.commands(spec), CINDER_UID)
+        steps = [
+            Step("cinder-config", self.name, [kolla.config.obj]),
+            mariadb.database_step(ctx, self, ["cinder"], "cinder", DATABASE_PASSWORD_KEY),
+            rabbitmq.user_step(ctx, self, "cinder", MESSAGING_PASSWORD_KEY),
+            keystone.registration_step(
+                ctx, self, "block-storage", "Cinder block storage service", urls(ctx), KEYSTONE_PASSWORD_KEY
+            ),
+            api.job_step(ctx, self, "db-sync", kolla),
+            api.api_step(ctx, self, kolla, workload=spec, port=PORT, probe_path="/healthcheck"),
+            api.worker_step(
+                ctx, self, "scheduler", replace(kolla, image=ctx.image(spec, "cinder-scheduler")),
+                replicas=spec.replicas, probes=rabbitmq.probes("cinder-scheduler"),
+            ),
+        ]  # fmt: skip
+        volume = replace(kolla, image=ctx.image(spec, "cinder-volume"))
+        if lvm_backends(spec):
+            steps.append(self.lvm_step(ctx, volume))
+        if shared_backends(spec):
+            volumes, mounts = ceph_volume(
+                [ceph_items(b.name, b.rbd) for b in shared_backends(spec) if b.rbd is not None]
+            )
+            steps.append(
+                api.worker_step(
+                    ctx, self, "volume", volume, replicas=1, probes=rabbitmq.probes("cinder-volume"),
+                    extra_volumes=volumes, extra_mounts=mounts,
+                    privileged=any(b.type == "nfs" for b in shared_backends(spec)), single=True,
+                )
+            )  # fmt: skip
+        if spec.backup.enabled:
+            backup = spec.backup
+            # the backup driver reads the default cluster's files
+            sources = [ceph_items("ceph", backup.rbd)] if backup.type == "rbd" and backup.rbd else []
+            volumes, mounts = ceph_volume(sources)
+            steps.append(
+                api.worker_step(
+                    ctx, self, "backup", replace(kolla, image=ctx.image(spec, "cinder-backup")),
+                    replicas=spec.replicas, probes=rabbitmq.probes("cinder-backup"),
+                    extra_volumes=volumes, extra_mounts=mounts, privileged=backup.type == "nfs",
+                )
+            )  # fmt: skip
+        return steps
+
+    def lvm_step(self, ctx: CloudContext, kolla: api.Kolla) -> Step:
+        """cinder-volume on every storage node, with the node's devices, LVM locks and iSCSI target."""
+        host_paths = {
+            "dev": "/dev",
+            "lvm-lock": "/run/lock/lvm",
+            "modules": "/lib/modules",
+            "configfs": "/sys/kernel/config",
+            "target": "/etc/target",
+            "state": STATE_DIR,
+        }
+        mounts = (
+            {"name": "dev", "mountPath": "/dev"},
+            {"name": "lvm-lock", "mountPath": "/run/lock/lvm"},
+            {"name": "modules", "mountPath": "/lib/modules", "readOnly": True},
+            {"name": "configfs", "mountPath": "/sys/kernel/config"},
+            {"name": "target", "mountPath": "/etc/target"},
+            {"name": "state", "mountPath": STATE_DIR},
+        )
+        env = (
+            # volumes belong to `<node>@<backend>`: the name survives any pod on that node
+            {"name": "OS_DEFAULT__HOST", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+            # the iSCSI portal instances connect to
+            {"name": "OS_DEFAULT__MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+            # no udev in the container: device-mapper makes its device nodes itself
+            {"name": "DM_DISABLE_UDEV", "value": "1"},
+        )
+        container = AgentContainer(
+            "cinder-volume", kolla, "volume-lvm", mounts=mounts, env=env, probes=rabbitmq.probes("cinder-volume")
+        )
+        storage = dict(ctx.spec.nodes.storage.match_labels)
+        return agent_step(
+            ctx,
+            self,
+            ctx.object_name("cinder", "volume-lvm"),
+            "volume-lvm",
+            [container],
+            affinity=node_affinity("spec.nodes.storage", [storage]),
+            host_paths=host_paths,
+            resources={"cinder-volume": self.resources(ctx.spec, "volume-lvm")},
+        )
+
+
+SERVICE = Cinder()

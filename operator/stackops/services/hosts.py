@@ -1,0 +1,109 @@
+"""Agents on hosts (nova-compute, libvirt, Open vSwitch, ovn-controller, LVM volumes): DaemonSets of
+privileged Kolla containers sharing the host's network and PIDs, on the nodes a selector picks.
+
+Which nodes: a DaemonSet runs on nodes matching any of its `include` label sets and none of its
+`exclude` sets, so compute groups can split the compute nodes without two agents on one host.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from stackops.render.kolla import config_mount
+from stackops.services.api import Kolla, command_key
+from stackops.services.base import CloudContext, RenderError, Service, Step
+
+# Excluding label sets multiplies selector terms; beyond this the groups are better told apart by one label.
+MAX_SELECTOR_TERMS = 64
+
+Labels = Mapping[str, str]
+
+
+def node_affinity(field_path: str, include: Sequence[Labels], exclude: Sequence[Labels] = ()) -> dict[str, Any]:
+    """Required node affinity: all labels of one `include` set, and not all labels of any `exclude` set.
+
+    nodeSelectorTerms are ORed and a term's expressions ANDed, so "not (a and b)" becomes "not a, or
+    not b": each term takes one included set and one label from every excluded set.
+    """
+    terms: list[list[dict[str, Any]]] = []
+    for wanted in include:
+        required = [{"key": k, "operator": "In", "values": [v]} for k, v in sorted(wanted.items())]
+        for choice in itertools.product(*(sorted(e.items()) for e in exclude)):
+            if any(wanted.get(k) == v for k, v in choice):
+                continue  # asks for a label and its absence: matches no node
+            term = required + [{"key": k, "operator": "NotIn", "values": [v]} for k, v in sorted(set(choice))]
+            if term not in terms:
+                terms.append(term)
+    if len(terms) > MAX_SELECTOR_TERMS:
+        raise RenderError(field_path, f"these selectors need {len(terms)} node selector terms (at most "
+                          f"{MAX_SELECTOR_TERMS}); tell groups apart by fewer labels")  # fmt: skip
+    if not terms:
+        raise RenderError(field_path, "selects no node: every node it names is also excluded")
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": t} for t in terms]
+            }
+        }
+    }
+
+
+@dataclass(frozen=True)
+class AgentContainer:
+    """One container of a host agent pod: a Kolla command of its service, with host mounts."""
+
+    name: str
+    kolla: Kolla
+    component: str
+    mounts: tuple[dict[str, Any], ...] = ()
+    env: tuple[dict[str, Any], ...] = ()
+    probes: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    privileged: bool = True
+
+    @property
+    def volume_name(self) -> str:
+        return f"config-{self.component}"
+
+    def config_volume(self) -> dict[str, Any]:
+        key = command_key(self.kolla.service, self.component)
+        return self.kolla.config.volume(self.volume_name, key, self.kolla.commands[self.component])
+
+    def config_mount(self) -> dict[str, Any]:
+        return config_mount(self.volume_name)
+
+
+def agent_step(
+    ctx: CloudContext,
+    service: Service,
+    name: str,
+    component: str,
+    containers: Sequence[AgentContainer],
+    *,
+    affinity: dict[str, Any],
+    host_paths: Mapping[str, str],
+    resources: Mapping[str, dict[str, Any]],
+    max_unavailable: int | str = 1,
+    extra_volumes: Sequence[dict[str, Any]] = (),
+) -> Step:
+    """A DaemonSet `name` of `containers`; `host_paths` maps volume names to host directories.
+    Pods roll `max_unavailable` nodes at a time, so a config change never takes every host down at once."""
+    return Step(
+        name.removeprefix(f"{ctx.name}-"),
+        service.name,
+        ctx.render(
+            "common/agent.yaml.j2",
+            name=name,
+            service=service.name,
+            component=component,
+            containers=list(containers),
+            affinity=affinity,
+            host_paths=dict(sorted(host_paths.items())),
+            resources=resources,
+            max_unavailable=max_unavailable,
+            extra_volumes=list(extra_volumes),
+            config_hash=ctx.config_annotations(*sorted({c.kolla.config.hash for c in containers})),
+        ),
+    )

@@ -1,0 +1,304 @@
+"""Neutron: networks, subnets, routers and ports, with OVN as the backend (ML2's ovn mechanism driver).
+
+Components: OVN's databases and northd (services/ovn.py); neutron's database, RabbitMQ user and
+keystone registration; a db-sync Job; the API (uWSGI serving neutron's WSGI module in the Kolla
+neutron-server image) with its periodic workers and OVN maintenance worker; on compute and gateway
+nodes Open vSwitch and ovn-controller; on compute nodes the OVN metadata agent, which proxies
+instances' metadata requests to nova, signed with the secret both share.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from stackops.api.models import NeutronSpec, OpenStackCloudSpec
+from stackops.credentials import CredentialSpec
+from stackops.health.checks import HealthCheck, NetworkAgents
+from stackops.render.ini import IniSections, merge_sections, render_ini
+from stackops.render.kolla import ConfigFile, KollaCommand, Permission
+from stackops.services import api, keystone, mariadb, nova, ovn, rabbitmq
+from stackops.services.base import CloudContext, RenderError, Resources, Service, Step
+from stackops.services.endpoints import api_service_name, service_urls
+from stackops.services.hosts import AgentContainer, agent_step, node_affinity
+
+PORT = 9696
+CONFIG_DIR = "/etc/neutron"
+NEUTRON_CONF = f"{CONFIG_DIR}/neutron.conf"
+ML2_CONF = f"{CONFIG_DIR}/plugins/ml2/ml2_conf.ini"
+METADATA_AGENT_CONF = f"{CONFIG_DIR}/neutron_ovn_metadata_agent.ini"
+REMOTES_SCRIPT = f"{CONFIG_DIR}/ovn-remotes.sh"
+STATE_DIR = "/var/lib/neutron"
+METADATA_STATE_DIR = f"{STATE_DIR}/kolla"  # the metadata agent's proxy socket, shared with its haproxies
+NEUTRON_UID = 42435  # the neutron user of Kolla images
+DATABASE_PASSWORD_KEY = "neutron-database-password"
+KEYSTONE_PASSWORD_KEY = "neutron-keystone-password"
+MESSAGING_PASSWORD_KEY = "neutron-messaging-password"
+# shared with nova: the metadata agent signs the requests it proxies, nova's metadata API checks them
+METADATA_SECRET_KEY = "metadata-proxy-shared-secret"
+# ml2_conf.ini's sections: a user's overrides of these go to ml2_conf.ini, which neutron reads last
+ML2_SECTIONS = ("ml2", "ml2_type_flat", "ml2_type_geneve", "ml2_type_vlan", "ovn", "ovs")
+ROOTWRAP = f"sudo neutron-rootwrap {CONFIG_DIR}/rootwrap.conf"  # as Kolla's sudoers allow it
+SERVER_ARGS = f"--config-file {NEUTRON_CONF} --config-file {ML2_CONF}"
+
+
+def neutron_spec(ctx: CloudContext) -> NeutronSpec:
+    return ctx.spec.services.neutron
+
+
+def urls(ctx: CloudContext) -> dict[str, str]:
+    return service_urls(ctx, neutron_spec(ctx).endpoints, "neutron", PORT)
+
+
+def service_client(ctx: CloudContext) -> dict[str, Any]:
+    """keystoneauth settings of neutron's own user, for the services it calls (nova, placement)."""
+    return {
+        "auth_type": "password",
+        "auth_url": keystone.auth_url(ctx),
+        "project_domain_id": "default",
+        "user_domain_id": "default",
+        "project_name": "service",
+        "username": "neutron",
+        "password": ctx.credentials[KEYSTONE_PASSWORD_KEY],
+        "region_name": ctx.spec.region,
+        "endpoint_type": "internal",
+    }
+
+
+def split_overrides(overrides: IniSections) -> tuple[IniSections, IniSections]:
+    """The user's `config:` as (neutron.conf's part, ml2_conf.ini's part)."""
+    ml2 = {s: o for s, o in overrides.items() if s in ML2_SECTIONS}
+    return {s: o for s, o in overrides.items() if s not in ML2_SECTIONS}, ml2
+
+
+class Neutron(Service):
+    name = "neutron"
+    spec_path = "services.neutron"
+    depends_on = ("keystone", "rabbitmq")
+    images = ("neutron-server", "neutron-ovn-metadata-agent", *ovn.IMAGES, *ovn.OVS_IMAGES)
+    config_files: ClassVar[dict[str, tuple[str, ...]]] = {
+        "neutron.conf": (
+            "neutron", "neutron.db", "nova.auth", "placement.auth", "keystonemiddleware.auth_token",
+            "oslo.concurrency", "oslo.db", "oslo.log", "oslo.messaging", "oslo.middleware", "oslo.policy",
+        ),
+        "ml2_conf.ini": ("neutron.ml2", "neutron.ml2.ovn"),
+        "neutron_ovn_metadata_agent.ini": (
+            "neutron.ovn.metadata.agent", "neutron.ml2.ovn", "neutron.agent", "oslo.log", "oslo.privsep",
+        ),
+    }  # fmt: skip
+    components: ClassVar[dict[str, Resources]] = {
+        "api": Resources(cpu="200m", memory="512Mi"),
+        "db-sync": Resources(cpu="100m", memory="256Mi"),
+        "periodic-workers": Resources(cpu="50m", memory="256Mi"),
+        "ovn-maintenance-worker": Resources(cpu="50m", memory="256Mi"),
+        "nb-db": Resources(cpu="100m", memory="256Mi"),
+        "sb-db": Resources(cpu="100m", memory="256Mi"),
+        "northd": Resources(cpu="100m", memory="128Mi"),
+        "openvswitch-db": Resources(cpu="50m", memory="64Mi"),
+        "openvswitch-vswitchd": Resources(cpu="100m", memory="256Mi"),
+        "ovn-controller": Resources(cpu="100m", memory="128Mi"),
+        "metadata-agent": Resources(cpu="50m", memory="256Mi"),
+    }
+
+    def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
+        return [
+            CredentialSpec(DATABASE_PASSWORD_KEY),
+            CredentialSpec(KEYSTONE_PASSWORD_KEY),
+            CredentialSpec(MESSAGING_PASSWORD_KEY),
+            CredentialSpec(METADATA_SECRET_KEY),
+        ]
+
+    def problems(self, spec: OpenStackCloudSpec) -> list[RenderError]:
+        found = super().problems(spec)
+        if self.enabled(spec) and not spec.nodes.gateway.match_labels:
+            why = "OVN routes external traffic through gateway nodes (the compute labels make every compute node one)"
+            found.append(RenderError("spec.nodes.gateway.matchLabels", f"at least one label is needed: {why}"))
+        return found
+
+    def health_checks(self, ctx: CloudContext) -> list[HealthCheck]:
+        return [NetworkAgents()]
+
+    def endpoints(self, ctx: CloudContext) -> dict[str, str]:
+        return {"network": urls(ctx)["public"]}
+
+    def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
+        return {
+            "DEFAULT": {
+                "debug": False,
+                "core_plugin": "ml2",
+                "service_plugins": "ovn-router",
+                "transport_url": rabbitmq.transport_url(ctx, "neutron", MESSAGING_PASSWORD_KEY),
+                "state_path": STATE_DIR,
+                # OVN serves DHCP itself: there are no DHCP agents to tell
+                "dhcp_agent_notification": False,
+            },
+            "database": mariadb.oslo_db(ctx, "neutron", "neutron", DATABASE_PASSWORD_KEY),
+            "keystone_authtoken": keystone.authtoken(ctx, self.name, KEYSTONE_PASSWORD_KEY),
+            # port events go to nova (an instance waits for its ports), resources to placement
+            "nova": service_client(ctx),
+            "placement": service_client(ctx),
+            "oslo_concurrency": {"lock_path": f"{STATE_DIR}/tmp"},
+            "oslo_middleware": {"enable_proxy_headers_parsing": True},
+            **rabbitmq.oslo_messaging(ctx),
+        }
+
+    def ml2_config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
+        physnets = [n.name for n in neutron_spec(ctx).provider_networks]
+        return {
+            "ml2": {
+                "type_drivers": "geneve,vlan,flat",
+                "project_network_types": "geneve",
+                "mechanism_drivers": "ovn",
+                "extension_drivers": "port_security",
+                "overlay_ip_version": 4,
+            },
+            "ml2_type_geneve": {"vni_ranges": "1:65536", "max_header_size": 38},
+            "ml2_type_flat": {"flat_networks": physnets},
+            # a physnet without a range: admins may create VLAN networks on it with any VLAN ID
+            "ml2_type_vlan": {"network_vlan_ranges": physnets},
+            "ovn": {
+                "ovn_nb_connection": ovn.connection(ctx, ovn.NB),
+                "ovn_sb_connection": ovn.connection(ctx, ovn.SB),
+                "ovn_metadata_enabled": True,
+            },
+        }
+
+    def metadata_agent_config(self, ctx: CloudContext, ml2: IniSections) -> dict[str, dict[str, Any]]:
+        return {
+            "DEFAULT": {
+                "debug": False,
+                "nova_metadata_host": ctx.service_host(api_service_name(ctx, "nova", "metadata")),
+                "nova_metadata_port": nova.METADATA_PORT,
+                "nova_metadata_protocol": "http",
+                "metadata_proxy_shared_secret": ctx.credentials[METADATA_SECRET_KEY],
+                "metadata_proxy_socket": f"{METADATA_STATE_DIR}/metadata_proxy",
+                "metadata_workers": 2,
+            },
+            # the agent runs as neutron and makes namespaces and haproxies through rootwrap and privsep
+            "agent": {"root_helper": ROOTWRAP},
+            "privsep": {"helper_command": f"{ROOTWRAP} privsep-helper"},
+            "ovs": {"ovsdb_connection": f"tcp:127.0.0.1:{ovn.OVS_DB_PORT}"},
+            # the same databases as the server's, after the user's overrides (e.g. an OVN run elsewhere)
+            "ovn": ovn_connections(ml2),
+        }
+
+    def commands(self) -> dict[str, KollaCommand]:
+        conf = ConfigFile("neutron.conf", NEUTRON_CONF, "neutron", "0600")
+        ml2 = ConfigFile("ml2_conf.ini", ML2_CONF, "neutron", "0600")
+        remotes = ConfigFile("ovn-remotes.sh", REMOTES_SCRIPT, "neutron", "0700")
+        uwsgi = ConfigFile("neutron-server-uwsgi.ini", f"{CONFIG_DIR}/neutron-server-uwsgi.ini", "neutron", "0600")
+        state = Permission(STATE_DIR, "neutron:neutron")
+        with_remotes = f"/bin/bash {REMOTES_SCRIPT}"
+        return {
+            "api": KollaCommand(
+                f"{with_remotes} uwsgi --ini {CONFIG_DIR}/neutron-server-uwsgi.ini", (conf, ml2, remotes, uwsgi)
+            ),
+            "db-sync": KollaCommand(f"neutron-db-manage {SERVER_ARGS} upgrade heads", (conf, ml2)),
+            "periodic-workers": KollaCommand(
+                f"{with_remotes} neutron-periodic-workers {SERVER_ARGS}", (conf, ml2, remotes), (state,)
+            ),
+            "ovn-maintenance-worker": KollaCommand(
+                f"{with_remotes} neutron-ovn-maintenance-worker {SERVER_ARGS}", (conf, ml2, remotes), (state,)
+            ),
+        }
+
+    def steps(self, ctx: CloudContext) -> list[Step]:
+        spec = neutron_spec(ctx)
+        conf_overrides, ml2_overrides = split_overrides(spec.config)
+        ml2 = merge_sections(self.ml2_config(ctx), ml2_overrides)
+        files = {
+            "neutron.conf": render_ini(self.config(ctx), conf_overrides),
+            "ml2_conf.ini": render_ini(self.ml2_config(ctx), ml2_overrides),
+            "ovn-remotes.sh": self.remotes_script(ctx, ml2),
+            "neutron-server-uwsgi.ini": ctx.render_text(
+                "neutron/neutron-server-uwsgi.ini.j2",
+                port=PORT,
+                processes=2,
+                wsgi_script=api.site_packages(ctx, "neutron/wsgi/api.py"),
+                config_files=["neutron.conf", "plugins/ml2/ml2_conf.ini"],
+            ),
+        }
+        kolla = api.kolla(ctx, self, "neutron-server", files, self.commands(), NEUTRON_UID)
+        ovn_config, ovn_steps = ovn.control_plane_steps(ctx, self)
+        chassis_config, chassis_steps = ovn.chassis_steps(ctx, self)
+        metadata_config, metadata_step = self.metadata_agent_step(ctx, ml2)
+        return [
+            Step("neutron-config", self.name, [kolla.config.obj, ovn_config, chassis_config, metadata_config]),
+            *ovn_steps,
+            mariadb.database_step(ctx, self, ["neutron"], "neutron", DATABASE_PASSWORD_KEY),
+            rabbitmq.user_step(ctx, self, "neutron", MESSAGING_PASSWORD_KEY),
+            keystone.registration_step(ctx, self, "network", "Neutron networking", urls(ctx), KEYSTONE_PASSWORD_KEY),
+            api.job_step(ctx, self, "db-sync", kolla),
+            api.api_step(ctx, self, kolla, workload=spec, port=PORT, probe_path="/healthcheck"),
+            # one of each: their work is periodic, and a replacement pod picks it up
+            api.worker_step(
+                ctx, self, "periodic-workers", kolla, replicas=1,
+                probes=process_probes("neutron-periodic-workers", mariadb.server(ctx).port),
+            ),
+            api.worker_step(
+                ctx, self, "ovn-maintenance-worker", kolla, replicas=1,
+                probes=process_probes("neutron-ovn-maintenance-worker", ovn.NB.port),
+            ),
+            *chassis_steps,
+            metadata_step,
+        ]  # fmt: skip
+
+    def remotes_script(self, ctx: CloudContext, ml2: IniSections) -> str:
+        """The wrapper that hands neutron's processes the OVN databases' addresses (see the template)."""
+        return ctx.render_text("neutron/ovn-remotes.sh.j2", remotes=ovn_connections(ml2))
+
+    def metadata_agent_step(self, ctx: CloudContext, ml2: IniSections) -> tuple[dict[str, Any], Step]:
+        """The OVN metadata agent on every compute node, and its own config Secret: a change to the
+        API's config does not restart agents across the fleet."""
+        files = {
+            "neutron_ovn_metadata_agent.ini": render_ini(self.metadata_agent_config(ctx, ml2)),
+            "ovn-remotes.sh": self.remotes_script(ctx, ml2),
+        }
+        command = KollaCommand(
+            f"/bin/bash {REMOTES_SCRIPT} neutron-ovn-metadata-agent --config-file {METADATA_AGENT_CONF}",
+            (
+                ConfigFile("neutron_ovn_metadata_agent.ini", METADATA_AGENT_CONF, "neutron", "0600"),
+                ConfigFile("ovn-remotes.sh", REMOTES_SCRIPT, "neutron", "0700"),
+            ),
+            (Permission(METADATA_STATE_DIR, "neutron:neutron", recurse=True),),
+        )
+        kolla = api.kolla(
+            ctx, self, "neutron-ovn-metadata-agent", files, {"metadata-agent": command}, NEUTRON_UID,
+            part="metadata-agent",
+        )  # fmt: skip
+        container = AgentContainer(
+            "neutron-ovn-metadata-agent",
+            kolla,
+            "metadata-agent",
+            mounts=(
+                # the agent makes a network namespace per network; the host (and OVS) must see them
+                {"name": "netns", "mountPath": "/run/netns", "mountPropagation": "Bidirectional"},
+                {"name": "metadata-state", "mountPath": METADATA_STATE_DIR},
+                {"name": "modules", "mountPath": "/lib/modules", "readOnly": True},
+            ),
+            probes=process_probes("neutron-ovn-metadata-agent", ovn.OVS_DB_PORT),
+        )
+        step = agent_step(
+            ctx,
+            self,
+            ctx.object_name("neutron", "metadata-agent"),
+            "metadata-agent",
+            [container],
+            affinity=node_affinity("spec.nodes.compute", [dict(ctx.spec.nodes.compute.match_labels)]),
+            host_paths={"netns": "/run/netns", "metadata-state": METADATA_STATE_DIR, "modules": "/lib/modules"},
+            resources={container.name: self.resources(ctx.spec, "metadata-agent")},
+        )
+        return kolla.config.obj, step
+
+
+def ovn_connections(ml2: IniSections) -> dict[str, Any]:
+    """The OVN databases neutron connects to, as ml2_conf.ini says after the user's overrides."""
+    options = ml2.get("ovn", {})
+    return {o: options[o] for o in ("ovn_nb_connection", "ovn_sb_connection") if o in options}
+
+
+def process_probes(process: str, port: int) -> dict[str, dict[str, Any]]:
+    """A process is alive while it holds a connection to `port` (Kolla's healthcheck_port)."""
+    return api.exec_probes(["healthcheck_port", process, str(port)])
+
+
+SERVICE = Neutron()

@@ -1,0 +1,307 @@
+"""Nova: compute. Instances are scheduled by the control plane and run by agents on hypervisors.
+
+Components: the compute API and the metadata API (Apache + mod_wsgi), scheduler, conductor and the
+noVNC console proxy on the control plane; Jobs that create the api, cell0 and cell1 databases, sync
+them and map the cells; and on every compute node nova-compute with libvirt, one DaemonSet per compute
+group (nodes in no group get the default one). New hypervisors are mapped into cell1 by the scheduler's
+periodic host discovery, so adding a node needs no Job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from stackops.api.models import ComputeGroup, NovaSpec, OpenStackCloudSpec
+from stackops.credentials import CredentialSpec
+from stackops.health.checks import ComputeServices, HealthCheck, ProvidersMatchHypervisors
+from stackops.render.ini import merge_sections, render_ini
+from stackops.render.kolla import ConfigFile, KollaCommand, Permission
+from stackops.services import api, keystone, mariadb, memcached, rabbitmq
+from stackops.services.base import CloudContext, Resources, Service, Step
+from stackops.services.endpoints import service_urls
+from stackops.services.hosts import AgentContainer, agent_step, node_affinity
+
+API_PORT = 8774
+METADATA_PORT = 8775
+NOVNCPROXY_PORT = 6080
+CONFIG_FILE = "/etc/nova/nova.conf"
+NOVA_UID = 42436  # the nova user of Kolla images
+DATABASE_PASSWORD_KEY = "nova-database-password"
+KEYSTONE_PASSWORD_KEY = "nova-keystone-password"
+MESSAGING_PASSWORD_KEY = "nova-messaging-password"
+# shared with neutron's metadata agent, which signs the requests it proxies to nova's metadata API
+METADATA_SECRET_KEY = "metadata-proxy-shared-secret"
+# the scheduler maps new hypervisors into cell1 this often (seconds)
+HOST_DISCOVERY_INTERVAL = 60
+
+
+def nova_spec(ctx: CloudContext) -> NovaSpec:
+    return ctx.spec.services.nova
+
+
+def urls(ctx: CloudContext) -> dict[str, str]:
+    return service_urls(ctx, nova_spec(ctx).endpoints, "nova", API_PORT)
+
+
+def console_urls(ctx: CloudContext) -> dict[str, str]:
+    return service_urls(ctx, nova_spec(ctx).endpoints, "nova", NOVNCPROXY_PORT, "novncproxy", "novncproxy")
+
+
+def service_auth(ctx: CloudContext) -> dict[str, Any]:
+    """keystoneauth settings of nova's own user, for the sections nova calls other services with."""
+    return {
+        "auth_type": "password",
+        "auth_url": keystone.auth_url(ctx),
+        "project_domain_id": "default",
+        "user_domain_id": "default",
+        "project_name": "service",
+        "username": "nova",
+        "password": ctx.credentials[KEYSTONE_PASSWORD_KEY],
+    }
+
+
+def service_client(ctx: CloudContext) -> dict[str, Any]:
+    """service_auth plus where to find the other service: the internal endpoint of the cloud's region."""
+    return service_auth(ctx) | {"region_name": ctx.spec.region, "valid_interfaces": "internal"}
+
+
+class Nova(Service):
+    name = "nova"
+    spec_path = "services.nova"
+    depends_on = ("keystone", "placement", "glance", "neutron", "rabbitmq")
+    images = ("nova-api", "nova-scheduler", "nova-conductor", "nova-novncproxy", "nova-compute", "nova-libvirt")
+    config_files: ClassVar[dict[str, tuple[str, ...]]] = {
+        "nova.conf": (
+            "nova.conf", "keystonemiddleware.auth_token", "oslo.log", "oslo.messaging", "oslo.policy",
+            "oslo.privsep", "oslo.service.periodic_task", "oslo.service.service", "oslo.db",
+            "oslo.middleware", "oslo.concurrency",
+        ),
+    }  # fmt: skip
+    components: ClassVar[dict[str, Resources]] = {
+        "api": Resources(cpu="200m", memory="512Mi"),
+        "metadata": Resources(cpu="100m", memory="256Mi"),
+        "scheduler": Resources(cpu="100m", memory="256Mi"),
+        "conductor": Resources(cpu="100m", memory="256Mi"),
+        "novncproxy": Resources(cpu="50m", memory="128Mi"),
+        "api-db-sync": Resources(cpu="100m", memory="256Mi"),
+        "cell-setup": Resources(cpu="100m", memory="256Mi"),
+        "db-sync": Resources(cpu="100m", memory="256Mi"),
+        "compute": Resources(cpu="200m", memory="512Mi"),
+        "libvirt": Resources(cpu="200m", memory="512Mi"),
+    }
+
+    def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
+        return [
+            CredentialSpec(DATABASE_PASSWORD_KEY),
+            CredentialSpec(KEYSTONE_PASSWORD_KEY),
+            CredentialSpec(MESSAGING_PASSWORD_KEY),
+            CredentialSpec(METADATA_SECRET_KEY),
+        ]
+
+    def health_checks(self, ctx: CloudContext) -> list[HealthCheck]:
+        return [ComputeServices(), ProvidersMatchHypervisors()]
+
+    def endpoints(self, ctx: CloudContext) -> dict[str, str]:
+        return {"compute": urls(ctx)["public"], "console": console_urls(ctx)["public"] + "/vnc_lite.html"}
+
+    def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
+        """nova.conf of the control plane; compute agents add their own sections (compute_config)."""
+        client = service_client(ctx)
+        return {
+            "DEFAULT": {
+                "debug": False,
+                "transport_url": rabbitmq.transport_url(ctx, "nova", MESSAGING_PASSWORD_KEY),
+                "state_path": "/var/lib/nova",
+            },
+            "api_database": mariadb.oslo_db(ctx, "nova_api", "nova", DATABASE_PASSWORD_KEY),
+            # cell1's database; cell0 is derived from it (nova_cell0) by `cell_v2 map_cell0`
+            "database": mariadb.oslo_db(ctx, "nova", "nova", DATABASE_PASSWORD_KEY),
+            "keystone_authtoken": keystone.authtoken(ctx, self.name, KEYSTONE_PASSWORD_KEY),
+            # nova passes its own token along with the user's, so long operations outlive the user's token
+            "service_user": {**service_auth(ctx), "send_service_user_token": True},
+            "placement": client,
+            "glance": {"valid_interfaces": "internal", "region_name": ctx.spec.region},
+            "neutron": {
+                **client,
+                "service_metadata_proxy": True,
+                "metadata_proxy_shared_secret": ctx.credentials[METADATA_SECRET_KEY],
+            },
+            "cinder": {"os_region_name": ctx.spec.region},
+            "scheduler": {"discover_hosts_in_cells_interval": HOST_DISCOVERY_INTERVAL},
+            "vnc": {
+                "enabled": True,
+                "novncproxy_host": "0.0.0.0",
+                "novncproxy_port": NOVNCPROXY_PORT,
+                "novncproxy_base_url": console_urls(ctx)["public"] + "/vnc_lite.html",
+            },
+            "cache": {
+                "enabled": True,
+                "backend": "oslo_cache.memcache_pool",
+                "memcache_servers": memcached.servers(ctx),
+            },
+            "oslo_concurrency": {"lock_path": "/var/lib/nova/tmp"},
+            "oslo_middleware": {"enable_proxy_headers_parsing": True},
+            **rabbitmq.oslo_messaging(ctx),
+        }
+
+    def compute_config(self, ctx: CloudContext, group: ComputeGroup | None) -> str:
+        """nova.conf of compute agents: the control plane's, the hypervisor's sections, the user's
+        compute overrides, then the group's. The agent's host name and IP are the node's own."""
+        spec = nova_spec(ctx)
+        base = self.config(ctx)
+        for section in ("api_database", "database", "keystone_authtoken"):
+            del base[section]  # agents reach the databases through the conductor only
+        base["DEFAULT"] |= {"compute_driver": "libvirt.LibvirtDriver"}
+        base["libvirt"] = {"virt_type": spec.compute.virt_type, "connection_uri": "qemu+unix:///system"}
+        base["vnc"] |= {"server_listen": "0.0.0.0", "server_proxyclient_address": "$my_ip"}
+        for overrides in (spec.config, spec.compute.config):
+            base = merge_sections(base, overrides)
+        return render_ini(base, group.config if group else None)
+
+    def commands(self) -> dict[str, KollaCommand]:
+        conf = ConfigFile("nova.conf", CONFIG_FILE, "nova", "0600")
+        manage = f"nova-manage --config-file {CONFIG_FILE}"
+        cell_setup = ConfigFile("nova-cell-setup.sh", "/etc/nova/nova-cell-setup.sh", "nova", "0700")
+        return {
+            "api": api.uwsgi_command(self.name, "nova", "/etc/nova", conf),
+            "metadata": api.uwsgi_command(self.name, "nova", "/etc/nova", conf, component="metadata"),
+            "scheduler": KollaCommand(f"nova-scheduler --config-file {CONFIG_FILE}", (conf,)),
+            "conductor": KollaCommand(f"nova-conductor --config-file {CONFIG_FILE}", (conf,)),
+            "novncproxy": KollaCommand(f"nova-novncproxy --config-file {CONFIG_FILE}", (conf,)),
+            "api-db-sync": KollaCommand(f"{manage} api_db sync", (conf,)),
+            "cell-setup": KollaCommand("/bin/bash /etc/nova/nova-cell-setup.sh", (conf, cell_setup)),
+            "db-sync": KollaCommand(f"{manage} db sync", (conf,)),
+        }
+
+    def compute_commands(self) -> dict[str, KollaCommand]:
+        conf = ConfigFile("nova.conf", CONFIG_FILE, "nova", "0600")
+        instances = Permission("/var/lib/nova", "nova:nova", recurse=False)
+        return {
+            "compute": KollaCommand(f"nova-compute --config-file {CONFIG_FILE}", (conf,), (instances,)),
+            "libvirt": KollaCommand(
+                "/usr/sbin/libvirtd",
+                (
+                    ConfigFile("libvirtd.conf", "/etc/libvirt/libvirtd.conf", "root", "0600"),
+                    ConfigFile("qemu.conf", "/etc/libvirt/qemu.conf", "root", "0600"),
+                ),
+            ),
+        }
+
+    def steps(self, ctx: CloudContext) -> list[Step]:
+        spec = nova_spec(ctx)
+        files = {
+            "nova.conf": render_ini(self.config(ctx), spec.config),
+            "nova-cell-setup.sh": ctx.render_text("nova/nova-cell-setup.sh.j2"),
+            api.uwsgi_file(self.name): api.uwsgi_config(ctx, "nova-api", API_PORT, "nova/wsgi/osapi_compute.py"),
+            api.uwsgi_file(self.name, "metadata"): api.uwsgi_config(
+                ctx, "nova-metadata", METADATA_PORT, "nova/wsgi/metadata.py"
+            ),
+        }
+        kolla = api.kolla(ctx, self, "nova-api", files, self.commands(), NOVA_UID)
+        # one config Secret; each process runs its own Kolla image
+        by_image = {
+            c: replace(kolla, image=ctx.image(spec, f"nova-{c}")) for c in ("scheduler", "conductor", "novncproxy")
+        }
+        return [
+            Step("nova-config", self.name, [kolla.config.obj]),
+            mariadb.database_step(ctx, self, ["nova_api", "nova_cell0", "nova"], "nova", DATABASE_PASSWORD_KEY),
+            rabbitmq.user_step(ctx, self, "nova", MESSAGING_PASSWORD_KEY),
+            keystone.registration_step(ctx, self, "compute", "Nova compute service", urls(ctx), KEYSTONE_PASSWORD_KEY),
+            api.job_step(ctx, self, "api-db-sync", kolla),
+            api.job_step(ctx, self, "cell-setup", kolla),
+            api.job_step(ctx, self, "db-sync", kolla),
+            api.worker_step(
+                ctx, self, "conductor", by_image["conductor"], replicas=spec.replicas,
+                probes=rabbit_probes("nova-conductor"),
+            ),
+            api.worker_step(
+                ctx, self, "scheduler", by_image["scheduler"], replicas=spec.replicas,
+                probes=rabbit_probes("nova-scheduler"),
+            ),
+            api.api_step(ctx, self, kolla, workload=spec, port=API_PORT, probe_path="/"),
+            api.api_step(ctx, self, kolla, workload=spec, port=METADATA_PORT, probe_path="/", component="metadata"),
+            api.api_step(
+                ctx, self, by_image["novncproxy"], workload=spec, port=NOVNCPROXY_PORT, probe_path=None,
+                component="novncproxy", public_name="novncproxy",
+            ),
+            *self.compute_steps(ctx),
+        ]  # fmt: skip
+
+    def compute_steps(self, ctx: CloudContext) -> list[Step]:
+        """One DaemonSet per compute group, first match wins, and the default for the remaining nodes."""
+        spec = nova_spec(ctx)
+        compute_labels = dict(ctx.spec.nodes.compute.match_labels)
+        groups = spec.compute.groups
+        steps = []
+        for index, group in enumerate([None, *groups]):
+            if group is None:
+                include, exclude, part = compute_labels, [g.node_selector.match_labels for g in groups], "compute"
+                field = "spec.nodes.compute"
+            else:
+                earlier = groups[: index - 1]
+                include = compute_labels | group.node_selector.match_labels
+                exclude = [g.node_selector.match_labels for g in earlier]
+                part, field = f"compute-{group.name}", f"spec.services.nova.compute.groups[{index - 1}]"
+            steps.append(self.compute_step(ctx, group, part, node_affinity(field, [include], exclude)))
+        return steps
+
+    def compute_step(self, ctx: CloudContext, group: ComputeGroup | None, part: str, affinity: dict[str, Any]) -> Step:
+        spec = nova_spec(ctx)
+        files = {
+            "nova.conf": self.compute_config(ctx, group),
+            "libvirtd.conf": ctx.render_text("nova/libvirtd.conf.j2"),
+            "qemu.conf": ctx.render_text("nova/qemu.conf.j2"),
+        }
+        kolla = api.kolla(ctx, self, "nova-compute", files, self.compute_commands(), NOVA_UID, part=part)
+        libvirt = replace(kolla, image=ctx.image(spec, "nova-libvirt"))
+        host: dict[str, dict[str, Any]] = {
+            "run": {"name": "run", "mountPath": "/run", "mountPropagation": "Bidirectional"},
+            "dev": {"name": "dev", "mountPath": "/dev"},
+            "modules": {"name": "modules", "mountPath": "/lib/modules", "readOnly": True},
+            "cgroup": {"name": "cgroup", "mountPath": "/sys/fs/cgroup"},
+            "libvirt": {"name": "libvirt", "mountPath": "/var/lib/libvirt", "mountPropagation": "Bidirectional"},
+            "instances": {"name": "instances", "mountPath": "/var/lib/nova", "mountPropagation": "Bidirectional"},
+        }
+        containers = [
+            AgentContainer(
+                "nova-libvirt", libvirt, "libvirt",
+                mounts=tuple(host[n] for n in ("run", "dev", "modules", "cgroup", "libvirt", "instances")),
+                probes=api.exec_probes(["virsh", "version", "--daemon"]),
+            ),
+            AgentContainer(
+                "nova-compute", kolla, "compute",
+                mounts=tuple(host[n] for n in ("run", "dev", "modules", "libvirt", "instances")),
+                probes=rabbit_probes("nova-compute"),
+            ),
+        ]  # fmt: skip
+        step = agent_step(
+            ctx,
+            self,
+            ctx.object_name("nova", part),
+            part,
+            containers,
+            affinity=affinity,
+            host_paths={
+                "run": "/run",
+                "dev": "/dev",
+                "modules": "/lib/modules",
+                "cgroup": "/sys/fs/cgroup",
+                "libvirt": "/var/lib/libvirt",
+                "instances": "/var/lib/nova",
+            },
+            resources={
+                "nova-compute": self.resources(ctx.spec, "compute"),
+                "nova-libvirt": self.resources(ctx.spec, "libvirt"),
+            },
+        )
+        # the group's config Secret goes with its DaemonSet: nothing else reads it
+        return replace(step, objects=[kolla.config.obj, *step.objects])
+
+
+def rabbit_probes(process: str) -> dict[str, dict[str, Any]]:
+    """A worker is alive while its process holds a connection to RabbitMQ (Kolla's healthcheck_port)."""
+    return api.exec_probes(["healthcheck_port", process, str(rabbitmq.AMQP_PORT)])
+
+
+SERVICE = Nova()

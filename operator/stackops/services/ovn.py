@@ -1,0 +1,330 @@
+"""OVN, neutron's network backend: the parts neutron's module deploys besides its own processes.
+
+- The northbound and southbound databases: StatefulSets of ovsdb-server, one Raft cluster each when
+  there is more than one replica. Members find each other by stable DNS names (a headless Service);
+  clients reach each member through a Service of its own, whose address never changes.
+- ovn-northd, which translates the northbound database (what neutron wants) into the southbound one
+  (what every chassis does).
+- The chassis on compute and gateway nodes: Open vSwitch (its database and vswitchd) and
+  ovn-controller in one privileged host pod. Gateway nodes carry external traffic, so their chassis
+  say `enable-chassis-as-gw`; that one value is all that tells the two DaemonSets apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from stackops.api.models import NeutronSpec
+from stackops.render.kolla import ConfigFile, KollaCommand
+from stackops.services import api
+from stackops.services.api import Kolla
+from stackops.services.base import CloudContext, Service, Step
+from stackops.services.hosts import AgentContainer, Labels, agent_step, node_affinity
+
+OVS_DB_PORT = 6640  # Open vSwitch's database on each chassis, on the host's loopback only
+RUN_DIR = "/run/ovn"
+DATA_DIR = "/var/lib/ovn"
+SCHEMA_DIR = "/usr/share/ovn"
+GATEWAY_CMS_OPTIONS = "enable-chassis-as-gw"
+# ovn-controller and the databases check each other this often (ms); OVN's 5 s default makes busy
+# chassis drop and reconnect
+PROBE_INTERVAL_MS = 60000
+
+
+@dataclass(frozen=True)
+class Database:
+    """The northbound or southbound database."""
+
+    kind: str  # nb or sb
+    schema_name: str
+    port: int  # clients
+    raft_port: int  # cluster members among themselves
+    image: str
+
+    @property
+    def component(self) -> str:
+        return f"{self.kind}-db"
+
+    @property
+    def schema(self) -> str:
+        return f"{SCHEMA_DIR}/ovn-{self.kind}.ovsschema"
+
+    @property
+    def db_file(self) -> str:
+        return f"{DATA_DIR}/ovn{self.kind}_db.db"
+
+    @property
+    def socket(self) -> str:
+        return f"{RUN_DIR}/ovn{self.kind}_db.sock"
+
+    @property
+    def pidfile(self) -> str:
+        return f"{RUN_DIR}/ovn{self.kind}_db.pid"
+
+    @property
+    def control(self) -> str:
+        return f"{RUN_DIR}/ovn{self.kind}_db.ctl"
+
+    @property
+    def start_script(self) -> str:
+        return f"ovn-{self.kind}-db-start.sh"
+
+
+NB = Database("nb", "OVN_Northbound", 6641, 6643, "ovn-nb-db-server")
+SB = Database("sb", "OVN_Southbound", 6642, 6644, "ovn-sb-db-server")
+DATABASES = (NB, SB)
+IMAGES = ("ovn-nb-db-server", "ovn-sb-db-server", "ovn-northd", "ovn-controller")
+OVS_IMAGES = ("openvswitch-db-server", "openvswitch-vswitchd")
+
+
+def neutron_spec(ctx: CloudContext) -> NeutronSpec:
+    return ctx.spec.services.neutron
+
+
+def server_name(ctx: CloudContext, db: Database) -> str:
+    """The StatefulSet of a database; its pods are `<name>-0`, `<name>-1` …"""
+    return ctx.object_name(f"ovn-{db.kind}")
+
+
+def members(ctx: CloudContext, db: Database) -> list[str]:
+    return [f"{server_name(ctx, db)}-{i}" for i in range(neutron_spec(ctx).ovn.replicas)]
+
+
+def cluster_service(ctx: CloudContext, db: Database) -> str:
+    """The headless Service under which each member has a DNS name that follows its pod."""
+    return ctx.object_name(f"ovn-{db.kind}-cluster")
+
+
+def raft_peers(ctx: CloudContext, db: Database) -> list[str]:
+    domain = ctx.service_host(cluster_service(ctx, db))
+    return [f"tcp:{member}.{domain}:{db.raft_port}" for member in members(ctx, db)]
+
+
+def connection(ctx: CloudContext, db: Database) -> str:
+    """What clients connect to: every member, each through its own Service (a stable address)."""
+    return ",".join(f"tcp:{ctx.service_host(member)}:{db.port}" for member in members(ctx, db))
+
+
+def bridge_mappings(spec: NeutronSpec) -> str:
+    return ",".join(f"{n.name}:{n.bridge}" for n in spec.provider_networks)
+
+
+def exec_check(command: Sequence[str], *, liveness: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Probes from check commands: `liveness` when staying alive asks less than being ready."""
+    probes = api.exec_probes(command)
+    if liveness is not None:
+        probes["livenessProbe"] = probes["livenessProbe"] | {"exec": {"command": list(liveness)}}
+    return probes
+
+
+def control_plane_files(ctx: CloudContext) -> dict[str, str]:
+    replicas = neutron_spec(ctx).ovn.replicas
+    return {
+        db.start_script: ctx.render_text(
+            "ovn/ovsdb-start.sh.j2",
+            db=db,
+            clustered=replicas > 1,
+            domain=ctx.service_host(cluster_service(ctx, db)),
+            peers=raft_peers(ctx, db),
+        )
+        for db in DATABASES
+    }
+
+
+def control_plane_commands(ctx: CloudContext) -> dict[str, KollaCommand]:
+    commands = {
+        db.component: KollaCommand(
+            f"/bin/bash /etc/ovn/{db.start_script}",
+            (ConfigFile(db.start_script, f"/etc/ovn/{db.start_script}", "root", "0700"),),
+        )
+        for db in DATABASES
+    }
+    commands["northd"] = KollaCommand(
+        " ".join(
+            [
+                "ovn-northd",
+                f"--ovnnb-db={connection(ctx, NB)}",
+                f"--ovnsb-db={connection(ctx, SB)}",
+                f"--pidfile={RUN_DIR}/ovn-northd.pid",
+                f"--unixctl={RUN_DIR}/ovn-northd.ctl",
+                "-vconsole:info",
+                "-vfile:off",
+            ]
+        )
+    )
+    return commands
+
+
+def control_plane_steps(ctx: CloudContext, service: Service) -> tuple[dict[str, Any], list[Step]]:
+    """The config Secret of the databases and northd, and their steps."""
+    spec = neutron_spec(ctx)
+    # ovsdb-server and ovn-northd run as root in Kolla's images
+    kolla = api.kolla(ctx, service, "ovn-northd", control_plane_files(ctx), control_plane_commands(ctx), 0, part="ovn")
+    steps = [database_step(ctx, service, replace(kolla, image=ctx.image(spec, db.image)), db) for db in DATABASES]
+    northd = api.worker_step(
+        ctx,
+        service,
+        "northd",
+        kolla,
+        replicas=spec.ovn.replicas,
+        # active or standby (northd instances share the work through a lock in the southbound database)
+        probes=api.exec_probes(["ovn-appctl", "-t", f"{RUN_DIR}/ovn-northd.ctl", "status"]),
+    )
+    return kolla.config.obj, [*steps, northd]
+
+
+def database_step(ctx: CloudContext, service: Service, kolla: Kolla, db: Database) -> Step:
+    spec = neutron_spec(ctx).ovn
+    probes = exec_check(
+        ["ovsdb-client", "--timeout=5", "wait", f"unix:{db.socket}", db.schema_name, "connected"],
+        liveness=["ovs-appctl", "-t", db.control, "version"],
+    )
+    return Step(
+        f"neutron-ovn-{db.component}",
+        service.name,
+        ctx.render(
+            "ovn/ovsdb-server.yaml.j2",
+            db=db,
+            name=server_name(ctx, db),
+            cluster=cluster_service(ctx, db),
+            # each member's own Service selects its pod by the name the StatefulSet gives it
+            members={
+                m: ctx.selector(service.name, db.component) | {"statefulset.kubernetes.io/pod-name": m}
+                for m in members(ctx, db)
+            },
+            service=service.name,
+            component=db.component,
+            spec=spec,
+            image=kolla.image,
+            config=kolla.config,
+            config_volume=kolla.volume(db.component),
+            probes=probes,
+            resources=service.resources(ctx.spec, db.component),
+            data_dir=DATA_DIR,
+        ),
+    )
+
+
+# The chassis: Open vSwitch and ovn-controller on compute and gateway nodes.
+
+
+def chassis_files(ctx: CloudContext) -> dict[str, str]:
+    spec = neutron_spec(ctx)
+    return {
+        "ovn-controller-start.sh": ctx.render_text(
+            "ovn/ovn-controller-start.sh.j2",
+            networks=spec.provider_networks,
+            bridge_mappings=bridge_mappings(spec),
+            sb_connection=connection(ctx, SB),
+            probe_interval_ms=PROBE_INTERVAL_MS,
+        )
+    }
+
+
+def chassis_commands() -> dict[str, KollaCommand]:
+    start = ConfigFile("ovn-controller-start.sh", "/etc/ovn/ovn-controller-start.sh", "root", "0700")
+    return {
+        # Kolla's openvswitch-db-server image creates (or upgrades) conf.db before the command runs
+        "openvswitch-db": KollaCommand(
+            " ".join(
+                [
+                    "ovsdb-server /var/lib/openvswitch/conf.db",
+                    "--remote=punix:/run/openvswitch/db.sock",
+                    f"--remote=ptcp:{OVS_DB_PORT}:127.0.0.1",
+                    "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
+                    "--pidfile -vconsole:info -vfile:off",
+                ]
+            )
+        ),
+        "openvswitch-vswitchd": KollaCommand(
+            "ovs-vswitchd unix:/run/openvswitch/db.sock --mlockall --pidfile -vconsole:info -vfile:off"
+        ),
+        "ovn-controller": KollaCommand("/bin/bash /etc/ovn/ovn-controller-start.sh", (start,)),
+    }
+
+
+# host directories of a chassis pod, and where its containers see them
+CHASSIS_HOST_PATHS = {
+    "ovs-run": "/run/openvswitch",
+    "ovs-data": "/var/lib/openvswitch",
+    "ovs-config": "/etc/openvswitch",
+    "ovn-run": RUN_DIR,
+    "modules": "/lib/modules",
+}
+
+
+def _mount(name: str, read_only: bool = False) -> dict[str, Any]:
+    mount: dict[str, Any] = {"name": name, "mountPath": CHASSIS_HOST_PATHS[name]}
+    return mount | ({"readOnly": True} if read_only else {})
+
+
+def chassis_steps(ctx: CloudContext, service: Service) -> tuple[dict[str, Any], list[Step]]:
+    """The chassis config Secret, and one DaemonSet for compute nodes that are not gateways and one
+    for gateway nodes: a node carries one Open vSwitch, whichever roles it has."""
+    spec = neutron_spec(ctx)
+    nodes = ctx.spec.nodes
+    compute: Labels = dict(nodes.compute.match_labels)
+    gateway: Labels = dict(nodes.gateway.match_labels)
+    kolla = api.kolla(ctx, service, "ovn-controller", chassis_files(ctx), chassis_commands(), 0, part="chassis")
+    images = {c: replace(kolla, image=ctx.image(spec, image)) for c, image in (
+        ("openvswitch-db", "openvswitch-db-server"), ("openvswitch-vswitchd", "openvswitch-vswitchd"),
+        ("ovn-controller", "ovn-controller"),
+    )}  # fmt: skip
+    steps = []
+    # every compute node a gateway too (the same labels, or fewer): the gateway DaemonSet covers them all
+    compute_only = not all(compute.get(k) == v for k, v in gateway.items())
+    if compute_only:
+        affinity = node_affinity("spec.nodes.compute", [compute], [gateway])
+        steps.append(chassis_step(ctx, service, images, "ovn-controller", affinity, cms_options=""))
+    affinity = node_affinity("spec.nodes.gateway", [gateway])
+    steps.append(chassis_step(ctx, service, images, "ovn-controller-gateway", affinity, GATEWAY_CMS_OPTIONS))
+    return kolla.config.obj, steps
+
+
+def chassis_step(
+    ctx: CloudContext,
+    service: Service,
+    images: Mapping[str, Kolla],
+    component: str,
+    affinity: dict[str, Any],
+    cms_options: str,
+) -> Step:
+    env = (
+        # tunnels end at the node's own address
+        {"name": "OVN_ENCAP_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+        {"name": "OVN_CMS_OPTIONS", "value": cms_options},
+    )
+    containers = [
+        AgentContainer(
+            "openvswitch-db", images["openvswitch-db"], "openvswitch-db",
+            mounts=(_mount("ovs-run"), _mount("ovs-data"), _mount("ovs-config"), _mount("modules", True)),
+            probes=api.exec_probes(["ovsdb-client", "list-dbs"]),
+        ),
+        AgentContainer(
+            "openvswitch-vswitchd", images["openvswitch-vswitchd"], "openvswitch-vswitchd",
+            mounts=(_mount("ovs-run"), _mount("ovs-config"), _mount("modules", True)),
+            probes=api.exec_probes(["ovs-appctl", "version"]),
+        ),
+        AgentContainer(
+            "ovn-controller", images["ovn-controller"], "ovn-controller",
+            mounts=(_mount("ovs-run"), _mount("ovn-run")),
+            env=env,
+            probes=exec_check(
+                ["/bin/bash", "-c", "ovn-appctl -t ovn-controller connection-status | grep -qx connected"],
+                # a chassis that lost the southbound database keeps forwarding with what it has
+                liveness=["ovn-appctl", "-t", "ovn-controller", "version"],
+            ),
+        ),
+    ]  # fmt: skip
+    return agent_step(
+        ctx,
+        service,
+        ctx.object_name("neutron", component),
+        component,
+        containers,
+        affinity=affinity,
+        host_paths=CHASSIS_HOST_PATHS,
+        resources={c.name: service.resources(ctx.spec, c.component) for c in containers},
+    )

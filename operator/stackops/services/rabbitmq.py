@@ -1,0 +1,183 @@
+"""RabbitMQ: the message queue nova, neutron, cinder and heat talk over (oslo.messaging).
+
+A StatefulSet whose pods find each other through Kubernetes (the k8s peer discovery plugin and the
+headless Service's stable names), with a volume per pod. Each service gets its own user and vhost,
+created by a Job from the stackops image through the management API, and quorum queues (replicated,
+they survive the loss of a pod). With `external` set, stackops runs no server and only creates users
+and vhosts on the one given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from stackops.api.models import MessagingSpec, OpenStackCloudSpec
+from stackops.credentials import CredentialSpec
+from stackops.render.kolla import ConfigFile, KollaCommand, Permission
+from stackops.services.api import exec_probes
+from stackops.services.base import CloudContext, Resources, Service, Step
+
+AMQP_PORT = 5672
+MANAGEMENT_PORT = 15672
+CLUSTER_PORTS = {"epmd": 4369, "dist": 25672}
+RABBITMQ_UID = 42439  # the rabbitmq user of Kolla images
+ADMIN_USER = "stackops"
+ADMIN_PASSWORD_KEY = "rabbitmq-admin-password"
+ERLANG_COOKIE_KEY = "rabbitmq-erlang-cookie"
+PLUGINS = ("rabbitmq_management", "rabbitmq_peer_discovery_k8s", "rabbitmq_prometheus")
+
+
+@dataclass(frozen=True)
+class Broker:
+    """Where services reach RabbitMQ, and which Secret keys hold an administrator."""
+
+    host: str
+    port: int
+    management_port: int
+    admin_secret: str
+    admin_user_key: str | None  # None: the user is ADMIN_USER
+    admin_password_key: str
+
+
+def messaging_spec(ctx: CloudContext) -> MessagingSpec:
+    return ctx.spec.infrastructure.messaging
+
+
+def broker(ctx: CloudContext) -> Broker:
+    external = messaging_spec(ctx).external
+    if external is not None:
+        return Broker(
+            external.host, external.port, external.management_port, external.secret_ref.name, "username", "password"
+        )
+    host = ctx.service_host(ctx.object_name("rabbitmq"))
+    return Broker(host, AMQP_PORT, MANAGEMENT_PORT, ctx.credentials_secret, None, ADMIN_PASSWORD_KEY)
+
+
+def transport_url(ctx: CloudContext, user: str, password_key: str) -> str:
+    """oslo.messaging's transport_url: the service's own user on its own vhost."""
+    b = broker(ctx)
+    return f"rabbit://{user}:{ctx.credentials[password_key]}@{b.host}:{b.port}/{user}"
+
+
+def oslo_messaging(ctx: CloudContext) -> dict[str, dict[str, Any]]:
+    """[oslo_messaging_rabbit] and notification settings every messaging service shares."""
+    return {
+        "oslo_messaging_rabbit": {
+            # replicated queues: losing one RabbitMQ pod loses no message and no queue
+            "rabbit_quorum_queue": True,
+            "rabbit_transient_quorum_queue": True,
+            "use_queue_manager": False,
+            "heartbeat_timeout_threshold": 60,
+        },
+        "oslo_messaging_notifications": {"driver": "noop"},
+    }
+
+
+def probes(process: str) -> dict[str, dict[str, Any]]:
+    """A worker is alive while its process holds a connection to RabbitMQ (Kolla's healthcheck_port)."""
+    return exec_probes(["healthcheck_port", process, str(AMQP_PORT)])
+
+
+def user_step(ctx: CloudContext, service: Service, user: str, password_key: str) -> Step:
+    """A Job from the stackops image that creates the service's RabbitMQ user and vhost, idempotently."""
+    return Step(
+        f"{service.name}-messaging",
+        service.name,
+        ctx.render(
+            "rabbitmq/user-job.yaml.j2",
+            service=service.name,
+            user=user,
+            password_key=password_key,
+            broker=broker(ctx),
+            admin_user=ADMIN_USER,
+            resources=RABBITMQ.resources(ctx.spec, "user-job"),
+        ),
+    )
+
+
+class RabbitMQ(Service):
+    name = "rabbitmq"
+    spec_path = "infrastructure.messaging"
+    images = ("rabbitmq",)
+    components: ClassVar[dict[str, Resources]] = {
+        "server": Resources(cpu="200m", memory="512Mi", memory_limit="1Gi"),
+        "user-job": Resources(cpu="50m", memory="64Mi"),
+    }
+
+    def enabled(self, spec: OpenStackCloudSpec) -> bool:
+        return True  # always part of a cloud; `external` replaces the server
+
+    def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
+        if spec.infrastructure.messaging.external:
+            return []
+        return [CredentialSpec(ADMIN_PASSWORD_KEY), CredentialSpec(ERLANG_COOKIE_KEY)]
+
+    def rabbitmq_conf(self, ctx: CloudContext) -> str:
+        headless = ctx.object_name("rabbitmq-cluster")
+        settings: dict[str, Any] = {
+            "listeners.tcp.default": AMQP_PORT,
+            "management.tcp.port": MANAGEMENT_PORT,
+            "default_user": ADMIN_USER,
+            "default_pass": ctx.credentials[ADMIN_PASSWORD_KEY],
+            "default_user_tags.administrator": "true",
+            "loopback_users.guest": "false",
+            "cluster_formation.peer_discovery_backend": "k8s",
+            "cluster_formation.k8s.host": "kubernetes.default.svc",
+            "cluster_formation.k8s.address_type": "hostname",
+            "cluster_formation.k8s.service_name": headless,
+            "cluster_formation.k8s.hostname_suffix": f".{ctx.service_host(headless)}",
+            "cluster_formation.node_cleanup.only_log_warning": "true",
+            # a minority partition pauses rather than diverging
+            "cluster_partition_handling": "pause_minority",
+            "queue_master_locator": "min-masters",
+            "vm_memory_high_watermark.relative": 0.6,
+            "disk_free_limit.absolute": "100MB",
+        }
+        return "".join(f"{key} = {value}\n" for key, value in settings.items())
+
+    def steps(self, ctx: CloudContext) -> list[Step]:
+        spec = messaging_spec(ctx)
+        if spec.external is not None:
+            return []
+        command = KollaCommand(
+            command="/usr/sbin/rabbitmq-server",
+            files=(
+                ConfigFile("rabbitmq.conf", "/etc/rabbitmq/rabbitmq.conf", "rabbitmq", "0600"),
+                ConfigFile("enabled_plugins", "/etc/rabbitmq/enabled_plugins", "rabbitmq", "0600"),
+                ConfigFile("erlang.cookie", "/var/lib/rabbitmq/.erlang.cookie", "rabbitmq", "0400"),
+            ),
+            permissions=(Permission("/var/lib/rabbitmq", "rabbitmq:rabbitmq", recurse=True),),
+        )
+        config = ctx.config_secret(
+            self.name,
+            {
+                "rabbitmq.conf": self.rabbitmq_conf(ctx),
+                "enabled_plugins": f"[{','.join(PLUGINS)}].\n",
+                "erlang.cookie": ctx.credentials[ERLANG_COOKIE_KEY],
+                "rabbitmq-server.json": command.to_json(),
+            },
+        )
+        return [
+            Step("rabbitmq-config", self.name, [config.obj]),
+            Step(
+                "rabbitmq-server",
+                self.name,
+                ctx.render(
+                    "rabbitmq/server.yaml.j2",
+                    spec=spec,
+                    image=ctx.image(spec, "rabbitmq"),
+                    config=config,
+                    config_volume=config.volume("config", "rabbitmq-server.json", command),
+                    resources=self.resources(ctx.spec, "server"),
+                    amqp_port=AMQP_PORT,
+                    management_port=MANAGEMENT_PORT,
+                    cluster_ports=CLUSTER_PORTS,
+                    uid=RABBITMQ_UID,
+                ),
+            ),
+        ]
+
+
+RABBITMQ = RabbitMQ()
+SERVICE = RABBITMQ

@@ -1,0 +1,186 @@
+"""The steps that move a cloud from the release it runs to the release its spec asks for.
+
+Pure, like stackops.plan: the same cloud, credentials and releases give the same steps and objects.
+
+Order: the infrastructure rolls to the new release's images first (MariaDB, memcached, RabbitMQ),
+then each OpenStack service in the order upstream upgrades them, each as
+
+    expand Jobs  ->  roll (its config and workloads at the new release)  ->  contract Jobs
+
+then compute agents (DaemonSets), last, node by node as their update strategy allows, and finally
+the whole cloud converged at the new release (its regular Jobs, pruning what the old one needed).
+Before any of it, the pre-flight runs every service's `<service>-status upgrade check` as a Job
+with the new release's image and config.
+
+An upgrade Job is named after the release pair, the service and the step, not after its spec: the
+Job of a step that already ran is found again, whatever the operator went through in between, so a
+migration is never repeated and never skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from stackops.api.models import OpenStackCloud
+from stackops.credentials import Credentials
+from stackops.plan import Plan, enabled_services, plan
+from stackops.render.hashing import SPEC_HASH_LENGTH, content_hash
+from stackops.render.naming import fit
+from stackops.services import api
+from stackops.services.base import CloudContext, RenderOptions, Service, Step
+from stackops.upgrade.declare import CHECK_COMPONENT, ServiceUpgrade
+
+# Infrastructure first, then the order OpenStack's upgrade guides give. A service not named here
+# upgrades after these, in dependency order.
+UPGRADE_ORDER = (
+    "mariadb", "memcached", "rabbitmq", "keystone", "placement", "glance", "cinder", "ovn", "neutron", "nova",
+    "horizon", "heat",
+)  # fmt: skip
+UPGRADE_LABEL = "stackops.dev/upgrade"  # on every upgrade Job and Secret: "<from>-<to>"
+PREFLIGHT = "preflight"
+ROLL = "roll"
+AGENTS = "agents"
+FINISH = "finish"
+# Compute agents: rolled after every control-plane service, through the nodes.
+AGENT_KINDS = frozenset({"DaemonSet"})
+
+StepKind = Literal["jobs", "roll", "finish"]
+
+
+@dataclass(frozen=True)
+class UpgradeStep:
+    service: str
+    name: str  # a Job's component (db-expand …), or roll, agents, finish
+    kind: StepKind
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    contract: bool = False  # once it has started, the old release cannot run on the database again
+    stages: list[Step] = field(default_factory=list)  # a roll: applied in order, each once the one before is ready
+
+    @property
+    def id(self) -> str:
+        return f"{self.service}/{self.name}"
+
+    @property
+    def label(self) -> str:
+        """How people read it in status and Events: "keystone db-expand"."""
+        return f"{self.service} {self.name}" if self.kind != "finish" else "converge the cloud"
+
+
+@dataclass(frozen=True)
+class UpgradePlan:
+    source: str
+    target: str
+    converged: Plan  # the cloud at the target release, what the last step applies
+    checks: list[dict[str, Any]]  # the pre-flight: upgrade config Secrets and check Jobs
+    steps: list[UpgradeStep]  # in order, the last one `finish`
+
+    def step(self, step_id: str) -> UpgradeStep:
+        return next(s for s in self.steps if s.id == step_id)
+
+
+def at_release(cloud: OpenStackCloud, release: str) -> OpenStackCloud:
+    return cloud.model_copy(update={"spec": cloud.spec.model_copy(update={"release": release})})
+
+
+def upgrade_label(source: str, target: str) -> str:
+    return f"{source}-{target}"
+
+
+def upgrade_job_name(ctx: CloudContext, service: str, component: str, source: str, target: str) -> str:
+    """`<cloud>-<service>-<component>-<hash of the release pair, service and component>`."""
+    suffix = content_hash([source, target, service, component], SPEC_HASH_LENGTH)
+    return fit(f"{fit(ctx.object_name(service, component), 63 - SPEC_HASH_LENGTH - 1)}-{suffix}")
+
+
+def upgrade_order(services: Sequence[Service]) -> list[Service]:
+    """`services` (in dependency order) sorted by UPGRADE_ORDER; the ones it does not name keep
+    their dependency order, after those it does."""
+    rank = {name: i for i, name in enumerate(UPGRADE_ORDER)}
+    return sorted(services, key=lambda s: rank.get(s.name, len(UPGRADE_ORDER)))
+
+
+def _labelled(obj: dict[str, Any], value: str) -> dict[str, Any]:
+    meta = obj["metadata"]
+    return {**obj, "metadata": {**meta, "labels": {**meta.get("labels", {}), UPGRADE_LABEL: value}}}
+
+
+class _ServiceJobs:
+    """One service's upgrade Jobs and the config Secret they read."""
+
+    def __init__(self, ctx: CloudContext, service: Service, declared: ServiceUpgrade, source: str, target: str) -> None:
+        unknown = [c for c in declared.commands() if c not in service.components]
+        if unknown:
+            raise ValueError(f"{service.name}: upgrade commands for unknown components: {', '.join(unknown)}")
+        self.ctx, self.service, self.declared = ctx, service, declared
+        self.source, self.target = source, target
+        self.kolla = api.kolla(
+            ctx, service, declared.image, dict(declared.files), declared.commands(), declared.uid, part="upgrade"
+        )
+        self.secret = _labelled(self.kolla.config.obj, upgrade_label(source, target))
+
+    def job(self, component: str) -> dict[str, Any]:
+        [job] = api.job_step(self.ctx, self.service, component, self.kolla).objects
+        job = _labelled(job, upgrade_label(self.source, self.target))
+        name = upgrade_job_name(self.ctx, self.service.name, component, self.source, self.target)
+        return {**job, "metadata": {**job["metadata"], "name": name}}
+
+    def steps(self, components: Sequence[str], contract: bool) -> list[UpgradeStep]:
+        return [
+            UpgradeStep(self.service.name, c, "jobs", [self.secret, self.job(c)], contract=contract) for c in components
+        ]
+
+
+def _roll(service: Service, regular: list[Step], declared: bool) -> UpgradeStep | None:
+    """The service's pods onto the new release (compute agents aside, they come last).
+
+    A service that declares its upgrade rolls its config and workloads: its Jobs ran as expand and
+    contract steps. One that does not goes through its regular steps, db-sync Jobs and all, the new
+    code migrating its database before its pods start: that closes the way back like a contract.
+    """
+    if declared:
+        objects = [o for s in regular for o in s.objects if o["kind"] != "Job" and o["kind"] not in AGENT_KINDS]
+        stages = [Step(f"{service.name}-{ROLL}", service.name, objects)] if objects else []
+    else:
+        stages = [Step(s.name, s.service, [o for o in s.objects if o["kind"] not in AGENT_KINDS]) for s in regular]
+        stages = [s for s in stages if s.objects]
+    if not stages:
+        return None
+    objects = [o for s in stages for o in s.objects]
+    has_jobs = any(o["kind"] == "Job" for o in objects)
+    return UpgradeStep(service.name, ROLL, "roll", objects, contract=has_jobs, stages=stages)
+
+
+def plan_upgrade(
+    cloud: OpenStackCloud, source: str, credentials: Credentials, options: RenderOptions | None = None
+) -> UpgradePlan:
+    """The upgrade of `cloud` (which runs `source`) to its spec's release.
+
+    Raises RenderError (naming the field) for a spec that cannot be rendered at either release.
+    """
+    target = cloud.spec.release
+    converged = plan(cloud, credentials, options)
+    ctx = CloudContext(cloud.metadata.name, cloud.metadata.namespace, cloud.spec, credentials, options)
+    checks: list[dict[str, Any]] = []
+    steps: list[UpgradeStep] = []
+    agents: list[UpgradeStep] = []
+    for service in upgrade_order(enabled_services(cloud.spec)):
+        declared = service.upgrade(ctx)
+        jobs = _ServiceJobs(ctx, service, declared, source, target) if declared else None
+        if jobs and declared and declared.check:
+            checks += [jobs.secret, jobs.job(CHECK_COMPONENT)]
+        if jobs and declared:
+            steps += jobs.steps(list(declared.expand), contract=False)
+        regular = [s for s in converged.steps if s.service == service.name]
+        roll = _roll(service, regular, declared is not None)
+        if roll is not None:
+            steps.append(roll)
+        if jobs and declared:
+            steps += jobs.steps(list(declared.contract), contract=True)
+        hosted = [o for s in regular for o in s.objects if o["kind"] in AGENT_KINDS]
+        if hosted:
+            stages = [Step(f"{service.name}-{AGENTS}", service.name, hosted)]
+            agents.append(UpgradeStep(service.name, AGENTS, "roll", hosted, stages=stages))
+    steps += [*agents, UpgradeStep("cloud", FINISH, "finish")]
+    return UpgradePlan(source, target, converged, checks, steps)

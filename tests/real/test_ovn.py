@@ -1,0 +1,161 @@
+"""OVN as stackops renders it, run for real: Debian's ovsdb-server, ovn-northd and ovn-controller run the
+commands and scripts of the rendered containers (Kolla's config.json), with the rendered files.
+
+Everything runs in a private network namespace on loopback, each container in a mount and UTS
+namespace of its own (tests/support/sandbox.py) where the cloud's Service names resolve as cluster DNS
+would: member i of a database at 127.0.0.<i+1>.
+
+Proves: the databases start standalone, or found and join a Raft cluster by DNS names; their probes
+pass; northd turns a northbound logical switch into a southbound datapath; a compute and a gateway
+chassis register with the southbound database carrying the node's address, the bridge mappings of
+the spec and (the gateway only) enable-chassis-as-gw, with the provider bridges and interfaces in
+Open vSwitch; and neutron's wrapper hands its processes the databases' addresses.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackops.plan import Plan, plan
+from stackops.services import ovn
+from tests.conftest import cloud
+from tests.support.ovn import addresses, host_names, probe, start_databases, start_northd
+from tests.support.rendered import find, kolla_run
+from tests.support.sandbox import Sandbox, eventually
+
+NETWORK = "127.0.0"  # the sandbox's own loopback: pods at 127.0.0.1, .2, .3
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Callable[[Plan], Sandbox]]:
+    made: list[Sandbox] = []
+
+    def make(rendered: Plan) -> Sandbox:
+        made.append(Sandbox(tmp_path, host_names(rendered, NETWORK)))
+        return made[-1]
+
+    yield make
+    for box in made:
+        box.close()
+
+
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_databases_and_northd_from_the_rendered_scripts(
+    replicas: int, sandbox: Callable[[Plan], Sandbox], tmp_path: Path
+) -> None:
+    rendered = plan(cloud({"services": {"neutron": {"ovn": {"replicas": replicas}}}}))
+    box = sandbox(rendered)
+    start_databases(box, rendered, tmp_path, NETWORK)
+    for db in ovn.DATABASES:
+        status = box.inside(f"demo-ovn-{db.kind}-0", ["ovs-appctl", "-t", db.control, "cluster/status", db.schema_name])
+        if replicas == 1:  # a standalone database has no cluster to report
+            assert status.returncode != 0
+        else:
+            assert status.returncode == 0, status.stderr
+            servers = [line for line in status.stdout.splitlines() if f".demo-ovn-{db.kind}-cluster." in line]
+            assert "Role: leader" in status.stdout or "Role: follower" in status.stdout
+            assert len([s for s in servers if "(self)" not in s]) >= replicas - 1, status.stdout
+    start_northd(box, rendered, tmp_path)
+    # northd, connected by the rendered names, turns a northbound switch into a southbound datapath
+    nb = box.network(["ovn-nbctl", f"--db={addresses(rendered, ovn.NB, NETWORK)}", "ls-add", "sw0"])
+    assert nb.returncode == 0, nb.stderr
+
+    def datapath_for_sw0() -> bool:
+        sb = addresses(rendered, ovn.SB, NETWORK)
+        found = box.network(["ovn-sbctl", f"--db={sb}", "--bare", "--columns=external_ids", "list", "Datapath_Binding"])
+        return "name=sw0" in found.stdout
+
+    eventually(datapath_for_sw0, lambda: f"northd to translate sw0: {box.log('northd')}")
+
+
+def chassis(box: Sandbox, rendered: Plan, root: Path, component: str, host: str, host_ip: str) -> dict[str, Any]:
+    """Run one chassis of DaemonSet `component`: Open vSwitch's database and the ovn-controller
+    container (no vswitchd: there is no kernel datapath here); return its southbound Chassis row."""
+    daemonset = find(rendered, "DaemonSet", "neutron", component)
+    state = root / host
+    conf_db = state / "ovs-data" / "conf.db"
+    conf_db.parent.mkdir(parents=True)
+    # Kolla's openvswitch-db-server image creates conf.db before its command runs
+    created = subprocess.run(["ovsdb-tool", "create", str(conf_db), "/usr/share/openvswitch/vswitch.ovsschema"],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    binds = {
+        "/run/openvswitch": state / "ovs-run",
+        "/run/ovn": state / "ovn-run",
+        "/var/lib/openvswitch": state / "ovs-data",
+        "/etc/openvswitch": state / "ovs-config",
+    }
+    fields = {"status.hostIP": host_ip}
+    for container in ("openvswitch-db", "ovn-controller"):
+        run = kolla_run(rendered, daemonset, state / container, {}, container, fields)
+        box.start(f"{host}-{container}", run.argv, run.env, binds, hostname=host)
+    connected = probe(daemonset, "ovn-controller", "readinessProbe")
+    eventually(
+        lambda: box.inside(f"{host}-ovn-controller", connected).returncode == 0,
+        lambda: f"{host} connected: {box.log(f'{host}-ovn-controller')}",
+    )
+    for container in ("openvswitch-db", "ovn-controller"):
+        alive = box.inside(f"{host}-{container}", probe(daemonset, container, "livenessProbe"))
+        assert alive.returncode == 0, alive.stderr
+    bridges = box.inside(f"{host}-ovn-controller", ["ovs-vsctl", "list-br"]).stdout.split()
+    ports = {b: box.inside(f"{host}-ovn-controller", ["ovs-vsctl", "list-ports", b]).stdout.split() for b in bridges}
+    sb = box.network(["ovn-sbctl", f"--db={addresses(rendered, ovn.SB, NETWORK)}", "--format=json", "list", "Chassis"])
+    table = json.loads(sb.stdout)
+    rows = [dict(zip(table["headings"], row, strict=True)) for row in table["data"]]
+    row = next(r for r in rows if r["hostname"] == host)
+    encaps = box.network(
+        ["ovn-sbctl", f"--db={addresses(rendered, ovn.SB, NETWORK)}", "--bare", "--columns=ip", "list", "Encap"]
+    )
+    for container in ("ovn-controller", "openvswitch-db"):
+        box.stop(f"{host}-{container}")  # one chassis at a time: both would want 127.0.0.1:6640
+    return {
+        "other_config": dict(row["other_config"][1]),
+        "encap_ips": encaps.stdout.split(),
+        "bridges": bridges,
+        "ports": ports,
+    }
+
+
+def test_compute_and_gateway_chassis_register_with_their_roles(
+    sandbox: Callable[[Plan], Sandbox], tmp_path: Path
+) -> None:
+    networks = [
+        {"name": "physnet1", "bridge": "br-ex", "interface": "eth1"},
+        {"name": "physnet2", "bridge": "br-vlan", "interface": "bond1"},
+    ]
+    rendered = plan(cloud({"services": {"neutron": {"ovn": {"replicas": 3}, "providerNetworks": networks}}}))
+    box = sandbox(rendered)
+    start_databases(box, rendered, tmp_path, NETWORK)
+    compute = chassis(box, rendered, tmp_path, "ovn-controller", "compute-0", "127.0.1.1")
+    gateway = chassis(box, rendered, tmp_path, "ovn-controller-gateway", "gateway-0", "127.0.1.2")
+    for row in (compute, gateway):
+        assert row["other_config"]["ovn-bridge-mappings"] == "physnet1:br-ex,physnet2:br-vlan"
+        assert {"br-ex", "br-vlan", "br-int"} <= set(row["bridges"])
+        assert row["ports"]["br-ex"] == ["eth1"] and row["ports"]["br-vlan"] == ["bond1"]
+    assert compute["other_config"]["ovn-cms-options"] == ""  # ovn-controller reports the option, empty
+    assert gateway["other_config"]["ovn-cms-options"] == "enable-chassis-as-gw"
+    assert {"127.0.1.1", "127.0.1.2"} <= set(gateway["encap_ips"])
+
+
+def test_neutron_processes_get_the_databases_addresses(sandbox: Callable[[Plan], Sandbox], tmp_path: Path) -> None:
+    rendered = plan(cloud({"services": {"neutron": {"ovn": {"replicas": 3}}}}))
+    box = sandbox(rendered)
+    for workload in (
+        find(rendered, "Deployment", "neutron", "api"),
+        find(rendered, "DaemonSet", "neutron", "metadata-agent"),
+    ):
+        component = workload["metadata"]["labels"]["app.kubernetes.io/component"]
+        run = kolla_run(rendered, workload, tmp_path / component, {})
+        # the rendered command is `bash ovn-remotes.sh <neutron process>`: run it with `env` instead
+        wrapper = run.argv[: run.argv.index(str(run.files["/etc/neutron/ovn-remotes.sh"])) + 1]
+        box.start(component, [*wrapper, "env"], run.env, {})
+        assert box.processes[component].wait(timeout=30) == 0, box.log(component)
+        env = dict(line.split("=", 1) for line in box.log(component).splitlines() if "=" in line)
+        assert env["OS_OVN__OVN_NB_CONNECTION"] == addresses(rendered, ovn.NB, NETWORK)
+        assert env["OS_OVN__OVN_SB_CONNECTION"] == addresses(rendered, ovn.SB, NETWORK)

@@ -1,0 +1,73 @@
+"""OVN's rendered control plane run for real in a Sandbox: the databases' StatefulSet containers and
+northd's Deployment container, with Debian's ovsdb-server and ovn-northd.
+
+Member i of a database gets the address `<network>.<i+1>` (its pod IP), and the Service names of
+the rendered cloud resolve as cluster DNS would resolve them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from stackops.plan import Plan
+from stackops.services import ovn
+from tests.support.rendered import find, kolla_run
+from tests.support.sandbox import Sandbox, eventually
+
+
+def member_ips(rendered: Plan, db: ovn.Database, network: str) -> dict[str, str]:
+    """Each member's pod IP, by pod name."""
+    statefulset = find(rendered, "StatefulSet", "neutron", db.component)
+    name = statefulset["metadata"]["name"]
+    return {f"{name}-{i}": f"{network}.{i + 1}" for i in range(statefulset["spec"]["replicas"])}
+
+
+def host_names(rendered: Plan, network: str) -> dict[str, str]:
+    """Cluster DNS, as far as OVN uses it: members under the headless Service, and their own Services."""
+    names = {}
+    for db in ovn.DATABASES:
+        cluster = find(rendered, "StatefulSet", "neutron", db.component)["spec"]["serviceName"]
+        for member, ip in member_ips(rendered, db, network).items():
+            names[f"{member}.{cluster}.openstack.svc"] = ip
+            names[f"{member}.openstack.svc"] = ip
+    return names
+
+
+def addresses(rendered: Plan, db: ovn.Database, network: str) -> str:
+    """The database's members by address, as a client that needs no names connects to them."""
+    return ",".join(f"tcp:{ip}:{db.port}" for ip in member_ips(rendered, db, network).values())
+
+
+def probe(obj: dict[str, Any], container: str, kind: str) -> list[str]:
+    """The exec command of a rendered probe."""
+    containers = obj["spec"]["template"]["spec"]["containers"]
+    command: list[str] = next(c for c in containers if c["name"] == container)[kind]["exec"]["command"]
+    return command
+
+
+def start_databases(box: Sandbox, rendered: Plan, root: Path, network: str) -> None:
+    """Every member of both databases, each with its volume, until their readiness probes pass."""
+    for db in ovn.DATABASES:
+        statefulset = find(rendered, "StatefulSet", "neutron", db.component)
+        container = f"ovn-{db.component}"
+        for member, ip in member_ips(rendered, db, network).items():
+            fields = {"metadata.name": member, "status.podIP": ip}
+            run = kolla_run(rendered, statefulset, root / member, {}, container, fields)
+            box.start(member, run.argv, run.env, {ovn.DATA_DIR: root / member / "data"})
+        for member in member_ips(rendered, db, network):
+            wait_ready(box, member, probe(statefulset, container, "readinessProbe"))
+            alive = box.inside(member, probe(statefulset, container, "livenessProbe"))
+            assert alive.returncode == 0, alive.stderr
+
+
+def wait_ready(box: Sandbox, name: str, readiness: list[str]) -> None:
+    """Until the readiness probe passes in process `name`."""
+    eventually(lambda: box.inside(name, readiness).returncode == 0, lambda: f"{name}: {box.log(name)}")
+
+
+def start_northd(box: Sandbox, rendered: Plan, root: Path) -> None:
+    northd = find(rendered, "Deployment", "neutron", "northd")
+    run = kolla_run(rendered, northd, root / "northd", {})
+    box.start("northd", run.argv, run.env, {})
+    wait_ready(box, "northd", probe(northd, "neutron-northd", "readinessProbe"))

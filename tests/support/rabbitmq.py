@@ -1,0 +1,140 @@
+"""A throwaway, real RabbitMQ server from Debian's rabbitmq-server package, for tests.
+
+It boots the rabbitmq.conf and enabled_plugins stackops renders, with two changes only: the
+listeners move to free loopback ports, and the Kubernetes peer discovery settings are dropped
+unless asked for (without a Kubernetes API to discover peers through, the node starts on its own).
+Its Mnesia directory, logs and Erlang cookie live in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import requests
+
+from stackops.devcluster.cluster import free_ports
+
+SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # not /usr/sbin's wrapper, which switches users
+
+
+class RabbitMQError(RuntimeError):
+    """The RabbitMQ server could not be started or reached."""
+
+
+class RabbitMQ:
+    def __init__(
+        self,
+        rabbitmq_conf: str,
+        enabled_plugins: str,
+        cookie: str,
+        admin: tuple[str, str],
+        *,
+        keep_peer_discovery: bool = False,
+    ) -> None:
+        if not os.path.exists(SERVER):
+            raise RabbitMQError(f"{SERVER} is missing: install the Debian package rabbitmq-server")
+        self.host = "127.0.0.1"
+        self.port, self.management_port, self.dist_port, self.epmd_port, prometheus_port = free_ports(5)
+        self.admin = admin
+        self.root = Path(tempfile.mkdtemp(prefix="stackops-rabbitmq-"))
+        self.node = f"rabbit-{self.port}@localhost"
+        listeners = {"listeners.tcp.default": self.port, "management.tcp.port": self.management_port}
+
+        def local(line: str) -> str:
+            key = line.split(" = ", 1)[0]
+            return f"{key} = {listeners[key]}" if key in listeners else line
+
+        discovery = not keep_peer_discovery
+        lines = [
+            local(line)
+            for line in rabbitmq_conf.splitlines()
+            if not (discovery and line.startswith("cluster_formation."))
+        ]
+        # the Prometheus plugin's own port, so two servers (or a system one) do not collide
+        lines.append(f"prometheus.tcp.port = {prometheus_port}")
+        (self.root / "rabbitmq.conf").write_text("\n".join(lines) + "\n")
+        (self.root / "enabled_plugins").write_text(enabled_plugins)
+        home = self.root / "home"
+        home.mkdir()
+        (home / ".erlang.cookie").write_text(cookie)
+        (home / ".erlang.cookie").chmod(0o400)
+        self.env = {
+            **os.environ,
+            "HOME": str(home),
+            "RABBITMQ_CONFIG_FILE": str(self.root / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.root / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(self.root / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.root / "log"),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_LOGS": "-",
+            # a port mapper of its own, stopped with the server
+            "ERL_EPMD_PORT": str(self.epmd_port),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> str:
+        path = self.root / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def api(self, path: str) -> requests.Response:
+        return requests.get(f"http://{self.host}:{self.management_port}/api/{path}", auth=self.admin, timeout=10)
+
+    def cli(self, tool: str, *args: str) -> str:
+        """Run one of RabbitMQ's command line tools (rabbitmqctl, rabbitmq-plugins …) against the node."""
+        result = subprocess.run(
+            [f"/usr/lib/rabbitmq/bin/{tool}", "-n", self.node, *args],
+            env=self.env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RabbitMQError(f"{tool} {' '.join(args)}: {result.stderr[-2000:]}")
+        return result.stdout
+
+    def start(self, timeout: float = 90.0) -> None:
+        with (self.root / "server.log").open("wb") as log:
+            self.process = subprocess.Popen([SERVER], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RabbitMQError(f"rabbitmq-server exited ({self.process.returncode}):\n{self.log[-4000:]}")
+            try:
+                if self.api("overview").ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        self.terminate()
+        raise RabbitMQError(f"rabbitmq-server did not answer within {timeout:.0f}s:\n{self.log[-4000:]}")
+
+    def stop(self) -> None:
+        """Stop the server and remove everything it wrote."""
+        self.terminate()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def terminate(self) -> None:
+        """Stop the server (and its port mapper), keeping its files and log."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        epmd = shutil.which("epmd") or "/usr/bin/epmd"
+        subprocess.run([epmd, "-kill"], env=self.env, capture_output=True, check=False)
+
+    def __enter__(self) -> RabbitMQ:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,124 @@
+"""Containers without a container runtime: processes in their own mount and UTS namespaces.
+
+Each process started in a Sandbox sees its own /run, its volumes at the paths a pod mounts them, and
+an /etc/hosts that resolves the cloud's Service names as cluster DNS would; no name server is
+reachable, so names resolve through that file only. With `private_network` the processes share a
+network namespace of their own (loopback only, so addresses and ports can be those the pods use);
+without it they use the host's, and reach servers the tests run there (MariaDB, keystone …).
+
+Needs root (or CAP_SYS_ADMIN) and util-linux's unshare and nsenter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+NAMESPACE_SETUP = r"""
+set -euo pipefail
+mount --bind "$HOSTS" /etc/hosts
+mount --bind "$RESOLV_CONF" /etc/resolv.conf
+mount -t tmpfs tmpfs /run
+mkdir -p /run/ovn /run/openvswitch
+for bind in $BINDS; do
+    mount --bind "${bind%%=*}" "${bind#*=}"
+done
+[ -z "${UTS_NAME:-}" ] || hostname "$UTS_NAME"
+exec "$@"
+"""
+
+
+def eventually(check: Callable[[], bool], what: Callable[[], str], timeout: float = 60) -> None:
+    """Wait for `check`; on timeout, fail with `what()` (e.g. a log as it is then)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what()}"
+        time.sleep(0.3)
+
+
+class Sandbox:
+    def __init__(self, root: Path, hosts: dict[str, str], private_network: bool = True) -> None:
+        self.root = root
+        self.hosts = root / "hosts"
+        self.hosts.write_text("127.0.0.1 localhost\n" + "".join(f"{ip} {name}\n" for name, ip in hosts.items()))
+        self.resolv_conf = root / "resolv.conf"
+        self.resolv_conf.write_text("")
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.holder: subprocess.Popen[bytes] | None = None
+        self.enter_network: list[str] = []
+        if private_network:
+            self.holder = subprocess.Popen(
+                ["unshare", "--net", "bash", "-c", "ip link set lo up && exec sleep infinity"]
+            )
+            self.enter_network = ["nsenter", f"--net=/proc/{self.holder.pid}/ns/net"]
+            eventually(
+                lambda: "UP" in self.network(["ip", "-o", "link", "show", "lo"]).stdout, lambda: "loopback to come up"
+            )
+
+    def network(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        """Run `argv` in the sandbox's network (a client that needs no names)."""
+        return subprocess.run([*self.enter_network, *argv], capture_output=True, text=True, check=False)
+
+    def command(self, argv: list[str], binds: dict[str, Path], hostname: str = "") -> tuple[list[str], dict[str, str]]:
+        """argv and environment (PATH aside) that run `argv` in a sandboxed process, with `binds`
+        (container path -> directory here) mounted: for servers another helper starts."""
+        for source in binds.values():
+            source.mkdir(parents=True, exist_ok=True)
+        env = {
+            "HOSTS": str(self.hosts),
+            "RESOLV_CONF": str(self.resolv_conf),
+            "BINDS": " ".join(f"{source}={target}" for target, source in binds.items()),
+            "UTS_NAME": hostname,
+        }
+        return [*self.enter_network, "unshare", "--mount", "--uts", "bash", "-c", NAMESPACE_SETUP, "--", *argv], env
+
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str], binds: dict[str, Path], *, hostname: str = ""
+    ) -> subprocess.Popen[bytes]:
+        """Start `argv` in a sandboxed process `name`, logging to <name>.log."""
+        command, sandbox_env = self.command(argv, binds, hostname)
+        with (self.root / f"{name}.log").open("w") as log:
+            self.processes[name] = subprocess.Popen(
+                command,
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **sandbox_env, **env},
+                cwd=self.root,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stopping it stops what it started
+            )
+        return self.processes[name]
+
+    def inside(self, name: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        """Run `argv` as a probe would: in the namespaces of process `name`."""
+        pid = self.processes[name].pid
+        return subprocess.run(
+            ["nsenter", f"--target={pid}", "--mount", "--net", "--uts", *argv],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=15)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the group
+        process.wait()
+
+    def log(self, name: str) -> str:
+        return (self.root / f"{name}.log").read_text()[-3000:]
+
+    def close(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+        if self.holder is not None:
+            self.holder.kill()
+            self.holder.wait()

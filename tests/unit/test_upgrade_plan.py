@@ -1,0 +1,143 @@
+"""The upgrade plan: its order, its Jobs' names and objects, and that it leaves the regular
+rendering alone."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from stackops.credentials import Credentials
+from stackops.plan import plan, required_credentials
+from stackops.render.kolla import KollaCommand
+from stackops.services import service
+from stackops.services.base import CloudContext
+from stackops.upgrade.declare import ServiceUpgrade
+from stackops.upgrade.plan import FINISH, UPGRADE_LABEL, UpgradePlan, _ServiceJobs, plan_upgrade
+from tests.conftest import cloud
+
+
+def upgrade_of(spec: dict[str, Any] | None = None, source: str = "2025.2") -> UpgradePlan:
+    target = cloud({"release": "2026.1", **(spec or {})})
+    return plan_upgrade(target, source, Credentials.placeholders(required_credentials(target.spec)))
+
+
+def positions(upgrade: UpgradePlan) -> dict[str, int]:
+    return {step.id: i for i, step in enumerate(upgrade.steps)}
+
+
+def test_infrastructure_then_services_in_upstream_order_then_agents_then_the_whole_cloud() -> None:
+    upgrade = upgrade_of()
+    at = positions(upgrade)
+    assert at["mariadb/roll"] < at["memcached/roll"] < at["keystone/db-expand"]
+    assert at["keystone/db-contract"] < at["placement/db-sync"] < at["glance/db-expand"]
+    first_of = {}
+    for step in upgrade.steps:
+        first_of.setdefault(step.service, at[step.id])
+    named = [s for s in ("keystone", "placement", "glance", "cinder", "neutron", "nova") if s in first_of]
+    assert [first_of[s] for s in named] == sorted(first_of[s] for s in named)
+    assert upgrade.steps[-1].id == f"cloud/{FINISH}" and upgrade.steps[-1].kind == "finish"
+    agents = [at[s.id] for s in upgrade.steps if s.name == "agents"]
+    others = [at[s.id] for s in upgrade.steps if s.name != "agents" and s.kind != "finish"]
+    assert not agents or min(agents) > max(others)
+    declared = {"keystone", "placement", "glance"}
+    for step in upgrade.steps:
+        kinds = {o["kind"] for o in step.objects}
+        if step.service in declared:
+            assert ("Job" in kinds) == (step.kind == "jobs"), step.id  # their rolls apply no Job
+        if step.kind == "roll":
+            assert step.contract == ("Job" in kinds), step.id  # a migration in a roll closes the way back
+            assert [o for s in step.stages for o in s.objects] == step.objects
+        assert step.name != "agents" or kinds == {"DaemonSet"}
+
+
+def test_a_service_without_a_declaration_rolls_through_its_regular_steps_migrations_first() -> None:
+    upgrade = upgrade_of()
+    rolls = [s for s in upgrade.steps if s.kind == "roll" and s.service not in ("keystone", "placement", "glance")]
+    migrating = [s for s in rolls if s.contract]
+    assert migrating, [s.id for s in rolls]  # nova, neutron, … until they declare expand/contract
+    for step in migrating:
+        regular = [s.name for s in upgrade.converged.steps if s.service == step.service]
+        assert [s.name for s in step.stages] == [n for n in regular if n in {s.name for s in step.stages}]
+        names = [s.name for s in step.stages]
+        migrations = [i for i, s in enumerate(step.stages) if any(o["kind"] == "Job" for o in s.objects)]
+        if f"{step.service}-api" in names:
+            assert migrations[0] < names.index(f"{step.service}-api"), step.id  # the new API after db-sync
+
+
+@pytest.mark.parametrize("name", ["keystone", "placement", "glance"])
+def test_each_service_expands_before_its_pods_roll_and_contracts_after(name: str) -> None:
+    upgrade = upgrade_of()
+    steps = [s for s in upgrade.steps if s.service == name]
+    roll = next(i for i, s in enumerate(steps) if s.name == "roll")
+    assert steps[:roll] and all(s.kind == "jobs" and not s.contract for s in steps[:roll])
+    assert steps[roll + 1 :] and all(s.kind == "jobs" and s.contract for s in steps[roll + 1 :])
+    spec = cloud().spec
+    ctx = CloudContext("demo", "openstack", spec, Credentials.placeholders(required_credentials(spec)))
+    declared = service(name).upgrade(ctx)
+    assert declared is not None and declared.check is not None
+    assert [s.name for s in steps if s.kind == "jobs"] == [*declared.expand, *declared.contract]
+
+
+def test_keystone_runs_expand_migrate_contract_and_the_status_check_from_the_new_release() -> None:
+    upgrade = upgrade_of()
+    secret = next(o for o in upgrade.checks if o["metadata"]["name"] == "demo-keystone-upgrade-config")
+    commands = {
+        key: json.loads(value)["command"] for key, value in secret["stringData"].items() if key.endswith(".json")
+    }
+    conf = "--config-file /etc/keystone/keystone.conf"
+    assert commands == {
+        "keystone-upgrade-check.json": f"keystone-status {conf} upgrade check",
+        "keystone-db-expand.json": f"keystone-manage {conf} db_sync --expand",
+        "keystone-db-migrate.json": f"keystone-manage {conf} db_sync --migrate",
+        "keystone-db-contract.json": f"keystone-manage {conf} db_sync --contract",
+    }
+    jobs = [o for o in upgrade.checks if o["kind"] == "Job"] + [
+        o for s in upgrade.steps if s.kind == "jobs" for o in s.objects if o["kind"] == "Job"
+    ]
+    images = {c["image"] for j in jobs for c in j["spec"]["template"]["spec"]["containers"]}
+    assert images and all(":2026.1-" in i for i in images), images
+    assert all(j["metadata"]["labels"][UPGRADE_LABEL] == "2025.2-2026.1" for j in jobs)
+
+
+def test_job_names_come_from_the_release_pair_service_and_step_not_from_the_spec() -> None:
+    plain = upgrade_of()
+    tuned = upgrade_of({"services": {"keystone": {"config": {"DEFAULT": {"debug": True}}}}})
+    slurp = upgrade_of(source="2025.1")
+
+    def names(upgrade: UpgradePlan) -> list[str]:
+        return [
+            o["metadata"]["name"] for s in upgrade.steps if s.kind == "jobs" for o in s.objects if o["kind"] == "Job"
+        ]
+
+    assert names(plain) == names(tuned)  # a fix in the spec finds the same Jobs
+    assert set(names(plain)).isdisjoint(names(slurp))  # another upgrade runs its own
+    assert all(len(n) <= 63 for n in names(plain))
+    job = lambda u: next(o for s in u.steps for o in s.objects if o["kind"] == "Job")  # noqa: E731
+    assert job(plain)["spec"] != job(tuned)["spec"]  # the config change is in the Job all the same
+
+
+def test_the_upgrade_renders_byte_for_byte_the_same_twice() -> None:
+    assert json.dumps(upgrade_of().__dict__, default=lambda o: o.__dict__, sort_keys=True) == json.dumps(
+        upgrade_of().__dict__, default=lambda o: o.__dict__, sort_keys=True
+    )
+
+
+def test_upgrade_commands_live_in_their_own_secret_so_the_running_pods_keep_their_config_hash() -> None:
+    regular = plan(cloud())
+    config = next(o for o in regular.objects() if o["metadata"]["name"] == "demo-keystone-config")
+    assert set(config["stringData"]) == {"keystone.conf", "wsgi-keystone.conf", *_commands("keystone")}
+    assert not any("upgrade" in o["metadata"]["name"] for o in regular.objects())
+
+
+def _commands(name: str) -> set[str]:
+    return {f"{name}-{c}.json" for c in ("api", "db-sync", "bootstrap")}
+
+
+def test_a_declared_command_for_an_unknown_component_is_a_mistake_said_at_once() -> None:
+    keystone = service("keystone")
+    ctx = CloudContext("demo", "openstack", cloud().spec, Credentials({}))
+    declared = ServiceUpgrade("keystone", 0, {}, expand={"db-grow": KollaCommand("true")})
+    with pytest.raises(ValueError, match="keystone: upgrade commands for unknown components: db-grow"):
+        _ServiceJobs(ctx, keystone, declared, "2025.2", "2026.1")
