@@ -10,7 +10,7 @@ kubernetes.default.svc and /var/run/secrets/kubernetes.io/serviceaccount).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from stackops.devcluster.cluster import LocalCluster
 from stackops.devcluster.install import ensure_namespace, wait_for
 from stackops.plan import plan
 from tests.conftest import cloud
-from tests.support.rabbitmq import RabbitMQ, RabbitMQError
+from tests.support.rabbitmq import RabbitMQ
 from tests.support.rendered import secret_data
 
 NAMESPACE = "mq"
@@ -78,16 +78,19 @@ def service_account_files(cluster: LocalCluster, workdir: Path) -> dict[str, str
             for key, name in (("token", "token"), ("cert", "ca.crt"), ("namespace", "namespace"))}  # fmt: skip
 
 
-def boot(conf: str, files: dict[str, str], overrides: dict[str, str]) -> None:
-    """Boot RabbitMQ with `conf` (keeping its peer discovery) long enough for discovery to run."""
+def boot(conf: str, files: dict[str, str], overrides: dict[str, str], asked: Callable[[], bool]) -> None:
+    """Boot RabbitMQ with `conf` (keeping its peer discovery) until `asked` says discovery has run.
+    Peers that are only kwok pods cannot be joined: what matters is what discovery asked for."""
     lines = [line for line in conf.splitlines() if line.split(" = ")[0] not in overrides]
     lines += [f"{key} = {value}" for key, value in overrides.items()]
     server = RabbitMQ("\n".join(lines), files["enabled_plugins"], files["erlang.cookie"], ("stackops", "unused"),
                       keep_peer_discovery=True)  # fmt: skip
-    # peers that are only kwok pods cannot be joined: what matters is what discovery asked for
-    with contextlib.suppress(RabbitMQError):
-        server.start(timeout=15)
-    server.stop()
+    server.launch()
+    try:
+        wait_for(asked, "RabbitMQ asking the API server for its peers", timeout=60)
+    finally:
+        server.kill()  # a throwaway node, stuck waiting for peers: no need to be gentle
+        server.stop()
 
 
 def test_peer_discovery_finds_the_statefulset_pods_through_the_api_server(
@@ -103,14 +106,14 @@ def test_peer_discovery_finds_the_statefulset_pods_through_the_api_server(
         **service_account_files(local_cluster, tmp_path),
     }
     since = local_cluster.audit_line_count()
-    boot(files["rabbitmq.conf"], files, overrides)
+    boot(files["rabbitmq.conf"], files, overrides, lambda: bool(discovery_answers(local_cluster, since)))
     assert peers == {"demo-rabbitmq-0", "demo-rabbitmq-1", "demo-rabbitmq-2"}
     assert discovery_answers(local_cluster, since) and set(discovery_answers(local_cluster, since)) == {200}
 
     # without the rendered RoleBinding, the same identity may not read the endpoints
     client.RbacAuthorizationV1Api(local_cluster.api).delete_namespaced_role_binding("demo-rabbitmq", NAMESPACE)
     since = local_cluster.audit_line_count()
-    boot(files["rabbitmq.conf"], files, overrides)
+    boot(files["rabbitmq.conf"], files, overrides, lambda: bool(discovery_answers(local_cluster, since)))
     assert discovery_answers(local_cluster, since) and set(discovery_answers(local_cluster, since)) == {403}
 
 

@@ -8,8 +8,10 @@ Its Mnesia directory, logs and Erlang cookie live in a temporary directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -78,6 +80,7 @@ class RabbitMQ:
             "ERL_EPMD_PORT": str(self.epmd_port),
         }
         self.process: subprocess.Popen[bytes] | None = None
+        self.epmd: subprocess.Popen[bytes] | None = None
 
     @property
     def log(self) -> str:
@@ -87,19 +90,32 @@ class RabbitMQ:
     def api(self, path: str) -> requests.Response:
         return requests.get(f"http://{self.host}:{self.management_port}/api/{path}", auth=self.admin, timeout=10)
 
-    def cli(self, tool: str, *args: str) -> str:
+    def cli(self, tool: str, *args: str, timeout: float = 60) -> str:
         """Run one of RabbitMQ's command line tools (rabbitmqctl, rabbitmq-plugins …) against the node."""
         result = subprocess.run(
             [f"/usr/lib/rabbitmq/bin/{tool}", "-n", self.node, *args],
-            env=self.env, capture_output=True, text=True, timeout=60, check=False,
+            env=self.env, capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
         if result.returncode != 0:
             raise RabbitMQError(f"{tool} {' '.join(args)}: {result.stderr[-2000:]}")
         return result.stdout
 
-    def start(self, timeout: float = 90.0) -> None:
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Start the server process without waiting for it to answer."""
+        # its own port mapper in the foreground (not the daemon Erlang would fork), stopped with it
+        epmd = shutil.which("epmd") or "/usr/bin/epmd"
+        self.epmd = subprocess.Popen([epmd, "-port", str(self.epmd_port)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
         with (self.root / "server.log").open("wb") as log:
-            self.process = subprocess.Popen([SERVER], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            # a session of its own: the start script runs the Erlang VM as a child, and both must go
+            self.process = subprocess.Popen(
+                [SERVER], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return self.process
+
+    def start(self, timeout: float = 90.0) -> None:
+        self.launch()
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -121,14 +137,26 @@ class RabbitMQ:
     def terminate(self) -> None:
         """Stop the server (and its port mapper), keeping its files and log."""
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        epmd = shutil.which("epmd") or "/usr/bin/epmd"
-        subprocess.run([epmd, "-kill"], env=self.env, capture_output=True, check=False)
+            # the start script does not pass SIGTERM on to the Erlang VM: ask the node to stop
+            with contextlib.suppress(RabbitMQError, subprocess.TimeoutExpired):
+                self.cli("rabbitmqctl", "stop", timeout=15)
+        self.kill(signal.SIGTERM)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the server's whole process group and wait for the start script to end."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        if self.epmd is not None and self.epmd.poll() is None:
+            self.epmd.kill()
+            self.epmd.wait()
 
     def __enter__(self) -> RabbitMQ:
         self.start()
