@@ -126,13 +126,15 @@ def test_the_upgrade_renders_byte_for_byte_the_same_twice() -> None:
 
 def test_upgrade_commands_live_in_their_own_secret_so_the_running_pods_keep_their_config_hash() -> None:
     regular = plan(cloud())
-    config = next(o for o in regular.objects() if o["metadata"]["name"] == "demo-keystone-config")
-    assert set(config["stringData"]) == {"keystone.conf", "wsgi-keystone.conf", *_commands("keystone")}
-    assert not any("upgrade" in o["metadata"]["name"] for o in regular.objects())
-
-
-def _commands(name: str) -> set[str]:
-    return {f"{name}-{c}.json" for c in ("api", "db-sync", "bootstrap")}
+    upgrade = upgrade_of()
+    for name in ("keystone", "placement", "glance"):
+        config = next(o for o in regular.objects() if o["metadata"]["name"] == f"demo-{name}-config")
+        own = next(o for o in upgrade.checks if o["metadata"]["name"] == f"demo-{name}-upgrade-config")
+        commands = {key for key in own["stringData"] if key.endswith(".json")}
+        assert f"{name}-upgrade-check.json" in commands and f"{name}-upgrade-check.json" not in config["stringData"]
+        # placement's expand is its regular db sync: the same command, in the upgrade's own Secret
+        assert commands & set(config["stringData"]) <= {f"{name}-db-sync.json"}, name
+    assert not any(UPGRADE_LABEL in o["metadata"].get("labels", {}) for o in regular.objects())
 
 
 def test_a_declared_command_for_an_unknown_component_is_a_mistake_said_at_once() -> None:

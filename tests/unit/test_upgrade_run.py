@@ -168,7 +168,7 @@ def _credentials(c: Cloud) -> Any:
     return cloud_credentials(c.kube, c.cloud)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("stop_after", [1, 2, 3, 5, 8, 12, 16, 19])
+@pytest.mark.parametrize("stop_after", [1, 3, 6, 12, 16])
 def test_a_killed_operator_resumes_without_repeating_or_skipping(stop_after: int) -> None:
     c = deployed()
     c.spec["release"] = "2026.1"
@@ -333,3 +333,33 @@ def test_an_empty_record_is_a_record_a_spec_of_only_a_release_is_compared_with()
     assert c.reconcile().reason == PREFLIGHT_FAILED
     message = next(x for x in c.status["conditions"] if x["type"] == "Ready")["message"]
     assert "spec.services.nova" in message and "changed along with spec.release" in message
+
+
+def test_a_service_starts_its_upgrade_only_while_its_health_checks_pass() -> None:
+    c = deployed()
+    c.status["services"]["glance"] |= {"health": "Degraded", "message": "job demo-glance-x failed"}
+    c.spec["release"] = "2026.1"
+    for _ in range(40):
+        result = c.reconcile()
+        c.kube.settle()
+        current = result.outcome.current
+        if current is not None and "glance" in current.message:
+            break
+    assert current is not None and current.state == "Waiting"
+    assert "glance db-expand: waiting for glance to be healthy: job demo-glance-x failed" in current.message
+    assert c.status["upgrade"]["service"] == "placement"  # glance has not started
+    assert not [n for k, n in c.kube.applied if "glance-db-expand" in n]
+    c.status["services"]["glance"] |= {"health": "Healthy", "message": ""}  # the health checks' next round
+    assert c.converge().outcome.done and c.status["release"] == "2026.1"
+
+
+def test_a_started_service_is_not_held_back_by_what_its_own_failing_step_does_to_its_health() -> None:
+    c = deployed()
+    c.spec["release"] = "2026.1"
+    c.converge(fail="demo-glance-db-expand")
+    c.status["services"]["glance"] |= {"health": "Degraded", "message": "job demo-glance-db-expand-x failed"}
+    result = c.reconcile()
+    assert result.outcome.current is not None and result.outcome.current.state == "Failed"
+    assert "job demo-glance-db-expand-" in result.outcome.current.message
+    c.spec["services"]["glance"] = {"config": {"DEFAULT": {"debug": True}}}  # the fix
+    assert c.converge().outcome.done

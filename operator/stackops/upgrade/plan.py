@@ -19,7 +19,7 @@ migration is never repeated and never skipped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -126,7 +126,16 @@ class _ServiceJobs:
         name = upgrade_job_name(self.ctx, self.service.name, component, self.source, self.target)
         return {**job, "metadata": {**job["metadata"], "name": name}}
 
-    def steps(self, components: Sequence[str], contract: bool) -> list[UpgradeStep]:
+    def checks(self) -> list[dict[str, Any]]:
+        return [self.secret, self.job(CHECK_COMPONENT)] if self.declared.check else []
+
+    def expand(self) -> list[UpgradeStep]:
+        return self._steps(self.declared.expand, contract=False)
+
+    def contract(self) -> list[UpgradeStep]:
+        return self._steps(self.declared.contract, contract=True)
+
+    def _steps(self, components: Iterable[str], contract: bool) -> list[UpgradeStep]:
         return [
             UpgradeStep(self.service.name, c, "jobs", [self.secret, self.job(c)], contract=contract) for c in components
         ]
@@ -168,16 +177,15 @@ def plan_upgrade(
     for service in upgrade_order(enabled_services(cloud.spec)):
         declared = service.upgrade(ctx)
         jobs = _ServiceJobs(ctx, service, declared, source, target) if declared else None
-        if jobs and declared and declared.check:
-            checks += [jobs.secret, jobs.job(CHECK_COMPONENT)]
-        if jobs and declared:
-            steps += jobs.steps(list(declared.expand), contract=False)
+        if jobs:
+            checks += jobs.checks()
+            steps += jobs.expand()
         regular = [s for s in converged.steps if s.service == service.name]
         roll = _roll(service, regular, declared is not None)
         if roll is not None:
             steps.append(roll)
-        if jobs and declared:
-            steps += jobs.steps(list(declared.contract), contract=True)
+        if jobs:
+            steps += jobs.contract()
         hosted = [o for s in regular for o in s.objects if o["kind"] in AGENT_KINDS]
         if hosted:
             stages = [Step(f"{service.name}-{AGENTS}", service.name, hosted)]

@@ -23,6 +23,7 @@ from typing import Any
 from stackops.api.models import OpenStackCloud
 from stackops.api.releases import transition_problem
 from stackops.credentials import Credentials
+from stackops.health.monitor import DEGRADED
 from stackops.plan import Plan, plan
 from stackops.reconcile.engine import (
     APPLIED_HASH,
@@ -211,10 +212,12 @@ class Upgrade:
         for index, step in enumerate(upgrade.steps, 1):
             if step.id in record.completed:
                 continue
-            record.step, record.service, record.current = index, step.service, step.name
+            unhealthy = self._unhealthy(upgrade, step)
+            if unhealthy is None:  # the step is under way from here on
+                record.step, record.service, record.current = index, step.service, step.name
             if step.kind == "finish":
                 return self._finish(upgrade, states[:index], newly_done)
-            result, message = self._run(step)
+            result, message = unhealthy or self._run(step)
             if result == "Ready":
                 states[index].state = "Ready"
                 record.completed.append(step.id)
@@ -235,6 +238,18 @@ class Upgrade:
         if self.record.service in passed and self.record.service not in states:
             states[self.record.service] = "current"
         return states
+
+    def _unhealthy(self, upgrade: UpgradePlan, step: UpgradeStep) -> tuple[str, str] | None:
+        """A service starts its upgrade only while its health checks do not find it Degraded. Once
+        started, its own steps may make it so for a while (a failing migration does): not waited on."""
+        if (self.record.service, self.record.current) == (step.service, step.name):
+            return None
+        if any(s.id in self.record.completed for s in upgrade.steps if s.service == step.service):
+            return None
+        entry = (self.previous.get("services") or {}).get(step.service) or {}
+        if entry.get("health") != DEGRADED:
+            return None
+        return "Waiting", f"waiting for {step.service} to be healthy: {entry.get('message', '')}"
 
     def _run(self, step: UpgradeStep) -> tuple[str, str]:
         if step.contract and self.record.rollback_to is not None:
