@@ -130,11 +130,14 @@ class OperatorView:
 
     def rounds_until(self, what: str, condition: Callable[[CloudHealth], bool], most: int) -> int:
         """Rounds, one interval apart as the daemon runs them, until `condition`; at most `most`."""
+        health = None
         for done in range(1, most + 1):
-            if condition(self.round()):
+            health = self.round()
+            if condition(health):
                 return done
             time.sleep(self.monitor.next_delay())
-        raise AssertionError(f"{what} not seen in {most} rounds: {self.status}")
+        seen = {name: (h.state, h.message) for name, h in health.services.items()} if health else {}
+        raise AssertionError(f"{what} not seen in {most} rounds: {seen}")
 
     def condition(self, kind: str) -> dict[str, Any]:
         return next(c for c in self.status["conditions"] if c["type"] == kind)

@@ -168,6 +168,7 @@ class CloudMonitor:
         self.interval = interval
         self.timeout = timeout
         self._clock = clock
+        self._round_start = clock()
         self._wall = wall
         self._states: dict[tuple[str, str], _State] = {}
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="health")
@@ -179,6 +180,9 @@ class CloudMonitor:
 
     def round(self, target: Target) -> CloudHealth:
         """Run what is due and return the cloud's health from every check's latest result."""
+        # every check of a round is next due one interval after the round began, however long it
+        # took: the checks stay together, and a round is an interval
+        self._round_start = self._clock()
         findings: list[Finding] = []
         if target.workloads is not None:
             for service in target.services:
@@ -265,7 +269,7 @@ class CloudMonitor:
         key = (service, check.key)
         state = self._states.get(key)
         last_success = state.finding.last_success if state else None
-        now = self._clock()
+        now = self._round_start
         if result.ok:
             failures, due, last_success = 0, now + self.interval, self._wall()
         else:
