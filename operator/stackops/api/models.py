@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from stackops.api.oslo import check_ini_shape
@@ -33,6 +33,17 @@ CLOUD_NAME_MAX = 30
 Quantity = Annotated[int | str, Field(json_schema_extra=INT_OR_STRING)]
 # oslo overrides: {section: {option: value}}; the only free-form part of the API.
 OsloConfig = Annotated[dict[str, dict[str, Any]], Field(json_schema_extra=FREE_FORM)]
+
+
+def _fits_ini(value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    problems = check_ini_shape(value)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return value
+
+
+# oslo.config overrides checked at load time: every value must be one an INI file can hold
+IniOverrides = Annotated[OsloConfig, AfterValidator(_fits_ini)]
 
 
 class ApiModel(BaseModel):
@@ -149,21 +160,13 @@ class ServiceSpec(WorkloadSpec):
     """An OpenStack service."""
 
     enabled: bool = True
-    config: OsloConfig = Field(
+    config: IniOverrides = Field(
         default_factory=dict,
         description="oslo.config overrides of the service's main file: {section: {option: value}}. "
         "Lists become comma-separated values; {type: multistring, values: [...]} repeats the option; "
         "null removes a default.",
     )
     endpoints: EndpointOverrides = Field(default_factory=EndpointOverrides)
-
-    @field_validator("config")
-    @classmethod
-    def _config_fits_ini(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        problems = check_ini_shape(value)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return value
 
 
 class FernetSpec(ApiModel):
@@ -232,21 +235,13 @@ class ComputeGroup(ApiModel):
 
     name: ShortName
     node_selector: NodeSelector = Field(description="Labels of the group's nodes (among the compute nodes).")
-    config: OsloConfig = Field(default_factory=dict, description="nova.conf overrides for this group's agents.")
+    config: IniOverrides = Field(default_factory=dict, description="nova.conf overrides for this group's agents.")
 
     @field_validator("node_selector")
     @classmethod
     def _selects_something(cls, value: NodeSelector) -> NodeSelector:
         if not value.match_labels:
             raise ValueError("matchLabels: at least one label is needed to tell the group's nodes apart")
-        return value
-
-    @field_validator("config")
-    @classmethod
-    def _config_fits_ini(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        problems = check_ini_shape(value)
-        if problems:
-            raise ValueError("; ".join(problems))
         return value
 
 
