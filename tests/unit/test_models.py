@@ -84,3 +84,37 @@ def test_operator_refuses_the_same_release_changes_as_the_api_server() -> None:
     check_release_change("2025.2", "2026.1")
     with pytest.raises(ValueError, match="downgrade"):
         check_release_change("2026.1", "2025.2")
+
+
+@pytest.mark.parametrize("value", ["0", "'0%'", "'101%'", "'ten'", "-1"])
+def test_a_max_unavailable_that_would_stall_or_mean_nothing_is_refused(value: str) -> None:
+    problems = _problems(HEADER + f"spec: {{nodes: {{compute: {{maxUnavailable: {value}}}}}}}")
+    assert len(problems) == 1 and problems[0].startswith("spec.nodes.compute.maxUnavailable: "), problems
+    assert "a number of nodes (at least 1) nor a percentage from 1% to 100%" in problems[0]
+
+
+def test_each_host_agent_rolls_as_many_nodes_at_once_as_its_node_role_allows() -> None:
+    from stackops.credentials import Credentials
+    from stackops.plan import plan, required_credentials
+
+    target = cloud({"nodes": {"compute": {"maxUnavailable": "25%"}, "gateway": {"maxUnavailable": 2}}})
+    rendered = plan(target, Credentials.placeholders(required_credentials(target.spec)))
+    rolling = {
+        o["metadata"]["name"]: o["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"]
+        for o in rendered.objects()
+        if o["kind"] == "DaemonSet"
+    }
+    assert rolling == {
+        "demo-nova-compute": "25%",
+        "demo-neutron-ovn-controller": "25%",
+        "demo-neutron-metadata-agent": "25%",
+        "demo-neutron-ovn-controller-gateway": 2,
+        "demo-cinder-volume-lvm": 1,  # storage nodes keep the default
+    }
+
+
+def test_a_node_role_given_only_its_max_unavailable_keeps_its_role_label() -> None:
+    nodes = cloud({"nodes": {"compute": {"maxUnavailable": 3}, "storage": {"matchLabels": {"disk": "lvm"}}}}).spec.nodes
+    assert nodes.compute.match_labels == {"stackops.dev/compute": "true"} and nodes.compute.max_unavailable == 3
+    assert nodes.storage.match_labels == {"disk": "lvm"} and nodes.storage.max_unavailable == 1
+    assert nodes.gateway.match_labels == {"stackops.dev/gateway": "true"}

@@ -14,7 +14,15 @@ from stackops.render.kolla import KollaCommand
 from stackops.services import service
 from stackops.services.base import CloudContext
 from stackops.upgrade.declare import ServiceUpgrade
-from stackops.upgrade.plan import FINISH, UPGRADE_LABEL, UpgradePlan, _ServiceJobs, plan_upgrade
+from stackops.upgrade.plan import (
+    AGENTS_RELEASE_ANNOTATION,
+    FINISH,
+    UPGRADE_LABEL,
+    UpgradePlan,
+    _roll,
+    _ServiceJobs,
+    plan_upgrade,
+)
 from tests.conftest import cloud
 
 
@@ -23,28 +31,40 @@ def upgrade_of(spec: dict[str, Any] | None = None, source: str = "2025.2") -> Up
     return plan_upgrade(target, source, Credentials.placeholders(required_credentials(target.spec)))
 
 
+def upgrade_config(upgrade: UpgradePlan, name: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The service's upgrade config Secret, and the command of each of its Kolla config files."""
+    secret = next(o for o in upgrade.checks if o["metadata"]["name"] == f"demo-{name}-upgrade-config")
+    data = secret["stringData"]
+    return secret, {key: json.loads(value)["command"] for key, value in data.items() if key.endswith(".json")}
+
+
 def positions(upgrade: UpgradePlan) -> dict[str, int]:
     return {step.id: i for i, step in enumerate(upgrade.steps)}
 
 
-def test_infrastructure_then_services_in_upstream_order_then_agents_then_the_whole_cloud() -> None:
+DECLARED = ("keystone", "placement", "glance", "cinder", "neutron", "nova", "heat")
+
+
+def test_infrastructure_then_services_in_upstream_order_then_agents_then_online_migrations() -> None:
     upgrade = upgrade_of()
     at = positions(upgrade)
     assert at["mariadb/roll"] < at["memcached/roll"] < at["keystone/db-expand"]
     assert at["keystone/db-contract"] < at["placement/db-sync"] < at["glance/db-expand"]
-    first_of = {}
+    first_of: dict[str, int] = {}
     for step in upgrade.steps:
         first_of.setdefault(step.service, at[step.id])
-    named = [s for s in ("keystone", "placement", "glance", "cinder", "neutron", "nova") if s in first_of]
+    named = [s for s in ("keystone", "placement", "glance", "cinder", "neutron", "nova", "heat") if s in first_of]
     assert [first_of[s] for s in named] == sorted(first_of[s] for s in named)
     assert upgrade.steps[-1].id == f"cloud/{FINISH}" and upgrade.steps[-1].kind == "finish"
     agents = [at[s.id] for s in upgrade.steps if s.name == "agents"]
-    others = [at[s.id] for s in upgrade.steps if s.name != "agents" and s.kind != "finish"]
-    assert not agents or min(agents) > max(others)
-    declared = {"keystone", "placement", "glance"}
+    online = [at[s.id] for s in upgrade.steps if s.name == "db-online-migrations"]
+    others = [at[s.id] for s in upgrade.steps if s.name not in ("agents", "db-online-migrations", FINISH)]
+    assert {s.service for s in upgrade.steps if s.name == "agents"} == {"nova", "neutron", "cinder"}
+    assert max(others) < min(agents) and max(agents) < min(online)
+    assert {s.service for s in upgrade.steps if s.name == "db-online-migrations"} == {"placement", "cinder", "nova"}
     for step in upgrade.steps:
         kinds = {o["kind"] for o in step.objects}
-        if step.service in declared:
+        if step.service in DECLARED:
             assert ("Job" in kinds) == (step.kind == "jobs"), step.id  # their rolls apply no Job
         if step.kind == "roll":
             assert step.contract == ("Job" in kinds), step.id  # a migration in a roll closes the way back
@@ -54,38 +74,101 @@ def test_infrastructure_then_services_in_upstream_order_then_agents_then_the_who
 
 def test_a_service_without_a_declaration_rolls_through_its_regular_steps_migrations_first() -> None:
     upgrade = upgrade_of()
-    rolls = [s for s in upgrade.steps if s.kind == "roll" and s.service not in ("keystone", "placement", "glance")]
-    migrating = [s for s in rolls if s.contract]
-    assert migrating, [s.id for s in rolls]  # nova, neutron, … until they declare expand/contract
-    for step in migrating:
+    rolls = [s for s in upgrade.steps if s.kind == "roll" and s.service not in DECLARED and s.name != "agents"]
+    assert {s.service for s in rolls} == {"mariadb", "memcached", "rabbitmq", "horizon"}
+    for step in rolls:
         regular = [s.name for s in upgrade.converged.steps if s.service == step.service]
         assert [s.name for s in step.stages] == [n for n in regular if n in {s.name for s in step.stages}]
         names = [s.name for s in step.stages]
         migrations = [i for i, s in enumerate(step.stages) if any(o["kind"] == "Job" for o in s.objects)]
-        if f"{step.service}-api" in names:
-            assert migrations[0] < names.index(f"{step.service}-api"), step.id  # the new API after db-sync
+        assert step.contract == bool(migrations), step.id
+        workloads = [i for i, s in enumerate(step.stages) if any(o["kind"] == "Deployment" for o in s.objects)]
+        assert not migrations or not workloads or migrations[0] < workloads[0], names  # migrate, then the pods
 
 
-@pytest.mark.parametrize("name", ["keystone", "placement", "glance"])
+@pytest.mark.parametrize("name", DECLARED)
 def test_each_service_expands_before_its_pods_roll_and_contracts_after(name: str) -> None:
     upgrade = upgrade_of()
-    steps = [s for s in upgrade.steps if s.service == name]
+    steps = [s for s in upgrade.steps if s.service == name and s.name != "agents"]
     roll = next(i for i, s in enumerate(steps) if s.name == "roll")
     assert steps[:roll] and all(s.kind == "jobs" and not s.contract for s in steps[:roll])
-    assert steps[roll + 1 :] and all(s.kind == "jobs" and s.contract for s in steps[roll + 1 :])
+    assert all(s.kind == "jobs" and s.contract for s in steps[roll + 1 :])
     spec = cloud().spec
     ctx = CloudContext("demo", "openstack", spec, Credentials.placeholders(required_credentials(spec)))
     declared = service(name).upgrade(ctx)
     assert declared is not None and declared.check is not None
-    assert [s.name for s in steps if s.kind == "jobs"] == [*declared.expand, *declared.contract]
+    assert [s.name for s in steps if s.kind == "jobs"] == [*declared.expand, *declared.contract, *declared.online]
+
+
+def test_a_declared_roll_keeps_the_regular_order_of_its_stages_so_nova_conductors_go_before_its_api() -> None:
+    upgrade = upgrade_of()
+    nova = upgrade.step("nova/roll")
+    names = [s.name for s in nova.stages]
+    regular = [s.name for s in upgrade.converged.steps if s.service == "nova" and s.name in names]
+    assert names == regular
+    assert names.index("nova-conductor") < names.index("nova-scheduler") < names.index("nova-api")
+    assert not any(o["kind"] == "DaemonSet" for o in nova.objects)  # nova-compute goes with the agents
+
+
+def test_neutron_rolls_the_ovn_chassis_before_the_ovn_databases_northd_and_its_servers() -> None:
+    upgrade = upgrade_of()
+    names = [s.name for s in upgrade.step("neutron/roll").stages]
+    chassis = ["neutron-ovn-controller", "neutron-ovn-controller-gateway"]
+    assert names[:3] == ["neutron-config", *chassis], names
+    rest = names[3:]
+    assert any("northd" in n for n in rest) and "neutron-api" in rest
+    agents = upgrade.step("neutron/agents")
+    assert [o["metadata"]["name"] for o in agents.objects] == ["demo-neutron-metadata-agent"]
+    assert upgrade.step("neutron/db-expand").contract is False and upgrade.step("neutron/db-contract").contract
+
+
+def test_nova_and_cinder_start_again_once_the_agents_run_the_new_release() -> None:
+    """Rolled with a marker naming the release their agents still ran; the final converge has none."""
+    upgrade = upgrade_of()
+    for name in ("nova", "cinder"):
+        rolled = [o for o in upgrade.step(f"{name}/roll").objects if o["kind"] in ("Deployment", "StatefulSet")]
+        assert rolled, name
+        for obj in rolled:
+            annotations = obj["spec"]["template"]["metadata"]["annotations"]
+            assert annotations[AGENTS_RELEASE_ANNOTATION] == "2025.2", obj["metadata"]["name"]
+    keystone = [o for o in upgrade.step("keystone/roll").objects if o["kind"] == "Deployment"]
+    assert keystone and all(
+        AGENTS_RELEASE_ANNOTATION not in o["spec"]["template"]["metadata"].get("annotations", {}) for o in keystone
+    )
+    assert not any(
+        AGENTS_RELEASE_ANNOTATION in o["spec"]["template"]["metadata"].get("annotations", {})
+        for o in upgrade.converged.objects()
+        if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet")
+    )
+
+
+def test_nova_migrates_both_databases_before_its_pods_and_its_data_after_the_compute_agents() -> None:
+    upgrade = upgrade_of()
+    secret, commands = upgrade_config(upgrade, "nova")
+    manage = "nova-manage --config-file /etc/nova/nova.conf"
+    assert commands == {
+        "nova-upgrade-check.json": "nova-status --config-file /etc/nova/nova.conf upgrade check",
+        "nova-api-db-sync.json": f"{manage} api_db sync",
+        "nova-db-sync.json": f"{manage} db sync",
+        "nova-db-online-migrations.json": f"{manage} db online_data_migrations",
+    }
+    at = positions(upgrade)
+    assert at["nova/api-db-sync"] < at["nova/db-sync"] < at["nova/roll"] < at["nova/agents"]
+    assert at["nova/agents"] < at["nova/db-online-migrations"]
+    assert "[upgrade_levels]\ncompute = auto" in secret["stringData"]["nova.conf"]
+
+
+def test_a_roll_first_that_names_no_step_is_a_mistake_said_at_once() -> None:
+    upgrade = upgrade_of()
+    regular = [s for s in upgrade.converged.steps if s.service == "keystone"]
+    declared = ServiceUpgrade("keystone", 0, {}, roll_first=("keystone-apii",))
+    with pytest.raises(ValueError, match="keystone: roll_first names no step of the service: keystone-apii"):
+        _roll(service("keystone"), regular, declared, "2025.2")
 
 
 def test_keystone_runs_expand_migrate_contract_and_the_status_check_from_the_new_release() -> None:
     upgrade = upgrade_of()
-    secret = next(o for o in upgrade.checks if o["metadata"]["name"] == "demo-keystone-upgrade-config")
-    commands = {
-        key: json.loads(value)["command"] for key, value in secret["stringData"].items() if key.endswith(".json")
-    }
+    _, commands = upgrade_config(upgrade, "keystone")
     conf = "--config-file /etc/keystone/keystone.conf"
     assert commands == {
         "keystone-upgrade-check.json": f"keystone-status {conf} upgrade check",

@@ -62,14 +62,14 @@ def structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             merged = {**variants[0], **{k: v for k, v in node.items() if k not in ("anyOf", "default")}}
             return structural(merged, defs)
     out: dict[str, Any] = {k: node[k] for k in _KEPT if k in node}
+    if "default" in node and node.get("x-stackops-default-in-crd"):
+        out["default"] = node["default"]
+    _describe_default(out, node.get("default"))
     if node.get("x-kubernetes-int-or-string"):
         out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
         return out
     if "const" in node:
         out["enum"] = [node["const"]]
-    if "default" in node and node.get("x-stackops-default-in-crd"):
-        out["default"] = node["default"]
-    _describe_default(out, node.get("default"))
     kind = node.get("type")
     if kind == "object" or "properties" in node:
         out["type"] = "object"

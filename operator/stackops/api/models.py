@@ -11,6 +11,7 @@ cloud must stay on the release it was created with even when a newer operator de
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -44,6 +45,20 @@ def _fits_ini(value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 # oslo.config overrides checked at load time: every value must be one an INI file can hold
 IniOverrides = Annotated[OsloConfig, AfterValidator(_fits_ini)]
+
+PERCENTAGE_PATTERN = re.compile(r"^(100|[1-9][0-9]?)%$")
+
+
+def _some_nodes(value: int | str) -> int | str:
+    """A DaemonSet's maxUnavailable that lets a rollout move: at least one node, or 1% to 100%."""
+    if isinstance(value, int) and value >= 1:
+        return value
+    if isinstance(value, str) and PERCENTAGE_PATTERN.match(value):
+        return value
+    raise ValueError(f"{value!r} is neither a number of nodes (at least 1) nor a percentage from 1% to 100%")
+
+
+NodeCount = Annotated[int | str, Field(json_schema_extra=INT_OR_STRING), AfterValidator(_some_nodes)]
 
 
 class ApiModel(BaseModel):
@@ -228,6 +243,16 @@ def require_unique(what: str, values: list[str]) -> None:
 
 class NodeSelector(ApiModel):
     match_labels: dict[str, str] = Field(default_factory=dict)
+
+
+class AgentNodes(NodeSelector):
+    """Nodes of a role that runs host agents (DaemonSets)."""
+
+    max_unavailable: NodeCount = Field(
+        1,
+        description="How many of these nodes may have their agents restarting at once (config changes, "
+        "upgrades): a number, or a percentage of the nodes such as '10%'.",
+    )
 
 
 class ComputeGroup(ApiModel):
@@ -436,21 +461,34 @@ class EndpointsSpec(ApiModel):
         return self
 
 
+def role_labels(role: str) -> dict[str, str]:
+    """The label a node role selects by default: `stackops.dev/<role>: "true"`."""
+    return {f"stackops.dev/{role}": "true"}
+
+
 class NodesSpec(ApiModel):
     """Which nodes run what, by label (node roles, as openstack-helm and kolla-ansible assign them)."""
 
-    control_plane: NodeSelector = Field(
-        default_factory=lambda: NodeSelector(match_labels={"stackops.dev/control-plane": "true"})
-    )
-    compute: NodeSelector = Field(default_factory=lambda: NodeSelector(match_labels={"stackops.dev/compute": "true"}))
-    gateway: NodeSelector = Field(
-        default_factory=lambda: NodeSelector(match_labels={"stackops.dev/gateway": "true"}),
+    control_plane: NodeSelector = Field(default_factory=lambda: NodeSelector(match_labels=role_labels("control-plane")))
+    compute: AgentNodes = Field(default_factory=lambda: AgentNodes(match_labels=role_labels("compute")))
+    gateway: AgentNodes = Field(
+        default_factory=lambda: AgentNodes(match_labels=role_labels("gateway")),
         description="Nodes that carry external traffic (OVN gateway chassis); they also run ovn-controller.",
     )
-    storage: NodeSelector = Field(
-        default_factory=lambda: NodeSelector(match_labels={"stackops.dev/storage": "true"}),
+    storage: AgentNodes = Field(
+        default_factory=lambda: AgentNodes(match_labels=role_labels("storage")),
         description="Nodes with the LVM volume group of cinder's lvm backends.",
     )
+
+    @model_validator(mode="after")
+    def _role_labels_unless_given(self) -> NodesSpec:
+        """A role written without matchLabels (only its maxUnavailable, say) keeps its role label:
+        an empty selector would put its agents on every node."""
+        for role in ("compute", "gateway", "storage"):
+            nodes: AgentNodes = getattr(self, role)
+            if "match_labels" not in nodes.model_fields_set:
+                nodes.match_labels = role_labels(role)
+        return self
 
 
 class OpenStackCloudSpec(ApiModel):

@@ -27,6 +27,7 @@ from stackops.services import api, keystone, mariadb, rabbitmq
 from stackops.services.base import CloudContext, RenderError, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 from stackops.services.hosts import AgentContainer, agent_step, node_affinity
+from stackops.upgrade.declare import ServiceUpgrade
 
 PORT = 8776
 CONFIG_DIR = "/etc/cinder"
@@ -116,6 +117,8 @@ class Cinder(Service):
         "volume-lvm": Resources(cpu="200m", memory="512Mi"),
         "backup": Resources(cpu="100m", memory="256Mi"),
         "db-sync": Resources(cpu="100m", memory="256Mi"),
+        "upgrade-check": Resources(cpu="100m", memory="256Mi"),
+        "db-online-migrations": Resources(cpu="100m", memory="256Mi"),
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
@@ -234,6 +237,24 @@ class Cinder(Service):
                 "backup_mount_point_base": f"{STATE_DIR}/backup_mount",
             }
         return render_ini({"DEFAULT": {k: v for k, v in default.items() if v is not None}})
+
+    def upgrade(self, ctx: CloudContext) -> ServiceUpgrade:
+        """Cinder's rolling upgrade: its schema only grows (`db sync` while the old release runs);
+        API, scheduler, volume and backup services roll in that order, LVM volume services with
+        the other host agents; the online data migrations once every volume service runs the new
+        release. Its services cap their RPC versions at the oldest they see, so they start once
+        more at the end."""
+        conf = ConfigFile("cinder.conf", CONFIG_FILE, "cinder", "0600")
+        manage = f"cinder-manage --config-file {CONFIG_FILE} db"
+        return ServiceUpgrade(
+            image="cinder-api",
+            uid=CINDER_UID,
+            files={"cinder.conf": self.files(ctx)["cinder.conf"]},
+            check=KollaCommand(f"cinder-status --config-file {CONFIG_FILE} upgrade check", (conf,)),
+            expand={"db-sync": KollaCommand(f"{manage} sync", (conf,))},
+            online={"db-online-migrations": KollaCommand(f"{manage} online_data_migrations", (conf,))},
+            restart_after_agents=True,
+        )
 
     def commands(self, spec: CinderSpec) -> dict[str, KollaCommand]:
         """What each cinder container runs; volume and backup services only where the spec has them."""
@@ -365,6 +386,7 @@ class Cinder(Service):
             affinity=node_affinity("spec.nodes.storage", [storage]),
             host_paths=host_paths,
             resources={"cinder-volume": self.resources(ctx.spec, "volume-lvm")},
+            max_unavailable=ctx.spec.nodes.storage.max_unavailable,
         )
 
 

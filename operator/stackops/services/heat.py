@@ -22,6 +22,7 @@ from stackops.render.kolla import ConfigFile, KollaCommand
 from stackops.services import api, keystone, mariadb, memcached, rabbitmq
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
+from stackops.upgrade.declare import ServiceUpgrade
 
 API_PORT = 8004
 CFN_PORT = 8000
@@ -80,6 +81,7 @@ class Heat(Service):
         "engine": Resources(cpu="100m", memory="384Mi"),
         "db-sync": Resources(cpu="100m", memory="256Mi"),
         "stack-domain": Resources(cpu="50m", memory="128Mi"),
+        "upgrade-check": Resources(cpu="100m", memory="256Mi"),
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
@@ -137,6 +139,21 @@ class Heat(Service):
             **rabbitmq.oslo_messaging(ctx),
         }
 
+    def upgrade(self, ctx: CloudContext) -> ServiceUpgrade:
+        """Heat upgrades rolling since Pike: `db_sync` with the new code while the old engines run,
+        then APIs and engines roll."""
+        conf = ConfigFile("heat.conf", CONFIG_FILE, "heat", "0600")
+        return ServiceUpgrade(
+            image="heat-api",
+            uid=HEAT_UID,
+            files={"heat.conf": self.heat_conf(ctx)},
+            check=KollaCommand(f"heat-status --config-file {CONFIG_FILE} upgrade check", (conf,)),
+            expand={"db-sync": self.commands()["db-sync"]},
+        )
+
+    def heat_conf(self, ctx: CloudContext) -> str:
+        return render_ini(self.config(ctx), heat_spec(ctx).config)
+
     def commands(self) -> dict[str, KollaCommand]:
         conf = ConfigFile("heat.conf", CONFIG_FILE, "heat", "0600")
         return {
@@ -149,7 +166,7 @@ class Heat(Service):
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = heat_spec(ctx)
         files = {
-            "heat.conf": render_ini(self.config(ctx), spec.config),
+            "heat.conf": self.heat_conf(ctx),
             api.uwsgi_file(self.name): api.uwsgi_config(ctx, "heat-api", API_PORT, "heat/wsgi/api.py"),
             api.uwsgi_file(self.name, "api-cfn"): api.uwsgi_config(ctx, "heat-api-cfn", CFN_PORT, "heat/wsgi/cfn.py"),
         }

@@ -85,11 +85,12 @@ def agent_step(
     affinity: dict[str, Any],
     host_paths: Mapping[str, str],
     resources: Mapping[str, dict[str, Any]],
-    max_unavailable: int | str = 1,
+    max_unavailable: int | str,
     extra_volumes: Sequence[dict[str, Any]] = (),
 ) -> Step:
     """A DaemonSet `name` of `containers`; `host_paths` maps volume names to host directories.
-    Pods roll `max_unavailable` nodes at a time, so a config change never takes every host down at once."""
+    Pods roll `max_unavailable` nodes at a time (the role's spec.nodes.<role>.maxUnavailable), so a
+    config change or an upgrade never takes every host down at once."""
     return Step(
         name.removeprefix(f"{ctx.name}-"),
         service.name,

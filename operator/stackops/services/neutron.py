@@ -20,6 +20,7 @@ from stackops.services import api, keystone, mariadb, nova, ovn, rabbitmq
 from stackops.services.base import CloudContext, RenderError, Resources, Service, Step
 from stackops.services.endpoints import api_service_name, service_urls
 from stackops.services.hosts import AgentContainer, agent_step, node_affinity
+from stackops.upgrade.declare import ServiceUpgrade
 
 PORT = 9696
 CONFIG_DIR = "/etc/neutron"
@@ -88,6 +89,9 @@ class Neutron(Service):
     components: ClassVar[dict[str, Resources]] = {
         "api": Resources(cpu="200m", memory="512Mi"),
         "db-sync": Resources(cpu="100m", memory="256Mi"),
+        "upgrade-check": Resources(cpu="100m", memory="256Mi"),
+        "db-expand": Resources(cpu="100m", memory="256Mi"),
+        "db-contract": Resources(cpu="100m", memory="256Mi"),
         "periodic-workers": Resources(cpu="50m", memory="256Mi"),
         "ovn-maintenance-worker": Resources(cpu="50m", memory="256Mi"),
         "nb-db": Resources(cpu="100m", memory="256Mi"),
@@ -201,14 +205,36 @@ class Neutron(Service):
             ),
         }
 
-    def steps(self, ctx: CloudContext) -> list[Step]:
-        spec = neutron_spec(ctx)
-        conf_overrides, ml2_overrides = split_overrides(spec.config)
-        ml2 = merge_sections(self.ml2_config(ctx), ml2_overrides)
-        files = {
+    def upgrade(self, ctx: CloudContext) -> ServiceUpgrade:
+        """Neutron's expand migrations while the old servers run; then OVN the way OVN upgrades,
+        chassis (ovn-controller) before its databases and northd, so no controller meets logical
+        flows it does not understand; then the servers; the contract migrations once no old server
+        is left. Metadata agents roll with the other host agents."""
+        conf = ConfigFile("neutron.conf", NEUTRON_CONF, "neutron", "0600")
+        ml2 = ConfigFile("ml2_conf.ini", ML2_CONF, "neutron", "0600")
+        files = self.server_files(ctx)
+        _, chassis = ovn.chassis_steps(ctx, self)
+        manage = f"neutron-db-manage {SERVER_ARGS} upgrade"
+        return ServiceUpgrade(
+            image="neutron-server",
+            uid=NEUTRON_UID,
+            files={key: files[key] for key in ("neutron.conf", "ml2_conf.ini")},
+            check=KollaCommand(f"neutron-status {SERVER_ARGS} upgrade check", (conf, ml2)),
+            expand={"db-expand": KollaCommand(f"{manage} --expand", (conf, ml2))},
+            contract={"db-contract": KollaCommand(f"{manage} --contract", (conf, ml2))},
+            roll_first=("neutron-config", *(step.name for step in chassis)),
+        )
+
+    def ml2(self, ctx: CloudContext) -> IniSections:
+        """ml2_conf.ini's sections after the user's overrides."""
+        return merge_sections(self.ml2_config(ctx), split_overrides(neutron_spec(ctx).config)[1])
+
+    def server_files(self, ctx: CloudContext) -> dict[str, str]:
+        conf_overrides, ml2_overrides = split_overrides(neutron_spec(ctx).config)
+        return {
             "neutron.conf": render_ini(self.config(ctx), conf_overrides),
             "ml2_conf.ini": render_ini(self.ml2_config(ctx), ml2_overrides),
-            "ovn-remotes.sh": self.remotes_script(ctx, ml2),
+            "ovn-remotes.sh": self.remotes_script(ctx, self.ml2(ctx)),
             "neutron-server-uwsgi.ini": ctx.render_text(
                 "neutron/neutron-server-uwsgi.ini.j2",
                 port=PORT,
@@ -217,10 +243,13 @@ class Neutron(Service):
                 config_files=["neutron.conf", "plugins/ml2/ml2_conf.ini"],
             ),
         }
-        kolla = api.kolla(ctx, self, "neutron-server", files, self.commands(), NEUTRON_UID)
+
+    def steps(self, ctx: CloudContext) -> list[Step]:
+        spec = neutron_spec(ctx)
+        kolla = api.kolla(ctx, self, "neutron-server", self.server_files(ctx), self.commands(), NEUTRON_UID)
         ovn_config, ovn_steps = ovn.control_plane_steps(ctx, self)
         chassis_config, chassis_steps = ovn.chassis_steps(ctx, self)
-        metadata_config, metadata_step = self.metadata_agent_step(ctx, ml2)
+        metadata_config, metadata_step = self.metadata_agent_step(ctx, self.ml2(ctx))
         return [
             Step("neutron-config", self.name, [kolla.config.obj, ovn_config, chassis_config, metadata_config]),
             *ovn_steps,
@@ -286,6 +315,7 @@ class Neutron(Service):
             affinity=node_affinity("spec.nodes.compute", [dict(ctx.spec.nodes.compute.match_labels)]),
             host_paths={"netns": "/run/netns", "metadata-state": METADATA_STATE_DIR, "modules": "/lib/modules"},
             resources={container.name: self.resources(ctx.spec, "metadata-agent")},
+            max_unavailable=ctx.spec.nodes.compute.max_unavailable,
         )
         return kolla.config.obj, step
 

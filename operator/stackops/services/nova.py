@@ -21,6 +21,7 @@ from stackops.services import api, keystone, mariadb, memcached, rabbitmq
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 from stackops.services.hosts import AgentContainer, agent_step, node_affinity
+from stackops.upgrade.declare import ServiceUpgrade
 
 API_PORT = 8774
 METADATA_PORT = 8775
@@ -89,6 +90,8 @@ class Nova(Service):
         "db-sync": Resources(cpu="100m", memory="256Mi"),
         "compute": Resources(cpu="200m", memory="512Mi"),
         "libvirt": Resources(cpu="200m", memory="512Mi"),
+        "upgrade-check": Resources(cpu="100m", memory="256Mi"),
+        "db-online-migrations": Resources(cpu="100m", memory="256Mi"),
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
@@ -129,6 +132,9 @@ class Nova(Service):
             },
             "cinder": {"os_region_name": ctx.spec.region},
             "scheduler": {"discover_hosts_in_cells_interval": HOST_DISCOVERY_INTERVAL},
+            # RPC to compute agents at the version the oldest one speaks: during an upgrade the new
+            # control plane still drives agents of the release before
+            "upgrade_levels": {"compute": "auto"},
             "vnc": {
                 "enabled": True,
                 "novncproxy_host": "0.0.0.0",
@@ -144,6 +150,10 @@ class Nova(Service):
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             **rabbitmq.oslo_messaging(ctx),
         }
+
+    def nova_conf(self, ctx: CloudContext) -> str:
+        """nova.conf of the control plane, with the user's overrides."""
+        return render_ini(self.config(ctx), nova_spec(ctx).config)
 
     def compute_config(self, ctx: CloudContext, group: ComputeGroup | None) -> str:
         """nova.conf of compute agents: the control plane's, the hypervisor's sections, the user's
@@ -174,6 +184,27 @@ class Nova(Service):
             "db-sync": KollaCommand(f"{manage} db sync", (conf,)),
         }
 
+    def upgrade(self, ctx: CloudContext) -> ServiceUpgrade:
+        """Nova's rolling upgrade: the api and cell databases only grow, so the new schema goes in
+        while the old release runs; then conductors, schedulers and APIs roll in that order (their
+        regular steps), compute agents later with the other host agents, and the online data
+        migrations once every nova-compute runs the new release."""
+        conf = ConfigFile("nova.conf", CONFIG_FILE, "nova", "0600")
+        manage = f"nova-manage --config-file {CONFIG_FILE}"
+        return ServiceUpgrade(
+            image="nova-api",
+            uid=NOVA_UID,
+            files={"nova.conf": self.nova_conf(ctx)},
+            check=KollaCommand(f"nova-status --config-file {CONFIG_FILE} upgrade check", (conf,)),
+            # `db sync` without --local_cell migrates cell0 as well as cell1
+            expand={
+                "api-db-sync": KollaCommand(f"{manage} api_db sync", (conf,)),
+                "db-sync": KollaCommand(f"{manage} db sync", (conf,)),
+            },
+            online={"db-online-migrations": KollaCommand(f"{manage} db online_data_migrations", (conf,))},
+            restart_after_agents=True,
+        )
+
     def compute_commands(self) -> dict[str, KollaCommand]:
         conf = ConfigFile("nova.conf", CONFIG_FILE, "nova", "0600")
         instances = Permission("/var/lib/nova", "nova:nova", recurse=False)
@@ -191,7 +222,7 @@ class Nova(Service):
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = nova_spec(ctx)
         files = {
-            "nova.conf": render_ini(self.config(ctx), spec.config),
+            "nova.conf": self.nova_conf(ctx),
             "nova-cell-setup.sh": ctx.render_text("nova/nova-cell-setup.sh.j2"),
             api.uwsgi_file(self.name): api.uwsgi_config(ctx, "nova-api", API_PORT, "nova/wsgi/osapi_compute.py"),
             api.uwsgi_file(self.name, "metadata"): api.uwsgi_config(
@@ -294,6 +325,7 @@ class Nova(Service):
                 "nova-compute": self.resources(ctx.spec, "compute"),
                 "nova-libvirt": self.resources(ctx.spec, "libvirt"),
             },
+            max_unavailable=ctx.spec.nodes.compute.max_unavailable,
         )
         # the group's config Secret goes with its DaemonSet: nothing else reads it
         return replace(step, objects=[kolla.config.obj, *step.objects])

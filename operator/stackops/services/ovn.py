@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from stackops.api.models import NeutronSpec
+from stackops.api.models import AgentNodes, NeutronSpec
 from stackops.render.kolla import ConfigFile, KollaCommand
 from stackops.services import api
 from stackops.services.api import Kolla
@@ -277,9 +277,11 @@ def chassis_steps(ctx: CloudContext, service: Service) -> tuple[dict[str, Any], 
     compute_only = not all(compute.get(k) == v for k, v in gateway.items())
     if compute_only:
         affinity = node_affinity("spec.nodes.compute", [compute], [gateway])
-        steps.append(chassis_step(ctx, service, images, "ovn-controller", affinity, cms_options=""))
+        steps.append(chassis_step(ctx, service, images, "ovn-controller", affinity, "", nodes.compute))
     affinity = node_affinity("spec.nodes.gateway", [gateway])
-    steps.append(chassis_step(ctx, service, images, "ovn-controller-gateway", affinity, GATEWAY_CMS_OPTIONS))
+    steps.append(
+        chassis_step(ctx, service, images, "ovn-controller-gateway", affinity, GATEWAY_CMS_OPTIONS, nodes.gateway)
+    )
     return kolla.config.obj, steps
 
 
@@ -290,6 +292,7 @@ def chassis_step(
     component: str,
     affinity: dict[str, Any],
     cms_options: str,
+    role: AgentNodes,
 ) -> Step:
     env = (
         # tunnels end at the node's own address
@@ -327,4 +330,5 @@ def chassis_step(
         affinity=affinity,
         host_paths=CHASSIS_HOST_PATHS,
         resources={c.name: service.resources(ctx.spec, c.component) for c in containers},
+        max_unavailable=role.max_unavailable,
     )

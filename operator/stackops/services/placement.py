@@ -74,7 +74,7 @@ class Placement(Service):
 
     def upgrade(self, ctx: CloudContext) -> ServiceUpgrade:
         """Placement's schema only grows (`db sync` before the new API); its online data migrations
-        run once every API is on the new release."""
+        run once the whole cloud is on the new release."""
         conf = ConfigFile("placement.conf", CONFIG_FILE, "placement", "0600")
         manage = f"placement-manage --config-file {CONFIG_FILE} db"
         return ServiceUpgrade(
@@ -83,7 +83,7 @@ class Placement(Service):
             files={"placement.conf": self.placement_conf(ctx)},
             check=KollaCommand(f"placement-status --config-file {CONFIG_FILE} upgrade check", (conf,)),
             expand={"db-sync": KollaCommand(f"{manage} sync", (conf,))},
-            contract={"db-online-migrations": KollaCommand(f"{manage} online_data_migrations", (conf,))},
+            online={"db-online-migrations": KollaCommand(f"{manage} online_data_migrations", (conf,))},
         )
 
     def commands(self) -> dict[str, KollaCommand]:

@@ -6,8 +6,12 @@ and config, in this order (stackops.upgrade.plan does the ordering):
 
     check     `<service>-status upgrade check`, in the pre-flight, before anything changes
     expand    additive schema changes and data copies the running (old) release still works with
-    (roll)    the service's pods move to the new release's images and config
+    (roll)    the service's pods move to the new release's images and config; the regular steps
+              named in `roll_first` go before the others, host agents among them included
     contract  removal of what only the old release needed: after it, no rollback
+    (agents)  every service's host agents, node by node (the nodes' maxUnavailable)
+    online    online data migrations, once every process of the cloud, agents included, runs the
+              new release (nova and cinder require it before the next upgrade)
 
 A service with no declaration (memcached, MariaDB) is only rolled. Component names must be
 components of the service, so their resources can be overridden like any other.
@@ -31,8 +35,14 @@ class ServiceUpgrade:
     check: KollaCommand | None = None
     expand: Mapping[str, KollaCommand] = field(default_factory=dict)  # component -> command, in order
     contract: Mapping[str, KollaCommand] = field(default_factory=dict)
+    online: Mapping[str, KollaCommand] = field(default_factory=dict)
+    roll_first: tuple[str, ...] = ()  # names of regular steps
+    # Its processes pin their RPC versions to the oldest service they see at start (nova's
+    # upgrade_levels "auto", cinder's version caps): rolled while agents run the old release, they
+    # start once more when every agent runs the new one.
+    restart_after_agents: bool = False
 
     def commands(self) -> dict[str, KollaCommand]:
         """Every command by component: one config.json each in the service's upgrade config Secret."""
         checks = {CHECK_COMPONENT: self.check} if self.check else {}
-        return {**checks, **self.expand, **self.contract}
+        return {**checks, **self.expand, **self.contract, **self.online}

@@ -7,8 +7,9 @@ then each OpenStack service in the order upstream upgrades them, each as
 
     expand Jobs  ->  roll (its config and workloads at the new release)  ->  contract Jobs
 
-then compute agents (DaemonSets), last, node by node as their update strategy allows, and finally
-the whole cloud converged at the new release (its regular Jobs, pruning what the old one needed).
+then compute agents (DaemonSets), last, node by node as their update strategy allows, then the
+online data migrations that need every process on the new release, and finally the whole cloud
+converged at the new release (its regular Jobs, pruning what the old one needed).
 Before any of it, the pre-flight runs every service's `<service>-status upgrade check` as a Job
 with the new release's image and config.
 
@@ -39,6 +40,9 @@ UPGRADE_ORDER = (
     "horizon", "heat",
 )  # fmt: skip
 UPGRADE_LABEL = "stackops.dev/upgrade"  # on every upgrade Job and Secret: "<from>-<to>"
+# On the pod templates a service rolls while agents still run the release before (restart_after_agents):
+# the final converge renders them without it, so they start again with every agent on the new release.
+AGENTS_RELEASE_ANNOTATION = "stackops.dev/agents-release"
 PREFLIGHT = "preflight"
 ROLL = "roll"
 AGENTS = "agents"
@@ -135,25 +139,50 @@ class _ServiceJobs:
     def contract(self) -> list[UpgradeStep]:
         return self._steps(self.declared.contract, contract=True)
 
+    def online(self) -> list[UpgradeStep]:
+        return self._steps(self.declared.online, contract=True)
+
     def _steps(self, components: Iterable[str], contract: bool) -> list[UpgradeStep]:
         return [
             UpgradeStep(self.service.name, c, "jobs", [self.secret, self.job(c)], contract=contract) for c in components
         ]
 
 
-def _roll(service: Service, regular: list[Step], declared: bool) -> UpgradeStep | None:
-    """The service's pods onto the new release (compute agents aside, they come last).
+def _pinned(obj: dict[str, Any], source: str) -> dict[str, Any]:
+    """A workload whose pods say they started while agents ran `source` (a changed template: the
+    final converge, without it, restarts them)."""
+    if obj["kind"] not in ("Deployment", "StatefulSet"):
+        return obj
+    template = obj["spec"]["template"]
+    meta = template.get("metadata", {})
+    annotations = {**meta.get("annotations", {}), AGENTS_RELEASE_ANNOTATION: source}
+    template = {**template, "metadata": {**meta, "annotations": annotations}}
+    return {**obj, "spec": {**obj["spec"], "template": template}}
 
-    A service that declares its upgrade rolls its config and workloads: its Jobs ran as expand and
-    contract steps. One that does not goes through its regular steps, db-sync Jobs and all, the new
-    code migrating its database before its pods start: that closes the way back like a contract.
+
+def _roll(service: Service, regular: list[Step], declared: ServiceUpgrade | None, source: str) -> UpgradeStep | None:
+    """The service's pods onto the new release, stage by stage as its regular steps go (nova's
+    conductors before its API); host agents come last, except in the steps the service rolls first.
+
+    A service that declares its upgrade rolls without its Jobs: they ran as expand and contract
+    steps. One that does not runs its regular steps, db-sync Jobs and all, the new code migrating
+    its database before its pods start: that closes the way back like a contract.
     """
-    if declared:
-        objects = [o for s in regular for o in s.objects if o["kind"] != "Job" and o["kind"] not in AGENT_KINDS]
-        stages = [Step(f"{service.name}-{ROLL}", service.name, objects)] if objects else []
-    else:
-        stages = [Step(s.name, s.service, [o for o in s.objects if o["kind"] not in AGENT_KINDS]) for s in regular]
-        stages = [s for s in stages if s.objects]
+    first = declared.roll_first if declared else ()
+    unknown = sorted(set(first) - {s.name for s in regular})
+    if unknown:
+        raise ValueError(f"{service.name}: roll_first names no step of the service: {', '.join(unknown)}")
+
+    def rolled(step: Step) -> list[dict[str, Any]]:
+        objects = [
+            o
+            for o in step.objects
+            if (o["kind"] not in AGENT_KINDS or step.name in first) and not (declared and o["kind"] == "Job")
+        ]
+        return [_pinned(o, source) for o in objects] if declared and declared.restart_after_agents else objects
+
+    ordered = [s for s in regular if s.name in first] + [s for s in regular if s.name not in first]
+    stages = [Step(s.name, s.service, objects) for s in ordered if (objects := rolled(s))]
     if not stages:
         return None
     objects = [o for s in stages for o in s.objects]
@@ -174,6 +203,7 @@ def plan_upgrade(
     checks: list[dict[str, Any]] = []
     steps: list[UpgradeStep] = []
     agents: list[UpgradeStep] = []
+    online: list[UpgradeStep] = []
     for service in upgrade_order(enabled_services(cloud.spec)):
         declared = service.upgrade(ctx)
         jobs = _ServiceJobs(ctx, service, declared, source, target) if declared else None
@@ -181,14 +211,16 @@ def plan_upgrade(
             checks += jobs.checks()
             steps += jobs.expand()
         regular = [s for s in converged.steps if s.service == service.name]
-        roll = _roll(service, regular, declared is not None)
+        roll = _roll(service, regular, declared, source)
         if roll is not None:
             steps.append(roll)
         if jobs:
             steps += jobs.contract()
-        hosted = [o for s in regular for o in s.objects if o["kind"] in AGENT_KINDS]
+            online += jobs.online()
+        first = declared.roll_first if declared else ()
+        hosted = [o for s in regular if s.name not in first for o in s.objects if o["kind"] in AGENT_KINDS]
         if hosted:
             stages = [Step(f"{service.name}-{AGENTS}", service.name, hosted)]
             agents.append(UpgradeStep(service.name, AGENTS, "roll", hosted, stages=stages))
-    steps += [*agents, UpgradeStep("cloud", FINISH, "finish")]
+    steps += [*agents, *online, UpgradeStep("cloud", FINISH, "finish")]
     return UpgradePlan(source, target, converged, checks, steps)
