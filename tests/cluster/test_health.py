@@ -175,6 +175,15 @@ def test_a_failed_job_is_named_in_status_events_and_columns(env: Env) -> None:
     assert metrics(env)[("stackops_service_up", "placement")] == 0.0
     assert argocd_health(env.get(CLOUD)) == ("Degraded", degraded["message"])
 
+    # a fix outside the spec: the failed Job deleted by hand runs again, on the deletion itself
+    env.batch.delete_namespaced_job(name, NAMESPACE, propagation_policy="Background")
+    wait_for(
+        lambda: any(j.metadata.name == name and j.metadata.uid != job.metadata.uid for j in env.jobs(CLOUD)),
+        f"{name} to be created again",
+        timeout=120,
+    )
+    assert f"failed job {name} was deleted: looking at cloud {CLOUD} again" in env.operator.log()
+
 
 def test_every_log_line_is_json_and_holds_no_credential(env: Env) -> None:
     secret = env.core.read_namespaced_secret(f"{CLOUD}-credentials", NAMESPACE)

@@ -405,7 +405,10 @@ def test_an_upgrade_of_the_example_cloud_runs_its_steps_in_order_and_ends_on_the
             position.setdefault((obj["kind"].lower() + "s", obj["metadata"]["name"]), index)
     writes = [w for w in applied(env, since) if w[0] in ("jobs", *WORKLOADS)]
     order = [position.get(w, len(upgrade.steps) - 1) for w in writes]  # unknown: the final converge's Jobs
-    assert order == sorted(order), [w for w in writes]
+    if order != sorted(order):
+        pytest.fail(
+            "applied out of plan order:\n" + "\n".join(f"{p}: {r}/{n}" for (r, n), p in zip(writes, order, strict=True))
+        )
     jobs = upgrade_jobs(upgrade)
     assert [w[1] for w in writes if w[1] in jobs] == jobs  # every upgrade Job, once, in plan order
     rolled = [w for w in writes if w[0] in WORKLOADS]

@@ -10,14 +10,10 @@ from pathlib import Path
 import pytest
 
 from stackops.api.releases import DEFAULT_RELEASE, RELEASES
-from stackops.credentials import Credentials, complete
-from stackops.plan import plan, required_credentials
-from stackops.services import rabbitmq as rabbitmq_service
-from tests.conftest import cloud
-from tests.real.deployment import KEYSTONE_CONF, Deployment, site_packages, wsgi_module
+from tests.real import served
+from tests.real.deployment import Deployment, site_packages, wsgi_module
 from tests.support.mariadb import MariaDB
 from tests.support.rabbitmq import RabbitMQ
-from tests.support.rendered import secret_data
 from tests.support.service_venv import ensure_venv
 
 
@@ -56,12 +52,7 @@ def placement_bin() -> Path:
 
 @pytest.fixture(scope="session")
 def rabbitmq() -> Iterator[RabbitMQ]:
-    """RabbitMQ booted from the config stackops renders for a cloud's own server."""
-    own = cloud({})
-    credentials = Credentials(complete(required_credentials(own.spec), {}))
-    files = secret_data(plan(own, credentials), "demo-rabbitmq-config")
-    admin = (rabbitmq_service.ADMIN_USER, credentials[rabbitmq_service.ADMIN_PASSWORD_KEY])
-    with RabbitMQ(files["rabbitmq.conf"], files["enabled_plugins"], files["erlang.cookie"], admin) as server:
+    with served.rabbitmq() as server:
         yield server
 
 
@@ -72,25 +63,13 @@ def deployed(mariadb: MariaDB, rabbitmq: RabbitMQ, tmp_path_factory: pytest.Temp
 
 @pytest.fixture(scope="session")
 def keystone(deployed: Deployment, keystone_bin: Path) -> Iterator[str]:
-    """Keystone deployed as the plan says: database Job, db-sync, bootstrap, then the API."""
-    outputs = deployed.run_jobs("keystone", keystone_bin)
-    assert list(outputs) == ["database", "db-sync", "bootstrap"]
-    assert "create-database: database keystone created" in outputs["database"]
-    api = deployed.kolla("Deployment", "keystone", "api")
-    module = wsgi_module(api.files["/etc/keystone/keystone-api-uwsgi.ini"].read_text(), site_packages(keystone_bin))
-    env = {"OS_KEYSTONE_CONFIG_FILES": f"{api.files[KEYSTONE_CONF]};{deployed.overlay}"}
-    with deployed.serve("keystone", keystone_bin, module, env, "/v3") as url:
+    with served.keystone(deployed, keystone_bin) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def placement(deployed: Deployment, keystone: str, placement_bin: Path) -> Iterator[str]:
-    """Placement deployed as the plan says: database Job, registration Job, db-sync, then the API."""
-    assert list(deployed.run_jobs("placement", placement_bin)) == ["database", "registration", "db-sync"]
-    api = deployed.kolla("Deployment", "placement", "api")
-    conf = api.files["/etc/placement/placement.conf"]
-    module = wsgi_module(api.files["/etc/placement/placement-api-uwsgi.ini"].read_text(), site_packages(placement_bin))
-    with deployed.serve("placement", placement_bin, module, {"OS_PLACEMENT_CONFIG_DIR": str(conf.parent)}, "/") as url:
+    with served.placement(deployed, placement_bin) as url:
         yield url
 
 
@@ -116,15 +95,6 @@ def glance(deployed: Deployment, keystone: str, glance_bin: Path) -> Iterator[st
 def nova(deployed: Deployment, placement: str, glance: str, nova_bin: Path) -> Iterator[str]:
     """Nova deployed as the plan says: its Jobs (databases, messaging user, registration, api db,
     cells, cell db), then conductor, scheduler and the API, each from its rendered config."""
-    jobs = deployed.run_jobs("nova", nova_bin)
-    assert list(jobs) == ["database", "messaging", "registration", "api-db-sync", "cell-setup", "db-sync"]
-    api = deployed.kolla("Deployment", "nova", "api")
-    conf = api.files["/etc/nova/nova.conf"]
-    shutil.copy(nova_bin.parent / "etc" / "nova" / "api-paste.ini", conf.parent)
-    module = wsgi_module(api.files["/etc/nova/nova-api-uwsgi.ini"].read_text(), site_packages(nova_bin))
-    with (
-        deployed.running("Deployment", "nova", "conductor", nova_bin),
-        deployed.running("Deployment", "nova", "scheduler", nova_bin),
-        deployed.serve("nova", nova_bin, module, {"OS_NOVA_CONFIG_DIR": str(conf.parent)}, "/") as url,
-    ):
+    assert list(deployed.run_jobs("nova", nova_bin)) == served.NOVA_JOBS
+    with served.nova_control_plane(deployed, nova_bin) as url:
         yield url

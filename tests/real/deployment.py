@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import requests
 
@@ -220,13 +221,7 @@ class Deployment:
             f'wsgi_app = "{module}:application"\ncontrol_socket_disable = True\n'
         )
         log = (workdir / "server.log").open("w")
-        process = subprocess.Popen(
-            [*wrapper, str(bin_dir / "gunicorn")],
-            cwd=workdir,
-            env={"PATH": f"{bin_dir}:{os.environ['PATH']}", **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        process = _start([*wrapper, str(bin_dir / "gunicorn")], {"PATH": f"{bin_dir}:{os.environ['PATH']}", **env}, log)
         url = self.urls[service]
         try:
             deadline = time.monotonic() + 60
@@ -241,11 +236,7 @@ class Deployment:
                 time.sleep(0.3)
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            _stop(process)
             log.close()
 
     @contextmanager
@@ -256,24 +247,45 @@ class Deployment:
         run_ = self.kolla(kind, service, component, container)
         log_path = self.root / f"{service}-{component}.log"
         with log_path.open("w") as log:
-            process = subprocess.Popen(
-                run_.argv,
-                env={"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(self.root), **run_.env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(self.root), **run_.env}
+            process = _start(run_.argv, env, log)
             try:
                 time.sleep(0.5)
                 if process.poll() is not None:
                     raise RuntimeError(f"{service} {component} exited: {log_path.read_text()[-3000:]}")
                 yield run_
             finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                _stop(process)
+
+    @contextmanager
+    def using(self, cloud_plan: Plan) -> Iterator[Deployment]:
+        """This deployment's helpers, looking at `cloud_plan` for the Jobs and files they run (a
+        cloud at another release, or an upgrade's objects)."""
+        saved, self.plan = self.plan, cloud_plan
+        try:
+            yield self
+        finally:
+            self.plan = saved
+
+
+def _start(argv: Sequence[str], env: dict[str, str], log: IO[str]) -> subprocess.Popen[bytes]:
+    """A server in a session of its own: its workers (gunicorn's, nova-conductor's) stop with it."""
+    return subprocess.Popen(
+        list(argv), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=Path(log.name).parent
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the whole process group, SIGKILL to what is left after 15 s."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # workers that outlived their parent
 
 
 def wsgi_module(uwsgi_ini: str, site_packages: Path) -> str:

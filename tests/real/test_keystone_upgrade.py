@@ -48,19 +48,9 @@ def database() -> Iterator[MariaDB]:
 
 
 @contextlib.contextmanager
-def planned(deployment: Deployment, cloud_plan: Plan) -> Iterator[Deployment]:
-    """The deployment's helpers, looking at `cloud_plan` for the Jobs and files they run."""
-    saved, deployment.plan = deployment.plan, cloud_plan
-    try:
-        yield deployment
-    finally:
-        deployment.plan = saved
-
-
-@contextlib.contextmanager
 def keystone_api(deployment: Deployment, cloud_plan: Plan, bin_dir: Path) -> Iterator[str]:
     """Keystone's API as `cloud_plan` renders it, served by the package at `bin_dir`."""
-    with planned(deployment, cloud_plan):
+    with deployment.using(cloud_plan):
         served = deployment.kolla("Deployment", "keystone", "api")
     wsgi = served.files["/etc/keystone/keystone-api-uwsgi.ini"].read_text()
     env = {"OS_KEYSTONE_CONFIG_FILES": f"{served.files[KEYSTONE_CONF]};{deployment.overlay}"}
@@ -108,18 +98,18 @@ def test_expand_migrate_contract_move_a_real_database_with_the_api_up_between_st
 
     def sync_check(bin_dir: Path) -> int:
         """`keystone-manage db_sync --check` of the package at `bin_dir`: 0 when nothing is left to do."""
-        with planned(deployment, new):
+        with deployment.using(new):
             conf = deployment.kolla("Job", "keystone", "db-sync").files[KEYSTONE_CONF]
         return run(["keystone-manage", "--config-file", str(conf), "db_sync", "--check"], {}, bin_dir).returncode
 
-    with planned(deployment, old):
+    with deployment.using(old):
         assert list(deployment.run_jobs("keystone", old_bin)) == ["database", "db-sync", "bootstrap"]
     assert schema() == heads(old_bin) != heads(new_bin)
     assert sync_check(new_bin) != 0  # keystone 29 sees the database behind
 
     api = Api(deployment)
     ran: list[str] = []
-    with planned(deployment, upgrade_objects(upgrade)):
+    with deployment.using(upgrade_objects(upgrade)):
 
         def job(component: str) -> None:
             result = deployment.kolla_job("keystone", component, new_bin)
@@ -139,7 +129,7 @@ def test_expand_migrate_contract_move_a_real_database_with_the_api_up_between_st
     # the roll: keystone 29 serves with the config the new release renders
     with keystone_api(deployment, new, new_bin) as url:
         api.check(url, TARGET)
-        with planned(deployment, upgrade_objects(upgrade)):
+        with deployment.using(upgrade_objects(upgrade)):
             result = deployment.kolla_job("keystone", "db-contract", new_bin)
         assert result.returncode == 0, result.stderr[-3000:]
         ran.append("db-contract")

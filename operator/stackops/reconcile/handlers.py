@@ -18,7 +18,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from kubernetes import client
@@ -33,9 +33,10 @@ from stackops.reconcile.credentials import SECRET, credentials_secret_name
 from stackops.reconcile.engine import observe
 from stackops.reconcile.errors import Failure, backoff, classify
 from stackops.reconcile.kube import Kube, Obj
+from stackops.reconcile.readiness import readiness
 from stackops.reconcile.resources import CLOUD, PVC, kind_of
 from stackops.reconcile.status import Status, build_status, transitions, with_health
-from stackops.render.naming import CLOUD_LABEL
+from stackops.render.naming import CLOUD_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from stackops.services.base import RenderOptions
 from stackops.upgrade.run import reconcile_release
 from stackops.upgrade.status import release_status, upgrade_transitions
@@ -193,6 +194,23 @@ def check(body: kopf.Body, uid: str, **_: Any) -> None:
         return
     with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):  # in status already; next tick looks again
         reconcile_cloud(body, uid, 0, keep_waiting=False)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={CLOUD_LABEL: kopf.PRESENT, MANAGED_BY_LABEL: MANAGED_BY})
+def job_deleted(event: kopf.RawEvent, namespace: str | None, **_: Any) -> None:
+    """A failed Job deleted by hand is how a fix outside the spec (the database, a volume) asks for
+    the Job to run again: the cloud is looked at once more now, not at the next periodic look.
+    (A watch handler: a change handler would annotate every Job it sees.)"""
+    job = event["object"]
+    if event["type"] != "DELETED" or namespace is None or not readiness({**job, "kind": "Job"}).failed:
+        return
+    name = job["metadata"]["labels"][CLOUD_LABEL]
+    cloud = kube().get(CLOUD, namespace, name)
+    if cloud is None or cloud["metadata"].get("deletionTimestamp"):
+        return
+    log.info("failed job %s was deleted: looking at cloud %s again", job["metadata"]["name"], name)
+    with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):  # in status already, as for check()
+        reconcile_cloud(kopf.Body(cast(kopf.RawBody, cloud)), cloud["metadata"]["uid"], 0, keep_waiting=False)
 
 
 # Health rounds run here, not in kopf's handler threads nor asyncio's default ones: a cloud whose

@@ -1,7 +1,8 @@
 """The permissions the operator uses, and nothing more: one list for the Helm chart and the tests.
 
-Verbs follow the code: children are listed and read (never watched), server-side applied (patch,
-create for new objects) and deleted; the cloud itself is watched by kopf, which also patches its
+Verbs follow the code: children are listed and read, server-side applied (patch, create for new
+objects) and deleted, and only Jobs are watched (a failed one deleted by hand is run again at once);
+the cloud itself is watched by kopf, which also patches its
 annotations and finalizer; the status subresource is patched; Events are posted; the Lease is the
 leader election.
 """
@@ -30,6 +31,8 @@ def rules() -> list[dict[str, Any]]:
         # ownerReferences with blockOwnerDeletion need update on the owner's finalizers
         {"apiGroups": [GROUP], "resources": [f"{PLURAL}/finalizers"], "verbs": ["update"]},
         *children,
+        # a failed Job deleted by hand: the cloud is looked at again (handlers.job_deleted)
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["watch"]},
         {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         {"apiGroups": [LEASE.group], "resources": [LEASE.plural], "verbs": ["get", "create", "update"]},
         # kopf finds the resources it serves and the namespaces it watches

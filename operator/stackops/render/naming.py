@@ -8,6 +8,7 @@ DNS_LABEL_MAX = 63
 
 PART_OF = "openstack"
 MANAGED_BY = "stackops"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 CLOUD_LABEL = "stackops.dev/cloud"
 
 
@@ -36,6 +37,6 @@ def common_labels(cloud: str, service: str, component: str) -> dict[str, str]:
     return {
         **selector_labels(cloud, service, component),
         "app.kubernetes.io/part-of": PART_OF,
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        MANAGED_BY_LABEL: MANAGED_BY,
         CLOUD_LABEL: cloud,
     }
