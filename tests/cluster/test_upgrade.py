@@ -34,7 +34,7 @@ from stackops.devcluster.cluster import LocalCluster, free_ports
 from stackops.devcluster.install import create_volumes, ensure_namespace, grant_operator_rbac, install_crds, wait_for
 from stackops.devcluster.processes import die_with_parent_preexec
 from stackops.render.hashing import CONFIG_HASH_ANNOTATION
-from stackops.upgrade.plan import UpgradePlan, plan_upgrade
+from stackops.upgrade.plan import AGENTS_RELEASE_ANNOTATION, UpgradePlan, plan_upgrade
 from tests.cluster.test_operator import NAMESPACE, OTHER_NAMESPACE, ROOT, Env
 
 OPERATOR = "stackops-operator"
@@ -404,7 +404,20 @@ def test_an_upgrade_of_the_example_cloud_runs_its_steps_in_order_and_ends_on_the
         for obj in step.objects:
             position.setdefault((obj["kind"].lower() + "s", obj["metadata"]["name"]), index)
     writes = [w for w in applied(env, since) if w[0] in ("jobs", *WORKLOADS)]
-    order = [position.get(w, len(upgrade.steps) - 1) for w in writes]  # unknown: the final converge's Jobs
+    last = len(upgrade.steps) - 1
+    order = [position.get(w, last) for w in writes]  # unknown: the final converge's Jobs
+    finishing = order.index(last)
+    # the final converge starts nova's and cinder's control planes once more (agents on the new
+    # release), and nothing else: what it writes again is what their rolls marked
+    marked = {
+        (o["kind"].lower() + "s", o["metadata"]["name"])
+        for s in upgrade.steps
+        for o in s.objects
+        if AGENTS_RELEASE_ANNOTATION in o.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {})
+    }
+    again = {w for w in writes[finishing:] if w in position and w[0] in WORKLOADS}
+    assert again == marked and {n.split("-")[1] for _, n in marked} == {"nova", "cinder"}, (again, marked)
+    order = order[:finishing] + [last] * (len(order) - finishing)
     if order != sorted(order):
         pytest.fail(
             "applied out of plan order:\n" + "\n".join(f"{p}: {r}/{n}" for (r, n), p in zip(writes, order, strict=True))
@@ -416,6 +429,13 @@ def test_an_upgrade_of_the_example_cloud_runs_its_steps_in_order_and_ends_on_the
     assert rolled.index(("statefulsets", "demo-mariadb")) < rolled.index(("deployments", "demo-keystone-api"))
     created = pods_created(env)
     assert all(created[job] == 1 for job in jobs), {job: created[job] for job in jobs}
+
+    templates = workloads(env, "demo")
+    assert not [
+        k
+        for k, w in templates.items()
+        if AGENTS_RELEASE_ANNOTATION in (w["template"]["metadata"].get("annotations") or {})
+    ]
 
     # every image on the new tag (the operator's own image runs only stackops Jobs)
     found = images(env, "demo")
