@@ -5,10 +5,7 @@ API from a rendered config.json and keystone.conf, against MariaDB, and answers 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +15,7 @@ import pytest
 import requests
 
 from stackops import __version__
-from stackops.devcluster.processes import die_with_parent_preexec
+from stackops.devcluster import processes
 from stackops.services.base import default_operator_image
 from tests.images import pods
 from tests.images.build import Buildah
@@ -79,14 +76,8 @@ def keystone_api(
         # runc hands a container's stdio to the container's user; buildah's chroot isolation keeps
         # root's pipes, so here the command writes through a pipe of its own user, as in a pod.
         own_stdio = ["sh", "-c", '"$@" 2>&1 | cat', "sh"]
-        with log_path.open("wb") as log:
-            server = subprocess.Popen(
-                buildah.argv("run", "--isolation", "chroot", *options, name, "--", *own_stdio, *command),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent_preexec(),
-            )
+        argv = buildah.argv("run", "--isolation", "chroot", *options, name, "--", *own_stdio, *command)
+        server = processes.spawn("keystone-api", argv, log_path, die_with_parent=True)
         try:
             wait_until_answering(f"{KEYSTONE_URL}/v3", server, log_path)
             yield KEYSTONE_URL
@@ -94,28 +85,22 @@ def keystone_api(
             stop(server)
 
 
-def wait_until_answering(url: str, server: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
+def wait_until_answering(url: str, server: processes.Process, log: Path, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while True:
         # the first request loads keystone into a uWSGI worker: seconds
         with contextlib.suppress(requests.RequestException):
             if requests.get(url, timeout=15).status_code == 200:
                 return
-        if server.poll() is not None or time.monotonic() > deadline:
+        if not processes.alive(server.pid) or time.monotonic() > deadline:
             raise AssertionError(f"keystone did not answer at {url}:\n{log.read_text(errors='replace')[-4000:]}")
         time.sleep(0.5)
 
 
-def stop(server: subprocess.Popen[bytes]) -> None:
+def stop(server: processes.Process) -> None:
     """uWSGI's master and workers run in the container's process group: stop them all, and wait
     until the port is free again."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
+    processes.stop(server, str(server.log), timeout=20)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         with socket.socket() as probe:

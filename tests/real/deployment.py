@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import requests
 
 from stackops.credentials import Credentials, complete
+from stackops.devcluster import processes
 from stackops.devcluster.cluster import free_ports
 from stackops.plan import Plan, plan, required_credentials
 from tests.conftest import cloud
@@ -220,8 +220,11 @@ class Deployment:
             f'bind = "127.0.0.1:{self.ports[service]}"\nworkers = 1\n'
             f'wsgi_app = "{module}:application"\ncontrol_socket_disable = True\n'
         )
-        log = (workdir / "server.log").open("w")
-        process = _start([*wrapper, str(bin_dir / "gunicorn")], {"PATH": f"{bin_dir}:{os.environ['PATH']}", **env}, log)
+        log = workdir / "server.log"
+        env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", **env}
+        process = processes.spawn(
+            service, [*wrapper, str(bin_dir / "gunicorn")], log, die_with_parent=True, env=env, cwd=workdir
+        )
         url = self.urls[service]
         try:
             deadline = time.monotonic() + 60
@@ -231,13 +234,12 @@ class Deployment:
                         break
                 except (requests.ConnectionError, requests.Timeout):
                     pass  # not listening yet, or still loading the application
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{service} did not answer: {(workdir / 'server.log').read_text()[-3000:]}")
+                if not processes.alive(process.pid) or time.monotonic() > deadline:
+                    raise RuntimeError(f"{service} did not answer: {processes.tail(log, 40)}")
                 time.sleep(0.3)
             yield url
         finally:
-            _stop(process)
-            log.close()
+            processes.stop(process, str(workdir), timeout=15)
 
     @contextmanager
     def running(
@@ -245,17 +247,17 @@ class Deployment:
     ) -> Iterator[KollaRun]:
         """A long-running process (scheduler, conductor, agent …) as its rendered config.json says."""
         run_ = self.kolla(kind, service, component, container)
-        log_path = self.root / f"{service}-{component}.log"
-        with log_path.open("w") as log:
-            env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(self.root), **run_.env}
-            process = _start(run_.argv, env, log)
-            try:
-                time.sleep(0.5)
-                if process.poll() is not None:
-                    raise RuntimeError(f"{service} {component} exited: {log_path.read_text()[-3000:]}")
-                yield run_
-            finally:
-                _stop(process)
+        log = self.root / f"{service}-{component}.log"
+        env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(self.root), **run_.env}
+        # in a session of its own: its workers (nova-conductor's) stop with it
+        process = processes.spawn(f"{service}-{component}", run_.argv, log, die_with_parent=True, env=env)
+        try:
+            time.sleep(0.5)
+            if not processes.alive(process.pid):
+                raise RuntimeError(f"{service} {component} exited: {processes.tail(log, 40)}")
+            yield run_
+        finally:
+            processes.stop(process, str(self.root), timeout=15)
 
     @contextmanager
     def using(self, cloud_plan: Plan) -> Iterator[Deployment]:
@@ -266,26 +268,6 @@ class Deployment:
             yield self
         finally:
             self.plan = saved
-
-
-def _start(argv: Sequence[str], env: dict[str, str], log: IO[str]) -> subprocess.Popen[bytes]:
-    """A server in a session of its own: its workers (gunicorn's, nova-conductor's) stop with it."""
-    return subprocess.Popen(
-        list(argv), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=Path(log.name).parent
-    )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the whole process group, SIGKILL to what is left after 15 s."""
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # workers that outlived their parent
 
 
 def wsgi_module(uwsgi_ini: str, site_packages: Path) -> str:

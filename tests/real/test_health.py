@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from stackops.devcluster import processes
 from stackops.devcluster.cluster import free_ports
 from stackops.health.cloud import HealthSettings, keystone_urls, target
 from stackops.health.monitor import DEGRADED, HEALTHY, REGISTRY, CloudHealth, CloudMonitor, HealthEvent, run_round
@@ -87,16 +87,12 @@ def wait_until(what: str, condition: Callable[[], bool], timeout: float = 60) ->
 
 
 @pytest.fixture(scope="session")
-def restarted_servers() -> Iterator[list[subprocess.Popen[bytes]]]:
+def restarted_servers() -> Iterator[list[processes.Process]]:
     """Servers this module starts again; they serve the rest of the session, then stop."""
-    started: list[subprocess.Popen[bytes]] = []
+    started: list[processes.Process] = []
     yield started
     for process in started:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        processes.stop(process, str(process.log.parent), timeout=15)
 
 
 def now() -> str:
@@ -158,7 +154,7 @@ def scrape(port: int) -> dict[str, float]:
 
 
 def test_stopping_placement_degrades_only_placement_and_starting_it_recovers(
-    keystone: str, placement: str, glance: str, deployed: Deployment, restarted_servers: list[subprocess.Popen[bytes]]
+    keystone: str, placement: str, glance: str, deployed: Deployment, restarted_servers: list[processes.Process]
 ) -> None:
     [port] = free_ports(1)
     metrics.serve(port, REGISTRY)  # what `stackops operator --metrics-port` serves
@@ -191,10 +187,10 @@ def test_stopping_placement_degrades_only_placement_and_starting_it_recovers(
         assert scrape(port) == {"keystone": 1.0, "placement": 0.0, "glance": 1.0}  # what the status shows
 
         # start it again: the same command, environment and directory
-        with (server.cwd / "server.log").open("ab") as log:
-            restarted_servers.append(
-                subprocess.Popen(server.argv, cwd=server.cwd, env=server.env, stdout=log, stderr=subprocess.STDOUT)
-            )
+        log = server.cwd / "server.log"
+        restarted_servers.append(
+            processes.spawn("placement", server.argv, log, die_with_parent=True, env=server.env, cwd=server.cwd)
+        )
         wait_until("placement to answer again", lambda: answers(placement))
         # a failing check backs off (up to four intervals); its recovery is still seen within a few rounds
         view.rounds_until("placement Recovered", lambda h: h.services["placement"].state == HEALTHY, 6)

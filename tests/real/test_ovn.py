@@ -155,7 +155,8 @@ def test_neutron_processes_get_the_databases_addresses(sandbox: Callable[[Plan],
         # the rendered command is `bash ovn-remotes.sh <neutron process>`: run it with `env` instead
         wrapper = run.argv[: run.argv.index(str(run.files["/etc/neutron/ovn-remotes.sh"])) + 1]
         box.start(component, [*wrapper, "env"], run.env, {})
-        assert box.processes[component].wait(timeout=30) == 0, box.log(component)
+        popen = box.processes[component].popen
+        assert popen is not None and popen.wait(timeout=30) == 0, box.log(component)
         env = dict(line.split("=", 1) for line in box.log(component).splitlines() if "=" in line)
         assert env["OS_OVN__OVN_NB_CONNECTION"] == addresses(rendered, ovn.NB, NETWORK)
         assert env["OS_OVN__OVN_SB_CONNECTION"] == addresses(rendered, ovn.SB, NETWORK)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
+from stackops.devcluster import processes
 from stackops.devcluster.cluster import free_ports
-from stackops.devcluster.processes import die_with_parent_preexec
 
 
 class OperatorProcess:
@@ -21,39 +20,38 @@ class OperatorProcess:
         self.health_port = health_port
         self.metrics_port = free_ports(1)[0]
         self.extra_env = extra_env or {}
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: processes.Process | None = None
 
-    def start(self, *args: str) -> OperatorProcess:
-        env = {**os.environ, **self.extra_env}
+    def command(self, *args: str) -> list[str]:
         command = [sys.executable, "-m", "stackops.cli", "operator", "--kubeconfig", str(self.kubeconfig)]
         command += ["--health-port", str(self.health_port), "--metrics-port", str(self.metrics_port)]
         # kwok runs no OpenStack behind the pods: health is the Kubernetes layer's only
-        command += ["--no-openstack-checks", *args]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                # a test run that is killed outright must not leave an operator acting on its own
-                preexec_fn=die_with_parent_preexec(),
-            )
+        return [*command, "--no-openstack-checks", *args]
+
+    def start(self, *args: str) -> OperatorProcess:
+        # a test run that is killed outright must not leave an operator acting on its own
+        self.process = processes.spawn(
+            "stackops-operator",
+            self.command(*args),
+            self.log_path,
+            die_with_parent=True,
+            env={**os.environ, **self.extra_env},
+        )
         return self
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.popen is not None and self.process.popen.poll() is None
 
     def kill(self) -> None:
         """SIGKILL: what a node failure or OOM does; no chance to clean up."""
-        if self.process and self.process.poll() is None:
+        if self.process and self.process.popen and self.running():
             os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            self.process.popen.wait()
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        """SIGTERM, SIGKILL after `timeout`: the whole process group."""
+        if self.process and self.running():
+            processes.stop(self.process, str(self.log_path), timeout=timeout)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -11,13 +11,12 @@ Needs root (or CAP_SYS_ADMIN) and util-linux's unshare and nsenter.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from stackops.devcluster import processes
 
 NAMESPACE_SETUP = r"""
 set -euo pipefail
@@ -48,7 +47,7 @@ class Sandbox:
         self.hosts.write_text("127.0.0.1 localhost\n" + "".join(f"{ip} {name}\n" for name, ip in hosts.items()))
         self.resolv_conf = root / "resolv.conf"
         self.resolv_conf.write_text("")
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.processes: dict[str, processes.Process] = {}
         self.holder: subprocess.Popen[bytes] | None = None
         self.enter_network: list[str] = []
         if private_network:
@@ -79,18 +78,13 @@ class Sandbox:
 
     def start(
         self, name: str, argv: list[str], env: dict[str, str], binds: dict[str, Path], *, hostname: str = ""
-    ) -> subprocess.Popen[bytes]:
-        """Start `argv` in a sandboxed process `name`, logging to <name>.log."""
+    ) -> processes.Process:
+        """Start `argv` in a sandboxed process `name`, logging to <name>.log, in a process group of
+        its own: stopping it stops what it started."""
         command, sandbox_env = self.command(argv, binds, hostname)
-        with (self.root / f"{name}.log").open("w") as log:
-            self.processes[name] = subprocess.Popen(
-                command,
-                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **sandbox_env, **env},
-                cwd=self.root,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stopping it stops what it started
-            )
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **sandbox_env, **env}
+        log = self.root / f"{name}.log"
+        self.processes[name] = processes.spawn(name, command, log, die_with_parent=True, env=env, cwd=self.root)
         return self.processes[name]
 
     def inside(self, name: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -104,14 +98,7 @@ class Sandbox:
         )
 
     def stop(self, name: str) -> None:
-        process = self.processes.pop(name)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=15)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the group
-        process.wait()
+        processes.stop(self.processes.pop(name), str(self.root), timeout=15)
 
     def log(self, name: str) -> str:
         return (self.root / f"{name}.log").read_text()[-3000:]

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,8 +59,17 @@ def die_with_parent_preexec() -> Callable[[], None]:
     return preexec
 
 
-def spawn(name: str, args: Sequence[str], log: Path, *, die_with_parent: bool) -> Process:
-    """Start `args` with output appended to `log`, in a new session.
+def spawn(
+    name: str,
+    args: Sequence[str],
+    log: Path,
+    *,
+    die_with_parent: bool,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Process:
+    """Start `args` with output appended to `log`, in a new session (in `cwd`, with `env` as its
+    whole environment when given, this process's otherwise).
 
     `die_with_parent` is only honoured on the main thread: PR_SET_PDEATHSIG fires when the
     *thread* that forked exits, which for a worker thread is long before the process does.
@@ -76,6 +85,8 @@ def spawn(name: str, args: Sequence[str], log: Path, *, die_with_parent: bool) -
             start_new_session=True,
             preexec_fn=preexec,
             close_fds=True,
+            env=None if env is None else dict(env),
+            cwd=cwd,
         )
     return Process(name, list(args), log, popen.pid, popen)
 
