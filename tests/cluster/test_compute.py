@@ -11,11 +11,9 @@ from typing import Any
 
 import pytest
 
-from stackops.devcluster.binaries import ensure_binaries
-from stackops.devcluster.cluster import LocalCluster
-from stackops.devcluster.install import create_volumes, ensure_namespace, grant_operator_rbac, install_crds, wait_for
+from stackops.devcluster.install import wait_for
 from stackops.devcluster.nodes import COMPUTE_LABEL
-from tests.cluster.test_operator import NAMESPACE, Env
+from tests.cluster.test_operator import NAMESPACE, Env, operated_cluster
 
 CLOUD = "comp"
 GPU_LABEL = "hardware.stackops.dev/gpu"
@@ -25,26 +23,12 @@ GROUPS = {"groups": [{"name": "gpu", "nodeSelector": {"matchLabels": {GPU_LABEL:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    ensure_binaries()
-    cluster = LocalCluster(audited_users=("stackops-operator",))
-    cluster.start(control_plane_nodes=1, compute_nodes=2)
-    try:
-        install_crds(cluster.api)
-        grant_operator_rbac(cluster.api, "stackops-operator")
-        ensure_namespace(cluster.api, NAMESPACE)
-        create_volumes(cluster.api, 20)
-        environment = Env(cluster, tmp_path_factory.mktemp("compute"))
-        environment.operator.start("-n", NAMESPACE)
-        try:
-            body = environment.cloud_body(CLOUD)
-            body["spec"].setdefault("services", {})["nova"] = {"compute": GROUPS}
-            environment.create(body)
-            environment.wait_ready(CLOUD, timeout=300)
-            yield environment
-        finally:
-            environment.operator.stop()
-    finally:
-        cluster.stop()
+    with operated_cluster(tmp_path_factory.mktemp("compute"), compute_nodes=2, volumes=20) as environment:
+        body = environment.cloud_body(CLOUD)
+        body["spec"].setdefault("services", {})["nova"] = {"compute": GROUPS}
+        environment.create(body)
+        environment.wait_ready(CLOUD, timeout=300)
+        yield environment
 
 
 def agent_nodes(env: Env, component: str) -> set[str]:

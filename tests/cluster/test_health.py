@@ -20,10 +20,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from stackops.api.models import GROUP, PLURAL, VERSION
-from stackops.devcluster.binaries import ensure_binaries
-from stackops.devcluster.cluster import LocalCluster
-from stackops.devcluster.install import create_volumes, ensure_namespace, grant_operator_rbac, install_crds, wait_for
-from tests.cluster.test_operator import NAMESPACE, Env
+from stackops.devcluster.install import wait_for
+from tests.cluster.test_operator import NAMESPACE, Env, operated_cluster
 from tests.support.argocd import argocd_health
 
 CLOUD = "crashy"
@@ -34,22 +32,9 @@ SMALL = {"services": {name: {"enabled": False} for name in ("cinder", "heat", "h
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    ensure_binaries()
-    cluster = LocalCluster(audited_users=("stackops-operator",))
-    cluster.start(control_plane_nodes=1, compute_nodes=1)
-    try:
-        install_crds(cluster.api)
-        grant_operator_rbac(cluster.api, "stackops-operator")
-        ensure_namespace(cluster.api, NAMESPACE)
-        create_volumes(cluster.api, 10)
-        environment = Env(cluster, tmp_path_factory.mktemp("health"))
-        environment.operator.start("-n", NAMESPACE, "--health-interval", "2", "--log-format", "json")
-        try:
-            yield environment
-        finally:
-            environment.operator.stop()
-    finally:
-        cluster.stop()
+    args = ("--health-interval", "2", "--log-format", "json")
+    with operated_cluster(tmp_path_factory.mktemp("health"), compute_nodes=1, volumes=10, operator_args=args) as env:
+        yield env
 
 
 def status(env: Env) -> dict[str, Any]:

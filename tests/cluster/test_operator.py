@@ -10,7 +10,8 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from kubernetes.client.exceptions import ApiException
 from stackops.api.models import GROUP, PLURAL, VERSION
 from stackops.api.validation import load_cloud_text
 from stackops.devcluster.binaries import ensure_binaries
-from stackops.devcluster.cluster import LocalCluster
+from stackops.devcluster.cluster import LocalCluster, free_ports
 from stackops.devcluster.install import (
     create_volumes,
     ensure_namespace,
@@ -52,7 +53,8 @@ class Env:
         self.core = client.CoreV1Api(self.api)
         self.apps = client.AppsV1Api(self.api)
         self.batch = client.BatchV1Api(self.api)
-        self.operator = self.new_operator("stackops-operator", 18081)
+        # a port of its own: another control plane's operator may be running meanwhile
+        self.operator = self.new_operator("stackops-operator", free_ports(1)[0])
 
     def new_operator(self, user: str, port: int) -> OperatorProcess:
         return OperatorProcess(
@@ -129,27 +131,47 @@ class Env:
         return list(self.batch.list_namespaced_job(NAMESPACE, label_selector=f"stackops.dev/cloud={cloud}").items)
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+@contextmanager
+def operated_cluster(
+    workdir: Path,
+    *,
+    compute_nodes: int,
+    volumes: int,
+    operator_args: Sequence[str] = (),
+    namespaces: Sequence[str] = (NAMESPACE,),
+    extra_users: Sequence[str] = (),
+) -> Iterator[Env]:
+    """A local control plane (one control-plane node, `compute_nodes` compute nodes) with the CRD,
+    the operator's user and `extra_users` granted its RBAC and audited, `namespaces`, `volumes`
+    PersistentVolumes, and the operator running in NAMESPACE with `operator_args`; all stopped after."""
     ensure_binaries()
-    cluster = LocalCluster(extra_users={SECOND: ()}, audited_users=("stackops-operator", SECOND))
-    cluster.start(control_plane_nodes=1, compute_nodes=2)
-    print(f"control plane up in {cluster.startup_seconds:.1f}s")
+    users = ("stackops-operator", *extra_users)
+    cluster = LocalCluster(extra_users={user: () for user in extra_users}, audited_users=users)
+    cluster.start(control_plane_nodes=1, compute_nodes=compute_nodes)
     try:
         install_crds(cluster.api)
-        for user in ("stackops-operator", SECOND):
+        for user in users:
             grant_operator_rbac(cluster.api, user)
-        for namespace in (NAMESPACE, OTHER_NAMESPACE):
+        for namespace in namespaces:
             ensure_namespace(cluster.api, namespace)
-        create_volumes(cluster.api, 40)
-        environment = Env(cluster, tmp_path_factory.mktemp("operator"))
-        environment.operator.start("-n", NAMESPACE)
+        create_volumes(cluster.api, volumes)
+        environment = Env(cluster, workdir)
+        environment.operator.start("-n", NAMESPACE, *operator_args)
         try:
             yield environment
         finally:
             environment.operator.stop()
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    namespaces = (NAMESPACE, OTHER_NAMESPACE)
+    workdir = tmp_path_factory.mktemp("operator")
+    with operated_cluster(workdir, compute_nodes=2, volumes=40, namespaces=namespaces, extra_users=(SECOND,)) as env:
+        print(f"control plane up in {env.cluster.startup_seconds:.1f}s")
+        yield env
 
 
 # -- the API server enforces the API ---------------------------------------------------------

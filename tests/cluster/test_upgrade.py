@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -29,13 +27,12 @@ from kubernetes.client.exceptions import ApiException
 from stackops.api.models import GROUP, PLURAL, VERSION
 from stackops.api.validation import parse_cloud
 from stackops.credentials import Credentials
-from stackops.devcluster.binaries import ensure_binaries
-from stackops.devcluster.cluster import LocalCluster, free_ports
-from stackops.devcluster.install import create_volumes, ensure_namespace, grant_operator_rbac, install_crds, wait_for
-from stackops.devcluster.processes import die_with_parent_preexec
+from stackops.devcluster.cluster import free_ports
+from stackops.devcluster.install import install_crds, wait_for
 from stackops.render.hashing import CONFIG_HASH_ANNOTATION
 from stackops.upgrade.plan import AGENTS_RELEASE_ANNOTATION, UpgradePlan, plan_upgrade
-from tests.cluster.test_operator import NAMESPACE, OTHER_NAMESPACE, ROOT, Env
+from tests.cluster.test_operator import NAMESPACE, OTHER_NAMESPACE, ROOT, Env, operated_cluster
+from tests.support.operator import OperatorProcess
 
 OPERATOR = "stackops-operator"
 SOURCE, TARGET = "2025.2", "2026.1"
@@ -49,25 +46,9 @@ WORKLOADS = ("deployments", "statefulsets", "daemonsets")
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    ensure_binaries()
-    cluster = LocalCluster(audited_users=(OPERATOR,))
-    cluster.start(control_plane_nodes=1, compute_nodes=2)
-    try:
-        install_crds(cluster.api)
-        grant_operator_rbac(cluster.api, OPERATOR)
-        for namespace in (NAMESPACE, OTHER_NAMESPACE):
-            ensure_namespace(cluster.api, namespace)
-        create_volumes(cluster.api, 60)
-        environment = Env(cluster, tmp_path_factory.mktemp("operator"))
-        # a port of its own: another control plane's operator may hold test_operator.py's
-        environment.operator = environment.new_operator(OPERATOR, free_ports(1)[0])
-        environment.operator.start("-n", NAMESPACE)
-        try:
-            yield environment
-        finally:
-            environment.operator.stop()
-    finally:
-        cluster.stop()
+    workdir = tmp_path_factory.mktemp("operator")
+    with operated_cluster(workdir, compute_nodes=2, volumes=60, namespaces=(NAMESPACE, OTHER_NAMESPACE)) as env:
+        yield env
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -224,41 +205,21 @@ def test_release_rules_on_the_api_server_read_the_deployed_release_and_the_rollb
 # -- operator self-upgrade ------------------------------------------------------------------------
 
 
-class OlderOperator:
+class OlderOperator(OperatorProcess):
     """`stackops operator` from the code at OLDER_REVISION: its `operator/` and `crds/`, recorded in
     tests/data (`git archive`), so the test needs no git history (CI may clone shallowly)."""
 
     def __init__(self, env: Env, workdir: Path) -> None:
         recorded = ROOT / "tests" / "data" / f"operator-{OLDER_REVISION[:7]}.tar.gz"
         subprocess.run(["tar", "-xzf", str(recorded), "-C", str(workdir)], check=True)
-        self.source = workdir / "operator"
         self.crd = yaml.safe_load((workdir / "crds" / "stackops.dev_openstackclouds.yaml").read_text())
-        self.kubeconfig = env.cluster.kubeconfig_for(OPERATOR)
-        self.log = workdir / "older-operator.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        source = {"PYTHONPATH": str(workdir / "operator"), "STACKOPS_IMAGE": "stackops:test"}
+        super().__init__(env.cluster.kubeconfig_for(OPERATOR), workdir / "older-operator.log", free_ports(1)[0], source)
 
-    def start(self) -> None:
+    def command(self, *args: str) -> list[str]:
+        """Only the flags that release had (no metrics port, no OpenStack checks to turn off)."""
         command = [sys.executable, "-m", "stackops.cli", "operator", "--kubeconfig", str(self.kubeconfig)]
-        command += ["--health-port", str(free_ports(1)[0]), "-n", NAMESPACE]
-        env = {**os.environ, "PYTHONPATH": str(self.source), "STACKOPS_IMAGE": "stackops:test"}
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent_preexec(),
-            )
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        return [*command, "--health-port", str(self.health_port), *args]
 
 
 def replace_crd(env: Env, body: dict[str, Any]) -> None:
@@ -308,7 +269,7 @@ def test_a_newer_operator_adopts_an_older_ones_cloud_restarting_only_what_change
     older = OlderOperator(env, tmp_path)
     env.operator.stop()
     replace_crd(env, older.crd)  # as the older release installed it
-    older.start()
+    older.start("-n", NAMESPACE)
     try:
         env.create(env.cloud_body("adopted"))
         env.wait_ready("adopted", timeout=300)
@@ -316,7 +277,7 @@ def test_a_newer_operator_adopts_an_older_ones_cloud_restarting_only_what_change
         older.stop()
     before = workloads(env, "adopted")
     files_before = {key: mounted_files(env, w["template"]) for key, w in before.items()}
-    assert before, older.log.read_text()[-3000:]
+    assert before, older.log()[-3000:]
     since = env.cluster.audit_line_count()
 
     install_crds(env.api)  # the current CRD: the stored cloud must still load
