@@ -104,46 +104,50 @@ def cmd_rbac(args: argparse.Namespace) -> int:
     return 0
 
 
+def _job_environment(*names: str) -> dict[str, str]:
+    """The environment variables a Job sets for its command; every missing one named at once."""
+    missing = [v for v in names if v not in os.environ]
+    if missing:
+        raise UserError([f"environment: {v} is not set" for v in missing])
+    return {v: os.environ[v] for v in names}
+
+
+def _job_outcome(job: str, work: Callable[[], list[str]], errors: type[Exception] | tuple[type[Exception], ...]) -> int:
+    """Run a Job's `work` and print what it changed ("nothing to change" when nothing did), or its
+    error, one line on stderr, exiting 1."""
+    try:
+        changed = work()
+    except errors as error:
+        print(f"{job}: {error}", file=sys.stderr)
+        return 1
+    for line in changed or ["nothing to change"]:
+        print(f"{job}: {line}")
+    return 0
+
+
 def cmd_create_database(args: argparse.Namespace) -> int:
     # Imported here: PyMySQL is only needed inside the Job.
     from stackops.jobs.database import Admin, DatabaseJobError, create_databases
 
-    missing = [
-        v
-        for v in ("STACKOPS_DB_ADMIN_USER", "STACKOPS_DB_ADMIN_PASSWORD", "STACKOPS_DB_PASSWORD")
-        if v not in os.environ
-    ]
-    if missing:
-        raise UserError([f"environment: {v} is not set" for v in missing])
-    admin = Admin(args.host, args.port, os.environ["STACKOPS_DB_ADMIN_USER"], os.environ["STACKOPS_DB_ADMIN_PASSWORD"])
-    try:
-        changed = create_databases(admin, args.database, args.user, os.environ["STACKOPS_DB_PASSWORD"])
-    except DatabaseJobError as error:
-        print(f"create-database: {error}", file=sys.stderr)
-        return 1
-    for line in changed or ["nothing to change"]:
-        print(f"create-database: {line}")
-    return 0
+    env = _job_environment("STACKOPS_DB_ADMIN_USER", "STACKOPS_DB_ADMIN_PASSWORD", "STACKOPS_DB_PASSWORD")
+    admin = Admin(args.host, args.port, env["STACKOPS_DB_ADMIN_USER"], env["STACKOPS_DB_ADMIN_PASSWORD"])
+    return _job_outcome(
+        "create-database",
+        lambda: create_databases(admin, args.database, args.user, env["STACKOPS_DB_PASSWORD"]),
+        DatabaseJobError,
+    )
 
 
 def cmd_create_messaging_user(args: argparse.Namespace) -> int:
     from stackops.jobs.messaging import Admin, MessagingJobError, create_user
 
-    names = ("STACKOPS_MQ_ADMIN_USER", "STACKOPS_MQ_ADMIN_PASSWORD", "STACKOPS_MQ_PASSWORD")
-    missing = [v for v in names if v not in os.environ]
-    if missing:
-        raise UserError([f"environment: {v} is not set" for v in missing])
-    admin = Admin(
-        args.host, args.management_port, os.environ["STACKOPS_MQ_ADMIN_USER"], os.environ["STACKOPS_MQ_ADMIN_PASSWORD"]
+    env = _job_environment("STACKOPS_MQ_ADMIN_USER", "STACKOPS_MQ_ADMIN_PASSWORD", "STACKOPS_MQ_PASSWORD")
+    admin = Admin(args.host, args.management_port, env["STACKOPS_MQ_ADMIN_USER"], env["STACKOPS_MQ_ADMIN_PASSWORD"])
+    return _job_outcome(
+        "create-messaging-user",
+        lambda: create_user(admin, args.user, args.vhost, env["STACKOPS_MQ_PASSWORD"]),
+        MessagingJobError,
     )
-    try:
-        changed = create_user(admin, args.user, args.vhost, os.environ["STACKOPS_MQ_PASSWORD"])
-    except MessagingJobError as error:
-        print(f"create-messaging-user: {error}", file=sys.stderr)
-        return 1
-    for line in changed or ["nothing to change"]:
-        print(f"create-messaging-user: {line}")
-    return 0
 
 
 def _api(kubeconfig: str | None) -> Any:
@@ -308,28 +312,22 @@ def _keystone_admin_job(job: str, region: str, password_var: str, work: Callable
     with the password the Job sets from `password_var`; prints what changed."""
     import openstack
 
-    needed = ("OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", password_var)
-    missing = [v for v in needed if v not in os.environ]
-    if missing:
-        raise UserError([f"environment: {v} is not set" for v in missing])
-    try:
+    env = _job_environment("OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", password_var)
+
+    def connected_work() -> list[str]:
         conn = openstack.connect(
-            auth_url=os.environ["OS_AUTH_URL"],
-            username=os.environ["OS_USERNAME"],
-            password=os.environ["OS_PASSWORD"],
+            auth_url=env["OS_AUTH_URL"],
+            username=env["OS_USERNAME"],
+            password=env["OS_PASSWORD"],
             project_name=os.environ.get("OS_PROJECT_NAME", "admin"),
             user_domain_name="Default",
             project_domain_name="Default",
             region_name=region,
             interface="internal",
         )
-        changed = work(conn, os.environ[password_var])
-    except openstack.exceptions.SDKException as error:
-        print(f"{job}: {error}", file=sys.stderr)
-        return 1
-    for line in changed or ["nothing to change"]:
-        print(f"{job}: {line}")
-    return 0
+        return work(conn, env[password_var])
+
+    return _job_outcome(job, connected_work, openstack.exceptions.SDKException)
 
 
 def cmd_register_service(args: argparse.Namespace) -> int:
