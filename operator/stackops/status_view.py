@@ -9,6 +9,8 @@ from typing import Any
 
 from rich.table import Table
 
+from stackops.reconcile.readiness import condition
+
 PHASE_COLOURS = {
     "Ready": "green",
     "Deploying": "yellow",
@@ -24,10 +26,6 @@ def _coloured(phase: str) -> str:
     return f"[{PHASE_COLOURS.get(phase, 'white')}]{phase}[/]"
 
 
-def ready_condition(status: dict[str, Any]) -> dict[str, Any]:
-    return next((c for c in status.get("conditions", []) or [] if c.get("type") == "Ready"), {})
-
-
 def cloud_table(cloud: dict[str, Any], elapsed: float | None = None) -> Table:
     meta = cloud["metadata"]
     status = cloud.get("status") or {}
@@ -39,7 +37,7 @@ def cloud_table(cloud: dict[str, Any], elapsed: float | None = None) -> Table:
         title += f" {elapsed:.0f}s"
     if stale:
         title += " [dim](spec changed; not yet looked at)[/]"
-    message = ready_condition(status).get("message", "")
+    message = condition(status, "Ready").get("message", "")
     table = Table(title=title, caption=message or None, title_justify="left", caption_justify="left")
     for column in ("service", "phase", "ready", "health", "release", "message"):
         table.add_column(column)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,11 +15,9 @@ class Readiness:
     replicas: tuple[int, int] | None = None  # (ready, desired) for workloads
 
 
-def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for condition in obj.get("status", {}).get("conditions", []) or []:
-        if condition.get("type") == kind:
-            return dict(condition)
-    return None
+def condition(status: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """The condition of type `kind` in an object's status (Kubernetes' or a cloud's); {} when absent."""
+    return dict(next((c for c in status.get("conditions", []) or [] if c.get("type") == kind), {}))
 
 
 def _observed(obj: dict[str, Any]) -> bool:
@@ -32,11 +31,11 @@ def readiness(obj: dict[str, Any]) -> Readiness:
     status = obj.get("status", {}) or {}
     spec = obj.get("spec", {}) or {}
     if kind == "Job":
-        failed = _condition(obj, "Failed")
+        failed = condition(status, "Failed")
         if failed and failed.get("status") == "True":
             detail = failed.get("message") or failed.get("reason") or "failed"
             return Readiness(False, f"job {name} failed: {detail}", failed=True)
-        complete = _condition(obj, "Complete")
+        complete = condition(status, "Complete")
         if complete and complete.get("status") == "True":
             return Readiness(True)
         return Readiness(False, f"waiting for job {name}")
@@ -49,7 +48,7 @@ def readiness(obj: dict[str, Any]) -> Readiness:
         if kind == "StatefulSet" and status.get("updateRevision"):
             done = done and status.get("currentRevision") == status.get("updateRevision")
         if kind == "Deployment":
-            progressing = _condition(obj, "Progressing")
+            progressing = condition(status, "Progressing")
             if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
                 return Readiness(False, f"deployment {name} is not progressing", failed=True, replicas=(ready, desired))
         label = kind.lower()

@@ -37,7 +37,7 @@ from stackops.reconcile.engine import (
     owner_reference,
 )
 from stackops.reconcile.kube import Kube, Obj
-from stackops.reconcile.readiness import readiness
+from stackops.reconcile.readiness import condition, readiness
 from stackops.reconcile.resources import CLOUD, kind_of
 from stackops.services.base import RenderOptions
 from stackops.upgrade.plan import PREFLIGHT, UpgradePlan, UpgradeStep, at_release, plan_upgrade
@@ -62,10 +62,6 @@ class ReleaseOutcome:
     reason: str = STEP_FAILED
     # per service: "done" (on the new release), "current", or absent (still on the old one)
     services: dict[str, str] = field(default_factory=dict)
-
-
-def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
-    return next((c for c in status.get("conditions", []) or [] if c.get("type") == kind), {})
 
 
 def reconcile_release(
@@ -165,7 +161,7 @@ class Upgrade:
 
     def _preflight(self, upgrade: UpgradePlan) -> ReleaseOutcome:
         """Nothing the cloud runs changes here: the checks only read, and what they apply is new."""
-        healthy = _condition(self.previous, "Healthy")
+        healthy = condition(self.previous, "Healthy")
         if healthy.get("status") == "False":
             return self._preflight_waiting(f"waiting for the cloud to be Healthy: {healthy.get('message', '')}")
         problem = self._not_ready(plan(at_release(self.cloud, self.source), self.credentials, self.options))
