@@ -249,12 +249,15 @@ class Cinder(Service):
         return ServiceUpgrade(
             image="cinder-api",
             uid=CINDER_UID,
-            files={"cinder.conf": self.files(ctx)["cinder.conf"]},
+            files={"cinder.conf": self.cinder_conf(ctx)},
             check=KollaCommand(f"cinder-status --config-file {CONFIG_FILE} upgrade check", (conf,)),
             expand={"db-sync": KollaCommand(f"{manage} sync", (conf,))},
             online={"db-online-migrations": KollaCommand(f"{manage} online_data_migrations", (conf,))},
             restart_after_agents=True,
         )
+
+    def cinder_conf(self, ctx: CloudContext) -> str:
+        return render_ini(self.config(ctx), cinder_spec(ctx).config)
 
     def commands(self, spec: CinderSpec) -> dict[str, KollaCommand]:
         """What each cinder container runs; volume and backup services only where the spec has them."""
@@ -287,7 +290,7 @@ class Cinder(Service):
     def files(self, ctx: CloudContext) -> dict[str, str]:
         spec = cinder_spec(ctx)
         files = {
-            "cinder.conf": render_ini(self.config(ctx), spec.config),
+            "cinder.conf": self.cinder_conf(ctx),
             api.uwsgi_file(self.name): api.uwsgi_config(ctx, "cinder-api", PORT, "cinder/wsgi/api.py"),
         }
         if lvm_backends(spec):

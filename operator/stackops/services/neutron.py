@@ -212,28 +212,33 @@ class Neutron(Service):
         is left. Metadata agents roll with the other host agents."""
         conf = ConfigFile("neutron.conf", NEUTRON_CONF, "neutron", "0600")
         ml2 = ConfigFile("ml2_conf.ini", ML2_CONF, "neutron", "0600")
-        files = self.server_files(ctx)
-        _, chassis = ovn.chassis_steps(ctx, self)
+        chassis = [ctx.object_name(self.name, c).removeprefix(f"{ctx.name}-") for c in ovn.chassis_components(ctx)]
         manage = f"neutron-db-manage {SERVER_ARGS} upgrade"
         return ServiceUpgrade(
             image="neutron-server",
             uid=NEUTRON_UID,
-            files={key: files[key] for key in ("neutron.conf", "ml2_conf.ini")},
+            files=self.neutron_confs(ctx),
             check=KollaCommand(f"neutron-status {SERVER_ARGS} upgrade check", (conf, ml2)),
             expand={"db-expand": KollaCommand(f"{manage} --expand", (conf, ml2))},
             contract={"db-contract": KollaCommand(f"{manage} --contract", (conf, ml2))},
-            roll_first=("neutron-config", *(step.name for step in chassis)),
+            roll_first=("neutron-config", *chassis),
         )
 
     def ml2(self, ctx: CloudContext) -> IniSections:
         """ml2_conf.ini's sections after the user's overrides."""
         return merge_sections(self.ml2_config(ctx), split_overrides(neutron_spec(ctx).config)[1])
 
-    def server_files(self, ctx: CloudContext) -> dict[str, str]:
+    def neutron_confs(self, ctx: CloudContext) -> dict[str, str]:
+        """neutron.conf and ml2_conf.ini after the user's overrides: what every neutron command reads."""
         conf_overrides, ml2_overrides = split_overrides(neutron_spec(ctx).config)
         return {
             "neutron.conf": render_ini(self.config(ctx), conf_overrides),
             "ml2_conf.ini": render_ini(self.ml2_config(ctx), ml2_overrides),
+        }
+
+    def server_files(self, ctx: CloudContext) -> dict[str, str]:
+        return {
+            **self.neutron_confs(ctx),
             "ovn-remotes.sh": self.remotes_script(ctx, self.ml2(ctx)),
             "neutron-server-uwsgi.ini": ctx.render_text(
                 "neutron/neutron-server-uwsgi.ini.j2",

@@ -28,6 +28,9 @@ RUN_DIR = "/run/ovn"
 DATA_DIR = "/var/lib/ovn"
 SCHEMA_DIR = "/usr/share/ovn"
 GATEWAY_CMS_OPTIONS = "enable-chassis-as-gw"
+# the components of the chassis DaemonSets (chassis_components)
+CHASSIS = "ovn-controller"
+GATEWAY_CHASSIS = "ovn-controller-gateway"
 # ovn-controller and the databases check each other this often (ms); OVN's 5 s default makes busy
 # chassis drop and reconnect
 PROBE_INTERVAL_MS = 60000
@@ -260,9 +263,17 @@ def _mount(name: str, read_only: bool = False) -> dict[str, Any]:
     return mount | ({"readOnly": True} if read_only else {})
 
 
+def chassis_components(ctx: CloudContext) -> list[str]:
+    """One DaemonSet for compute nodes that are not gateways and one for gateway nodes: a node
+    carries one Open vSwitch, whichever roles it has. Every compute node a gateway too (the same
+    labels, or fewer): the gateway DaemonSet covers them all."""
+    compute, gateway = ctx.spec.nodes.compute.match_labels, ctx.spec.nodes.gateway.match_labels
+    compute_only = not all(compute.get(k) == v for k, v in gateway.items())
+    return [*([CHASSIS] if compute_only else []), GATEWAY_CHASSIS]
+
+
 def chassis_steps(ctx: CloudContext, service: Service) -> tuple[dict[str, Any], list[Step]]:
-    """The chassis config Secret, and one DaemonSet for compute nodes that are not gateways and one
-    for gateway nodes: a node carries one Open vSwitch, whichever roles it has."""
+    """The chassis config Secret, and a DaemonSet per chassis_components."""
     spec = neutron_spec(ctx)
     nodes = ctx.spec.nodes
     compute: Labels = dict(nodes.compute.match_labels)
@@ -273,15 +284,11 @@ def chassis_steps(ctx: CloudContext, service: Service) -> tuple[dict[str, Any], 
         ("ovn-controller", "ovn-controller"),
     )}  # fmt: skip
     steps = []
-    # every compute node a gateway too (the same labels, or fewer): the gateway DaemonSet covers them all
-    compute_only = not all(compute.get(k) == v for k, v in gateway.items())
-    if compute_only:
+    if CHASSIS in chassis_components(ctx):
         affinity = node_affinity("spec.nodes.compute", [compute], [gateway])
-        steps.append(chassis_step(ctx, service, images, "ovn-controller", affinity, "", nodes.compute))
+        steps.append(chassis_step(ctx, service, images, CHASSIS, affinity, "", nodes.compute))
     affinity = node_affinity("spec.nodes.gateway", [gateway])
-    steps.append(
-        chassis_step(ctx, service, images, "ovn-controller-gateway", affinity, GATEWAY_CMS_OPTIONS, nodes.gateway)
-    )
+    steps.append(chassis_step(ctx, service, images, GATEWAY_CHASSIS, affinity, GATEWAY_CMS_OPTIONS, nodes.gateway))
     return kolla.config.obj, steps
 
 
