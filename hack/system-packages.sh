@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite runs for real (MariaDB, RabbitMQ, OVN, namespaces, buildah,
-# debootstrap), when they are missing.
+# debootstrap, the real node's containerd, runc and CNI plugins), when they are missing.
 set -euo pipefail
 
 missing=()
@@ -16,6 +16,13 @@ command -v ovn-northd >/dev/null 2>&1 || missing+=(ovn-central)
 command -v ovn-controller >/dev/null 2>&1 || missing+=(ovn-host)
 # RabbitMQ: the tests boot the rendered rabbitmq.conf and run the messaging Jobs against it
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
+# the real node: containerd and runc run its pods, the CNI plugins give them addresses, kube-proxy
+# programs iptables and conntrack, nsenter puts its daemons into the node's network namespace
+command -v containerd >/dev/null 2>&1 || missing+=(containerd)
+command -v runc >/dev/null 2>&1 || missing+=(runc)
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing+=(iptables)
+command -v conntrack >/dev/null 2>&1 || [ -x /usr/sbin/conntrack ] || missing+=(conntrack)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
@@ -31,6 +38,6 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The package starts a system server; stackops tests start their own on loopback.
 $sudo systemctl disable --now mariadb >/dev/null 2>&1 || $sudo service mariadb stop >/dev/null 2>&1 || true
-for unit in ovn-host ovn-central openvswitch-switch rabbitmq-server; do
+for unit in ovn-host ovn-central openvswitch-switch rabbitmq-server containerd; do
     $sudo systemctl disable --now "${unit}" >/dev/null 2>&1 || $sudo service "${unit}" stop >/dev/null 2>&1 || true
 done

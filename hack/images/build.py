@@ -8,7 +8,7 @@ OpenStack images (images/), all from a Debian base made by debootstrap. No conta
     .venv/bin/python hack/images/build.py --release 2025.2 --list
 
 Everything lives under ${STACKOPS_CACHE:-~/.cache/stackops}/images: the rootfs tarball, buildah's storage
-(vfs driver, so no overlay support is needed) and build logs. Each image carries a label with the hash of
+(overlay driver: layers are shared, not copied per image as vfs did) and build logs. Each image carries a label with the hash of
 its inputs (Containerfile, the files it copies, build args, its parent's hash); an image whose hash is
 unchanged is not built again.
 
@@ -49,6 +49,8 @@ INPUTS_LABEL = "dev.stackops.inputs"
 BUILD_CA = "/run/stackops-build-ca.crt"
 # Images a CI run builds: enough for the operator's Jobs and one OpenStack service end to end.
 CI_IMAGES = ("operator", "keystone")
+# The real node's sandbox image (containerd's sandbox_image; stackops.devcluster.realnode names it too).
+PAUSE_IMAGE = "localhost/stackops/pause:3.10"
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,32 @@ SERVICES: tuple[Service, ...] = (
     ),
     Service("horizon", 42420, {"horizon": ()}),
     Service("heat", 42418, {"heat-api": (), "heat-api-cfn": (), "heat-engine": ()}),
+)
+
+
+@dataclass(frozen=True)
+class Infra:
+    """An infrastructure image from Debian's packages: the user it runs as, with Kolla's uid, and
+    its packages; `aliases` are more names of the same build (OVN's databases and northd share one)."""
+
+    name: str
+    packages: tuple[str, ...]
+    user: str = "root"
+    uid: int = 0
+    home: str = "/"
+    aliases: tuple[str, ...] = ()
+
+
+INFRA: tuple[Infra, ...] = (
+    Infra(
+        "mariadb-server", ("mariadb-server", "mariadb-backup", "galera-4", "procps"), "mysql", 42434, "/var/lib/mysql"
+    ),
+    Infra("memcached", ("memcached",), "memcached", 42457),
+    Infra("rabbitmq", ("rabbitmq-server", "procps"), "rabbitmq", 42439, "/var/lib/rabbitmq"),
+    Infra("ovn-nb-db-server", ("ovn-central", "procps"), aliases=("ovn-sb-db-server", "ovn-northd")),
+    Infra("ovn-controller", ("ovn-host", "procps")),
+    Infra("openvswitch-db-server", ("openvswitch-switch", "procps"), aliases=("openvswitch-vswitchd",)),
+    Infra("nova-libvirt", ("libvirt-daemon-system", "qemu-system-x86", "qemu-utils", "procps")),
 )
 
 
@@ -181,6 +209,30 @@ def catalogue(release: Release) -> dict[str, Image]:
             inputs=_files(IMAGES / "openstack-base"),
         ),
     }
+    found["pause"] = Image(
+        "pause",
+        (PAUSE_IMAGE,),
+        IMAGES / "pause",
+        IMAGES / "pause" / "Containerfile",
+        inputs=_files(IMAGES / "pause"),
+    )
+    for infra in INFRA:
+        found[infra.name] = Image(
+            infra.name,
+            tuple(tag(name, series) for name in (infra.name, *infra.aliases)),
+            IMAGES / "infra",
+            IMAGES / "infra" / "Containerfile",
+            parent="base",
+            parent_arg="BASE_IMAGE",
+            args=(
+                ("IMAGE", infra.name),
+                ("APT_PACKAGES", " ".join(infra.packages)),
+                ("USER_NAME", infra.user),
+                ("USER_UID", str(infra.uid)),
+                ("USER_HOME", infra.home),
+            ),
+            inputs=_files(IMAGES / "infra"),
+        )
     for service in SERVICES:
         pip = release.packages[service.package]
         common = (("SERVICE", service.user), ("SERVICE_UID", str(service.uid)), ("PIP_PACKAGES", pip))
@@ -236,11 +288,11 @@ def with_parents(images: dict[str, Image], names: Sequence[str]) -> list[Image]:
 
 
 class Buildah:
-    """buildah with stackops' storage: vfs driver, root and runroot in the cache, chroot isolation."""
+    """buildah with stackops' storage: overlay driver, root and runroot in the cache, chroot isolation."""
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or cache_root()
-        self.storage = self.root / "storage"
+        self.storage = self.root / "storage-overlay"
         self.runroot = self.root / "run"
 
     def argv(self, *args: str) -> list[str]:
@@ -251,7 +303,7 @@ class Buildah:
             "--runroot",
             str(self.runroot),
             "--storage-driver",
-            "vfs",
+            "overlay",
             *args,
         ]
 
@@ -311,7 +363,7 @@ class Builder:
                 self.timings[image.name] = time.monotonic() - began
                 self.log(f"{image.name}: built in {self.timings[image.name]:.0f}s")
             if self.timings:
-                # a rebuilt image leaves its predecessor untagged; vfs keeps full copies, so drop them
+                # a rebuilt image leaves its predecessor untagged: drop it
                 self.buildah.run("rmi", "--prune", check=False)
         return images
 
@@ -328,6 +380,12 @@ class Builder:
             with tempfile.TemporaryDirectory(dir=self.buildah.root) as context:
                 shutil.copy(image.containerfile, context)
                 os.link(self._rootfs(inputs), Path(context) / "rootfs.tar")
+                self._bud(image, Path(context), inputs)
+            return
+        if image.name == "pause":
+            with tempfile.TemporaryDirectory(dir=self.buildah.root) as context:
+                shutil.copy(image.containerfile, context)
+                go_build(image.context, Path(context) / "pause")
                 self._bud(image, Path(context), inputs)
             return
         self._bud(image, image.context, inputs)
@@ -365,6 +423,61 @@ class BuildError(Exception):
     pass
 
 
+def go_build(module: Path, output: Path) -> None:
+    """A static binary of the Go main package in `module` (the pause image's only file)."""
+    if shutil.which("go") is None:
+        raise BuildError("go is not installed: the pause image is built from images/pause/pause.go")
+    env = {**os.environ, "CGO_ENABLED": "0"}
+    argv = ["go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w", "-o", str(output), "."]
+    result = subprocess.run(argv, cwd=module, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BuildError(f"go build in {module} failed: {result.stderr.strip()}")
+
+
+class Containerd:
+    """Loads built images into a containerd (the real node's), in the namespace its CRI plugin uses.
+
+    Each loaded image carries the inputs hash it was built from as a containerd label, so an image
+    already loaded from the same inputs is not exported again."""
+
+    NAMESPACE = "k8s.io"
+
+    def __init__(self, address: Path, buildah: Buildah) -> None:
+        self.address = address
+        self.buildah = buildah
+
+    def ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = ["ctr", "--address", str(self.address), "--namespace", self.NAMESPACE, *args]
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if check and result.returncode != 0:
+            raise BuildError(f"{' '.join(argv)}: exit {result.returncode}: {result.stderr.strip()}")
+        return result
+
+    def loaded(self, ref: str) -> str | None:
+        """The inputs hash of `ref` as loaded, or None when it is not there."""
+        for line in self.ctr("images", "ls", f"name=={ref}").stdout.splitlines()[1:]:
+            for label in line.split()[-1].split(","):
+                key, _, value = label.partition("=")
+                if key == INPUTS_LABEL:
+                    return value
+        return None
+
+    def load(self, image: Image, inputs: str) -> bool:
+        """Export `image` from buildah and import it, with every tag; False when already loaded."""
+        if all(self.loaded(ref) == inputs for ref in image.tags):
+            return False
+        with tempfile.TemporaryDirectory(dir=self.buildah.root) as scratch:
+            archive = Path(scratch) / "image.tar"
+            self.buildah.run("push", "--quiet", image.ref, f"oci-archive:{archive}:{image.ref}")
+            self.ctr("images", "import", str(archive))
+        for ref in image.tags:
+            if ref != image.ref:
+                self.ctr("images", "rm", ref, check=False)
+                self.ctr("images", "tag", image.ref, ref)
+            self.ctr("images", "label", ref, f"{INPUTS_LABEL}={inputs}")
+        return True
+
+
 def host_trust() -> list[str]:
     """A host that reaches PyPI through a TLS-inspecting proxy names its CA bundle in PIP_CERT: builds
     see it read-only at the same path, through the PIP_CERT build arg, and images do not keep it."""
@@ -379,6 +492,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="images to build (default: all); `ci` names the CI set")
     parser.add_argument("--release", default=DEFAULT_RELEASE, choices=SUPPORTED_RELEASES)
     parser.add_argument("--list", action="store_true", help="print each image, its tags and inputs hash")
+    parser.add_argument(
+        "--containerd", type=Path, metavar="SOCKET", help="then load the named images into this containerd (k8s.io)"
+    )
     args = parser.parse_args(argv)
     builder = Builder(RELEASES[args.release])
     names = [n for name in args.names for n in (CI_IMAGES if name == "ci" else (name,))] or list(builder.images)
@@ -396,6 +512,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.monotonic()
     try:
         builder.build(names)
+        if args.containerd:
+            containerd = Containerd(args.containerd, builder.buildah)
+            for name in names:
+                image = builder.images[name]
+                if containerd.load(image, builder.inputs_hash(name)):
+                    builder.log(f"{name}: loaded into {args.containerd}")
     except (BuildError, subprocess.CalledProcessError) as error:
         print(error, file=sys.stderr)
         return 1

@@ -22,6 +22,8 @@ from stackops.devcluster.errors import DevClusterError
 KUBE_VERSION = "v1.34.10"
 
 PROGRAMS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+# A real node's programs (stackops.devcluster.realnode), built by the same script.
+NODE_PROGRAMS = ("kubelet", "kube-proxy", "coredns")
 # kwok alone finds no Stage objects; build.sh assembles kwokctl's default stages into this file.
 KWOK_STAGES = "kwok-stages.yaml"
 
@@ -38,6 +40,17 @@ class Binaries:
     kube_scheduler: Path
     kwok: Path
     kwok_stages: Path
+    kubelet: Path | None = None
+    kube_proxy: Path | None = None
+    coredns: Path | None = None
+
+    def node_programs(self) -> dict[str, Path]:
+        """The real node's programs by name; DevClusterError when they were not looked for."""
+        found = {"kubelet": self.kubelet, "kube-proxy": self.kube_proxy, "coredns": self.coredns}
+        missing = [name for name, path in found.items() if path is None]
+        if missing:
+            raise DevClusterError(f"no {', '.join(missing)} binaries: ask ensure_binaries(real_node=True)")
+        return {name: path for name, path in found.items() if path is not None}
 
 
 def build_script() -> Path | None:
@@ -74,14 +87,15 @@ def _executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
-def locate(version: str | None = None) -> tuple[dict[str, Path], list[str]]:
+def locate(version: str | None = None, real_node: bool = False) -> tuple[dict[str, Path], list[str]]:
     """Found files by name, and the names of those missing (programs and the kwok stages file)."""
     places = [Path(p) for p in [os.environ.get("KUBEBUILDER_ASSETS", "")] if p]
     places.append(cache_dir(version))
     found: dict[str, Path] = {}
     missing: list[str] = []
-    for name in (*PROGRAMS, KWOK_STAGES):
-        ok = _executable if name in PROGRAMS else Path.is_file
+    programs = (*PROGRAMS, *(NODE_PROGRAMS if real_node else ()))
+    for name in (*programs, KWOK_STAGES):
+        ok = _executable if name in programs else Path.is_file
         hit = next((place / name for place in places if ok(place / name)), None)
         if hit is None:
             missing.append(name)
@@ -111,14 +125,17 @@ def _run_build(script: Path, progress: Callable[[str], None]) -> None:
         raise DevClusterError("\n".join([f"{script} failed (exit status {build.returncode}); last lines:", *last]))
 
 
-def ensure_binaries(build: bool = True, progress: Callable[[str], None] = print) -> Binaries:
-    """All binaries the cluster needs, building missing ones with hack/kube/build.sh when possible."""
+def ensure_binaries(
+    build: bool = True, progress: Callable[[str], None] = print, *, real_node: bool = False
+) -> Binaries:
+    """All binaries the cluster needs (with a real node's when asked), building missing ones with
+    hack/kube/build.sh when possible."""
     version = kube_version()
-    found, missing = locate(version)
+    found, missing = locate(version, real_node)
     script = build_script()
     if missing and build and script is not None:
         _run_build(script, progress)
-        found, missing = locate(version)
+        found, missing = locate(version, real_node)
     if missing:
         how = (
             f"run {script} (needs Go >= 1.26)"
@@ -138,4 +155,7 @@ def ensure_binaries(build: bool = True, progress: Callable[[str], None] = print)
         kube_scheduler=found["kube-scheduler"],
         kwok=found["kwok"],
         kwok_stages=found[KWOK_STAGES],
+        kubelet=found.get("kubelet"),
+        kube_proxy=found.get("kube-proxy"),
+        coredns=found.get("coredns"),
     )

@@ -78,8 +78,12 @@ def up(
     *,
     control_plane_nodes: int = 1,
     progress: Callable[[str], None] = _err,
+    real_node: bool = False,
 ) -> LocalCluster:
-    """Start a detached cluster in `workdir`; return once the API answers and nodes are Ready."""
+    """Start a detached cluster in `workdir`; return once the API answers and nodes are Ready.
+
+    `real_node`: a real node (kubelet, containerd, kube-proxy, CoreDNS) labelled for the control
+    plane and compute, beside the kwok nodes asked for."""
     from stackops.devcluster.cluster import LocalCluster
 
     if compute_nodes < 0 or control_plane_nodes < 0:
@@ -102,9 +106,9 @@ def up(
     if kubeconfig and target.exists() and _ours(target) is None:
         raise DevClusterError(f"--kubeconfig {target}: exists and is not a dev cluster kubeconfig; not overwriting it")
 
-    binaries = ensure_binaries(progress=progress)
-    progress(f"starting a dev cluster in {workdir} ...")
-    cluster = LocalCluster(workdir, keep=False, binaries=binaries)
+    binaries = ensure_binaries(progress=progress, real_node=real_node)
+    progress(f"starting a dev cluster{' with a real node' if real_node else ''} in {workdir} ...")
+    cluster = LocalCluster(workdir, keep=False, binaries=binaries, real_node=real_node)
     cluster.start(control_plane_nodes, compute_nodes, detached=True)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -114,7 +118,7 @@ def up(
         raise DevClusterError(f"--kubeconfig {target}: cannot write: {error.strerror}") from None
     cluster.state.exported_kubeconfig = target
     cluster.state.save()
-    count = control_plane_nodes + compute_nodes
+    count = control_plane_nodes + compute_nodes + (1 if real_node else 0)
     print(f"dev cluster up in {cluster.startup_seconds:.1f}s: API {cluster.server}, {count} nodes Ready")
     print(f"kubeconfig: {target}")
     print(f"  export KUBECONFIG={target}")
@@ -180,7 +184,12 @@ def status(workdir: Path | None = None) -> bool:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    up(args.kubeconfig, args.compute_nodes, args.workdir)
+    if args.real_node:
+        # the real node is the control plane and compute: kwok nodes only when asked for
+        compute = 0 if args.compute_nodes is None else args.compute_nodes
+        up(args.kubeconfig, compute, args.workdir, control_plane_nodes=0, real_node=True)
+    else:
+        up(args.kubeconfig, 2 if args.compute_nodes is None else args.compute_nodes, args.workdir)
     return 0
 
 
@@ -206,7 +215,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     start = commands.add_parser("up", help="start the cluster and return once its nodes are Ready")
     start.add_argument("--kubeconfig", type=Path, help="write the admin kubeconfig here (default: WORKDIR/kubeconfig)")
-    start.add_argument("--compute-nodes", type=int, default=2, help="fake compute nodes (default: 2)")
+    start.add_argument("--compute-nodes", type=int, help="fake compute nodes (default: 2; 0 with --real-node)")
+    start.add_argument(
+        "--real-node",
+        action="store_true",
+        help="run a real node (kubelet, containerd, kube-proxy, CoreDNS) in its own network namespace, "
+        "labelled for the control plane and compute",
+    )
     start.add_argument("--workdir", type=Path, help=workdir_help)
     start.set_defaults(func=_cmd_up)
 

@@ -1,9 +1,11 @@
-"""A real Kubernetes control plane on loopback, with kwok fake nodes, for tests and development.
+"""A real Kubernetes control plane, with kwok fake nodes and optionally one real node, for tests and dev.
 
 etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok run as local processes
-on free 127.0.0.1 ports, in one working directory, with the flags hack/kube/README.md found
-to work. Nothing here dials a pod, node or Service IP: nothing listens there (no kubelet, no
-kube-proxy), and those private-range addresses must not be probed on this workplace.
+on free ports, in one working directory, with the flags hack/kube/README.md found to work. With
+kwok nodes alone everything listens on 127.0.0.1 and nothing dials a pod, node or Service IP.
+With a real node (stackops.devcluster.realnode) the API server listens on the host end of the
+node's veth link instead, and pod and Service addresses exist only inside the node's network
+namespace (stackops.devcluster.hostnet), which has no route off the machine.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from kubernetes import client, config
 
-from stackops.devcluster import audit, commands, nodes, probe, processes
+from stackops.devcluster import audit, commands, hostchanges, hostnet, nodes, probe, processes, realnode
 from stackops.devcluster.binaries import Binaries, ensure_binaries, kube_version
 from stackops.devcluster.errors import DevClusterError
 from stackops.devcluster.identities import (
@@ -34,6 +36,7 @@ from stackops.devcluster.identities import (
     tokens_csv,
     write_private,
 )
+from stackops.devcluster.pki import write_kubelet_client_pki
 from stackops.devcluster.processes import Process
 from stackops.devcluster.state import STATE_FILE, ClusterState
 
@@ -56,12 +59,27 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def _emergency_stop(procs: dict[str, Process], marker: str, workdir: Path | None) -> None:
-    """weakref.finalize/atexit safety net: a cluster nobody stopped still leaves no process behind."""
+def _stop_all(procs: dict[str, Process], marker: str, real_node: bool, timeout: float = 10.0) -> list[str]:
+    """Stop every process in reverse start order; with a real node, first its daemons and every
+    container, and last undo what it changed on the machine. Returns what could not be undone."""
+    if real_node:
+        for name in ("coredns", "kube-proxy", "kubelet"):
+            if name in procs:
+                processes.stop(procs.pop(name), marker, timeout)
+        hostchanges.kill_pod_processes()
+        # containerd's shims outlive it on purpose (they hold the containers): they go first
+        realnode.stop_mentioning(str(realnode.RUN_DIR))
     for proc in reversed(list(procs.values())):
-        processes.stop(proc, marker, timeout=5.0)
+        processes.stop(proc, marker, timeout)
     procs.clear()
-    if workdir is not None:
+    return realnode.undo_host_changes() if real_node else []
+
+
+def _emergency_stop(procs: dict[str, Process], marker: str, workdir: Path | None, real_node: bool) -> None:
+    """weakref.finalize/atexit safety net: a cluster nobody stopped still leaves no process behind."""
+    problems = _stop_all(procs, marker, real_node, timeout=5.0)
+    # never delete through a mount a crashed node left (it could be a host directory)
+    if workdir is not None and not problems and not hostchanges.mounts_under([workdir]):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -82,13 +100,19 @@ class LocalCluster:
         extra_users: Mapping[str, Sequence[str]] | None = None,
         audited_users: Sequence[str] = (OPERATOR_USER,),
         timeout: float = 60.0,
+        real_node: bool = False,
     ) -> None:
         """`workdir` must be missing or empty (default: a new temp dir); it is deleted by stop()
-        unless `keep` (default: env STACKOPS_CLUSTER_KEEP=1). `timeout` bounds each wait."""
+        unless `keep` (default: env STACKOPS_CLUSTER_KEEP=1). `timeout` bounds each wait.
+        `real_node`: also run a real node (kubelet, containerd, kube-proxy, CoreDNS) on this machine."""
         self._requested_workdir = workdir
         self.keep = keep if keep is not None else os.environ.get("STACKOPS_CLUSTER_KEEP") == "1"
         self._binaries = binaries
-        self._identities: dict[str, Identity] = make_identities(extra_users)
+        self.real_node = real_node
+        users = dict(extra_users or {})
+        if real_node:
+            users |= {user: list(groups) for user, groups in realnode.NODE_IDENTITIES.values()}
+        self._identities: dict[str, Identity] = make_identities(users)
         self._audited = tuple(audited_users)
         self.timeout = timeout
         self._state: ClusterState | None = None
@@ -117,7 +141,12 @@ class LocalCluster:
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.state.ports['apiserver']}"
+        return self.state.server
+
+    @property
+    def node_files(self) -> realnode.NodeFiles:
+        """Where the real node keeps its files (its directory in the workdir; images in the cache)."""
+        return realnode.NodeFiles(self.workdir / "node", realnode.images_root())
 
     @property
     def ca_file(self) -> Path:
@@ -181,7 +210,9 @@ class LocalCluster:
         if self._state is not None:
             raise DevClusterError(f"this cluster is already started (in {self.workdir})")
         began = time.monotonic()
-        binaries = self._binaries or ensure_binaries(build=False)
+        binaries = self._binaries or ensure_binaries(build=False, real_node=self.real_node)
+        if self.real_node:
+            realnode.check_host()
         workdir = self._prepare_workdir()
         ports = dict(zip(_PORTS, free_ports(len(_PORTS)), strict=True))
         self._state = ClusterState(
@@ -191,17 +222,24 @@ class LocalCluster:
             processes=[],
             identities=self._identities,
             kubeconfig=workdir / "admin.kubeconfig",
-            binaries={k: str(v) for k, v in vars(binaries).items()},
+            binaries={k: str(v) for k, v in vars(binaries).items() if v is not None},
+            host=hostnet.HOST_IP if self.real_node else "127.0.0.1",
+            real_node=self.real_node,
         )
         self._detached = detached
         if not detached:
             self._finalizer = weakref.finalize(
-                self, _emergency_stop, self._procs, str(workdir), None if self.keep else workdir
+                self, _emergency_stop, self._procs, str(workdir), None if self.keep else workdir, self.real_node
             )
         try:
+            if self.real_node:
+                self._prepare_host()
             self._write_files()
             self._start_processes(binaries)
             names = self._create_nodes(control_plane_nodes, compute_nodes)
+            if self.real_node:
+                self._start_real_node(binaries)
+                names.append(realnode.NODE_NAME)
             self._wait("the default ServiceAccount (KCM's serviceaccount controller)", self._default_sa_exists)
             self.wait_nodes_ready(names)
         except BaseException:
@@ -225,16 +263,18 @@ class LocalCluster:
         write_private(workdir / "tokens.csv", tokens_csv(self._identities.values()))
         write_private(workdir / "sa.key", service_account_key_pem())
         (workdir / "audit-policy.yaml").write_text(audit.policy_yaml(self._audited), encoding="utf-8")
+        if self.real_node:
+            (workdir / "pki").mkdir(mode=0o700, exist_ok=True)
+            write_kubelet_client_pki(commands.kubelet_client_pki(workdir))
         for key in self._identities:
             self.kubeconfig_for(key)
 
     def _spawn(self, name: str, binaries: Binaries) -> None:
-        proc = processes.spawn(
-            name,
-            commands.command_line(name, binaries, self.workdir, self.state.ports),
-            self.log(name),
-            die_with_parent=not self._detached,
-        )
+        if name in realnode.PROCESSES:
+            argv = realnode.command_line(name, self.node_files, binaries.node_programs(), self._node_kubeconfigs())
+        else:
+            argv = commands.command_line(name, binaries, self.workdir, self.state.ports, self.real_node)
+        proc = processes.spawn(name, argv, self.log(name), die_with_parent=not self._detached)
         self._procs[name] = proc
         # Saved after every start, so `down` can clean up even if this process dies mid-start.
         self.state.processes = list(self._procs.values())
@@ -328,6 +368,40 @@ class LocalCluster:
         """Wait until the nodes are Ready and rid of KCM's not-ready taint (pods can land there)."""
         nodes.wait_ready(client.CoreV1Api(self.api), names, self.timeout if timeout is None else timeout)
 
+    # -- the real node ------------------------------------------------------------------------
+
+    def _node_kubeconfigs(self) -> dict[str, Path]:
+        return {key: self.kubeconfig_for(user) for key, (user, _) in realnode.NODE_IDENTITIES.items()}
+
+    def _prepare_host(self) -> None:
+        """Undo what a crashed real node left, record the machine as it is, then make the node's
+        network (before the API server, which listens on it)."""
+        for problem in realnode.recover_crashed():
+            raise DevClusterError(f"a crashed real node left something that cannot be undone: {problem}")
+        record = hostchanges.snapshot(self.node_files.roots(), self.state.ports["apiserver"])
+        record.save()
+        hostnet.create(self.state.ports["apiserver"])
+
+    def _start_real_node(self, binaries: Binaries) -> None:
+        """RBAC and cluster DNS objects, then containerd (with the pause image loaded), kubelet,
+        kube-proxy and CoreDNS, each in the node's network namespace."""
+        files = self.node_files
+        realnode.write_files(
+            files, self._node_kubeconfigs(), commands.kubelet_client_pki(self.workdir) / "kubelet-client-ca.crt"
+        )
+        realnode.apply_objects(self.api, realnode.cluster_objects())
+        self._spawn("containerd", binaries)
+        self._wait("containerd's socket", files.containerd_socket.exists, "containerd")
+        self.load_images([realnode.PAUSE_IMAGE_NAME])
+        for name in ("kubelet", "kube-proxy", "coredns"):
+            self._spawn(name, binaries)
+
+    def load_images(self, names: Sequence[str], progress: Callable[[str], None] | None = None) -> None:
+        """Build (when their inputs changed) and load images into the real node's containerd."""
+        if not self.real_node:
+            raise DevClusterError("images load into a real node; this cluster has kwok nodes only")
+        realnode.load_images(names, self.node_files, progress or (lambda line: None))
+
     # -- audit log ----------------------------------------------------------------------------
 
     def audit_line_count(self) -> int:
@@ -395,10 +469,10 @@ class LocalCluster:
             self._api = None
         if self._state is None:
             return
-        marker = str(self.workdir)
-        for proc in reversed(list(self._procs.values())):
-            processes.stop(proc, marker)
-        self._procs.clear()
+        problems = _stop_all(self._procs, str(self.workdir), self.state.real_node)
+        if problems:
+            # the workdir stays: deleting through a mount left behind could reach host files
+            raise DevClusterError("\n".join(["the real node left these behind (down again to retry):", *problems]))
         if self._finalizer is not None:
             self._finalizer.detach()
         if (not self.keep) if remove is None else remove:
@@ -431,7 +505,7 @@ class LocalCluster:
             raise DevClusterError(f"{workdir}: no cluster here (no {STATE_FILE})") from None
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise DevClusterError(f"{workdir / STATE_FILE}: unreadable: {error}") from None
-        cluster = cls(workdir, keep=False)
+        cluster = cls(workdir, keep=False, real_node=state.real_node)
         cluster._state = state
         cluster._identities = state.identities
         cluster._detached = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from stackops.devcluster import hostnet
 from stackops.devcluster.binaries import Binaries
 from stackops.devcluster.nodes import KWOK_ANNOTATION
 
@@ -25,8 +26,17 @@ def kubeconfig_path(workdir: Path, key: str) -> Path:
     return workdir / f"{key}.kubeconfig"
 
 
-def command_line(name: str, binaries: Binaries, w: Path, p: Mapping[str, int]) -> list[str]:
-    """The command line of one process (flags as hack/kube/README.md found to work, plus ours)."""
+def kubelet_client_pki(w: Path) -> Path:
+    """Where the real node's kubelet-client CA and the API server's client certificate live."""
+    return w / "pki" / "kubelet-client"
+
+
+def command_line(name: str, binaries: Binaries, w: Path, p: Mapping[str, int], real_node: bool = False) -> list[str]:
+    """The command line of one process (flags as hack/kube/README.md found to work, plus ours).
+
+    With a `real_node`, the API server listens on the host end of the node's link (pods reach it
+    through the `kubernetes` Service, which then has a real endpoint), authorizes the kubelet as
+    a node, and calls the kubelet by its InternalIP with a client certificate."""
     etcd_url = f"http://127.0.0.1:{p['etcd_client']}"
     peer_url = f"http://127.0.0.1:{p['etcd_peer']}"
     if name == "etcd":
@@ -43,21 +53,36 @@ def command_line(name: str, binaries: Binaries, w: Path, p: Mapping[str, int]) -
             "--log-level=warn",
         ]
     if name == "kube-apiserver":
+        if real_node:
+            pki = kubelet_client_pki(w)
+            where = [
+                f"--bind-address={hostnet.HOST_IP}",
+                f"--advertise-address={hostnet.HOST_IP}",
+                # never resolve a node's name through the machine's resolver
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                "--authorization-mode=Node,RBAC",
+            ]
+        else:
+            where = [
+                "--bind-address=127.0.0.1",
+                # Else it advertises the host's default-route IP; 127.0.0.1 then needs the
+                # endpoint reconciler off (it refuses loopback endpoints, every sync).
+                "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none",
+                "--authorization-mode=RBAC",
+            ]
         return [
             str(binaries.kube_apiserver),
             f"--etcd-servers={etcd_url}",
             f"--cert-dir={w / 'pki'}",
             f"--secure-port={p['apiserver']}",
-            "--bind-address=127.0.0.1",
-            # Else it advertises the host's default-route IP; 127.0.0.1 then needs the
-            # endpoint reconciler off (it refuses loopback endpoints, every sync).
-            "--advertise-address=127.0.0.1",
-            "--endpoint-reconciler-type=none",
-            "--service-cluster-ip-range=10.0.0.0/24",
+            *where,
+            f"--service-cluster-ip-range={hostnet.SERVICE_CIDR}",
             "--service-account-issuer=https://kubernetes.default.svc",
             f"--service-account-key-file={w / 'sa.key'}",
             f"--service-account-signing-key-file={w / 'sa.key'}",
-            "--authorization-mode=RBAC",
             f"--token-auth-file={w / 'tokens.csv'}",
             "--allow-privileged=true",
             f"--audit-policy-file={w / 'audit-policy.yaml'}",

@@ -27,13 +27,22 @@ class ClusterState:
     startup_seconds: float | None = None
     # Extra copy of the admin kubeconfig written by `stackops dev cluster up --kubeconfig`.
     exported_kubeconfig: Path | None = None
+    # The address the API server listens on: loopback, or the host end of a real node's link.
+    host: str = "127.0.0.1"
+    real_node: bool = False
+
+    @property
+    def server(self) -> str:
+        return f"https://{self.host}:{self.ports['apiserver']}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "format": _FORMAT,
             "workdir": str(self.workdir),
             "kube_version": self.kube_version,
-            "server": f"https://127.0.0.1:{self.ports['apiserver']}",
+            "server": self.server,
+            "host": self.host,
+            "real_node": self.real_node,
             "ports": self.ports,
             "processes": [p.as_dict() for p in self.processes],
             "identities": [i.as_dict() for i in self.identities.values()],
@@ -68,4 +77,6 @@ class ClusterState:
             binaries={str(k): str(v) for k, v in data["binaries"].items()},
             startup_seconds=data.get("startup_seconds"),
             exported_kubeconfig=Path(exported) if exported else None,
+            host=str(data.get("host", "127.0.0.1")),
+            real_node=bool(data.get("real_node", False)),
         )

@@ -1,0 +1,3 @@
+module stackops.dev/images/pause
+
+go 1.24
