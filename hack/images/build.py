@@ -329,6 +329,14 @@ class Builder:
         self._hashes: dict[str, str] = {}
         self.timings: dict[str, float] = {}
 
+    def resolve(self, name: str) -> str:
+        """The image a name means: its own, or the one that carries it as another tag (OVN's
+        southbound database and northd are tags of the northbound database's image)."""
+        if name in self.images:
+            return name
+        wanted = tag(name, self.release.series)
+        return next((key for key, image in self.images.items() if wanted in image.tags), name)
+
     def inputs_hash(self, name: str) -> str:
         """Hash of everything the image is made from, its parent's hash included."""
         if name not in self._hashes:
@@ -497,7 +505,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     builder = Builder(RELEASES[args.release])
-    names = [n for name in args.names for n in (CI_IMAGES if name == "ci" else (name,))] or list(builder.images)
+    requested = [n for name in args.names for n in (CI_IMAGES if name == "ci" else (name,))] or list(builder.images)
+    names = list(dict.fromkeys(builder.resolve(name) for name in requested))
     unknown = [n for n in names if n not in builder.images]
     if unknown:
         print(f"unknown image(s): {', '.join(unknown)} (known: {', '.join(builder.images)})", file=sys.stderr)

@@ -216,6 +216,43 @@ def cmd_status(args: argparse.Namespace) -> int:
             return 0
 
 
+def cmd_clouds_yaml(args: argparse.Namespace) -> int:
+    """The cloud's admin credentials as clouds.yaml, read from its status and credentials Secret."""
+    import base64
+
+    import yaml
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from stackops.api.validation import parse_cloud
+    from stackops.devcluster.identities import write_private
+    from stackops.openstack.clouds import ADMIN_PASSWORD_KEY, clouds_yaml
+    from stackops.reconcile.credentials import credentials_secret_name
+
+    api = _api(args.kubeconfig)
+    where = f"{args.namespace}/{args.name}"
+    try:
+        obj = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            GROUP, VERSION, args.namespace, PLURAL, args.name
+        )
+        secret = client.CoreV1Api(api).read_namespaced_secret(credentials_secret_name(args.name), args.namespace)
+    except ApiException as error:
+        raise UserError([f"{where}: cannot read the cloud or its credentials: {error.reason}"]) from None
+    auth_url = (obj.get("status") or {}).get("endpoints", {}).get("identity")
+    password = (secret.data or {}).get(ADMIN_PASSWORD_KEY)
+    if not auth_url or not password:
+        raise UserError([f"{where}: keystone is not deployed yet (no identity endpoint or admin password)"])
+    spec = parse_cloud({**obj, "status": None}).spec
+    document = clouds_yaml(args.cloud or args.name, auth_url, base64.b64decode(password).decode(), spec.region)
+    text = yaml.safe_dump(document, sort_keys=False)
+    if args.output:
+        write_private(Path(args.output), text)  # it holds a password
+        print(f"wrote {args.output}: openstack --os-cloud {args.cloud or args.name} ...", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_events(args: argparse.Namespace) -> int:
     from kubernetes import client
     from rich.console import Console
@@ -425,6 +462,16 @@ def parser() -> argparse.ArgumentParser:
     events.add_argument("-n", "--namespace", default="default")
     events.add_argument("--kubeconfig", help="default: in-cluster, or $KUBECONFIG")
     events.set_defaults(func=cmd_events)
+
+    clouds = commands.add_parser(
+        "clouds-yaml", help="a cloud's admin credentials as clouds.yaml (for openstack --os-cloud NAME)"
+    )
+    clouds.add_argument("name")
+    clouds.add_argument("-n", "--namespace", default="default")
+    clouds.add_argument("--cloud", help="the entry's name in clouds.yaml (default: the cloud's name)")
+    clouds.add_argument("-o", "--output", help="write to this file (mode 0600) instead of stdout")
+    clouds.add_argument("--kubeconfig", help="default: in-cluster, or $KUBECONFIG")
+    clouds.set_defaults(func=cmd_clouds_yaml)
 
     rbac = commands.add_parser("rbac", help="print the ClusterRole the operator needs")
     rbac.add_argument("--name", default="stackops-operator")

@@ -33,6 +33,7 @@ CREATED_PATHS = (
     Path("/var/lib/cni"),
     Path("/var/log/containers"),
     Path("/var/log/pods"),
+    Path("/etc/netns"),
 )
 RECORD = Path("/run/stackops-node.json")
 

@@ -34,6 +34,9 @@ SERVICE_CIDR = "10.0.0.0/24"
 DNS_IP = "10.0.0.10"  # the kube-dns Service
 CLUSTER_DOMAIN = "cluster.local"
 GUARD_CHAIN = "STACKOPS-NODE-GUARD"
+# ip-netns(8) bind-mounts these files over /etc for `ip netns exec stackops-node CMD`: a person's
+# commands on the host then resolve cluster names (and nothing else) through the cluster's DNS.
+NETNS_ETC = Path("/etc/netns") / NETNS
 
 
 class NetError(DevClusterError):
@@ -112,6 +115,10 @@ def create(apiserver_port: int) -> None:
         ("net.ipv4.conf.all.rp_filter", "1"),
     ):
         _run(node(["sysctl", "-q", "-w", f"{key}={value}"]))
+    NETNS_ETC.mkdir(parents=True, exist_ok=True)
+    (NETNS_ETC / "resolv.conf").write_text(
+        f"nameserver {DNS_IP}\nsearch svc.{CLUSTER_DOMAIN} {CLUSTER_DOMAIN}\n", encoding="utf-8"
+    )
     _run(["iptables", "-w", "-N", GUARD_CHAIN])
     for rule in _guard_rules(apiserver_port):
         _run(["iptables", "-w", "-A", rule.chain, *rule.spec])
@@ -136,6 +143,12 @@ def delete(apiserver_port: int | None) -> None:
                     _run(["iptables", "-w", *line.replace("-A ", "-D ", 1).split()], check=False)
         _run(["iptables", "-w", "-F", GUARD_CHAIN], check=False)
         _run(["iptables", "-w", "-X", GUARD_CHAIN], check=False)
+    if NETNS_ETC.exists():
+        for entry in NETNS_ETC.iterdir():
+            entry.unlink()
+        NETNS_ETC.rmdir()
+        if not any(NETNS_ETC.parent.iterdir()):
+            NETNS_ETC.parent.rmdir()
     if exists():
         _run(["ip", "netns", "delete", NETNS])
     if _run(["ip", "link", "show", HOST_IF], check=False).returncode == 0:

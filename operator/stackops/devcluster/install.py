@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
@@ -73,18 +74,28 @@ def ensure_namespace(api: client.ApiClient, name: str) -> None:
     wait_for(lambda: _exists(lambda: core.read_namespaced_service_account("default", name)), f"{name}/default SA")
 
 
-def create_volumes(api: client.ApiClient, count: int, size: str = "100Gi", prefix: str = "pv") -> None:
-    """Pre-made PersistentVolumes for claims to bind to: the local cluster has no provisioner."""
+def create_volumes(
+    api: client.ApiClient, count: int, size: str = "100Gi", prefix: str = "pv", host_dir: Path | None = None
+) -> None:
+    """Pre-made PersistentVolumes for claims to bind to: the local cluster has no provisioner.
+
+    On kwok nodes nothing mounts them. With `host_dir` (a real node's), each has its directory
+    there, open to every uid as a local-path provisioner makes them: hostPath volumes ignore a
+    pod's fsGroup, and the cloud's servers run as their own users."""
     core = client.CoreV1Api(api)
     for index in range(count):
+        path = Path("/var/lib/stackops-dev") / f"{prefix}-{index}"
+        if host_dir is not None:
+            path = host_dir / f"{prefix}-{index}"
+            path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o777)
         body = {
             "metadata": {"name": f"{prefix}-{index}"},
             "spec": {
                 "capacity": {"storage": size},
                 "accessModes": ["ReadWriteOnce"],
                 "persistentVolumeReclaimPolicy": "Retain",
-                # nothing mounts it on kwok nodes; a real cluster brings its own provisioner
-                "hostPath": {"path": f"/var/lib/stackops-dev/{prefix}-{index}"},
+                "hostPath": {"path": str(path)},
             },
         }
         try:

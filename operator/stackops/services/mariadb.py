@@ -17,6 +17,7 @@ from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services.base import CloudContext, Resources, Service, Step
 
 PORT = 3306
+MYSQL_UID = 42434  # the mysql user of Kolla images
 ROOT_PASSWORD_KEY = "mariadb-root-password"
 GALERA_PORTS = {"galera": 4567, "ist": 4568, "sst": 4444}
 
@@ -161,6 +162,7 @@ class MariaDB(Service):
                     root_password_key=ROOT_PASSWORD_KEY,
                     port=PORT,
                     galera_ports=GALERA_PORTS,
+                    uid=MYSQL_UID,
                 ),
             ),
         ]

@@ -13,6 +13,7 @@ from stackops.render.kolla import KollaCommand
 from stackops.services.base import CloudContext, Resources, Service, Step
 
 PORT = 11211
+MEMCACHED_UID = 42457  # the memcached user of Kolla images
 
 
 def memcached_spec(ctx: CloudContext) -> MemcachedSpec:
@@ -51,6 +52,7 @@ class Memcached(Service):
                     config_volume=config.volume("config", "memcached.json", command),
                     resources=resources,
                     port=PORT,
+                    uid=MEMCACHED_UID,
                 ),
             ),
         ]
