@@ -17,7 +17,7 @@ venv: $(STAMP)
 system-packages:
 	./hack/system-packages.sh
 
-demo: $(STAMP)
+demo: $(STAMP) system-packages
 	$(BIN)/stackops demo up -f examples/minimal.yaml
 
 demo-down: $(STAMP)

@@ -8,7 +8,7 @@ OpenStack images (images/), all from a Debian base made by debootstrap. No conta
     .venv/bin/python hack/images/build.py --release 2025.2 --list
 
 Everything lives under ${STACKOPS_CACHE:-~/.cache/stackops}/images: the rootfs tarball, buildah's storage
-(overlay driver: layers are shared, not copied per image as vfs did) and build logs. Each image carries a label with the hash of
+(overlay driver: layers are shared, not copied per image) and build logs. Each image carries a label with the hash of
 its inputs (Containerfile, the files it copies, build args, its parent's hash); an image whose hash is
 unchanged is not built again.
 
@@ -22,10 +22,13 @@ from __future__ import annotations
 import argparse
 import fcntl
 import hashlib
+import io
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -360,6 +363,10 @@ class Builder:
     def build(self, names: Sequence[str]) -> list[Image]:
         """Build `names` and what they build on, skipping images whose inputs are unchanged."""
         images = with_parents(self.images, names)
+        if all(self.up_to_date(image) for image in images):  # nothing to build: no need to wait for a build
+            for image in images:
+                self.log(f"{image.name}: up to date ({image.ref})")
+            return images
         with self._lock():
             for image in images:
                 began = time.monotonic()
@@ -442,6 +449,33 @@ def go_build(module: Path, output: Path) -> None:
         raise BuildError(f"go build in {module} failed: {result.stderr.strip()}")
 
 
+REF_NAME = "org.opencontainers.image.ref.name"
+
+
+def pack_layout_image(layout: Path, name: str, ref: str, archive: Path) -> None:
+    """An OCI archive of one image of an OCI layout, named `ref` (the name containerd gives it)."""
+    index = json.loads((layout / "index.json").read_text())
+    found = [m for m in index["manifests"] if m.get("annotations", {}).get(REF_NAME) == name]
+    if not found:
+        raise BuildError(f"{layout}: no image named {name}")
+    descriptor = {**found[-1], "annotations": {REF_NAME: ref}}
+
+    def blob(digest: str) -> Path:
+        algorithm, _, hexdigest = digest.partition(":")
+        return layout / "blobs" / algorithm / hexdigest
+
+    manifest = json.loads(blob(descriptor["digest"]).read_text())
+    digests = [descriptor["digest"], manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])]
+    with tarfile.open(archive, "w") as tar:
+        tar.add(layout / "oci-layout", "oci-layout")
+        packed = json.dumps({"schemaVersion": 2, "manifests": [descriptor]}).encode()
+        info = tarfile.TarInfo("index.json")
+        info.size = len(packed)
+        tar.addfile(info, io.BytesIO(packed))
+        for digest in dict.fromkeys(digests):
+            tar.add(blob(digest), str(blob(digest).relative_to(layout)))
+
+
 class Containerd:
     """Loads built images into a containerd (the real node's), in the namespace its CRI plugin uses.
 
@@ -450,12 +484,14 @@ class Containerd:
 
     NAMESPACE = "k8s.io"
 
-    def __init__(self, address: Path, buildah: Buildah) -> None:
+    def __init__(self, address: Path, buildah: Buildah, mount_ns: Path | None = None) -> None:
+        """`mount_ns`: the mount namespace containerd runs in (its socket is there, not on the host)."""
         self.address = address
         self.buildah = buildah
+        self.enter = ["nsenter", f"--mount={mount_ns}", "--"] if mount_ns else []
 
     def ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        argv = ["ctr", "--address", str(self.address), "--namespace", self.NAMESPACE, *args]
+        argv = [*self.enter, "ctr", "--address", str(self.address), "--namespace", self.NAMESPACE, *args]
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if check and result.returncode != 0:
             raise BuildError(f"{' '.join(argv)}: exit {result.returncode}: {result.stderr.strip()}")
@@ -471,12 +507,17 @@ class Containerd:
         return None
 
     def load(self, image: Image, inputs: str) -> bool:
-        """Export `image` from buildah and import it, with every tag; False when already loaded."""
+        """Export `image` from buildah and import it, with every tag; False when already loaded.
+
+        Exported into one OCI layout shared by every image (layers the images share are written
+        once, uncompressed), then only this image's blobs are packed for containerd."""
         if all(self.loaded(ref) == inputs for ref in image.tags):
             return False
+        layout = self.buildah.root / "oci-layout"
+        self.buildah.run("push", "--quiet", image.ref, f"oci:{layout}:{image.name}")
         with tempfile.TemporaryDirectory(dir=self.buildah.root) as scratch:
             archive = Path(scratch) / "image.tar"
-            self.buildah.run("push", "--quiet", image.ref, f"oci-archive:{archive}:{image.ref}")
+            pack_layout_image(layout, image.name, image.ref, archive)
             self.ctr("images", "import", str(archive))
         for ref in image.tags:
             if ref != image.ref:
@@ -503,6 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--containerd", type=Path, metavar="SOCKET", help="then load the named images into this containerd (k8s.io)"
     )
+    parser.add_argument("--containerd-mount-ns", type=Path, metavar="FILE", help="the mount namespace it runs in")
     args = parser.parse_args(argv)
     builder = Builder(RELEASES[args.release])
     requested = [n for name in args.names for n in (CI_IMAGES if name == "ci" else (name,))] or list(builder.images)
@@ -522,7 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         builder.build(names)
         if args.containerd:
-            containerd = Containerd(args.containerd, builder.buildah)
+            containerd = Containerd(args.containerd, builder.buildah, args.containerd_mount_ns)
             for name in names:
                 image = builder.images[name]
                 if containerd.load(image, builder.inputs_hash(name)):

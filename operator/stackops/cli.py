@@ -218,32 +218,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_clouds_yaml(args: argparse.Namespace) -> int:
     """The cloud's admin credentials as clouds.yaml, read from its status and credentials Secret."""
-    import base64
-
     import yaml
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
 
-    from stackops.api.validation import parse_cloud
     from stackops.devcluster.identities import write_private
-    from stackops.openstack.clouds import ADMIN_PASSWORD_KEY, clouds_yaml
-    from stackops.reconcile.credentials import credentials_secret_name
+    from stackops.openstack.clouds import CloudNotReachable, read
 
-    api = _api(args.kubeconfig)
-    where = f"{args.namespace}/{args.name}"
     try:
-        obj = client.CustomObjectsApi(api).get_namespaced_custom_object(
-            GROUP, VERSION, args.namespace, PLURAL, args.name
-        )
-        secret = client.CoreV1Api(api).read_namespaced_secret(credentials_secret_name(args.name), args.namespace)
-    except ApiException as error:
-        raise UserError([f"{where}: cannot read the cloud or its credentials: {error.reason}"]) from None
-    auth_url = (obj.get("status") or {}).get("endpoints", {}).get("identity")
-    password = (secret.data or {}).get(ADMIN_PASSWORD_KEY)
-    if not auth_url or not password:
-        raise UserError([f"{where}: keystone is not deployed yet (no identity endpoint or admin password)"])
-    spec = parse_cloud({**obj, "status": None}).spec
-    document = clouds_yaml(args.cloud or args.name, auth_url, base64.b64decode(password).decode(), spec.region)
+        document = read(_api(args.kubeconfig), args.namespace, args.name, args.cloud)
+    except CloudNotReachable as error:
+        raise UserError([str(error)]) from None
     text = yaml.safe_dump(document, sort_keys=False)
     if args.output:
         write_private(Path(args.output), text)  # it holds a password

@@ -23,10 +23,12 @@ def stackops(*args: str) -> subprocess.CompletedProcess[str]:
 def test_demo_up_reaches_ready_and_down_removes_everything(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
     try:
-        result = stackops("demo", "up", "-f", str(ROOT / "examples" / "minimal.yaml"), "--workdir", str(workdir))
+        result = stackops(
+            "demo", "up", "--kwok", "-f", str(ROOT / "examples" / "minimal.yaml"), "--workdir", str(workdir)
+        )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "cloud demo is Ready (release 2026.1)" in result.stdout
-        again = stackops("demo", "up", "--workdir", str(workdir))
+        again = stackops("demo", "up", "--kwok", "--workdir", str(workdir))
         assert again.returncode == 2 and "a demo is already running" in again.stderr
     finally:
         down = stackops("demo", "down", "--workdir", str(workdir))

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from kubernetes import client
 
-from stackops.devcluster import Binaries, LocalCluster, hostchanges, processes, realnode
+from stackops.devcluster import Binaries, LocalCluster, hostchanges, nodefs, processes, realnode
+from stackops.devcluster.binaries import cache_root
 from tests.node.conftest import python_pod, ready, wait_pod
 
 
@@ -29,10 +30,16 @@ def machine_state() -> dict[str, object]:
         "links": sorted(line.split(":")[1].strip() for line in _out("ip", "-o", "link").splitlines()),
         "routes": _out("ip", "route"),
         "iptables": _out("iptables", "-w", "-S") + _out("iptables", "-w", "-t", "nat", "-S"),
-        "mounts": sorted(line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()),
+        # the image builder's own mounts (buildah's storage, builds under way) are not the node's
+        "mounts": sorted(
+            point
+            for point in (line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines())
+            if not point.startswith(str(cache_root() / "images"))
+        ),
         "cgroups": hostchanges.pod_cgroups(),
         "paths": [str(p) for p in hostchanges.CREATED_PATHS if p.exists()],
         "record": hostchanges.RECORD.exists(),
+        "node mount namespace": nodefs.MOUNT_DIR.exists(),
     }
 
 

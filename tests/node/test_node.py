@@ -7,6 +7,7 @@ import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -106,3 +107,23 @@ def test_the_host_reaches_services_and_the_kubelet_refuses_strangers(web: client
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"https://{hostnet.NODE_IP}:10250/pods", timeout=10, context=insecure)
     assert refused.value.code == 401
+
+
+def test_host_paths_of_pods_are_the_nodes_own(core: client.CoreV1Api) -> None:
+    """A pod's hostPath (as Open vSwitch's and nova's agents use them) is in the node's directory,
+    never the machine's own /var/lib or /run."""
+    pod = python_pod(
+        "host-paths", "open('/host-lib/written', 'w').write('x'); open('/host-run/written', 'w').write('x')"
+    )
+    pod["spec"]["containers"][0]["volumeMounts"] = [
+        {"name": "lib", "mountPath": "/host-lib"},
+        {"name": "run", "mountPath": "/host-run"},
+    ]
+    pod["spec"]["volumes"] = [
+        {"name": "lib", "hostPath": {"path": "/var/lib/stackops-node-test", "type": "DirectoryOrCreate"}},
+        {"name": "run", "hostPath": {"path": "/run/stackops-node-test", "type": "DirectoryOrCreate"}},
+    ]
+    core.create_namespaced_pod(NAMESPACE, pod)
+    assert wait_pod(core, NAMESPACE, "host-paths", finished).status.phase == "Succeeded"
+    assert not Path("/var/lib/stackops-node-test").exists()
+    assert not Path("/run/stackops-node-test").exists()

@@ -23,7 +23,7 @@ from typing import Any
 
 from kubernetes import client, config
 
-from stackops.devcluster import audit, commands, hostchanges, hostnet, nodes, probe, processes, realnode
+from stackops.devcluster import audit, commands, hostchanges, hostnet, nodefs, nodes, probe, processes, realnode
 from stackops.devcluster.binaries import Binaries, ensure_binaries, kube_version
 from stackops.devcluster.errors import DevClusterError
 from stackops.devcluster.identities import (
@@ -378,9 +378,11 @@ class LocalCluster:
         network (before the API server, which listens on it)."""
         for problem in realnode.recover_crashed():
             raise DevClusterError(f"a crashed real node left something that cannot be undone: {problem}")
+        realnode.check_paths(self.node_files)
         record = hostchanges.snapshot(self.node_files.roots(), self.state.ports["apiserver"])
         record.save()
         hostnet.create(self.state.ports["apiserver"])
+        nodefs.create(self.node_files.root, [realnode.RUN_DIR])
 
     def _start_real_node(self, binaries: Binaries) -> None:
         """RBAC and cluster DNS objects, then containerd (with the pause image loaded), kubelet,
@@ -391,7 +393,8 @@ class LocalCluster:
         )
         realnode.apply_objects(self.api, realnode.cluster_objects())
         self._spawn("containerd", binaries)
-        self._wait("containerd's socket", files.containerd_socket.exists, "containerd")
+        socket = files.containerd_socket_of(self._procs["containerd"].pid)
+        self._wait("containerd's socket", socket.exists, "containerd")
         self.load_images([realnode.PAUSE_IMAGE_NAME])
         for name in ("kubelet", "kube-proxy", "coredns"):
             self._spawn(name, binaries)

@@ -28,7 +28,7 @@ POD_CGROUP = "kubepods"
 NETNS_DIR = Path("/run/netns")
 # Paths the node's components create outside its directories when they are missing.
 CREATED_PATHS = (
-    Path("/run/stackops-node"),
+    Path("/run/stackops-node-ns"),
     Path("/run/containerd"),
     Path("/var/lib/cni"),
     Path("/var/log/containers"),

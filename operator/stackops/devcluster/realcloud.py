@@ -12,13 +12,24 @@ import importlib.util
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import yaml
+from kubernetes import client, config
+
+from stackops.api.models import GROUP, PLURAL, VERSION
+from stackops.api.validation import parse_cloud
 from stackops.devcluster import hostnet, realnode
 from stackops.devcluster.binaries import build_script
 from stackops.devcluster.errors import DevClusterError
+from stackops.devcluster.identities import write_private
+from stackops.devcluster.smoke import SERVICE_TYPES
+from stackops.openstack import clouds as clouds_yaml
+from stackops.plan import enabled_services, plan
+from stackops.services.base import default_operator_image
 
 # What `spec.images` says for images built by hack/images/build.py (tagged localhost/stackops/...).
 LOCAL_IMAGES = {"registry": "localhost", "namespace": "stackops", "distro": "debian-bookworm"}
@@ -47,10 +58,6 @@ def _pod_specs(obj: dict[str, Any]) -> Iterable[dict[str, Any]]:
 
 def image_names(body: dict[str, Any]) -> list[str]:
     """The hack/images/build.py names of every image the cloud's pods run, the operator's included."""
-    from stackops.api.validation import parse_cloud
-    from stackops.plan import plan
-    from stackops.services.base import default_operator_image
-
     refs: set[str] = {default_operator_image()}
     for obj in plan(parse_cloud(body)).objects():
         for pod in _pod_specs(obj):
@@ -113,12 +120,6 @@ def node_volume_dir(files: realnode.NodeFiles) -> Path:
     return files.root / "volumes"
 
 
-def netns_etc() -> Path:
-    """ip-netns(8) bind-mounts files from here over /etc for commands run with `ip netns exec`:
-    the node's resolv.conf makes cluster DNS names work for a person's commands on the host."""
-    return Path("/etc/netns") / hostnet.NETNS
-
-
 def host_command(argv: list[str]) -> list[str]:
     """`argv` run from the host as a person would reach the cloud: in the node's network (routes to
     every Service) with cluster DNS (`<service>.<namespace>.svc` names resolve)."""
@@ -127,3 +128,27 @@ def host_command(argv: list[str]) -> list[str]:
 
 def progress_printer(prefix: str) -> Callable[[str], None]:
     return lambda line: print(f"{prefix}{line}", flush=True)
+
+
+def write_clouds_yaml(kubeconfig: Path, namespace: str, name: str, clouds: Path) -> dict[str, Any]:
+    """Write the cloud's clouds.yaml (the admin, as `stackops clouds-yaml` gives it); the cloud object."""
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    try:
+        write_private(clouds, yaml.safe_dump(clouds_yaml.read(api, namespace, name), sort_keys=False))
+        return dict(client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
+    finally:
+        api.close()
+
+
+def smoke(kubeconfig: Path, namespace: str, name: str, clouds: Path) -> bool:
+    """Use the cloud from the host (stackops.devcluster.smoke, in the node's network with cluster
+    DNS) with the clouds.yaml written to `clouds`; prints a line per check, True when none failed."""
+    obj = write_clouds_yaml(kubeconfig, namespace, name, clouds)
+    enabled = [s.name for s in enabled_services(parse_cloud({**obj, "status": None}).spec)]
+    expected = [SERVICE_TYPES[s] for s in enabled if s in SERVICE_TYPES]
+    argv = [sys.executable, "-m", "stackops.devcluster.smoke", "--cloud", name, "--expect", ",".join(expected)]
+    horizon = (obj.get("status") or {}).get("endpoints", {}).get("dashboard")
+    if horizon:
+        argv += ["--horizon", horizon]
+    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(clouds)}
+    return subprocess.run(host_command(argv), env=env, check=False).returncode == 0

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from stackops.devcluster import hostchanges, hostnet, nodes, processes
+from stackops.devcluster import hostchanges, hostnet, nodefs, nodes, processes
 from stackops.devcluster.binaries import build_script, cache_root
 from stackops.devcluster.errors import DevClusterError
 
@@ -56,8 +56,8 @@ CNI_BIN_DIR = Path("/usr/lib/cni")
 CNI_PLUGINS = ("bridge", "host-local", "portmap", "loopback")
 
 
-# containerd's socket and state: short paths (a unix socket path has at most 104 bytes, and the
-# shims' sockets live under the state directory); one real node per machine, so one fixed place.
+# containerd's socket and state, on the node's own /run (stackops.devcluster.nodefs): short paths (a
+# unix socket path has at most 104 bytes, and the shims' sockets live under the state directory).
 RUN_DIR = Path("/run/stackops-node")
 
 
@@ -85,8 +85,12 @@ class NodeFiles:
         return self.root / name
 
     def roots(self) -> list[Path]:
-        """Directories under which the node mounts things (unmounted by `down`)."""
-        return [self.root, RUN_DIR, self.images]
+        """The node's directories on the machine (no mount of the node may show there after `down`)."""
+        return [self.root, self.images]
+
+    def containerd_socket_of(self, pid: int) -> Path:
+        """containerd's socket as the host reaches it: through the root of a process in the node."""
+        return Path(f"/proc/{pid}/root") / self.containerd_socket.relative_to("/")
 
 
 def images_root() -> Path:
@@ -260,7 +264,6 @@ def corefile(kubeconfig: Path) -> str:
 def write_files(files: NodeFiles, kubeconfigs: Mapping[str, Path], client_ca: Path) -> None:
     for directory in ("containerd", "cni", "cni-ipam", "pod-logs", "kubelet"):
         files.path(directory).mkdir(parents=True, exist_ok=True)
-    RUN_DIR.mkdir(mode=0o700, exist_ok=True)
     files.images.mkdir(parents=True, exist_ok=True)
     files.path("containerd.toml").write_text(containerd_config(files), encoding="utf-8")
     files.path("cni/10-stackops.conflist").write_text(json.dumps(cni_config(files), indent=2), encoding="utf-8")
@@ -272,6 +275,14 @@ def write_files(files: NodeFiles, kubeconfigs: Mapping[str, Path], client_ca: Pa
         yaml.safe_dump(kube_proxy_config(kubeconfigs["kube-proxy"])), encoding="utf-8"
     )
     files.path("Corefile").write_text(corefile(kubeconfigs["coredns"]), encoding="utf-8")
+
+
+def check_paths(files: NodeFiles) -> None:
+    """The node's directories must be visible inside it (not under a path it sees as its own)."""
+    for path in (files.root, files.images):
+        private = nodefs.hidden(path)
+        if private:
+            raise DevClusterError(f"{path}: under {private}, which the real node sees as its own; choose another place")
 
 
 def command_line(
@@ -299,7 +310,7 @@ def command_line(
         argv = [str(binaries["coredns"]), "-conf", str(files.path("Corefile"))]
     else:
         raise ValueError(name)
-    return hostnet.in_netns(argv)
+    return nodefs.enter(argv)
 
 
 def cluster_objects() -> list[dict[str, Any]]:
@@ -384,7 +395,8 @@ def load_images(names: Sequence[str], files: NodeFiles, progress: Callable[[str]
     if script is None:
         raise DevClusterError("loading images into a real node needs a stackops source checkout (hack/images)")
     builder = script.parent.parent / "images" / "build.py"
-    argv = [sys.executable, str(builder), "--containerd", str(files.containerd_socket), *names]
+    argv = [sys.executable, str(builder), "--containerd", str(files.containerd_socket)]
+    argv += ["--containerd-mount-ns", str(nodefs.MOUNT_NS), *names]
     last: deque[str] = deque(maxlen=30)
     with subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -399,11 +411,12 @@ def load_images(names: Sequence[str], files: NodeFiles, progress: Callable[[str]
 
 def undo_host_changes() -> list[str]:
     """Put the machine back as the record of the node's `up` says it was; what could not be undone."""
+    problems = nodefs.delete()
     record = hostchanges.Snapshot.load()
     if record is None:
         hostnet.delete(None)
-        return []
-    problems = hostchanges.restore(record)
+        return problems
+    problems += hostchanges.restore(record)
     try:
         hostnet.delete(record.apiserver_port)
     except hostnet.NetError as error:
@@ -418,9 +431,10 @@ def recover_crashed() -> list[str]:
     """Stop what a crashed real node left running and undo its changes (nothing when none crashed)."""
     record = hostchanges.Snapshot.load()
     if record is None:
+        problems = nodefs.delete()
         if hostnet.exists():
             hostnet.delete(None)
-        return []
+        return problems
     # the daemons mention the node's directory in the crashed cluster's workdir, the shims RUN_DIR
     for marker in (record.roots[0], str(RUN_DIR)):
         stop_mentioning(marker)

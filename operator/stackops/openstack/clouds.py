@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+from stackops.api.models import GROUP, PLURAL, VERSION
 from stackops.services.keystone import ADMIN_PASSWORD_KEY, ADMIN_PROJECT, ADMIN_USER
+
+
+class CloudNotReachable(Exception):
+    """The cloud or its credentials cannot be read, or keystone is not deployed yet."""
 
 
 def clouds_yaml(name: str, auth_url: str, password: str, region: str) -> dict[str, Any]:
@@ -28,4 +34,24 @@ def clouds_yaml(name: str, auth_url: str, password: str, region: str) -> dict[st
     }
 
 
-__all__ = ["ADMIN_PASSWORD_KEY", "clouds_yaml"]
+def read(api: Any, namespace: str, name: str, entry: str | None = None) -> dict[str, Any]:
+    """clouds.yaml for the cloud `namespace/name`: its identity endpoint from status, the admin
+    password from its credentials Secret, its region from the spec."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from stackops.api.validation import parse_cloud
+    from stackops.reconcile.credentials import credentials_secret_name
+
+    where = f"{namespace}/{name}"
+    try:
+        obj = client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        secret = client.CoreV1Api(api).read_namespaced_secret(credentials_secret_name(name), namespace)
+    except ApiException as error:
+        raise CloudNotReachable(f"{where}: cannot read the cloud or its credentials: {error.reason}") from None
+    auth_url = (obj.get("status") or {}).get("endpoints", {}).get("identity")
+    password = (secret.data or {}).get(ADMIN_PASSWORD_KEY)
+    if not auth_url or not password:
+        raise CloudNotReachable(f"{where}: keystone is not deployed yet (no identity endpoint or admin password)")
+    spec = parse_cloud({**obj, "status": None}).spec
+    return clouds_yaml(entry or name, auth_url, base64.b64decode(password).decode(), spec.region)

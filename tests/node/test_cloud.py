@@ -1,0 +1,215 @@
+"""The default cloud (examples/minimal.yaml) on the real node, deployed as a user deploys it: images built
+here, the operator installed by its Helm chart and running as a pod, the cloud applied. Ready means its
+pods really are: probes pass, db-syncs and bootstraps ran, registrations made catalog entries.
+
+One deploy is shared: the operator pod is killed once in the middle of it (every Job still runs once),
+then the cloud is used from the host, then a keystone config change restarts exactly keystone's pods.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from stackops.api.models import GROUP, PLURAL, VERSION
+from stackops.devcluster import LocalCluster, realcloud, realnode
+from stackops.devcluster.install import create_volumes, ensure_namespace
+from tests.cluster.conftest import _say
+from tests.conftest import ROOT
+
+NAMESPACE = "openstack"
+NAME = "demo"
+READY_TIMEOUT = 3600.0
+
+
+@dataclass
+class RealCloud:
+    cluster: LocalCluster
+    api: client.ApiClient
+    operator_killed_during: str
+    deploy_seconds: float
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    def cloud(self) -> dict[str, Any]:
+        return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, NAME))
+
+
+def _operator_pods(core: client.CoreV1Api) -> list[Any]:
+    return list(
+        core.list_namespaced_pod(
+            realcloud.OPERATOR_NAMESPACE, label_selector=f"app.kubernetes.io/instance={realcloud.OPERATOR_RELEASE}"
+        ).items
+    )
+
+
+def wait_ready(custom: client.CustomObjectsApi, timeout: float, on_wait: Any = None) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        obj = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, NAME)
+        status = obj.get("status") or {}
+        if status.get("observedGeneration") == obj["metadata"]["generation"] and status.get("phase") == "Ready":
+            return dict(obj)
+        if on_wait is not None:
+            on_wait(status)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"cloud not Ready after {timeout:.0f}s: {json.dumps(status, indent=1)[-3000:]}")
+        time.sleep(2)
+
+
+@pytest.fixture(scope="session")
+def real_cloud(pytestconfig: pytest.Config, real_cluster: LocalCluster) -> Iterator[RealCloud]:
+    say = _say(pytestconfig)
+    body = realcloud.with_local_images(yaml.safe_load((ROOT / "examples" / "minimal.yaml").read_text()))
+    names = realcloud.image_names(body)
+    began = time.monotonic()
+    real_cluster.load_images(names, progress=lambda line: say(f"images: {line}"))
+    say(f"real cloud: {len(names)} images ready in {time.monotonic() - began:.0f}s")
+    realcloud.install_operator(real_cluster.kubeconfig)
+    api = real_cluster.api_client()
+    ensure_namespace(api, NAMESPACE)
+    create_volumes(api, 8, host_dir=realcloud.node_volume_dir(real_cluster.node_files))
+    custom = client.CustomObjectsApi(api)
+    core = client.CoreV1Api(api)
+    applied = time.monotonic()
+    custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+    killed: list[str] = []
+
+    def kill_operator_once(status: dict[str, Any]) -> None:
+        # once the deploy is well under way (a service's Jobs are running), the operator pod dies
+        waiting = next((c.get("message", "") for c in status.get("conditions", []) if c["type"] == "Progressing"), "")
+        if killed or "waiting for job" not in waiting:
+            return
+        for pod in _operator_pods(core):
+            core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0)
+        killed.append(waiting)
+        say(f"real cloud: operator pod killed while {waiting}")
+
+    last: list[str] = []
+
+    def progress(status: dict[str, Any]) -> None:
+        kill_operator_once(status)
+        line = next((c.get("message", "") for c in status.get("conditions", []) if c["type"] == "Progressing"), "")
+        if line and line != (last[-1] if last else ""):
+            last.append(line)
+            say(f"real cloud: {time.monotonic() - applied:.0f}s {line}")
+
+    wait_ready(custom, READY_TIMEOUT, progress)
+    seconds = time.monotonic() - applied
+    say(f"real cloud: Ready {seconds:.0f}s after it was applied")
+    try:
+        yield RealCloud(real_cluster, api, killed[0] if killed else "", seconds)
+    finally:
+        api.close()
+
+
+def test_the_cloud_is_ready_because_its_pods_are(real_cloud: RealCloud) -> None:
+    obj = real_cloud.cloud()
+    assert obj["status"]["phase"] == "Ready"
+    pods = real_cloud.core.list_namespaced_pod(NAMESPACE).items
+    assert pods
+    assert {p.spec.node_name for p in pods} == {realnode.NODE_NAME}  # the real node: no kwok here
+    for pod in pods:
+        if pod.metadata.owner_references and pod.metadata.owner_references[0].kind == "Job":
+            assert pod.status.phase == "Succeeded", pod.metadata.name
+        else:
+            assert pod.status.phase == "Running", pod.metadata.name
+            assert all(c.ready for c in pod.status.container_statuses), pod.metadata.name
+
+
+def test_every_job_ran_once_though_the_operator_was_killed(real_cloud: RealCloud) -> None:
+    assert real_cloud.operator_killed_during, "the operator pod was never killed during the deploy"
+    jobs = client.BatchV1Api(real_cloud.api).list_namespaced_job(NAMESPACE).items
+    assert jobs
+    for job in jobs:
+        assert job.status.succeeded == 1 and not job.status.failed, job.metadata.name
+        runs = real_cloud.core.list_namespaced_pod(NAMESPACE, label_selector=f"job-name={job.metadata.name}").items
+        assert len(runs) == 1, f"{job.metadata.name} ran {len(runs)} times"
+
+
+def test_health_comes_from_real_openstack_checks(real_cloud: RealCloud) -> None:
+    deadline = time.monotonic() + 180
+    while True:
+        status = real_cloud.cloud()["status"]
+        healthy = next((c for c in status["conditions"] if c["type"] == "Healthy"), {})
+        if healthy.get("status") == "True" or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert healthy.get("status") == "True", healthy
+    operator = _operator_pods(real_cloud.core)[0]
+    args = operator.spec.containers[0].args or []
+    assert "--no-openstack-checks" not in args
+
+
+def host_python(code: str, clouds: Path) -> subprocess.CompletedProcess[str]:
+    """Python with openstacksdk run from the host as a person would: in the node's network, cluster DNS."""
+    import os
+
+    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(clouds)}
+    argv = realcloud.host_command([sys.executable, "-c", code])
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_the_cloud_is_used_from_the_host(real_cloud: RealCloud, tmp_path: Path) -> None:
+    clouds = tmp_path / "clouds.yaml"
+    assert realcloud.smoke(real_cloud.cluster.kubeconfig, NAMESPACE, NAME, clouds)
+
+
+def _pods_by_component(core: client.CoreV1Api) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for pod in core.list_namespaced_pod(NAMESPACE).items:
+        if pod.metadata.owner_references and pod.metadata.owner_references[0].kind == "Job":
+            continue
+        labels = pod.metadata.labels or {}
+        key = f"{labels.get('app.kubernetes.io/name')}/{labels.get('app.kubernetes.io/component')}"
+        found.setdefault(key, set()).add(pod.metadata.uid)
+    return found
+
+
+TOKEN_LIFETIME = """
+import openstack
+session = openstack.connect(cloud="demo").session
+access = session.auth.get_access(session)
+print(round((access.expires - access.issued).total_seconds()))
+"""
+
+
+def test_a_keystone_config_change_restarts_exactly_keystone_and_is_live(real_cloud: RealCloud, tmp_path: Path) -> None:
+    clouds = tmp_path / "clouds.yaml"
+    realcloud.write_clouds_yaml(real_cloud.cluster.kubeconfig, NAMESPACE, NAME, clouds)
+    before = _pods_by_component(real_cloud.core)
+    lifetime = host_python(TOKEN_LIFETIME, clouds)
+    assert lifetime.returncode == 0, lifetime.stderr
+    assert int(lifetime.stdout) != 7200
+    real_cloud.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, NAME,
+        {"spec": {"services": {"keystone": {"config": {"token": {"expiration": 7200}}}}}},
+    )  # fmt: skip
+    wait_ready(real_cloud.custom, 900)
+    deadline = time.monotonic() + 300
+    while True:  # the old keystone pods terminate after the new ones are ready
+        after = _pods_by_component(real_cloud.core)
+        if len(after.get("keystone/api", set())) == len(before["keystone/api"]) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    changed = sorted(key for key in before if before[key] != after.get(key))
+    assert changed == ["keystone/api"]
+    lifetime = host_python(TOKEN_LIFETIME, clouds)
+    assert lifetime.returncode == 0, lifetime.stderr
+    assert int(lifetime.stdout) == 7200
