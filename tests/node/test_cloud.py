@@ -1,6 +1,8 @@
-"""The default cloud (examples/minimal.yaml) on the real node, deployed as a user deploys it: images built
-here, the operator installed by its Helm chart and running as a pod, the cloud applied. Ready means its
-pods really are: probes pass, db-syncs and bootstraps ran, registrations made catalog entries.
+"""The cloud `make demo` deploys (examples/single-node.yaml: every service's control plane but networking
+and compute, which do not fit beside it on a 2-core node) on the real node, deployed as a user deploys
+it: images built here, the operator installed by its Helm chart and running as a pod, the cloud
+applied. Ready means its pods really are: probes pass, db-syncs and bootstraps ran, registrations
+made catalog entries.
 
 One deploy is shared: the operator pod is killed once in the middle of it (every Job still runs once),
 then the cloud is used from the host, then a keystone config change restarts exactly keystone's pods.
@@ -76,7 +78,7 @@ def wait_ready(custom: client.CustomObjectsApi, timeout: float, on_wait: Any = N
 @pytest.fixture(scope="session")
 def real_cloud(pytestconfig: pytest.Config, real_cluster: LocalCluster) -> Iterator[RealCloud]:
     say = _say(pytestconfig)
-    body = realcloud.with_local_images(yaml.safe_load((ROOT / "examples" / "minimal.yaml").read_text()))
+    body = realcloud.with_local_images(yaml.safe_load((ROOT / "examples" / "single-node.yaml").read_text()))
     names = realcloud.image_names(body)
     began = time.monotonic()
     real_cluster.load_images(names, progress=lambda line: say(f"images: {line}"))

@@ -17,6 +17,8 @@ import re
 import secrets
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -127,25 +129,20 @@ def check_volume_type(conn: Any, catalog: dict[str, list[str]]) -> str:
         conn.block_storage.delete_type(volume_type)
 
 
-STACK = """
-heat_template_version: 2018-08-31
-resources:
-  secret:
-    type: OS::Heat::RandomString
-    properties: {length: 24}
-  wait:
-    type: OS::Heat::TestResource
-    properties: {value: {get_resource: secret}}
-outputs:
-  length: {value: {get_attr: [secret, value]}}
-"""
+# A stack of resources that need no other service: a random string and a resource that uses it.
+STACK = {
+    "heat_template_version": "2018-08-31",
+    "resources": {
+        "secret": {"type": "OS::Heat::RandomString", "properties": {"length": 24}},
+        "wait": {"type": "OS::Heat::TestResource", "properties": {"value": {"get_resource": "secret"}}},
+    },
+    "outputs": {"secret": {"value": {"get_attr": ["secret", "value"]}}},
+}
 
 
 def check_stack(conn: Any, catalog: dict[str, list[str]]) -> str:
     _need(catalog, "orchestration")
-    import yaml
-
-    stack = conn.orchestration.create_stack(name=f"{PREFIX}-stack", template=yaml.safe_load(STACK))
+    stack = conn.orchestration.create_stack(name=f"{PREFIX}-stack", template=STACK)
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -160,10 +157,18 @@ def check_stack(conn: Any, catalog: dict[str, list[str]]) -> str:
         conn.orchestration.delete_stack(stack)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 def check_horizon(url: str, password: str) -> str:
-    """The login page answers and the admin logs in (Django's form, CSRF token included)."""
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
-    login = url.rstrip("/") + "/auth/login/"
+    """The login page answers, the admin logs in (Django's form, CSRF token included) and then sees
+    a page only a logged-in user sees (the identity panel: every cloud has keystone)."""
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect())
+    base = url.rstrip("/")
+    login = base + "/auth/login/"
     page = opener.open(login, timeout=60).read().decode()
     match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
     if not match:
@@ -171,11 +176,14 @@ def check_horizon(url: str, password: str) -> str:
     form = urllib.parse.urlencode(
         {"csrfmiddlewaretoken": match.group(1), "username": "admin", "password": password, "region": "default"}
     ).encode()
-    request = urllib.request.Request(login, data=form, headers={"Referer": login})
-    answer = opener.open(request, timeout=60)
-    if "/auth/login" in answer.geturl():
-        raise AssertionError("the login page came back: the credentials were refused")
-    return f"login page answers; admin logged in (landed on {urllib.parse.urlparse(answer.geturl()).path})"
+    try:
+        opener.open(urllib.request.Request(login, data=form, headers={"Referer": login}), timeout=60)
+        raise AssertionError("the login form came back: the credentials were refused")
+    except urllib.error.HTTPError as answer:
+        if answer.code != 302 or "/auth/login" in (answer.headers.get("Location") or ""):
+            raise AssertionError(f"login answered {answer.code} {answer.headers.get('Location')}") from None
+    status = opener.open(base + "/identity/", timeout=60).status
+    return f"login page answers; admin logged in and sees the identity panel (HTTP {status})"
 
 
 def run(cloud: str, expected: list[str], horizon_url: str | None) -> list[Result]:
