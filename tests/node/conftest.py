@@ -22,6 +22,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/node/" in str(item.fspath):
             item.add_marker(pytest.mark.node)
+    # the lifecycle test brings up real nodes of its own: before the session's shared one exists
+    items.sort(key=lambda item: 0 if "tests/node/test_lifecycle.py" in str(item.fspath) else 1)
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,12 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
 from kubernetes import client
 
 from stackops.devcluster import Binaries, LocalCluster, hostchanges, nodefs, processes, realnode
 from stackops.devcluster.binaries import cache_root
+from stackops.devcluster.errors import DevClusterError
 from tests.node.conftest import python_pod, ready, wait_pod
 
 
@@ -70,6 +72,9 @@ def test_up_after_a_crash_and_down_leave_the_machine_as_it_was(node_binaries: Bi
     try:
         assert not processes.processes_mentioning(str(tmp_path / "crashed"))
         _sleeper(again)
+        # one real node per machine: a second one is refused and leaves the running one alone
+        with pytest.raises(DevClusterError, match="a real node is running"):
+            LocalCluster(tmp_path / "second", binaries=node_binaries, real_node=True).start(0, 0)
         api = again.api_client()
         try:
             assert ready(client.CoreV1Api(api).read_namespaced_pod("sleeper", "default"))

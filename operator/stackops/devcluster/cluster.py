@@ -75,9 +75,9 @@ def _stop_all(procs: dict[str, Process], marker: str, real_node: bool, timeout: 
     return realnode.undo_host_changes() if real_node else []
 
 
-def _emergency_stop(procs: dict[str, Process], marker: str, workdir: Path | None, real_node: bool) -> None:
+def _emergency_stop(procs: dict[str, Process], marker: str, workdir: Path | None, state: ClusterState) -> None:
     """weakref.finalize/atexit safety net: a cluster nobody stopped still leaves no process behind."""
-    problems = _stop_all(procs, marker, real_node, timeout=5.0)
+    problems = _stop_all(procs, marker, state.owns_node, timeout=5.0)
     # never delete through a mount a crashed node left (it could be a host directory)
     if workdir is not None and not problems and not hostchanges.mounts_under([workdir]):
         shutil.rmtree(workdir, ignore_errors=True)
@@ -229,7 +229,7 @@ class LocalCluster:
         self._detached = detached
         if not detached:
             self._finalizer = weakref.finalize(
-                self, _emergency_stop, self._procs, str(workdir), None if self.keep else workdir, self.real_node
+                self, _emergency_stop, self._procs, str(workdir), None if self.keep else workdir, self._state
             )
         try:
             if self.real_node:
@@ -381,6 +381,10 @@ class LocalCluster:
         realnode.check_paths(self.node_files)
         record = hostchanges.snapshot(self.node_files.roots(), self.state.ports["apiserver"])
         record.save()
+        # from here on, stopping this cluster undoes the node's changes to the machine (and only
+        # this cluster's: a start refused because another node runs must not touch that one)
+        self.state.owns_node = True
+        self.state.save()
         hostnet.create(self.state.ports["apiserver"])
         nodefs.create(self.node_files.root, [realnode.RUN_DIR])
 
@@ -472,7 +476,7 @@ class LocalCluster:
             self._api = None
         if self._state is None:
             return
-        problems = _stop_all(self._procs, str(self.workdir), self.state.real_node)
+        problems = _stop_all(self._procs, str(self.workdir), self.state.owns_node)
         if problems:
             # the workdir stays: deleting through a mount left behind could reach host files
             raise DevClusterError("\n".join(["the real node left these behind (down again to retry):", *problems]))

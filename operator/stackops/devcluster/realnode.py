@@ -435,6 +435,12 @@ def recover_crashed() -> list[str]:
         if hostnet.exists():
             hostnet.delete(None)
         return problems
+    running = [pid for pid in processes.processes_mentioning(record.roots[0]) if processes.alive(pid)]
+    if running:
+        raise DevClusterError(
+            f"a real node is running (its directory {record.roots[0]}, processes {running[:5]}): one per machine; "
+            "stop it first with stackops dev cluster down"
+        )
     # the daemons mention the node's directory in the crashed cluster's workdir, the shims RUN_DIR
     for marker in (record.roots[0], str(RUN_DIR)):
         stop_mentioning(marker)

@@ -30,6 +30,8 @@ class ClusterState:
     # The address the API server listens on: loopback, or the host end of a real node's link.
     host: str = "127.0.0.1"
     real_node: bool = False
+    # this cluster made the real node's changes to the machine (so its stop undoes them)
+    owns_node: bool = False
 
     @property
     def server(self) -> str:
@@ -43,6 +45,7 @@ class ClusterState:
             "server": self.server,
             "host": self.host,
             "real_node": self.real_node,
+            "owns_node": self.owns_node,
             "ports": self.ports,
             "processes": [p.as_dict() for p in self.processes],
             "identities": [i.as_dict() for i in self.identities.values()],
@@ -79,4 +82,5 @@ class ClusterState:
             exported_kubeconfig=Path(exported) if exported else None,
             host=str(data.get("host", "127.0.0.1")),
             real_node=bool(data.get("real_node", False)),
+            owns_node=bool(data.get("owns_node", False)),
         )
