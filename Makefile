@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo demo-down test lint unit real crds bench bench-converge system-packages clean images chart
+.PHONY: demo demo-down test lint unit real crds bench bench-converge bench-real-cloud system-packages clean images chart
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench: $(STAMP)
 
 bench-converge: $(STAMP)
 	$(BIN)/python -m bench.converge
+
+# The cloud make demo deploys, on the real node: phase times and memory (needs root).
+bench-real-cloud: $(STAMP) system-packages
+	$(BIN)/python -m bench.real_cloud
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,8 @@ as a local process), for trying the operator's logic and for scale. down: remove
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -157,10 +159,15 @@ def up_real(cloud_file: Path | None, workdir: Path | None) -> int:
     print(f"cloud {name} Ready {time.monotonic() - began:.0f}s after the start; using it from the host:", flush=True)
     clouds = workdir / "clouds.yaml"
     ok = realcloud.smoke(cluster.kubeconfig, NAMESPACE, name, clouds)
+    print("python-openstackclient (its own virtualenv in the cache) ...", flush=True)
+    openstack = realcloud.openstack_client()
+    use = [*realcloud.host_command([str(openstack), "--os-cloud", name]), "catalog", "list"]
+    listed = subprocess.run(use, env={**os.environ, "OS_CLIENT_CONFIG_FILE": str(clouds)}, check=False)
+    ok = ok and listed.returncode == 0
     print()
     print(f"cloud {name} is Ready on a real node (release {status.get('release')}). Use it:")
     print(f"  export KUBECONFIG={cluster.kubeconfig} OS_CLIENT_CONFIG_FILE={clouds}")
-    print(f"  ip netns exec {hostnet.NETNS} openstack --os-cloud {name} server list")
+    print(f"  ip netns exec {hostnet.NETNS} {openstack} --os-cloud {name} image list")
     print(f"  stackops status -n {NAMESPACE} {name}")
     print("  make demo-down                                     # remove everything")
     return 0 if ok else 1

@@ -23,7 +23,7 @@ from kubernetes import client, config
 from stackops.api.models import GROUP, PLURAL, VERSION
 from stackops.api.validation import parse_cloud
 from stackops.devcluster import hostnet, realnode
-from stackops.devcluster.binaries import build_script
+from stackops.devcluster.binaries import build_script, cache_root
 from stackops.devcluster.errors import DevClusterError
 from stackops.devcluster.identities import write_private
 from stackops.devcluster.smoke import SERVICE_TYPES
@@ -124,6 +124,17 @@ def host_command(argv: list[str]) -> list[str]:
     """`argv` run from the host as a person would reach the cloud: in the node's network (routes to
     every Service) with cluster DNS (`<service>.<namespace>.svc` names resolve)."""
     return ["ip", "netns", "exec", hostnet.NETNS, *argv]
+
+
+def openstack_client() -> Path:
+    """The `openstack` command (python-openstackclient from PyPI) in a virtualenv of its own in the
+    cache, made on first use (about a minute)."""
+    venv = cache_root() / "venvs" / "openstackclient"
+    command = venv / "bin" / "openstack"
+    if not command.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "python-openstackclient"], check=True)
+    return command
 
 
 def progress_printer(prefix: str) -> Callable[[str], None]:
