@@ -20,7 +20,6 @@ from kubernetes import client
 
 from stackops.api.models import GROUP, PLURAL, VERSION
 from stackops.devcluster import LocalCluster, ensure_binaries, realcloud
-from stackops.devcluster.install import create_volumes, ensure_namespace
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "openstack"
@@ -81,15 +80,8 @@ def main() -> None:
         cluster.start(control_plane_nodes=0, compute_nodes=0)
         try:
             times["cluster up"] = time.monotonic() - began
-            mark = time.monotonic()
-            cluster.load_images(realcloud.image_names(body), progress=print)
-            times["images built and loaded"] = time.monotonic() - mark
-            mark = time.monotonic()
-            realcloud.install_operator(cluster.kubeconfig)
-            times["operator installed (helm --wait)"] = time.monotonic() - mark
+            times |= realcloud.install(cluster, body, NAMESPACE, print)
             api = cluster.api
-            ensure_namespace(api, NAMESPACE)
-            create_volumes(api, 8, host_dir=realcloud.node_volume_dir(cluster.node_files))
             custom = client.CustomObjectsApi(api)
             mark = time.monotonic()
             custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from stackops import __version__
 from stackops.api.releases import DEFAULT_RELEASE, RELEASES, SUPPORTED_RELEASES, Release
+from stackops.devcluster.realnode import PAUSE_IMAGE  # containerd's sandbox_image on the real node
 from stackops.services.base import default_operator_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,8 +54,6 @@ INPUTS_LABEL = "dev.stackops.inputs"
 BUILD_CA = "/run/stackops-build-ca.crt"
 # Images a CI run builds: enough for the operator's Jobs and one OpenStack service end to end.
 CI_IMAGES = ("operator", "keystone")
-# The real node's sandbox image (containerd's sandbox_image; stackops.devcluster.realnode names it too).
-PAUSE_IMAGE = "localhost/stackops/pause:3.10"
 
 
 @dataclass(frozen=True)

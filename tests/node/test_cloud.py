@@ -25,7 +25,6 @@ from kubernetes import client
 
 from stackops.api.models import GROUP, PLURAL, VERSION
 from stackops.devcluster import LocalCluster, realcloud, realnode
-from stackops.devcluster.install import create_volumes, ensure_namespace
 from tests.cluster.conftest import _say
 from tests.conftest import ROOT
 
@@ -79,14 +78,9 @@ def wait_ready(custom: client.CustomObjectsApi, timeout: float, on_wait: Any = N
 def real_cloud(pytestconfig: pytest.Config, real_cluster: LocalCluster) -> Iterator[RealCloud]:
     say = _say(pytestconfig)
     body = realcloud.with_local_images(yaml.safe_load((ROOT / "examples" / "single-node.yaml").read_text()))
-    names = realcloud.image_names(body)
-    began = time.monotonic()
-    real_cluster.load_images(names, progress=lambda line: say(f"images: {line}"))
-    say(f"real cloud: {len(names)} images ready in {time.monotonic() - began:.0f}s")
-    realcloud.install_operator(real_cluster.kubeconfig)
+    times = realcloud.install(real_cluster, body, NAMESPACE, lambda line: say(f"images: {line}"))
+    say(f"real cloud: {', '.join(f'{phase} in {seconds:.0f}s' for phase, seconds in times.items())}")
     api = real_cluster.api_client()
-    ensure_namespace(api, NAMESPACE)
-    create_volumes(api, 8, host_dir=realcloud.node_volume_dir(real_cluster.node_files))
     custom = client.CustomObjectsApi(api)
     core = client.CoreV1Api(api)
     applied = time.monotonic()

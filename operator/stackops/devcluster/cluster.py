@@ -63,7 +63,7 @@ def _stop_all(procs: dict[str, Process], marker: str, real_node: bool, timeout: 
     """Stop every process in reverse start order; with a real node, first its daemons and every
     container, and last undo what it changed on the machine. Returns what could not be undone."""
     if real_node:
-        for name in ("coredns", "kube-proxy", "kubelet"):
+        for name in reversed(realnode.DAEMONS):
             if name in procs:
                 processes.stop(procs.pop(name), marker, timeout)
         hostchanges.kill_pod_processes()
@@ -390,7 +390,7 @@ class LocalCluster:
 
     def _start_real_node(self, binaries: Binaries) -> None:
         """RBAC and cluster DNS objects, then containerd (with the pause image loaded), kubelet,
-        kube-proxy and CoreDNS, each in the node's network namespace."""
+        kube-proxy and CoreDNS, each in the node's network and mount namespaces."""
         files = self.node_files
         realnode.write_files(
             files, self._node_kubeconfigs(), commands.kubelet_client_pki(self.workdir) / "kubelet-client-ca.crt"
@@ -400,7 +400,7 @@ class LocalCluster:
         socket = files.containerd_socket_of(self._procs["containerd"].pid)
         self._wait("containerd's socket", socket.exists, "containerd")
         self.load_images([realnode.PAUSE_IMAGE_NAME])
-        for name in ("kubelet", "kube-proxy", "coredns"):
+        for name in realnode.DAEMONS:
             self._spawn(name, binaries)
 
     def load_images(self, names: Sequence[str], progress: Callable[[str], None] | None = None) -> None:

@@ -128,7 +128,6 @@ def up_real(cloud_file: Path | None, workdir: Path | None) -> int:
 
     from stackops.devcluster import cli as cluster_cli
     from stackops.devcluster import hostnet, realcloud
-    from stackops.devcluster.install import create_volumes, ensure_namespace
 
     workdir = (workdir or default_workdir()).expanduser().resolve()
     if (workdir / STATE).exists():
@@ -140,14 +139,13 @@ def up_real(cloud_file: Path | None, workdir: Path | None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     cluster = cluster_cli.up(None, 0, workdir / "cluster", control_plane_nodes=0, real_node=True)
     (workdir / STATE).write_text(json.dumps({"real_node": True, "kubeconfig": str(cluster.kubeconfig)}))
-    print(f"building (when their inputs changed) and loading {len(names)} images: {' '.join(names)}", flush=True)
-    cluster.load_images(names, progress=realcloud.progress_printer("  images: "))
-    print("installing the operator with its Helm chart (charts/stackops) ...", flush=True)
-    realcloud.install_operator(cluster.kubeconfig)
-    api = cluster.api
-    ensure_namespace(api, NAMESPACE)
-    create_volumes(api, 8, host_dir=realcloud.node_volume_dir(cluster.node_files))
-    custom = client.CustomObjectsApi(api)
+    print(
+        f"building (when their inputs changed) and loading {len(names)} images: {' '.join(names)}; "
+        "then the operator with its Helm chart (charts/stackops)",
+        flush=True,
+    )
+    realcloud.install(cluster, body, NAMESPACE, realcloud.progress_printer("  images: "))
+    custom = client.CustomObjectsApi(cluster.api)
     custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
     print(f"applied OpenStackCloud {NAMESPACE}/{name}; waiting for it to be Ready", flush=True)
     status = follow(custom, name, REAL_READY_TIMEOUT)

@@ -13,9 +13,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from kubernetes import client, config
@@ -26,16 +27,21 @@ from stackops.devcluster import hostnet, realnode
 from stackops.devcluster.binaries import build_script, cache_root
 from stackops.devcluster.errors import DevClusterError
 from stackops.devcluster.identities import write_private
+from stackops.devcluster.install import create_volumes, ensure_namespace
 from stackops.devcluster.smoke import SERVICE_TYPES
 from stackops.openstack import clouds as clouds_yaml
 from stackops.plan import enabled_services, plan
 from stackops.services.base import default_operator_image
+
+if TYPE_CHECKING:
+    from stackops.devcluster.cluster import LocalCluster
 
 # What `spec.images` says for images built by hack/images/build.py (tagged localhost/stackops/...).
 LOCAL_IMAGES = {"registry": "localhost", "namespace": "stackops", "distro": "debian-bookworm"}
 LOCAL_PREFIX = "localhost/stackops/"
 OPERATOR_NAMESPACE = "stackops-system"
 OPERATOR_RELEASE = "stackops"
+VOLUMES = 8  # claims of a default cloud: databases, queues, images
 
 
 def with_local_images(body: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +124,23 @@ def install_operator(kubeconfig: Path, values: dict[str, Any] | None = None, tim
 def node_volume_dir(files: realnode.NodeFiles) -> Path:
     """Where the node's PersistentVolumes keep their data (a directory per volume)."""
     return files.root / "volumes"
+
+
+def install(
+    cluster: LocalCluster, body: dict[str, Any], namespace: str, progress: Callable[[str], None]
+) -> dict[str, float]:
+    """Everything before applying `body`: its images built and loaded into the node, the operator
+    installed by its chart, the namespace, volumes on the node. Returns each phase's seconds."""
+    times: dict[str, float] = {}
+    mark = time.monotonic()
+    cluster.load_images(image_names(body), progress=progress)
+    times["images built and loaded"] = time.monotonic() - mark
+    mark = time.monotonic()
+    install_operator(cluster.kubeconfig)
+    times["operator installed (helm --wait)"] = time.monotonic() - mark
+    ensure_namespace(cluster.api, namespace)
+    create_volumes(cluster.api, VOLUMES, host_dir=node_volume_dir(cluster.node_files))
+    return times
 
 
 def host_command(argv: list[str]) -> list[str]:

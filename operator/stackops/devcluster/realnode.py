@@ -1,10 +1,10 @@
 """A real Kubernetes node beside the local control plane: containerd, kubelet, kube-proxy, CoreDNS.
 
-Everything runs in the node's network namespace (stackops.devcluster.hostnet) and shares the
-host's mounts, PIDs and cgroups, as a node's daemons do. Pods get addresses from a CNI bridge
-inside that namespace; kube-proxy (iptables) gives them Services; CoreDNS answers
-`<service>.<namespace>.svc.cluster.local` from the API and nothing else (no forwarder is even
-compiled in). Images come only from containerd's own store (nothing can be pulled: the namespace
+Everything runs in the node's network namespace (stackops.devcluster.hostnet) and its mount
+namespace (stackops.devcluster.nodefs), and shares the host's PIDs and cgroups, as a node's daemons
+do. Pods get addresses from a CNI bridge inside that namespace; kube-proxy (iptables) gives them
+Services; CoreDNS answers `<service>.<namespace>.svc.cluster.local` from the API and nothing else
+(no forwarder is even compiled in). Images come only from containerd's own store (nothing can be pulled: the namespace
 has no route out), loaded there by hack/images/build.py.
 
 The node is labelled for the control plane and for compute, so one machine runs a whole cloud.
@@ -39,10 +39,11 @@ NODE_IDENTITIES: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "kube-proxy": (KUBE_PROXY_USER, ()),
     "coredns": (COREDNS_USER, ()),
 }
-PAUSE_IMAGE = "localhost/stackops/pause:3.10"  # hack/images/build.py builds it as "pause"
+PAUSE_IMAGE = "localhost/stackops/pause:3.10"  # hack/images/build.py builds it, as "pause"
 PAUSE_IMAGE_NAME = "pause"
-# Start order; `down` stops them in reverse.
+# Start order; `down` stops them in reverse. containerd first: the others need its socket.
 PROCESSES = ("containerd", "kubelet", "kube-proxy", "coredns")
+DAEMONS = PROCESSES[1:]
 SYSTEM_PROGRAMS = {
     "containerd": "containerd",
     "runc": "runc",
