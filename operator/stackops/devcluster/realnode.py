@@ -16,6 +16,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -436,7 +437,7 @@ def recover_crashed() -> list[str]:
         if hostnet.exists():
             hostnet.delete(None)
         return problems
-    running = [pid for pid in processes.processes_mentioning(record.roots[0]) if processes.alive(pid)]
+    running = _still_running(record.roots[0])
     if running:
         raise DevClusterError(
             f"a real node is running (its directory {record.roots[0]}, processes {running[:5]}): one per machine; "
@@ -446,6 +447,18 @@ def recover_crashed() -> list[str]:
     for marker in (record.roots[0], str(RUN_DIR)):
         stop_mentioning(marker)
     return undo_host_changes()
+
+
+def _still_running(marker: str, grace: float = 5.0) -> list[int]:
+    """Processes mentioning `marker` that stay alive for `grace` seconds.
+
+    A daemon killed a moment ago may still be exiting (a large process takes a while to tear down):
+    that is a crash to recover from, not a running node.
+    """
+    deadline = time.monotonic() + grace
+    while (running := processes.processes_mentioning(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return running
 
 
 def stop_mentioning(marker: str) -> None:
