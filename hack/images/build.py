@@ -39,6 +39,7 @@ from pathlib import Path
 
 from stackops import __version__
 from stackops.api.releases import DEFAULT_RELEASE, RELEASES, SUPPORTED_RELEASES, Release
+from stackops.cache import cache_root
 from stackops.devcluster.realnode import PAUSE_IMAGE  # containerd's sandbox_image on the real node
 from stackops.services.base import default_operator_image
 
@@ -151,8 +152,8 @@ class Image:
         return self.tags[0]
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("STACKOPS_CACHE") or Path.home() / ".cache" / "stackops") / "images"
+def images_root() -> Path:
+    return cache_root() / "images"
 
 
 def tag(name: str, release: str | None) -> str:
@@ -294,7 +295,7 @@ class Buildah:
     """buildah with stackops' storage: overlay driver, root and runroot in the cache, chroot isolation."""
 
     def __init__(self, root: Path | None = None) -> None:
-        self.root = root or cache_root()
+        self.root = root or images_root()
         self.storage = self.root / "storage-overlay"
         self.runroot = self.root / "run"
 

@@ -64,8 +64,15 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UserError([f"{args.file}: {error}"]) from None
     steps = [s for s in result.steps if not args.service or s.service == args.service]
     objects = [obj for step in steps for obj in step.objects]
-    sys.stdout.write(to_json(objects) if args.output == "json" else to_yaml(objects))
+    emit(to_json(objects) if args.output == "json" else to_yaml(objects))
     return 0
+
+
+def emit(text: str) -> None:
+    """Rendered output to stdout as UTF-8, whatever the locale says (values may hold any character)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode("utf-8"))
+    sys.stdout.buffer.flush()
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -100,7 +107,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
 def cmd_rbac(args: argparse.Namespace) -> int:
     from stackops.reconcile.rbac import cluster_role
 
-    sys.stdout.write(to_yaml([cluster_role(args.name)]))
+    emit(to_yaml([cluster_role(args.name)]))
     return 0
 
 

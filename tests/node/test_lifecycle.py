@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from stackops.cache import cache_root
 from stackops.devcluster import Binaries, LocalCluster, hostchanges, nodefs, processes, realnode
-from stackops.devcluster.binaries import cache_root
 from stackops.devcluster.errors import DevClusterError
 from tests.node.conftest import python_pod, ready, wait_pod
 

@@ -5,14 +5,18 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from stackops.api.models import OpenStackCloud
+from stackops.api.validation import load_cloud_text
 from stackops.credentials import Credentials, complete
 from stackops.plan import Plan, plan, required_credentials
+from stackops.render import output, templates
 from stackops.render.hashing import CONFIG_HASH_ANNOTATION
 from stackops.services.base import RenderError
 from tests.conftest import EXAMPLES, ROOT, cloud
@@ -43,6 +47,42 @@ def test_rendering_is_byte_identical_across_processes(path: os.PathLike[str]) ->
         outputs.add(subprocess.run(command, env=env, check=True, capture_output=True).stdout)
     assert len(outputs) == 1
     assert len(next(iter(outputs))) > 1000
+
+
+VARIANT = ROOT / "tests" / "data" / "variant-galera-rbd-httproute.yaml"
+
+
+@pytest.mark.parametrize("path", [*EXAMPLES, VARIANT], ids=lambda p: p.name)
+def test_libyaml_and_pure_python_yaml_render_the_same_bytes(
+    path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rendering uses libyaml where PyYAML has it; the output must not depend on whether it does."""
+    assert yaml.__with_libyaml__, "PyYAML without libyaml: nothing to compare"
+    cloud_text = Path(path).read_text()
+    fast = output.to_yaml(plan(load_cloud_text(cloud_text)).objects())
+    monkeypatch.setattr(templates, "LOADER", yaml.SafeLoader)
+    templates._parsed.cache_clear()  # parse again, with the pure-Python loader
+    slow = output.to_yaml(plan(load_cloud_text(cloud_text)).objects(), output.dumper(yaml.SafeDumper))
+    assert fast == slow
+    assert len(fast) > 1000
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a line with a trailing space \nand another\n" * 20,  # not a block: double-quoted, long
+        "tab\there\n" * 30,
+        "word " * 200,
+        "\u2026 non-ASCII in a config file\n",
+        "  leading spaces\n" + "y" * 300,
+        "\x07" * 80,
+    ],
+)
+def test_strings_libyaml_and_pure_python_would_fold_differently_are_written_alike(value: str) -> None:
+    objects = [{"kind": "ConfigMap", "data": {"key": value}}]
+    fast, slow = output.to_yaml(objects), output.to_yaml(objects, output.dumper(yaml.SafeDumper))
+    assert fast == slow
+    assert yaml.safe_load(fast)["data"]["key"] == value
 
 
 def test_no_pod_is_best_effort(example: OpenStackCloud) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from stackops.cache import cache_root
 from stackops.devcluster.errors import DevClusterError
 
 # Used when stackops runs from an installed package (no hack/kube/go.mod to read).
@@ -73,10 +74,6 @@ def kube_version() -> str:
         if match:
             return match.group(1)
     return KUBE_VERSION
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("STACKOPS_CACHE") or Path.home() / ".cache" / "stackops")
 
 
 def cache_dir(version: str | None = None) -> Path:

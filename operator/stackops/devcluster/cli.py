@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from stackops.cache import cache_root
 from stackops.devcluster import processes
-from stackops.devcluster.binaries import cache_root, ensure_binaries
+from stackops.devcluster.binaries import ensure_binaries
 from stackops.devcluster.errors import DevClusterError
 from stackops.devcluster.identities import CONTEXT, write_private
 from stackops.devcluster.state import STATE_FILE

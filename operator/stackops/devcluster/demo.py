@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 
 from stackops.api.models import GROUP, PLURAL, VERSION
+from stackops.cache import cache_root
 from stackops.devcluster import processes
-from stackops.devcluster.binaries import cache_root
 from stackops.devcluster.errors import DevClusterError
 
 NAMESPACE = "openstack"

@@ -23,8 +23,9 @@ from kubernetes import client, config
 
 from stackops.api.models import GROUP, PLURAL, VERSION
 from stackops.api.validation import parse_cloud
+from stackops.cache import cache_root
 from stackops.devcluster import hostnet, realnode
-from stackops.devcluster.binaries import build_script, cache_root
+from stackops.devcluster.binaries import build_script
 from stackops.devcluster.errors import DevClusterError
 from stackops.devcluster.identities import write_private
 from stackops.devcluster.install import create_volumes, ensure_namespace

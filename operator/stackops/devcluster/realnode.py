@@ -25,8 +25,9 @@ from typing import Any
 
 import yaml
 
+from stackops.cache import cache_root
 from stackops.devcluster import hostchanges, hostnet, nodefs, nodes, processes
-from stackops.devcluster.binaries import build_script, cache_root
+from stackops.devcluster.binaries import build_script
 from stackops.devcluster.errors import DevClusterError
 
 NODE_NAME = "stackops-node"

@@ -7,9 +7,9 @@ from typing import Any
 
 import yaml
 
-
-class _Dumper(yaml.SafeDumper):
-    pass
+# libyaml's emitter where PyYAML was built with it (ten times the pure-Python one's speed); both write
+# the same bytes for what stackops renders (tests/unit/test_render.py compares them).
+_BaseDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
@@ -18,11 +18,26 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
-_Dumper.add_representer(str, _str)
+def dumper(base: type[yaml.SafeDumper] = _BaseDumper) -> type[yaml.SafeDumper]:
+    """The dumper of rendered objects over `base` (libyaml's when present)."""
+    cls: type[yaml.SafeDumper] = type("StackopsDumper", (base,), {})
+    cls.add_representer(str, _str)
+    return cls
 
 
-def to_yaml(objects: list[dict[str, Any]]) -> str:
-    return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, width=120, explicit_start=True)
+_Dumper = dumper()
+
+
+# No folding of long values: libyaml and PyYAML fold long quoted strings at different places, and a
+# value on one line shows in a diff as the one line that changed. UTF-8 as is, so a config file with
+# one non-ASCII character still reads as a file (a block), not as one line of escapes.
+_NO_FOLDING = 2**30
+
+
+def to_yaml(objects: list[dict[str, Any]], dumper: type[yaml.SafeDumper] = _Dumper) -> str:
+    return yaml.dump_all(
+        objects, Dumper=dumper, sort_keys=False, width=_NO_FOLDING, allow_unicode=True, explicit_start=True
+    )
 
 
 def to_json(objects: list[dict[str, Any]]) -> str:

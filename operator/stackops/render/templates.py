@@ -7,13 +7,20 @@ depends on what a value contains. StrictUndefined turns a misspelt variable into
 from __future__ import annotations
 
 import json
-from functools import cache
+import os
+import pickle
+from functools import cache, lru_cache
 from typing import Any
 
 import jinja2
 import yaml
 
+from stackops.cache import cache_root
 from stackops.render import kolla
+
+# libyaml's parser where PyYAML was built with it: parsing the templates' output is most of a render
+# with the pure-Python one. Both give the same objects (tests/unit/test_render.py compares them).
+LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class TemplateError(Exception):
@@ -24,10 +31,35 @@ def _tojson(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+class _BytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Compiled templates kept between processes: compiling them is a third of a `stackops render`.
+
+    jinja2 keys each entry by the template's source checksum, so an edited template is compiled
+    again. A cache that cannot be written (read-only home in a pod) only costs the compile.
+    """
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except (OSError, EOFError, ValueError):
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            self.directory_ready()
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+    def directory_ready(self) -> None:
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+
+
 @cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("stackops", "templates"),
+        bytecode_cache=_BytecodeCache(str(cache_root() / "jinja2" / jinja2.__version__)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -51,12 +83,23 @@ def render_text(template: str, **values: Any) -> str:
 def render_objects(template: str, **values: Any) -> list[dict[str, Any]]:
     """Every YAML document a template renders, empty documents dropped."""
     text = render_text(template, **values)
-    try:
-        documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as error:
-        raise TemplateError(f"template {template} rendered invalid YAML: {error}") from error
-    objects = [d for d in documents if d is not None]
+    # fresh objects on every call: callers add annotations to what they get
+    objects: list[dict[str, Any]] = pickle.loads(_parsed(template, text))
     for obj in objects:
         if not isinstance(obj, dict) or "kind" not in obj:
             raise TemplateError(f"template {template} rendered a document that is not a Kubernetes object")
     return objects
+
+
+@lru_cache(maxsize=1024)
+def _parsed(template: str, text: str) -> bytes:
+    """The documents a rendered text holds, pickled, kept for the next render of the same text.
+
+    The operator renders every cloud again on each pass, mostly to the same texts; parsing them is
+    most of a render, unpickling a copy a tenth of it. Bounded: about ten clouds' worth.
+    """
+    try:
+        documents = list(yaml.load_all(text, Loader=LOADER))
+    except yaml.YAMLError as error:
+        raise TemplateError(f"template {template} rendered invalid YAML: {error}") from error
+    return pickle.dumps([d for d in documents if d is not None], protocol=pickle.HIGHEST_PROTOCOL)
