@@ -10,43 +10,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from stackops.reconcile.pods import stuck_containers
 from stackops.reconcile.readiness import readiness
 
 SERVICE_LABEL = "app.kubernetes.io/name"  # stackops.render.naming.selector_labels puts the service here
 
-# Waiting reasons after which a container will not run without someone acting.
-STUCK = frozenset(
-    {
-        "CrashLoopBackOff",
-        "ImagePullBackOff",
-        "ErrImagePull",
-        "InvalidImageName",
-        "CreateContainerConfigError",
-        "CreateContainerError",
-        "RunContainerError",
-    }
-)
-
 
 def _pod_problems(pod: dict[str, Any]) -> list[str]:
-    name = pod["metadata"]["name"]
-    status = pod.get("status") or {}
-    containers = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
     problems = []
-    for container in containers:
-        waiting = (container.get("state") or {}).get("waiting") or {}
-        reason = waiting.get("reason")
-        if reason not in STUCK:
-            continue
-        if reason == "CrashLoopBackOff":
-            last = (container.get("lastState") or {}).get("terminated") or {}
-            exit_code = f", last exit code {last['exitCode']}" if "exitCode" in last else ""
+    for stuck in stuck_containers(pod):
+        if stuck.reason == "CrashLoopBackOff":
+            exit_code = f", last exit code {stuck.exit_code}" if stuck.exit_code is not None else ""
             problems.append(
-                f"pod {name} is crash-looping (container {container['name']}, "
-                f"{int(container.get('restartCount', 0))} restarts{exit_code})"
+                f"pod {stuck.pod} is crash-looping (container {stuck.container}, {stuck.restarts} restarts{exit_code})"
             )
         else:
-            problems.append(f"pod {name} cannot start container {container['name']}: {reason}")
+            problems.append(f"pod {stuck.pod} cannot start container {stuck.container}: {stuck.reason}")
     return problems
 
 

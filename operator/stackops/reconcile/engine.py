@@ -14,6 +14,7 @@ from stackops.api.models import GROUP, KIND, VERSION, OpenStackCloud
 from stackops.credentials import Credentials
 from stackops.plan import Plan, key_rotations, plan, required_credentials
 from stackops.reconcile.credentials import ensure_credentials
+from stackops.reconcile.diagnosis import Diagnosis
 from stackops.reconcile.kube import Kube, Obj
 from stackops.reconcile.readiness import Readiness, readiness
 from stackops.reconcile.resources import MANAGED_KINDS, kind_of
@@ -36,6 +37,7 @@ class StepState:
     service: str
     state: str  # Ready | Waiting | Failed | Pending
     message: str = ""
+    cause: str = ""  # what blocks it, when Kubernetes names it (also at the end of message)
 
 
 @dataclass
@@ -118,6 +120,7 @@ def apply_steps(
     Services that do not depend on each other come up side by side (placement, glance, neutron,
     cinder … once keystone is ready); a service waits while anything it depends on is not ready."""
     owner = owner_reference(cloud, uid)
+    diagnosis = Diagnosis(kube, cloud.metadata.namespace, cloud.metadata.name)
     outcome = Outcome(steps=[StepState(s.name, s.service, "Pending") for s in cloud_plan.steps])
     depends_on = {s.name: s.depends_on for s in all_services()}
     unfinished: set[str] = set()  # services with a step not ready yet
@@ -125,7 +128,7 @@ def apply_steps(
         if step.service in unfinished or unfinished.intersection(depends_on.get(step.service, ())):
             unfinished.add(step.service)
             continue  # Pending: what it needs is not ready
-        waiting: list[Readiness] = []
+        waiting: list[tuple[Readiness, Obj]] = []
         for obj in step.objects:
             want = desired(obj, owner)
             key = (obj["kind"], obj["metadata"]["name"])
@@ -144,16 +147,17 @@ def apply_steps(
                 ready, wanted = outcome.replicas.get(step.service, (0, 0))
                 outcome.replicas[step.service] = (ready + result.replicas[0], wanted + result.replicas[1])
             if not result.ready:
-                waiting.append(result)
-        failed = [r for r in waiting if r.failed]
-        if failed:
-            state.state, state.message = "Failed", failed[0].message
-            unfinished.add(step.service)
-        elif waiting:
-            state.state, state.message = "Waiting", waiting[0].message
-            unfinished.add(step.service)
-        else:
+                waiting.append((result, current))
+        failed = [(r, obj) for r, obj in waiting if r.failed]
+        first = failed[0] if failed else waiting[0] if waiting else None
+        if first is None:
             state.state = "Ready"
+            continue
+        result, current = first
+        state.state = "Failed" if failed else "Waiting"
+        state.cause = diagnosis.cause(current)
+        state.message = f"{result.message}: {state.cause}" if state.cause else result.message
+        unfinished.add(step.service)
     return outcome
 
 

@@ -53,10 +53,11 @@ class Kube:
                 return None
             raise
 
-    def list(self, kind: Kind, namespace: str, selector: str) -> list[Obj]:
-        """Objects of `kind` matching a label selector; none when the kind is not served (no Gateway API)."""
+    def list(self, kind: Kind, namespace: str, selector: str = "", *, fields: str = "") -> list[Obj]:
+        """Objects of `kind` matching label and field selectors; none when the kind is not served (no Gateway API)."""
+        query = [(key, value) for key, value in (("labelSelector", selector), ("fieldSelector", fields)) if value]
         try:
-            result = self._call("GET", kind.path(namespace), query=[("labelSelector", selector)])
+            result = self._call("GET", kind.path(namespace), query=query)
         except ApiException as error:
             if error.status == 404:
                 return []

@@ -33,7 +33,8 @@ def rules() -> list[dict[str, Any]]:
         *children,
         # a failed Job deleted by hand: the cloud is looked at again (handlers.job_deleted)
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["watch"]},
-        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        # Events are posted; a Pending claim's are read, to say why a cloud waits (reconcile.diagnosis)
+        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "list"]},
         {"apiGroups": [LEASE.group], "resources": [LEASE.plural], "verbs": ["get", "create", "update"]},
         # kopf finds the resources it serves and the namespaces it watches
         {
@@ -42,7 +43,7 @@ def rules() -> list[dict[str, Any]]:
             "verbs": ["list", "watch"],
         },
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
-        # health checks list a cloud's pods (crash loops, restart counts)
+        # health checks and waiting steps list a cloud's pods (crash loops, scheduling, failed Jobs)
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
         # RabbitMQ pods may read endpoints (peer discovery); a Role can only grant what its creator holds
         {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]},

@@ -16,6 +16,7 @@ from stackops.reconcile.errors import Failure
 
 Status = dict[str, Any]
 HEALTH_REASON = "ServiceUnhealthy"  # Degraded because a health check failed, not a step
+BLOCKED = "Blocked"  # Progressing, but a step waits on something that will not happen by itself
 MAX_SERVICES_NAMED = 3  # in the Healthy condition's message; the status stays small
 
 
@@ -54,6 +55,14 @@ def _ready(sub: list[dict[str, Any]], generation: int) -> dict[str, Any]:
         if condition["status"] == "True":
             return _condition("Ready", False, condition["reason"], condition["message"], generation)
     return _condition("Ready", True, "AllServicesReady", "every service is deployed and ready", generation)
+
+
+def _progress_reason(outcome: Outcome) -> str:
+    current = outcome.current
+    if current is not None and current.state == "Waiting":
+        # Blocked: Kubernetes names what keeps it from getting there (in the message)
+        return BLOCKED if current.cause else "WaitingForStep"
+    return "Converged" if outcome.done else "Stopped"
 
 
 def _services(outcome: Outcome, release: str) -> dict[str, dict[str, Any]]:
@@ -110,7 +119,7 @@ def build_status(
             _condition(
                 "Progressing",
                 waiting,
-                "WaitingForStep" if waiting else "Converged" if outcome.done else "Stopped",
+                _progress_reason(outcome),
                 current.message if waiting and current else "",
                 generation,
             ),
@@ -221,6 +230,9 @@ def transitions(previous: Status | None, current: Status) -> list[Transition]:
         events.append(Transition("Warning", after["Degraded"]["reason"], after["Degraded"]["message"]))
     if was_degraded and not by_health and not now_degraded:
         events.append(Transition("Normal", "Recovered", "the cloud is no longer degraded"))
+    blocked = after["Progressing"]
+    if blocked["reason"] == BLOCKED and before.get("Progressing", {}).get("message") != blocked["message"]:
+        events.append(Transition("Warning", BLOCKED, blocked["message"]))  # once per cause, not per pass
     if before.get("Paused", {}).get("status") != after["Paused"]["status"]:
         paused = after["Paused"]["status"] == "True"
         if paused or "Paused" in before:

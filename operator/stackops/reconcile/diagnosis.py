@@ -1,0 +1,81 @@
+"""Why a step waits, when Kubernetes knows: the root cause behind "0/1 ready".
+
+A workload that is not ready is usually just starting; sometimes it cannot get there without
+someone acting: its pod has no node (an unbound PersistentVolumeClaim, a node selector no node
+matches, too little CPU), its image cannot be pulled, it crash-loops, a Job's pod failed. Those are
+named in the step's message, so they reach the cloud's conditions, `stackops status` and an Event.
+
+Costs one list of the cloud's pods per pass in which a workload step waits (none for a converged
+cloud), plus, for a pod stuck on a Pending claim, that claim's Events.
+"""
+
+from __future__ import annotations
+
+from stackops.reconcile.kube import Kube, Obj
+from stackops.reconcile.pods import claims, failed_container, stuck_containers, unschedulable
+from stackops.reconcile.resources import EVENT, POD, PVC
+from stackops.render.naming import CLOUD_LABEL
+
+WORKLOADS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job"})
+
+
+def _selected(pod: Obj, workload: Obj) -> bool:
+    wanted = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    labels = pod["metadata"].get("labels") or {}
+    return bool(wanted) and all(labels.get(k) == v for k, v in wanted.items())
+
+
+def _claim_pending(kube: Kube, namespace: str, claim: str) -> str:
+    pvc = kube.get(PVC, namespace, claim)
+    if pvc is None:
+        return f"its PersistentVolumeClaim {claim} does not exist"
+    phase = (pvc.get("status") or {}).get("phase")
+    if phase != "Pending":
+        return ""
+    fields = f"involvedObject.kind=PersistentVolumeClaim,involvedObject.name={claim}"
+    events = kube.list(EVENT, namespace, fields=fields)
+    latest = max(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "", default=None)
+    said = f": {latest['message']}" if latest and latest.get("message") else ""
+    return f"its PersistentVolumeClaim {claim} is Pending{said}"
+
+
+def pod_cause(kube: Kube, namespace: str, pod: Obj) -> str:
+    """What keeps one pod from running, or '' when nothing does (it is starting)."""
+    if pod["metadata"].get("deletionTimestamp"):
+        return ""
+    reason = unschedulable(pod)
+    if reason:
+        pending = [p for p in (_claim_pending(kube, namespace, c) for c in claims(pod)) if p]
+        return f"pod {pod['metadata']['name']} cannot be scheduled: {reason}" + "".join(f"; {p}" for p in pending)
+    stuck = stuck_containers(pod)
+    if stuck:
+        return stuck[0].describe()
+    if (pod.get("status") or {}).get("phase") == "Failed":
+        return failed_container(pod)
+    return ""
+
+
+class Diagnosis:
+    """Root causes for the workloads of one cloud in one pass; the cloud's pods are listed once."""
+
+    def __init__(self, kube: Kube, namespace: str, cloud: str) -> None:
+        self._kube = kube
+        self._namespace = namespace
+        self._cloud = cloud
+        self._pods: list[Obj] | None = None
+
+    def _all_pods(self) -> list[Obj]:
+        if self._pods is None:
+            pods = self._kube.list(POD, self._namespace, f"{CLOUD_LABEL}={self._cloud}")
+            self._pods = sorted(pods, key=lambda p: str(p["metadata"]["name"]))
+        return self._pods
+
+    def cause(self, workload: Obj) -> str:
+        """Why `workload` is not ready, or '' when Kubernetes names no reason."""
+        if workload.get("kind") not in WORKLOADS:
+            return ""
+        for pod in (p for p in self._all_pods() if _selected(p, workload)):
+            found = pod_cause(self._kube, self._namespace, pod)
+            if found:
+                return found
+        return ""
