@@ -493,12 +493,13 @@ def test_two_operators_only_one_acts(env: Env) -> None:
     second = env.new_operator(SECOND, 18082)
     second.start("-n", NAMESPACE)
     try:
+        # up and standing by before the change (the change may converge faster than it starts)
+        wait_for(lambda: "waiting to become the leader" in second.log(), "the second operator to wait", timeout=60)
         since = env.cluster.audit_line_count()
         env.patch_spec("demo", {"services": {"keystone": {"replicas": 3}}})
         env.wait_ready("demo")
         assert env.writes(since, user=SECOND) == []
         assert env.writes(since)  # the leader did the work
-        assert "waiting to become the leader" in second.log()
         # a standby is healthy while it waits: its pod's probes must not restart it
         assert requests.get(f"http://127.0.0.1:{second.health_port}/healthz", timeout=5).status_code == 200
         # the follower is not idle for lack of rights: it reads the Lease it waits for

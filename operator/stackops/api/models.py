@@ -253,6 +253,14 @@ class AgentNodes(NodeSelector):
         description="How many of these nodes may have their agents restarting at once (config changes, "
         "upgrades): a number, or a percentage of the nodes such as '10%'.",
     )
+    min_ready_percent: int = Field(
+        90,
+        ge=1,
+        le=100,
+        description="The share of these nodes whose agents must be ready for a step (and the cloud) to be "
+        "ready, rounded up: with 1000 hypervisors one broken host does not hold the cloud back. Below it, "
+        "a deploying cloud waits and a converged one is Degraded; status.hosts shows ready/total per agent.",
+    )
 
 
 class ComputeGroup(ApiModel):
@@ -554,6 +562,11 @@ class OpenStackCloudStatus(ApiModel):
     conditions: list[Condition] = Field(default_factory=list)
     services: dict[str, ServiceStatus] = Field(default_factory=dict)
     endpoints: dict[str, str] = Field(default_factory=dict)
+    hosts: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per host agent (e.g. nova-compute, nova-compute-gpu): nodes where it is ready / nodes "
+        "it runs on. Ready needs spec.nodes.<role>.minReadyPercent of them.",
+    )
     upgrade: UpgradeStatus | None = Field(None, description="Progress of an upgrade to spec.release.")
     spec_hashes: dict[str, str] = Field(
         default_factory=dict,

@@ -63,6 +63,7 @@ def up(cloud_file: Path | None = None, workdir: Path | None = None, compute_node
     from stackops.devcluster import cli as cluster_cli
     from stackops.devcluster.cluster import free_ports
     from stackops.devcluster.install import (
+        claimed_volumes,
         create_volumes,
         ensure_namespace,
         grant_operator_rbac,
@@ -80,7 +81,7 @@ def up(cloud_file: Path | None = None, workdir: Path | None = None, compute_node
     install_crds(api)
     grant_operator_rbac(api)
     ensure_namespace(api, NAMESPACE)
-    create_volumes(api, 8)
+    create_volumes(api, claimed_volumes(body))
 
     log = workdir / "operator.log"
     health_port, metrics_port = free_ports(2)  # distinct ports, held together

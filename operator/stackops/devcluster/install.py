@@ -14,6 +14,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from stackops.api.crd import crd
+from stackops.api.validation import parse_cloud
+from stackops.plan import plan
 from stackops.reconcile.rbac import cluster_role
 
 OPERATOR_USER = "stackops-operator"
@@ -72,6 +74,17 @@ def ensure_namespace(api: client.ApiClient, name: str) -> None:
             raise
     # pods need the namespace's default ServiceAccount, made by the controller manager
     wait_for(lambda: _exists(lambda: core.read_namespaced_service_account("default", name)), f"{name}/default SA")
+
+
+def claimed_volumes(body: dict[str, Any]) -> int:
+    """How many PersistentVolumes the cloud `body` claims: its PVCs and its StatefulSets' claims."""
+    count = 0
+    for obj in plan(parse_cloud(body)).objects():
+        if obj["kind"] == "PersistentVolumeClaim":
+            count += 1
+        elif obj["kind"] == "StatefulSet":
+            count += len(obj["spec"].get("volumeClaimTemplates") or []) * int(obj["spec"].get("replicas", 1))
+    return count
 
 
 def create_volumes(

@@ -28,7 +28,7 @@ from stackops.devcluster import hostnet, realnode
 from stackops.devcluster.binaries import build_script
 from stackops.devcluster.errors import DevClusterError
 from stackops.devcluster.identities import write_private
-from stackops.devcluster.install import create_volumes, ensure_namespace
+from stackops.devcluster.install import claimed_volumes, create_volumes, ensure_namespace
 from stackops.devcluster.smoke import SERVICE_TYPES
 from stackops.openstack import clouds as clouds_yaml
 from stackops.plan import enabled_services, plan
@@ -42,7 +42,6 @@ LOCAL_IMAGES = {"registry": "localhost", "namespace": "stackops", "distro": "deb
 LOCAL_PREFIX = "localhost/stackops/"
 OPERATOR_NAMESPACE = "stackops-system"
 OPERATOR_RELEASE = "stackops"
-VOLUMES = 8  # claims of a default cloud: databases, queues, images
 
 
 def with_local_images(body: dict[str, Any]) -> dict[str, Any]:
@@ -140,7 +139,7 @@ def install(
     install_operator(cluster.kubeconfig)
     times["operator installed (helm --wait)"] = time.monotonic() - mark
     ensure_namespace(cluster.api, namespace)
-    create_volumes(cluster.api, VOLUMES, host_dir=node_volume_dir(cluster.node_files))
+    create_volumes(cluster.api, claimed_volumes(body), host_dir=node_volume_dir(cluster.node_files))
     return times
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from stackops.api.models import OpenStackCloud
 from stackops.credentials import Credentials
 from stackops.health.monitor import OpenStackAccess, Target
-from stackops.health.workloads import workload_problems
+from stackops.health.workloads import enough_hosts, workload_problems
 from stackops.logs import REDACTOR
 from stackops.plan import enabled_services
 from stackops.reconcile.credentials import SECRET, credentials_secret_name
@@ -30,6 +30,7 @@ from stackops.services import keystone
 from stackops.services.base import CloudContext
 
 JOB = next(k for k in MANAGED_KINDS if k.kind == "Job")
+DAEMONSET = next(k for k in MANAGED_KINDS if k.kind == "DaemonSet")
 INTERFACES = ("internal", "public")
 _SCOPED_URL = re.compile(r"^(?P<cloud>[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9]*[a-z0-9])?)=(?P<url>.+)$")
 
@@ -113,9 +114,14 @@ def target(
 
 
 def observe(kube: Kube, cloud: OpenStackCloud, status: Mapping[str, Any], settings: HealthSettings) -> Target:
-    """Read what the checks need from the cluster: pods, Jobs, the admin password (two lists, one get)."""
+    """Read what the checks need from the cluster: pods, Jobs, host agents, the admin password (three
+    lists, one get)."""
     name, namespace = cloud.metadata.name, cloud.metadata.namespace
     selector = f"{CLOUD_LABEL}={name}"
-    problems = workload_problems(kube.list(POD, namespace, selector), kube.list(JOB, namespace, selector))
+    problems = workload_problems(
+        kube.list(POD, namespace, selector),
+        kube.list(JOB, namespace, selector),
+        enough_hosts(kube.list(DAEMONSET, namespace, selector)),
+    )
     password = _admin_password(kube, namespace, name) if settings.openstack else None
     return target(cloud, status, settings, password, problems)

@@ -35,12 +35,30 @@ def _job_problem(job: dict[str, Any]) -> str | None:
     return found.message if found.failed else None
 
 
-def workload_problems(pods: Iterable[dict[str, Any]], jobs: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
-    """Per service, what is wrong with its pods and Jobs, sorted so the same cluster reads the same."""
+def enough_hosts(daemonsets: Iterable[dict[str, Any]]) -> frozenset[str]:
+    """The host agents (DaemonSet names) ready on at least their share of nodes (minReadyPercent):
+    a broken host among them is counted in status.hosts, not held against the service's health."""
+    enough = set()
+    for daemonset in daemonsets:
+        found = readiness({**daemonset, "kind": "DaemonSet"})
+        if found.ready and found.replicas and found.replicas[0] < found.replicas[1]:
+            enough.add(daemonset["metadata"]["name"])
+    return frozenset(enough)
+
+
+def _owned_by_any(pod: dict[str, Any], kind: str, names: frozenset[str]) -> bool:
+    return any(o.get("kind") == kind and o.get("name") in names for o in pod["metadata"].get("ownerReferences") or [])
+
+
+def workload_problems(
+    pods: Iterable[dict[str, Any]], jobs: Iterable[dict[str, Any]], tolerated: frozenset[str] = frozenset()
+) -> dict[str, list[str]]:
+    """Per service, what is wrong with its pods and Jobs, sorted so the same cluster reads the same.
+    Pods of the host agents in `tolerated` (enough_hosts) are not counted."""
     found: dict[str, list[str]] = {}
     for pod in pods:
-        if pod["metadata"].get("deletionTimestamp"):
-            continue  # on its way out: not what runs
+        if pod["metadata"].get("deletionTimestamp") or _owned_by_any(pod, "DaemonSet", tolerated):
+            continue  # on its way out, or one host of many: not held against the service
         service = (pod["metadata"].get("labels") or {}).get(SERVICE_LABEL)
         problems = _pod_problems(pod)
         if service and problems:

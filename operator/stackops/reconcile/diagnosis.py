@@ -11,6 +11,7 @@ cloud), plus, for a pod stuck on a Pending claim, that claim's Events.
 
 from __future__ import annotations
 
+from stackops.logs import REDACTOR
 from stackops.reconcile.kube import Kube, Obj
 from stackops.reconcile.pods import claims, failed_container, stuck_containers, unschedulable
 from stackops.reconcile.resources import EVENT, POD, PVC
@@ -77,5 +78,5 @@ class Diagnosis:
         for pod in (p for p in self._all_pods() if _selected(p, workload)):
             found = pod_cause(self._kube, self._namespace, pod)
             if found:
-                return found
+                return REDACTOR.mask(found)  # a log line may quote a credential the operator knows
         return ""

@@ -12,6 +12,7 @@ from typing import Any
 
 from stackops.api.models import GROUP, KIND, VERSION, OpenStackCloud
 from stackops.credentials import Credentials
+from stackops.logs import REDACTOR
 from stackops.plan import Plan, key_rotations, plan, required_credentials
 from stackops.reconcile.credentials import ensure_credentials
 from stackops.reconcile.diagnosis import Diagnosis
@@ -44,6 +45,7 @@ class StepState:
 class Outcome:
     steps: list[StepState]
     replicas: dict[str, tuple[int, int]] = field(default_factory=dict)  # per service: (ready, desired)
+    hosts: dict[str, tuple[int, int]] = field(default_factory=dict)  # per host-agent step: (ready, nodes)
     writes: int = 0
     endpoints: dict[str, str] = field(default_factory=dict)
 
@@ -92,14 +94,17 @@ def _owned_by(obj: Obj, uid: str) -> bool:
 
 
 def cloud_credentials(kube: Kube, cloud: OpenStackCloud) -> Credentials:
-    """The cloud's credentials Secret, completed with whatever its enabled services still miss."""
-    return ensure_credentials(
+    """The cloud's credentials Secret, completed with whatever its enabled services still miss.
+    Its values are masked wherever the operator would write them (logs, a quoted log line in status)."""
+    credentials = ensure_credentials(
         kube,
         cloud.metadata.name,
         cloud.metadata.namespace,
         required_credentials(cloud.spec),
         key_rotations(cloud.spec),
     )
+    REDACTOR.remember(credentials.values().values())
+    return credentials
 
 
 def converge(kube: Kube, cloud: OpenStackCloud, uid: str, options: RenderOptions | None = None) -> Outcome:
@@ -143,6 +148,8 @@ def apply_steps(
                 current.setdefault("kind", obj["kind"])
                 outcome.writes += 1
             result = readiness(current)
+            if result.hosts and result.replicas:
+                outcome.hosts[step.name] = result.replicas
             if result.replicas:
                 ready, wanted = outcome.replicas.get(step.service, (0, 0))
                 outcome.replicas[step.service] = (ready + result.replicas[0], wanted + result.replicas[1])

@@ -30,7 +30,7 @@ from stackops.health.cloud import observe as observe_health
 from stackops.health.monitor import REGISTRY, CloudHealth, CloudMonitor, HealthEvent, run_round
 from stackops.reconcile import metrics
 from stackops.reconcile.credentials import SECRET, credentials_secret_name
-from stackops.reconcile.engine import observe
+from stackops.reconcile.engine import StepState, observe
 from stackops.reconcile.errors import Failure, backoff, classify
 from stackops.reconcile.kube import Kube, Obj
 from stackops.reconcile.readiness import readiness
@@ -46,19 +46,25 @@ log = logging.getLogger(__name__)
 FINALIZER = "stackops.dev/finalizer"
 CHECK_INTERVAL = 60.0  # seconds between periodic looks at a converged cloud
 WAIT_DELAY_CAP = 15.0  # longest pause between two looks while a step is becoming ready
+IDLE_LOOK = 1.0  # how often a cloud's waiter checks, in memory, whether a pass left it waiting
+COALESCE = 0.2  # after a wake-up, how long more wake-ups are gathered into the same pass
 
 _kube: Kube | None = None
 _locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 # per cloud: the step it waits for, and how many looks in a row it has waited for it
 _waiting: dict[str, tuple[str, int]] = {}
+# per cloud (namespace, name): set when one of its workloads became ready or failed, so a waiting
+# cloud looks again now rather than at its next backoff (converge_while_waiting)
+_wakeups: dict[tuple[str, str], asyncio.Event] = {}
+# per workload (kind, namespace, name): (ready, failed) when last seen, so only a change wakes
+_workloads_seen: dict[tuple[str, str, str], tuple[bool, bool]] = {}
+WORKLOAD_KINDS = (("apps", "deployments"), ("apps", "statefulsets"), ("apps", "daemonsets"), ("batch", "jobs"))
 
 
-def _wait_delay(uid: str, step: str) -> float:
-    """Short while steps keep advancing, backing off only while the same step stays unready."""
+def _note_waiting(uid: str, step: str) -> None:
+    """Count the looks in a row at the same unready step: the waiter backs off only while it stalls."""
     previous = _waiting.get(uid)
-    stalled = previous[1] + 1 if previous and previous[0] == step else 0
-    _waiting[uid] = (step, stalled)
-    return backoff(stalled, base=1.0, cap=WAIT_DELAY_CAP)
+    _waiting[uid] = (step, previous[1] + 1 if previous and previous[0] == step else 0)
 
 
 def kube() -> Kube:
@@ -130,8 +136,11 @@ def _write_status(body: kopf.Body, previous: Status, status: Status) -> None:
 
 
 @metrics.measured
-def reconcile_cloud(body: kopf.Body, uid: str, retry: int, *, keep_waiting: bool) -> None:
-    """One reconcile of one cloud. Raises kopf errors so kopf retries (temporary) or stops (permanent)."""
+def reconcile_cloud(body: kopf.Body, uid: str, retry: int) -> StepState | None:
+    """One pass over one cloud: the step it stopped at (waiting or failed), None when it has none.
+
+    Raises kopf errors for what went wrong on the way, so kopf retries (temporary) or stops
+    (permanent). A waiting step is not an error: converge_while_waiting looks again."""
     meta = body["metadata"]
     previous: Status = dict(body.get("status") or {})
     generation = int(meta.get("generation") or 0)
@@ -155,7 +164,8 @@ def reconcile_cloud(body: kopf.Body, uid: str, retry: int, *, keep_waiting: bool
                     previous,
                     build_status(previous, generation, release, _now(), health=REGISTRY.latest(uid), paused=True),
                 )
-                return
+                _waiting.pop(uid, None)
+                return None
             result = reconcile_release(kube(), cloud, uid, previous, raw["spec"], RenderOptions())
         except Exception as error:  # classified below: nothing escapes unexamined
             failure: Failure = classify(error)
@@ -174,17 +184,86 @@ def reconcile_cloud(body: kopf.Body, uid: str, retry: int, *, keep_waiting: bool
         status = build_status(previous, generation, release, _now(), health=health, outcome=result.outcome)
         _write_status(body, previous, release_status(status, previous, result, raw["spec"]))
     current = result.outcome.current
-    if current is not None and current.state == "Waiting" and keep_waiting:
-        raise kopf.TemporaryError(current.message, delay=_wait_delay(uid, current.name))
-    if current is not None and current.state == "Failed" and keep_waiting:
-        raise kopf.PermanentError(f"step {current.name}: {current.message}")
+    if current is not None and current.state == "Waiting":
+        _note_waiting(uid, current.name)
+    else:
+        _waiting.pop(uid, None)
+    return current
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 def reconcile(body: kopf.Body, uid: str, retry: int, **_: Any) -> None:
-    reconcile_cloud(body, uid, retry, keep_waiting=True)
+    """A pass for a new or changed spec; a step that waits is looked at again by
+    converge_while_waiting, without kopf's retries (each would write to the cloud)."""
+    current = reconcile_cloud(body, uid, retry)
+    if current is not None and current.state == "Failed":
+        raise kopf.PermanentError(f"step {current.name}: {current.message}")
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0)
+async def converge_while_waiting(body: kopf.Body, uid: str, logger: kopf.Logger, **_: Any) -> None:
+    """While a step of the cloud waits, another pass as soon as one of its workloads becomes ready
+    or fails (workload_changed), or after the step's backoff (1 to 15 s) when none does."""
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    wake = _wakeups[key] = asyncio.Event()
+    try:
+        while True:
+            waiting = _waiting.get(uid)
+            # not waiting: nothing to do but notice when a pass leaves it waiting (no request made)
+            delay = backoff(waiting[1], base=1.0, cap=WAIT_DELAY_CAP) if waiting else IDLE_LOOK
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=delay)
+            woken = wake.is_set()
+            if woken:
+                await asyncio.sleep(COALESCE)  # workloads often finish together: one pass for them all
+            wake.clear()
+            if uid not in _waiting or body["metadata"].get("deletionTimestamp"):
+                continue
+            if woken:
+                _waiting[uid] = (_waiting[uid][0], 0)  # something moved: short looks again
+            snapshot = kopf.Body(cast(kopf.RawBody, copy.deepcopy(dict(body))))  # kopf updates `body` live
+            try:
+                await asyncio.to_thread(reconcile_cloud, snapshot, uid, 0)
+            except (kopf.TemporaryError, kopf.PermanentError) as error:
+                logger.debug("pass of a waiting cloud: %s", error)  # in status already; look again later
+    finally:
+        if _wakeups.get(key) is wake:  # not a cloud of the same name made since
+            del _wakeups[key]
+        _waiting.pop(uid, None)
+
+
+def _workload_state(obj: Obj) -> tuple[bool, bool]:
+    found = readiness(obj)
+    return found.ready, found.failed
+
+
+async def workload_changed(event: kopf.RawEvent, namespace: str | None, **_: Any) -> None:
+    """A workload of a cloud became ready, failed or went away: wake the cloud if it is waiting.
+    (A watch handler in the event loop: no request, no write; most events change nothing.)"""
+    obj = cast(Obj, event["object"])
+    meta = obj.get("metadata") or {}
+    if namespace is None or "kind" not in obj:
+        return
+    key = (str(obj["kind"]), namespace, str(meta.get("name")))
+    if event["type"] == "DELETED":
+        moved = _workloads_seen.pop(key, None) is not None
+    else:
+        state = _workload_state(obj)
+        # what lets a step move on: ready or failed now, and not before (becoming unready after an
+        # apply of ours is no news)
+        moved = any(state) and _workloads_seen.get(key) != state
+        _workloads_seen[key] = state
+    wake = _wakeups.get((namespace, str((meta.get("labels") or {}).get(CLOUD_LABEL))))
+    if moved and wake is not None:
+        wake.set()
+
+
+for _group, _plural in WORKLOAD_KINDS:
+    kopf.on.event(_group, "v1", _plural, labels={CLOUD_LABEL: kopf.PRESENT, MANAGED_BY_LABEL: MANAGED_BY})(
+        workload_changed
+    )
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=CHECK_INTERVAL, initial_delay=CHECK_INTERVAL)
@@ -193,7 +272,7 @@ def check(body: kopf.Body, uid: str, **_: Any) -> None:
     if body.get("metadata", {}).get("deletionTimestamp"):
         return
     with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):  # in status already; next tick looks again
-        reconcile_cloud(body, uid, 0, keep_waiting=False)
+        reconcile_cloud(body, uid, 0)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={CLOUD_LABEL: kopf.PRESENT, MANAGED_BY_LABEL: MANAGED_BY})
@@ -210,7 +289,7 @@ def job_deleted(event: kopf.RawEvent, namespace: str | None, **_: Any) -> None:
         return
     log.info("failed job %s was deleted: looking at cloud %s again", job["metadata"]["name"], name)
     with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):  # in status already, as for check()
-        reconcile_cloud(kopf.Body(cast(kopf.RawBody, cloud)), cloud["metadata"]["uid"], 0, keep_waiting=False)
+        reconcile_cloud(kopf.Body(cast(kopf.RawBody, cloud)), cloud["metadata"]["uid"], 0)
 
 
 # Health rounds run here, not in kopf's handler threads nor asyncio's default ones: a cloud whose

@@ -1,7 +1,7 @@
 """The permissions the operator uses, and nothing more: one list for the Helm chart and the tests.
 
 Verbs follow the code: children are listed and read, server-side applied (patch, create for new
-objects) and deleted, and only Jobs are watched (a failed one deleted by hand is run again at once);
+objects) and deleted, and workloads are watched (a waiting cloud is woken when they become ready);
 the cloud itself is watched by kopf, which also patches its
 annotations and finalizer; the status subresource is patched; Events are posted; the Lease is the
 leader election.
@@ -31,7 +31,9 @@ def rules() -> list[dict[str, Any]]:
         # ownerReferences with blockOwnerDeletion need update on the owner's finalizers
         {"apiGroups": [GROUP], "resources": [f"{PLURAL}/finalizers"], "verbs": ["update"]},
         *children,
-        # a failed Job deleted by hand: the cloud is looked at again (handlers.job_deleted)
+        # a waiting cloud is woken by its workloads becoming ready (handlers.workload_changed), and a
+        # failed Job deleted by hand has the cloud looked at again (handlers.job_deleted)
+        {"apiGroups": ["apps"], "resources": ["daemonsets", "deployments", "statefulsets"], "verbs": ["watch"]},
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["watch"]},
         # Events are posted; a Pending claim's are read, to say why a cloud waits (reconcile.diagnosis)
         {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "list"]},

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stackops.render.naming import MIN_READY_PERCENT_ANNOTATION
+
 
 @dataclass(frozen=True)
 class Readiness:
@@ -13,6 +15,7 @@ class Readiness:
     message: str = ""  # what we wait for, or why it failed
     failed: bool = False
     replicas: tuple[int, int] | None = None  # (ready, desired) for workloads
+    hosts: bool = False  # a host agent (DaemonSet): replicas count nodes
 
 
 def condition(status: Mapping[str, Any], kind: str) -> dict[str, Any]:
@@ -61,10 +64,24 @@ def readiness(obj: dict[str, Any]) -> Readiness:
         desired = int(status.get("desiredNumberScheduled", 0) or 0)
         ready = int(status.get("numberReady", 0) or 0)
         updated = int(status.get("updatedNumberScheduled", 0) or 0)
-        done = _observed(obj) and ready >= desired and updated >= desired
+        needed = required_hosts(obj, desired)
+        done = _observed(obj) and ready >= needed and updated >= needed
+        short = "" if needed == desired else f", {needed} needed"
         return Readiness(
             done,
-            "" if done else f"waiting for daemonset {name} ({ready}/{desired} ready)",
+            "" if done else f"waiting for daemonset {name} ({ready}/{desired} ready{short})",
             replicas=(ready, desired),
+            hosts=True,
         )
     return Readiness(True)
+
+
+def required_hosts(daemonset: dict[str, Any], desired: int) -> int:
+    """How many of its `desired` nodes must run a host agent for it to count as ready: its share
+    (MIN_READY_PERCENT_ANNOTATION, all when absent) of them, rounded up."""
+    annotations = daemonset.get("metadata", {}).get("annotations") or {}
+    try:
+        percent = min(100, max(1, int(annotations.get(MIN_READY_PERCENT_ANNOTATION, "100"))))
+    except ValueError:
+        percent = 100
+    return -(-desired * percent // 100)

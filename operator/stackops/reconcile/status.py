@@ -135,6 +135,8 @@ def build_status(
             "phase": "Degraded" if failed else "Ready" if outcome.done else "Deploying",
             "services": _services(outcome, release),
         }
+        if outcome.hosts:  # n/N per host agent: one broken hypervisor of many shows here, not in Ready
+            status["hosts"] = {name: f"{ready}/{nodes}" for name, (ready, nodes) in sorted(outcome.hosts.items())}
         if outcome.done:
             status["endpoints"] = outcome.endpoints
     if "release" in previous:
@@ -143,6 +145,8 @@ def build_status(
         status["release"] = release
     if "endpoints" not in status and "endpoints" in previous:
         status["endpoints"] = previous["endpoints"]
+    if "hosts" not in status and "hosts" in previous and outcome is None:
+        status["hosts"] = previous["hosts"]  # paused or failed: what was seen last
     for key in ("upgrade", "specHashes"):  # stackops.upgrade's record: only it changes them
         if key in previous:
             status[key] = previous[key]

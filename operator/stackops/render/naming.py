@@ -10,6 +10,8 @@ PART_OF = "openstack"
 MANAGED_BY = "stackops"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 CLOUD_LABEL = "stackops.dev/cloud"
+# on host agents' DaemonSets: the share of their nodes that must run them for the step to be ready
+MIN_READY_PERCENT_ANNOTATION = "stackops.dev/min-ready-percent"
 
 
 def fit(name: str, limit: int = DNS_LABEL_MAX) -> str:

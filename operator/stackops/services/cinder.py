@@ -389,7 +389,7 @@ class Cinder(Service):
             affinity=node_affinity("spec.nodes.storage", [storage]),
             host_paths=host_paths,
             resources={"cinder-volume": self.resources(ctx.spec, "volume-lvm")},
-            max_unavailable=ctx.spec.nodes.storage.max_unavailable,
+            role=ctx.spec.nodes.storage,
         )
 
 

@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from stackops.api.models import AgentNodes
 from stackops.render.kolla import config_mount
+from stackops.render.naming import MIN_READY_PERCENT_ANNOTATION
 from stackops.services.api import Kolla, command_key
 from stackops.services.base import CloudContext, RenderError, Service, Step
 
@@ -85,25 +87,29 @@ def agent_step(
     affinity: dict[str, Any],
     host_paths: Mapping[str, str],
     resources: Mapping[str, dict[str, Any]],
-    max_unavailable: int | str,
+    role: AgentNodes,
     extra_volumes: Sequence[dict[str, Any]] = (),
 ) -> Step:
     """A DaemonSet `name` of `containers`; `host_paths` maps volume names to host directories.
-    Pods roll `max_unavailable` nodes at a time (the role's spec.nodes.<role>.maxUnavailable), so a
-    config change or an upgrade never takes every host down at once."""
+    Pods roll `role.maxUnavailable` nodes at a time (spec.nodes.<role>), so a config change or an
+    upgrade never takes every host down at once; the step is ready once `role.minReadyPercent` of
+    the nodes run it (stackops.reconcile.readiness reads the annotation)."""
+    metadata = ctx.metadata(name, service.name, component)
+    metadata["annotations"] = {MIN_READY_PERCENT_ANNOTATION: str(role.min_ready_percent)}
     return Step(
         name.removeprefix(f"{ctx.name}-"),
         service.name,
         ctx.render(
             "common/agent.yaml.j2",
             name=name,
+            metadata=metadata,
             service=service.name,
             component=component,
             containers=list(containers),
             affinity=affinity,
             host_paths=dict(sorted(host_paths.items())),
             resources=resources,
-            max_unavailable=max_unavailable,
+            max_unavailable=role.max_unavailable,
             extra_volumes=list(extra_volumes),
             config_hash=ctx.config_annotations(*sorted({c.kolla.config.hash for c in containers})),
         ),

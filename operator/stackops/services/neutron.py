@@ -320,7 +320,7 @@ class Neutron(Service):
             affinity=node_affinity("spec.nodes.compute", [dict(ctx.spec.nodes.compute.match_labels)]),
             host_paths={"netns": "/run/netns", "metadata-state": METADATA_STATE_DIR, "modules": "/lib/modules"},
             resources={container.name: self.resources(ctx.spec, "metadata-agent")},
-            max_unavailable=ctx.spec.nodes.compute.max_unavailable,
+            role=ctx.spec.nodes.compute,
         )
         return kolla.config.obj, step
 

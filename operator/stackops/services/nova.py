@@ -325,7 +325,7 @@ class Nova(Service):
                 "nova-compute": self.resources(ctx.spec, "compute"),
                 "nova-libvirt": self.resources(ctx.spec, "libvirt"),
             },
-            max_unavailable=ctx.spec.nodes.compute.max_unavailable,
+            role=ctx.spec.nodes.compute,
         )
         # the group's config Secret goes with its DaemonSet: nothing else reads it
         return replace(step, objects=[kolla.config.obj, *step.objects])

@@ -337,5 +337,5 @@ def chassis_step(
         affinity=affinity,
         host_paths=CHASSIS_HOST_PATHS,
         resources={c.name: service.resources(ctx.spec, c.component) for c in containers},
-        max_unavailable=role.max_unavailable,
+        role=role,
     )

@@ -1,0 +1,73 @@
+"""Host agents at scale: a DaemonSet step is ready once its share of nodes run it; the rest is n/N."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stackops.health.workloads import enough_hosts, workload_problems
+from stackops.plan import plan
+from stackops.reconcile.engine import Outcome, StepState
+from stackops.reconcile.readiness import readiness
+from stackops.reconcile.status import build_status
+from stackops.render.naming import MIN_READY_PERCENT_ANNOTATION
+from tests.conftest import cloud
+
+
+def daemonset(ready: int, nodes: int, percent: str | None = "90", updated: int | None = None) -> dict[str, Any]:
+    annotations = {MIN_READY_PERCENT_ANNOTATION: percent} if percent else {}
+    return {
+        "kind": "DaemonSet",
+        "metadata": {"name": "demo-nova-compute", "generation": 1, "annotations": annotations},
+        "status": {
+            "observedGeneration": 1,
+            "desiredNumberScheduled": nodes,
+            "numberReady": ready,
+            "updatedNumberScheduled": nodes if updated is None else updated,
+        },
+    }
+
+
+def test_a_share_of_the_nodes_makes_a_host_agent_ready() -> None:
+    assert readiness(daemonset(900, 1000)).ready
+    short = readiness(daemonset(899, 1000))
+    assert not short.ready and short.message == "waiting for daemonset demo-nova-compute (899/1000 ready, 900 needed)"
+    assert not readiness(daemonset(1000, 1000, updated=899)).ready  # a rollout not far enough yet
+    assert not readiness(daemonset(1, 2)).ready  # rounded up: 90% of 2 is both
+    assert readiness(daemonset(9, 10)).ready
+    assert not readiness(daemonset(999, 1000, percent=None)).ready  # without the annotation: every node
+    assert readiness(daemonset(0, 0)).ready  # no node of the role
+
+
+def test_every_host_agent_carries_its_roles_share() -> None:
+    spec = {"nodes": {"compute": {"matchLabels": {"c": "1"}, "minReadyPercent": 75}}}
+    agents = [o for o in plan(cloud(spec)).objects() if o["kind"] == "DaemonSet"]
+    shares = {o["metadata"]["name"]: o["metadata"]["annotations"][MIN_READY_PERCENT_ANNOTATION] for o in agents}
+    assert shares["demo-nova-compute"] == "75"
+    assert shares["demo-neutron-ovn-controller-gateway"] == "90"  # the gateway role's default
+
+
+def test_one_broken_host_of_many_is_not_held_against_the_service() -> None:
+    broken = {
+        "metadata": {
+            "name": "demo-nova-compute-x1",
+            "labels": {"app.kubernetes.io/name": "nova"},
+            "ownerReferences": [{"kind": "DaemonSet", "name": "demo-nova-compute"}],
+        },
+        "status": {
+            "containerStatuses": [{"name": "nova-compute", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]
+        },
+    }
+    assert enough_hosts([daemonset(999, 1000)]) == {"demo-nova-compute"}
+    assert workload_problems([broken], [], enough_hosts([daemonset(999, 1000)])) == {}
+    assert enough_hosts([daemonset(899, 1000)]) == frozenset()
+    assert workload_problems([broken], [], enough_hosts([daemonset(899, 1000)]))["nova"]
+
+
+def test_status_shows_each_host_agent_n_of_n() -> None:
+    outcome = Outcome(
+        steps=[StepState("nova-compute", "nova", "Ready")],
+        hosts={"nova-compute": (999, 1000), "nova-compute-gpu": (8, 8)},
+    )
+    status = build_status(None, 1, "2026.1", "2026-01-01T00:00:00Z", outcome=outcome)
+    assert status["phase"] == "Ready"
+    assert status["hosts"] == {"nova-compute": "999/1000", "nova-compute-gpu": "8/8"}
