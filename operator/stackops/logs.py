@@ -55,6 +55,21 @@ class Redactor(logging.Filter):
 REDACTOR = Redactor()
 
 
+class QuietWatchHandlers(logging.Filter):
+    """Drops kopf's "Handler '…' succeeded." for the handlers that watch every workload event: a line
+    per DaemonSet status update of a thousand hypervisors says nothing (they log what they do)."""
+
+    def __init__(self, handlers: Iterable[str]) -> None:
+        super().__init__()
+        self._lines = frozenset(f"Handler '{name}' succeeded." for name in handlers)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in self._lines
+
+
+WATCH_HANDLERS = ("workload_changed", "job_deleted")  # stackops.reconcile.handlers
+
+
 def configure(log_format: str = "text", *, debug: bool = False) -> None:
     """Log to stderr in `log_format` (text or json) through kopf's formatters, masking secrets."""
     if log_format not in FORMATS:
@@ -64,6 +79,8 @@ def configure(log_format: str = "text", *, debug: bool = False) -> None:
         log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL,
         log_prefix=log_format == "text",
     )
+    quiet = QuietWatchHandlers(WATCH_HANDLERS)
     for handler in logging.getLogger().handlers:
         if REDACTOR not in handler.filters:
             handler.addFilter(REDACTOR)
+            handler.addFilter(quiet)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from stackops import logs
 from stackops.cli import main
 from stackops.health.checks import Sample
 from stackops.health.monitor import DEGRADED, HEALTHY, CloudHealth, Finding, Registry, ServiceHealth
@@ -141,3 +143,14 @@ def test_operator_settings_from_flags_and_environment(monkeypatch: pytest.Monkey
     assert options.health.interval == 7.0  # the flag wins
     assert options.health.keystone_url("any", "cloud") == "http://127.0.0.1:5000/v3"
     assert not options.health.openstack and options.metrics_port == 9090
+
+
+def test_watch_handlers_successes_are_not_a_line_per_workload_event() -> None:
+    quiet = logs.QuietWatchHandlers(logs.WATCH_HANDLERS)
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("kopf.objects", logging.INFO, "", 0, message, None, None)
+
+    assert not quiet.filter(record("Handler 'workload_changed' succeeded."))
+    assert quiet.filter(record("Handler 'reconcile' succeeded."))
+    assert quiet.filter(record("Handler 'workload_changed' failed temporarily: the API server went away"))
