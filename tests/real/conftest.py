@@ -82,7 +82,7 @@ def glance_bin() -> Path:
 def glance(deployed: Deployment, keystone: str, glance_bin: Path) -> Iterator[str]:
     """Glance deployed as the plan says: database Job, registration Job, db-sync, then the API, with
     glance's own paste pipeline from its package (the Kolla image ships it in /etc/glance)."""
-    assert list(deployed.run_jobs("glance", glance_bin)) == ["database", "registration", "db-sync"]
+    assert list(deployed.run_jobs("glance", glance_bin)) == ["database", "registration", "db-sync", "metadefs"]
     api = deployed.kolla("Deployment", "glance", "api")
     conf = api.files["/etc/glance/glance-api.conf"]
     shutil.copy(glance_bin.parent / "etc" / "glance" / "glance-api-paste.ini", conf.parent)

@@ -190,6 +190,11 @@ class Deployment:
             conf = str(run_.files[KEYSTONE_CONF])
             index = argv.index(conf)
             argv = [*argv[: index + 1], "--config-file", str(self.overlay), *argv[index + 1 :]]
+        if (service, component) == ("glance", "metadefs"):  # the image's /etc/glance/metadefs is the package's
+            overlay = self.root / "glance-metadefs.conf"
+            overlay.write_text(f"[DEFAULT]\nmetadata_source_path = {bin_dir.parent / 'etc' / 'glance' / 'metadefs'}\n")
+            index = argv.index(str(run_.files["/etc/glance/glance-api.conf"]))
+            argv = [*argv[: index + 1], "--config-file", str(overlay), *argv[index + 1 :]]
         return run(argv, run_.env, bin_dir)
 
     def run_jobs(self, service: str, bin_dir: Path) -> dict[str, str]:

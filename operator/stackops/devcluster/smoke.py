@@ -95,6 +95,16 @@ def check_image(conn: Any, catalog: dict[str, list[str]]) -> str:
         conn.image.delete_image(image)
 
 
+def check_metadefs(conn: Any, catalog: dict[str, list[str]]) -> str:
+    """The metadata definitions glance ships are loaded (Horizon's metadata editors read them)."""
+    _need(catalog, "image")
+    namespaces = list(conn.image.metadef_namespaces())
+    resource_types = list(conn.image.metadef_resource_types())
+    if not namespaces or not resource_types:
+        raise AssertionError(f"{len(namespaces)} metadefs namespaces, {len(resource_types)} resource types")
+    return f"{len(namespaces)} metadefs namespaces, {len(resource_types)} resource types"
+
+
 def check_flavor(conn: Any, catalog: dict[str, list[str]]) -> str:
     _need(catalog, "compute")
     flavor = conn.compute.create_flavor(name=f"{PREFIX}-flavor", ram=64, vcpus=1, disk=1)
@@ -210,6 +220,7 @@ def run(cloud: str, expected: list[str], horizon_url: str | None) -> list[Result
     attempt("catalog", lambda: check_catalog(conn, catalog, expected))
     for name, check in (
         ("image", check_image),
+        ("metadefs", check_metadefs),
         ("flavor", check_flavor),
         ("network", check_network),
         ("volume type", check_volume_type),

@@ -47,6 +47,7 @@ class Glance(Service):
     components: ClassVar[dict[str, Resources]] = {
         "api": Resources(cpu="100m", memory="384Mi"),
         "db-sync": Resources(cpu="100m", memory="256Mi"),
+        "metadefs": Resources(cpu="100m", memory="256Mi"),
         "upgrade-check": Resources(cpu="100m", memory="256Mi"),
         "db-expand": Resources(cpu="100m", memory="256Mi"),
         "db-migrate": Resources(cpu="100m", memory="256Mi"),
@@ -117,6 +118,13 @@ class Glance(Service):
         return {
             "api": api.uwsgi_command(self.name, "glance", CONFIG_DIR, conf, permissions=(data,)),
             "db-sync": KollaCommand(f"glance-manage --config-file {CONFIG_DIR}/glance-api.conf db_sync", (conf,)),
+            # the metadata definitions catalog (Horizon's metadata editors) from the files the image
+            # ships in metadata_source_path: new ones added, changed ones updated, the operator's own
+            # kept; its Job runs again with every release (its image is in its name's hash)
+            "metadefs": KollaCommand(
+                f"glance-manage --config-file {CONFIG_DIR}/glance-api.conf db load_metadefs --merge --prefer_new",
+                (conf,),
+            ),
         }
 
     def steps(self, ctx: CloudContext) -> list[Step]:
@@ -144,6 +152,7 @@ class Glance(Service):
             mariadb.database_step(ctx, self, ["glance"], "glance", DATABASE_PASSWORD_KEY),
             keystone.registration_step(ctx, self, "image", "Glance image service", urls(ctx), KEYSTONE_PASSWORD_KEY),
             api.job_step(ctx, self, "db-sync", kolla),
+            api.job_step(ctx, self, "metadefs", kolla),
             api.api_step(
                 ctx,
                 self,
