@@ -142,6 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, nargs="*", default=[2, 100, 1000])
     parser.add_argument("--clouds", type=int, default=20, help="clouds applied together (0: skip)")
+    parser.add_argument("--logs", type=Path, help="keep the operator's logs here (default: thrown away)")
     args = parser.parse_args()
     ensure_binaries()
     path = critical_path(yaml.safe_load(CLOUD.read_text()))
@@ -152,8 +153,10 @@ def main() -> None:
     widths = (13, 6, 14, 16, 6, 8, 6, 6, 13, 18)
     print(" ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True)), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
+        logs = args.logs or Path(tmp)
+        logs.mkdir(parents=True, exist_ok=True)
         for count, clouds in runs:  # a row as soon as it is measured: the 1000-node run is long
-            row = measure(count, clouds, Path(tmp))
+            row = measure(count, clouds, logs)
             print(
                 f"{row['nodes']:>13} {row['clouds']:>6} {row['cluster_s']:>14.1f} {row['ready_s']:>16.1f}"
                 f" {row['ready_s'] / len(path):>6.2f} {row['requests']:>8} {row['writes']:>6} {row['reads']:>6}"

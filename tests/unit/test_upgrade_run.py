@@ -42,7 +42,7 @@ class FakeKube:
         found = self.objects.get((kind.kind, namespace, name))
         return copy.deepcopy(found) if found else None
 
-    def list(self, kind: Kind, namespace: str, selector: str) -> list[Obj]:
+    def list(self, kind: Kind, namespace: str, selector: str = "", *, fields: str = "", limit: int = 0) -> list[Obj]:
         return [copy.deepcopy(o) for (k, ns, _), o in self.objects.items() if k == kind.kind and ns == namespace]
 
     def apply(self, kind: Kind, obj: Obj) -> Obj:

@@ -5,8 +5,8 @@ someone acting: its pod has no node (an unbound PersistentVolumeClaim, a node se
 matches, too little CPU), its image cannot be pulled, it crash-loops, a Job's pod failed. Those are
 named in the step's message, so they reach the cloud's conditions, `stackops status` and an Event.
 
-Costs one list of the cloud's pods per pass in which a workload step waits (none for a converged
-cloud), plus, for a pod stuck on a Pending claim, that claim's Events.
+Costs one list of a page of the workload's pods per waiting workload and pass (none for a converged
+cloud), plus, for a pod stuck on a Pending claim, that claim and its Events.
 """
 
 from __future__ import annotations
@@ -15,15 +15,9 @@ from stackops.logs import REDACTOR
 from stackops.reconcile.kube import Kube, Obj
 from stackops.reconcile.pods import claims, failed_container, stuck_containers, unschedulable
 from stackops.reconcile.resources import EVENT, POD, PVC
-from stackops.render.naming import CLOUD_LABEL
 
 WORKLOADS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job"})
-
-
-def _selected(pod: Obj, workload: Obj) -> bool:
-    wanted = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-    labels = pod["metadata"].get("labels") or {}
-    return bool(wanted) and all(labels.get(k) == v for k, v in wanted.items())
+PODS_LOOKED_AT = 100  # per waiting workload and pass
 
 
 def _claim_pending(kube: Kube, namespace: str, claim: str) -> str:
@@ -57,25 +51,22 @@ def pod_cause(kube: Kube, namespace: str, pod: Obj) -> str:
 
 
 class Diagnosis:
-    """Root causes for the workloads of one cloud in one pass; the cloud's pods are listed once."""
+    """Root causes for the workloads of one cloud in one pass."""
 
-    def __init__(self, kube: Kube, namespace: str, cloud: str) -> None:
+    def __init__(self, kube: Kube, namespace: str) -> None:
         self._kube = kube
         self._namespace = namespace
-        self._cloud = cloud
-        self._pods: list[Obj] | None = None
-
-    def _all_pods(self) -> list[Obj]:
-        if self._pods is None:
-            pods = self._kube.list(POD, self._namespace, f"{CLOUD_LABEL}={self._cloud}")
-            self._pods = sorted(pods, key=lambda p: str(p["metadata"]["name"]))
-        return self._pods
 
     def cause(self, workload: Obj) -> str:
         """Why `workload` is not ready, or '' when Kubernetes names no reason."""
-        if workload.get("kind") not in WORKLOADS:
+        wanted = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        if workload.get("kind") not in WORKLOADS or not wanted:
             return ""
-        for pod in (p for p in self._all_pods() if _selected(p, workload)):
+        # its own pods, a page of them: a host agent of a thousand nodes has a thousand, and the
+        # first one stuck names the cause as well as any
+        selector = ",".join(f"{k}={v}" for k, v in sorted(wanted.items()))
+        pods = self._kube.list(POD, self._namespace, selector, limit=PODS_LOOKED_AT)
+        for pod in sorted(pods, key=lambda p: str(p["metadata"]["name"])):
             found = pod_cause(self._kube, self._namespace, pod)
             if found:
                 return REDACTOR.mask(found)  # a log line may quote a credential the operator knows

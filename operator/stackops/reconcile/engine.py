@@ -125,7 +125,7 @@ def apply_steps(
     Services that do not depend on each other come up side by side (placement, glance, neutron,
     cinder … once keystone is ready); a service waits while anything it depends on is not ready."""
     owner = owner_reference(cloud, uid)
-    diagnosis = Diagnosis(kube, cloud.metadata.namespace, cloud.metadata.name)
+    diagnosis = Diagnosis(kube, cloud.metadata.namespace)
     outcome = Outcome(steps=[StepState(s.name, s.service, "Pending") for s in cloud_plan.steps])
     depends_on = {s.name: s.depends_on for s in all_services()}
     unfinished: set[str] = set()  # services with a step not ready yet

@@ -53,9 +53,11 @@ class Kube:
                 return None
             raise
 
-    def list(self, kind: Kind, namespace: str, selector: str = "", *, fields: str = "") -> list[Obj]:
-        """Objects of `kind` matching label and field selectors; none when the kind is not served (no Gateway API)."""
-        query = [(key, value) for key, value in (("labelSelector", selector), ("fieldSelector", fields)) if value]
+    def list(self, kind: Kind, namespace: str, selector: str = "", *, fields: str = "", limit: int = 0) -> list[Obj]:
+        """Objects of `kind` matching label and field selectors (the first `limit` of them, when given);
+        none when the kind is not served (no Gateway API)."""
+        wanted = (("labelSelector", selector), ("fieldSelector", fields), ("limit", str(limit) if limit else ""))
+        query = [(key, value) for key, value in wanted if value]
         try:
             result = self._call("GET", kind.path(namespace), query=query)
         except ApiException as error:
