@@ -491,6 +491,7 @@ def test_apiserver_restart_during_a_reconcile(env: Env) -> None:
 def test_two_operators_only_one_acts(env: Env) -> None:
     env.ensure_ready("demo")
     second = env.new_operator(SECOND, 18082)
+    started = env.cluster.audit_line_count()
     second.start("-n", NAMESPACE)
     try:
         # up and standing by before the change (the change may converge faster than it starts)
@@ -505,7 +506,7 @@ def test_two_operators_only_one_acts(env: Env) -> None:
         # the follower is not idle for lack of rights: it reads the Lease it waits for
         lease_reads = [
             e
-            for e in env.cluster.audit_events(user=SECOND, since_line=since)
+            for e in env.cluster.audit_events(user=SECOND, since_line=started)
             if e.get("objectRef", {}).get("resource") == "leases"
         ]
         assert lease_reads and all(e["responseStatus"]["code"] == 200 for e in lease_reads)
