@@ -183,17 +183,24 @@ class Deployment:
     def kolla(self, kind: str, service: str, component: str, container: str | None = None) -> KollaRun:
         return kolla_run(self.plan, find(self.plan, kind, service, component), self.root, self.secrets, container)
 
-    def kolla_job(self, service: str, component: str, bin_dir: Path) -> subprocess.CompletedProcess[str]:
-        run_ = self.kolla("Job", service, component)
-        argv = run_.argv
+    def _local_paths(self, service: str, component: str, bin_dir: Path) -> tuple[str, Path] | None:
+        """For a Job whose config names paths that are elsewhere outside the image: the config file its
+        command reads, and an overlay config naming them here."""
         if service == "keystone":  # keystone.conf names the key repositories by absolute path
-            conf = str(run_.files[KEYSTONE_CONF])
-            index = argv.index(conf)
-            argv = [*argv[: index + 1], "--config-file", str(self.overlay), *argv[index + 1 :]]
+            return KEYSTONE_CONF, self.overlay
         if (service, component) == ("glance", "metadefs"):  # the image's /etc/glance/metadefs is the package's
             overlay = self.root / "glance-metadefs.conf"
             overlay.write_text(f"[DEFAULT]\nmetadata_source_path = {bin_dir.parent / 'etc' / 'glance' / 'metadefs'}\n")
-            index = argv.index(str(run_.files["/etc/glance/glance-api.conf"]))
+            return "/etc/glance/glance-api.conf", overlay
+        return None
+
+    def kolla_job(self, service: str, component: str, bin_dir: Path) -> subprocess.CompletedProcess[str]:
+        run_ = self.kolla("Job", service, component)
+        argv = run_.argv
+        local = self._local_paths(service, component, bin_dir)
+        if local is not None:
+            conf, overlay = local
+            index = argv.index(str(run_.files[conf]))
             argv = [*argv[: index + 1], "--config-file", str(overlay), *argv[index + 1 :]]
         return run(argv, run_.env, bin_dir)
 

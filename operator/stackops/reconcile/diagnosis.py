@@ -50,24 +50,17 @@ def pod_cause(kube: Kube, namespace: str, pod: Obj) -> str:
     return ""
 
 
-class Diagnosis:
-    """Root causes for the workloads of one cloud in one pass."""
-
-    def __init__(self, kube: Kube, namespace: str) -> None:
-        self._kube = kube
-        self._namespace = namespace
-
-    def cause(self, workload: Obj) -> str:
-        """Why `workload` is not ready, or '' when Kubernetes names no reason."""
-        wanted = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-        if workload.get("kind") not in WORKLOADS or not wanted:
-            return ""
-        # its own pods, a page of them: a host agent of a thousand nodes has a thousand, and the
-        # first one stuck names the cause as well as any
-        selector = ",".join(f"{k}={v}" for k, v in sorted(wanted.items()))
-        pods = self._kube.list(POD, self._namespace, selector, limit=PODS_LOOKED_AT)
-        for pod in sorted(pods, key=lambda p: str(p["metadata"]["name"])):
-            found = pod_cause(self._kube, self._namespace, pod)
-            if found:
-                return REDACTOR.mask(found)  # a log line may quote a credential the operator knows
+def workload_cause(kube: Kube, namespace: str, workload: Obj) -> str:
+    """Why `workload` is not ready, or '' when Kubernetes names no reason."""
+    wanted = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    if workload.get("kind") not in WORKLOADS or not wanted:
         return ""
+    # its own pods, a page of them: a host agent of a thousand nodes has a thousand, and the
+    # first one stuck names the cause as well as any
+    selector = ",".join(f"{k}={v}" for k, v in sorted(wanted.items()))
+    pods = kube.list(POD, namespace, selector, limit=PODS_LOOKED_AT)
+    for pod in sorted(pods, key=lambda p: str(p["metadata"]["name"])):
+        found = pod_cause(kube, namespace, pod)
+        if found:
+            return REDACTOR.mask(found)  # a log line may quote a credential the operator knows
+    return ""

@@ -15,7 +15,7 @@ from stackops.credentials import Credentials
 from stackops.logs import REDACTOR
 from stackops.plan import Plan, key_rotations, plan, required_credentials
 from stackops.reconcile.credentials import ensure_credentials
-from stackops.reconcile.diagnosis import Diagnosis
+from stackops.reconcile.diagnosis import workload_cause
 from stackops.reconcile.kube import Kube, Obj
 from stackops.reconcile.readiness import Readiness, readiness
 from stackops.reconcile.resources import MANAGED_KINDS, kind_of
@@ -125,7 +125,6 @@ def apply_steps(
     Services that do not depend on each other come up side by side (placement, glance, neutron,
     cinder … once keystone is ready); a service waits while anything it depends on is not ready."""
     owner = owner_reference(cloud, uid)
-    diagnosis = Diagnosis(kube, cloud.metadata.namespace)
     outcome = Outcome(steps=[StepState(s.name, s.service, "Pending") for s in cloud_plan.steps])
     depends_on = {s.name: s.depends_on for s in all_services()}
     unfinished: set[str] = set()  # services with a step not ready yet
@@ -162,7 +161,7 @@ def apply_steps(
             continue
         result, current = first
         state.state = "Failed" if failed else "Waiting"
-        state.cause = diagnosis.cause(current)
+        state.cause = workload_cause(kube, cloud.metadata.namespace, current)
         state.message = f"{result.message}: {state.cause}" if state.cause else result.message
         unfinished.add(step.service)
     return outcome

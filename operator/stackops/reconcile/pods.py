@@ -62,11 +62,15 @@ def redacted_last_line(text: str) -> str:
     return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
 
 
+def _container_statuses(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    status = pod.get("status") or {}
+    return list(status.get("initContainerStatuses") or []) + list(status.get("containerStatuses") or [])
+
+
 def stuck_containers(pod: dict[str, Any]) -> list[StuckContainer]:
     name = pod["metadata"]["name"]
-    status = pod.get("status") or {}
     found = []
-    for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+    for container in _container_statuses(pod):
         waiting = (container.get("state") or {}).get("waiting") or {}
         reason = waiting.get("reason")
         if reason not in STUCK:
@@ -107,8 +111,7 @@ def claims(pod: dict[str, Any]) -> list[str]:
 
 def failed_container(pod: dict[str, Any]) -> str:
     """For a pod that ran and failed (a Job's): which container, its exit code and last log line."""
-    status = pod.get("status") or {}
-    for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+    for container in _container_statuses(pod):
         ended = (container.get("state") or {}).get("terminated") or {}
         if ended and int(ended.get("exitCode", 0) or 0) != 0:
             said = redacted_last_line(ended.get("message") or "")
