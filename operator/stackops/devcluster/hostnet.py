@@ -30,8 +30,9 @@ LINK = ipaddress.IPv4Network("10.0.3.0/30")
 HOST_IP = "10.0.3.1"  # the API server binds here
 NODE_IP = "10.0.3.2"  # the node's InternalIP
 POD_CIDR = "10.0.1.0/24"
-SERVICE_CIDR = "10.0.0.0/24"
-DNS_IP = "10.0.0.10"  # the kube-dns Service
+# Room for a few thousand Services: the kwok clusters hold many clouds (about 20 Services each).
+SERVICE_CIDR = "10.96.0.0/16"
+DNS_IP = "10.96.0.10"  # the kube-dns Service
 CLUSTER_DOMAIN = "cluster.local"
 GUARD_CHAIN = "STACKOPS-NODE-GUARD"
 # ip-netns(8) bind-mounts these files over /etc for `ip netns exec stackops-node CMD`: a person's
