@@ -2,9 +2,8 @@
 its memory, on the local control plane (kwok nodes: pods "run" without running anything).
 
 - `--nodes 2 100 1000`: one cloud, with that many fake compute nodes (a row each);
-- `--clouds 20`: that many clouds, one per namespace, applied together on 2 compute nodes. Not run
-  by default: the local control plane's Service range (hostnet.SERVICE_CIDR, a /24) holds about a
-  dozen clouds' Services; beyond that the API server refuses them ("range is full").
+- `--clouds 20`: that many clouds, one per namespace, applied together on 2 compute nodes, with
+  the operator's CPU per cloud and its peak RSS. Not run by default (about 4 minutes for 20).
 
 Beside the time it prints the cloud's critical path: the longest chain of steps that must run one
 after the other (a service's steps in order, after the services it depends on), so the time can be

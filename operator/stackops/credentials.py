@@ -17,6 +17,7 @@ from enum import Enum
 PLACEHOLDER_PREFIX = "PLACEHOLDER-"
 PASSWORD_LENGTH = 32
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits  # safe in URLs, INI files and shells
+PASSWORD_CLASSES = (string.ascii_lowercase, string.ascii_uppercase, string.digits)
 
 
 class CredentialKind(Enum):
@@ -40,7 +41,15 @@ class MissingCredentialError(KeyError):
 def new_value(kind: CredentialKind) -> str:
     if kind is CredentialKind.FERNET_KEY:
         return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-    return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
+    while True:  # drawn again until every class is in it: password rules (keystone's) often ask so
+        password = "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
+        if has_every_class(password):
+            return password
+
+
+def has_every_class(password: str) -> bool:
+    """A lowercase letter, an uppercase letter and a digit."""
+    return all(any(c in chars for c in password) for chars in PASSWORD_CLASSES)
 
 
 def complete(specs: Iterable[CredentialSpec], existing: Mapping[str, str]) -> dict[str, str]:

@@ -13,7 +13,7 @@ from stackops.api.models import OpenStackCloud, OpenStackCloudSpec
 from stackops.credentials import Credentials, CredentialSpec, KeyRotation
 from stackops.render.hashing import name_job_by_spec
 from stackops.render.ini import IniShapeError
-from stackops.services import all_services
+from stackops.services import all_services, policy
 from stackops.services.base import CloudContext, RenderError, RenderOptions, Service, Step
 
 
@@ -34,7 +34,7 @@ def problems(spec: OpenStackCloudSpec) -> list[RenderError]:
     found: list[RenderError] = []
     enabled = {s.name for s in enabled_services(spec)}
     for service in all_services():
-        found += service.problems(spec)
+        found += service.problems(spec) + policy.problems(service, spec)
         if service.name in enabled:
             found += [
                 RenderError(f"spec.{service.spec_path}.enabled", f"{service.name} needs {dep}, which is disabled")

@@ -49,6 +49,19 @@ def run(argv: list[str], env: dict[str, str], bin_dir: Path | None = None) -> su
 SERVED = ("keystone", "placement", "glance", "nova", "neutron", "cinder", "heat", "horizon")
 
 
+SECURITY_COMPLIANCE = {
+    "lockoutFailureAttempts": 3,
+    "lockoutDurationSeconds": 5,
+    "passwordRegex": r"^(?=.*\d)(?=.*[a-z])(?=.*[A-Z]).{12,}$",
+    "passwordRegexDescription": "at least 12 characters with a digit, a lowercase and an uppercase letter",
+}
+# an auditor reads what a reader reads, except the list of projects
+KEYSTONE_POLICY = {
+    "identity:list_projects": "rule:admin_required or (role:reader and system_scope:all) or "
+    "(role:reader and domain_id:%(target.domain_id)s and not role:auditor)"
+}
+
+
 class Deployment:
     def __init__(self, db: MariaDB, mq: RabbitMQ, root: Path) -> None:
         self.ports = dict(zip(SERVED, free_ports(len(SERVED)), strict=True))
@@ -72,6 +85,9 @@ class Deployment:
                 "keystone": {
                     "endpoints": {"public": self.urls["keystone"], "internal": self.urls["keystone"]},
                     "config": {"cache": {"enabled": False}},
+                    # what an audit asks for, and a custom role's policy (tests/real/test_policy.py)
+                    "securityCompliance": SECURITY_COMPLIANCE,
+                    "policy": KEYSTONE_POLICY,
                 },
                 "placement": {
                     "endpoints": {"public": self.urls["placement"], "internal": self.urls["placement"]},

@@ -76,6 +76,10 @@ def test_validate_accepts_the_examples() -> None:
             "spec.services.keystone.config: DEFAULT.x: a mapping cannot be an INI value",
         ),
         (
+            HEADER + "spec: {services: {nova: {policy: {'os_compute_api:no-such-rule': 'role:admin'}}}}\n",
+            "spec.services.nova.policy.os_compute_api:no-such-rule: nova defines no policy rule",
+        ),
+        (
             HEADER + "spec: {services: {keystone: {resources: {web: {requests: {cpu: 1}}}}}}\n",
             "spec.services.keystone.resources.web: unknown component",
         ),

@@ -67,6 +67,28 @@ def test_libyaml_and_pure_python_yaml_render_the_same_bytes(
     assert len(fast) > 1000
 
 
+TRICKY_YAML = """
+plain: [yes, No, TRUE, off, ~, null, '', 0x1F, 017, 1_000, -3, 190:20:30, 1.5, .inf, -.NaN, 2026-12-06]
+quoted: ["yes", '0x1F', "1.5"]
+base: &base {a: 1, b: [x, y]}
+merged: {<<: *base, b: z}
+alias: *base
+1: int key
+block: |
+  two
+  lines
+empty:
+"""
+
+
+def test_the_object_loader_builds_what_safe_load_builds() -> None:
+    fast = yaml.load(TRICKY_YAML, Loader=templates.LOADER)
+    assert fast == yaml.load(TRICKY_YAML, Loader=yaml.SafeLoader)
+    # it could fail: the plain tags are built by the loader's own pass, the rest by the safe constructor
+    assert fast["plain"][:3] == [True, False, True] and fast["plain"][7:10] == [31, 15, 1000]
+    assert fast["merged"] == {"a": 1, "b": "z"} and fast[1] == "int key"
+
+
 @pytest.mark.parametrize(
     "value",
     [

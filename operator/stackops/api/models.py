@@ -182,6 +182,22 @@ class ServiceSpec(WorkloadSpec):
         "null removes a default.",
     )
     endpoints: EndpointOverrides = Field(default_factory=EndpointOverrides)
+    policy: dict[str, str] = Field(
+        default_factory=dict,
+        description='oslo.policy overrides: {rule: check string}, e.g. {"identity:list_projects": '
+        '"role:admin"}; written to the service\'s policy.yaml. A rule the service does not define at the '
+        "cloud's release is refused.",
+    )
+    enforce_scope: bool | None = Field(
+        None,
+        description="[oslo_policy] enforce_scope. Unset: the service's default at the cloud's release "
+        "(docs/policy.md lists them).",
+    )
+    enforce_new_defaults: bool | None = Field(
+        None,
+        description="[oslo_policy] enforce_new_defaults (false: the deprecated rules still allow too). "
+        "Unset: the service's default at the cloud's release (docs/policy.md lists them).",
+    )
 
 
 class FernetSpec(ApiModel):
@@ -189,8 +205,67 @@ class FernetSpec(ApiModel):
     rotation_hours: int = Field(24, ge=1, description="Hours between fernet key rotations.")
 
 
+class SecurityCompliance(ApiModel):
+    """Keystone's account and password rules for local users ([security_compliance]), as audits ask
+    for them. Unset fields keep keystone's defaults (no lockout, no expiry, no rules). The users the
+    cloud runs on (admin, the services' users) are exempt from lockout, expiry and first-use changes,
+    so a guessed password cannot lock the cloud out of itself."""
+
+    lockout_failure_attempts: int | None = Field(
+        None, ge=1, description="Failed logins in a row after which a user is locked."
+    )
+    lockout_duration_seconds: int = Field(
+        1800, ge=1, description="How long a locked user stays locked (with lockoutFailureAttempts)."
+    )
+    password_expires_days: int | None = Field(None, ge=1, description="Days a password is valid.")
+    unique_last_password_count: int | None = Field(
+        None, ge=1, description="A user's new password must differ from this many of their last ones."
+    )
+    minimum_password_age_days: int | None = Field(
+        None, ge=0, description="Days before a user may change their password again."
+    )
+    password_regex: str | None = Field(
+        None,
+        description="Passwords must match this regular expression (Python's re.match). It must accept "
+        "the passwords stackops generates: 32 letters and digits, with a lowercase letter, an uppercase "
+        "letter and a digit.",
+    )
+    password_regex_description: str | None = Field(
+        None, description="What passwordRegex asks for, in words: shown to users whose password fails it."
+    )
+    change_password_upon_first_use: bool = Field(
+        False, description="Users must change a password an administrator set before using it."
+    )
+    disable_user_account_days_inactive: int | None = Field(
+        None, ge=1, description="Users who have not logged in for this many days are disabled."
+    )
+
+    @field_validator("password_regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"not a regular expression: {error}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SecurityCompliance:
+        if self.password_regex and not self.password_regex_description:
+            raise ValueError("passwordRegexDescription: required with passwordRegex (users are told it)")
+        if (
+            self.minimum_password_age_days is not None
+            and self.password_expires_days is not None
+            and self.minimum_password_age_days >= self.password_expires_days
+        ):
+            raise ValueError("minimumPasswordAgeDays: must be less than passwordExpiresDays")
+        return self
+
+
 class KeystoneSpec(ServiceSpec):
     fernet: FernetSpec = Field(default_factory=FernetSpec)
+    security_compliance: SecurityCompliance = Field(default_factory=SecurityCompliance)
 
 
 class RbdStore(ApiModel):

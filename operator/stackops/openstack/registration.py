@@ -27,6 +27,32 @@ class Registration:
     roles: tuple[str, ...] = field(default=("admin", "service"))
 
 
+# The users the cloud runs on (admin, the services' users, heat's domain admin) log in all day with
+# passwords from the credentials Secret: keystone's lockout, expiry and first-use rules
+# (spec.services.keystone.securityCompliance) must not apply to them, or a stranger guessing the
+# admin password, or a calendar, would stop the cloud.
+EXEMPT_OPTIONS = {
+    "ignore_lockout_failure_attempts": True,
+    "ignore_password_expiry": True,
+    "ignore_change_password_upon_first_use": True,
+}
+
+
+def exempt(identity: Any, user: Any) -> list[str]:
+    """Set EXEMPT_OPTIONS on `user` where missing; returns what changed."""
+    options = dict(getattr(user, "options", None) or {})
+    if all(options.get(key) is value for key, value in EXEMPT_OPTIONS.items()):
+        return []
+    identity.update_user(user, options={**options, **EXEMPT_OPTIONS})
+    return [f"user {user.name} exempt from lockout and password expiry"]
+
+
+def _exempt_caller(conn: Any) -> list[str]:
+    """The admin the Job authenticates as is one of the cloud's own users too."""
+    identity = conn.identity
+    return exempt(identity, identity.get_user(conn.current_user_id))
+
+
 def _find_or_create(finder: Any, creator: Any, name: str, **attrs: Any) -> tuple[Any, bool]:
     found = finder(name, ignore_missing=True, **({"domain_id": attrs["domain_id"]} if "domain_id" in attrs else {}))
     if found is not None:
@@ -46,11 +72,18 @@ def register(conn: Any, reg: Registration, password: str) -> list[str]:
     user = identity.find_user(reg.user, domain_id=DEFAULT_DOMAIN, ignore_missing=True)
     if user is None:
         user = identity.create_user(
-            name=reg.user, password=password, domain_id=DEFAULT_DOMAIN, default_project_id=project.id
+            name=reg.user,
+            password=password,
+            domain_id=DEFAULT_DOMAIN,
+            default_project_id=project.id,
+            options=EXEMPT_OPTIONS,
         )
         changed.append(f"user {reg.user} created")
     else:
-        identity.update_user(user, password=password)  # the credentials Secret is the truth
+        # the credentials Secret is the truth (set with the exemptions, so a first-use rule never
+        # expires the password an administrator just set)
+        user = identity.update_user(user, password=password, options={**(user.options or {}), **EXEMPT_OPTIONS})
+    changed += _exempt_caller(conn)
     for role_name in reg.roles:
         role, created = _find_or_create(identity.find_role, identity.create_role, role_name)
         if created:
@@ -96,10 +129,12 @@ def ensure_domain_admin(conn: Any, setup: DomainAdmin, password: str) -> list[st
         changed.append(f"domain {setup.domain} created")
     user = identity.find_user(setup.user, domain_id=domain.id, ignore_missing=True)
     if user is None:
-        user = identity.create_user(name=setup.user, password=password, domain_id=domain.id)
+        user = identity.create_user(name=setup.user, password=password, domain_id=domain.id, options=EXEMPT_OPTIONS)
         changed.append(f"user {setup.user} in domain {setup.domain} created")
     else:
-        identity.update_user(user, password=password)  # the credentials Secret is the truth
+        options = {**(user.options or {}), **EXEMPT_OPTIONS}
+        user = identity.update_user(user, password=password, options=options)  # the Secret is the truth
+    changed += _exempt_caller(conn)
     admin, created = _find_or_create(identity.find_role, identity.create_role, "admin")
     if created:
         changed.append("role admin created")

@@ -20,7 +20,64 @@ from stackops.render import kolla
 
 # libyaml's parser where PyYAML was built with it: parsing the templates' output is most of a render
 # with the pure-Python one. Both give the same objects (tests/unit/test_render.py compares them).
-LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_PARSER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+_INT, _BOOL, _NULL = "tag:yaml.org,2002:int", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"
+# a short plain scalar's tag (its text alone decides it), for texts that come back in every object
+_SCALAR_TAGS: dict[tuple[str, tuple[bool, bool]], str] = {}
+
+
+class _ObjectLoader(_PARSER):  # type: ignore[valid-type,misc]
+    """The parser, building the plain tags (mappings, lists, strings, integers, booleans, nulls) in one
+    recursive pass instead of the safe constructor's generators, which were half of a first render.
+
+    Anything else (floats, timestamps, merge keys, a key that is not a string) goes to the safe
+    constructor, so the objects are the same as PyYAML's safe_load gives.
+    """
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        return self._build(node)
+
+    # No path resolvers are registered: libyaml asks for each node all the same.
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is not yaml.ScalarNode or not implicit[0] or len(value) > 64:
+            return super().resolve(kind, value, implicit)  # type: ignore[no-any-return]
+        key = (value, implicit)
+        tag = _SCALAR_TAGS.get(key)
+        if tag is None:
+            if len(_SCALAR_TAGS) > 100_000:
+                _SCALAR_TAGS.clear()
+            tag = _SCALAR_TAGS[key] = super().resolve(kind, value, implicit)
+        return tag
+
+    def _build(self, node: yaml.Node) -> Any:
+        tag = node.tag
+        if tag == _STR:
+            return node.value
+        if tag == _MAP:
+            pairs = node.value
+            if all(key.tag == _STR for key, _ in pairs):
+                return {key.value: self._build(value) for key, value in pairs}
+        elif tag == _SEQ:
+            return [self._build(item) for item in node.value]
+        elif tag == _INT:
+            return self.construct_yaml_int(node)
+        elif tag == _BOOL:
+            return self.bool_values[node.value.lower()]
+        elif tag == _NULL:
+            return None
+        constructed = self.construct_object(node, deep=True)
+        self.constructed_objects.clear()
+        return constructed
+
+
+LOADER: type[yaml.SafeLoader] = _ObjectLoader
 
 
 class TemplateError(Exception):
@@ -89,6 +146,12 @@ def render_objects(template: str, **values: Any) -> list[dict[str, Any]]:
         if not isinstance(obj, dict) or "kind" not in obj:
             raise TemplateError(f"template {template} rendered a document that is not a Kubernetes object")
     return objects
+
+
+def forget_parses() -> None:
+    """Drop what earlier renders left for the next (benchmarks measure a render without it)."""
+    _parsed.cache_clear()
+    _SCALAR_TAGS.clear()
 
 
 @lru_cache(maxsize=1024)

@@ -12,6 +12,7 @@ from typing import Any
 
 from stackops.api.models import WorkloadSpec
 from stackops.render.kolla import DISTRO_PYTHON, ConfigFile, KollaCommand, Permission
+from stackops.services import policy
 from stackops.services.base import CloudContext, ConfigSecret, Service, Step
 from stackops.services.endpoints import api_service_name, public_exposure
 
@@ -51,6 +52,8 @@ def kolla(
     """The service's config Secret (its files and one config.json per component) and what its
     containers share. `image` is a Kolla image name, subject to the service's overrides; `part`
     names a second Secret of the service (see CloudContext.config_secret)."""
+    if not part:  # policy is enforced by the control plane: host agents' Secrets never roll for it
+        files, commands = policy.with_policy_file(ctx, service, files, commands)
     files = files | {command_key(service.name, c): command.to_json() for c, command in commands.items()}
     config = ctx.config_secret(service.name, files, part)
     return Kolla(service.name, ctx.image(service.workload(ctx.spec), image), config, commands, uid)

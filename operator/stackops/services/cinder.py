@@ -23,7 +23,7 @@ from stackops.api.models import CinderBackend, CinderSpec, OpenStackCloudSpec, R
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services import api, keystone, mariadb, rabbitmq
+from stackops.services import api, keystone, mariadb, policy, rabbitmq
 from stackops.services.base import CloudContext, RenderError, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 from stackops.services.hosts import AgentContainer, agent_step, node_affinity
@@ -201,6 +201,7 @@ class Cinder(Service):
             "nova": {"auth_section": "keystone_authtoken", "region_name": ctx.spec.region, "interface": "internal"},
             "oslo_concurrency": {"lock_path": f"{STATE_DIR}/tmp"},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
+            "oslo_policy": policy.oslo_policy(ctx, self),
             **rabbitmq.oslo_messaging(ctx),
         }
         for backend in spec.backends:

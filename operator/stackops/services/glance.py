@@ -12,7 +12,7 @@ from stackops.api.models import GlanceSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services import api, keystone, mariadb
+from stackops.services import api, keystone, mariadb, policy
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 from stackops.upgrade.declare import ServiceUpgrade
@@ -90,6 +90,7 @@ class Glance(Service):
             # on the images volume, where uploads are staged before they reach the store
             "paste_deploy": {"flavor": "keystone"},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
+            "oslo_policy": policy.oslo_policy(ctx, self),
         }
 
     def glance_conf(self, ctx: CloudContext) -> str:

@@ -19,7 +19,7 @@ from stackops.api.models import EndpointOverrides, OpenStackCloudSpec, ServiceSp
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand
-from stackops.services import api, keystone, mariadb, memcached, rabbitmq
+from stackops.services import api, keystone, mariadb, memcached, policy, rabbitmq
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 from stackops.upgrade.declare import ServiceUpgrade
@@ -136,6 +136,7 @@ class Heat(Service):
             },
             "oslo_concurrency": {"lock_path": "/var/lib/heat/tmp"},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
+            "oslo_policy": policy.oslo_policy(ctx, self),
             **rabbitmq.oslo_messaging(ctx),
         }
 

@@ -8,14 +8,15 @@ and pods see the new keys without a restart because the key Secret is mounted di
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
-from stackops.api.models import KeystoneSpec, OpenStackCloudSpec
+from stackops.api.models import KeystoneSpec, OpenStackCloudSpec, SecurityCompliance
 from stackops.credentials import CredentialSpec, KeyRotation, fernet_specs
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services import api, mariadb, memcached
-from stackops.services.base import CloudContext, Resources, Service, Step
+from stackops.services import api, mariadb, memcached, policy
+from stackops.services.base import CloudContext, RenderError, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 from stackops.upgrade.declare import ServiceUpgrade
 
@@ -63,6 +64,33 @@ def authtoken(ctx: CloudContext, user: str, password_key: str) -> dict[str, Any]
         "memcached_servers": memcached.servers(ctx),
         "service_token_roles_required": True,
     }
+
+
+# Passwords shaped like the ones stackops generates (credentials.new_value): a password rule must
+# accept all of them, or registering a service's user would fail on the rule.
+GENERATED_PASSWORD_SHAPES = (
+    "aB3" + "x" * 29,
+    "9" * 30 + "zZ",
+    "Q" * 16 + "q" * 15 + "0",
+    "Kp4mW8zR2tY6vB1nL5cX9dF3gH7jS0aQ",
+)
+
+
+def security_compliance(rules: SecurityCompliance) -> dict[str, Any]:
+    """[security_compliance] as the spec sets it; what it leaves unset keeps keystone's default."""
+    options: dict[str, Any] = {
+        "lockout_failure_attempts": rules.lockout_failure_attempts,
+        "lockout_duration": rules.lockout_duration_seconds if rules.lockout_failure_attempts else None,
+        "password_expires_days": rules.password_expires_days,
+        "unique_last_password_count": rules.unique_last_password_count,
+        "minimum_password_age": rules.minimum_password_age_days,
+        # oslo.config substitutes $name in values: $$ keeps a regex's anchors and dollars as written
+        "password_regex": rules.password_regex.replace("$", "$$") if rules.password_regex else None,
+        "password_regex_description": rules.password_regex_description,
+        "change_password_upon_first_use": rules.change_password_upon_first_use or None,
+        "disable_user_account_days_inactive": rules.disable_user_account_days_inactive,
+    }
+    return {key: value for key, value in options.items() if value is not None}
 
 
 def registration_step(
@@ -124,6 +152,20 @@ class Keystone(Service):
         "db-contract": Resources(cpu="100m", memory="256Mi"),
     }
 
+    def problems(self, spec: OpenStackCloudSpec) -> list[RenderError]:
+        found = super().problems(spec)
+        regex = spec.services.keystone.security_compliance.password_regex
+        rejected = [p for p in GENERATED_PASSWORD_SHAPES if regex and not re.match(regex, p)]
+        if rejected:
+            found.append(
+                RenderError(
+                    "spec.services.keystone.securityCompliance.passwordRegex",
+                    f"refuses passwords stackops generates for the cloud's own users (e.g. {rejected[0]!r}): "
+                    "they are 32 letters and digits with a lowercase letter, an uppercase letter and a digit",
+                )
+            )
+        return found
+
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
         return [
             CredentialSpec(DATABASE_PASSWORD_KEY),
@@ -158,6 +200,8 @@ class Keystone(Service):
                 "memcache_servers": memcached.servers(ctx),
             },
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
+            "oslo_policy": policy.oslo_policy(ctx, self),
+            "security_compliance": security_compliance(spec.security_compliance),
         }
 
     def commands(self, ctx: CloudContext) -> dict[str, KollaCommand]:

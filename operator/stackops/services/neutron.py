@@ -16,7 +16,7 @@ from stackops.credentials import CredentialSpec
 from stackops.health.checks import HealthCheck, NetworkAgents
 from stackops.render.ini import IniSections, merge_sections, render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services import api, keystone, mariadb, nova, ovn, rabbitmq
+from stackops.services import api, keystone, mariadb, nova, ovn, policy, rabbitmq
 from stackops.services.base import CloudContext, RenderError, Resources, Service, Step
 from stackops.services.endpoints import api_service_name, service_urls
 from stackops.services.hosts import AgentContainer, agent_step, node_affinity
@@ -142,6 +142,7 @@ class Neutron(Service):
             "placement": service_client(ctx),
             "oslo_concurrency": {"lock_path": f"{STATE_DIR}/tmp"},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
+            "oslo_policy": policy.oslo_policy(ctx, self),
             **rabbitmq.oslo_messaging(ctx),
         }
 

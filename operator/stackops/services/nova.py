@@ -17,7 +17,7 @@ from stackops.credentials import CredentialSpec
 from stackops.health.checks import ComputeServices, HealthCheck, ProvidersMatchHypervisors
 from stackops.render.ini import merge_sections, render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services import api, keystone, mariadb, memcached, rabbitmq
+from stackops.services import api, keystone, mariadb, memcached, policy, rabbitmq
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 from stackops.services.hosts import AgentContainer, agent_step, node_affinity
@@ -148,6 +148,7 @@ class Nova(Service):
             },
             "oslo_concurrency": {"lock_path": "/var/lib/nova/tmp"},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
+            "oslo_policy": policy.oslo_policy(ctx, self),
             **rabbitmq.oslo_messaging(ctx),
         }
 

@@ -13,7 +13,7 @@ from stackops.credentials import CredentialSpec
 from stackops.health.checks import HealthCheck, ResourceProviders
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand
-from stackops.services import api, keystone, mariadb
+from stackops.services import api, keystone, mariadb, policy
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 from stackops.upgrade.declare import ServiceUpgrade
@@ -67,6 +67,7 @@ class Placement(Service):
             "placement_database": mariadb.oslo_db(ctx, "placement", "placement", DATABASE_PASSWORD_KEY),
             "keystone_authtoken": keystone.authtoken(ctx, self.name, KEYSTONE_PASSWORD_KEY),
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
+            "oslo_policy": policy.oslo_policy(ctx, self),
         }
 
     def placement_conf(self, ctx: CloudContext) -> str:
