@@ -87,7 +87,8 @@ def glance(deployed: Deployment, keystone: str, glance_bin: Path) -> Iterator[st
     conf = api.files["/etc/glance/glance-api.conf"]
     shutil.copy(glance_bin.parent / "etc" / "glance" / "glance-api-paste.ini", conf.parent)
     module = wsgi_module(api.files["/etc/glance/glance-api-uwsgi.ini"].read_text(), site_packages(glance_bin))
-    with deployed.serve("glance", glance_bin, module, {"OS_GLANCE_CONFIG_DIR": str(conf.parent)}, "/") as url:
+    env = {**api.env, "OS_GLANCE_CONFIG_DIR": str(conf.parent)}  # the worker URL its cache records use
+    with deployed.serve("glance", glance_bin, module, env, "/") as url:
         yield url
 
 

@@ -95,10 +95,16 @@ class Deployment:
                 },
                 "glance": {
                     "endpoints": {"public": self.urls["glance"], "internal": self.urls["glance"]},
-                    # the store on a local directory instead of the PVC mounted at /var/lib/glance
+                    # a second store, and the import that copies images between stores
+                    "stores": [{"name": "second", "description": "the second store"}],
+                    "importMethods": ["glance-direct", "copy-image"],
+                    "imageCache": {"enabled": True, "maxSizeGiB": 1},
+                    # the stores on local directories instead of the PVCs mounted at /var/lib/glance*
                     "config": {
                         "keystone_authtoken": {"memcached_servers": None},
+                        "DEFAULT": {"image_cache_dir": str(images / "cache")},
                         "file": {"filesystem_store_datadir": str(images / "images")},
+                        "second": {"filesystem_store_datadir": str(images / "second")},
                         "os_glance_staging_store": {"filesystem_store_datadir": str(images / "staging")},
                         "os_glance_tasks_store": {"filesystem_store_datadir": str(images / "tasks")},
                     },
@@ -197,7 +203,9 @@ class Deployment:
         return run(argv, container_env(container, secrets or self.secrets))
 
     def kolla(self, kind: str, service: str, component: str, container: str | None = None) -> KollaRun:
-        return kolla_run(self.plan, find(self.plan, kind, service, component), self.root, self.secrets, container)
+        workload = find(self.plan, kind, service, component)
+        # the pod's own address, where a container's environment asks for it (glance's worker URL)
+        return kolla_run(self.plan, workload, self.root, self.secrets, container, {"status.podIP": "127.0.0.1"})
 
     def _local_paths(self, service: str, component: str, bin_dir: Path) -> tuple[str, Path] | None:
         """For a Job whose config names paths that are elsewhere outside the image: the config file its

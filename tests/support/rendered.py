@@ -8,6 +8,7 @@ temporary root, so tests run exactly the rendered commands against real services
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,8 @@ def container_env(
     env: dict[str, str] = {}
     for var in container.get("env", []):
         if "value" in var:
-            env[var["name"]] = var["value"]
+            # $(NAME) of a variable defined before it, as the kubelet expands it
+            env[var["name"]] = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m[1], m[0]), var["value"])
         elif "fieldRef" in var["valueFrom"]:
             env[var["name"]] = (fields or {})[var["valueFrom"]["fieldRef"]["fieldPath"]]
         else:

@@ -287,6 +287,11 @@ class GlanceBackend(ApiModel):
     )
     rbd: RbdStore | None = None
 
+    @property
+    def type_store_id(self) -> str:
+        """The default store's id in glance: `file` for a PVC, `rbd` for Ceph."""
+        return "file" if self.type == "pvc" else "rbd"
+
     @model_validator(mode="after")
     def _rbd_needs_settings(self) -> GlanceBackend:
         if self.type == "rbd" and self.rbd is None:
@@ -294,13 +299,73 @@ class GlanceBackend(ApiModel):
         return self
 
 
+class GlanceStore(GlanceBackend):
+    """A further image store beside `backend`, e.g. a second Ceph cluster or a PVC on other disks:
+    images are uploaded to one store and copied to others with the copy-image import."""
+
+    name: Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$")] = Field(
+        description="The store's id in glance (`stores` of an image, `X-Image-Meta-Store` on upload)."
+    )
+    description: str | None = Field(None, description="Shown to users by GET /v2/info/stores.")
+
+
+ImportMethod = Literal["glance-direct", "web-download", "copy-image"]
+
+
+def _only_uploads() -> list[ImportMethod]:
+    return ["glance-direct"]
+
+
+class WebDownload(ApiModel):
+    """Which URLs the web-download import may fetch ([import_filtering_opts]): glance fetches them
+    from inside the cluster, so the defaults allow only http(s) on ports 80 and 443."""
+
+    allowed_schemes: list[str] = Field(default_factory=lambda: ["http", "https"])
+    disallowed_schemes: list[str] = Field(default_factory=list)
+    allowed_hosts: list[str] = Field(default_factory=list, description="Only these hosts (empty: any).")
+    disallowed_hosts: list[str] = Field(default_factory=list)
+    allowed_ports: list[int] = Field(default_factory=lambda: [80, 443])
+    disallowed_ports: list[int] = Field(default_factory=list)
+
+
+class ImageCache(ApiModel):
+    """Glance's image cache: images read once from a store are served again from the API pod's own
+    disk (an emptyDir). A sidecar prunes the cache to `maxSizeGiB` and removes stalled partial images."""
+
+    enabled: bool = False
+    max_size_gib: int = Field(10, ge=1, alias="maxSizeGiB", description="Size the pruner brings the cache back to.")
+    stall_time_seconds: int = Field(86400, ge=60, description="A partial image untouched this long is removed.")
+    prune_interval_seconds: int = Field(600, ge=60, description="How often the cache is pruned and cleaned.")
+
+
 class GlanceSpec(ServiceSpec):
     backend: GlanceBackend = Field(default_factory=GlanceBackend)
+    stores: list[GlanceStore] = Field(
+        default_factory=list, description="Further stores beside `backend` (which stays the default store)."
+    )
+    import_methods: list[ImportMethod] = Field(
+        default_factory=_only_uploads,
+        description="Interoperable image import methods users may call. web-download makes glance fetch "
+        "URLs users give (see webDownload); copy-image needs a second store.",
+    )
+    web_download: WebDownload = Field(default_factory=WebDownload)
+    image_cache: ImageCache = Field(default_factory=ImageCache)
 
     @model_validator(mode="after")
     def _shared_store_for_replicas(self) -> GlanceSpec:
         if self.backend.type == "pvc" and self.replicas > 1 and self.backend.access_mode != "ReadWriteMany":
             raise ValueError("replicas: more than 1 needs backend.accessMode ReadWriteMany (or an rbd backend)")
+        for index, store in enumerate(self.stores):
+            if store.type == "pvc" and self.replicas > 1 and store.access_mode != "ReadWriteMany":
+                raise ValueError(f"stores[{index}].accessMode: ReadWriteMany is needed with more than 1 replica")
+        return self
+
+    @model_validator(mode="after")
+    def _stores_and_imports(self) -> GlanceSpec:
+        require_unique("stores[].name", [self.backend.type_store_id, *(s.name for s in self.stores)])
+        require_unique("importMethods", list(self.import_methods))
+        if "copy-image" in self.import_methods and not self.stores:
+            raise ValueError("importMethods: copy-image copies between stores; it needs a second one in stores")
         return self
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stackops.api.models import WorkloadSpec
-from stackops.render.kolla import DISTRO_PYTHON, ConfigFile, KollaCommand, Permission
+from stackops.render.kolla import CONFIG_STRATEGY_ENV, DISTRO_PYTHON, ConfigFile, KollaCommand, Permission, config_mount
 from stackops.services import policy
 from stackops.services.base import CloudContext, ConfigSecret, Service, Step
 from stackops.services.endpoints import api_service_name, public_exposure
@@ -149,11 +149,14 @@ def api_step(
     public_name: str | None = None,
     extra_volumes: Sequence[dict[str, Any]] = (),
     extra_mounts: Sequence[dict[str, Any]] = (),
+    env: Sequence[dict[str, Any]] = (),
+    sidecars: Sequence[Sidecar] = (),
 ) -> Step:
     """The API Deployment, Service, PodDisruptionBudget and (with a public domain) Ingress/HTTPRoute.
 
     `component` serves an HTTP endpoint other than the service's API (e.g. a console proxy), made
-    public as `<public_name>.<domain>`; `probe_path` None probes the port only."""
+    public as `<public_name>.<domain>`; `probe_path` None probes the port only; `sidecars` run
+    beside the API in its pod (see sidecar())."""
     name = api_service_name(ctx, service.name, component)
     objects = ctx.render(
         "common/api.yaml.j2",
@@ -168,11 +171,45 @@ def api_step(
         probe_path=probe_path,
         uid=kolla.uid,
         resources=service.resources(ctx.spec, component),
-        extra_volumes=list(extra_volumes),
+        extra_volumes=[*extra_volumes, *(s.config_volume for s in sidecars)],
         extra_mounts=list(extra_mounts),
+        env=list(env),
+        sidecars=[s.container for s in sidecars],
     )
     exposure = public_exposure(ctx, service.name, port, component, public_name)
     return Step(f"{service.name}-{component}", service.name, objects + exposure)
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """A second Kolla container of a pod, with its own config.json (its config volume)."""
+
+    container: dict[str, Any]
+    config_volume: dict[str, Any]
+
+
+def sidecar(
+    ctx: CloudContext,
+    service: Service,
+    component: str,
+    kolla: Kolla,
+    *,
+    mounts: Sequence[dict[str, Any]] = (),
+    env: Sequence[dict[str, Any]] = (),
+) -> Sidecar:
+    """`commands[component]` beside a pod's main container, from the same image and config Secret."""
+    volume = kolla.config.volume(f"config-{component}", command_key(service.name, component), kolla.commands[component])
+    container = {
+        "name": f"{service.name}-{component}",
+        "image": kolla.image,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "imagePullPolicy": ctx.spec.images.pull_policy,
+        "command": ["kolla_start"],
+        "env": [CONFIG_STRATEGY_ENV, *env],
+        "resources": service.resources(ctx.spec, component),
+        "volumeMounts": [{**config_mount(volume["name"])}, *mounts],
+    }
+    return Sidecar(container, volume)
 
 
 def exec_probes(command: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -19,11 +19,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, ClassVar
 
-from stackops.api.models import CinderBackend, CinderSpec, OpenStackCloudSpec, RbdStore
+from stackops.api.models import CinderBackend, CinderSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services import api, keystone, mariadb, policy, rabbitmq
+from stackops.services import api, ceph, keystone, mariadb, policy, rabbitmq
 from stackops.services.base import CloudContext, RenderError, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 from stackops.services.hosts import AgentContainer, agent_step, node_affinity
@@ -33,7 +33,6 @@ PORT = 8776
 CONFIG_DIR = "/etc/cinder"
 CONFIG_FILE = f"{CONFIG_DIR}/cinder.conf"
 STATE_DIR = "/var/lib/cinder"
-CEPH_DIR = "/etc/ceph"
 CINDER_UID = 42407  # the cinder user of Kolla images
 DATABASE_PASSWORD_KEY = "cinder-database-password"
 KEYSTONE_PASSWORD_KEY = "cinder-keystone-password"
@@ -42,9 +41,6 @@ MESSAGING_PASSWORD_KEY = "cinder-messaging-password"
 # these names rather than by their pod's. Backup replicas share theirs: any of them takes a backup's work.
 VOLUME_HOST = "cinder-volume"
 BACKUP_HOST = "cinder-backup"
-# The files of a Ceph client Secret (spec ...rbd.secretRef).
-CEPH_CONF_KEY = "ceph.conf"
-CEPH_KEYRING_KEY = "keyring"
 
 
 def cinder_spec(ctx: CloudContext) -> CinderSpec:
@@ -68,28 +64,6 @@ def shared_backends(spec: CinderSpec) -> list[CinderBackend]:
 
 def nfs_shares_file(backend: CinderBackend) -> str:
     return f"nfs-shares-{backend.name}"
-
-
-def ceph_items(cluster: str, rbd: RbdStore) -> dict[str, Any]:
-    """One Ceph client Secret as files of /etc/ceph: `<cluster>.conf` and the keyring librados looks
-    for when told the cluster's name (`<cluster>.client.<user>.keyring`)."""
-    return {
-        "secret": {
-            "name": rbd.secret_ref.name,
-            "items": [
-                {"key": CEPH_CONF_KEY, "path": f"{cluster}.conf"},
-                {"key": CEPH_KEYRING_KEY, "path": f"{cluster}.client.{rbd.user}.keyring"},
-            ],
-        }
-    }
-
-
-def ceph_volume(sources: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """/etc/ceph made of the given Secrets (none: nothing mounted), as (volumes, mounts)."""
-    if not sources:
-        return [], []
-    volume = {"name": "ceph", "projected": {"sources": sources, "defaultMode": 0o440}}
-    return [volume], [{"name": "ceph", "mountPath": CEPH_DIR, "readOnly": True}]
 
 
 class Cinder(Service):
@@ -167,7 +141,7 @@ class Cinder(Service):
             return common | {
                 "volume_driver": "cinder.volume.drivers.rbd.RBDDriver",
                 "rbd_cluster_name": backend.name,
-                "rbd_ceph_conf": f"{CEPH_DIR}/{backend.name}.conf",
+                "rbd_ceph_conf": ceph.conf_path(backend.name),
                 "rbd_pool": backend.rbd.pool,
                 "rbd_user": backend.rbd.user,
                 "report_discard_supported": True,
@@ -225,7 +199,7 @@ class Cinder(Service):
             default |= {
                 "backup_driver": "cinder.backup.drivers.ceph.CephBackupDriver",
                 # the backup driver knows no cluster name: its files are the default cluster's
-                "backup_ceph_conf": f"{CEPH_DIR}/ceph.conf",
+                "backup_ceph_conf": ceph.conf_path("ceph"),
                 "backup_ceph_user": backup.rbd.user,
                 "backup_ceph_pool": backup.rbd.pool,
             }
@@ -327,8 +301,8 @@ class Cinder(Service):
         if lvm_backends(spec):
             steps.append(self.lvm_step(ctx, volume))
         if shared_backends(spec):
-            volumes, mounts = ceph_volume(
-                [ceph_items(b.name, b.rbd) for b in shared_backends(spec) if b.rbd is not None]
+            volumes, mounts = ceph.volume(
+                [ceph.items(b.name, b.rbd) for b in shared_backends(spec) if b.rbd is not None]
             )
             steps.append(
                 api.worker_step(
@@ -340,8 +314,8 @@ class Cinder(Service):
         if spec.backup.enabled:
             backup = spec.backup
             # the backup driver reads the default cluster's files
-            sources = [ceph_items("ceph", backup.rbd)] if backup.type == "rbd" and backup.rbd else []
-            volumes, mounts = ceph_volume(sources)
+            sources = [ceph.items("ceph", backup.rbd)] if backup.type == "rbd" and backup.rbd else []
+            volumes, mounts = ceph.volume(sources)
             steps.append(
                 api.worker_step(
                     ctx, self, "backup", replace(kolla, image=ctx.image(spec, "cinder-backup")),

@@ -6,20 +6,26 @@ Job, after its database and its registration in keystone's catalog.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from stackops.api.models import GlanceSpec, OpenStackCloudSpec
+from stackops.api.models import GlanceBackend, GlanceSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services import api, keystone, mariadb, policy
+from stackops.services import api, ceph, keystone, mariadb, policy
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 from stackops.upgrade.declare import ServiceUpgrade
 
 PORT = 9292
 CONFIG_DIR = "/etc/glance"
-IMAGES_DIR = "/var/lib/glance/images"
+CONFIG_FILE = f"{CONFIG_DIR}/glance-api.conf"
+DATA_DIR = "/var/lib/glance"  # the default store's volume, with the staging and tasks stores
+IMAGES_DIR = f"{DATA_DIR}/images"
+STORES_DIR = "/var/lib/glance-stores"  # further file stores, a volume each
+CACHE_DIR = "/var/lib/glance-cache"
+CACHE_LOOP = "glance-cache-loop.sh"
 GLANCE_UID = 42415  # the glance user of Kolla images
 DATABASE_PASSWORD_KEY = "glance-database-password"
 KEYSTONE_PASSWORD_KEY = "glance-keystone-password"
@@ -33,6 +39,30 @@ def urls(ctx: CloudContext) -> dict[str, str]:
     return service_urls(ctx, glance_spec(ctx).endpoints, "glance", PORT)
 
 
+def store_dir(store_id: str) -> str:
+    return f"{STORES_DIR}/{store_id}"
+
+
+def ceph_cluster(store_id: str, default: str) -> str:
+    """The name a store's Ceph cluster is known by in /etc/ceph: the default store's is `ceph`
+    (its keyring where librados looks first); a further store's ceph.conf names its keyring."""
+    return "ceph" if store_id == default else store_id
+
+
+def bracketed(values: Sequence[object]) -> str:
+    """A list as glance's import options take it: in brackets (their ListOpts have bounds=True, and
+    read a plain comma-separated value as an error when first used, a 500 on image create)."""
+    return "[" + ", ".join(str(v) for v in values) + "]"
+
+
+# oslo.config reads [DEFAULT] worker_self_reference_url from here: each API pod is its own worker
+# with its own cache, known by its own address, which only the pod's environment knows
+WORKER_URL_ENV = (
+    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+    {"name": "OS_DEFAULT__WORKER_SELF_REFERENCE_URL", "value": f"http://$(POD_IP):{PORT}"},
+)
+
+
 class Glance(Service):
     name = "glance"
     spec_path = "services.glance"
@@ -40,7 +70,7 @@ class Glance(Service):
     images = ("glance-api",)
     config_files: ClassVar[dict[str, tuple[str, ...]]] = {
         "glance-api.conf": (
-            "glance.api", "glance.multi_store", "keystonemiddleware.auth_token", "oslo.db", "oslo.log",
+            "glance", "glance.api", "glance.multi_store", "keystonemiddleware.auth_token", "oslo.db", "oslo.log",
             "oslo.middleware", "oslo.policy",
         ),
     }  # fmt: skip
@@ -48,6 +78,7 @@ class Glance(Service):
         "api": Resources(cpu="100m", memory="384Mi"),
         "db-sync": Resources(cpu="100m", memory="256Mi"),
         "metadefs": Resources(cpu="100m", memory="256Mi"),
+        "cache-pruner": Resources(cpu="10m", memory="128Mi"),
         "upgrade-check": Resources(cpu="100m", memory="256Mi"),
         "db-expand": Resources(cpu="100m", memory="256Mi"),
         "db-migrate": Resources(cpu="100m", memory="256Mi"),
@@ -60,35 +91,81 @@ class Glance(Service):
     def endpoints(self, ctx: CloudContext) -> dict[str, str]:
         return {"image": urls(ctx)["public"]}
 
-    def store(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
-        backend = glance_spec(ctx).backend
-        if backend.type == "rbd":
-            assert backend.rbd is not None
-            return {
-                "DEFAULT": {"enabled_backends": "rbd:rbd"},
-                "glance_store": {"default_backend": "rbd"},
-                "rbd": {
-                    "rbd_store_pool": backend.rbd.pool,
-                    "rbd_store_user": backend.rbd.user,
-                    "rbd_store_ceph_conf": "/etc/ceph/ceph.conf",
-                },
-            }
+    def config_sections_like(self, spec: OpenStackCloudSpec) -> dict[str, str]:
+        # a further store's section takes the options of its driver's
+        return {store.name: "rbd" if store.type == "rbd" else "file" for store in spec.services.glance.stores}
+
+    def stores(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
+        """The multi-store settings: every store's section, `enabled_backends` and the default."""
+        spec = glance_spec(ctx)
+        sections: dict[str, dict[str, Any]] = {}
+        backends = []
+        default = spec.backend.type_store_id
+        stores: list[tuple[str, GlanceBackend, str | None]] = [(default, spec.backend, None)]
+        stores += [(s.name, s, s.description) for s in spec.stores]
+        for store_id, store, description in stores:
+            section: dict[str, Any]
+            if store.type == "rbd":
+                assert store.rbd is not None
+                section = {
+                    "rbd_store_pool": store.rbd.pool,
+                    "rbd_store_user": store.rbd.user,
+                    "rbd_store_ceph_conf": ceph.conf_path(ceph_cluster(store_id, default)),
+                }
+            else:
+                section = {"filesystem_store_datadir": IMAGES_DIR if store_id == default else store_dir(store_id)}
+            if description:
+                section["store_description"] = description
+            sections[store_id] = section
+            backends.append(f"{store_id}:{'rbd' if store.type == 'rbd' else 'file'}")
         return {
-            "DEFAULT": {"enabled_backends": "file:file"},
-            "glance_store": {"default_backend": "file"},
-            "file": {"filesystem_store_datadir": IMAGES_DIR},
+            **sections,
+            "DEFAULT": {"enabled_backends": backends},
+            "glance_store": {"default_backend": default},
+        }
+
+    def imports(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
+        """The import methods users may call, and what web-download may fetch."""
+        spec = glance_spec(ctx)
+        sections: dict[str, dict[str, Any]] = {"DEFAULT": {"enabled_import_methods": bracketed(spec.import_methods)}}
+        if "web-download" in spec.import_methods:
+            web = spec.web_download
+            lists: dict[str, list[Any]] = {
+                "allowed_schemes": web.allowed_schemes,
+                "disallowed_schemes": web.disallowed_schemes,
+                "allowed_hosts": web.allowed_hosts,
+                "disallowed_hosts": web.disallowed_hosts,
+                "allowed_ports": web.allowed_ports,
+                "disallowed_ports": web.disallowed_ports,
+            }
+            sections["import_filtering_opts"] = {key: bracketed(value) for key, value in lists.items() if value}
+        return sections
+
+    def cache(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
+        """The image cache, when enabled: on each API pod's own disk, pruned by a sidecar."""
+        cache = glance_spec(ctx).image_cache
+        if not cache.enabled:
+            return {}
+        return {
+            "DEFAULT": {
+                "image_cache_dir": CACHE_DIR,
+                "image_cache_max_size": cache.max_size_gib * 2**30,
+                "image_cache_stall_time": cache.stall_time_seconds,
+                # pods are told apart by their own URL, from their environment (WORKER_URL_ENV)
+            }
         }
 
     def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
-        store = self.store(ctx)
+        stores, imports, cache = self.stores(ctx), self.imports(ctx), self.cache(ctx)
         return {
-            **store,
-            "DEFAULT": {"debug": False, **store["DEFAULT"]},
+            **stores,
+            **imports,
+            "DEFAULT": {"debug": False, **stores["DEFAULT"], **imports["DEFAULT"], **cache.get("DEFAULT", {})},
             "database": mariadb.oslo_db(ctx, "glance", "glance", DATABASE_PASSWORD_KEY),
             "keystone_authtoken": keystone.authtoken(ctx, self.name, KEYSTONE_PASSWORD_KEY),
             # glance's reserved stores (staging, tasks) default to /var/lib/glance/{staging,tasks_work_dir}:
             # on the images volume, where uploads are staged before they reach the store
-            "paste_deploy": {"flavor": "keystone"},
+            "paste_deploy": {"flavor": "keystone+cachemanagement" if cache else "keystone"},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self),
         }
@@ -99,13 +176,13 @@ class Glance(Service):
     def upgrade(self, ctx: CloudContext) -> ServiceUpgrade:
         """Glance's rolling upgrade (zero-downtime database upgrades): expand, migrate, the new API,
         contract."""
-        conf = ConfigFile("glance-api.conf", f"{CONFIG_DIR}/glance-api.conf", "glance", "0600")
-        manage = f"glance-manage --config-file {CONFIG_DIR}/glance-api.conf db"
+        conf = ConfigFile("glance-api.conf", CONFIG_FILE, "glance", "0600")
+        manage = f"glance-manage --config-file {CONFIG_FILE} db"
         return ServiceUpgrade(
             image="glance-api",
             uid=GLANCE_UID,
             files={"glance-api.conf": self.glance_conf(ctx)},
-            check=KollaCommand(f"glance-status --config-file {CONFIG_DIR}/glance-api.conf upgrade check", (conf,)),
+            check=KollaCommand(f"glance-status --config-file {CONFIG_FILE} upgrade check", (conf,)),
             expand={
                 "db-expand": KollaCommand(f"{manage} expand", (conf,)),
                 "db-migrate": KollaCommand(f"{manage} migrate", (conf,)),
@@ -113,24 +190,28 @@ class Glance(Service):
             contract={"db-contract": KollaCommand(f"{manage} contract", (conf,))},
         )
 
-    def commands(self) -> dict[str, KollaCommand]:
-        conf = ConfigFile("glance-api.conf", f"{CONFIG_DIR}/glance-api.conf", "glance", "0600")
-        data = Permission("/var/lib/glance", "glance:glance", recurse=True)
-        return {
-            "api": api.uwsgi_command(self.name, "glance", CONFIG_DIR, conf, permissions=(data,)),
-            "db-sync": KollaCommand(f"glance-manage --config-file {CONFIG_DIR}/glance-api.conf db_sync", (conf,)),
+    def commands(self, ctx: CloudContext) -> dict[str, KollaCommand]:
+        conf = ConfigFile("glance-api.conf", CONFIG_FILE, "glance", "0600")
+        data = [Permission(DATA_DIR, "glance:glance", recurse=True)]
+        if any(s.type == "pvc" for s in glance_spec(ctx).stores):
+            data.append(Permission(STORES_DIR, "glance:glance", recurse=True))
+        commands = {
+            "api": api.uwsgi_command(self.name, "glance", CONFIG_DIR, conf, permissions=tuple(data)),
+            "db-sync": KollaCommand(f"glance-manage --config-file {CONFIG_FILE} db_sync", (conf,)),
             # the metadata definitions catalog (Horizon's metadata editors) from the files the image
             # ships in metadata_source_path: new ones added, changed ones updated, the operator's own
             # kept; its Job runs again with every release (its image is in its name's hash)
             "metadefs": KollaCommand(
-                f"glance-manage --config-file {CONFIG_DIR}/glance-api.conf db load_metadefs --merge --prefer_new",
-                (conf,),
+                f"glance-manage --config-file {CONFIG_FILE} db load_metadefs --merge --prefer_new", (conf,)
             ),
         }
+        if glance_spec(ctx).image_cache.enabled:
+            loop = ConfigFile(CACHE_LOOP, f"{CONFIG_DIR}/{CACHE_LOOP}", "glance", "0500")
+            cache = Permission(CACHE_DIR, "glance:glance", recurse=True)
+            commands["cache-pruner"] = KollaCommand(f"sh {loop.dest}", (conf, loop), (cache,))
+        return commands
 
-    def steps(self, ctx: CloudContext) -> list[Step]:
-        spec = glance_spec(ctx)
-        commands = self.commands()
+    def files(self, ctx: CloudContext) -> dict[str, str]:
         files = {
             "glance-api.conf": self.glance_conf(ctx),
             # image uploads stream through the API: generous timeouts
@@ -138,18 +219,51 @@ class Glance(Service):
                 ctx, "glance-api", PORT, "glance/wsgi/api.py", socket_timeout=600
             ),
         }
-        kolla = api.kolla(ctx, self, "glance-api", files, commands, GLANCE_UID)
-        config = kolla.config
+        cache = glance_spec(ctx).image_cache
+        if cache.enabled:
+            files[CACHE_LOOP] = ctx.render_text(
+                "glance/cache-loop.sh.j2", config=CONFIG_FILE, interval=cache.prune_interval_seconds
+            )
+        return files
+
+    def volumes(self, ctx: CloudContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """The stores' claims, and the volumes and mounts of the API pod (stores, Ceph, cache)."""
+        spec = glance_spec(ctx)
+        claims: list[dict[str, Any]] = []
         volumes: list[dict[str, Any]] = []
         mounts: list[dict[str, Any]] = []
-        storage: list[dict[str, Any]] = []
+        default = spec.backend.type_store_id
         if spec.backend.type == "pvc":
             claim = ctx.object_name("glance-images")
-            storage = ctx.render("glance/images-pvc.yaml.j2", name=claim, backend=spec.backend)
-            volumes = [{"name": "images", "persistentVolumeClaim": {"claimName": claim}}]
-            mounts = [{"name": "images", "mountPath": "/var/lib/glance"}]
+            claims += ctx.render("glance/images-pvc.yaml.j2", name=claim, backend=spec.backend, component="images")
+            volumes.append({"name": "images", "persistentVolumeClaim": {"claimName": claim}})
+            mounts.append({"name": "images", "mountPath": DATA_DIR})
+        for store in spec.stores:
+            if store.type == "pvc":
+                claim = ctx.object_name("glance-store", store.name)
+                claims += ctx.render("glance/images-pvc.yaml.j2", name=claim, backend=store, component="store")
+                volumes.append({"name": f"store-{store.name}", "persistentVolumeClaim": {"claimName": claim}})
+                mounts.append({"name": f"store-{store.name}", "mountPath": store_dir(store.name)})
+        rbd = [(default, spec.backend), *((s.name, s) for s in spec.stores)]
+        sources = [ceph.items(ceph_cluster(i, default), s.rbd) for i, s in rbd if s.type == "rbd" and s.rbd]
+        ceph_volumes, ceph_mounts = ceph.volume(sources)
+        if spec.image_cache.enabled:
+            volumes.append({"name": "cache", "emptyDir": {}})
+            mounts.append({"name": "cache", "mountPath": CACHE_DIR})
+        return claims, volumes + ceph_volumes, mounts + ceph_mounts
+
+    def steps(self, ctx: CloudContext) -> list[Step]:
+        spec = glance_spec(ctx)
+        kolla = api.kolla(ctx, self, "glance-api", self.files(ctx), self.commands(ctx), GLANCE_UID)
+        claims, volumes, mounts = self.volumes(ctx)
+        env: tuple[dict[str, Any], ...] = ()
+        sidecars = []
+        if spec.image_cache.enabled:
+            env = WORKER_URL_ENV
+            # the API's volumes: the pruner reads the same cache and, for the cache's records, the same stores
+            sidecars.append(api.sidecar(ctx, self, "cache-pruner", kolla, mounts=mounts, env=env))
         return [
-            Step("glance-config", self.name, [config.obj, *storage]),
+            Step("glance-config", self.name, [kolla.config.obj, *claims]),
             mariadb.database_step(ctx, self, ["glance"], "glance", DATABASE_PASSWORD_KEY),
             keystone.registration_step(ctx, self, "image", "Glance image service", urls(ctx), KEYSTONE_PASSWORD_KEY),
             api.job_step(ctx, self, "db-sync", kolla),
@@ -163,6 +277,8 @@ class Glance(Service):
                 probe_path="/healthcheck",
                 extra_volumes=volumes,
                 extra_mounts=mounts,
+                env=env,
+                sidecars=sidecars,
             ),
         ]
 
