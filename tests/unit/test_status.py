@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import jinja2
+import pytest
 from kubernetes.client.exceptions import ApiException
 
 from stackops.api.validation import InvalidCloud
@@ -103,3 +105,29 @@ def test_errors_are_classified_once() -> None:
     assert not classify(ApiException(status=503, reason="Unavailable")).permanent
     assert classify(ApiException(status=422, reason="Invalid")).permanent
     assert not classify(ConnectionRefusedError()).permanent
+
+
+def test_a_lasting_temporary_failure_is_shown_as_retrying_without_failing_the_cloud() -> None:
+    ready = build_status(None, 1, "2026.1", NOW, outcome=outcome(("keystone-api", "keystone", "Ready", "")))
+    failure = Failure(False, "ApiUnavailable", "API server answered 500 Internal Server Error")
+    retrying = build_status(ready, 1, "2026.1", LATER, failure=failure)
+    conditions = {c["type"]: c for c in retrying["conditions"]}
+    assert retrying["phase"] == "Deploying" and retrying["release"] == "2026.1"
+    assert conditions["Progressing"]["status"] == "True"
+    assert conditions["Progressing"]["message"] == "retrying: API server answered 500 Internal Server Error"
+    assert conditions["Ready"]["status"] == "False" and conditions["Ready"]["reason"] == "ApiUnavailable"
+    assert conditions["Degraded"]["status"] == "False"
+    # the same failure again writes nothing new
+    assert build_status(retrying, 1, "2026.1", LATER, failure=failure) == retrying
+
+
+def test_a_template_that_cannot_handle_a_value_is_a_permanent_template_error() -> None:
+    from stackops.render.templates import TemplateError, environment, render_text
+
+    environment().loader = jinja2.DictLoader({"broken.j2": "{{ value | tojson }}"})  # type: ignore[assignment]
+    try:
+        with pytest.raises(TemplateError, match=r"template broken\.j2: TypeError") as caught:
+            render_text("broken.j2", value=object())
+    finally:
+        environment.cache_clear()
+    assert classify(caught.value).permanent

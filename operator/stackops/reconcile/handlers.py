@@ -135,6 +135,11 @@ def _write_status(body: kopf.Body, previous: Status, status: Status) -> None:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
 
+# Temporary failures retried this many times before the status shows them (about 10 s with the
+# backoff): a conflict or a restarting API server is retried quietly, a lasting one is named.
+RETRIES_BEFORE_STATUS = 3
+
+
 @metrics.measured
 def reconcile_cloud(body: kopf.Body, uid: str, retry: int) -> StepState | None:
     """One pass over one cloud: the step it stopped at (waiting or failed), None when it has none.
@@ -172,6 +177,12 @@ def reconcile_cloud(body: kopf.Body, uid: str, retry: int) -> StepState | None:
             metrics.reconcile_failed(meta["namespace"], meta["name"], failure.reason)
             if not failure.permanent:
                 log.warning("temporary problem with %s: %s", meta["name"], failure.message)
+                if retry >= RETRIES_BEFORE_STATUS:  # not a blip: the status says why nothing moves
+                    with contextlib.suppress(Exception):  # the API server may be what fails
+                        status = build_status(
+                            previous, generation, release, _now(), health=REGISTRY.latest(uid), failure=failure
+                        )
+                        _write_status(body, previous, status)
                 raise kopf.TemporaryError(failure.message, delay=backoff(retry)) from error
             log.error("cloud %s cannot be reconciled: %s", meta["name"], failure.message)
             _write_status(

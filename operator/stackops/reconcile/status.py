@@ -102,6 +102,18 @@ def build_status(
             _condition("Degraded", False, "Paused", "", generation),
         ]
         status |= {"phase": "Paused", "services": previous.get("services", {})}
+    elif failure is not None and not failure.permanent:
+        # still retrying: the cloud is on its way, but the status says what keeps it from moving
+        sub = [
+            _condition("Paused", False, "NotPaused", "", generation),
+            _condition("Progressing", True, failure.reason, f"retrying: {failure.message}", generation),
+            _condition("Degraded", False, failure.reason, "", generation),
+        ]
+        phase = previous.get("phase", "Pending")
+        status |= {
+            "phase": "Deploying" if phase in ("Ready", "Failed", "Paused") else phase,
+            "services": previous.get("services", {}),
+        }
     elif failure is not None:
         sub = [
             _condition("Paused", False, "NotPaused", "", generation),

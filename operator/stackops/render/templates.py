@@ -135,6 +135,10 @@ def render_text(template: str, **values: Any) -> str:
         return environment().get_template(template).render(**values)
     except jinja2.TemplateError as error:
         raise TemplateError(f"template {template}: {error}") from error
+    except (TypeError, AttributeError, KeyError, IndexError) as error:
+        # a value a template or its filters cannot handle (tojson of an undefined): a bug in
+        # stackops that no retry mends, so it is a TemplateError too (permanent, named)
+        raise TemplateError(f"template {template}: {type(error).__name__}: {error}") from error
 
 
 def render_objects(template: str, **values: Any) -> list[dict[str, Any]]:
