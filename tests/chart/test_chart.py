@@ -26,7 +26,8 @@ EVERYTHING = {
     "nodeSelector": {"kubernetes.io/os": "linux"},
     "extraArgs": ["--log-format=json"],
 }
-VALUE_SETS = {"defaults": {}, "namespaced": NAMESPACED, "everything": EVERYTHING}
+ALL_NAMESPACES = {"watchAllNamespaces": True}
+VALUE_SETS = {"defaults": {}, "namespaced": NAMESPACED, "all": ALL_NAMESPACES, "everything": EVERYTHING}
 
 
 def rule_counts(found: list[dict[str, Any]]) -> Counter[str]:
@@ -61,8 +62,18 @@ def test_chart_crds_are_the_generated_crds() -> None:
     assert sync.main(["--check"]) == 0, "charts/stackops is out of date: run `make chart`"
 
 
-def test_watching_every_namespace_grants_exactly_the_operator_rules_cluster_wide() -> None:
+def test_the_default_serves_the_release_namespace_only() -> None:
     objects = template()
+    roles = {r["metadata"]["name"]: r for r in of_kind(objects, "Role")}
+    assert {r["metadata"]["namespace"] for r in roles.values()} == {"stackops-system"}
+    granted = {resource for rule in only(objects, "ClusterRole")["rules"] for resource in rule["resources"]}
+    assert granted <= sync.CLUSTER_SCOPED, granted
+    container = only(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "--namespace=stackops-system" in container["args"]
+
+
+def test_watching_every_namespace_grants_exactly_the_operator_rules_cluster_wide() -> None:
+    objects = template(ALL_NAMESPACES)
     role = only(objects, "ClusterRole")
     assert rule_counts(role["rules"]) == rule_counts(rules())
     assert of_kind(objects, "Role") == []
@@ -126,7 +137,8 @@ def test_the_operator_accepts_the_deployment_arguments(values: dict[str, Any]) -
     container = only(template(values), "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][0] == "operator"  # the image's entrypoint is `stackops`
     options = operator_options(parser().parse_args(container["args"]))
-    assert options.namespaces == tuple(values.get("watchNamespaces", ()))
+    expected = () if values.get("watchAllNamespaces") else tuple(values.get("watchNamespaces") or ["stackops-system"])
+    assert options.namespaces == expected
     assert (options.health_port, options.metrics_port) == (8080, 9090)
 
 

@@ -49,8 +49,9 @@ class Release:
         return template(self.values, namespace=self.namespace, release=self.name)
 
 
-CLUSTER_WIDE = Release("stackops", "stackops-system", {})
+CLUSTER_WIDE = Release("stackops", "stackops-system", {"watchAllNamespaces": True})
 SCOPED = Release("scoped", "scoped-system", {"watchNamespaces": [WATCHED]})
+DEFAULT = Release("plain", "plain-system", {})  # what `helm install` without values gives
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,7 @@ def cluster() -> Iterator[LocalCluster]:
             ensure_namespace(started.api, namespace)
         CLUSTER_WIDE.install(started)
         SCOPED.install(started)
+        DEFAULT.install(started)
         yield started
 
 
@@ -111,6 +113,22 @@ def test_namespace_scoped_install_grants_nothing_outside_the_watched_namespaces(
     assert not can(cluster, account, "update", "leases", UNWATCHED, "coordination.k8s.io")
     cluster_wide = f"system:serviceaccount:{CLUSTER_WIDE.namespace}:{CLUSTER_WIDE.fullname}"
     assert can(cluster, cluster_wide, "get", "secrets", UNWATCHED)
+
+
+def test_a_default_install_may_do_nothing_outside_its_own_namespace(cluster: LocalCluster) -> None:
+    account = f"system:serviceaccount:{DEFAULT.namespace}:{DEFAULT.fullname}"
+    assert can(cluster, account, "create", "deployments", DEFAULT.namespace, "apps")
+    assert can(cluster, account, "get", "secrets", DEFAULT.namespace)
+    for namespace in ("kube-system", WATCHED, UNWATCHED):
+        for verb, resource, group in (
+            ("create", "deployments", "apps"),
+            ("create", "daemonsets", "apps"),
+            ("create", "jobs", "batch"),
+            ("get", "secrets", ""),
+            ("update", "leases", "coordination.k8s.io"),
+        ):
+            assert not can(cluster, account, verb, resource, namespace, group), (verb, resource, namespace)
+    assert not can(cluster, account, "list", "secrets", None)  # nothing cluster-wide
 
 
 def service_account_kubeconfig(cluster: LocalCluster, namespace: str, name: str, path: Path) -> Path:

@@ -195,6 +195,14 @@ def test_api_server_rejects_invalid_clouds_with_readable_messages(env: Env) -> N
     release = env.cloud_body("old", {"release": "2024.1"}, namespace=OTHER_NAMESPACE)
     assert "spec.release: Unsupported value" in _rejection(env, release)
 
+    # a quantity Kubernetes would refuse in the Deployment is refused with the cloud, before anything is applied
+    cpu = {"services": {"keystone": {"resources": {"api": {"requests": {"cpu": "lots"}}}}}}
+    quantity = env.cloud_body("lots", cpu, namespace=OTHER_NAMESPACE)
+    rejected = _rejection(env, quantity)
+    assert "spec.services.keystone.resources.api.requests.cpu" in rejected and "should match" in rejected, rejected
+    secret = env.cloud_body("secret", {"images": {"pullSecrets": ["My Secret"]}}, namespace=OTHER_NAMESPACE)
+    assert "spec.images.pullSecrets[0]" in _rejection(env, secret)
+
     name = env.cloud_body("Not_A_Label", namespace=OTHER_NAMESPACE)
     assert "metadata.name must be a DNS label" in _rejection(env, name) or "Invalid value" in _rejection(env, name)
 

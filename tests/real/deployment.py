@@ -49,6 +49,9 @@ def run(argv: list[str], env: dict[str, str], bin_dir: Path | None = None) -> su
 SERVED = ("keystone", "placement", "glance", "nova", "neutron", "cinder", "heat", "horizon")
 
 
+# what the kubelet would put in a container's environment, for processes run here on loopback
+# (glance's worker URL, nova-compute's my_ip)
+LOCAL_FIELDS = {"status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1"}
 SECURITY_COMPLIANCE = {
     "lockoutFailureAttempts": 3,
     "lockoutDurationSeconds": 5,
@@ -204,8 +207,7 @@ class Deployment:
 
     def kolla(self, kind: str, service: str, component: str, container: str | None = None) -> KollaRun:
         workload = find(self.plan, kind, service, component)
-        # the pod's own address, where a container's environment asks for it (glance's worker URL)
-        return kolla_run(self.plan, workload, self.root, self.secrets, container, {"status.podIP": "127.0.0.1"})
+        return kolla_run(self.plan, workload, self.root, self.secrets, container, LOCAL_FIELDS)
 
     def _local_paths(self, service: str, component: str, bin_dir: Path) -> tuple[str, Path] | None:
         """For a Job whose config names paths that are elsewhere outside the image: the config file its

@@ -76,6 +76,14 @@ def test_validate_accepts_the_examples() -> None:
             "spec.services.keystone.config: DEFAULT.x: a mapping cannot be an INI value",
         ),
         (
+            HEADER + "spec: {services: {keystone: {resources: {api: {requests: {cpu: lots}}}}}}\n",
+            "spec.services.keystone.resources.api.requests.cpu: 'lots' is not a Kubernetes quantity",
+        ),
+        (
+            HEADER + "spec: {infrastructure: {database: {storage: {storageClassName: Fast_SSD}}}}\n",
+            "spec.infrastructure.database.storage.storageClassName: 'Fast_SSD' is not a Kubernetes object name",
+        ),
+        (
             HEADER + "spec: {services: {nova: {policy: {'os_compute_api:no-such-rule': 'role:admin'}}}}\n",
             "spec.services.nova.policy.os_compute_api:no-such-rule: nova defines no policy rule",
         ),

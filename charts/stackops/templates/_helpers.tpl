@@ -40,3 +40,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "stackops.rules" -}}
 {{- .Files.Get "files/rbac-rules.yaml" -}}
 {{- end -}}
+
+{{/* The namespaces the operator serves when not all: those named, or the release's own. */}}
+{{- define "stackops.watchedNamespaces" -}}
+{{- if .Values.watchNamespaces -}}
+{{- uniq .Values.watchNamespaces | toJson -}}
+{{- else -}}
+{{- list .Release.Namespace | toJson -}}
+{{- end -}}
+{{- end -}}

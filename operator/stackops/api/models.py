@@ -31,7 +31,36 @@ PLURAL = "openstackclouds"
 CLOUD_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 CLOUD_NAME_MAX = 30
 
-Quantity = Annotated[int | str, Field(json_schema_extra=INT_OR_STRING)]
+# Kubernetes' own quantity syntax (resource.Quantity): checked here and by the CRD's pattern, so a
+# quantity the API server would refuse in a Deployment is refused before anything is applied.
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+# names of other objects (Secrets, StorageClasses): DNS-1123 subdomains
+OBJECT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+def _quantity(value: int | str) -> int | str:
+    if isinstance(value, str) and not re.match(QUANTITY_PATTERN, value):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 2, 512Mi, 10Gi)")
+    return value
+
+
+def _object_name(value: str) -> str:
+    if len(value) > 253 or not re.match(OBJECT_NAME_PATTERN, value):
+        raise ValueError(f"{value!r} is not a Kubernetes object name (lowercase letters, digits, '-' and '.')")
+    return value
+
+
+Quantity = Annotated[
+    int | str,
+    Field(json_schema_extra={**INT_OR_STRING, "pattern": QUANTITY_PATTERN}),
+    AfterValidator(_quantity),
+]
+Size = Annotated[str, Field(json_schema_extra={"pattern": QUANTITY_PATTERN}), AfterValidator(_quantity)]
+ObjectName = Annotated[
+    str, Field(json_schema_extra={"pattern": OBJECT_NAME_PATTERN, "maxLength": 253}), AfterValidator(_object_name)
+]
 # oslo overrides: {section: {option: value}}; the only free-form part of the API.
 OsloConfig = Annotated[dict[str, dict[str, Any]], Field(json_schema_extra=FREE_FORM)]
 
@@ -78,12 +107,12 @@ class ResourceRequirements(ApiModel):
 
 
 class SecretRef(ApiModel):
-    name: str = Field(min_length=1, description="Name of a Secret in the cloud's namespace.")
+    name: ObjectName = Field(description="Name of a Secret in the cloud's namespace.")
 
 
 class Storage(ApiModel):
-    size: str = Field("10Gi", description="Requested PVC size.")
-    storage_class_name: str | None = Field(None, description="StorageClass; the cluster default when unset.")
+    size: Size = Field("10Gi", description="Requested PVC size.")
+    storage_class_name: ObjectName | None = Field(None, description="StorageClass; the cluster default when unset.")
 
 
 class ExternalDatabase(ApiModel):
@@ -280,8 +309,8 @@ class GlanceBackend(ApiModel):
     """Where images are stored: a PVC (default) or Ceph RBD."""
 
     type: Literal["pvc", "rbd"] = "pvc"
-    size: str = Field("50Gi", description="PVC size (pvc).")
-    storage_class_name: str | None = None
+    size: Size = Field("50Gi", description="PVC size (pvc).")
+    storage_class_name: ObjectName | None = None
     access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
         "ReadWriteOnce", description="ReadWriteMany lets several API replicas share the store."
     )
@@ -580,11 +609,11 @@ class ImagesSpec(ApiModel):
     distro: str = Field("ubuntu-noble", description="Kolla base distro; part of the default tag.")
     tag: str | None = Field(None, description="Image tag; <release>-<distro> when unset.")
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
-    pull_secrets: list[str] = Field(default_factory=list, description="Names of image pull Secrets.")
+    pull_secrets: list[ObjectName] = Field(default_factory=list, description="Names of image pull Secrets.")
 
 
 class TlsSpec(ApiModel):
-    secret_name: str | None = Field(None, description="TLS Secret for public endpoints; https when set.")
+    secret_name: ObjectName | None = Field(None, description="TLS Secret for public endpoints; https when set.")
 
 
 class GatewayRef(ApiModel):

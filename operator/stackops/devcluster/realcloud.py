@@ -97,7 +97,7 @@ def helm_binary() -> Path:
 
 
 def install_operator(kubeconfig: Path, values: dict[str, Any] | None = None, timeout: str = "300s") -> None:
-    """`helm install` of charts/stackops, cluster-wide, waiting for the operator pod to be Ready."""
+    """`helm install` of charts/stackops with `values`, waiting for the operator pod to be Ready."""
     argv = [
         str(helm_binary()),
         "upgrade",
@@ -136,9 +136,9 @@ def install(
     cluster.load_images(image_names(body), progress=progress)
     times["images built and loaded"] = time.monotonic() - mark
     mark = time.monotonic()
-    install_operator(cluster.kubeconfig)
+    ensure_namespace(cluster.api, namespace)  # the operator's Role there needs it
+    install_operator(cluster.kubeconfig, {"watchNamespaces": [namespace]})
     times["operator installed (helm --wait)"] = time.monotonic() - mark
-    ensure_namespace(cluster.api, namespace)
     create_volumes(cluster.api, claimed_volumes(body), host_dir=node_volume_dir(cluster.node_files))
     return times
 

@@ -132,11 +132,22 @@ class CloudContext:
     def operator_image(self) -> str:
         return self.options.operator_image
 
-    def pod_defaults(self) -> dict[str, Any]:
-        """Pod spec fields every control-plane pod shares."""
+    def pod_defaults(
+        self, *, fs_group: int | None = None, run_as: int | None = None, api_access: bool = False
+    ) -> dict[str, Any]:
+        """Pod spec fields every pod of the cloud shares: the container runtime's default seccomp
+        profile, no ServiceAccount token unless the pod talks to the Kubernetes API (`api_access`:
+        RabbitMQ's peer discovery), `fs_group` owning its volumes, `run_as` a fixed non-root user."""
+        security: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+        if run_as is not None:
+            security |= {"runAsNonRoot": True, "runAsUser": run_as, "runAsGroup": run_as}
+        if fs_group is not None:
+            security["fsGroup"] = fs_group
         defaults: dict[str, Any] = {
             "nodeSelector": dict(self.spec.nodes.control_plane.match_labels),
             "enableServiceLinks": False,
+            "automountServiceAccountToken": api_access,
+            "securityContext": security,
         }
         if self.spec.images.pull_secrets:
             defaults["imagePullSecrets"] = [{"name": n} for n in self.spec.images.pull_secrets]

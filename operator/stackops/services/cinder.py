@@ -26,7 +26,7 @@ from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services import api, ceph, keystone, mariadb, policy, rabbitmq
 from stackops.services.base import CloudContext, RenderError, Resources, Service, Step
 from stackops.services.endpoints import service_urls
-from stackops.services.hosts import AgentContainer, agent_step, node_affinity
+from stackops.services.hosts import NODE_IP_AS_MY_IP, AgentContainer, agent_step, node_affinity
 from stackops.upgrade.declare import ServiceUpgrade
 
 PORT = 8776
@@ -347,7 +347,7 @@ class Cinder(Service):
             # volumes belong to `<node>@<backend>`: the name survives any pod on that node
             {"name": "OS_DEFAULT__HOST", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
             # the iSCSI portal instances connect to
-            {"name": "OS_DEFAULT__MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+            NODE_IP_AS_MY_IP,
             # no udev in the container: device-mapper makes its device nodes itself
             {"name": "DM_DISABLE_UDEV", "value": "1"},
         )

@@ -53,6 +53,11 @@ def node_affinity(field_path: str, include: Sequence[Labels], exclude: Sequence[
     }
 
 
+# oslo.config reads [DEFAULT] my_ip from here: a host agent's address is its node's InternalIP (the
+# management address the API server reaches the node at), never one it guesses from its routes
+NODE_IP_AS_MY_IP = {"name": "OS_DEFAULT__MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}}
+
+
 @dataclass(frozen=True)
 class AgentContainer:
     """One container of a host agent pod: a Kolla command of its service, with host mounts."""

@@ -30,6 +30,7 @@ DATABASE_PASSWORD_KEY = "keystone-database-password"
 ADMIN_PASSWORD_KEY = "keystone-admin-password"
 FERNET_KEY_PREFIX = "keystone-fernet-"
 CREDENTIAL_KEY_PREFIX = "keystone-credential-"
+AUTHTOKEN_CACHE_KEY = "authtoken-cache-key"  # every service's [keystone_authtoken] cache
 ADMIN_USER = "admin"
 ADMIN_PROJECT = "admin"
 
@@ -62,6 +63,10 @@ def authtoken(ctx: CloudContext, user: str, password_key: str) -> dict[str, Any]
         "region_name": ctx.spec.region,
         "interface": "internal",
         "memcached_servers": memcached.servers(ctx),
+        # validated tokens cached in memcached are encrypted and authenticated with a key only the
+        # services hold: whoever reaches memcached cannot read them or plant a token of their own
+        "memcache_security_strategy": "ENCRYPT",
+        "memcache_secret_key": ctx.credentials[AUTHTOKEN_CACHE_KEY],
         "service_token_roles_required": True,
     }
 
@@ -170,6 +175,7 @@ class Keystone(Service):
         return [
             CredentialSpec(DATABASE_PASSWORD_KEY),
             CredentialSpec(ADMIN_PASSWORD_KEY),
+            CredentialSpec(AUTHTOKEN_CACHE_KEY),
             *fernet_specs(FERNET_KEY_PREFIX),
             *fernet_specs(CREDENTIAL_KEY_PREFIX),
         ]

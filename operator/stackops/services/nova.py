@@ -20,7 +20,7 @@ from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services import api, keystone, mariadb, memcached, policy, rabbitmq
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
-from stackops.services.hosts import AgentContainer, agent_step, node_affinity
+from stackops.services.hosts import NODE_IP_AS_MY_IP, AgentContainer, agent_step, node_affinity
 from stackops.upgrade.declare import ServiceUpgrade
 
 API_PORT = 8774
@@ -165,7 +165,9 @@ class Nova(Service):
             del base[section]  # agents reach the databases through the conductor only
         base["DEFAULT"] |= {"compute_driver": "libvirt.LibvirtDriver"}
         base["libvirt"] = {"virt_type": spec.compute.virt_type, "connection_uri": "qemu+unix:///system"}
-        base["vnc"] |= {"server_listen": "0.0.0.0", "server_proxyclient_address": "$my_ip"}
+        # guest consoles listen on the node's management address only (my_ip: its InternalIP, from
+        # the pod's environment), where the console proxy reaches them, not on every host interface
+        base["vnc"] |= {"server_listen": "$my_ip", "server_proxyclient_address": "$my_ip"}
         for overrides in (spec.config, spec.compute.config):
             base = merge_sections(base, overrides)
         return render_ini(base, group.config if group else None)
@@ -304,6 +306,7 @@ class Nova(Service):
             AgentContainer(
                 "nova-compute", kolla, "compute",
                 mounts=tuple(host[n] for n in ("run", "dev", "modules", "libvirt", "instances")),
+                env=(NODE_IP_AS_MY_IP,),
                 probes=rabbit_probes("nova-compute"),
             ),
         ]  # fmt: skip
