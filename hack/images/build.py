@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stackops import __version__
-from stackops.api.releases import DEFAULT_RELEASE, RELEASES, SUPPORTED_RELEASES, Release
+from stackops.api.releases import DEFAULT_RELEASE, RELEASES, RUNTIME_LIBRARIES, SUPPORTED_RELEASES, Release
 from stackops.cache import cache_root
 from stackops.devcluster.realnode import PAUSE_IMAGE  # containerd's sandbox_image on the real node
 from stackops.services.base import default_operator_image
@@ -209,7 +209,7 @@ def catalogue(release: Release) -> dict[str, Image]:
             IMAGES / "openstack-base" / "Containerfile",
             parent="base",
             parent_arg="BASE_IMAGE",
-            args=(("CONSTRAINTS", constraints),),
+            args=(("CONSTRAINTS", constraints), ("RUNTIME_LIBRARIES", " ".join(RUNTIME_LIBRARIES))),
             inputs=_files(IMAGES / "openstack-base"),
         ),
     }

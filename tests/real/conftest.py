@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stackops.api.releases import DEFAULT_RELEASE, RELEASES
+from stackops.api.releases import DEFAULT_RELEASE, RELEASES, RUNTIME_LIBRARIES
 from tests.real import served
 from tests.real.deployment import Deployment, site_packages, wsgi_module
 from tests.support.mariadb import MariaDB
@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def service_venv(service: str, *extra: str) -> Path:
     """bin/ of a virtualenv holding the service's package at the default release's version."""
     release = RELEASES[DEFAULT_RELEASE]
-    return ensure_venv(service, [*release.requirements(service), "PyMySQL", *extra])
+    return ensure_venv(service, [*release.requirements(service), *RUNTIME_LIBRARIES, *extra])
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from stackops.api.releases import RELEASES
+from stackops.api.releases import RELEASES, RUNTIME_LIBRARIES
 from stackops.plan import Plan, plan
 from stackops.services.base import Step
 from stackops.upgrade.plan import at_release, plan_upgrade
@@ -29,7 +29,7 @@ SOURCE, TARGET = "2025.2", "2026.1"
 
 
 def glance_venv(release: str) -> Path:
-    return ensure_venv("glance", [*RELEASES[release].requirements("glance"), "PyMySQL", "gunicorn"])
+    return ensure_venv("glance", [*RELEASES[release].requirements("glance"), *RUNTIME_LIBRARIES, "gunicorn"])
 
 
 def shipped(bin_dir: Path) -> tuple[set[str], set[str]]:

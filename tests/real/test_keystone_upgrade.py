@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from stackops.api.releases import RELEASES
+from stackops.api.releases import RELEASES, RUNTIME_LIBRARIES
 from stackops.plan import Plan, plan
 from stackops.services.base import Step
 from stackops.upgrade.plan import UpgradePlan, at_release, plan_upgrade
@@ -31,7 +31,9 @@ SOURCE, TARGET = "2025.2", "2026.1"
 
 def keystone_venv(release: str) -> Path:
     packages = RELEASES[release]
-    return ensure_venv("keystone", [packages.packages["keystone"], *packages.constraints, "PyMySQL", "gunicorn"])
+    return ensure_venv(
+        "keystone", [packages.packages["keystone"], *packages.constraints, *RUNTIME_LIBRARIES, "gunicorn"]
+    )
 
 
 def heads(bin_dir: Path) -> set[str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from stackops.api.releases import DEFAULT_RELEASE, RELEASES
+from stackops.api.releases import DEFAULT_RELEASE, RELEASES, RUNTIME_LIBRARIES
 from stackops.plan import Plan, plan
 from stackops.services.base import Step
 from stackops.upgrade.plan import UpgradePlan, at_release, plan_upgrade
@@ -36,7 +36,7 @@ DATABASES = ("nova_api", "nova_cell0", "nova")
 
 
 def nova_venv(release: str) -> Path:
-    return ensure_venv("nova", [*RELEASES[release].requirements("nova"), "PyMySQL", "gunicorn"])
+    return ensure_venv("nova", [*RELEASES[release].requirements("nova"), *RUNTIME_LIBRARIES, "gunicorn"])
 
 
 def alembic_heads(bin_dir: Path) -> dict[str, set[str]]:

@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SUPPORTED_RELEASES: tuple[str, ...] = ("2025.1", "2025.2", "2026.1", "2026.2")
+# What the rendered configs need beside each service's own requirements: the MariaDB driver
+# (mysql+pymysql://) and the cipher of the encrypted token caches (memcache_security_strategy =
+# ENCRYPT), which keystonemiddleware leaves optional. The images and the real tests' virtualenvs
+# install them with every service.
+RUNTIME_LIBRARIES: tuple[str, ...] = ("PyMySQL", "cryptography")
 DEFAULT_RELEASE = "2026.1"
 
 
