@@ -18,9 +18,38 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
-def dumper(base: type[yaml.SafeDumper] = _BaseDumper) -> type[yaml.SafeDumper]:
-    """The dumper of rendered objects over `base` (libyaml's when present)."""
-    cls: type[yaml.SafeDumper] = type("StackopsDumper", (base,), {})
+_STR, _INT, _BOOL, _NULL = (f"tag:yaml.org,2002:{t}" for t in ("str", "int", "bool", "null"))
+_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+
+
+class _PlainData:
+    """Represents the plain data rendering makes (dicts, lists, strings, ints, booleans, None) in one
+    recursive pass, as the safe representer would (block style, keys in order, no anchors: rendered
+    objects share no sub-object); anything else goes to the safe representer."""
+
+    def represent_data(self, data: Any) -> yaml.Node:
+        kind = type(data)
+        if kind is str:
+            return yaml.ScalarNode(_STR, data, style="|" if "\n" in data else None)
+        if kind is dict:
+            pairs = [(self.represent_data(k), self.represent_data(v)) for k, v in data.items()]
+            return yaml.MappingNode(_MAP, pairs, flow_style=False)
+        if kind is list:
+            return yaml.SequenceNode(_SEQ, [self.represent_data(item) for item in data], flow_style=False)
+        if kind is bool:
+            return yaml.ScalarNode(_BOOL, "true" if data else "false")
+        if kind is int:
+            return yaml.ScalarNode(_INT, str(data))
+        if data is None:
+            return yaml.ScalarNode(_NULL, "null")
+        return super().represent_data(data)  # type: ignore[misc,no-any-return]
+
+
+def dumper(base: type[yaml.SafeDumper] = _BaseDumper, fast: bool = True) -> type[yaml.SafeDumper]:
+    """The dumper of rendered objects over `base` (libyaml's when present); `fast`: plain data
+    represented in one pass (tests/unit/test_render.py compares it with the safe representer)."""
+    bases = (_PlainData, base) if fast else (base,)
+    cls: type[yaml.SafeDumper] = type("StackopsDumper", bases, {})
     cls.add_representer(str, _str)
     return cls
 
