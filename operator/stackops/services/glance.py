@@ -129,15 +129,8 @@ class Glance(Service):
         spec = glance_spec(ctx)
         sections: dict[str, dict[str, Any]] = {"DEFAULT": {"enabled_import_methods": bracketed(spec.import_methods)}}
         if "web-download" in spec.import_methods:
-            web = spec.web_download
-            lists: dict[str, list[Any]] = {
-                "allowed_schemes": web.allowed_schemes,
-                "disallowed_schemes": web.disallowed_schemes,
-                "allowed_hosts": web.allowed_hosts,
-                "disallowed_hosts": web.disallowed_hosts,
-                "allowed_ports": web.allowed_ports,
-                "disallowed_ports": web.disallowed_ports,
-            }
+            # the fields are named as glance's [import_filtering_opts] options are
+            lists = spec.web_download.model_dump()
             sections["import_filtering_opts"] = {key: bracketed(value) for key, value in lists.items() if value}
         return sections
 
