@@ -226,3 +226,18 @@ def test_a_declared_command_for_an_unknown_component_is_a_mistake_said_at_once()
     declared = ServiceUpgrade("keystone", 0, {}, expand={"db-grow": KollaCommand("true")})
     with pytest.raises(ValueError, match="keystone: upgrade commands for unknown components: db-grow"):
         _ServiceJobs(ctx, keystone, declared, "2025.2", "2026.1")
+
+
+def test_keystones_upgrade_jobs_find_the_keys_where_keystone_status_looks_before_reading_its_config() -> None:
+    upgrade = upgrade_of()
+    jobs = [o for o in upgrade.checks if o["kind"] == "Job" and "keystone" in o["metadata"]["name"]]
+    jobs += [o for s in upgrade.steps if s.service == "keystone" for o in s.objects if o["kind"] == "Job"]
+    assert len(jobs) == 4  # upgrade-check, db-expand, db-migrate, db-contract
+    for job in jobs:
+        pod = job["spec"]["template"]["spec"]
+        mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+        assert mounts["/etc/keystone/fernet-keys"] == "fernet-keys", job["metadata"]["name"]
+        secrets = {v["name"]: v.get("secret", {}).get("secretName") for v in pod["volumes"]}
+        assert secrets["fernet-keys"] == "demo-keystone-fernet-keys"
+    glance = [o for s in upgrade.steps if s.service == "glance" for o in s.objects if o["kind"] == "Job"]
+    assert glance and all(len(j["spec"]["template"]["spec"]["volumes"]) == 1 for j in glance)  # config only

@@ -81,6 +81,16 @@ GENERATED_PASSWORD_SHAPES = (
 )
 
 
+def key_repositories(ctx: CloudContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The fernet and credential key repositories as (volumes, mounts), straight from their Secrets:
+    a rotation reaches running pods."""
+    keys = {"fernet-keys": FERNET_KEYS_DIR, "credential-keys": CREDENTIAL_KEYS_DIR}
+    volumes = [
+        {"name": n, "secret": {"secretName": ctx.object_name(f"keystone-{n}"), "defaultMode": 0o440}} for n in keys
+    ]
+    return volumes, [{"name": n, "mountPath": path, "readOnly": True} for n, path in keys.items()]
+
+
 def security_compliance(rules: SecurityCompliance) -> dict[str, Any]:
     """[security_compliance] as the spec sets it; what it leaves unset keeps keystone's default."""
     options: dict[str, Any] = {
@@ -249,9 +259,14 @@ class Keystone(Service):
         has been a no-op since keystone's migrations moved to alembic; it stays, as documented.)"""
         conf = ConfigFile("keystone.conf", CONFIG_FILE, "keystone", "0600")
         db_sync = f"keystone-manage --config-file {CONFIG_FILE} db_sync"
+        # keystone-status starts keystone's token and receipt providers before it reads its config
+        # file: they look for keys at the default repository, which is where these are mounted
+        volumes, mounts = key_repositories(ctx)
         return ServiceUpgrade(
             image="keystone",
             uid=KEYSTONE_UID,
+            volumes=tuple(volumes),
+            mounts=tuple(mounts),
             files={"keystone.conf": self.keystone_conf(ctx)},
             check=KollaCommand(f"keystone-status --config-file {CONFIG_FILE} upgrade check", (conf,)),
             expand={
@@ -270,12 +285,7 @@ class Keystone(Service):
         }
         kolla = api.kolla(ctx, self, "keystone", files, commands, KEYSTONE_UID)
         config = kolla.config
-        # Key repositories are mounted straight from their Secrets: a rotation reaches running pods.
-        keys = {"fernet-keys": FERNET_KEYS_DIR, "credential-keys": CREDENTIAL_KEYS_DIR}
-        volumes = [
-            {"name": n, "secret": {"secretName": ctx.object_name(f"keystone-{n}"), "defaultMode": 0o440}} for n in keys
-        ]
-        mounts = [{"name": n, "mountPath": path, "readOnly": True} for n, path in keys.items()]
+        volumes, mounts = key_repositories(ctx)
         # the admin password comes from OS_BOOTSTRAP_PASSWORD, never from the command line
         bootstrap_password = ctx.secret_env("OS_BOOTSTRAP_PASSWORD", ADMIN_PASSWORD_KEY)
         return [

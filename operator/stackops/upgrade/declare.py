@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from stackops.render.kolla import KollaCommand
 
@@ -41,6 +42,10 @@ class ServiceUpgrade:
     # upgrade_levels "auto", cinder's version caps): rolled while agents run the old release, they
     # start once more when every agent runs the new one.
     restart_after_agents: bool = False
+    # volumes every upgrade Job mounts beside its config (keystone's key repositories: keystone-status
+    # starts the token providers, which refuse to run without them)
+    volumes: tuple[dict[str, Any], ...] = ()
+    mounts: tuple[dict[str, Any], ...] = ()
 
     def commands(self) -> dict[str, KollaCommand]:
         """Every command by component: one config.json each in the service's upgrade config Secret."""

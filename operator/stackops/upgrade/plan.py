@@ -125,7 +125,10 @@ class _ServiceJobs:
         self.secret = _labelled(self.kolla.config.obj, upgrade_label(source, target))
 
     def job(self, component: str) -> dict[str, Any]:
-        [job] = api.job_step(self.ctx, self.service, component, self.kolla).objects
+        declared = self.declared
+        [job] = api.job_step(
+            self.ctx, self.service, component, self.kolla, extra_volumes=declared.volumes, extra_mounts=declared.mounts
+        ).objects
         job = _labelled(job, upgrade_label(self.source, self.target))
         name = upgrade_job_name(self.ctx, self.service.name, component, self.source, self.target)
         return {**job, "metadata": {**job["metadata"], "name": name}}
