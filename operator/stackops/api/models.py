@@ -317,8 +317,9 @@ class GlanceBackend(ApiModel):
     rbd: RbdStore | None = None
 
     @property
-    def type_store_id(self) -> str:
-        """The default store's id in glance: `file` for a PVC, `rbd` for Ceph."""
+    def driver(self) -> str:
+        """glance_store's driver of this store: `file` for a PVC, `rbd` for Ceph (and the default
+        store's id in glance)."""
         return "file" if self.type == "pvc" else "rbd"
 
     @model_validator(mode="after")
@@ -391,7 +392,7 @@ class GlanceSpec(ServiceSpec):
 
     @model_validator(mode="after")
     def _stores_and_imports(self) -> GlanceSpec:
-        require_unique("stores[].name", [self.backend.type_store_id, *(s.name for s in self.stores)])
+        require_unique("stores[].name", [self.backend.driver, *(s.name for s in self.stores)])
         require_unique("importMethods", list(self.import_methods))
         if "copy-image" in self.import_methods and not self.stores:
             raise ValueError("importMethods: copy-image copies between stores; it needs a second one in stores")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from stackops.api.models import GlanceBackend, GlanceSpec, OpenStackCloudSpec
+from stackops.api.models import GlanceBackend, GlanceSpec, GlanceStore, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
@@ -37,6 +37,11 @@ def glance_spec(ctx: CloudContext) -> GlanceSpec:
 
 def urls(ctx: CloudContext) -> dict[str, str]:
     return service_urls(ctx, glance_spec(ctx).endpoints, "glance", PORT)
+
+
+def all_stores(spec: GlanceSpec) -> list[tuple[str, GlanceBackend]]:
+    """Every store by its id in glance, the default (`backend`) first."""
+    return [(spec.backend.driver, spec.backend), *((s.name, s) for s in spec.stores)]
 
 
 def store_dir(store_id: str) -> str:
@@ -93,17 +98,15 @@ class Glance(Service):
 
     def config_sections_like(self, spec: OpenStackCloudSpec) -> dict[str, str]:
         # a further store's section takes the options of its driver's
-        return {store.name: "rbd" if store.type == "rbd" else "file" for store in spec.services.glance.stores}
+        return {store.name: store.driver for store in spec.services.glance.stores}
 
     def stores(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
         """The multi-store settings: every store's section, `enabled_backends` and the default."""
         spec = glance_spec(ctx)
         sections: dict[str, dict[str, Any]] = {}
         backends = []
-        default = spec.backend.type_store_id
-        stores: list[tuple[str, GlanceBackend, str | None]] = [(default, spec.backend, None)]
-        stores += [(s.name, s, s.description) for s in spec.stores]
-        for store_id, store, description in stores:
+        default = spec.backend.driver
+        for store_id, store in all_stores(spec):
             section: dict[str, Any]
             if store.type == "rbd":
                 assert store.rbd is not None
@@ -114,10 +117,10 @@ class Glance(Service):
                 }
             else:
                 section = {"filesystem_store_datadir": IMAGES_DIR if store_id == default else store_dir(store_id)}
-            if description:
-                section["store_description"] = description
+            if isinstance(store, GlanceStore) and store.description:
+                section["store_description"] = store.description
             sections[store_id] = section
-            backends.append(f"{store_id}:{'rbd' if store.type == 'rbd' else 'file'}")
+            backends.append(f"{store_id}:{store.driver}")
         return {
             **sections,
             "DEFAULT": {"enabled_backends": backends},
@@ -225,7 +228,7 @@ class Glance(Service):
         claims: list[dict[str, Any]] = []
         volumes: list[dict[str, Any]] = []
         mounts: list[dict[str, Any]] = []
-        default = spec.backend.type_store_id
+        default = spec.backend.driver
         if spec.backend.type == "pvc":
             claim = ctx.object_name("glance-images")
             claims += ctx.render("glance/images-pvc.yaml.j2", name=claim, backend=spec.backend, component="images")
@@ -237,8 +240,8 @@ class Glance(Service):
                 claims += ctx.render("glance/images-pvc.yaml.j2", name=claim, backend=store, component="store")
                 volumes.append({"name": f"store-{store.name}", "persistentVolumeClaim": {"claimName": claim}})
                 mounts.append({"name": f"store-{store.name}", "mountPath": store_dir(store.name)})
-        rbd = [(default, spec.backend), *((s.name, s) for s in spec.stores)]
-        sources = [ceph.items(ceph_cluster(i, default), s.rbd) for i, s in rbd if s.type == "rbd" and s.rbd]
+        stores = all_stores(spec)
+        sources = [ceph.items(ceph_cluster(i, default), s.rbd) for i, s in stores if s.type == "rbd" and s.rbd]
         ceph_volumes, ceph_mounts = ceph.volume(sources)
         if spec.image_cache.enabled:
             volumes.append({"name": "cache", "emptyDir": {}})
