@@ -34,10 +34,11 @@ class Kolla:
     commands: dict[str, KollaCommand]
     uid: int
 
-    def volume(self, component: str) -> dict[str, Any]:
-        """The config volume of one component: its config.json and the files it lists."""
+    def volume(self, component: str, name: str = "config") -> dict[str, Any]:
+        """The config volume of one component: its config.json and the files it lists (`name`: for
+        a pod with several Kolla containers, a volume name of each one's own)."""
         key = command_key(self.service, component)
-        return self.config.volume("config", key, self.commands[component])
+        return self.config.volume(name, key, self.commands[component])
 
 
 def kolla(
@@ -198,7 +199,7 @@ def sidecar(
     env: Sequence[dict[str, Any]] = (),
 ) -> Sidecar:
     """`commands[component]` beside a pod's main container, from the same image and config Secret."""
-    volume = kolla.config.volume(f"config-{component}", command_key(service.name, component), kolla.commands[component])
+    volume = kolla.volume(component, f"config-{component}")
     container = {
         "name": f"{service.name}-{component}",
         "image": kolla.image,
@@ -207,7 +208,7 @@ def sidecar(
         "command": ["kolla_start"],
         "env": [CONFIG_STRATEGY_ENV, *env],
         "resources": service.resources(ctx.spec, component),
-        "volumeMounts": [{**config_mount(volume["name"])}, *mounts],
+        "volumeMounts": [config_mount(volume["name"]), *mounts],
     }
     return Sidecar(container, volume)
 

@@ -15,7 +15,7 @@ from typing import Any
 from stackops.api.models import AgentNodes
 from stackops.render.kolla import config_mount
 from stackops.render.naming import MIN_READY_PERCENT_ANNOTATION
-from stackops.services.api import Kolla, command_key
+from stackops.services.api import Kolla
 from stackops.services.base import CloudContext, RenderError, Service, Step
 
 # Excluding label sets multiplies selector terms; beyond this the groups are better told apart by one label.
@@ -75,8 +75,7 @@ class AgentContainer:
         return f"config-{self.component}"
 
     def config_volume(self) -> dict[str, Any]:
-        key = command_key(self.kolla.service, self.component)
-        return self.kolla.config.volume(self.volume_name, key, self.kolla.commands[self.component])
+        return self.kolla.volume(self.component, self.volume_name)
 
     def config_mount(self) -> dict[str, Any]:
         return config_mount(self.volume_name)
