@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import yaml
+from pydantic.alias_generators import to_camel
 
 from stackops.api.models import OpenStackCloudSpec, ServiceSpec
 from stackops.render.kolla import ConfigFile, KollaCommand
@@ -82,16 +82,11 @@ def problems(service: Service, spec: OpenStackCloudSpec) -> list[RenderError]:
         ]
     configured = settings.config.get("oslo_policy", {})
     found += [
-        RenderError(f"{field}.config.oslo_policy.{option}", f"set either this or {field}.{_camel(option)}, not both")
+        RenderError(f"{field}.config.oslo_policy.{option}", f"set either this or {field}.{to_camel(option)}, not both")
         for option in ENFORCE_OPTIONS
         if option in configured and getattr(settings, option) is not None
     ]
     return found
-
-
-def _camel(option: str) -> str:
-    head, *rest = option.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 def oslo_policy(ctx: CloudContext, service: Service) -> dict[str, bool]:
@@ -111,13 +106,12 @@ def with_policy_file(
     config_key = policy_config_file(service)
     if settings is None or not settings.policy or config_key not in files:
         return files, commands
-    rules: dict[str, Any] = dict(sorted(settings.policy.items()))
-    text = yaml.safe_dump(rules, default_flow_style=False, sort_keys=True, width=2**30)
+    text = yaml.safe_dump(settings.policy, default_flow_style=False, sort_keys=True, width=2**30)
     placed = {}
     for component, command in commands.items():
         config = next((f for f in command.files if f.source == config_key), None)
         if config is not None:
             policy = ConfigFile(POLICY_FILE, posixpath.join(posixpath.dirname(config.dest), POLICY_FILE), config.owner)
-            command = KollaCommand(command.command, (*command.files, policy), command.permissions)
+            command = replace(command, files=(*command.files, policy))
         placed[component] = command
     return files | {POLICY_FILE: text}, placed
