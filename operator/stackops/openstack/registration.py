@@ -38,12 +38,17 @@ EXEMPT_OPTIONS = {
 }
 
 
+def _exempted(user: Any) -> dict[str, Any]:
+    """The user's options with EXEMPT_OPTIONS set."""
+    return {**(getattr(user, "options", None) or {}), **EXEMPT_OPTIONS}
+
+
 def exempt(identity: Any, user: Any) -> list[str]:
     """Set EXEMPT_OPTIONS on `user` where missing; returns what changed."""
-    options = dict(getattr(user, "options", None) or {})
-    if all(options.get(key) is value for key, value in EXEMPT_OPTIONS.items()):
+    options = _exempted(user)
+    if options == (getattr(user, "options", None) or {}):
         return []
-    identity.update_user(user, options={**options, **EXEMPT_OPTIONS})
+    identity.update_user(user, options=options)
     return [f"user {user.name} exempt from lockout and password expiry"]
 
 
@@ -82,7 +87,7 @@ def register(conn: Any, reg: Registration, password: str) -> list[str]:
     else:
         # the credentials Secret is the truth (set with the exemptions, so a first-use rule never
         # expires the password an administrator just set)
-        user = identity.update_user(user, password=password, options={**(user.options or {}), **EXEMPT_OPTIONS})
+        user = identity.update_user(user, password=password, options=_exempted(user))
     changed += _exempt_caller(conn)
     for role_name in reg.roles:
         role, created = _find_or_create(identity.find_role, identity.create_role, role_name)
@@ -132,8 +137,7 @@ def ensure_domain_admin(conn: Any, setup: DomainAdmin, password: str) -> list[st
         user = identity.create_user(name=setup.user, password=password, domain_id=domain.id, options=EXEMPT_OPTIONS)
         changed.append(f"user {setup.user} in domain {setup.domain} created")
     else:
-        options = {**(user.options or {}), **EXEMPT_OPTIONS}
-        user = identity.update_user(user, password=password, options=options)  # the Secret is the truth
+        user = identity.update_user(user, password=password, options=_exempted(user))  # the Secret is the truth
     changed += _exempt_caller(conn)
     admin, created = _find_or_create(identity.find_role, identity.create_role, "admin")
     if created:
