@@ -52,6 +52,18 @@ def has_every_class(password: str) -> bool:
     return all(any(c in chars for c in password) for chars in PASSWORD_CLASSES)
 
 
+# Passwords shaped like the generated ones (each class first, last, or alone among others): a
+# password rule (keystone's securityCompliance.passwordRegex) must accept all of them, or creating
+# the cloud's own users would fail on it.
+SAMPLE_PASSWORDS = (
+    "aB3" + "x" * (PASSWORD_LENGTH - 3),
+    "9" * (PASSWORD_LENGTH - 2) + "zZ",
+    "Q" * (PASSWORD_LENGTH // 2) + "q" * (PASSWORD_LENGTH - PASSWORD_LENGTH // 2 - 1) + "0",
+    "Kp4mW8zR2tY6vB1nL5cX9dF3gH7jS0aQ",
+)
+PASSWORD_SHAPE = f"{PASSWORD_LENGTH} letters and digits, with a lowercase letter, an uppercase letter and a digit"
+
+
 def complete(specs: Iterable[CredentialSpec], existing: Mapping[str, str]) -> dict[str, str]:
     """`existing` plus a fresh value for every spec it lacks; existing values are kept as they are."""
     values = dict(existing)

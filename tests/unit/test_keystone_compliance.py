@@ -7,9 +7,8 @@ import re
 import pytest
 
 from stackops.api.validation import InvalidCloud, load_cloud_text
-from stackops.credentials import CredentialKind, has_every_class, new_value
+from stackops.credentials import SAMPLE_PASSWORDS, CredentialKind, has_every_class, new_value
 from stackops.plan import plan, problems
-from stackops.services.keystone import GENERATED_PASSWORD_SHAPES
 from tests.conftest import cloud
 from tests.support.rendered import secret_data
 
@@ -82,6 +81,6 @@ def test_a_regex_the_generated_passwords_fail_is_refused() -> None:
 def test_generated_passwords_have_every_class_and_the_shapes_are_such_passwords() -> None:
     generated = [new_value(CredentialKind.PASSWORD) for _ in range(200)]
     assert all(has_every_class(p) and len(p) == 32 and p.isalnum() for p in generated)
-    assert all(has_every_class(p) and len(p) == 32 and p.isalnum() for p in GENERATED_PASSWORD_SHAPES)
+    assert all(has_every_class(p) and len(p) == 32 and p.isalnum() for p in SAMPLE_PASSWORDS)
     assert not has_every_class("a" * 31 + "1")
     assert all(re.match(AUDIT["passwordRegex"], p) for p in generated)  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ import re
 from typing import Any, ClassVar
 
 from stackops.api.models import KeystoneSpec, OpenStackCloudSpec, SecurityCompliance
-from stackops.credentials import CredentialSpec, KeyRotation, fernet_specs
+from stackops.credentials import PASSWORD_SHAPE, SAMPLE_PASSWORDS, CredentialSpec, KeyRotation, fernet_specs
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services import api, mariadb, memcached, policy
@@ -69,16 +69,6 @@ def authtoken(ctx: CloudContext, user: str, password_key: str) -> dict[str, Any]
         "memcache_secret_key": ctx.credentials[AUTHTOKEN_CACHE_KEY],
         "service_token_roles_required": True,
     }
-
-
-# Passwords shaped like the ones stackops generates (credentials.new_value): a password rule must
-# accept all of them, or registering a service's user would fail on the rule.
-GENERATED_PASSWORD_SHAPES = (
-    "aB3" + "x" * 29,
-    "9" * 30 + "zZ",
-    "Q" * 16 + "q" * 15 + "0",
-    "Kp4mW8zR2tY6vB1nL5cX9dF3gH7jS0aQ",
-)
 
 
 def key_repositories(ctx: CloudContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -170,13 +160,13 @@ class Keystone(Service):
     def problems(self, spec: OpenStackCloudSpec) -> list[RenderError]:
         found = super().problems(spec)
         regex = spec.services.keystone.security_compliance.password_regex
-        rejected = [p for p in GENERATED_PASSWORD_SHAPES if regex and not re.match(regex, p)]
+        rejected = [p for p in SAMPLE_PASSWORDS if regex and not re.match(regex, p)]
         if rejected:
             found.append(
                 RenderError(
                     "spec.services.keystone.securityCompliance.passwordRegex",
                     f"refuses passwords stackops generates for the cloud's own users (e.g. {rejected[0]!r}): "
-                    "they are 32 letters and digits with a lowercase letter, an uppercase letter and a digit",
+                    f"they are {PASSWORD_SHAPE}",
                 )
             )
         return found
