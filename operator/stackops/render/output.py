@@ -18,8 +18,9 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
-_STR, _INT, _BOOL, _NULL = (f"tag:yaml.org,2002:{t}" for t in ("str", "int", "bool", "null"))
-_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+# The YAML tags of the plain data rendering makes (the template loader builds these itself too).
+STR_TAG, INT_TAG, BOOL_TAG, NULL_TAG = (f"tag:yaml.org,2002:{t}" for t in ("str", "int", "bool", "null"))
+MAP_TAG, SEQ_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
 
 
 class _PlainData:
@@ -30,18 +31,18 @@ class _PlainData:
     def represent_data(self, data: Any) -> yaml.Node:
         kind = type(data)
         if kind is str:
-            return yaml.ScalarNode(_STR, data, style="|" if "\n" in data else None)
+            return yaml.ScalarNode(STR_TAG, data, style="|" if "\n" in data else None)
         if kind is dict:
             pairs = [(self.represent_data(k), self.represent_data(v)) for k, v in data.items()]
-            return yaml.MappingNode(_MAP, pairs, flow_style=False)
+            return yaml.MappingNode(MAP_TAG, pairs, flow_style=False)
         if kind is list:
-            return yaml.SequenceNode(_SEQ, [self.represent_data(item) for item in data], flow_style=False)
+            return yaml.SequenceNode(SEQ_TAG, [self.represent_data(item) for item in data], flow_style=False)
         if kind is bool:
-            return yaml.ScalarNode(_BOOL, "true" if data else "false")
+            return yaml.ScalarNode(BOOL_TAG, "true" if data else "false")
         if kind is int:
-            return yaml.ScalarNode(_INT, str(data))
+            return yaml.ScalarNode(INT_TAG, str(data))
         if data is None:
-            return yaml.ScalarNode(_NULL, "null")
+            return yaml.ScalarNode(NULL_TAG, "null")
         return super().represent_data(data)  # type: ignore[misc,no-any-return]
 
 

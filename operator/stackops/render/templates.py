@@ -17,12 +17,11 @@ import yaml
 
 from stackops.cache import cache_root
 from stackops.render import kolla
+from stackops.render.output import BOOL_TAG, INT_TAG, MAP_TAG, NULL_TAG, SEQ_TAG, STR_TAG
 
 # libyaml's parser where PyYAML was built with it: parsing the templates' output is most of a render
 # with the pure-Python one. Both give the same objects (tests/unit/test_render.py compares them).
 _PARSER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
-_INT, _BOOL, _NULL = "tag:yaml.org,2002:int", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"
 # a short plain scalar's tag (its text alone decides it), for texts that come back in every object
 _SCALAR_TAGS: dict[tuple[str, tuple[bool, bool]], str] = {}
 
@@ -58,19 +57,19 @@ class _ObjectLoader(_PARSER):  # type: ignore[valid-type,misc]
 
     def _build(self, node: yaml.Node) -> Any:
         tag = node.tag
-        if tag == _STR:
+        if tag == STR_TAG:
             return node.value
-        if tag == _MAP:
+        if tag == MAP_TAG:
             pairs = node.value
-            if all(key.tag == _STR for key, _ in pairs):
+            if all(key.tag == STR_TAG for key, _ in pairs):
                 return {key.value: self._build(value) for key, value in pairs}
-        elif tag == _SEQ:
+        elif tag == SEQ_TAG:
             return [self._build(item) for item in node.value]
-        elif tag == _INT:
+        elif tag == INT_TAG:
             return self.construct_yaml_int(node)
-        elif tag == _BOOL:
+        elif tag == BOOL_TAG:
             return self.bool_values[node.value.lower()]
-        elif tag == _NULL:
+        elif tag == NULL_TAG:
             return None
         constructed = self.construct_object(node, deep=True)
         self.constructed_objects.clear()
