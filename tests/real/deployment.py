@@ -26,6 +26,8 @@ from stackops.credentials import Credentials, complete
 from stackops.devcluster import processes
 from stackops.devcluster.cluster import free_ports
 from stackops.plan import Plan, plan, required_credentials
+from stackops.services.base import Step
+from stackops.upgrade.plan import UpgradePlan, at_release, plan_upgrade
 from tests.conftest import cloud
 from tests.support.mariadb import MariaDB
 from tests.support.rabbitmq import RabbitMQ
@@ -297,6 +299,14 @@ class Deployment:
         finally:
             processes.stop(process, str(self.root), timeout=15)
 
+    def at(self, release: str) -> Plan:
+        """This deployment's cloud as `release` renders it."""
+        return plan(at_release(self.cloud, release), self.credentials)
+
+    def upgrade(self, source: str, target: str) -> UpgradePlan:
+        """The objects of this deployment's cloud's upgrade from `source` to `target`."""
+        return plan_upgrade(at_release(self.cloud, target), source, self.credentials)
+
     @contextmanager
     def using(self, cloud_plan: Plan) -> Iterator[Deployment]:
         """This deployment's helpers, looking at `cloud_plan` for the Jobs and files they run (a
@@ -306,6 +316,14 @@ class Deployment:
             yield self
         finally:
             self.plan = saved
+
+
+def upgrade_jobs(upgrade: UpgradePlan, service: str) -> Plan:
+    """One service's upgrade objects, as a plan the helpers look in: its pre-flight check and the
+    Jobs of its steps, with their config Secret."""
+    objects = [o for o in upgrade.checks if o["metadata"]["labels"].get("app.kubernetes.io/name") == service]
+    objects += [o for s in upgrade.steps if s.service == service and s.kind == "jobs" for o in s.objects]
+    return Plan([Step(f"{service}-upgrade", service, objects)], {})
 
 
 def wsgi_module(uwsgi_ini: str, site_packages: Path) -> str:

@@ -17,10 +17,8 @@ from pathlib import Path
 import pytest
 
 from stackops.api.releases import RELEASES, RUNTIME_LIBRARIES
-from stackops.plan import Plan, plan
-from stackops.services.base import Step
-from stackops.upgrade.plan import at_release, plan_upgrade
-from tests.real.deployment import Deployment
+from stackops.plan import Plan
+from tests.real.deployment import Deployment, upgrade_jobs
 from tests.support.mariadb import MariaDB
 from tests.support.rabbitmq import RabbitMQ
 from tests.support.service_venv import ensure_venv
@@ -51,11 +49,13 @@ def test_the_metadefs_catalog_is_what_each_release_ships_after_install_and_after
 ) -> None:
     old_bin, new_bin = glance_venv(SOURCE), glance_venv(TARGET)
     deployment = Deployment(database, rabbitmq, tmp_path)
-    old = plan(at_release(deployment.cloud, SOURCE), deployment.credentials)
-    new = plan(at_release(deployment.cloud, TARGET), deployment.credentials)
-    upgrade = plan_upgrade(at_release(deployment.cloud, TARGET), SOURCE, deployment.credentials)
-    glance_steps = [s for s in upgrade.steps if s.service == "glance"]
-    assert [s.name for s in glance_steps] == ["db-expand", "db-migrate", "roll", "db-contract"]
+    old, new, upgrade = deployment.at(SOURCE), deployment.at(TARGET), deployment.upgrade(SOURCE, TARGET)
+    assert [s.name for s in upgrade.steps if s.service == "glance"] == [
+        "db-expand",
+        "db-migrate",
+        "roll",
+        "db-contract",
+    ]
 
     def catalog() -> tuple[set[str], set[str]]:
         with contextlib.closing(database.connect(database="glance")) as conn, conn.cursor() as cur:
@@ -79,9 +79,8 @@ def test_the_metadefs_catalog_is_what_each_release_ships_after_install_and_after
     assert len(shipped(old_bin)[0]) > 20
     assert catalog() == shipped(old_bin)
 
-    steps = Plan([Step("upgrade", "glance", [*upgrade.checks, *(o for s in glance_steps for o in s.objects)])], {})
     for component in ("upgrade-check", "db-expand", "db-migrate", "db-contract"):
-        job(steps, component, new_bin)
+        job(upgrade_jobs(upgrade, "glance"), component, new_bin)
     job(new, "metadefs", new_bin)
     print(f"metadefs: {SOURCE} ships {len(shipped(old_bin)[0])} namespaces, {TARGET} {len(shipped(new_bin)[0])}")
     assert catalog() == shipped(new_bin)

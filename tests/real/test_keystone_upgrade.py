@@ -18,10 +18,8 @@ import pytest
 import requests
 
 from stackops.api.releases import RELEASES, RUNTIME_LIBRARIES
-from stackops.plan import Plan, plan
-from stackops.services.base import Step
-from stackops.upgrade.plan import UpgradePlan, at_release, plan_upgrade
-from tests.real.deployment import KEYSTONE_CONF, Deployment, run, site_packages, wsgi_module
+from stackops.plan import Plan
+from tests.real.deployment import KEYSTONE_CONF, Deployment, run, site_packages, upgrade_jobs, wsgi_module
 from tests.support.mariadb import MariaDB
 from tests.support.rabbitmq import RabbitMQ
 from tests.support.service_venv import ensure_venv
@@ -60,10 +58,6 @@ def keystone_api(deployment: Deployment, cloud_plan: Plan, bin_dir: Path) -> Ite
         yield url
 
 
-def upgrade_objects(upgrade: UpgradePlan) -> Plan:
-    return Plan([Step("upgrade", "keystone", [*upgrade.checks, *(o for s in upgrade.steps for o in s.objects)])], {})
-
-
 class Api:
     """Checks that keystone serves: /v3, a new token, and the token issued before the upgrade began."""
 
@@ -94,9 +88,7 @@ def test_expand_migrate_contract_move_a_real_database_with_the_api_up_between_st
 ) -> None:
     old_bin, new_bin = keystone_venv(SOURCE), keystone_venv(TARGET)
     deployment = Deployment(database, rabbitmq, tmp_path)
-    old = plan(at_release(deployment.cloud, SOURCE), deployment.credentials)
-    new = plan(at_release(deployment.cloud, TARGET), deployment.credentials)
-    upgrade = plan_upgrade(at_release(deployment.cloud, TARGET), SOURCE, deployment.credentials)
+    old, new, upgrade = deployment.at(SOURCE), deployment.at(TARGET), deployment.upgrade(SOURCE, TARGET)
     steps = [s.name for s in upgrade.steps if s.service == "keystone"]
     assert steps == ["db-expand", "db-migrate", "roll", "db-contract"]
 
@@ -118,7 +110,7 @@ def test_expand_migrate_contract_move_a_real_database_with_the_api_up_between_st
 
     api = Api(deployment)
     ran: list[str] = []
-    with deployment.using(upgrade_objects(upgrade)):
+    with deployment.using(upgrade_jobs(upgrade, "keystone")):
 
         def job(component: str) -> None:
             result = deployment.kolla_job("keystone", component, new_bin)
@@ -138,7 +130,7 @@ def test_expand_migrate_contract_move_a_real_database_with_the_api_up_between_st
     # the roll: keystone 29 serves with the config the new release renders
     with keystone_api(deployment, new, new_bin) as url:
         api.check(url, TARGET)
-        with deployment.using(upgrade_objects(upgrade)):
+        with deployment.using(upgrade_jobs(upgrade, "keystone")):
             result = deployment.kolla_job("keystone", "db-contract", new_bin)
         assert result.returncode == 0, result.stderr[-3000:]
         ran.append("db-contract")

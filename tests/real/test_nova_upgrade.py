@@ -22,11 +22,8 @@ from pathlib import Path
 import pytest
 
 from stackops.api.releases import DEFAULT_RELEASE, RELEASES, RUNTIME_LIBRARIES
-from stackops.plan import Plan, plan
-from stackops.services.base import Step
-from stackops.upgrade.plan import UpgradePlan, at_release, plan_upgrade
 from tests.real import served
-from tests.real.deployment import Deployment, run
+from tests.real.deployment import Deployment, run, upgrade_jobs
 from tests.support.mariadb import MariaDB
 from tests.support.rabbitmq import RabbitMQ
 from tests.support.service_venv import ensure_venv
@@ -66,21 +63,13 @@ def messaging() -> Iterator[RabbitMQ]:
         yield server
 
 
-def nova_upgrade(upgrade: UpgradePlan) -> Plan:
-    """Nova's upgrade objects: its pre-flight check and the Jobs of its steps, with their Secret."""
-    objects = [o for o in upgrade.checks if o["metadata"]["labels"].get("app.kubernetes.io/name") == "nova"]
-    objects += [o for s in upgrade.steps if s.service == "nova" and s.kind == "jobs" for o in s.objects]
-    return Plan([Step("nova-upgrade", "nova", objects)], {})
-
-
 def test_nova_upgrade_jobs_move_a_real_cloud_from_2025_2_to_2026_1_with_the_api_up_between_steps(
     database: MariaDB, messaging: RabbitMQ, keystone_bin: Path, placement_bin: Path, tmp_path: Path
 ) -> None:
     old_bin, new_bin = nova_venv(SOURCE), nova_venv(TARGET)
     deployment = Deployment(database, messaging, tmp_path)
     assert deployment.cloud.spec.release == TARGET == DEFAULT_RELEASE  # deployment.plan is the target's
-    old = plan(at_release(deployment.cloud, SOURCE), deployment.credentials)
-    upgrade = plan_upgrade(at_release(deployment.cloud, TARGET), SOURCE, deployment.credentials)
+    old, upgrade = deployment.at(SOURCE), deployment.upgrade(SOURCE, TARGET)
     steps = [s.name for s in upgrade.steps if s.service == "nova"]
     assert steps == ["api-db-sync", "db-sync", "roll", "agents", "db-online-migrations"]
 
@@ -95,7 +84,7 @@ def test_nova_upgrade_jobs_move_a_real_cloud_from_2025_2_to_2026_1_with_the_api_
     ran: list[str] = []
 
     def job(component: str) -> str:
-        with deployment.using(nova_upgrade(upgrade)):
+        with deployment.using(upgrade_jobs(upgrade, "nova")):
             result = deployment.kolla_job("nova", component, new_bin)
         assert result.returncode == 0, f"{component}: {result.stdout[-2000:]}\n{result.stderr[-3000:]}"
         ran.append(component)
@@ -139,7 +128,7 @@ def test_nova_upgrade_jobs_move_a_real_cloud_from_2025_2_to_2026_1_with_the_api_
             migrated = job("db-online-migrations")
             assert "Running batches of" in migrated or "online data migrations" in migrated.lower(), migrated
             # a second run finds nothing left: nova would refuse the next upgrade otherwise
-            with deployment.using(nova_upgrade(upgrade)):
+            with deployment.using(upgrade_jobs(upgrade, "nova")):
                 again = deployment.kolla_job("nova", "db-online-migrations", new_bin)
             assert again.returncode == 0, again.stderr[-3000:]
 
