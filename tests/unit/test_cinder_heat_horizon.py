@@ -314,7 +314,7 @@ def test_horizon_is_one_probed_deployment_with_a_disruption_budget() -> None:
     deployment = found[("Deployment", "dashboard")]
     assert deployment["spec"]["replicas"] == 2
     assert container(deployment)["readinessProbe"]["httpGet"]["path"] == "/auth/login/"
-    assert container(deployment)["resources"]["requests"] == {"cpu": "100m", "memory": "512Mi"}
+    assert container(deployment)["resources"]["requests"] == {"cpu": "25m", "memory": "512Mi"}
     assert ("PodDisruptionBudget", "dashboard") in found and ("Service", "dashboard") in found
 
 

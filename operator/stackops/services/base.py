@@ -41,7 +41,12 @@ class RenderError(ValueError):
 
 @dataclass(frozen=True)
 class Resources:
-    """Default requests of a component: every pod asks for something, so none is BestEffort."""
+    """Default requests of a component: every pod asks for something, so none is BestEffort.
+
+    The defaults are a small cloud's: CPU near what the component uses at rest (OpenStack's services
+    idle at a few millicores and burst into unrequested CPU, as no CPU limit is set), so the whole
+    default cloud, hypervisor agents included, schedules on one 2-core node. A cloud with load sets
+    `resources` per component (examples/production.yaml); memory requests are sized for real use."""
 
     cpu: str
     memory: str

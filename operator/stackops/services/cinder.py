@@ -84,15 +84,15 @@ class Cinder(Service):
         "cinder-backup.conf": _namespaces,
     }
     components: ClassVar[dict[str, Resources]] = {
-        "api": Resources(cpu="100m", memory="256Mi"),
-        "scheduler": Resources(cpu="100m", memory="256Mi"),
-        "volume": Resources(cpu="100m", memory="256Mi"),
+        "api": Resources(cpu="25m", memory="256Mi"),
+        "scheduler": Resources(cpu="25m", memory="256Mi"),
+        "volume": Resources(cpu="25m", memory="256Mi"),
         # converts images to volumes with qemu-img on the node
-        "volume-lvm": Resources(cpu="200m", memory="512Mi"),
-        "backup": Resources(cpu="100m", memory="256Mi"),
-        "db-sync": Resources(cpu="100m", memory="256Mi"),
-        "upgrade-check": Resources(cpu="100m", memory="256Mi"),
-        "db-online-migrations": Resources(cpu="100m", memory="256Mi"),
+        "volume-lvm": Resources(cpu="50m", memory="512Mi"),
+        "backup": Resources(cpu="25m", memory="256Mi"),
+        "db-sync": Resources(cpu="25m", memory="256Mi"),
+        "upgrade-check": Resources(cpu="25m", memory="256Mi"),
+        "db-online-migrations": Resources(cpu="25m", memory="256Mi"),
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:

@@ -80,14 +80,14 @@ class Glance(Service):
         ),
     }  # fmt: skip
     components: ClassVar[dict[str, Resources]] = {
-        "api": Resources(cpu="100m", memory="384Mi"),
-        "db-sync": Resources(cpu="100m", memory="256Mi"),
-        "metadefs": Resources(cpu="100m", memory="256Mi"),
+        "api": Resources(cpu="25m", memory="384Mi"),
+        "db-sync": Resources(cpu="25m", memory="256Mi"),
+        "metadefs": Resources(cpu="25m", memory="256Mi"),
         "cache-pruner": Resources(cpu="10m", memory="128Mi"),
-        "upgrade-check": Resources(cpu="100m", memory="256Mi"),
-        "db-expand": Resources(cpu="100m", memory="256Mi"),
-        "db-migrate": Resources(cpu="100m", memory="256Mi"),
-        "db-contract": Resources(cpu="100m", memory="256Mi"),
+        "upgrade-check": Resources(cpu="25m", memory="256Mi"),
+        "db-expand": Resources(cpu="25m", memory="256Mi"),
+        "db-migrate": Resources(cpu="25m", memory="256Mi"),
+        "db-contract": Resources(cpu="25m", memory="256Mi"),
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:

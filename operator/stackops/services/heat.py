@@ -76,12 +76,12 @@ class Heat(Service):
         ),
     }  # fmt: skip
     components: ClassVar[dict[str, Resources]] = {
-        "api": Resources(cpu="100m", memory="256Mi"),
-        "api-cfn": Resources(cpu="50m", memory="192Mi"),
-        "engine": Resources(cpu="100m", memory="384Mi"),
-        "db-sync": Resources(cpu="100m", memory="256Mi"),
-        "stack-domain": Resources(cpu="50m", memory="128Mi"),
-        "upgrade-check": Resources(cpu="100m", memory="256Mi"),
+        "api": Resources(cpu="25m", memory="256Mi"),
+        "api-cfn": Resources(cpu="10m", memory="192Mi"),
+        "engine": Resources(cpu="25m", memory="384Mi"),
+        "db-sync": Resources(cpu="25m", memory="256Mi"),
+        "stack-domain": Resources(cpu="10m", memory="128Mi"),
+        "upgrade-check": Resources(cpu="25m", memory="256Mi"),
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:

@@ -50,7 +50,7 @@ class Horizon(Service):
     images = ("horizon",)
     components: ClassVar[dict[str, Resources]] = {
         # collects and compresses its static files when it starts
-        COMPONENT: Resources(cpu="100m", memory="512Mi"),
+        COMPONENT: Resources(cpu="25m", memory="512Mi"),
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:

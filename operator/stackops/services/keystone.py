@@ -147,14 +147,14 @@ class Keystone(Service):
         ),
     }  # fmt: skip
     components: ClassVar[dict[str, Resources]] = {
-        "api": Resources(cpu="100m", memory="256Mi"),
-        "db-sync": Resources(cpu="100m", memory="256Mi"),
-        "bootstrap": Resources(cpu="100m", memory="256Mi"),
-        "registration": Resources(cpu="50m", memory="128Mi"),
-        "upgrade-check": Resources(cpu="100m", memory="256Mi"),
-        "db-expand": Resources(cpu="100m", memory="256Mi"),
-        "db-migrate": Resources(cpu="100m", memory="256Mi"),
-        "db-contract": Resources(cpu="100m", memory="256Mi"),
+        "api": Resources(cpu="25m", memory="256Mi"),
+        "db-sync": Resources(cpu="25m", memory="256Mi"),
+        "bootstrap": Resources(cpu="25m", memory="256Mi"),
+        "registration": Resources(cpu="10m", memory="128Mi"),
+        "upgrade-check": Resources(cpu="25m", memory="256Mi"),
+        "db-expand": Resources(cpu="25m", memory="256Mi"),
+        "db-migrate": Resources(cpu="25m", memory="256Mi"),
+        "db-contract": Resources(cpu="25m", memory="256Mi"),
     }
 
     def problems(self, spec: OpenStackCloudSpec) -> list[RenderError]:

@@ -86,8 +86,8 @@ class MariaDB(Service):
     spec_path = "infrastructure.database"
     images = ("mariadb-server",)
     components: ClassVar[dict[str, Resources]] = {
-        "server": Resources(cpu="250m", memory="512Mi"),
-        "database-job": Resources(cpu="50m", memory="64Mi"),
+        "server": Resources(cpu="100m", memory="512Mi"),
+        "database-job": Resources(cpu="10m", memory="64Mi"),
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:

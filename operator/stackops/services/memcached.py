@@ -31,14 +31,14 @@ class Memcached(Service):
     name = "memcached"
     spec_path = "infrastructure.memcached"
     images = ("memcached",)
-    components: ClassVar[dict[str, Resources]] = {"server": Resources(cpu="50m", memory="64Mi")}
+    components: ClassVar[dict[str, Resources]] = {"server": Resources(cpu="10m", memory="64Mi")}
 
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = memcached_spec(ctx)
         command = KollaCommand(command=f"/usr/bin/memcached -v -l 0.0.0.0 -p {PORT} -c 5000 -U 0 -m {spec.memory_mb}")
         config = ctx.config_secret(self.name, {"memcached.json": command.to_json()})
         # The cache itself plus room for connections: the request must cover what it will use.
-        resources = self.resources(ctx.spec, "server", default=Resources(cpu="50m", memory=f"{spec.memory_mb + 64}Mi"))
+        resources = self.resources(ctx.spec, "server", default=Resources(cpu="10m", memory=f"{spec.memory_mb + 64}Mi"))
         return [
             Step("memcached-config", self.name, [config.obj]),
             Step(

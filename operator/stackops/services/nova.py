@@ -80,18 +80,18 @@ class Nova(Service):
         ),
     }  # fmt: skip
     components: ClassVar[dict[str, Resources]] = {
-        "api": Resources(cpu="200m", memory="512Mi"),
-        "metadata": Resources(cpu="100m", memory="256Mi"),
-        "scheduler": Resources(cpu="100m", memory="256Mi"),
-        "conductor": Resources(cpu="100m", memory="256Mi"),
-        "novncproxy": Resources(cpu="50m", memory="128Mi"),
-        "api-db-sync": Resources(cpu="100m", memory="256Mi"),
-        "cell-setup": Resources(cpu="100m", memory="256Mi"),
-        "db-sync": Resources(cpu="100m", memory="256Mi"),
-        "compute": Resources(cpu="200m", memory="512Mi"),
-        "libvirt": Resources(cpu="200m", memory="512Mi"),
-        "upgrade-check": Resources(cpu="100m", memory="256Mi"),
-        "db-online-migrations": Resources(cpu="100m", memory="256Mi"),
+        "api": Resources(cpu="50m", memory="512Mi"),
+        "metadata": Resources(cpu="25m", memory="256Mi"),
+        "scheduler": Resources(cpu="25m", memory="256Mi"),
+        "conductor": Resources(cpu="25m", memory="256Mi"),
+        "novncproxy": Resources(cpu="10m", memory="128Mi"),
+        "api-db-sync": Resources(cpu="25m", memory="256Mi"),
+        "cell-setup": Resources(cpu="25m", memory="256Mi"),
+        "db-sync": Resources(cpu="25m", memory="256Mi"),
+        "compute": Resources(cpu="50m", memory="512Mi"),
+        "libvirt": Resources(cpu="50m", memory="512Mi"),
+        "upgrade-check": Resources(cpu="25m", memory="256Mi"),
+        "db-online-migrations": Resources(cpu="25m", memory="256Mi"),
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:

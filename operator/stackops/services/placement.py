@@ -45,10 +45,10 @@ class Placement(Service):
         ),
     }  # fmt: skip
     components: ClassVar[dict[str, Resources]] = {
-        "api": Resources(cpu="100m", memory="256Mi"),
-        "db-sync": Resources(cpu="100m", memory="256Mi"),
-        "upgrade-check": Resources(cpu="100m", memory="256Mi"),
-        "db-online-migrations": Resources(cpu="100m", memory="256Mi"),
+        "api": Resources(cpu="25m", memory="256Mi"),
+        "db-sync": Resources(cpu="25m", memory="256Mi"),
+        "upgrade-check": Resources(cpu="25m", memory="256Mi"),
+        "db-online-migrations": Resources(cpu="25m", memory="256Mi"),
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:

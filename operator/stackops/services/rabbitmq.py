@@ -101,8 +101,8 @@ class RabbitMQ(Service):
     spec_path = "infrastructure.messaging"
     images = ("rabbitmq",)
     components: ClassVar[dict[str, Resources]] = {
-        "server": Resources(cpu="200m", memory="512Mi", memory_limit="1Gi"),
-        "user-job": Resources(cpu="50m", memory="64Mi"),
+        "server": Resources(cpu="50m", memory="512Mi", memory_limit="1Gi"),
+        "user-job": Resources(cpu="10m", memory="64Mi"),
     }
 
     def enabled(self, spec: OpenStackCloudSpec) -> bool:
