@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("-f", "--file", type=Path, default=ROOT / "examples" / "single-node.yaml")
     parser.add_argument("--timeout", type=float, default=3600.0)
     args = parser.parse_args()
-    body = realcloud.with_local_images(yaml.safe_load(args.file.read_text()))
+    body = realcloud.for_real_node(yaml.safe_load(args.file.read_text()))
     times: dict[str, float] = {}
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="stackops-bench-") as tmp:

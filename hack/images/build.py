@@ -91,8 +91,13 @@ SERVICES: tuple[Service, ...] = (
         image_pip={"nova-compute": ("libvirt-python",)},
         image_build_deps={"nova-compute": ("gcc", "pkg-config", "libvirt-dev", "python3-dev")},
     ),
-    # the OVN metadata agent proxies instances' metadata requests through haproxy
-    Service("neutron", 42435, {"neutron-server": (), "neutron-ovn-metadata-agent": ("haproxy",)}),
+    # the OVN driver checks the OVN databases' schemas with ovsdb-client; the OVN metadata agent
+    # proxies instances' metadata requests through haproxy
+    Service(
+        "neutron",
+        42435,
+        {"neutron-server": ("openvswitch-common",), "neutron-ovn-metadata-agent": ("haproxy",)},
+    ),
     Service(
         "cinder",
         42407,
@@ -238,7 +243,7 @@ def catalogue(release: Release) -> dict[str, Image]:
             inputs=_files(IMAGES / "infra"),
         )
     for service in SERVICES:
-        pip = release.packages[service.package]
+        pip = " ".join(release.own_requirements(service.package))
         common = (("SERVICE", service.user), ("SERVICE_UID", str(service.uid)), ("PIP_PACKAGES", pip))
         single = len(service.images) == 1
         # A service with one image is built in one go; with several, once as <service>-base and

@@ -77,7 +77,7 @@ def wait_ready(custom: client.CustomObjectsApi, timeout: float, on_wait: Any = N
 @pytest.fixture(scope="session")
 def real_cloud(pytestconfig: pytest.Config, real_cluster: LocalCluster) -> Iterator[RealCloud]:
     say = _say(pytestconfig)
-    body = realcloud.with_local_images(yaml.safe_load((ROOT / "examples" / "single-node.yaml").read_text()))
+    body = realcloud.for_real_node(yaml.safe_load((ROOT / "examples" / "single-node.yaml").read_text()))
     times = realcloud.install(real_cluster, body, NAMESPACE, lambda line: say(f"images: {line}"))
     say(f"real cloud: {', '.join(f'{phase} in {seconds:.0f}s' for phase, seconds in times.items())}")
     api = real_cluster.api_client()

@@ -46,8 +46,8 @@ def test_one_database_replica_is_a_standalone_server() -> None:
         script = secret_file(result, "demo-neutron-ovn-config", f"ovn-{kind}-db-start.sh")
         assert "ovsdb-tool create " in script and "create-cluster" not in script and "join-cluster" not in script
     ml2 = secret_file(result, "demo-neutron-config", "ml2_conf.ini")
-    assert "ovn_nb_connection = tcp:demo-ovn-nb-0.openstack.svc:6641\n" in ml2
-    assert "ovn_sb_connection = tcp:demo-ovn-sb-0.openstack.svc:6642\n" in ml2
+    assert "ovn_nb_connection = tcp:demo-ovn-nb-0.openstack.svc.cluster.local:6641\n" in ml2
+    assert "ovn_sb_connection = tcp:demo-ovn-sb-0.openstack.svc.cluster.local:6642\n" in ml2
     assert objects(result, "Deployment")["demo-neutron-northd"]["spec"]["replicas"] == 1
     assert "demo-neutron-northd" not in objects(result, "PodDisruptionBudget")
 
@@ -64,14 +64,15 @@ def test_three_replicas_make_a_raft_cluster_by_dns_names() -> None:
         assert objects(result, "PodDisruptionBudget")[f"demo-ovn-{kind}"]["spec"]["maxUnavailable"] == 1
         script = secret_file(result, "demo-neutron-ovn-config", f"ovn-{kind}-db-start.sh")
         assert "ovsdb-tool create-cluster" in script and "ovsdb-tool join-cluster" in script
-        peers = [f"tcp:demo-ovn-{kind}-{i}.demo-ovn-{kind}-cluster.openstack.svc:{raft}" for i in range(3)]
+        domain = f"demo-ovn-{kind}-cluster.openstack.svc.cluster.local"
+        peers = [f"tcp:demo-ovn-{kind}-{i}.{domain}:{raft}" for i in range(3)]
         assert f"for peer in {' '.join(peers)}; do" in script
         # each member has a Service of its own, selecting exactly its pod
         for i in range(3):
             member = services[f"demo-ovn-{kind}-{i}"]
             assert member["spec"]["selector"]["statefulset.kubernetes.io/pod-name"] == f"demo-ovn-{kind}-{i}"
             assert member["spec"]["ports"] == [{"name": "ovsdb", "port": port, "targetPort": "ovsdb"}]
-        members = ",".join(f"tcp:demo-ovn-{kind}-{i}.openstack.svc:{port}" for i in range(3))
+        members = ",".join(f"tcp:demo-ovn-{kind}-{i}.openstack.svc.cluster.local:{port}" for i in range(3))
         assert f"ovn_{kind}_connection = {members}\n" in secret_file(result, "demo-neutron-config", "ml2_conf.ini")
         northd = secret_file(result, "demo-neutron-ovn-config", "neutron-northd.json")
         assert f"--ovn{kind}-db={members}" in northd
@@ -141,8 +142,10 @@ def test_provider_networks_become_bridges_mappings_and_ml2_physnets() -> None:
     result = plan(cloud({"services": {"neutron": {"providerNetworks": networks}}}))
     script = secret_file(result, "demo-neutron-chassis-config", "ovn-controller-start.sh")
     assert 'external_ids:ovn-bridge-mappings="physnet1:br-ex,physnet2:br-vlan"' in script
-    assert "vsctl --may-exist add-br br-ex\nvsctl --may-exist add-port br-ex eth1\n" in script
-    assert "vsctl --may-exist add-br br-vlan\n" in script and "add-port br-vlan" not in script
+    kernel = "datapath_type=system"
+    assert f"add-br br-ex -- set Bridge br-ex {kernel}\nvsctl --may-exist add-port br-ex eth1\n" in script
+    assert f"vsctl --may-exist add-br br-vlan -- set Bridge br-vlan {kernel}\n" in script
+    assert "add-port br-vlan" not in script
     ml2 = secret_file(result, "demo-neutron-config", "ml2_conf.ini")
     assert "flat_networks = physnet1,physnet2\n" in ml2
     assert "network_vlan_ranges = physnet1,physnet2\n" in ml2
@@ -208,3 +211,21 @@ def test_rendering_neutron_twice_gives_the_same_objects() -> None:
     first = [o for o in plan(cloud(spec)).objects() if o["metadata"]["labels"]["app.kubernetes.io/name"] == "neutron"]
     second = [o for o in plan(cloud(spec)).objects() if o["metadata"]["labels"]["app.kubernetes.io/name"] == "neutron"]
     assert first == second and len(first) > 20
+
+
+def test_the_userspace_datapath_is_asked_for_every_chassis_bridge() -> None:
+    result = plan(cloud({"services": {"neutron": {"ovn": {"datapathType": "netdev"}}}}))
+    script = secret_file(result, "demo-neutron-chassis-config", "ovn-controller-start.sh")
+    # br-int is ovn-controller's: made with the datapath type OVN is told, and changed when it differs
+    assert "external_ids:ovn-bridge-datapath-type=netdev\n" in script
+    assert "vsctl --if-exists set Bridge br-int datapath_type=netdev\n" in script
+    assert "vsctl --may-exist add-br br-ex -- set Bridge br-ex datapath_type=netdev\n" in script
+    assert "datapath_type=system" not in script and "datapath-type=system" not in script
+
+
+def test_ovn_is_given_fully_qualified_names_in_the_cluster_domain() -> None:
+    result = plan(cloud({"endpoints": {"clusterDomain": "k8s.example"}}))
+    ml2 = secret_file(result, "demo-neutron-config", "ml2_conf.ini")
+    assert "ovn_sb_connection = tcp:demo-ovn-sb-0.openstack.svc.k8s.example:6642\n" in ml2
+    chassis = secret_file(result, "demo-neutron-chassis-config", "ovn-controller-start.sh")
+    assert 'external_ids:ovn-remote="tcp:demo-ovn-sb-0.openstack.svc.k8s.example:6642"' in chassis

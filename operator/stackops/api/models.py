@@ -492,6 +492,12 @@ class OvnSpec(ApiModel):
         },
     )
     storage: Storage = Field(default_factory=lambda: Storage(size="1Gi"))
+    datapath_type: Literal["system", "netdev"] = Field(
+        "system",
+        description="Open vSwitch datapath of every chassis bridge (br-int and the provider bridges): `system` "
+        "is the kernel's openvswitch module; `netdev` the userspace datapath, for hosts without that module "
+        "(much slower: for test machines and nested labs).",
+    )
 
     @field_validator("replicas")
     @classmethod
@@ -631,6 +637,13 @@ class EndpointsSpec(ApiModel):
     ingress_class_name: str | None = None
     gateway: GatewayRef | None = Field(None, description="Parent Gateway of HTTPRoutes.")
     tls: TlsSpec = Field(default_factory=TlsSpec)
+    cluster_domain: str = Field(
+        "cluster.local",
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        description="The Kubernetes cluster's DNS domain (the kubelet's clusterDomain). Open vSwitch and OVN "
+        "resolve names without the search domains pods have, so they are given fully qualified Service names.",
+    )
 
     @model_validator(mode="after")
     def _gateway_for_routes(self) -> EndpointsSpec:

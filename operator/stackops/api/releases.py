@@ -33,6 +33,11 @@ class Release:
         """What installs `service` at this release: its package and the constraints it needs."""
         return [self.packages[service], *self.constraints, *self.service_constraints.get(service, ())]
 
+    def own_requirements(self, service: str) -> list[str]:
+        """`service`'s package and the constraints of that service alone (an image installs these
+        on top of a base that already holds the release-wide constraints)."""
+        return [self.packages[service], *self.service_constraints.get(service, ())]
+
     @property
     def is_slurp(self) -> bool:
         """SLURP releases (the first of each year) may be upgraded to the next SLURP directly."""

@@ -133,7 +133,7 @@ def up_real(cloud_file: Path | None, workdir: Path | None) -> int:
     workdir = (workdir or default_workdir()).expanduser().resolve()
     if (workdir / STATE).exists():
         raise DevClusterError(f"a demo is already running in {workdir}; remove it first: stackops demo down")
-    body = realcloud.with_local_images(_load_cloud(cloud_file))
+    body = realcloud.for_real_node(_load_cloud(cloud_file))
     name = body["metadata"]["name"]
     names = realcloud.image_names(body)
     began = time.monotonic()

@@ -4,7 +4,9 @@ A cloud's host agents use host paths (/var/lib/openvswitch, /run/ovn, /var/lib/n
 /run/netns, ...). On this machine those must not be the machine's own: Open vSwitch may be installed
 here with its own database, and `down` must leave the machine as it found it. So the node gets a mount
 namespace where /run is a fresh tmpfs, /var/lib and /var/log are directories of the node's own, and
-/etc is an overlay whose changes land in the node's directory. Mounts made in it (every container's
+/etc and /usr/lib are overlays whose changes land in the node's directory. /usr/lib is one because a
+node's host agents mount /lib/modules, which this machine (no loadable modules) lacks: containerd
+creates a missing host path, and it must do so in the node's view only. Mounts made in it (every container's
 rootfs, every volume) never reach the machine's mount table, and vanish with the namespace.
 
 The namespace is kept by a bind mount of its nsfs file under MOUNT_DIR; `enter()` prefixes a command
@@ -30,8 +32,10 @@ MOUNT_NS = MOUNT_DIR / "mnt"
 # Paths the node sees as its own; the directories that back them live in the node's directory.
 PRIVATE_DIRS = ("/var/lib", "/var/log")
 TMPFS = "/run"
-OVERLAY = "/etc"
-PRIVATE = (*PRIVATE_DIRS, TMPFS, OVERLAY)
+OVERLAYS = ("/etc", "/usr/lib")
+# Host paths a node's agents mount that must exist (made in the overlays' upper layers when missing).
+NODE_PATHS = ("/lib/modules",)
+PRIVATE = (*PRIVATE_DIRS, TMPFS, *OVERLAYS)
 
 
 def _run(argv: Sequence[str]) -> None:
@@ -69,12 +73,14 @@ def create(node_root: Path, run_dirs: Sequence[Path]) -> None:
         own = backing / path.strip("/").replace("/", "-")
         own.mkdir(parents=True, exist_ok=True)
         script.append(f"mount --bind {own} {path}")
-    upper, work = backing / "etc-upper", backing / "etc-work"
-    upper.mkdir(parents=True, exist_ok=True)
-    work.mkdir(parents=True, exist_ok=True)
-    script.append(f"mount -t overlay stackops-node-etc -o lowerdir={OVERLAY},upperdir={upper},workdir={work} {OVERLAY}")
+    for path in OVERLAYS:
+        own = path.strip("/").replace("/", "-")
+        upper, work = backing / f"{own}-upper", backing / f"{own}-work"
+        upper.mkdir(parents=True, exist_ok=True)
+        work.mkdir(parents=True, exist_ok=True)
+        script.append(f"mount -t overlay stackops-node-{own} -o lowerdir={path},upperdir={upper},workdir={work} {path}")
     script += [f"mkdir -p -m 0700 {d}" for d in run_dirs]
-    script.append("mkdir -p /run/netns /run/lock")
+    script.append(f"mkdir -p /run/netns /run/lock {' '.join(NODE_PATHS)}")
     _run(["nsenter", f"--mount={MOUNT_NS}", "--", "sh", "-euc", " && ".join(script)])
 
 

@@ -44,12 +44,23 @@ OPERATOR_NAMESPACE = "stackops-system"
 OPERATOR_RELEASE = "stackops"
 
 
-def with_local_images(body: dict[str, Any]) -> dict[str, Any]:
-    """`body` with `spec.images` pointing at the images built here (fields it sets itself stay)."""
+def kernel_has_openvswitch() -> bool:
+    """Whether this kernel has Open vSwitch's datapath (built in, or a module it can load)."""
+    release = os.uname().release
+    return Path("/sys/module/openvswitch").exists() or any(Path(f"/lib/modules/{release}").glob("**/openvswitch.ko*"))
+
+
+def for_real_node(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` as this machine's real node runs it (fields it sets itself stay): `spec.images` pointing
+    at the images built here, and Open vSwitch's userspace datapath where the kernel has no datapath."""
     changed = copy.deepcopy(body)
-    images = changed.setdefault("spec", {}).setdefault("images", {})
+    spec = changed.setdefault("spec", {})
+    images = spec.setdefault("images", {})
     for key, value in LOCAL_IMAGES.items():
         images.setdefault(key, value)
+    if not kernel_has_openvswitch():
+        ovn = spec.setdefault("services", {}).setdefault("neutron", {}).setdefault("ovn", {})
+        ovn.setdefault("datapathType", "netdev")
     return changed
 
 

@@ -129,6 +129,10 @@ class CloudContext:
     def service_host(self, service_name: str) -> str:
         return f"{service_name}.{self.namespace}.svc"
 
+    def service_fqdn(self, service_name: str) -> str:
+        """A Service's fully qualified name, for clients that ignore resolv.conf's search domains."""
+        return f"{self.service_host(service_name)}.{self.spec.endpoints.cluster_domain}"
+
     # pods
     def image(self, workload: WorkloadSpec, kolla_name: str) -> str:
         return kolla.image_ref(self.spec.images, self.spec.release, kolla_name, workload.images)

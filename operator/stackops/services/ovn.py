@@ -100,14 +100,18 @@ def cluster_service(ctx: CloudContext, db: Database) -> str:
     return ctx.object_name(f"ovn-{db.kind}-cluster")
 
 
+# OVS and OVN resolve names with libunbound, without resolv.conf's search domains: every name they
+# are given is a fully qualified one.
+
+
 def raft_peers(ctx: CloudContext, db: Database) -> list[str]:
-    domain = ctx.service_host(cluster_service(ctx, db))
+    domain = ctx.service_fqdn(cluster_service(ctx, db))
     return [f"tcp:{member}.{domain}:{db.raft_port}" for member in members(ctx, db)]
 
 
 def connection(ctx: CloudContext, db: Database) -> str:
     """What clients connect to: every member, each through its own Service (a stable address)."""
-    return ",".join(f"tcp:{ctx.service_host(member)}:{db.port}" for member in members(ctx, db))
+    return ",".join(f"tcp:{ctx.service_fqdn(member)}:{db.port}" for member in members(ctx, db))
 
 
 def bridge_mappings(spec: NeutronSpec) -> str:
@@ -129,7 +133,7 @@ def control_plane_files(ctx: CloudContext) -> dict[str, str]:
             "ovn/ovsdb-start.sh.j2",
             db=db,
             clustered=replicas > 1,
-            domain=ctx.service_host(cluster_service(ctx, db)),
+            domain=ctx.service_fqdn(cluster_service(ctx, db)),
             peers=raft_peers(ctx, db),
         )
         for db in DATABASES
@@ -222,6 +226,7 @@ def chassis_files(ctx: CloudContext) -> dict[str, str]:
             bridge_mappings=bridge_mappings(spec),
             sb_connection=connection(ctx, SB),
             probe_interval_ms=PROBE_INTERVAL_MS,
+            datapath_type=spec.ovn.datapath_type,
         )
     }
 
