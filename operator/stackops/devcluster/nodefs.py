@@ -74,11 +74,12 @@ def create(node_root: Path, run_dirs: Sequence[Path]) -> None:
         own.mkdir(parents=True, exist_ok=True)
         script.append(f"mount --bind {own} {path}")
     for path in OVERLAYS:
-        own = path.strip("/").replace("/", "-")
-        upper, work = backing / f"{own}-upper", backing / f"{own}-work"
+        layer = path.strip("/").replace("/", "-")
+        upper, work = backing / f"{layer}-upper", backing / f"{layer}-work"
         upper.mkdir(parents=True, exist_ok=True)
         work.mkdir(parents=True, exist_ok=True)
-        script.append(f"mount -t overlay stackops-node-{own} -o lowerdir={path},upperdir={upper},workdir={work} {path}")
+        options = f"lowerdir={path},upperdir={upper},workdir={work}"
+        script.append(f"mount -t overlay stackops-node-{layer} -o {options} {path}")
     script += [f"mkdir -p -m 0700 {d}" for d in run_dirs]
     script.append(f"mkdir -p /run/netns /run/lock {' '.join(NODE_PATHS)}")
     _run(["nsenter", f"--mount={MOUNT_NS}", "--", "sh", "-euc", " && ".join(script)])
