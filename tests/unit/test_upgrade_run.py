@@ -14,10 +14,10 @@ from stackops.api.models import OpenStackCloud
 from stackops.kube.client import Obj
 from stackops.kube.kinds import Kind
 from stackops.reconcile.status import build_status
+from stackops.reconcile.upgrade_status import release_status, upgrade_transitions
 from stackops.upgrade.plan import plan_upgrade
 from stackops.upgrade.record import spec_hashes
 from stackops.upgrade.run import PREFLIGHT_FAILED, REFUSED, STEP_FAILED, ReleaseOutcome, reconcile_release
-from stackops.upgrade.status import release_status, upgrade_transitions
 from tests.conftest import cloud
 
 UID = "8d5c0f5e-0000-4000-8000-000000000001"

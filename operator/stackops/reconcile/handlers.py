@@ -36,10 +36,10 @@ from stackops.kube.readiness import readiness
 from stackops.reconcile import metrics
 from stackops.reconcile.errors import Failure, backoff, classify
 from stackops.reconcile.status import Status, build_status, transitions, with_health
+from stackops.reconcile.upgrade_status import release_status, upgrade_transitions
 from stackops.render.naming import CLOUD_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from stackops.services.base import RenderOptions
 from stackops.upgrade.run import reconcile_release
-from stackops.upgrade.status import release_status, upgrade_transitions
 
 log = logging.getLogger(__name__)
 
