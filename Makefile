@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check operator tests bench
 	$(BIN)/ruff format --check operator tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: $(STAMP) system-packages lint
 	$(BIN)/pytest
@@ -59,4 +60,4 @@ bench-real-cloud: $(STAMP) system-packages
 	$(BIN)/python -m bench.real_cloud
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
+from stackops.kube.kinds import LEASE
 from stackops.reconcile.rbac import rules
-from stackops.reconcile.resources import LEASE
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "crds"

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from stackops.reconcile.readiness import condition
+from stackops.kube.readiness import condition
 
 PHASE_COLOURS = {
     "Ready": "green",

@@ -26,8 +26,8 @@ from stackops.devcluster import processes
 from stackops.devcluster.cluster import free_ports
 from stackops.health.cloud import HealthSettings, keystone_urls, target
 from stackops.health.monitor import DEGRADED, HEALTHY, REGISTRY, CloudHealth, CloudMonitor, HealthEvent, run_round
+from stackops.kube.engine import Outcome, StepState
 from stackops.reconcile import metrics
-from stackops.reconcile.engine import Outcome, StepState
 from stackops.reconcile.status import build_status, with_health
 from stackops.services import keystone as keystone_service
 from tests.real.deployment import Deployment

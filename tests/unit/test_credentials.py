@@ -52,7 +52,7 @@ def test_rotation_is_stamped_first_and_applied_when_due() -> None:
     import datetime
 
     from stackops.credentials import KeyRotation
-    from stackops.reconcile.credentials import next_values
+    from stackops.kube.credentials_secret import next_values
 
     rotation = KeyRotation("keystone-fernet-", interval_hours=24, max_active=3)
     specs = [CredentialSpec(f"keystone-fernet-{i}", CredentialKind.FERNET_KEY) for i in (0, 1)]

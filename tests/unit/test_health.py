@@ -8,16 +8,6 @@ from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any
 
-from stackops.health.checks import (
-    CheckResult,
-    ComputeServices,
-    EndpointAnswers,
-    HealthCheck,
-    NetworkAgents,
-    ProvidersMatchHypervisors,
-    Sample,
-    VolumeServices,
-)
 from stackops.health.cloud import HealthSettings, keystone_urls, target
 from stackops.health.monitor import (
     DEGRADED,
@@ -31,6 +21,16 @@ from stackops.health.monitor import (
     events,
 )
 from stackops.health.workloads import workload_problems
+from stackops.services.health_checks import (
+    CheckResult,
+    ComputeServices,
+    EndpointAnswers,
+    HealthCheck,
+    NetworkAgents,
+    ProvidersMatchHypervisors,
+    Sample,
+    VolumeServices,
+)
 from tests.conftest import cloud
 
 

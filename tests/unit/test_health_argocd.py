@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stackops.health.monitor import DEGRADED, HEALTHY, CloudHealth, ServiceHealth
-from stackops.reconcile.engine import Outcome, StepState
+from stackops.kube.engine import Outcome, StepState
 from stackops.reconcile.errors import Failure
 from stackops.reconcile.status import build_status
 from tests.support.argocd import argocd_health

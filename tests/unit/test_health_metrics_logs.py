@@ -13,9 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stackops import logs
 from stackops.cli import main
-from stackops.health.checks import Sample
 from stackops.health.monitor import DEGRADED, HEALTHY, CloudHealth, Finding, Registry, ServiceHealth
 from stackops.reconcile.metrics import HealthCollector
+from stackops.services.health_checks import Sample
 
 
 def scrape(registry: Registry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -4,7 +4,7 @@ mirroring the worst, and the same status whether a reconcile or a health round w
 from __future__ import annotations
 
 from stackops.health.monitor import DEGRADED, HEALTHY, CloudHealth, ServiceHealth
-from stackops.reconcile.engine import Outcome, StepState
+from stackops.kube.engine import Outcome, StepState
 from stackops.reconcile.status import build_status, transitions, with_health
 
 NOW, LATER, LATEST = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z", "2026-01-01T00:10:00Z"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from stackops.health.workloads import enough_hosts, workload_problems
+from stackops.kube.engine import Outcome, StepState
+from stackops.kube.readiness import readiness
 from stackops.plan import plan
-from stackops.reconcile.engine import Outcome, StepState
-from stackops.reconcile.readiness import readiness
 from stackops.reconcile.status import build_status
 from stackops.render.naming import MIN_READY_PERCENT_ANNOTATION
 from tests.conftest import cloud

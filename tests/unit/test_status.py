@@ -5,9 +5,9 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from stackops.api.validation import InvalidCloud
-from stackops.reconcile.engine import Outcome, StepState
+from stackops.kube.engine import Outcome, StepState
+from stackops.kube.readiness import readiness
 from stackops.reconcile.errors import Failure, classify
-from stackops.reconcile.readiness import readiness
 from stackops.reconcile.status import build_status, transitions
 from stackops.services.base import RenderError
 

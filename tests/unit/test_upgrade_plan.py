@@ -13,7 +13,7 @@ from stackops.plan import plan, required_credentials
 from stackops.render.kolla import KollaCommand
 from stackops.services import service
 from stackops.services.base import CloudContext
-from stackops.upgrade.declare import ServiceUpgrade
+from stackops.services.upgrades import ServiceUpgrade
 from stackops.upgrade.plan import (
     AGENTS_RELEASE_ANNOTATION,
     FINISH,

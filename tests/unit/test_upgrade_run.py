@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from stackops.api.models import OpenStackCloud
-from stackops.reconcile.kube import Obj
-from stackops.reconcile.resources import Kind
+from stackops.kube.client import Obj
+from stackops.kube.kinds import Kind
 from stackops.reconcile.status import build_status
+from stackops.reconcile.upgrade_status import release_status, upgrade_transitions
 from stackops.upgrade.plan import plan_upgrade
 from stackops.upgrade.record import spec_hashes
 from stackops.upgrade.run import PREFLIGHT_FAILED, REFUSED, STEP_FAILED, ReleaseOutcome, reconcile_release
-from stackops.upgrade.status import release_status, upgrade_transitions
 from tests.conftest import cloud
 
 UID = "8d5c0f5e-0000-4000-8000-000000000001"
@@ -163,7 +163,7 @@ def test_an_upgrade_runs_every_step_in_plan_order_and_each_job_once() -> None:
 
 
 def _credentials(c: Cloud) -> Any:
-    from stackops.reconcile.engine import cloud_credentials
+    from stackops.kube.engine import cloud_credentials
 
     return cloud_credentials(c.kube, c.cloud)  # type: ignore[arg-type]
 

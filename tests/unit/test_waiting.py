@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from stackops.reconcile.engine import Outcome, StepState
-from stackops.reconcile.pods import claims, failed_container, redacted_last_line, stuck_containers, unschedulable
+from stackops.kube.engine import Outcome, StepState
+from stackops.kube.pods import claims, failed_container, redacted_last_line, stuck_containers, unschedulable
 from stackops.reconcile.status import build_status, transitions
 
 NOW, LATER = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"

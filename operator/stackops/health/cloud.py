@@ -20,11 +20,11 @@ from stackops.api.models import OpenStackCloud
 from stackops.credentials import Credentials
 from stackops.health.monitor import OpenStackAccess, Target
 from stackops.health.workloads import enough_hosts, workload_problems
+from stackops.kube.client import Kube
+from stackops.kube.credentials_secret import SECRET, credentials_secret_name
+from stackops.kube.kinds import MANAGED_KINDS, POD
 from stackops.logs import REDACTOR
 from stackops.plan import enabled_services
-from stackops.reconcile.credentials import SECRET, credentials_secret_name
-from stackops.reconcile.kube import Kube
-from stackops.reconcile.resources import MANAGED_KINDS, POD
 from stackops.render.naming import CLOUD_LABEL
 from stackops.services import keystone
 from stackops.services.base import CloudContext

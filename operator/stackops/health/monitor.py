@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from stackops.health.checks import CheckResult, EndpointAnswers, HealthCheck, Sample
+from stackops.services.health_checks import CheckResult, EndpointAnswers, HealthCheck, Sample
 
 HEALTHY, DEGRADED, UNKNOWN = "Healthy", "Degraded", "Unknown"
 OK, FAILED, NOT_CHECKED = "ok", "failed", "not-checked"

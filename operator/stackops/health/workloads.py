@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from stackops.reconcile.pods import stuck_containers
-from stackops.reconcile.readiness import readiness
+from stackops.kube.pods import stuck_containers
+from stackops.kube.readiness import readiness
 
 SERVICE_LABEL = "app.kubernetes.io/name"  # stackops.render.naming.selector_labels puts the service here
 

@@ -41,7 +41,7 @@ def read(api: Any, namespace: str, name: str, entry: str | None = None) -> dict[
     from kubernetes.client.exceptions import ApiException
 
     from stackops.api.validation import parse_cloud
-    from stackops.reconcile.credentials import credentials_secret_name
+    from stackops.kube.credentials_secret import credentials_secret_name
 
     where = f"{namespace}/{name}"
     try:

@@ -1,1 +1,2 @@
-"""Kubernetes I/O: the operator's handlers, applying plans, status and conditions."""
+"""The kopf layer: the operator's handlers, which pass a cloud gets (converge or upgrade, through
+`stackops.upgrade.run`), the status and Events a pass writes, metrics, RBAC and leader election."""

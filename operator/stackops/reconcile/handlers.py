@@ -28,18 +28,18 @@ from stackops.api.validation import InvalidCloud, parse_cloud
 from stackops.health.cloud import HealthSettings
 from stackops.health.cloud import observe as observe_health
 from stackops.health.monitor import REGISTRY, CloudHealth, CloudMonitor, HealthEvent, run_round
+from stackops.kube.client import Kube, Obj
+from stackops.kube.credentials_secret import SECRET, credentials_secret_name
+from stackops.kube.engine import StepState, observe
+from stackops.kube.kinds import CLOUD, PVC, kind_of
+from stackops.kube.readiness import readiness
 from stackops.reconcile import metrics
-from stackops.reconcile.credentials import SECRET, credentials_secret_name
-from stackops.reconcile.engine import StepState, observe
 from stackops.reconcile.errors import Failure, backoff, classify
-from stackops.reconcile.kube import Kube, Obj
-from stackops.reconcile.readiness import readiness
-from stackops.reconcile.resources import CLOUD, PVC, kind_of
 from stackops.reconcile.status import Status, build_status, transitions, with_health
+from stackops.reconcile.upgrade_status import release_status, upgrade_transitions
 from stackops.render.naming import CLOUD_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from stackops.services.base import RenderOptions
 from stackops.upgrade.run import reconcile_release
-from stackops.upgrade.status import release_status, upgrade_transitions
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from stackops.health.checks import EndpointAnswers
 from stackops.health.monitor import HEALTHY, OK, UNKNOWN, Registry
+from stackops.services.health_checks import EndpointAnswers
 
 CLOUD_LABELS = ("namespace", "cloud")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,7 +35,7 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 
-# What checks report in their samples (stackops.health.checks.Sample), as stackops_<metric>.
+# What checks report in their samples (stackops.services.health_checks.Sample), as stackops_<metric>.
 SAMPLE_HELP = {
     "compute_services": "nova-compute services by state (up, down) and status (enabled, disabled).",
     "volume_services": "cinder-volume services by state (up, down) and status (enabled, disabled).",

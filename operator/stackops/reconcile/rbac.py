@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from stackops.api.models import GROUP, PLURAL
-from stackops.reconcile.resources import LEASE, MANAGED_KINDS
+from stackops.kube.kinds import LEASE, MANAGED_KINDS
 
 CHILD_VERBS = ["get", "list", "create", "patch", "delete"]
 
@@ -35,7 +35,7 @@ def rules() -> list[dict[str, Any]]:
         # failed Job deleted by hand has the cloud looked at again (handlers.job_deleted)
         {"apiGroups": ["apps"], "resources": ["daemonsets", "deployments", "statefulsets"], "verbs": ["watch"]},
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["watch"]},
-        # Events are posted; a Pending claim's are read, to say why a cloud waits (reconcile.diagnosis)
+        # Events are posted; a Pending claim's are read, to say why a cloud waits (kube.diagnosis)
         {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "list"]},
         {"apiGroups": [LEASE.group], "resources": [LEASE.plural], "verbs": ["get", "create", "update"]},
         # kopf finds the resources it serves and the namespaces it watches

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stackops.health.monitor import DEGRADED, HEALTHY, CloudHealth
-from stackops.reconcile.engine import Outcome
+from stackops.kube.engine import Outcome
 from stackops.reconcile.errors import Failure
 
 Status = dict[str, Any]

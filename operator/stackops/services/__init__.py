@@ -1,4 +1,9 @@
-"""The services a cloud is made of. Each module here that defines `SERVICE` is one of them."""
+"""The services a cloud is made of. Each module here that defines `SERVICE` is one of them.
+
+Beside them: the contract every service implements (`base`), the shapes they share (`api`, `hosts`
+…), and what a service declares for the layers above to act on, its health checks (`health_checks`)
+and its upgrade commands (`upgrades`). Pure declarations: nothing here imports a package above.
+"""
 
 from __future__ import annotations
 

@@ -15,11 +15,11 @@ from typing import Any, ClassVar
 from stackops import __version__
 from stackops.api.models import OpenStackCloudSpec, WorkloadSpec
 from stackops.credentials import Credentials, CredentialSpec, KeyRotation
-from stackops.health.checks import HealthCheck
 from stackops.render import kolla, naming
 from stackops.render.hashing import CONFIG_HASH_ANNOTATION, content_hash
 from stackops.render.templates import render_objects, render_text
-from stackops.upgrade.declare import ServiceUpgrade
+from stackops.services.health_checks import HealthCheck
+from stackops.services.upgrades import ServiceUpgrade
 
 OPERATOR_IMAGE_ENV = "STACKOPS_IMAGE"
 CREDENTIALS_SECRET_SUFFIX = "credentials"
@@ -257,14 +257,14 @@ class Service(ABC):
         return {}
 
     def health_checks(self, ctx: CloudContext) -> list[HealthCheck]:
-        """OpenStack-level checks of the running service (stackops.health.checks), beyond what every
-        service gets: its pods and Jobs looked at, and its catalog endpoints answering. The operator
-        runs them periodically once the service is deployed, e.g. nova's compute services up."""
+        """OpenStack-level checks of the running service (stackops.services.health_checks), beyond what
+        every service gets: its pods and Jobs looked at, and its catalog endpoints answering. The
+        operator runs them periodically once the service is deployed, e.g. nova's compute services up."""
         return []
 
     def upgrade(self, ctx: CloudContext) -> ServiceUpgrade | None:
         """The commands that move the service's database to the release `ctx` renders
-        (stackops.upgrade.declare); None when an upgrade only rolls its pods."""
+        (stackops.services.upgrades); None when an upgrade only rolls its pods."""
         return None
 
     @abstractmethod

@@ -27,7 +27,7 @@ from stackops.services import api, ceph, keystone, mariadb, policy, rabbitmq
 from stackops.services.base import CloudContext, RenderError, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 from stackops.services.hosts import NODE_IP_AS_MY_IP, AgentContainer, agent_step, node_affinity
-from stackops.upgrade.declare import ServiceUpgrade
+from stackops.services.upgrades import ServiceUpgrade
 
 PORT = 8776
 CONFIG_DIR = "/etc/cinder"

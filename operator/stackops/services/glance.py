@@ -16,7 +16,7 @@ from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services import api, ceph, keystone, mariadb, policy
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
-from stackops.upgrade.declare import ServiceUpgrade
+from stackops.services.upgrades import ServiceUpgrade
 
 PORT = 9292
 CONFIG_DIR = "/etc/glance"

@@ -22,7 +22,7 @@ from stackops.render.kolla import ConfigFile, KollaCommand
 from stackops.services import api, keystone, mariadb, memcached, policy, rabbitmq
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
-from stackops.upgrade.declare import ServiceUpgrade
+from stackops.services.upgrades import ServiceUpgrade
 
 API_PORT = 8004
 CFN_PORT = 8000

@@ -97,7 +97,7 @@ def agent_step(
     """A DaemonSet `name` of `containers`; `host_paths` maps volume names to host directories.
     Pods roll `role.maxUnavailable` nodes at a time (spec.nodes.<role>), so a config change or an
     upgrade never takes every host down at once; the step is ready once `role.minReadyPercent` of
-    the nodes run it (stackops.reconcile.readiness reads the annotation)."""
+    the nodes run it (stackops.kube.readiness reads the annotation)."""
     metadata = ctx.metadata(name, service.name, component)
     metadata["annotations"] = {MIN_READY_PERCENT_ANNOTATION: str(role.min_ready_percent)}
     return Step(

@@ -18,7 +18,7 @@ from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services import api, mariadb, memcached, policy
 from stackops.services.base import CloudContext, RenderError, Resources, Service, Step
 from stackops.services.endpoints import service_urls
-from stackops.upgrade.declare import ServiceUpgrade
+from stackops.services.upgrades import ServiceUpgrade
 
 PORT = 5000
 CONFIG_FILE = "/etc/keystone/keystone.conf"

@@ -13,14 +13,14 @@ from typing import Any, ClassVar
 
 from stackops.api.models import NeutronSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
-from stackops.health.checks import HealthCheck, NetworkAgents
 from stackops.render.ini import IniSections, merge_sections, render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services import api, keystone, mariadb, nova, ovn, policy, rabbitmq
 from stackops.services.base import CloudContext, RenderError, Resources, Service, Step
 from stackops.services.endpoints import api_service_name, service_urls
+from stackops.services.health_checks import HealthCheck, NetworkAgents
 from stackops.services.hosts import AgentContainer, agent_step, node_affinity
-from stackops.upgrade.declare import ServiceUpgrade
+from stackops.services.upgrades import ServiceUpgrade
 
 PORT = 9696
 CONFIG_DIR = "/etc/neutron"

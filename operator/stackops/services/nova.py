@@ -14,14 +14,14 @@ from typing import Any, ClassVar
 
 from stackops.api.models import ComputeGroup, NovaSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
-from stackops.health.checks import ComputeServices, HealthCheck, ProvidersMatchHypervisors
 from stackops.render.ini import merge_sections, render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services import api, keystone, mariadb, memcached, policy, rabbitmq
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
+from stackops.services.health_checks import ComputeServices, HealthCheck, ProvidersMatchHypervisors
 from stackops.services.hosts import NODE_IP_AS_MY_IP, AgentContainer, agent_step, node_affinity
-from stackops.upgrade.declare import ServiceUpgrade
+from stackops.services.upgrades import ServiceUpgrade
 
 API_PORT = 8774
 METADATA_PORT = 8775

@@ -10,13 +10,13 @@ from typing import Any, ClassVar
 
 from stackops.api.models import OpenStackCloudSpec, ServiceSpec
 from stackops.credentials import CredentialSpec
-from stackops.health.checks import HealthCheck, ResourceProviders
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand
 from stackops.services import api, keystone, mariadb, policy
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
-from stackops.upgrade.declare import ServiceUpgrade
+from stackops.services.health_checks import HealthCheck, ResourceProviders
+from stackops.services.upgrades import ServiceUpgrade
 
 PORT = 8778
 CONFIG_FILE = "/etc/placement/placement.conf"

@@ -1,7 +1,7 @@
-"""OpenStack release upgrades: what services declare, the order they upgrade in, and the runner.
+"""OpenStack release upgrades: the order services upgrade in, the progress kept, and the runner.
 
-`declare` is what service modules import (pure); `plan` turns a cloud and the release it runs into
-the ordered upgrade (pure); `record` is the progress kept in the cloud's status; `run` drives one
-reconcile pass against the cluster; `status` shows it to people. Importing this package loads none
-of them, so service modules can import `declare` without pulling in the reconcile layer.
+What a service declares about its upgrade is beside the service contract (stackops.services.upgrades).
+`plan` turns a cloud and the release it runs into the ordered upgrade (pure); `record` is the progress
+kept in the cloud's status; `run` drives one reconcile pass against the cluster (stackops.kube). How
+it shows to people is the kopf layer's (stackops.reconcile.upgrade_status), above this package.
 """

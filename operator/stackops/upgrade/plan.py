@@ -31,7 +31,7 @@ from stackops.render.hashing import SPEC_HASH_LENGTH, content_hash
 from stackops.render.naming import fit
 from stackops.services import api
 from stackops.services.base import CloudContext, RenderOptions, Service, Step
-from stackops.upgrade.declare import CHECK_COMPONENT, ServiceUpgrade
+from stackops.services.upgrades import CHECK_COMPONENT, ServiceUpgrade
 
 # Infrastructure first, then the order OpenStack's upgrade guides give. A service not named here
 # upgrades after these, in dependency order.

@@ -24,8 +24,8 @@ from stackops.api.models import OpenStackCloud
 from stackops.api.releases import transition_problem
 from stackops.credentials import Credentials
 from stackops.health.monitor import DEGRADED
-from stackops.plan import Plan, plan
-from stackops.reconcile.engine import (
+from stackops.kube.client import Kube, Obj
+from stackops.kube.engine import (
     APPLIED_HASH,
     Outcome,
     StepState,
@@ -36,9 +36,9 @@ from stackops.reconcile.engine import (
     observe,
     owner_reference,
 )
-from stackops.reconcile.kube import Kube, Obj
-from stackops.reconcile.readiness import condition, readiness
-from stackops.reconcile.resources import CLOUD, kind_of
+from stackops.kube.kinds import CLOUD, kind_of
+from stackops.kube.readiness import condition, readiness
+from stackops.plan import Plan, plan
 from stackops.services.base import RenderOptions
 from stackops.upgrade.plan import PREFLIGHT, UpgradePlan, UpgradeStep, at_release, plan_upgrade
 from stackops.upgrade.record import UpgradeRecord, changed_sections

@@ -11,10 +11,10 @@ cloud), plus, for a pod stuck on a Pending claim, that claim and its Events.
 
 from __future__ import annotations
 
+from stackops.kube.client import Kube, Obj
+from stackops.kube.kinds import EVENT, POD, PVC
+from stackops.kube.pods import claims, failed_container, stuck_containers, unschedulable
 from stackops.logs import REDACTOR
-from stackops.reconcile.kube import Kube, Obj
-from stackops.reconcile.pods import claims, failed_container, stuck_containers, unschedulable
-from stackops.reconcile.resources import EVENT, POD, PVC
 
 WORKLOADS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job"})
 PODS_LOOKED_AT = 100  # per waiting workload and pass

@@ -12,7 +12,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from stackops.reconcile.resources import Kind
+from stackops.kube.kinds import Kind
 
 FIELD_MANAGER = "stackops"
 Obj = dict[str, Any]

@@ -15,8 +15,8 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from stackops.credentials import Credentials, CredentialSpec, KeyRotation, complete
-from stackops.reconcile.kube import Kube
-from stackops.reconcile.resources import MANAGED_KINDS
+from stackops.kube.client import Kube
+from stackops.kube.kinds import MANAGED_KINDS
 from stackops.render.naming import common_labels
 from stackops.services.base import CREDENTIALS_SECRET_SUFFIX
 

@@ -12,13 +12,13 @@ from typing import Any
 
 from stackops.api.models import GROUP, KIND, VERSION, OpenStackCloud
 from stackops.credentials import Credentials
+from stackops.kube.client import Kube, Obj
+from stackops.kube.credentials_secret import ensure_credentials
+from stackops.kube.diagnosis import workload_cause
+from stackops.kube.kinds import MANAGED_KINDS, kind_of
+from stackops.kube.readiness import Readiness, readiness
 from stackops.logs import REDACTOR
 from stackops.plan import Plan, key_rotations, plan, required_credentials
-from stackops.reconcile.credentials import ensure_credentials
-from stackops.reconcile.diagnosis import workload_cause
-from stackops.reconcile.kube import Kube, Obj
-from stackops.reconcile.readiness import Readiness, readiness
-from stackops.reconcile.resources import MANAGED_KINDS, kind_of
 from stackops.render.hashing import content_hash
 from stackops.render.naming import CLOUD_LABEL
 from stackops.services import all_services

@@ -1,6 +1,6 @@
 """Why a pod does not run, in Kubernetes' own words: read from its status, nothing fetched here.
 
-The step engine names these when a step waits (stackops.reconcile.diagnosis); the health checks
+The step engine names these when a step waits (stackops.kube.diagnosis); the health checks
 name stuck containers of a running cloud (stackops.health.workloads).
 """
 
