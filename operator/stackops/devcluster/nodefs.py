@@ -68,7 +68,12 @@ def create(node_root: Path, run_dirs: Sequence[Path]) -> None:
     MOUNT_NS.touch()
     _run(["unshare", f"--mount={MOUNT_NS}", "--propagation", "slave", "true"])
     backing = node_root / "host"
-    script = [f"mount -t tmpfs -o mode=0755 stackops-node-run {TMPFS}"]
+    # The machine's mounts under the paths the node covers (e.g. `ip netns`'s /run/netns) would stay
+    # in the namespace's mount table beneath the cover, and containerd judges a host path by the first
+    # mount it finds there: they leave the node's view (lazily, in this namespace only: it is a slave).
+    covered = "|".join(f"{path}/" for path in PRIVATE)
+    script = [f"findmnt -rno TARGET | grep -E '^({covered})' | sort -r | xargs -r -n1 umount -l"]
+    script.append(f"mount -t tmpfs -o mode=0755 stackops-node-run {TMPFS}")
     for path in PRIVATE_DIRS:
         own = backing / path.strip("/").replace("/", "-")
         own.mkdir(parents=True, exist_ok=True)
@@ -80,6 +85,9 @@ def create(node_root: Path, run_dirs: Sequence[Path]) -> None:
         work.mkdir(parents=True, exist_ok=True)
         options = f"lowerdir={path},upperdir={upper},workdir={work}"
         script.append(f"mount -t overlay stackops-node-{layer} -o {options} {path}")
+    # host agents mount these with Bidirectional propagation (network namespaces, instance disks):
+    # containerd requires their mounts to be shared; the peers are the node's namespace and its containers
+    script += [f"mount --make-rshared {path}" for path in (TMPFS, *PRIVATE_DIRS)]
     script += [f"mkdir -p -m 0700 {d}" for d in run_dirs]
     script.append(f"mkdir -p /run/netns /run/lock {' '.join(NODE_PATHS)}")
     _run(["nsenter", f"--mount={MOUNT_NS}", "--", "sh", "-euc", " && ".join(script)])
