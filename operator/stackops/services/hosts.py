@@ -81,6 +81,16 @@ class AgentContainer:
         return config_mount(self.volume_name)
 
 
+def agents_group(containers: Sequence[AgentContainer]) -> int | None:
+    """The group owning an agent pod's Secret volumes: the non-root Kolla user its containers run as
+    (Kolla config files are 0400, readable by the group the kubelet gives them). Host paths keep
+    their owners: the kubelet changes ownership only of the volumes it makes."""
+    users = sorted({c.kolla.uid for c in containers if c.kolla.uid != 0})
+    if len(users) > 1:
+        raise ValueError(f"an agent pod's containers run as one non-root user, not {users}")
+    return users[0] if users else None
+
+
 def agent_step(
     ctx: CloudContext,
     service: Service,
@@ -115,6 +125,7 @@ def agent_step(
             resources=resources,
             max_unavailable=role.max_unavailable,
             extra_volumes=list(extra_volumes),
+            fs_group=agents_group(containers),
             config_hash=ctx.config_annotations(*sorted({c.kolla.config.hash for c in containers})),
         ),
     )
