@@ -37,7 +37,7 @@ class ServicePackage:
 
 
 # The package of every OpenStack service stackops deploys, by service name: a new service adds its
-# line here.
+# line here. Images are built in this order (hack/images/build.py).
 SERVICE_PACKAGES: dict[str, ServicePackage] = {
     "keystone": ServicePackage("keystone", major_offset=-4),
     "glance": ServicePackage("glance", major_offset=-1),
