@@ -195,6 +195,9 @@ class Service(ABC):
     name: ClassVar[str]
     spec_path: ClassVar[str]  # where its settings live in the spec, e.g. "services.keystone"
     depends_on: ClassVar[tuple[str, ...]] = ()
+    # Services that upgrade to a new release before this one although it does not depend on them:
+    # its place in OpenStack's upgrade order (stackops.upgrade.plan.upgrade_order).
+    upgrade_after: ClassVar[tuple[str, ...]] = ()
     # The images it runs (services/images.py): its package's, and infrastructure images of its own.
     openstack_images: ClassVar[OpenStackImages | None] = None
     debian_images: ClassVar[tuple[DebianImage, ...]] = ()

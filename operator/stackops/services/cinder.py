@@ -71,6 +71,7 @@ class Cinder(Service):
     name = "cinder"
     spec_path = "services.cinder"
     depends_on = ("keystone", "rabbitmq")
+    upgrade_after = ("glance",)  # the order of OpenStack's upgrade guides
     openstack_images = OpenStackImages(
         USER,
         (

@@ -73,6 +73,7 @@ class Glance(Service):
     name = "glance"
     spec_path = "services.glance"
     depends_on = ("keystone",)
+    upgrade_after = ("placement",)  # the order of OpenStack's upgrade guides
     openstack_images = OpenStackImages(USER, (OpenStackImage("glance-api"),))
     config_files: ClassVar[dict[str, tuple[str, ...]]] = {
         "glance-api.conf": (

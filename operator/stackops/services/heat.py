@@ -66,6 +66,7 @@ class Heat(Service):
     name = "heat"
     spec_path = "services.heat"
     depends_on = ("keystone", "rabbitmq")
+    upgrade_after = ("horizon",)  # the order of OpenStack's upgrade guides
     openstack_images = OpenStackImages(
         USER, (OpenStackImage("heat-api"), OpenStackImage("heat-api-cfn"), OpenStackImage("heat-engine"))
     )

@@ -48,6 +48,7 @@ class Horizon(Service):
     name = "horizon"
     spec_path = "services.horizon"
     depends_on = ("keystone", "memcached")
+    upgrade_after = ("nova",)  # the order of OpenStack's upgrade guides
     openstack_images = OpenStackImages(USER, (OpenStackImage("horizon"),))
     components: ClassVar[dict[str, Resources]] = {
         # collects and compresses its static files when it starts

@@ -76,6 +76,7 @@ class Neutron(Service):
     name = "neutron"
     spec_path = "services.neutron"
     depends_on = ("keystone", "rabbitmq")
+    upgrade_after = ("cinder",)  # the order of OpenStack's upgrade guides
     # the OVN driver checks the OVN databases' schemas with ovsdb-client; the OVN metadata agent
     # proxies instances' metadata requests through haproxy
     openstack_images = OpenStackImages(
