@@ -12,8 +12,10 @@ Everything lives under ${STACKOPS_CACHE:-~/.cache/stackops}/images: the rootfs t
 its inputs (Containerfile, the files it copies, build args, its parent's hash); an image whose hash is
 unchanged is not built again.
 
-Service images install the PyPI requirements of the release (stackops.api.releases), passed as build args
-from that table; they are tagged <registry>/<name>:<release>-debian-bookworm, so a cloud with
+Which images there are, their Debian packages and their Kolla users come from the service modules
+(each declares what it runs: stackops.services.images). Service images install the PyPI requirements
+of the release (stackops.api.releases), passed as build args from that table; they are tagged
+<registry>/<name>:<release>-debian-bookworm, so a cloud with
 `spec.images: {registry: localhost, namespace: stackops, distro: debian-bookworm}` runs them.
 """
 
@@ -34,14 +36,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from stackops import __version__
 from stackops.api.releases import DEFAULT_RELEASE, RELEASES, RUNTIME_LIBRARIES, SUPPORTED_RELEASES, Release
 from stackops.cache import cache_root
 from stackops.devcluster.realnode import PAUSE_IMAGE  # containerd's sandbox_image on the real node
+from stackops.services import all_services
 from stackops.services.base import default_operator_image
+from stackops.services.images import DebianImage, OpenStackImages
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "images"
@@ -57,86 +61,10 @@ BUILD_CA = "/run/stackops-build-ca.crt"
 CI_IMAGES = ("operator", "keystone")
 
 
-@dataclass(frozen=True)
-class Service:
-    """An OpenStack service's images: its user (Kolla's uid, which rendered pods use as fsGroup), the
-    release's PyPI requirement (a key of Release.packages) and each image with its own Debian packages."""
-
-    user: str
-    uid: int
-    images: dict[str, tuple[str, ...]]
-    # per image: PyPI packages of that image alone, and the Debian packages needed only to build them
-    image_pip: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    image_build_deps: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def package(self) -> str:
-        return self.user
-
-
-SERVICES: tuple[Service, ...] = (
-    Service("keystone", 42425, {"keystone": ()}),
-    Service("glance", 42415, {"glance-api": ()}),
-    Service("placement", 42482, {"placement-api": ()}),
-    Service(
-        "nova",
-        42436,
-        {
-            "nova-api": (),
-            "nova-conductor": (),
-            "nova-scheduler": (),
-            "nova-novncproxy": ("novnc",),
-            "nova-compute": ("libvirt-clients", "qemu-utils", "genisoimage", "openssh-client", "open-iscsi"),
-        },
-        image_pip={"nova-compute": ("libvirt-python",)},
-        image_build_deps={"nova-compute": ("gcc", "pkg-config", "libvirt-dev", "python3-dev")},
-    ),
-    # the OVN driver checks the OVN databases' schemas with ovsdb-client; the OVN metadata agent
-    # proxies instances' metadata requests through haproxy
-    Service(
-        "neutron",
-        42435,
-        {"neutron-server": ("openvswitch-common",), "neutron-ovn-metadata-agent": ("haproxy",)},
-    ),
-    Service(
-        "cinder",
-        42407,
-        {
-            "cinder-api": (),
-            "cinder-scheduler": (),
-            "cinder-volume": ("lvm2", "qemu-utils", "open-iscsi"),
-            "cinder-backup": ("qemu-utils",),
-        },
-    ),
-    Service("horizon", 42420, {"horizon": ()}),
-    Service("heat", 42418, {"heat-api": (), "heat-api-cfn": (), "heat-engine": ()}),
-)
-
-
-@dataclass(frozen=True)
-class Infra:
-    """An infrastructure image from Debian's packages: the user it runs as, with Kolla's uid, and
-    its packages; `aliases` are more names of the same build (OVN's databases and northd share one)."""
-
-    name: str
-    packages: tuple[str, ...]
-    user: str = "root"
-    uid: int = 0
-    home: str = "/"
-    aliases: tuple[str, ...] = ()
-
-
-INFRA: tuple[Infra, ...] = (
-    Infra(
-        "mariadb-server", ("mariadb-server", "mariadb-backup", "galera-4", "procps"), "mysql", 42434, "/var/lib/mysql"
-    ),
-    Infra("memcached", ("memcached",), "memcached", 42457),
-    Infra("rabbitmq", ("rabbitmq-server", "procps"), "rabbitmq", 42439, "/var/lib/rabbitmq"),
-    Infra("ovn-nb-db-server", ("ovn-central", "procps"), aliases=("ovn-sb-db-server", "ovn-northd")),
-    Infra("ovn-controller", ("ovn-host", "procps")),
-    Infra("openvswitch-db-server", ("openvswitch-switch", "procps"), aliases=("openvswitch-vswitchd",)),
-    Infra("nova-libvirt", ("libvirt-daemon-system", "qemu-system-x86", "qemu-utils", "procps")),
-)
+# What each service module declares it runs (stackops.services.images): the OpenStack services'
+# images by service (Release.packages' key), and the infrastructure images in dependency order.
+SERVICES: dict[str, OpenStackImages] = {s.name: s.openstack_images for s in all_services() if s.openstack_images}
+INFRA: tuple[DebianImage, ...] = tuple(image for s in all_services() for image in s.debian_images)
 
 
 @dataclass(frozen=True)
@@ -228,45 +156,45 @@ def catalogue(release: Release) -> dict[str, Image]:
     for infra in INFRA:
         found[infra.name] = Image(
             infra.name,
-            tuple(tag(name, series) for name in (infra.name, *infra.aliases)),
+            tuple(tag(name, series) for name in infra.names),
             IMAGES / "infra",
             IMAGES / "infra" / "Containerfile",
             parent="base",
             parent_arg="BASE_IMAGE",
             args=(
                 ("IMAGE", infra.name),
-                ("APT_PACKAGES", " ".join(infra.packages)),
-                ("USER_NAME", infra.user),
-                ("USER_UID", str(infra.uid)),
-                ("USER_HOME", infra.home),
+                ("APT_PACKAGES", " ".join(infra.apt)),
+                ("USER_NAME", infra.user.name),
+                ("USER_UID", str(infra.user.uid)),
+                ("USER_HOME", infra.user.home),
             ),
             inputs=_files(IMAGES / "infra"),
         )
-    for service in SERVICES:
-        pip = " ".join(release.own_requirements(service.package))
-        common = (("SERVICE", service.user), ("SERVICE_UID", str(service.uid)), ("PIP_PACKAGES", pip))
-        single = len(service.images) == 1
+    for service in release.packages:  # the services whose package the release installs, in its order
+        declared = SERVICES[service]
+        user = declared.user.name
+        pip = " ".join(release.own_requirements(service))
+        common = (("SERVICE", user), ("SERVICE_UID", str(declared.user.uid)), ("PIP_PACKAGES", pip))
         # A service with one image is built in one go; with several, once as <service>-base and
         # then each component on top of it (so the service's packages are installed once).
-        if not single:
-            name = f"{service.user}-base"
-            found[name] = _service_image(name, series, common, ())
-        for name, apt in service.images.items():
-            if single:
-                found[name] = _service_image(name, series, common, apt)
-                continue
-            found[name] = Image(
-                name,
-                (tag(name, series),),
+        if len(declared.images) == 1:
+            [image] = declared.images
+            found[image.name] = _service_image(image.name, series, common, image.apt)
+            continue
+        found[f"{user}-base"] = _service_image(f"{user}-base", series, common, ())
+        for image in declared.images:
+            found[image.name] = Image(
+                image.name,
+                (tag(image.name, series),),
                 IMAGES / "component",
                 IMAGES / "component" / "Containerfile",
-                parent=f"{service.user}-base",
+                parent=f"{user}-base",
                 parent_arg="SERVICE_BASE_IMAGE",
                 args=(
-                    ("SERVICE", service.user),
-                    ("APT_PACKAGES", " ".join(apt)),
-                    ("PIP_PACKAGES", " ".join(service.image_pip.get(name, ()))),
-                    ("BUILD_PACKAGES", " ".join(service.image_build_deps.get(name, ()))),
+                    ("SERVICE", user),
+                    ("APT_PACKAGES", " ".join(image.apt)),
+                    ("PIP_PACKAGES", " ".join(image.pip)),
+                    ("BUILD_PACKAGES", " ".join(image.build_deps)),
                 ),
                 inputs=_files(IMAGES / "component"),
             )

@@ -18,12 +18,12 @@ def test_build_arguments_are_the_releases_requirements(series: str) -> None:
     release = RELEASES[series]
     images = Builder(release).images
     assert dict(images["openstack-base"].args)["CONSTRAINTS"] == " ".join(release.constraints)
-    for service in SERVICES:
-        name = next(iter(service.images)) if len(service.images) == 1 else f"{service.user}-base"
+    for service, declared in SERVICES.items():
+        name = declared.names[0] if len(declared.names) == 1 else f"{declared.user.name}-base"
         args = dict(images[name].args)
-        assert args["PIP_PACKAGES"].split()[0] == release.packages[service.package]
-        assert args["SERVICE_UID"] == str(service.uid)
-        assert all(tag.endswith(f":{series}-debian-bookworm") for n in service.images for tag in images[n].tags)
+        assert args["PIP_PACKAGES"].split()[0] == release.packages[service]
+        assert args["SERVICE_UID"] == str(declared.user.uid)
+        assert all(tag.endswith(f":{series}-debian-bookworm") for n in declared.names for tag in images[n].tags)
 
 
 def test_a_cloud_pointed_at_these_images_runs_the_built_tags_as_their_users() -> None:
@@ -31,7 +31,7 @@ def test_a_cloud_pointed_at_these_images_runs_the_built_tags_as_their_users() ->
     body["spec"]["images"] = {"registry": "localhost", "namespace": "stackops", "distro": "debian-bookworm"}
     cloud = parse_cloud(body)
     images = Builder(RELEASES[cloud.spec.release]).images
-    uids = {name: service.uid for service in SERVICES for name in service.images}
+    uids = {name: declared.user.uid for declared in SERVICES.values() for name in declared.names}
     matched = set()
     for obj in plan(cloud).objects():
         if obj["kind"] not in ("Deployment", "StatefulSet", "DaemonSet", "Job"):

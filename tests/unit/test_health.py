@@ -22,6 +22,8 @@ from stackops.health.monitor import (
 )
 from stackops.health.workloads import workload_problems
 from stackops.services.health_checks import (
+    COMPUTE_SERVICES,
+    VOLUME_SERVICES,
     CheckResult,
     ComputeServices,
     EndpointAnswers,
@@ -92,12 +94,12 @@ def test_compute_and_volume_services_count_states_and_name_enabled_hosts_that_ar
     compute = ComputeServices().run(conn)
     assert not compute.ok and compute.message == "compute service down on c2"  # c3 is disabled on purpose
     assert compute.samples == (
-        Sample("compute_services", {"state": "down", "status": "disabled"}, 1),
-        Sample("compute_services", {"state": "down", "status": "enabled"}, 1),
-        Sample("compute_services", {"state": "up", "status": "enabled"}, 1),
+        Sample(COMPUTE_SERVICES, {"state": "down", "status": "disabled"}, 1),
+        Sample(COMPUTE_SERVICES, {"state": "down", "status": "enabled"}, 1),
+        Sample(COMPUTE_SERVICES, {"state": "up", "status": "enabled"}, 1),
     )
     assert VolumeServices().run(conn) == CheckResult(
-        True, samples=(Sample("volume_services", {"state": "up", "status": "enabled"}, 1),)
+        True, samples=(Sample(VOLUME_SERVICES, {"state": "up", "status": "enabled"}, 1),)
     )
 
 

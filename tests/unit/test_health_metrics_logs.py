@@ -15,7 +15,7 @@ from stackops import logs
 from stackops.cli import main
 from stackops.health.monitor import DEGRADED, HEALTHY, CloudHealth, Finding, Registry, ServiceHealth
 from stackops.reconcile.metrics import HealthCollector
-from stackops.services.health_checks import Sample
+from stackops.services.health_checks import COMPUTE_SERVICES, Sample
 
 
 def scrape(registry: Registry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -41,7 +41,7 @@ def test_health_metrics_carry_what_the_verdict_says() -> None:
             "ok",
             "",
             0.3,
-            (Sample("compute_services", {"state": "up", "status": "enabled"}, 3),),
+            (Sample(COMPUTE_SERVICES, {"state": "up", "status": "enabled"}, 3),),
             1700000100.0,
         ),
     )
@@ -68,6 +68,17 @@ def test_health_metrics_carry_what_the_verdict_says() -> None:
     assert values[last] == 1700000000.0
     registry.forget("uid-1")
     assert not any(name == "stackops_service_up" for name, _ in scrape(registry))
+
+
+def test_a_checks_samples_are_served_with_the_help_its_metric_declares() -> None:
+    registry = Registry()
+    sample = Sample(COMPUTE_SERVICES, {"state": "up", "status": "enabled"}, 1)
+    finding = Finding("nova", "compute-services", "compute-services", "ok", "", 0.1, (sample,), 1700000000.0)
+    registry.publish("uid-1", CloudHealth("openstack", "demo", {"nova": ServiceHealth(HEALTHY)}, (finding,)))
+    prometheus = CollectorRegistry()
+    prometheus.register(HealthCollector(registry))
+    families = {f.name: f for f in text_string_to_metric_families(generate_latest(prometheus).decode())}
+    assert families["stackops_compute_services"].documentation == COMPUTE_SERVICES.help
 
 
 SNIPPET = """

@@ -6,7 +6,13 @@ from typing import Any
 import celpy
 import pytest
 
-from stackops.api.releases import SUPPORTED_RELEASES, allowed_upgrades, transition_problem
+from stackops.api.releases import (
+    RELEASES,
+    SERVICE_PACKAGES,
+    SUPPORTED_RELEASES,
+    allowed_upgrades,
+    transition_problem,
+)
 from stackops.api.schema_hints import release_transition_rules
 
 
@@ -50,3 +56,14 @@ def test_crd_cel_rules_agree_with_the_python_table_for_every_pair() -> None:
     # The API server enforces the CEL rules; the operator enforces the table. They must never disagree.
     for old, new in itertools.product(SUPPORTED_RELEASES, repeat=2):
         assert _cel_allows(old, new) == (transition_problem(old, new) is None), (old, new)
+
+
+def test_packages_that_name_their_versions_name_them_for_every_release() -> None:
+    for package in SERVICE_PACKAGES.values():
+        assert not package.versions or set(package.versions) == set(SUPPORTED_RELEASES), package.name
+
+
+def test_a_release_installs_the_major_of_its_number() -> None:
+    # Epoxy (2025.1) is OpenStack's 31st release: nova 31, keystone 27
+    assert RELEASES["2025.1"].packages["nova"] == "nova>=31,<32"
+    assert RELEASES["2026.1"].requirements("keystone") == ["keystone>=29,<30", "oslo.policy<6"]

@@ -11,7 +11,7 @@ import pytest
 from stackops.credentials import Credentials
 from stackops.plan import plan, required_credentials
 from stackops.render.kolla import KollaCommand
-from stackops.services import service
+from stackops.services import all_services, service
 from stackops.services.base import CloudContext
 from stackops.services.upgrades import ServiceUpgrade
 from stackops.upgrade.plan import (
@@ -22,6 +22,7 @@ from stackops.upgrade.plan import (
     _roll,
     _ServiceJobs,
     plan_upgrade,
+    upgrade_order,
 )
 from tests.conftest import cloud
 
@@ -43,6 +44,16 @@ def positions(upgrade: UpgradePlan) -> dict[str, int]:
 
 
 DECLARED = ("keystone", "placement", "glance", "cinder", "neutron", "nova", "heat")
+
+
+def test_services_upgrade_in_upstream_order_whichever_of_them_a_cloud_has() -> None:
+    every = [s.name for s in upgrade_order(all_services())]
+    assert every == [
+        "mariadb", "memcached", "rabbitmq", "keystone", "placement", "glance", "cinder", "neutron", "nova",
+        "horizon", "heat",
+    ]  # fmt: skip
+    without_cinder = upgrade_order([s for s in all_services() if s.name != "cinder"])
+    assert [s.name for s in without_cinder] == [name for name in every if name != "cinder"]
 
 
 def test_infrastructure_then_services_in_upstream_order_then_agents_then_online_migrations() -> None:

@@ -229,6 +229,16 @@ class ServiceSpec(WorkloadSpec):
     )
 
 
+class OptInService(ApiModel):
+    """Mixed into the spec of a service stackops gains after clouds already exist (before its
+    ServiceSpec: `class NewSpec(OptInService, ServiceSpec)`): the service is off until a spec turns
+    it on, so that upgrading the operator does not start deploying it into every existing cloud."""
+
+    enabled: bool = Field(
+        False, description="Off unless set, so that clouds made before stackops had it do not start running it."
+    )
+
+
 class FernetSpec(ApiModel):
     max_active_keys: int = Field(3, ge=3, description="Keys kept: staged + primary + secondaries.")
     rotation_hours: int = Field(24, ge=1, description="Hours between fernet key rotations.")
@@ -597,6 +607,7 @@ class HorizonSpec(WorkloadSpec):
         return value
 
 
+# One field per OpenStack service; the spec of a service added from now on is an OptInService.
 class ServicesSpec(ApiModel):
     keystone: KeystoneSpec = Field(default_factory=KeystoneSpec)
     placement: ServiceSpec = Field(default_factory=ServiceSpec)

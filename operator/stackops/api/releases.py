@@ -6,6 +6,7 @@ so the API server and the operator can never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 SUPPORTED_RELEASES: tuple[str, ...] = ("2025.1", "2025.2", "2026.1", "2026.2")
@@ -18,16 +19,58 @@ DEFAULT_RELEASE = "2026.1"
 
 
 @dataclass(frozen=True)
+class ServicePackage:
+    """An OpenStack service's server package on PyPI, and the versions of it each release installs."""
+
+    name: str
+    # Most services release one major a series, a fixed distance from the release's number: their
+    # major is `number + major_offset` (nova's is the number itself).
+    major_offset: int = 0
+    # Services that release in between (horizon) name the versions of each series instead.
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+    def requirement(self, series: str, number: int) -> str:
+        if self.versions:
+            return f"{self.name}{self.versions[series]}"
+        major = number + self.major_offset
+        return f"{self.name}>={major},<{major + 1}"
+
+
+# The package of every OpenStack service stackops deploys, by service name: a new service adds its
+# line here. Images are built in this order (hack/images/build.py).
+SERVICE_PACKAGES: dict[str, ServicePackage] = {
+    "keystone": ServicePackage("keystone", major_offset=-4),
+    "glance": ServicePackage("glance", major_offset=-1),
+    "placement": ServicePackage("openstack-placement", major_offset=-18),
+    "nova": ServicePackage("nova"),
+    "neutron": ServicePackage("neutron", major_offset=-5),
+    "cinder": ServicePackage("cinder", major_offset=-5),
+    # the ranges come from openstack/releases
+    "horizon": ServicePackage(
+        "horizon",
+        versions={"2025.1": ">=25.2,<25.4", "2025.2": ">=25.4,<25.6", "2026.1": ">=25.6,<26", "2026.2": ">=26,<28"},
+    ),
+    "heat": ServicePackage("openstack-heat", major_offset=-7),
+}
+
+
+@dataclass(frozen=True)
 class Release:
     series: str
     codename: str
-    # PyPI requirement of each service's server package at this release (images and tests install these).
-    packages: dict[str, str]
+    # The release's place in OpenStack's sequence (Epoxy, 2025.1, is the 31st), which the majors of
+    # most services' packages follow (SERVICE_PACKAGES).
+    number: int
     # Libraries whose newer majors the release's services break on; installed alongside the packages.
     constraints: tuple[str, ...] = ()
     # Libraries one service breaks on at this release although its requirements allow them; installed
     # alongside that service's package only.
     service_constraints: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def packages(self) -> dict[str, str]:
+        """PyPI requirement of each service's server package at this release (images and tests install these)."""
+        return {service: p.requirement(self.series, self.number) for service, p in SERVICE_PACKAGES.items()}
 
     def requirements(self, service: str) -> list[str]:
         """What installs `service` at this release: its package and the constraints it needs."""
@@ -44,38 +87,23 @@ class Release:
         return self.series.endswith(".1")
 
 
-def _packages(keystone: int, placement: int, glance: int, nova: int, horizon: str) -> dict[str, str]:
-    """PyPI requirements of one release. Neutron, cinder and heat majors move with nova's (-5, -5, -7)."""
-    return {
-        "keystone": f"keystone>={keystone},<{keystone + 1}",
-        "placement": f"openstack-placement>={placement},<{placement + 1}",
-        "glance": f"glance>={glance},<{glance + 1}",
-        "nova": f"nova>={nova},<{nova + 1}",
-        "neutron": f"neutron>={nova - 5},<{nova - 4}",
-        "cinder": f"cinder>={nova - 5},<{nova - 4}",
-        "heat": f"openstack-heat>={nova - 7},<{nova - 6}",
-        # horizon releases intermediary versions; the ranges come from openstack/releases
-        "horizon": f"horizon{horizon}",
-    }
-
-
 # neutron 26 to 28 import API definitions that neutron-lib 4 removed, yet ask only for neutron-lib>=3.x
 NEUTRON_LIB_3: dict[str, tuple[str, ...]] = {"neutron": ("neutron-lib<4",)}
 
 RELEASES: dict[str, Release] = {
     r.series: r
     for r in (
-        Release("2025.1", "Epoxy", _packages(27, 13, 30, 31, ">=25.2,<25.4"), service_constraints=NEUTRON_LIB_3),
-        Release("2025.2", "Flamingo", _packages(28, 14, 31, 32, ">=25.4,<25.6"), service_constraints=NEUTRON_LIB_3),
+        Release("2025.1", "Epoxy", 31, service_constraints=NEUTRON_LIB_3),
+        Release("2025.2", "Flamingo", 32, service_constraints=NEUTRON_LIB_3),
         Release(
             "2026.1",
             "Gazpacho",
-            _packages(29, 15, 32, 33, ">=25.6,<26"),
+            33,
             # oslo.policy 6 dropped [oslo_policy]enforce_scope, which placement 15 still reads
             ("oslo.policy<6",),
             NEUTRON_LIB_3,
         ),
-        Release("2026.2", "2026.2", _packages(30, 16, 33, 34, ">=26,<28")),
+        Release("2026.2", "2026.2", 34),
     )
 }
 

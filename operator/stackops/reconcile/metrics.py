@@ -35,14 +35,6 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 
-# What checks report in their samples (stackops.services.health_checks.Sample), as stackops_<metric>.
-SAMPLE_HELP = {
-    "compute_services": "nova-compute services by state (up, down) and status (enabled, disabled).",
-    "volume_services": "cinder-volume services by state (up, down) and status (enabled, disabled).",
-    "network_agents": "Neutron/OVN agents by type and whether they are alive.",
-    "placement_resource_providers": "Resource providers placement lists.",
-}
-
 
 @contextmanager
 def reconciling(namespace: str, cloud: str) -> Iterator[None]:
@@ -119,12 +111,10 @@ class HealthCollector(Collector):
                     latency.add_metric([*cloud, finding.service, interface, url], finding.latency)
                 for sample in finding.samples:
                     keys = sorted(sample.labels)
-                    family = samples.get(sample.metric)
+                    family = samples.get(sample.metric.name)
                     if family is None:
-                        family = samples[sample.metric] = GaugeMetricFamily(
-                            f"stackops_{sample.metric}",
-                            SAMPLE_HELP.get(sample.metric, sample.metric.replace("_", " ")),
-                            labels=[*service_labels, *keys],
+                        family = samples[sample.metric.name] = GaugeMetricFamily(
+                            f"stackops_{sample.metric.name}", sample.metric.help, labels=[*service_labels, *keys]
                         )
                     family.add_metric([*cloud, finding.service, *(sample.labels[k] for k in keys)], sample.value)
         yield up

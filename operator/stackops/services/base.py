@@ -19,6 +19,7 @@ from stackops.render import kolla, naming
 from stackops.render.hashing import CONFIG_HASH_ANNOTATION, content_hash
 from stackops.render.templates import render_objects, render_text
 from stackops.services.health_checks import HealthCheck
+from stackops.services.images import DebianImage, OpenStackImages
 from stackops.services.upgrades import ServiceUpgrade
 
 OPERATOR_IMAGE_ENV = "STACKOPS_IMAGE"
@@ -194,11 +195,22 @@ class Service(ABC):
     name: ClassVar[str]
     spec_path: ClassVar[str]  # where its settings live in the spec, e.g. "services.keystone"
     depends_on: ClassVar[tuple[str, ...]] = ()
-    images: ClassVar[tuple[str, ...]] = ()
+    # Services that upgrade to a new release before this one although it does not depend on them:
+    # its place in OpenStack's upgrade order (stackops.upgrade.plan.upgrade_order).
+    upgrade_after: ClassVar[tuple[str, ...]] = ()
+    # The images it runs (services/images.py): its package's, and infrastructure images of its own.
+    openstack_images: ClassVar[OpenStackImages | None] = None
+    debian_images: ClassVar[tuple[DebianImage, ...]] = ()
     components: ClassVar[dict[str, Resources]] = {}
     # The oslo.config files in the service's config Secret, by key, and the option namespaces each
     # draws from (the `oslo.config.opts` entry points of the packages that define them).
     config_files: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    @property
+    def images(self) -> tuple[str, ...]:
+        """The Kolla names of every image the service runs: what `spec...images` may override."""
+        own = self.openstack_images.names if self.openstack_images else ()
+        return (*own, *(name for image in self.debian_images for name in image.names))
 
     def workload(self, spec: OpenStackCloudSpec) -> WorkloadSpec:
         node: Any = spec

@@ -27,13 +27,14 @@ from stackops.services import api, ceph, keystone, mariadb, policy, rabbitmq
 from stackops.services.base import CloudContext, RenderError, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 from stackops.services.hosts import NODE_IP_AS_MY_IP, AgentContainer, agent_step, node_affinity
+from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
 from stackops.services.upgrades import ServiceUpgrade
 
 PORT = 8776
 CONFIG_DIR = "/etc/cinder"
 CONFIG_FILE = f"{CONFIG_DIR}/cinder.conf"
 STATE_DIR = "/var/lib/cinder"
-CINDER_UID = 42407  # the cinder user of Kolla images
+USER = KollaUser("cinder", 42407)  # the cinder user of Kolla images
 DATABASE_PASSWORD_KEY = "cinder-database-password"
 KEYSTONE_PASSWORD_KEY = "cinder-keystone-password"
 MESSAGING_PASSWORD_KEY = "cinder-messaging-password"
@@ -70,7 +71,16 @@ class Cinder(Service):
     name = "cinder"
     spec_path = "services.cinder"
     depends_on = ("keystone", "rabbitmq")
-    images = ("cinder-api", "cinder-scheduler", "cinder-volume", "cinder-backup")
+    upgrade_after = ("glance",)  # the order of OpenStack's upgrade guides
+    openstack_images = OpenStackImages(
+        USER,
+        (
+            OpenStackImage("cinder-api"),
+            OpenStackImage("cinder-scheduler"),
+            OpenStackImage("cinder-volume", apt=("lvm2", "qemu-utils", "open-iscsi")),
+            OpenStackImage("cinder-backup", apt=("qemu-utils",)),
+        ),
+    )
     # cinder's own namespace holds its [nova] options and those of every volume and backup driver
     # (a backend's section takes them from [backend_defaults]: config_sections_like)
     _namespaces = (
@@ -223,7 +233,7 @@ class Cinder(Service):
         manage = f"cinder-manage --config-file {CONFIG_FILE} db"
         return ServiceUpgrade(
             image="cinder-api",
-            uid=CINDER_UID,
+            uid=USER.uid,
             files={"cinder.conf": self.cinder_conf(ctx)},
             check=KollaCommand(f"cinder-status --config-file {CONFIG_FILE} upgrade check", (conf,)),
             expand={"db-sync": KollaCommand(f"{manage} sync", (conf,))},
@@ -282,7 +292,7 @@ class Cinder(Service):
 
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = cinder_spec(ctx)
-        kolla = api.kolla(ctx, self, "cinder-api", self.files(ctx), self.commands(spec), CINDER_UID)
+        kolla = api.kolla(ctx, self, "cinder-api", self.files(ctx), self.commands(spec), USER.uid)
         steps = [
             Step("cinder-config", self.name, [kolla.config.obj]),
             mariadb.database_step(ctx, self, ["cinder"], "cinder", DATABASE_PASSWORD_KEY),

@@ -16,6 +16,7 @@ from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services import api, ceph, keystone, mariadb, policy
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
+from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
 from stackops.services.upgrades import ServiceUpgrade
 
 PORT = 9292
@@ -26,7 +27,7 @@ IMAGES_DIR = f"{DATA_DIR}/images"
 STORES_DIR = "/var/lib/glance-stores"  # further file stores, a volume each
 CACHE_DIR = "/var/lib/glance-cache"
 CACHE_LOOP = "glance-cache-loop.sh"
-GLANCE_UID = 42415  # the glance user of Kolla images
+USER = KollaUser("glance", 42415)  # the glance user of Kolla images
 DATABASE_PASSWORD_KEY = "glance-database-password"
 KEYSTONE_PASSWORD_KEY = "glance-keystone-password"
 
@@ -72,7 +73,8 @@ class Glance(Service):
     name = "glance"
     spec_path = "services.glance"
     depends_on = ("keystone",)
-    images = ("glance-api",)
+    upgrade_after = ("placement",)  # the order of OpenStack's upgrade guides
+    openstack_images = OpenStackImages(USER, (OpenStackImage("glance-api"),))
     config_files: ClassVar[dict[str, tuple[str, ...]]] = {
         "glance-api.conf": (
             "glance", "glance.api", "glance.multi_store", "keystonemiddleware.auth_token", "oslo.db", "oslo.log",
@@ -176,7 +178,7 @@ class Glance(Service):
         manage = f"glance-manage --config-file {CONFIG_FILE} db"
         return ServiceUpgrade(
             image="glance-api",
-            uid=GLANCE_UID,
+            uid=USER.uid,
             files={"glance-api.conf": self.glance_conf(ctx)},
             check=KollaCommand(f"glance-status --config-file {CONFIG_FILE} upgrade check", (conf,)),
             expand={
@@ -250,7 +252,7 @@ class Glance(Service):
 
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = glance_spec(ctx)
-        kolla = api.kolla(ctx, self, "glance-api", self.files(ctx), self.commands(ctx), GLANCE_UID)
+        kolla = api.kolla(ctx, self, "glance-api", self.files(ctx), self.commands(ctx), USER.uid)
         claims, volumes, mounts = self.volumes(ctx)
         env: tuple[dict[str, Any], ...] = ()
         sidecars = []

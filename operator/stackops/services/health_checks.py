@@ -21,10 +21,28 @@ MAX_NAMED = 5  # hosts named in a message; the rest are counted
 
 
 @dataclass(frozen=True)
-class Sample:
-    """One value for the metrics, e.g. Sample("compute_services", {"state": "up"}, 3)."""
+class Metric:
+    """A gauge checks report samples of, served as stackops_<name> with `help` (stackops.reconcile.metrics)."""
 
-    metric: str
+    name: str
+    help: str
+
+
+COMPUTE_SERVICES = Metric(
+    "compute_services", "nova-compute services by state (up, down) and status (enabled, disabled)."
+)
+VOLUME_SERVICES = Metric(
+    "volume_services", "cinder-volume services by state (up, down) and status (enabled, disabled)."
+)
+NETWORK_AGENTS = Metric("network_agents", "Neutron/OVN agents by type and whether they are alive.")
+RESOURCE_PROVIDERS = Metric("placement_resource_providers", "Resource providers placement lists.")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One value for the metrics, e.g. Sample(COMPUTE_SERVICES, {"state": "up"}, 3)."""
+
+    metric: Metric
     labels: dict[str, str]
     value: float
 
@@ -95,7 +113,7 @@ class ResourceProviders(HealthCheck):
 
     def run(self, conn: Any) -> CheckResult:
         providers = list(conn.placement.resource_providers())
-        return CheckResult(True, samples=(Sample("placement_resource_providers", {}, len(providers)),))
+        return CheckResult(True, samples=(Sample(RESOURCE_PROVIDERS, {}, len(providers)),))
 
 
 class ProvidersMatchHypervisors(HealthCheck):
@@ -115,7 +133,7 @@ class ProvidersMatchHypervisors(HealthCheck):
         return CheckResult(True)
 
 
-def _service_states(services: Iterable[Any], binary: str, metric: str, what: str) -> CheckResult:
+def _service_states(services: Iterable[Any], binary: str, metric: Metric, what: str) -> CheckResult:
     """Up/down and enabled/disabled of the `binary` services (nova-compute, cinder-volume) per host;
     an enabled service that is down is a problem, a disabled one is an operator's choice."""
     found = [s for s in services if s.binary == binary]
@@ -138,7 +156,7 @@ class ComputeServices(HealthCheck):
         return "listing compute services"
 
     def run(self, conn: Any) -> CheckResult:
-        return _service_states(conn.compute.services(), "nova-compute", "compute_services", "compute service")
+        return _service_states(conn.compute.services(), "nova-compute", COMPUTE_SERVICES, "compute service")
 
 
 class VolumeServices(HealthCheck):
@@ -150,7 +168,7 @@ class VolumeServices(HealthCheck):
         return "listing volume services"
 
     def run(self, conn: Any) -> CheckResult:
-        return _service_states(conn.block_storage.services(), "cinder-volume", "volume_services", "volume service")
+        return _service_states(conn.block_storage.services(), "cinder-volume", VOLUME_SERVICES, "volume service")
 
 
 class NetworkAgents(HealthCheck):
@@ -165,7 +183,7 @@ class NetworkAgents(HealthCheck):
         agents = list(conn.network.agents())
         counts = Counter((str(a.agent_type), "true" if a.is_alive else "false") for a in agents)
         samples = tuple(
-            Sample("network_agents", {"type": kind, "alive": alive}, count)
+            Sample(NETWORK_AGENTS, {"type": kind, "alive": alive}, count)
             for (kind, alive), count in sorted(counts.items())
         )
         dead = {f"{a.agent_type} on {a.host}" for a in agents if a.is_admin_state_up and not a.is_alive}

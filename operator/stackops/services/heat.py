@@ -22,13 +22,14 @@ from stackops.render.kolla import ConfigFile, KollaCommand
 from stackops.services import api, keystone, mariadb, memcached, policy, rabbitmq
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
+from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
 from stackops.services.upgrades import ServiceUpgrade
 
 API_PORT = 8004
 CFN_PORT = 8000
 CONFIG_DIR = "/etc/heat"
 CONFIG_FILE = f"{CONFIG_DIR}/heat.conf"
-HEAT_UID = 42418  # the heat user of Kolla images
+USER = KollaUser("heat", 42418)  # the heat user of Kolla images
 DATABASE_PASSWORD_KEY = "heat-database-password"
 KEYSTONE_PASSWORD_KEY = "heat-keystone-password"
 MESSAGING_PASSWORD_KEY = "heat-messaging-password"
@@ -65,7 +66,10 @@ class Heat(Service):
     name = "heat"
     spec_path = "services.heat"
     depends_on = ("keystone", "rabbitmq")
-    images = ("heat-api", "heat-api-cfn", "heat-engine")
+    upgrade_after = ("horizon",)  # the order of OpenStack's upgrade guides
+    openstack_images = OpenStackImages(
+        USER, (OpenStackImage("heat-api"), OpenStackImage("heat-api-cfn"), OpenStackImage("heat-engine"))
+    )
     config_files: ClassVar[dict[str, tuple[str, ...]]] = {
         "heat.conf": (
             "heat.api.aws.ec2token", "heat.common.cache", "heat.common.config", "heat.common.context",
@@ -146,7 +150,7 @@ class Heat(Service):
         conf = ConfigFile("heat.conf", CONFIG_FILE, "heat", "0600")
         return ServiceUpgrade(
             image="heat-api",
-            uid=HEAT_UID,
+            uid=USER.uid,
             files={"heat.conf": self.heat_conf(ctx)},
             check=KollaCommand(f"heat-status --config-file {CONFIG_FILE} upgrade check", (conf,)),
             expand={"db-sync": self.commands()["db-sync"]},
@@ -171,7 +175,7 @@ class Heat(Service):
             api.uwsgi_file(self.name): api.uwsgi_config(ctx, "heat-api", API_PORT, "heat/wsgi/api.py"),
             api.uwsgi_file(self.name, "api-cfn"): api.uwsgi_config(ctx, "heat-api-cfn", CFN_PORT, "heat/wsgi/cfn.py"),
         }
-        kolla = api.kolla(ctx, self, "heat-api", files, self.commands(), HEAT_UID)
+        kolla = api.kolla(ctx, self, "heat-api", files, self.commands(), USER.uid)
         cfn = replace(kolla, image=ctx.image(spec, "heat-api-cfn"))
         engine = replace(kolla, image=ctx.image(spec, "heat-engine"))
         return [

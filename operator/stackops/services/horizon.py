@@ -20,13 +20,14 @@ from stackops.render.kolla import ConfigFile
 from stackops.services import api, keystone, memcached
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import public_host, service_urls
+from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
 
 PORT = 8080
 COMPONENT = "dashboard"
 CONFIG_DIR = "/etc/openstack-dashboard"
 # the image links openstack_dashboard/local/local_settings.py to this file
 LOCAL_SETTINGS = f"{CONFIG_DIR}/local_settings.py"
-HORIZON_UID = 42420  # the horizon user of Kolla images
+USER = KollaUser("horizon", 42420)  # the horizon user of Kolla images
 SECRET_KEY_KEY = "horizon-secret-key"
 
 
@@ -47,7 +48,8 @@ class Horizon(Service):
     name = "horizon"
     spec_path = "services.horizon"
     depends_on = ("keystone", "memcached")
-    images = ("horizon",)
+    upgrade_after = ("nova",)  # the order of OpenStack's upgrade guides
+    openstack_images = OpenStackImages(USER, (OpenStackImage("horizon"),))
     components: ClassVar[dict[str, Resources]] = {
         # collects and compresses its static files when it starts
         COMPONENT: Resources(cpu="25m", memory="512Mi"),
@@ -114,7 +116,7 @@ class Horizon(Service):
                 ctx, "horizon", PORT, "openstack_dashboard/wsgi.py", static="static", user="horizon"
             ),
         }
-        kolla = api.kolla(ctx, self, "horizon", files, commands, HORIZON_UID)
+        kolla = api.kolla(ctx, self, "horizon", files, commands, USER.uid)
         return [
             Step("horizon-config", self.name, [kolla.config.obj]),
             api.api_step(

@@ -18,13 +18,14 @@ from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services import api, mariadb, memcached, policy
 from stackops.services.base import CloudContext, RenderError, Resources, Service, Step
 from stackops.services.endpoints import service_urls
+from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
 from stackops.services.upgrades import ServiceUpgrade
 
 PORT = 5000
 CONFIG_FILE = "/etc/keystone/keystone.conf"
 FERNET_KEYS_DIR = "/etc/keystone/fernet-keys"
 CREDENTIAL_KEYS_DIR = "/etc/keystone/credential-keys"
-KEYSTONE_UID = 42425  # the keystone user and group of Kolla images
+USER = KollaUser("keystone", 42425)  # the keystone user and group of Kolla images
 
 DATABASE_PASSWORD_KEY = "keystone-database-password"
 ADMIN_PASSWORD_KEY = "keystone-admin-password"
@@ -139,7 +140,7 @@ class Keystone(Service):
     name = "keystone"
     spec_path = "services.keystone"
     depends_on = ("mariadb", "memcached")
-    images = ("keystone",)
+    openstack_images = OpenStackImages(USER, (OpenStackImage("keystone"),))
     config_files: ClassVar[dict[str, tuple[str, ...]]] = {
         "keystone.conf": (
             "keystone", "oslo.cache", "oslo.db", "oslo.log", "oslo.messaging", "oslo.middleware", "oslo.policy",
@@ -254,7 +255,7 @@ class Keystone(Service):
         volumes, mounts = key_repositories(ctx)
         return ServiceUpgrade(
             image="keystone",
-            uid=KEYSTONE_UID,
+            uid=USER.uid,
             volumes=tuple(volumes),
             mounts=tuple(mounts),
             files={"keystone.conf": self.keystone_conf(ctx)},
@@ -273,7 +274,7 @@ class Keystone(Service):
             "keystone.conf": self.keystone_conf(ctx),
             api.uwsgi_file(self.name): api.uwsgi_config(ctx, "keystone-public", PORT, "keystone/wsgi/api.py"),
         }
-        kolla = api.kolla(ctx, self, "keystone", files, commands, KEYSTONE_UID)
+        kolla = api.kolla(ctx, self, "keystone", files, commands, USER.uid)
         config = kolla.config
         volumes, mounts = key_repositories(ctx)
         # the admin password comes from OS_BOOTSTRAP_PASSWORD, never from the command line

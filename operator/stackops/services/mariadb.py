@@ -15,9 +15,10 @@ from stackops.credentials import CredentialSpec
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services.base import CloudContext, Resources, Service, Step
+from stackops.services.images import DebianImage, KollaUser
 
 PORT = 3306
-MYSQL_UID = 42434  # the mysql user of Kolla images
+USER = KollaUser("mysql", 42434, "/var/lib/mysql")  # the mysql user of Kolla images
 ROOT_PASSWORD_KEY = "mariadb-root-password"
 GALERA_PORTS = {"galera": 4567, "ist": 4568, "sst": 4444}
 
@@ -84,7 +85,7 @@ def database_step(ctx: CloudContext, service: Service, databases: list[str], use
 class MariaDB(Service):
     name = "mariadb"
     spec_path = "infrastructure.database"
-    images = ("mariadb-server",)
+    debian_images = (DebianImage("mariadb-server", ("mariadb-server", "mariadb-backup", "galera-4", "procps"), USER),)
     components: ClassVar[dict[str, Resources]] = {
         "server": Resources(cpu="100m", memory="512Mi"),
         "database-job": Resources(cpu="10m", memory="64Mi"),
@@ -162,7 +163,7 @@ class MariaDB(Service):
                     root_password_key=ROOT_PASSWORD_KEY,
                     port=PORT,
                     galera_ports=GALERA_PORTS,
-                    uid=MYSQL_UID,
+                    uid=USER.uid,
                 ),
             ),
         ]

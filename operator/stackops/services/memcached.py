@@ -11,9 +11,10 @@ from typing import ClassVar
 from stackops.api.models import MemcachedSpec
 from stackops.render.kolla import KollaCommand
 from stackops.services.base import CloudContext, Resources, Service, Step
+from stackops.services.images import DebianImage, KollaUser
 
 PORT = 11211
-MEMCACHED_UID = 42457  # the memcached user of Kolla images
+USER = KollaUser("memcached", 42457)  # the memcached user of Kolla images
 
 
 def memcached_spec(ctx: CloudContext) -> MemcachedSpec:
@@ -30,7 +31,7 @@ def servers(ctx: CloudContext) -> list[str]:
 class Memcached(Service):
     name = "memcached"
     spec_path = "infrastructure.memcached"
-    images = ("memcached",)
+    debian_images = (DebianImage("memcached", ("memcached",), USER),)
     components: ClassVar[dict[str, Resources]] = {"server": Resources(cpu="10m", memory="64Mi")}
 
     def steps(self, ctx: CloudContext) -> list[Step]:
@@ -52,7 +53,7 @@ class Memcached(Service):
                     config_volume=config.volume("config", "memcached.json", command),
                     resources=resources,
                     port=PORT,
-                    uid=MEMCACHED_UID,
+                    uid=USER.uid,
                 ),
             ),
         ]

@@ -20,6 +20,7 @@ from stackops.services.base import CloudContext, RenderError, Resources, Service
 from stackops.services.endpoints import api_service_name, service_urls
 from stackops.services.health_checks import HealthCheck, NetworkAgents
 from stackops.services.hosts import AgentContainer, agent_step, node_affinity
+from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
 from stackops.services.upgrades import ServiceUpgrade
 
 PORT = 9696
@@ -30,7 +31,7 @@ METADATA_AGENT_CONF = f"{CONFIG_DIR}/neutron_ovn_metadata_agent.ini"
 REMOTES_SCRIPT = f"{CONFIG_DIR}/ovn-remotes.sh"
 STATE_DIR = "/var/lib/neutron"
 METADATA_STATE_DIR = f"{STATE_DIR}/kolla"  # the metadata agent's proxy socket, shared with its haproxies
-NEUTRON_UID = 42435  # the neutron user of Kolla images
+USER = KollaUser("neutron", 42435)  # the neutron user of Kolla images
 DATABASE_PASSWORD_KEY = "neutron-database-password"
 KEYSTONE_PASSWORD_KEY = "neutron-keystone-password"
 MESSAGING_PASSWORD_KEY = "neutron-messaging-password"
@@ -75,7 +76,17 @@ class Neutron(Service):
     name = "neutron"
     spec_path = "services.neutron"
     depends_on = ("keystone", "rabbitmq")
-    images = ("neutron-server", "neutron-ovn-metadata-agent", *ovn.IMAGES, *ovn.OVS_IMAGES)
+    upgrade_after = ("cinder",)  # the order of OpenStack's upgrade guides
+    # the OVN driver checks the OVN databases' schemas with ovsdb-client; the OVN metadata agent
+    # proxies instances' metadata requests through haproxy
+    openstack_images = OpenStackImages(
+        USER,
+        (
+            OpenStackImage("neutron-server", apt=("openvswitch-common",)),
+            OpenStackImage("neutron-ovn-metadata-agent", apt=("haproxy",)),
+        ),
+    )
+    debian_images = ovn.IMAGES
     config_files: ClassVar[dict[str, tuple[str, ...]]] = {
         "neutron.conf": (
             "neutron", "neutron.db", "nova.auth", "placement.auth", "keystonemiddleware.auth_token",
@@ -217,7 +228,7 @@ class Neutron(Service):
         manage = f"neutron-db-manage {SERVER_ARGS} upgrade"
         return ServiceUpgrade(
             image="neutron-server",
-            uid=NEUTRON_UID,
+            uid=USER.uid,
             files=self.neutron_confs(ctx),
             check=KollaCommand(f"neutron-status {SERVER_ARGS} upgrade check", (conf, ml2)),
             expand={"db-expand": KollaCommand(f"{manage} --expand", (conf, ml2))},
@@ -252,7 +263,7 @@ class Neutron(Service):
 
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = neutron_spec(ctx)
-        kolla = api.kolla(ctx, self, "neutron-server", self.server_files(ctx), self.commands(), NEUTRON_UID)
+        kolla = api.kolla(ctx, self, "neutron-server", self.server_files(ctx), self.commands(), USER.uid)
         ovn_config, ovn_steps = ovn.control_plane_steps(ctx, self)
         chassis_config, chassis_steps = ovn.chassis_steps(ctx, self)
         metadata_config, metadata_step = self.metadata_agent_step(ctx, self.ml2(ctx))
@@ -297,7 +308,7 @@ class Neutron(Service):
             (Permission(METADATA_STATE_DIR, "neutron:neutron", recurse=True),),
         )
         kolla = api.kolla(
-            ctx, self, "neutron-ovn-metadata-agent", files, {"metadata-agent": command}, NEUTRON_UID,
+            ctx, self, "neutron-ovn-metadata-agent", files, {"metadata-agent": command}, USER.uid,
             part="metadata-agent",
         )  # fmt: skip
         container = AgentContainer(

@@ -21,13 +21,14 @@ from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 from stackops.services.health_checks import ComputeServices, HealthCheck, ProvidersMatchHypervisors
 from stackops.services.hosts import NODE_IP_AS_MY_IP, AgentContainer, agent_step, node_affinity
+from stackops.services.images import DebianImage, KollaUser, OpenStackImage, OpenStackImages
 from stackops.services.upgrades import ServiceUpgrade
 
 API_PORT = 8774
 METADATA_PORT = 8775
 NOVNCPROXY_PORT = 6080
 CONFIG_FILE = "/etc/nova/nova.conf"
-NOVA_UID = 42436  # the nova user of Kolla images
+USER = KollaUser("nova", 42436)  # the nova user of Kolla images
 DATABASE_PASSWORD_KEY = "nova-database-password"
 KEYSTONE_PASSWORD_KEY = "nova-keystone-password"
 MESSAGING_PASSWORD_KEY = "nova-messaging-password"
@@ -71,7 +72,22 @@ class Nova(Service):
     name = "nova"
     spec_path = "services.nova"
     depends_on = ("keystone", "placement", "glance", "neutron", "rabbitmq")
-    images = ("nova-api", "nova-scheduler", "nova-conductor", "nova-novncproxy", "nova-compute", "nova-libvirt")
+    openstack_images = OpenStackImages(
+        USER,
+        (
+            OpenStackImage("nova-api"),
+            OpenStackImage("nova-conductor"),
+            OpenStackImage("nova-scheduler"),
+            OpenStackImage("nova-novncproxy", apt=("novnc",)),
+            OpenStackImage(
+                "nova-compute",
+                apt=("libvirt-clients", "qemu-utils", "genisoimage", "openssh-client", "open-iscsi"),
+                pip=("libvirt-python",),
+                build_deps=("gcc", "pkg-config", "libvirt-dev", "python3-dev"),
+            ),
+        ),
+    )
+    debian_images = (DebianImage("nova-libvirt", ("libvirt-daemon-system", "qemu-system-x86", "qemu-utils", "procps")),)
     config_files: ClassVar[dict[str, tuple[str, ...]]] = {
         "nova.conf": (
             "nova.conf", "keystonemiddleware.auth_token", "oslo.log", "oslo.messaging", "oslo.policy",
@@ -196,7 +212,7 @@ class Nova(Service):
         manage = f"nova-manage --config-file {CONFIG_FILE}"
         return ServiceUpgrade(
             image="nova-api",
-            uid=NOVA_UID,
+            uid=USER.uid,
             files={"nova.conf": self.nova_conf(ctx)},
             check=KollaCommand(f"nova-status --config-file {CONFIG_FILE} upgrade check", (conf,)),
             # `db sync` without --local_cell migrates cell0 as well as cell1
@@ -232,7 +248,7 @@ class Nova(Service):
                 ctx, "nova-metadata", METADATA_PORT, "nova/wsgi/metadata.py"
             ),
         }
-        kolla = api.kolla(ctx, self, "nova-api", files, self.commands(), NOVA_UID)
+        kolla = api.kolla(ctx, self, "nova-api", files, self.commands(), USER.uid)
         # one config Secret; each process runs its own Kolla image
         by_image = {
             c: replace(kolla, image=ctx.image(spec, f"nova-{c}")) for c in ("scheduler", "conductor", "novncproxy")
@@ -287,7 +303,7 @@ class Nova(Service):
             "libvirtd.conf": ctx.render_text("nova/libvirtd.conf.j2"),
             "qemu.conf": ctx.render_text("nova/qemu.conf.j2"),
         }
-        kolla = api.kolla(ctx, self, "nova-compute", files, self.compute_commands(), NOVA_UID, part=part)
+        kolla = api.kolla(ctx, self, "nova-compute", files, self.compute_commands(), USER.uid, part=part)
         libvirt = replace(kolla, image=ctx.image(spec, "nova-libvirt"))
         host: dict[str, dict[str, Any]] = {
             "run": {"name": "run", "mountPath": "/run", "mountPropagation": "Bidirectional"},

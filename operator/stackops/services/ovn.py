@@ -22,6 +22,7 @@ from stackops.services import api
 from stackops.services.api import Kolla
 from stackops.services.base import CloudContext, Service, Step
 from stackops.services.hosts import AgentContainer, Labels, agent_step, node_affinity
+from stackops.services.images import DebianImage
 
 OVS_DB_PORT = 6640  # Open vSwitch's database on each chassis, on the host's loopback only
 RUN_DIR = "/run/ovn"
@@ -78,8 +79,12 @@ class Database:
 NB = Database("nb", "OVN_Northbound", 6641, 6643, "ovn-nb-db-server")
 SB = Database("sb", "OVN_Southbound", 6642, 6644, "ovn-sb-db-server")
 DATABASES = (NB, SB)
-IMAGES = ("ovn-nb-db-server", "ovn-sb-db-server", "ovn-northd", "ovn-controller")
-OVS_IMAGES = ("openvswitch-db-server", "openvswitch-vswitchd")
+# neutron's images besides its own (Kolla's run as root)
+IMAGES = (
+    DebianImage("ovn-nb-db-server", ("ovn-central", "procps"), aliases=("ovn-sb-db-server", "ovn-northd")),
+    DebianImage("ovn-controller", ("ovn-host", "procps")),
+    DebianImage("openvswitch-db-server", ("openvswitch-switch", "procps"), aliases=("openvswitch-vswitchd",)),
+)
 
 
 def neutron_spec(ctx: CloudContext) -> NeutronSpec:

@@ -16,11 +16,12 @@ from stackops.services import api, keystone, mariadb, policy
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 from stackops.services.health_checks import HealthCheck, ResourceProviders
+from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
 from stackops.services.upgrades import ServiceUpgrade
 
 PORT = 8778
 CONFIG_FILE = "/etc/placement/placement.conf"
-PLACEMENT_UID = 42482  # the placement user of Kolla images
+USER = KollaUser("placement", 42482)  # the placement user of Kolla images
 DATABASE_PASSWORD_KEY = "placement-database-password"
 KEYSTONE_PASSWORD_KEY = "placement-keystone-password"
 
@@ -37,7 +38,7 @@ class Placement(Service):
     name = "placement"
     spec_path = "services.placement"
     depends_on = ("keystone",)
-    images = ("placement-api",)
+    openstack_images = OpenStackImages(USER, (OpenStackImage("placement-api"),))
     config_files: ClassVar[dict[str, tuple[str, ...]]] = {
         "placement.conf": (
             "placement.conf", "keystonemiddleware.auth_token", "oslo.log", "oslo.middleware", "oslo.policy",
@@ -80,7 +81,7 @@ class Placement(Service):
         manage = f"placement-manage --config-file {CONFIG_FILE} db"
         return ServiceUpgrade(
             image="placement-api",
-            uid=PLACEMENT_UID,
+            uid=USER.uid,
             files={"placement.conf": self.placement_conf(ctx)},
             check=KollaCommand(f"placement-status --config-file {CONFIG_FILE} upgrade check", (conf,)),
             expand={"db-sync": KollaCommand(f"{manage} sync", (conf,))},
@@ -101,7 +102,7 @@ class Placement(Service):
             "placement.conf": self.placement_conf(ctx),
             api.uwsgi_file(self.name): api.uwsgi_config(ctx, "placement-api", PORT, "placement/wsgi/api.py"),
         }
-        kolla = api.kolla(ctx, self, "placement-api", files, commands, PLACEMENT_UID)
+        kolla = api.kolla(ctx, self, "placement-api", files, commands, USER.uid)
         config = kolla.config
         return [
             Step("placement-config", self.name, [config.obj]),

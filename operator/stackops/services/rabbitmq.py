@@ -17,11 +17,12 @@ from stackops.credentials import CredentialSpec
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services.api import exec_probes
 from stackops.services.base import CloudContext, Resources, Service, Step
+from stackops.services.images import DebianImage, KollaUser
 
 AMQP_PORT = 5672
 MANAGEMENT_PORT = 15672
 CLUSTER_PORTS = {"epmd": 4369, "dist": 25672}
-RABBITMQ_UID = 42439  # the rabbitmq user of Kolla images
+USER = KollaUser("rabbitmq", 42439, "/var/lib/rabbitmq")  # the rabbitmq user of Kolla images
 ADMIN_USER = "stackops"
 ADMIN_PASSWORD_KEY = "rabbitmq-admin-password"
 ERLANG_COOKIE_KEY = "rabbitmq-erlang-cookie"
@@ -99,7 +100,7 @@ def user_step(ctx: CloudContext, service: Service, user: str, password_key: str)
 class RabbitMQ(Service):
     name = "rabbitmq"
     spec_path = "infrastructure.messaging"
-    images = ("rabbitmq",)
+    debian_images = (DebianImage("rabbitmq", ("rabbitmq-server", "procps"), USER),)
     components: ClassVar[dict[str, Resources]] = {
         "server": Resources(cpu="50m", memory="512Mi", memory_limit="1Gi"),
         "user-job": Resources(cpu="10m", memory="64Mi"),
@@ -173,7 +174,7 @@ class RabbitMQ(Service):
                     amqp_port=AMQP_PORT,
                     management_port=MANAGEMENT_PORT,
                     cluster_ports=CLUSTER_PORTS,
-                    uid=RABBITMQ_UID,
+                    uid=USER.uid,
                 ),
             ),
         ]

@@ -29,16 +29,10 @@ from stackops.credentials import Credentials
 from stackops.plan import Plan, enabled_services, plan
 from stackops.render.hashing import SPEC_HASH_LENGTH, content_hash
 from stackops.render.naming import fit
-from stackops.services import api
+from stackops.services import all_services, api, dependency_order
 from stackops.services.base import CloudContext, RenderOptions, Service, Step
 from stackops.services.upgrades import CHECK_COMPONENT, ServiceUpgrade
 
-# Infrastructure first, then the order OpenStack's upgrade guides give. A service not named here
-# upgrades after these, in dependency order.
-UPGRADE_ORDER = (
-    "mariadb", "memcached", "rabbitmq", "keystone", "placement", "glance", "cinder", "ovn", "neutron", "nova",
-    "horizon", "heat",
-)  # fmt: skip
 UPGRADE_LABEL = "stackops.dev/upgrade"  # on every upgrade Job and Secret: "<from>-<to>"
 # On the pod templates a service rolls while agents still run the release before (restart_after_agents):
 # the final converge renders them without it, so they start again with every agent on the new release.
@@ -99,10 +93,12 @@ def upgrade_job_name(ctx: CloudContext, service: str, component: str, source: st
 
 
 def upgrade_order(services: Sequence[Service]) -> list[Service]:
-    """`services` (in dependency order) sorted by UPGRADE_ORDER; the ones it does not name keep
-    their dependency order, after those it does."""
-    rank = {name: i for i, name in enumerate(UPGRADE_ORDER)}
-    return sorted(services, key=lambda s: rank.get(s.name, len(UPGRADE_ORDER)))
+    """`services` in the order they upgrade: each after what it depends on and what it upgrades after
+    (`Service.upgrade_after`), ties by name. The order is taken over every service, so one that a
+    cloud does not have leaves the others in their places."""
+    graph = {s.name: (*s.depends_on, *s.upgrade_after) for s in all_services()}
+    rank = {name: i for i, name in enumerate(dependency_order(graph))}
+    return sorted(services, key=lambda s: rank[s.name])
 
 
 def _labelled(obj: dict[str, Any], value: str) -> dict[str, Any]:
