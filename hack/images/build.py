@@ -195,6 +195,7 @@ def catalogue(release: Release) -> dict[str, Image]:
                     ("APT_PACKAGES", " ".join(image.apt)),
                     ("PIP_PACKAGES", " ".join(image.pip)),
                     ("BUILD_PACKAGES", " ".join(image.build_deps)),
+                    ("ROOT_HELPER", "yes" if image.root_helper else ""),
                 ),
                 inputs=_files(IMAGES / "component"),
             )

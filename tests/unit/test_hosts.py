@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from stackops.health.workloads import enough_hosts, workload_problems
@@ -71,3 +72,27 @@ def test_status_shows_each_host_agent_n_of_n() -> None:
     status = build_status(None, 1, "2026.1", "2026-01-01T00:00:00Z", outcome=outcome)
     assert status["phase"] == "Ready"
     assert status["hosts"] == {"nova-compute": "999/1000", "nova-compute-gpu": "8/8"}
+
+
+def _agents() -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in plan(cloud()).objects() if o["kind"] == "DaemonSet"}
+
+
+def test_agents_running_as_a_service_user_get_their_host_directories_from_root() -> None:
+    agents = _agents()
+    compute = agents["demo-nova-compute"]["spec"]["template"]["spec"]
+    assert compute["securityContext"]["fsGroup"] == 42436  # nova's 0400 config files, group-readable
+    (init,) = compute["initContainers"]
+    assert init["securityContext"] == {"runAsUser": 0}  # not privileged: chown is all it does
+    assert init["volumeMounts"] == [{"name": "instances", "mountPath": "/var/lib/nova"}]
+    owned = json.loads(next(e["value"] for e in init["env"] if e["name"] == "KOLLA_CONFIG"))
+    assert owned == {
+        "command": "true",
+        "config_files": [],
+        "permissions": [{"path": "/var/lib/nova", "owner": "nova:nova"}],
+    }
+    metadata = agents["demo-neutron-metadata-agent"]["spec"]["template"]["spec"]
+    assert [m["mountPath"] for m in metadata["initContainers"][0]["volumeMounts"]] == ["/var/lib/neutron/kolla"]
+    # Open vSwitch and OVN run as root: they own what they make, with no init container and no fsGroup
+    chassis = agents["demo-neutron-ovn-controller"]["spec"]["template"]["spec"]
+    assert "initContainers" not in chassis and "fsGroup" not in chassis["securityContext"]

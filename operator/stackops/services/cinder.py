@@ -77,8 +77,8 @@ class Cinder(Service):
         (
             OpenStackImage("cinder-api"),
             OpenStackImage("cinder-scheduler"),
-            OpenStackImage("cinder-volume", apt=("lvm2", "qemu-utils", "open-iscsi")),
-            OpenStackImage("cinder-backup", apt=("qemu-utils",)),
+            OpenStackImage("cinder-volume", apt=("lvm2", "qemu-utils", "open-iscsi"), root_helper=True),
+            OpenStackImage("cinder-backup", apt=("qemu-utils",), root_helper=True),
         ),
     )
     # cinder's own namespace holds its [nova] options and those of every volume and backup driver

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stackops.api.models import AgentNodes
-from stackops.render.kolla import config_mount
+from stackops.render.kolla import KollaCommand, config_mount
 from stackops.render.naming import MIN_READY_PERCENT_ANNOTATION
 from stackops.services.api import Kolla
 from stackops.services.base import CloudContext, RenderError, Service, Step
@@ -79,6 +79,28 @@ class AgentContainer:
 
     def config_mount(self) -> dict[str, Any]:
         return config_mount(self.volume_name)
+
+    def _on_host(self, path: str) -> dict[str, Any] | None:
+        return next((m for m in self.mounts if path == m["mountPath"] or path.startswith(m["mountPath"] + "/")), None)
+
+    @property
+    def host_paths_config(self) -> str | None:
+        """A config.json that only sets the owners of the host paths this container's command
+        names, for an init container running as root; None when the container runs as root itself
+        or names none. Host directories are made by root (containerd, on first mount), and Kolla's
+        service users cannot take them over."""
+        if self.kolla.uid == 0:
+            return None
+        owned = tuple(p for p in self.kolla.commands[self.component].permissions if self._on_host(p.path))
+        return KollaCommand("true", permissions=owned).to_json() if owned else None
+
+    @property
+    def host_paths_mounts(self) -> list[dict[str, Any]]:
+        """The host mounts `host_paths_config` changes, without propagation (a privilege of
+        privileged containers, which the init container need not be)."""
+        paths = [p.path for p in self.kolla.commands[self.component].permissions]
+        found = [m for m in (self._on_host(p) for p in paths) if m is not None]
+        return [{"name": m["name"], "mountPath": m["mountPath"]} for m in dict((m["name"], m) for m in found).values()]
 
 
 def agents_group(containers: Sequence[AgentContainer]) -> int | None:

@@ -32,6 +32,9 @@ class OpenStackImage:
     apt: tuple[str, ...] = ()  # Debian packages
     pip: tuple[str, ...] = ()  # PyPI packages of this image alone (nova-compute's libvirt binding)
     build_deps: tuple[str, ...] = ()  # Debian packages needed only to build `pip`, removed after
+    # Acts as root through sudo and the service's rootwrap, as Kolla's agents do (namespaces,
+    # mounts, privsep daemons): the image gets sudo and Kolla's sudoers rule for `<service>-rootwrap`.
+    root_helper: bool = False
 
 
 @dataclass(frozen=True)

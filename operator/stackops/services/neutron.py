@@ -83,7 +83,7 @@ class Neutron(Service):
         USER,
         (
             OpenStackImage("neutron-server", apt=("openvswitch-common",)),
-            OpenStackImage("neutron-ovn-metadata-agent", apt=("haproxy",)),
+            OpenStackImage("neutron-ovn-metadata-agent", apt=("haproxy",), root_helper=True),
         ),
     )
     debian_images = ovn.IMAGES

@@ -84,6 +84,7 @@ class Nova(Service):
                 apt=("libvirt-clients", "qemu-utils", "genisoimage", "openssh-client", "open-iscsi"),
                 pip=("libvirt-python",),
                 build_deps=("gcc", "pkg-config", "libvirt-dev", "python3-dev"),
+                root_helper=True,
             ),
         ),
     )
