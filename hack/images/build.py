@@ -167,6 +167,7 @@ def catalogue(release: Release) -> dict[str, Image]:
                 ("USER_NAME", infra.user.name),
                 ("USER_UID", str(infra.user.uid)),
                 ("USER_HOME", infra.user.home),
+                ("PEER_USERS", " ".join(f"{peer.name}:{peer.uid}" for peer in infra.peers)),
             ),
             inputs=_files(IMAGES / "infra"),
         )

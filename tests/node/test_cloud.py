@@ -1,8 +1,7 @@
-"""The cloud `make demo` deploys (examples/single-node.yaml: every service's control plane but networking
-and compute, which do not fit beside it on a 2-core node) on the real node, deployed as a user deploys
-it: images built here, the operator installed by its Helm chart and running as a pod, the cloud
-applied. Ready means its pods really are: probes pass, db-syncs and bootstraps ran, registrations
-made catalog entries.
+"""The cloud `make demo` deploys (examples/minimal.yaml: every core service, its hypervisor agents
+included) on the real node, deployed as a user deploys it: images built here, the operator installed
+by its Helm chart and running as a pod, the cloud applied. Ready means its pods really are: probes
+pass, db-syncs and bootstraps ran, registrations made catalog entries, the agents run on the node.
 
 One deploy is shared: the operator pod is killed once in the middle of it (every Job still runs once),
 then the cloud is used from the host, then a keystone config change restarts exactly keystone's pods.
@@ -77,7 +76,7 @@ def wait_ready(custom: client.CustomObjectsApi, timeout: float, on_wait: Any = N
 @pytest.fixture(scope="session")
 def real_cloud(pytestconfig: pytest.Config, real_cluster: LocalCluster) -> Iterator[RealCloud]:
     say = _say(pytestconfig)
-    body = realcloud.for_real_node(yaml.safe_load((ROOT / "examples" / "single-node.yaml").read_text()))
+    body = realcloud.for_real_node(yaml.safe_load((ROOT / "examples" / "minimal.yaml").read_text()))
     times = realcloud.install(real_cluster, body, NAMESPACE, lambda line: say(f"images: {line}"))
     say(f"real cloud: {', '.join(f'{phase} in {seconds:.0f}s' for phase, seconds in times.items())}")
     api = real_cluster.api_client()
@@ -165,6 +164,39 @@ def host_python(code: str, clouds: Path) -> subprocess.CompletedProcess[str]:
 def test_the_cloud_is_used_from_the_host(real_cloud: RealCloud, tmp_path: Path) -> None:
     clouds = tmp_path / "clouds.yaml"
     assert realcloud.smoke(real_cloud.cluster.kubeconfig, NAMESPACE, NAME, clouds)
+
+
+NETWORK = """
+import openstack
+conn = openstack.connect(cloud="demo")
+network = conn.network.create_network(name="stackops-test-ovn")
+conn.network.create_subnet(network_id=network.id, ip_version=4, cidr="192.168.78.0/24")
+print(network.id)
+"""
+DELETE_NETWORK = """
+import sys, openstack
+openstack.connect(cloud="demo").network.delete_network(sys.argv[1])
+"""
+
+
+def test_a_network_is_a_logical_switch_in_the_ovn_northbound_database(real_cloud: RealCloud, tmp_path: Path) -> None:
+    clouds = tmp_path / "clouds.yaml"
+    realcloud.write_clouds_yaml(real_cloud.cluster.kubeconfig, NAMESPACE, NAME, clouds)
+    created = host_python(NETWORK, clouds)
+    assert created.returncode == 0, created.stderr
+    network = created.stdout.strip()
+    try:
+        # asked of the database itself, through its Service, with the host's ovn-nbctl
+        address = real_cloud.core.read_namespaced_service(f"{NAME}-ovn-nb-0", NAMESPACE).spec.cluster_ip
+        listed = subprocess.run(
+            realcloud.host_command(["ovn-nbctl", f"--db=tcp:{address}:6641", "--format=csv", "list", "Logical_Switch"]),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert listed.returncode == 0, listed.stderr
+        assert f"neutron-{network}" in listed.stdout
+        assert "stackops-test-ovn" in listed.stdout  # neutron's network name, in the switch's external_ids
+    finally:
+        host_python(DELETE_NETWORK.replace("sys.argv[1]", repr(network)), clouds)
 
 
 def _pods_by_component(core: client.CoreV1Api) -> dict[str, set[str]]:

@@ -124,7 +124,7 @@ def check_network(conn: Any, catalog: dict[str, list[str]]) -> str:
         subnet = conn.network.create_subnet(
             network_id=network.id, name=f"{PREFIX}-subnet", ip_version=4, cidr="192.168.77.0/24"
         )
-        return f"network {network.id} with subnet {subnet.cidr} (OVN logical switch neutron-{network.id})"
+        return f"network {network.id} with subnet {subnet.cidr}"
     finally:
         if os.environ.get("STACKOPS_SMOKE_KEEP_NETWORK") != "1":
             conn.network.delete_network(network)

@@ -60,6 +60,9 @@ class DebianImage:
     apt: tuple[str, ...]
     user: KollaUser = ROOT
     aliases: tuple[str, ...] = ()
+    # users of other images whose files this one's processes use as theirs: libvirt runs guests as
+    # nova (qemu.conf), on instance disks nova-compute writes
+    peers: tuple[KollaUser, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:

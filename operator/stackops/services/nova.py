@@ -88,7 +88,11 @@ class Nova(Service):
             ),
         ),
     )
-    debian_images = (DebianImage("nova-libvirt", ("libvirt-daemon-system", "qemu-system-x86", "qemu-utils", "procps")),)
+    debian_images = (
+        DebianImage(
+            "nova-libvirt", ("libvirt-daemon-system", "qemu-system-x86", "qemu-utils", "procps"), peers=(USER,)
+        ),
+    )
     config_files: ClassVar[dict[str, tuple[str, ...]]] = {
         "nova.conf": (
             "nova.conf", "keystonemiddleware.auth_token", "oslo.log", "oslo.messaging", "oslo.policy",
