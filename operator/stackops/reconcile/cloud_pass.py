@@ -64,10 +64,10 @@ def run_pass(state: OperatorState, body: Mapping[str, Any], uid: str, retry: int
                 {"apiVersion": body["apiVersion"], "kind": body["kind"], "metadata": dict(meta), "spec": spec}
             )
             if cloud.spec.paused:
-                seen = PassView(generation, release, paused=True)
+                view = PassView(generation, release, paused=True)
             else:
                 outcome, progress = _converge_or_upgrade(state, cloud, uid, load_status(previous), spec)
-                seen = PassView(generation, release, outcome, upgrade=progress, spec_hashes=spec_hashes(spec))
+                view = PassView(generation, release, outcome, upgrade=progress, spec_hashes=spec_hashes(spec))
         except Exception as error:  # classified here: nothing escapes unexamined
             failure = classify(error)
             state.metrics.reconcile_failed(namespace, name, failure.reason)
@@ -81,8 +81,8 @@ def run_pass(state: OperatorState, body: Mapping[str, Any], uid: str, retry: int
                     with contextlib.suppress(Exception):  # the API server may be what fails
                         _write(state, body, uid, previous, failed)
             return PassResult(failure=failure)
-        _write(state, body, uid, previous, seen)
-    current = seen.outcome.current if seen.outcome is not None else None
+        _write(state, body, uid, previous, view)
+    current = view.outcome.current if view.outcome is not None else None
     state.note_pass(uid, current)
     return PassResult(current)
 
@@ -103,9 +103,9 @@ def _converge_or_upgrade(
 
 
 def _write(
-    state: OperatorState, body: Mapping[str, Any], uid: str, previous: Mapping[str, Any], seen: PassView
+    state: OperatorState, body: Mapping[str, Any], uid: str, previous: Mapping[str, Any], view: PassView
 ) -> None:
-    status = build_status(load_status(previous), seen, state.clock(), state.health.latest(uid))
+    status = build_status(load_status(previous), view, state.clock(), state.health.latest(uid))
     write_status(state, body, previous, status)
 
 
