@@ -7,31 +7,24 @@ create one, so they do not see each other's objects.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from stackops.devcluster import Binaries, LocalCluster, ensure_binaries
-
-
-def _say(config: pytest.Config) -> Callable[[str], None]:
-    """Print past pytest's output capture (a cold binary build must show progress)."""
-    reporter = config.pluginmanager.getplugin("terminalreporter")
-    if reporter is None:
-        return print
-    return lambda line: reporter.write_line(line)
+from tests.support.progress import printer
 
 
 @pytest.fixture(scope="session")
 def cluster_binaries(pytestconfig: pytest.Config) -> Binaries:
-    return ensure_binaries(progress=_say(pytestconfig))
+    return ensure_binaries(progress=printer(pytestconfig))
 
 
 @pytest.fixture(scope="session")
 def local_cluster(pytestconfig: pytest.Config, cluster_binaries: Binaries) -> Iterator[LocalCluster]:
     cluster = LocalCluster(binaries=cluster_binaries)
     cluster.start()
-    _say(pytestconfig)(f"\nlocal cluster: started in {cluster.startup_seconds:.1f}s at {cluster.server}")
+    printer(pytestconfig)(f"\nlocal cluster: started in {cluster.startup_seconds:.1f}s at {cluster.server}")
     try:
         yield cluster
     finally:

@@ -13,7 +13,7 @@ import pytest
 
 from stackops.devcluster.install import wait_for
 from stackops.devcluster.nodes import COMPUTE_LABEL
-from tests.cluster.test_operator import NAMESPACE, Env, operated_cluster
+from tests.support.cluster import NAMESPACE, Env, operated_cluster
 
 CLOUD = "comp"
 GPU_LABEL = "hardware.stackops.dev/gpu"

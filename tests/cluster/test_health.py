@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stackops.api.models import GROUP, PLURAL, VERSION
 from stackops.devcluster.install import wait_for
-from tests.cluster.test_operator import NAMESPACE, Env, operated_cluster
 from tests.support.argocd import argocd_health
+from tests.support.cluster import NAMESPACE, Env, operated_cluster
 
 CLOUD = "crashy"
 BROKEN = "kwok-crash-loop"

@@ -31,7 +31,7 @@ from stackops.devcluster.cluster import free_ports
 from stackops.devcluster.install import install_crds, wait_for
 from stackops.render.hashing import CONFIG_HASH_ANNOTATION
 from stackops.upgrade.plan import AGENTS_RELEASE_ANNOTATION, UpgradePlan, plan_upgrade
-from tests.cluster.test_operator import NAMESPACE, OTHER_NAMESPACE, ROOT, Env, operated_cluster
+from tests.support.cluster import NAMESPACE, OTHER_NAMESPACE, ROOT, Env, operated_cluster
 from tests.support.operator import OperatorProcess
 
 OPERATOR = "stackops-operator"

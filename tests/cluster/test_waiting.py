@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from stackops.devcluster.install import wait_for
-from tests.cluster.test_operator import NAMESPACE, Env, operated_cluster
+from tests.support.cluster import NAMESPACE, Env, operated_cluster
 
 NO_SUCH_NODES = {"nodes": {"controlPlane": {"matchLabels": {"pool.example.com/openstack": "yes"}}}}
 

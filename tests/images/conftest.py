@@ -12,10 +12,10 @@ from stackops.api.releases import DEFAULT_RELEASE, RELEASES
 from stackops.credentials import Credentials, complete
 from stackops.plan import Plan, plan, required_credentials
 from stackops.services import keystone
-from tests.cluster.conftest import _say
 from tests.conftest import cloud
 from tests.images.build import CI_IMAGES, Buildah, Builder
 from tests.support.mariadb import MariaDB
+from tests.support.progress import printer
 
 # The rendered Apache config listens on keystone's port; buildah shares the host's network.
 KEYSTONE_PORT = keystone.PORT
@@ -32,7 +32,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def built(pytestconfig: pytest.Config) -> Builder:
     """The CI images, built now unless their inputs are unchanged since the cached build; a cold build
     takes minutes and prints its progress past pytest's capture."""
-    say = _say(pytestconfig)
+    say = printer(pytestconfig)
     builder = Builder(RELEASES[DEFAULT_RELEASE], log=lambda line: say(f"images: {line}"))
     builder.build(CI_IMAGES)
     return builder

@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client
 
 from stackops.devcluster import Binaries, LocalCluster, ensure_binaries
-from tests.cluster.conftest import _say
+from tests.support.progress import printer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -28,12 +28,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def node_binaries(pytestconfig: pytest.Config) -> Binaries:
-    return ensure_binaries(progress=_say(pytestconfig), real_node=True)
+    return ensure_binaries(progress=printer(pytestconfig), real_node=True)
 
 
 @pytest.fixture(scope="session")
 def real_cluster(pytestconfig: pytest.Config, node_binaries: Binaries) -> Iterator[LocalCluster]:
-    say = _say(pytestconfig)
+    say = printer(pytestconfig)
     cluster = LocalCluster(binaries=node_binaries, real_node=True, timeout=120.0)
     cluster.start(control_plane_nodes=0, compute_nodes=0)
     say(f"\nreal node: cluster up in {cluster.startup_seconds:.1f}s at {cluster.server}")

@@ -24,8 +24,8 @@ from kubernetes import client
 
 from stackops.api.models import GROUP, PLURAL, VERSION
 from stackops.devcluster import LocalCluster, realcloud, realnode
-from tests.cluster.conftest import _say
 from tests.conftest import ROOT
+from tests.support.progress import printer
 
 NAMESPACE = "openstack"
 NAME = "demo"
@@ -75,7 +75,7 @@ def wait_ready(custom: client.CustomObjectsApi, timeout: float, on_wait: Any = N
 
 @pytest.fixture(scope="session")
 def real_cloud(pytestconfig: pytest.Config, real_cluster: LocalCluster) -> Iterator[RealCloud]:
-    say = _say(pytestconfig)
+    say = printer(pytestconfig)
     body = realcloud.for_real_node(yaml.safe_load((ROOT / "examples" / "minimal.yaml").read_text()))
     times = realcloud.install(real_cluster, body, NAMESPACE, lambda line: say(f"images: {line}"))
     say(f"real cloud: {', '.join(f'{phase} in {seconds:.0f}s' for phase, seconds in times.items())}")

@@ -29,23 +29,13 @@ from stackops.plan import Plan, plan, required_credentials
 from stackops.services.base import Step
 from stackops.upgrade.plan import UpgradePlan, at_release, plan_upgrade
 from tests.conftest import cloud
+from tests.support.commands import run
 from tests.support.mariadb import MariaDB
 from tests.support.rabbitmq import RabbitMQ
 from tests.support.rendered import KollaRun, container_env, find, kolla_run, secret_data
 
 STACKOPS = str(Path(sys.executable).with_name("stackops"))
 KEYSTONE_CONF = "/etc/keystone/keystone.conf"
-
-
-def run(argv: list[str], env: dict[str, str], bin_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
-    path = f"{bin_dir}:{os.environ['PATH']}" if bin_dir else os.environ["PATH"]
-    return subprocess.run(
-        argv,
-        env={"PATH": path, "HOME": os.environ.get("HOME", "/tmp"), **env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 SERVED = ("keystone", "placement", "glance", "nova", "neutron", "cinder", "heat", "horizon")

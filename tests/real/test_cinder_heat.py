@@ -23,7 +23,7 @@ from stackops.services import heat as heat_service
 from tests.conftest import cloud
 from tests.real.conftest import service_venv
 from tests.real.deployment import Deployment, site_packages, wsgi_module
-from tests.real.test_config_validation import sections_as_groups, validate
+from tests.support.config_validation import sections_as_groups, validate
 from tests.support.mariadb import MariaDB
 from tests.support.rendered import secret_data
 

@@ -7,7 +7,6 @@ the service that holds a declared file is checked.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,9 @@ from stackops.plan import plan
 from stackops.services import all_services, service
 from tests.conftest import EXAMPLES
 from tests.real.conftest import service_venv
-from tests.real.deployment import run
+from tests.support.config_validation import sections_as_groups, validate
 
 VALIDATED = sorted(s.name for s in all_services() if s.config_files)
-
-
-def validate(bin_dir: Path, namespaces: tuple[str, ...], path: Path) -> tuple[int, str]:
-    argv = [str(bin_dir / "oslo-config-validator"), "--input-file", str(path)]
-    for namespace in namespaces:
-        argv += ["--namespace", namespace]
-    result = run(argv, {})
-    return result.returncode, result.stderr
 
 
 def rendered_files(name: str, file_name: str) -> list[tuple[str, str]]:
@@ -46,22 +37,6 @@ def rendered_files(name: str, file_name: str) -> list[tuple[str, str]]:
                 if content is not None:
                     found.append((f"{path.stem}/{obj['metadata']['name']}", sections_as_groups(content, aliases)))
     return found
-
-
-def sections_as_groups(content: str, aliases: dict[str, str]) -> str:
-    """`content` with each section in `aliases` renamed to the option group it takes its options from,
-    and without the options no sample holds (RUNTIME_OPTIONS)."""
-    for section, group in aliases.items():
-        content = re.sub(rf"^\[{re.escape(section)}\]$", f"[{group}]", content, flags=re.MULTILINE)
-    for option in RUNTIME_OPTIONS:
-        content = re.sub(rf"^{option} = .*\n", "", content, flags=re.MULTILINE)
-    return content
-
-
-# Options a service registers at run time, per section it is given, which no sample config lists:
-# glance_store's `store_description` of each enabled store (tests/real/test_glance.py shows glance
-# taking it: GET /v2/info/stores returns it).
-RUNTIME_OPTIONS = ("store_description",)
 
 
 def test_every_oslo_service_is_validated() -> None:

@@ -11,7 +11,8 @@ import os
 import time
 from pathlib import Path
 
-from tests.real.deployment import Deployment, run
+from tests.real.deployment import Deployment
+from tests.support.commands import run
 
 
 def test_upload_an_image_and_read_it_back(glance: str, deployed: Deployment) -> None:

@@ -25,13 +25,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from stackops.devcluster import processes
 from stackops.devcluster.cluster import free_ports
 from stackops.health.cloud import HealthSettings, keystone_urls, target
-from stackops.health.monitor import DEGRADED, HEALTHY, REGISTRY, CloudHealth, CloudMonitor, HealthEvent, run_round
+from stackops.health.monitor import DEGRADED, HEALTHY, CloudHealth, CloudMonitor, HealthEvent, Registry, run_round
 from stackops.kube.engine import Outcome, StepState
-from stackops.reconcile import metrics
-from stackops.reconcile.status import build_status, with_health
+from stackops.reconcile.metrics import Metrics
 from stackops.services import keystone as keystone_service
 from tests.real.deployment import Deployment
 from tests.support.argocd import argocd_health
+from tests.support.status import status_of, with_verdict
 
 INTERVAL = 1.0  # seconds: the operator's default is 30
 TIMEOUT = 3.0
@@ -108,8 +108,9 @@ class OperatorView:
             interval=INTERVAL, timeout=TIMEOUT, keystone_urls=keystone_urls([f"{keystone_url}/v3"])
         )
         self.monitor = CloudMonitor(self.settings.interval, self.settings.timeout)
+        self.registry = Registry()  # the verdicts status and metrics read, as the operator keeps them
         outcome = Outcome(steps=[StepState(f"{s}-api", s, "Ready") for s in DEPLOYED])
-        self.status: dict[str, Any] = build_status(None, 1, "2026.1", now(), outcome=outcome)
+        self.status: dict[str, Any] = status_of(None, 1, "2026.1", now(), outcome=outcome)
         self.seen: dict[str, str] = {}
         self.events: list[HealthEvent] = []
         self.rounds = 0
@@ -117,10 +118,10 @@ class OperatorView:
     def round(self) -> CloudHealth:
         password = self.deployed.credentials[keystone_service.ADMIN_PASSWORD_KEY]
         what = target(self.deployed.cloud, self.status, self.settings, password, None)
-        health, events = run_round(self.monitor, what, UID, self.seen)
+        health, events = run_round(self.monitor, what, UID, self.seen, self.registry)
         self.events += events
         self.seen = {name: h.state for name, h in health.services.items()}
-        self.status = with_health(self.status, health, self.status, now())
+        self.status = with_verdict(self.status, health, self.status, now())
         self.rounds += 1
         return health
 
@@ -157,8 +158,8 @@ def test_stopping_placement_degrades_only_placement_and_starting_it_recovers(
     keystone: str, placement: str, glance: str, deployed: Deployment, restarted_servers: list[processes.Process]
 ) -> None:
     [port] = free_ports(1)
-    metrics.serve(port, REGISTRY)  # what `stackops operator --metrics-port` serves
     view = OperatorView(deployed, keystone)
+    Metrics(view.registry).serve(port)  # what `stackops operator --metrics-port` serves
     try:
         # healthy: every deployed service answers, placement lists its resource providers
         view.rounds_until("a healthy cloud", lambda h: all(h.services[s].state == HEALTHY for s in DEPLOYED), 2)
@@ -199,8 +200,7 @@ def test_stopping_placement_degrades_only_placement_and_starting_it_recovers(
         assert view.condition("Ready")["status"] == "True"
         assert view.health_of() == {s: HEALTHY for s in DEPLOYED}
         assert scrape(port) == {s: 1.0 for s in DEPLOYED}
-        providers = [f for f in REGISTRY.latest(UID).findings if f.check == "resource-providers"]  # type: ignore[union-attr]
+        providers = [f for f in view.registry.latest(UID).findings if f.check == "resource-providers"]  # type: ignore[union-attr]
         assert [f.state for f in providers] == ["ok"]
     finally:
         view.monitor.close()
-        REGISTRY.forget(UID)

@@ -22,7 +22,8 @@ from stackops.plan import plan, required_credentials
 from stackops.services import horizon as horizon_service
 from tests.conftest import cloud
 from tests.real.conftest import service_venv
-from tests.real.deployment import Deployment, run, site_packages, wsgi_module
+from tests.real.deployment import Deployment, site_packages, wsgi_module
+from tests.support.commands import run
 from tests.support.rendered import secret_data
 
 SHOW_SETTINGS = """

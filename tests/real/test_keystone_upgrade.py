@@ -19,7 +19,8 @@ import requests
 
 from stackops.api.releases import RELEASES, RUNTIME_LIBRARIES
 from stackops.plan import Plan
-from tests.real.deployment import KEYSTONE_CONF, Deployment, run, site_packages, upgrade_jobs, wsgi_module
+from tests.real.deployment import KEYSTONE_CONF, Deployment, site_packages, upgrade_jobs, wsgi_module
+from tests.support.commands import run
 from tests.support.mariadb import MariaDB
 from tests.support.rabbitmq import RabbitMQ
 from tests.support.service_venv import ensure_venv

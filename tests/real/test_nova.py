@@ -11,7 +11,8 @@ from pathlib import Path
 from stackops.services import service
 from stackops.services.base import CloudContext
 from stackops.services.nova import KEYSTONE_PASSWORD_KEY
-from tests.real.deployment import Deployment, run
+from tests.real.deployment import Deployment
+from tests.support.commands import run
 
 
 def test_cells_are_mapped_once(nova: str, deployed: Deployment, nova_bin: Path) -> None:

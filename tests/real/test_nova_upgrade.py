@@ -23,7 +23,8 @@ import pytest
 
 from stackops.api.releases import DEFAULT_RELEASE, RELEASES, RUNTIME_LIBRARIES
 from tests.real import served
-from tests.real.deployment import Deployment, run, upgrade_jobs
+from tests.real.deployment import Deployment, upgrade_jobs
+from tests.support.commands import run
 from tests.support.mariadb import MariaDB
 from tests.support.rabbitmq import RabbitMQ
 from tests.support.service_venv import ensure_venv

@@ -18,7 +18,8 @@ from stackops.api.releases import DEFAULT_RELEASE
 from stackops.services import all_services, policy
 from stackops.services.keystone import ADMIN_PASSWORD_KEY
 from tests.real.conftest import service_venv
-from tests.real.deployment import SECURITY_COMPLIANCE, Deployment, run
+from tests.real.deployment import SECURITY_COMPLIANCE, Deployment
+from tests.support.commands import run
 
 ENFORCING = sorted(s.name for s in all_services() if policy.policy_config_file(s))
 PASSWORD = "Auditor-Pass-2026"

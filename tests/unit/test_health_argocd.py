@@ -7,8 +7,8 @@ from typing import Any
 from stackops.health.monitor import DEGRADED, HEALTHY, CloudHealth, ServiceHealth
 from stackops.kube.engine import Outcome, StepState
 from stackops.reconcile.errors import Failure
-from stackops.reconcile.status import build_status
 from tests.support.argocd import argocd_health
+from tests.support.status import status_of
 
 NOW = "2026-01-01T00:00:00Z"
 
@@ -35,16 +35,16 @@ READY = Outcome(
 
 
 def test_each_phase_maps_to_the_argo_cd_status_with_the_reason() -> None:
-    ready = build_status(None, 1, "2026.1", NOW, outcome=READY, health=health(ServiceHealth(HEALTHY)))
+    ready = status_of(None, 1, "2026.1", NOW, outcome=READY, health=health(ServiceHealth(HEALTHY)))
     assert argocd_health(cloud(ready)) == ("Healthy", "every service is deployed and healthy")
 
     waiting = Outcome(
         steps=[StepState("keystone-db-sync", "keystone", "Waiting", "waiting for job demo-keystone-db-sync-1a")]
     )
-    deploying = build_status(None, 1, "2026.1", NOW, outcome=waiting)
+    deploying = status_of(None, 1, "2026.1", NOW, outcome=waiting)
     assert argocd_health(cloud(deploying)) == ("Progressing", "waiting for job demo-keystone-db-sync-1a")
 
-    unhealthy = build_status(
+    unhealthy = status_of(
         None, 1, "2026.1", NOW, outcome=READY, health=health(ServiceHealth(DEGRADED, "internal endpoint x: timed out"))
     )
     assert argocd_health(cloud(unhealthy)) == ("Degraded", "placement: internal endpoint x: timed out")
@@ -52,17 +52,17 @@ def test_each_phase_maps_to_the_argo_cd_status_with_the_reason() -> None:
     failed_step = Outcome(
         steps=[StepState("placement-db-sync", "placement", "Failed", "job j failed: BackoffLimitExceeded")]
     )
-    assert argocd_health(cloud(build_status(None, 1, "2026.1", NOW, outcome=failed_step)))[0] == "Degraded"
+    assert argocd_health(cloud(status_of(None, 1, "2026.1", NOW, outcome=failed_step)))[0] == "Degraded"
 
-    invalid = build_status(None, 1, "2026.1", NOW, failure=Failure(True, "InvalidSpec", "spec.x: bad"))
+    invalid = status_of(None, 1, "2026.1", NOW, failure=Failure(True, "InvalidSpec", "spec.x: bad"))
     assert argocd_health(cloud(invalid)) == ("Degraded", "spec.x: bad")
 
-    paused = build_status(ready, 1, "2026.1", NOW, paused=True)
+    paused = status_of(ready, 1, "2026.1", NOW, paused=True)
     assert argocd_health(cloud(paused))[0] == "Suspended"
 
 
 def test_a_spec_not_yet_looked_at_is_progressing_whatever_the_old_status_says() -> None:
-    ready = build_status(None, 1, "2026.1", NOW, outcome=READY, health=health(ServiceHealth(HEALTHY)))
+    ready = status_of(None, 1, "2026.1", NOW, outcome=READY, health=health(ServiceHealth(HEALTHY)))
     assert argocd_health(cloud(ready, generation=2)) == (
         "Progressing",
         "waiting for stackops to look at the changed spec",
@@ -81,7 +81,7 @@ def test_a_crash_loop_while_deploying_is_degraded() -> None:
         },
     )
     waiting = Outcome(steps=[StepState("memcached", "memcached", "Waiting", "waiting for deployment demo-memcached")])
-    status = build_status(None, 1, "2026.1", NOW, outcome=waiting, health=crash)
+    status = status_of(None, 1, "2026.1", NOW, outcome=waiting, health=crash)
     assert status["phase"] == "Deploying"
     assert argocd_health(cloud(status)) == (
         "Degraded",

@@ -9,9 +9,9 @@ from stackops.health.workloads import enough_hosts, workload_problems
 from stackops.kube.engine import Outcome, StepState
 from stackops.kube.readiness import readiness
 from stackops.plan import plan
-from stackops.reconcile.status import build_status
 from stackops.render.naming import MIN_READY_PERCENT_ANNOTATION
 from tests.conftest import cloud
+from tests.support.status import status_of
 
 
 def daemonset(ready: int, nodes: int, percent: str | None = "90", updated: int | None = None) -> dict[str, Any]:
@@ -69,7 +69,7 @@ def test_status_shows_each_host_agent_n_of_n() -> None:
         steps=[StepState("nova-compute", "nova", "Ready")],
         hosts={"nova-compute": (999, 1000), "nova-compute-gpu": (8, 8)},
     )
-    status = build_status(None, 1, "2026.1", "2026-01-01T00:00:00Z", outcome=outcome)
+    status = status_of(None, 1, "2026.1", "2026-01-01T00:00:00Z", outcome=outcome)
     assert status["phase"] == "Ready"
     assert status["hosts"] == {"nova-compute": "999/1000", "nova-compute-gpu": "8/8"}
 

@@ -8,8 +8,8 @@ from stackops.api.validation import InvalidCloud
 from stackops.kube.engine import Outcome, StepState
 from stackops.kube.readiness import readiness
 from stackops.reconcile.errors import Failure, classify
-from stackops.reconcile.status import build_status, transitions
 from stackops.services.base import RenderError
+from tests.support.status import events_between, status_of
 
 NOW, LATER = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"
 
@@ -53,7 +53,7 @@ def test_waiting_names_what_it_waits_for_and_ready_mirrors_it() -> None:
         ("keystone-db-sync", "keystone", "Waiting", "waiting for job demo-keystone-db-sync-3f2a1b9c"),
         ("keystone-api", "keystone", "Pending", ""),
     )
-    status = build_status(None, 3, "2026.1", NOW, outcome=result)
+    status = status_of(None, 3, "2026.1", NOW, outcome=result)
     conditions = {c["type"]: c for c in status["conditions"]}
     assert status["phase"] == "Deploying" and status["observedGeneration"] == 3
     assert conditions["Progressing"]["status"] == "True"
@@ -72,28 +72,28 @@ def test_waiting_names_what_it_waits_for_and_ready_mirrors_it() -> None:
 
 def test_a_failed_step_degrades_the_cloud_and_says_which() -> None:
     result = outcome(("keystone-db-sync", "keystone", "Failed", "job x failed: BackoffLimitExceeded"))
-    status = build_status(None, 1, "2026.1", NOW, outcome=result)
+    status = status_of(None, 1, "2026.1", NOW, outcome=result)
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert status["phase"] == "Degraded"
     assert ready["reason"] == "StepFailed" and "keystone-db-sync" in ready["message"]
-    events = transitions(None, status)
+    events = events_between(None, status)
     assert [(e.type, e.reason) for e in events] == [("Warning", "StepFailed")]
 
 
 def test_converged_cloud_is_ready_and_transition_times_only_move_on_change() -> None:
     done = outcome(("keystone-api", "keystone", "Ready", ""))
-    first = build_status(None, 1, "2026.1", NOW, outcome=done)
+    first = status_of(None, 1, "2026.1", NOW, outcome=done)
     assert first["phase"] == "Ready" and first["release"] == "2026.1"
-    again = build_status(first, 1, "2026.1", LATER, outcome=done)
+    again = status_of(first, 1, "2026.1", LATER, outcome=done)
     assert again == first  # byte-identical: nothing to write
-    assert transitions(first, again) == []
+    assert events_between(first, again) == []
 
 
 def test_paused_and_permanent_failures() -> None:
-    paused = build_status(None, 1, "2026.1", NOW, paused=True)
+    paused = status_of(None, 1, "2026.1", NOW, paused=True)
     assert paused["phase"] == "Paused"
     assert next(c for c in paused["conditions"] if c["type"] == "Ready")["reason"] == "Paused"
-    failed = build_status(None, 1, "2026.1", NOW, failure=Failure(True, "InvalidSpec", "spec.x: bad"))
+    failed = status_of(None, 1, "2026.1", NOW, failure=Failure(True, "InvalidSpec", "spec.x: bad"))
     ready = next(c for c in failed["conditions"] if c["type"] == "Ready")
     assert failed["phase"] == "Failed" and ready["message"] == "spec.x: bad"
 
@@ -108,9 +108,9 @@ def test_errors_are_classified_once() -> None:
 
 
 def test_a_lasting_temporary_failure_is_shown_as_retrying_without_failing_the_cloud() -> None:
-    ready = build_status(None, 1, "2026.1", NOW, outcome=outcome(("keystone-api", "keystone", "Ready", "")))
+    ready = status_of(None, 1, "2026.1", NOW, outcome=outcome(("keystone-api", "keystone", "Ready", "")))
     failure = Failure(False, "ApiUnavailable", "API server answered 500 Internal Server Error")
-    retrying = build_status(ready, 1, "2026.1", LATER, failure=failure)
+    retrying = status_of(ready, 1, "2026.1", LATER, failure=failure)
     conditions = {c["type"]: c for c in retrying["conditions"]}
     assert retrying["phase"] == "Deploying" and retrying["release"] == "2026.1"
     assert conditions["Progressing"]["status"] == "True"
@@ -118,7 +118,7 @@ def test_a_lasting_temporary_failure_is_shown_as_retrying_without_failing_the_cl
     assert conditions["Ready"]["status"] == "False" and conditions["Ready"]["reason"] == "ApiUnavailable"
     assert conditions["Degraded"]["status"] == "False"
     # the same failure again writes nothing new
-    assert build_status(retrying, 1, "2026.1", LATER, failure=failure) == retrying
+    assert status_of(retrying, 1, "2026.1", LATER, failure=failure) == retrying
 
 
 def test_a_template_that_cannot_handle_a_value_is_a_permanent_template_error() -> None:

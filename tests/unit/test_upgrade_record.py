@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
-from stackops.api.models import OpenStackCloudStatus
-from stackops.upgrade.record import UpgradeRecord, changed_sections, spec_hashes
+from stackops.api.models import OpenStackCloudStatus, UpgradeStatus
+from stackops.reconcile.status import dump_status, load_status
+from stackops.upgrade.record import changed_sections, spec_hashes
 
 
-def test_the_record_goes_through_status_unchanged_and_loads_as_the_model() -> None:
-    record = UpgradeRecord("2025.2", "2026.1", "Upgrading", ["preflight", "mariadb/roll"], "2025.2", 3, 17, "k", "x")
-    dumped = record.dump()
-    assert dumped["from"] == "2025.2" and dumped["to"] == "2026.1" and dumped["rollbackTo"] == "2025.2"
-    assert UpgradeRecord.load(dumped) == record
-    status = OpenStackCloudStatus.model_validate({"upgrade": dumped, "specHashes": {"images": "x"}})
-    assert status.upgrade is not None and status.upgrade.from_ == "2025.2" and status.spec_hashes == {"images": "x"}
-    closed = UpgradeRecord("2025.2", "2026.1", "Upgrading").dump()
-    assert "rollbackTo" not in closed and UpgradeRecord.load(closed) == UpgradeRecord("2025.2", "2026.1", "Upgrading")
-    assert UpgradeRecord.load(None) is None and UpgradeRecord.load({}) is None
+def test_the_upgrade_goes_through_status_unchanged_under_the_crd_names() -> None:
+    upgrade = UpgradeStatus(
+        from_="2025.2",
+        to="2026.1",
+        phase="Upgrading",
+        completed=["preflight", "mariadb/roll"],
+        rollback_to="2025.2",
+        step=3,
+        steps=17,
+        service="k",
+        current="x",
+    )
+    dumped = dump_status(OpenStackCloudStatus(upgrade=upgrade, spec_hashes={"images": "x"}))
+    assert dumped["upgrade"]["from"] == "2025.2" and dumped["upgrade"]["to"] == "2026.1"
+    assert dumped["upgrade"]["rollbackTo"] == "2025.2" and dumped["specHashes"] == {"images": "x"}
+    assert load_status(dumped).upgrade == upgrade
+    closed = dump_status(OpenStackCloudStatus(upgrade=UpgradeStatus(from_="2025.2", to="2026.1", phase="Upgrading")))
+    assert "rollbackTo" not in closed["upgrade"]
+    assert load_status(closed).upgrade == UpgradeStatus(from_="2025.2", to="2026.1", phase="Upgrading")
+    assert load_status(None).upgrade is None and load_status({}).upgrade is None
+    # nothing that was not seen is written: a new cloud's status has no empty maps
+    assert set(dump_status(OpenStackCloudStatus(observed_generation=1))) == {
+        "observedGeneration",
+        "phase",
+        "conditions",
+        "services",
+    }
 
 
 def test_only_what_changes_the_cloud_counts_and_the_section_is_named() -> None:

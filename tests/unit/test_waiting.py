@@ -6,7 +6,7 @@ from typing import Any
 
 from stackops.kube.engine import Outcome, StepState
 from stackops.kube.pods import claims, failed_container, redacted_last_line, stuck_containers, unschedulable
-from stackops.reconcile.status import build_status, transitions
+from tests.support.status import events_between, status_of
 
 NOW, LATER = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"
 
@@ -77,15 +77,17 @@ def test_a_blocked_step_makes_ready_say_blocked_and_posts_one_event_per_cause() 
 
     def status(previous: dict[str, Any] | None, step_cause: str, now: str) -> dict[str, Any]:
         step = StepState("mariadb-server", "mariadb", "Waiting", message if step_cause else "waiting", step_cause)
-        return build_status(previous, 1, "2026.1", now, outcome=Outcome(steps=[step]))
+        return status_of(previous, 1, "2026.1", now, outcome=Outcome(steps=[step]))
 
     first = status(None, cause, NOW)
     conditions = {c["type"]: c for c in first["conditions"]}
     assert conditions["Progressing"]["reason"] == "Blocked"
     assert conditions["Ready"]["reason"] == "Blocked" and conditions["Ready"]["message"] == message
-    assert [(e.type, e.reason, e.message) for e in transitions(None, first)].count(("Warning", "Blocked", message)) == 1
+    assert [(e.type, e.reason, e.message) for e in events_between(None, first)].count(
+        ("Warning", "Blocked", message)
+    ) == 1
     again = status(first, cause, LATER)
     assert again == first  # no write
-    assert not [e for e in transitions(first, again) if e.reason == "Blocked"]
+    assert not [e for e in events_between(first, again) if e.reason == "Blocked"]
     just_waiting = status(first, "", LATER)
     assert {c["type"]: c for c in just_waiting["conditions"]}["Progressing"]["reason"] == "WaitingForStep"

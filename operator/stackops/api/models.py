@@ -724,7 +724,9 @@ class Condition(ApiModel):
 class ServiceStatus(ApiModel):
     phase: str = "Pending"
     ready: str = ""
-    health: str = ""
+    health: str | None = Field(
+        None, description="Healthy, Degraded or Unknown, once the health checks judged the service."
+    )
     release: str | None = None
     message: str = ""
 
@@ -755,15 +757,16 @@ class OpenStackCloudStatus(ApiModel):
     release: str | None = Field(None, description="The release deployed, not the one asked for.")
     conditions: list[Condition] = Field(default_factory=list)
     services: dict[str, ServiceStatus] = Field(default_factory=dict)
-    endpoints: dict[str, str] = Field(default_factory=dict)
-    hosts: dict[str, str] = Field(
-        default_factory=dict,
+    # None (absent) until known: a status shows only what stackops has seen
+    endpoints: dict[str, str] | None = None
+    hosts: dict[str, str] | None = Field(
+        None,
         description="Per host agent (e.g. nova-compute, nova-compute-gpu): nodes where it is ready / nodes "
         "it runs on. Ready needs spec.nodes.<role>.minReadyPercent of them.",
     )
     upgrade: UpgradeStatus | None = Field(None, description="Progress of an upgrade to spec.release.")
-    spec_hashes: dict[str, str] = Field(
-        default_factory=dict,
+    spec_hashes: dict[str, str] | None = Field(
+        None,
         description="A hash per spec section as last converged: an upgrade refuses other changes made along "
         "with spec.release.",
     )

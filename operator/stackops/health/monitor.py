@@ -321,17 +321,18 @@ def events(before: Mapping[str, str], after: CloudHealth) -> list[HealthEvent]:
 
 
 def run_round(
-    monitor: CloudMonitor, target: Target, uid: str, seen: Mapping[str, str], registry: Registry | None = None
+    monitor: CloudMonitor, target: Target, uid: str, seen: Mapping[str, str], registry: Registry
 ) -> tuple[CloudHealth, list[HealthEvent]]:
     """One round for one cloud, as the operator runs it: check, publish for status and metrics, and
     say which services became Degraded or Recovered since `seen` (service -> last state)."""
     health = monitor.round(target)
-    (registry or REGISTRY).publish(uid, health)
+    registry.publish(uid, health)
     return health, events(seen, health)
 
 
 class Registry:
-    """The latest health of every cloud this operator checks, by uid: what status and metrics read."""
+    """The latest health of every cloud an operator checks, by uid: what status and metrics read.
+    (One an operator, kept with the rest of what it keeps while it runs.)"""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -352,6 +353,3 @@ class Registry:
     def all(self) -> list[CloudHealth]:
         with self._lock:
             return list(self._clouds.values())
-
-
-REGISTRY = Registry()

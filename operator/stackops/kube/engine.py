@@ -7,6 +7,7 @@ again: a reconcile of a converged cloud reads, and writes nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from stackops.plan import Plan, key_rotations, plan, required_credentials
 from stackops.render.hashing import content_hash
 from stackops.render.naming import CLOUD_LABEL
 from stackops.services import all_services
-from stackops.services.base import RenderOptions
+from stackops.services.base import RenderOptions, Step
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def observe(kube: Kube, cloud: OpenStackCloud) -> dict[tuple[str, str], Obj]:
     return live
 
 
-def _owned_by(obj: Obj, uid: str) -> bool:
+def owned_by(obj: Obj, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences", []) or [])
 
 
@@ -107,45 +108,69 @@ def cloud_credentials(kube: Kube, cloud: OpenStackCloud) -> Credentials:
     return credentials
 
 
-def converge(kube: Kube, cloud: OpenStackCloud, uid: str, options: RenderOptions | None = None) -> Outcome:
+@dataclass
+class Snapshot:
+    """The cloud as one pass sees it: its credentials, its plan (rendered once a pass), and every
+    object of it that exists, kept up to date with what the pass applies."""
+
+    credentials: Credentials
+    plan: Plan
+    live: dict[tuple[str, str], Obj]
+
+
+def snapshot(kube: Kube, cloud: OpenStackCloud, options: RenderOptions | None = None) -> Snapshot:
     credentials = cloud_credentials(kube, cloud)
-    cloud_plan = plan(cloud, credentials, options)
-    live = observe(kube, cloud)
-    outcome = apply_steps(kube, cloud_plan, cloud, uid, live)
-    outcome.endpoints = dict(cloud_plan.endpoints)
-    outcome.writes += prune(kube, cloud_plan, cloud, uid, live)
+    return Snapshot(credentials, plan(cloud, credentials, options), observe(kube, cloud))
+
+
+def converge(kube: Kube, cloud: OpenStackCloud, uid: str, seen: Snapshot) -> Outcome:
+    """Apply the plan step by step, then prune what it no longer renders."""
+    outcome = apply_steps(kube, seen.plan.steps, cloud, uid, seen.live)
+    outcome.endpoints = dict(seen.plan.endpoints)
+    outcome.writes += prune(kube, seen.plan, cloud, uid, seen.live)
     return outcome
 
 
+def applied_hash(obj: Obj) -> str | None:
+    """The hash of what stackops applied, as the object carries it; None on what it did not apply."""
+    value = obj["metadata"].get("annotations", {}).get(APPLIED_HASH)
+    return None if value is None else str(value)
+
+
+def apply_if_changed(kube: Kube, obj: Obj, owner: dict[str, Any], live: dict[tuple[str, str], Obj]) -> tuple[Obj, bool]:
+    """`obj` applied unless the live object carries the same applied hash: (the live object, whether
+    it was written). `live` is updated with what was applied."""
+    want = desired(obj, owner)
+    key = (obj["kind"], obj["metadata"]["name"])
+    current = live.get(key)
+    if current is not None and applied_hash(current) == applied_hash(want):
+        return current, False
+    log.info("applying %s %s", obj["kind"], obj["metadata"]["name"])
+    current = kube.apply(kind_of(obj), want)
+    current.setdefault("kind", obj["kind"])
+    live[key] = current
+    return current, True
+
+
 def apply_steps(
-    kube: Kube, cloud_plan: Plan, cloud: OpenStackCloud, uid: str, live: dict[tuple[str, str], Obj]
+    kube: Kube, steps: Sequence[Step], cloud: OpenStackCloud, uid: str, live: dict[tuple[str, str], Obj]
 ) -> Outcome:
     """Apply every step whose service's dependencies are all ready, each service's steps in order.
 
     Services that do not depend on each other come up side by side (placement, glance, neutron,
     cinder … once keystone is ready); a service waits while anything it depends on is not ready."""
     owner = owner_reference(cloud, uid)
-    outcome = Outcome(steps=[StepState(s.name, s.service, "Pending") for s in cloud_plan.steps])
+    outcome = Outcome(steps=[StepState(s.name, s.service, "Pending") for s in steps])
     depends_on = {s.name: s.depends_on for s in all_services()}
     unfinished: set[str] = set()  # services with a step not ready yet
-    for step, state in zip(cloud_plan.steps, outcome.steps, strict=True):
+    for step, state in zip(steps, outcome.steps, strict=True):
         if step.service in unfinished or unfinished.intersection(depends_on.get(step.service, ())):
             unfinished.add(step.service)
             continue  # Pending: what it needs is not ready
         waiting: list[tuple[Readiness, Obj]] = []
         for obj in step.objects:
-            want = desired(obj, owner)
-            key = (obj["kind"], obj["metadata"]["name"])
-            current = live.get(key)
-            if (
-                current is None
-                or current["metadata"].get("annotations", {}).get(APPLIED_HASH)
-                != (want["metadata"]["annotations"][APPLIED_HASH])
-            ):
-                log.info("applying %s %s", obj["kind"], obj["metadata"]["name"])
-                current = kube.apply(kind_of(obj), want)
-                current.setdefault("kind", obj["kind"])
-                outcome.writes += 1
+            current, written = apply_if_changed(kube, obj, owner, live)
+            outcome.writes += int(written)
             result = readiness(current)
             if result.hosts and result.replicas:
                 outcome.hosts[step.name] = result.replicas
@@ -173,9 +198,9 @@ def prune(kube: Kube, cloud_plan: Plan, cloud: OpenStackCloud, uid: str, live: d
     wanted = {(o["kind"], o["metadata"]["name"]) for o in cloud_plan.objects()}
     deleted = 0
     for (kind_name, name), obj in live.items():
-        if (kind_name, name) in wanted or not _owned_by(obj, uid):
+        if (kind_name, name) in wanted or not owned_by(obj, uid):
             continue
-        if APPLIED_HASH not in obj["metadata"].get("annotations", {}):
+        if applied_hash(obj) is None:
             continue
         finished = readiness(obj)
         if kind_name == "Job" and not (finished.ready or finished.failed):

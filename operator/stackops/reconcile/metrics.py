@@ -1,19 +1,25 @@
 """The operator's Prometheus metrics, served at /metrics (`stackops operator --metrics-port`).
 
 Reconciles are counted and timed as they happen. Health is read at scrape time from the latest
-result of every check (stackops.health.monitor.REGISTRY), the same results the cloud's status is
-written from, so a scrape and `stackops status` never disagree for long.
+result of every check (the operator's stackops.health.monitor.Registry), the same results the
+cloud's status is written from, so a scrape and `stackops status` never disagree for long.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import Any, TypeVar, cast
 
-from prometheus_client import REGISTRY as PROMETHEUS
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -21,57 +27,65 @@ from stackops.health.monitor import HEALTHY, OK, UNKNOWN, Registry
 from stackops.services.health_checks import EndpointAnswers
 
 CLOUD_LABELS = ("namespace", "cloud")
-F = TypeVar("F", bound=Callable[..., Any])
-
-LEADER = Gauge("stackops_leader", "1 while this replica is the one that acts (holds the leader lease).")
-RECONCILES = Counter("stackops_reconcile", "Reconciles of a cloud.", CLOUD_LABELS)
-RECONCILE_ERRORS = Counter(
-    "stackops_reconcile_errors", "Reconciles of a cloud that ended in an error, by reason.", (*CLOUD_LABELS, "reason")
-)
-RECONCILE_SECONDS = Histogram(
-    "stackops_reconcile_duration_seconds",
-    "Time one reconcile of a cloud took.",
-    CLOUD_LABELS,
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-)
 
 
-@contextmanager
-def reconciling(namespace: str, cloud: str) -> Iterator[None]:
-    """Count and time one reconcile."""
-    RECONCILES.labels(namespace, cloud).inc()
-    with RECONCILE_SECONDS.labels(namespace, cloud).time():
-        yield
+class Metrics:
+    """One operator's series, in a Prometheus registry of their own: reconciles as they happen, health
+    read at scrape time from `health`, and the process's own (CPU, memory, GC) as Prometheus'
+    default registry has them."""
 
+    def __init__(self, health: Registry) -> None:
+        self.registry = CollectorRegistry()
+        for collector in (ProcessCollector, PlatformCollector, GCCollector):
+            collector(registry=self.registry)
+        self.registry.register(HealthCollector(health))
+        self.leader = Gauge(
+            "stackops_leader",
+            "1 while this replica is the one that acts (holds the leader lease).",
+            registry=self.registry,
+        )
+        self.reconciles = Counter("stackops_reconcile", "Reconciles of a cloud.", CLOUD_LABELS, registry=self.registry)
+        self.reconcile_errors = Counter(
+            "stackops_reconcile_errors",
+            "Reconciles of a cloud that ended in an error, by reason.",
+            (*CLOUD_LABELS, "reason"),
+            registry=self.registry,
+        )
+        self.reconcile_seconds = Histogram(
+            "stackops_reconcile_duration_seconds",
+            "Time one reconcile of a cloud took.",
+            CLOUD_LABELS,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self._error_reasons: set[tuple[str, str, str]] = set()
+        self._served = False
 
-def measured(reconcile: F) -> F:
-    """Count and time every call of a function that reconciles the cloud `body` (its first argument)."""
+    @contextmanager
+    def reconciling(self, namespace: str, cloud: str) -> Iterator[None]:
+        """Count and time one reconcile."""
+        self.reconciles.labels(namespace, cloud).inc()
+        with self.reconcile_seconds.labels(namespace, cloud).time():
+            yield
 
-    @functools.wraps(reconcile)
-    def wrapper(body: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
-        meta = body["metadata"]
-        with reconciling(meta["namespace"], meta["name"]):
-            return reconcile(body, *args, **kwargs)
+    def reconcile_failed(self, namespace: str, cloud: str, reason: str) -> None:
+        self.reconcile_errors.labels(namespace, cloud, reason).inc()
+        self._error_reasons.add((namespace, cloud, reason))
 
-    return cast(F, wrapper)
+    def forget(self, namespace: str, cloud: str) -> None:
+        """A deleted cloud's series go with it."""
+        for metric in (self.reconciles, self.reconcile_seconds):
+            with suppress(KeyError):
+                metric.remove(namespace, cloud)
+        for labels in sorted(k for k in self._error_reasons if k[:2] == (namespace, cloud)):
+            self.reconcile_errors.remove(*labels)
+            self._error_reasons.discard(labels)
 
-
-_error_reasons: set[tuple[str, str, str]] = set()
-
-
-def reconcile_failed(namespace: str, cloud: str, reason: str) -> None:
-    RECONCILE_ERRORS.labels(namespace, cloud, reason).inc()
-    _error_reasons.add((namespace, cloud, reason))
-
-
-def forget(namespace: str, cloud: str) -> None:
-    """A deleted cloud's series go with it."""
-    for metric in (RECONCILES, RECONCILE_SECONDS):
-        with suppress(KeyError):
-            metric.remove(namespace, cloud)
-    for labels in sorted(k for k in _error_reasons if k[:2] == (namespace, cloud)):
-        RECONCILE_ERRORS.remove(*labels)
-        _error_reasons.discard(labels)
+    def serve(self, port: int) -> None:
+        """Serve /metrics on `port` (all addresses). Once."""
+        if not self._served:
+            start_http_server(port, registry=self.registry)
+            self._served = True
 
 
 class HealthCollector(Collector):
@@ -121,14 +135,3 @@ class HealthCollector(Collector):
         yield latency
         yield last_success
         yield from samples.values()
-
-
-_served: list[object] = []
-
-
-def serve(port: int, registry: Registry) -> None:
-    """Serve /metrics on `port` (all addresses), with health read from `registry`. Once per process."""
-    if _served:
-        return
-    PROMETHEUS.register(HealthCollector(registry))
-    _served.append(start_http_server(port))

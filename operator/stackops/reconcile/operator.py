@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import kopf
-from kubernetes import config
+from kubernetes import client, config
 from kubernetes.leaderelection import electionconfig, leaderelection
 from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
-import stackops.reconcile.handlers  # noqa: F401  (registers the handlers with kopf)
 from stackops.health.cloud import HealthSettings
-from stackops.health.monitor import REGISTRY
-from stackops.reconcile import metrics
+from stackops.kube.client import Kube
+from stackops.reconcile.handlers import post_event  # importing it registers the handlers with kopf
+from stackops.reconcile.state import OperatorState
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,12 @@ def run(options: OperatorOptions) -> int:
     stop = threading.Event()
     lease_lost = threading.Event()
     leading = threading.Event()
+    # the Kubernetes client of the configuration loaded above: kopf (through its login handler) and
+    # stackops' own requests act as the same identity
+    state = OperatorState(Kube(client.ApiClient()), post_event=post_event, health_settings=options.health)
     if options.metrics_port:
         # every replica serves metrics, the followers too: a scrape shows which one leads
-        metrics.serve(options.metrics_port, REGISTRY)
+        state.metrics.serve(options.metrics_port)
     identity = options.identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
 
     if options.leader_election:
@@ -122,7 +125,7 @@ def run(options: OperatorOptions) -> int:
             standby.shutdown()
             standby.server_close()  # kopf serves /healthz on the same port from here on
         log.info("%s is the leader", identity)
-    metrics.LEADER.set(1)
+    state.metrics.leader.set(1)
 
     kopf.run(
         standalone=True,
@@ -130,7 +133,7 @@ def run(options: OperatorOptions) -> int:
         namespaces=list(options.namespaces),
         liveness_endpoint=f"http://0.0.0.0:{options.health_port}/healthz",
         stop_flag=stop,
-        memo=kopf.Memo(health=options.health, stop=stop),
+        memo=kopf.Memo(state=state, stop=stop),
     )
     # kopf returns after stop_flag: a lost lease is a failure, so the pod restarts as a follower.
     return 1 if lease_lost.is_set() else 0

@@ -1,107 +1,128 @@
-"""A cloud's status from what the last reconcile saw: conditions, phase, per-service summaries.
+"""A cloud's status from what a pass saw: conditions, phase, per-service summaries, the upgrade.
 
-Conditions follow Kubernetes conventions and are recomputed on every reconcile. Ready mirrors the
-worst of the others and says which step and why. lastTransitionTime moves only when a condition's
-status does, so an unchanged cloud gets a byte-identical status and no write.
+The status is built once a pass, as the typed model the CRD is generated from
+(stackops.api.models.OpenStackCloudStatus), and written as its JSON (`dump_status`). Conditions
+follow Kubernetes conventions and are recomputed on every pass. Ready mirrors the worst of the
+others and says which step and why. lastTransitionTime moves only when a condition's status does,
+so an unchanged cloud gets a byte-identical status and no write.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stackops.api.models import Condition, OpenStackCloudStatus, ServiceStatus
 from stackops.health.monitor import DEGRADED, HEALTHY, CloudHealth
 from stackops.kube.engine import Outcome
 from stackops.reconcile.errors import Failure
+from stackops.reconcile.upgrade_status import UPGRADING, upgrade_services
+from stackops.upgrade.run import UpgradeProgress
 
-Status = dict[str, Any]
 HEALTH_REASON = "ServiceUnhealthy"  # Degraded because a health check failed, not a step
 BLOCKED = "Blocked"  # Progressing, but a step waits on something that will not happen by itself
+STEP_FAILED = "StepFailed"
+WAITING = "WaitingForStep"
 MAX_SERVICES_NAMED = 3  # in the Healthy condition's message; the status stays small
+# phases in which a health verdict decides Degraded (not Paused, Failed or Pending)
+HEALTH_JUDGES = ("Ready", "Degraded", "Deploying", UPGRADING)
 
 
-@dataclass(frozen=True)
-class Transition:
-    """An Event to post: something a person would want to know changed."""
-
-    type: str  # Normal | Warning
-    reason: str
-    message: str
+def load_status(raw: Mapping[str, Any] | None) -> OpenStackCloudStatus:
+    """The status as the cluster holds it (written by this or an older stackops)."""
+    return OpenStackCloudStatus.model_validate(dict(raw or {}))
 
 
-def _condition(kind: str, true: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "status": "True" if true else "False",
-        "reason": reason,
-        "message": message,
-        "observedGeneration": generation,
-    }
+def dump_status(status: OpenStackCloudStatus) -> dict[str, Any]:
+    """The status as the CRD has it: aliased names, and nothing for what is not known (None)."""
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _keep_transition_times(conditions: list[dict[str, Any]], previous: Status, now: str) -> None:
-    before = {c["type"]: c for c in previous.get("conditions", []) or []}
+def _condition(kind: str, true: bool, reason: str, message: str, generation: int) -> Condition:
+    return Condition(
+        type=kind, status="True" if true else "False", reason=reason, message=message, observed_generation=generation
+    )
+
+
+def _keep_transition_times(conditions: list[Condition], previous: OpenStackCloudStatus, now: str) -> None:
+    before = {c.type: c for c in previous.conditions}
     for condition in conditions:
-        old = before.get(condition["type"])
-        same = old is not None and old.get("status") == condition["status"]
-        condition["lastTransitionTime"] = old.get("lastTransitionTime", now) if same and old else now
+        old = before.get(condition.type)
+        same = old is not None and old.status == condition.status
+        condition.last_transition_time = (old.last_transition_time or now) if same and old else now
 
 
-def _ready(sub: list[dict[str, Any]], generation: int) -> dict[str, Any]:
+def _ready(sub: list[Condition], generation: int) -> Condition:
     """Ready is the worst sub-condition: Degraded, then Paused, then Progressing."""
-    by_type = {c["type"]: c for c in sub}
+    by_type = {c.type: c for c in sub}
     for kind in ("Degraded", "Paused", "Progressing"):
         condition = by_type[kind]
-        if condition["status"] == "True":
-            return _condition("Ready", False, condition["reason"], condition["message"], generation)
+        if condition.status == "True":
+            return _condition("Ready", False, condition.reason, condition.message, generation)
     return _condition("Ready", True, "AllServicesReady", "every service is deployed and ready", generation)
 
 
-def _progress_reason(outcome: Outcome) -> str:
+def _progress_reason(outcome: Outcome, upgrading: bool) -> str:
     current = outcome.current
     if current is not None and current.state == "Waiting":
         # Blocked: Kubernetes names what keeps it from getting there (in the message)
-        return BLOCKED if current.cause else "WaitingForStep"
+        return BLOCKED if current.cause else UPGRADING if upgrading else WAITING
     return "Converged" if outcome.done else "Stopped"
 
 
-def _services(outcome: Outcome, release: str) -> dict[str, dict[str, Any]]:
-    services: dict[str, dict[str, Any]] = {}
+def _services(outcome: Outcome, release: str) -> dict[str, ServiceStatus]:
+    services: dict[str, ServiceStatus] = {}
     for step in outcome.steps:
-        entry = services.setdefault(step.service, {"phase": "Ready", "message": ""})
-        if entry["phase"] != "Ready":
+        entry = services.setdefault(step.service, ServiceStatus(phase="Ready", message=""))
+        if entry.phase != "Ready":
             continue
         if step.state != "Ready":
-            entry["phase"] = {"Waiting": "Deploying", "Failed": "Failed", "Pending": "Pending"}[step.state]
-            entry["message"] = step.message
+            entry.phase = {"Waiting": "Deploying", "Failed": "Failed", "Pending": "Pending"}[step.state]
+            entry.message = step.message
     for name, entry in services.items():
         ready, desired = outcome.replicas.get(name, (0, 0))
-        entry["ready"] = f"{ready}/{desired}" if desired else ""
-        if entry["phase"] == "Ready":
-            entry["release"] = release
+        entry.ready = f"{ready}/{desired}" if desired else ""
+        if entry.phase == "Ready":
+            entry.release = release
     return services
 
 
+def _copied(services: Mapping[str, ServiceStatus]) -> dict[str, ServiceStatus]:
+    return {name: entry.model_copy() for name, entry in services.items()}
+
+
+@dataclass(frozen=True)
+class PassView:
+    """What one pass saw of a cloud, for its status: exactly one of an outcome (the steps it took),
+    a failure, or paused."""
+
+    generation: int
+    release: str  # spec.release
+    outcome: Outcome | None = None
+    failure: Failure | None = None
+    paused: bool = False
+    # the upgrade's part in the pass: its record, reasons and each service's place
+    upgrade: UpgradeProgress | None = None
+    spec_hashes: dict[str, str] | None = None  # of the spec, recorded once the cloud converged
+
+
 def build_status(
-    previous: Status | None,
-    generation: int,
-    release: str,
-    now: str,
-    *,
-    outcome: Outcome | None = None,
-    failure: Failure | None = None,
-    paused: bool = False,
-    health: CloudHealth | None = None,
-) -> Status:
-    previous = previous or {}
-    status: Status = {"observedGeneration": generation}
-    if paused:
+    previous: OpenStackCloudStatus, seen: PassView, now: str, health: CloudHealth | None = None
+) -> OpenStackCloudStatus:
+    """The status of a pass: what it saw, the health checks' verdict, and what stays from before."""
+    generation = seen.generation
+    status = OpenStackCloudStatus(observed_generation=generation)
+    outcome, failure = seen.outcome, seen.failure
+    record = seen.upgrade.record if seen.upgrade is not None else None
+    upgrading = record is not None and outcome is not None and not outcome.done
+    if seen.paused:
         sub = [
             _condition("Paused", True, "Paused", "spec.paused is set: stackops makes no changes", generation),
             _condition("Progressing", False, "Paused", "", generation),
             _condition("Degraded", False, "Paused", "", generation),
         ]
-        status |= {"phase": "Paused", "services": previous.get("services", {})}
+        status.phase, status.services = "Paused", _copied(previous.services)
     elif failure is not None and not failure.permanent:
         # still retrying: the cloud is on its way, but the status says what keeps it from moving
         sub = [
@@ -109,66 +130,67 @@ def build_status(
             _condition("Progressing", True, failure.reason, f"retrying: {failure.message}", generation),
             _condition("Degraded", False, failure.reason, "", generation),
         ]
-        phase = previous.get("phase", "Pending")
-        status |= {
-            "phase": "Deploying" if phase in ("Ready", "Failed", "Paused") else phase,
-            "services": previous.get("services", {}),
-        }
+        phase = previous.phase
+        status.phase = "Deploying" if phase in ("Ready", "Failed", "Paused") else phase
+        status.services = _copied(previous.services)
     elif failure is not None:
         sub = [
             _condition("Paused", False, "NotPaused", "", generation),
             _condition("Progressing", False, failure.reason, "", generation),
             _condition("Degraded", True, failure.reason, failure.message, generation),
         ]
-        status |= {"phase": "Failed", "services": previous.get("services", {})}
+        status.phase, status.services = "Failed", _copied(previous.services)
     else:
         assert outcome is not None
         current = outcome.current
         failed = current is not None and current.state == "Failed"
         waiting = current is not None and current.state == "Waiting"
+        failed_reason = seen.upgrade.reason if upgrading and seen.upgrade is not None else STEP_FAILED
         sub = [
             _condition("Paused", False, "NotPaused", "", generation),
             _condition(
                 "Progressing",
                 waiting,
-                _progress_reason(outcome),
+                _progress_reason(outcome, upgrading),
                 current.message if waiting and current else "",
                 generation,
             ),
             _condition(
                 "Degraded",
                 failed,
-                "StepFailed" if failed else "AsExpected",
+                failed_reason if failed else "AsExpected",
                 f"step {current.name}: {current.message}" if failed and current else "",
                 generation,
             ),
         ]
-        status |= {
-            "phase": "Degraded" if failed else "Ready" if outcome.done else "Deploying",
-            "services": _services(outcome, release),
-        }
+        status.phase = "Degraded" if failed else "Ready" if outcome.done else UPGRADING if upgrading else "Deploying"
+        status.services = _services(outcome, seen.release)
         if outcome.hosts:  # n/N per host agent: one broken hypervisor of many shows here, not in Ready
-            status["hosts"] = {name: f"{ready}/{nodes}" for name, (ready, nodes) in sorted(outcome.hosts.items())}
+            status.hosts = {name: f"{ready}/{nodes}" for name, (ready, nodes) in sorted(outcome.hosts.items())}
         if outcome.done:
-            status["endpoints"] = outcome.endpoints
-    if "release" in previous:
-        status["release"] = previous["release"]
-    if status["phase"] == "Ready":
-        status["release"] = release
-    if "endpoints" not in status and "endpoints" in previous:
-        status["endpoints"] = previous["endpoints"]
-    if "hosts" not in status and "hosts" in previous and outcome is None:
-        status["hosts"] = previous["hosts"]  # paused or failed: what was seen last
-    for key in ("upgrade", "specHashes"):  # stackops.upgrade's record: only it changes them
-        if key in previous:
-            status[key] = previous[key]
+            status.endpoints = dict(outcome.endpoints)
+    status.release = seen.release if status.phase == "Ready" else previous.release
+    status.endpoints = status.endpoints if status.endpoints is not None else previous.endpoints
+    if status.hosts is None and outcome is None:
+        status.hosts = previous.hosts  # paused or failed: what was seen last
+    status.upgrade = previous.upgrade  # only the upgrade changes it (below)
+    status.spec_hashes = previous.spec_hashes
+    if outcome is not None:
+        status.upgrade = record if upgrading else None
+        if outcome.done:
+            status.spec_hashes = seen.spec_hashes  # the spec this converged: what an upgrade compares with
+    if record is not None and upgrading:
+        status.release = record.from_  # the release deployed, until the cloud converged at the new one
     conditions = [_ready(sub, generation), *sub]
     _keep_transition_times(conditions, previous, now)
-    status["conditions"] = conditions
-    return with_health(status, health, previous, now)
+    status.conditions = conditions
+    status = with_health(status, health, previous, now)
+    if record is not None and upgrading and seen.upgrade is not None:
+        status.services = upgrade_services(status.services, previous.services, seen.upgrade.services, record)
+    return status
 
 
-def _healthy(health: CloudHealth, generation: int) -> dict[str, Any]:
+def _healthy(health: CloudHealth, generation: int) -> Condition:
     degraded = [(name, h.message) for name, h in health.services.items() if h.state == DEGRADED]
     if degraded:
         shown = "; ".join(f"{name}: {message}" for name, message in degraded[:MAX_SERVICES_NAMED])
@@ -179,87 +201,56 @@ def _healthy(health: CloudHealth, generation: int) -> dict[str, Any]:
         note = f"Kubernetes checks only: {health.openstack}" if health.openstack else "every check passed"
         return _condition("Healthy", True, "AllServicesHealthy", note, generation)
     condition = _condition("Healthy", False, "NotChecked", health.openstack or "not checked yet", generation)
-    return condition | {"status": "Unknown"}
+    condition.status = "Unknown"
+    return condition
 
 
-def with_health(status: Status, health: CloudHealth | None, previous: Status | None, now: str) -> Status:
+def with_health(
+    status: OpenStackCloudStatus, health: CloudHealth | None, previous: OpenStackCloudStatus, now: str
+) -> OpenStackCloudStatus:
     """`status` with the health checks' verdict: per-service health (the reason in the service's
     message), the Healthy condition, and Degraded/Ready/phase when a check failed. Without a verdict
     yet (the operator just started), the last one in `previous` stands."""
-    previous = previous or {}
-    generation = int(status.get("observedGeneration") or 0)
-    services = {name: dict(entry) for name, entry in (status.get("services") or {}).items()}
-    before = previous.get("services") or {}
-    conditions = [dict(c) for c in status["conditions"] if c["type"] != "Healthy"]
+    generation = status.observed_generation or 0
+    services = _copied(status.services)
+    before = previous.services
+    conditions = [c.model_copy() for c in status.conditions if c.type != "Healthy"]
     if health is None:
         for name, entry in services.items():
-            old = before.get(name) or {}
-            if old.get("health"):
-                entry["health"] = old["health"]
-                if old["health"] == DEGRADED:
-                    entry["message"] = old.get("message", "")
-        kept = [c for c in previous.get("conditions", []) or [] if c["type"] == "Healthy"]
-        healthy = dict(kept[0]) if kept else _healthy(CloudHealth("", "", {}), generation)
+            old = before.get(name)
+            if old is not None and old.health:
+                entry.health = old.health
+                if old.health == DEGRADED:
+                    entry.message = old.message
+        kept = [c for c in previous.conditions if c.type == "Healthy"]
+        healthy = kept[0].model_copy() if kept else _healthy(CloudHealth("", "", {}), generation)
     else:
         for name, entry in services.items():
             verdict = health.services.get(name)
             if verdict is None:
                 continue
-            if entry.get("health") == DEGRADED and verdict.state != DEGRADED:
-                entry["message"] = ""  # it held the failed check's reason; a reconcile puts back any step's
-            entry["health"] = verdict.state
+            if entry.health == DEGRADED and verdict.state != DEGRADED:
+                entry.message = ""  # it held the failed check's reason; a pass puts back any step's
+            entry.health = verdict.state
             if verdict.state == DEGRADED:
-                entry["message"] = verdict.message
+                entry.message = verdict.message
         healthy = _healthy(health, generation)
-    by_type = {c["type"]: c for c in conditions}
-    degraded = by_type.get("Degraded")
-    phase = status.get("phase")
+    phase = status.phase
+    sub = [c for c in conditions if c.type != "Ready"]
+    degraded = next((c for c in sub if c.type == "Degraded"), None)
     if (
         degraded is not None
-        and phase in ("Ready", "Degraded", "Deploying")
-        and (degraded["status"] != "True" or degraded["reason"] == HEALTH_REASON)
+        and phase in HEALTH_JUDGES
+        and (degraded.status != "True" or degraded.reason == HEALTH_REASON)
     ):
-        unhealthy = healthy["status"] == "False" and healthy["reason"] == HEALTH_REASON
-        reason, message = (HEALTH_REASON, healthy["message"]) if unhealthy else ("AsExpected", "")
-        degraded |= _condition("Degraded", unhealthy, reason, message, generation)
+        unhealthy = healthy.status == "False" and healthy.reason == HEALTH_REASON
+        reason, message = (HEALTH_REASON, healthy.message) if unhealthy else ("AsExpected", "")
+        judged = _condition("Degraded", unhealthy, reason, message, generation)
+        sub = [judged if c is degraded else c for c in sub]
         if unhealthy and phase == "Ready":
-            phase = DEGRADED
-        elif not unhealthy and phase == DEGRADED:
+            phase = "Degraded"
+        elif not unhealthy and phase == "Degraded":
             phase = "Ready"
-    sub = [c for c in conditions if c["type"] != "Ready"]
     result = [_ready(sub, generation), healthy, *sub]
     _keep_transition_times(result, previous, now)
-    return {**status, "phase": phase, "services": services, "conditions": result}
-
-
-def transitions(previous: Status | None, current: Status) -> list[Transition]:
-    """Events for what changed between two statuses."""
-    previous = previous or {}
-    before = {c["type"]: c for c in previous.get("conditions", []) or []}
-    after = {c["type"]: c for c in current["conditions"]}
-    events: list[Transition] = []
-    # A failed health check gets its own Events, naming the service (stackops.health.monitor.events).
-    was_degraded = before.get("Degraded", {}).get("status") == "True"
-    by_health = was_degraded and before["Degraded"].get("reason") == HEALTH_REASON
-    now_degraded = after["Degraded"]["status"] == "True"
-    if now_degraded and after["Degraded"]["reason"] != HEALTH_REASON and (not was_degraded or by_health):
-        events.append(Transition("Warning", after["Degraded"]["reason"], after["Degraded"]["message"]))
-    if was_degraded and not by_health and not now_degraded:
-        events.append(Transition("Normal", "Recovered", "the cloud is no longer degraded"))
-    blocked = after["Progressing"]
-    if blocked["reason"] == BLOCKED and before.get("Progressing", {}).get("message") != blocked["message"]:
-        events.append(Transition("Warning", BLOCKED, blocked["message"]))  # once per cause, not per pass
-    if before.get("Paused", {}).get("status") != after["Paused"]["status"]:
-        paused = after["Paused"]["status"] == "True"
-        if paused or "Paused" in before:
-            events.append(
-                Transition(
-                    "Normal",
-                    "Paused" if paused else "Resumed",
-                    after["Paused"]["message"] or "reconciling again",
-                )
-            )
-    if previous.get("phase") != current["phase"] and current["phase"] in ("Ready", "Deploying"):
-        message = after["Ready"]["message"]
-        events.append(Transition("Normal", current["phase"], message))
-    return events
+    return status.model_copy(update={"phase": phase, "services": services, "conditions": result})

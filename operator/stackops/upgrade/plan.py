@@ -190,14 +190,20 @@ def _roll(service: Service, regular: list[Step], declared: ServiceUpgrade | None
 
 
 def plan_upgrade(
-    cloud: OpenStackCloud, source: str, credentials: Credentials, options: RenderOptions | None = None
+    cloud: OpenStackCloud,
+    source: str,
+    credentials: Credentials,
+    options: RenderOptions | None = None,
+    *,
+    converged: Plan | None = None,
 ) -> UpgradePlan:
-    """The upgrade of `cloud` (which runs `source`) to its spec's release.
+    """The upgrade of `cloud` (which runs `source`) to its spec's release; `converged` is the cloud's
+    plan when the caller rendered it already (a pass renders it once).
 
     Raises RenderError (naming the field) for a spec that cannot be rendered at either release.
     """
     target = cloud.spec.release
-    converged = plan(cloud, credentials, options)
+    converged = converged or plan(cloud, credentials, options)
     ctx = CloudContext(cloud.metadata.name, cloud.metadata.namespace, cloud.spec, credentials, options)
     checks: list[dict[str, Any]] = []
     steps: list[UpgradeStep] = []
