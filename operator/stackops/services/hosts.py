@@ -95,6 +95,13 @@ class AgentContainer:
         return KollaCommand("true", permissions=owned).to_json() if owned else None
 
     @property
+    def host_paths_made(self) -> list[str]:
+        """The host directories the command names, made first when missing (Kolla's permissions
+        pass over a missing path: a service's directory on a new host does not exist yet)."""
+        paths = [p.path for p in self.kolla.commands[self.component].permissions if self._on_host(p.path)]
+        return [path for path in paths if not any(c in path for c in "*?[")]
+
+    @property
     def host_paths_mounts(self) -> list[dict[str, Any]]:
         """The host mounts `host_paths_config` changes, without propagation (a privilege of
         privileged containers, which the init container need not be)."""

@@ -231,9 +231,10 @@ class Nova(Service):
 
     def compute_commands(self) -> dict[str, KollaCommand]:
         conf = ConfigFile("nova.conf", CONFIG_FILE, "nova", "0600")
-        instances = Permission("/var/lib/nova", "nova:nova", recurse=False)
+        # the state directory and the instances' disks in it (nova-compute does not make it)
+        state = (Permission("/var/lib/nova", "nova:nova"), Permission("/var/lib/nova/instances", "nova:nova"))
         return {
-            "compute": KollaCommand(f"nova-compute --config-file {CONFIG_FILE}", (conf,), (instances,)),
+            "compute": KollaCommand(f"nova-compute --config-file {CONFIG_FILE}", (conf,), state),
             "libvirt": KollaCommand(
                 "/usr/sbin/libvirtd",
                 (
