@@ -86,11 +86,10 @@ def test_agents_running_as_a_service_user_get_their_host_directories_from_root()
     assert init["securityContext"] == {"runAsUser": 0}  # not privileged: chown is all it does
     assert init["volumeMounts"] == [{"name": "instances", "mountPath": "/var/lib/nova"}]
     owned = json.loads(next(e["value"] for e in init["env"] if e["name"] == "KOLLA_CONFIG"))
-    assert owned == {
-        "command": "true",
-        "config_files": [],
-        "permissions": [{"path": "/var/lib/nova", "owner": "nova:nova"}],
-    }
+    state = [{"path": "/var/lib/nova", "owner": "nova:nova"}, {"path": "/var/lib/nova/instances", "owner": "nova:nova"}]
+    assert owned == {"command": "true", "config_files": [], "permissions": state}
+    # made when missing (a new host), before kolla_start hands them over
+    assert init["command"] == ["sh", "-euc", "mkdir -p /var/lib/nova /var/lib/nova/instances && exec kolla_start"]
     metadata = agents["demo-neutron-metadata-agent"]["spec"]["template"]["spec"]
     assert [m["mountPath"] for m in metadata["initContainers"][0]["volumeMounts"]] == ["/var/lib/neutron/kolla"]
     # Open vSwitch and OVN run as root: they own what they make, with no init container and no fsGroup
