@@ -18,7 +18,7 @@ system-packages:
 	./hack/system-packages.sh
 
 demo: $(STAMP) system-packages
-	$(BIN)/stackops demo up -f examples/single-node.yaml
+	$(BIN)/stackops demo up -f examples/minimal.yaml
 
 demo-down: $(STAMP)
 	$(BIN)/stackops demo down

@@ -1,7 +1,7 @@
 """The cloud `make demo` deploys, on the real node: how long each phase takes and how much memory it uses.
 
 Brings up a dev cluster with a real node, builds (when changed) and loads the images, installs the
-operator with its Helm chart, applies examples/single-node.yaml, waits for Ready, then prints the
+operator with its Helm chart, applies examples/minimal.yaml, waits for Ready, then prints the
 phases' times and the memory in use: every pod's containers (resident memory of the pod cgroups, per
 service), the node's daemons and the control plane's processes (resident set of each). Asserts
 nothing. Run: `make bench-real-cloud` (needs root; one real node per machine).
@@ -69,7 +69,7 @@ def wait_ready(custom: client.CustomObjectsApi, name: str, timeout: float) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-f", "--file", type=Path, default=ROOT / "examples" / "single-node.yaml")
+    parser.add_argument("-f", "--file", type=Path, default=ROOT / "examples" / "minimal.yaml")
     parser.add_argument("--timeout", type=float, default=3600.0)
     args = parser.parse_args()
     body = realcloud.for_real_node(yaml.safe_load(args.file.read_text()))
