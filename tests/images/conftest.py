@@ -18,7 +18,7 @@ from tests.support.mariadb import MariaDB
 from tests.support.progress import printer
 
 # The rendered Apache config listens on keystone's port; buildah shares the host's network.
-KEYSTONE_PORT = keystone.PORT
+KEYSTONE_PORT = keystone.SERVICE.port
 KEYSTONE_URL = f"http://127.0.0.1:{KEYSTONE_PORT}"
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from stackops.api.models import OpenStackCloud
 from stackops.credentials import PLACEHOLDER_PREFIX
 from stackops.plan import plan
-from stackops.services.keystone import AUTHTOKEN_CACHE_KEY
+from stackops.services.identity import AUTHTOKEN_CACHE_KEY
 from tests.conftest import cloud
 from tests.support.rendered import find, secret_data
 

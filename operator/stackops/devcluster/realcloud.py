@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +29,11 @@ from stackops.devcluster.binaries import build_script
 from stackops.devcluster.errors import DevClusterError
 from stackops.devcluster.identities import write_private
 from stackops.devcluster.install import claimed_volumes, create_volumes, ensure_namespace
-from stackops.devcluster.smoke import SERVICE_TYPES
 from stackops.openstack import clouds as clouds_yaml
 from stackops.plan import enabled_services, plan
-from stackops.services.base import default_operator_image
+from stackops.services import identity
+from stackops.services.base import Service, default_operator_image
+from stackops.services.openstack import OpenStackService
 
 if TYPE_CHECKING:
     from stackops.devcluster.cluster import LocalCluster
@@ -185,12 +186,18 @@ def write_clouds_yaml(kubeconfig: Path, namespace: str, name: str, clouds: Path)
         api.close()
 
 
+def catalog_types(services: Sequence[Service]) -> list[str]:
+    """The catalog entries of `services` (keystone's own is made by its bootstrap Job)."""
+    own = [identity.SERVICE_TYPE] if any(s.name == "keystone" for s in services) else []
+    registered = [e.type for s in services if isinstance(s, OpenStackService) for e in s.catalog]
+    return own + registered
+
+
 def smoke(kubeconfig: Path, namespace: str, name: str, clouds: Path) -> bool:
     """Use the cloud from the host (stackops.devcluster.smoke, in the node's network with cluster
     DNS) with the clouds.yaml written to `clouds`; prints a line per check, True when none failed."""
     obj = write_clouds_yaml(kubeconfig, namespace, name, clouds)
-    enabled = [s.name for s in enabled_services(parse_cloud({**obj, "status": None}).spec)]
-    expected = [SERVICE_TYPES[s] for s in enabled if s in SERVICE_TYPES]
+    expected = catalog_types(enabled_services(parse_cloud({**obj, "status": None}).spec))
     argv = [sys.executable, "-m", "stackops.devcluster.smoke", "--cloud", name, "--expect", ",".join(expected)]
     horizon = (obj.get("status") or {}).get("endpoints", {}).get("dashboard")
     if horizon:

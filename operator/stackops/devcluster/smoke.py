@@ -25,16 +25,6 @@ from dataclasses import dataclass
 from http.cookiejar import CookieJar
 from typing import Any
 
-# catalog type of each service a default cloud has
-SERVICE_TYPES = {
-    "keystone": "identity",
-    "placement": "placement",
-    "glance": "image",
-    "neutron": "network",
-    "nova": "compute",
-    "cinder": "block-storage",
-    "heat": "orchestration",
-}
 PREFIX = "stackops-smoke"
 
 

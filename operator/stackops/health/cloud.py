@@ -26,7 +26,7 @@ from stackops.kube.kinds import MANAGED_KINDS, POD
 from stackops.logs import REDACTOR
 from stackops.plan import enabled_services
 from stackops.render.naming import CLOUD_LABEL
-from stackops.services import keystone
+from stackops.services import identity
 from stackops.services.base import CloudContext
 
 JOB = next(k for k in MANAGED_KINDS if k.kind == "Job")
@@ -65,7 +65,7 @@ def keystone_urls(values: Iterable[str]) -> dict[str, str]:
 
 def _admin_password(kube: Kube, namespace: str, name: str) -> str | None:
     secret = kube.get(SECRET, namespace, credentials_secret_name(name))
-    encoded = ((secret or {}).get("data") or {}).get(keystone.ADMIN_PASSWORD_KEY)
+    encoded = ((secret or {}).get("data") or {}).get(identity.ADMIN_PASSWORD_KEY)
     if not encoded:
         return None
     password = base64.b64decode(encoded).decode()
@@ -84,7 +84,7 @@ def target(
     name, namespace = cloud.metadata.name, cloud.metadata.namespace
     services = enabled_services(cloud.spec)
     deployed = frozenset(s for s, entry in (status.get("services") or {}).items() if entry.get("phase") == "Ready")
-    values = {keystone.ADMIN_PASSWORD_KEY: admin_password} if admin_password else {}
+    values = {identity.ADMIN_PASSWORD_KEY: admin_password} if admin_password else {}
     ctx = CloudContext(name, namespace, cloud.spec, Credentials(values))
     access, unchecked = None, ""
     if not settings.openstack:
@@ -93,10 +93,10 @@ def target(
         unchecked = "no admin password in the credentials Secret yet"
     else:
         access = OpenStackAccess(
-            auth_url=settings.keystone_url(namespace, name) or keystone.auth_url(ctx, settings.interface),
-            username=keystone.ADMIN_USER,
+            auth_url=settings.keystone_url(namespace, name) or identity.auth_url(ctx, settings.interface),
+            username=identity.ADMIN_USER,
             password=admin_password,
-            project=keystone.ADMIN_PROJECT,
+            project=identity.ADMIN_PROJECT,
             region=cloud.spec.region,
             interface=settings.interface,
             timeout=settings.timeout,

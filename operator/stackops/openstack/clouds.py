@@ -6,7 +6,7 @@ import base64
 from typing import Any
 
 from stackops.api.models import GROUP, PLURAL, VERSION
-from stackops.services.keystone import ADMIN_PASSWORD_KEY, ADMIN_PROJECT, ADMIN_USER
+from stackops.services.identity import ADMIN_PASSWORD_KEY, ADMIN_PROJECT, ADMIN_USER
 
 
 class CloudNotReachable(Exception):

@@ -8,9 +8,7 @@ non-zero, so its pod restarts as a follower instead of acting alongside a new le
 from __future__ import annotations
 
 import logging
-import os
 import socket
-import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -146,8 +144,3 @@ def release_stop_flag(memo: kopf.Memo, **_: object) -> None:
     flag = memo.get("stop")
     if isinstance(flag, threading.Event):
         flag.set()
-
-
-def main_from_env() -> None:  # pragma: no cover - convenience for `python -m`
-    namespaces = tuple(n for n in os.environ.get("STACKOPS_NAMESPACES", "").split(",") if n)
-    sys.exit(run(OperatorOptions(namespaces=namespaces)))

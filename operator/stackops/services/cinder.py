@@ -20,38 +20,22 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from stackops.api.models import CinderBackend, CinderSpec, OpenStackCloudSpec
-from stackops.credentials import CredentialSpec
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services import api, ceph, keystone, mariadb, policy, rabbitmq
-from stackops.services.base import CloudContext, RenderError, Resources, Service, Step
-from stackops.services.endpoints import service_urls
+from stackops.services import api, ceph, policy, rabbitmq
+from stackops.services.base import CloudContext, RenderError, Resources, Step
+from stackops.services.health_checks import HealthCheck, VolumeServices
 from stackops.services.hosts import NODE_IP_AS_MY_IP, AgentContainer, agent_step, node_affinity
 from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
-from stackops.services.upgrades import ServiceUpgrade
+from stackops.services.openstack import CatalogEntry, DatabaseUpgrade, MainConfig, OpenStackService
 
-PORT = 8776
-CONFIG_DIR = "/etc/cinder"
-CONFIG_FILE = f"{CONFIG_DIR}/cinder.conf"
+CONFIG = MainConfig("cinder.conf", "/etc/cinder")
+MANAGE = f"cinder-manage --config-file {CONFIG.dest} db"
 STATE_DIR = "/var/lib/cinder"
-USER = KollaUser("cinder", 42407)  # the cinder user of Kolla images
-DATABASE_PASSWORD_KEY = "cinder-database-password"
-KEYSTONE_PASSWORD_KEY = "cinder-keystone-password"
-MESSAGING_PASSWORD_KEY = "cinder-messaging-password"
 # The volume service of RBD/NFS backends and the backup service run anywhere, so they are known by
 # these names rather than by their pod's. Backup replicas share theirs: any of them takes a backup's work.
 VOLUME_HOST = "cinder-volume"
 BACKUP_HOST = "cinder-backup"
-
-
-def cinder_spec(ctx: CloudContext) -> CinderSpec:
-    return ctx.spec.services.cinder
-
-
-def urls(ctx: CloudContext) -> dict[str, str]:
-    """Catalog URLs: the v3 API, without a project in the path (cinder needs none since 3.67)."""
-    base = service_urls(ctx, cinder_spec(ctx).endpoints, "cinder", PORT)
-    return {interface: f"{url}/v3" for interface, url in base.items()}
 
 
 def lvm_backends(spec: CinderSpec) -> list[CinderBackend]:
@@ -67,19 +51,35 @@ def nfs_shares_file(backend: CinderBackend) -> str:
     return f"nfs-shares-{backend.name}"
 
 
-class Cinder(Service):
+class Cinder(OpenStackService[CinderSpec]):
     name = "cinder"
     spec_path = "services.cinder"
     depends_on = ("keystone", "rabbitmq")
     upgrade_after = ("glance",)  # the order of OpenStack's upgrade guides
+    port = 8776
     openstack_images = OpenStackImages(
-        USER,
+        KollaUser("cinder", 42407),
         (
             OpenStackImage("cinder-api"),
             OpenStackImage("cinder-scheduler"),
             OpenStackImage("cinder-volume", apt=("lvm2", "qemu-utils", "open-iscsi"), root_helper=True),
             OpenStackImage("cinder-backup", apt=("qemu-utils",), root_helper=True),
         ),
+    )
+    main_config = CONFIG
+    databases = ("cinder",)
+    messaging = True
+    # the v3 API, without a project in the path (cinder needs none since 3.67)
+    catalog = (CatalogEntry("block-storage", "Cinder block storage service", path="/v3"),)
+    # Cinder's rolling upgrade: its schema only grows (`db sync` while the old release runs); API,
+    # scheduler, volume and backup services roll in that order, LVM volume services with the other
+    # host agents; the online data migrations once every volume service runs the new release. Its
+    # services cap their RPC versions at the oldest they see, so they start once more at the end.
+    database_upgrade = DatabaseUpgrade(
+        check=f"cinder-status --config-file {CONFIG.dest} upgrade check",
+        expand={"db-sync": f"{MANAGE} sync"},
+        online={"db-online-migrations": f"{MANAGE} online_data_migrations"},
+        restart_after_agents=True,
     )
     # cinder's own namespace holds its [nova] options and those of every volume and backup driver
     # (a backend's section takes them from [backend_defaults]: config_sections_like)
@@ -101,19 +101,10 @@ class Cinder(Service):
         "volume-lvm": Resources(cpu="50m", memory="512Mi"),
         "backup": Resources(cpu="25m", memory="256Mi"),
         "db-sync": Resources(cpu="25m", memory="256Mi"),
-        "upgrade-check": Resources(cpu="25m", memory="256Mi"),
-        "db-online-migrations": Resources(cpu="25m", memory="256Mi"),
     }
 
-    def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
-        return [
-            CredentialSpec(DATABASE_PASSWORD_KEY),
-            CredentialSpec(KEYSTONE_PASSWORD_KEY),
-            CredentialSpec(MESSAGING_PASSWORD_KEY),
-        ]
-
-    def endpoints(self, ctx: CloudContext) -> dict[str, str]:
-        return {"block-storage": urls(ctx)["public"]}
+    def health_checks(self, ctx: CloudContext) -> list[HealthCheck]:
+        return [VolumeServices()]
 
     def problems(self, spec: OpenStackCloudSpec) -> list[RenderError]:
         found = super().problems(spec)
@@ -159,7 +150,7 @@ class Cinder(Service):
         assert backend.nfs is not None
         return common | {
             "volume_driver": "cinder.volume.drivers.nfs.NfsDriver",
-            "nfs_shares_config": f"{CONFIG_DIR}/{nfs_shares_file(backend)}",
+            "nfs_shares_config": f"{CONFIG.directory}/{nfs_shares_file(backend)}",
             "nfs_mount_options": backend.nfs.mount_options,
             "nfs_snapshot_support": True,
             # cinder-volume runs as the cinder user and mounts through rootwrap: files on the share
@@ -169,17 +160,17 @@ class Cinder(Service):
         }
 
     def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
-        spec = cinder_spec(ctx)
+        spec = self.settings(ctx)
         sections: dict[str, dict[str, Any]] = {
             "DEFAULT": {
                 "debug": False,
-                "transport_url": rabbitmq.transport_url(ctx, "cinder", MESSAGING_PASSWORD_KEY),
+                "transport_url": self.transport_url(ctx),
                 "auth_strategy": "keystone",
                 "state_path": STATE_DIR,
                 "glance_catalog_info": "image:glance:internalURL",
             },
-            "database": mariadb.oslo_db(ctx, "cinder", "cinder", DATABASE_PASSWORD_KEY),
-            "keystone_authtoken": keystone.authtoken(ctx, self.name, KEYSTONE_PASSWORD_KEY),
+            "database": self.oslo_db(ctx),
+            "keystone_authtoken": self.authtoken(ctx),
             # cinder calls nova (volume events, assisted snapshots) as its own user, whose credentials
             # are those it validates tokens with
             "nova": {"auth_section": "keystone_authtoken", "region_name": ctx.spec.region, "interface": "internal"},
@@ -202,7 +193,7 @@ class Cinder(Service):
 
     def backup_config(self, ctx: CloudContext) -> str:
         """What the backup service adds to cinder.conf: where backups go, and its fixed host name."""
-        backup = cinder_spec(ctx).backup
+        backup = self.settings(ctx).backup
         default: dict[str, Any] = {"host": BACKUP_HOST}
         if backup.type == "rbd":
             assert backup.rbd is not None
@@ -223,45 +214,23 @@ class Cinder(Service):
             }
         return render_ini({"DEFAULT": {k: v for k, v in default.items() if v is not None}})
 
-    def upgrade(self, ctx: CloudContext) -> ServiceUpgrade:
-        """Cinder's rolling upgrade: its schema only grows (`db sync` while the old release runs);
-        API, scheduler, volume and backup services roll in that order, LVM volume services with
-        the other host agents; the online data migrations once every volume service runs the new
-        release. Its services cap their RPC versions at the oldest they see, so they start once
-        more at the end."""
-        conf = ConfigFile("cinder.conf", CONFIG_FILE, "cinder", "0600")
-        manage = f"cinder-manage --config-file {CONFIG_FILE} db"
-        return ServiceUpgrade(
-            image="cinder-api",
-            uid=USER.uid,
-            files={"cinder.conf": self.cinder_conf(ctx)},
-            check=KollaCommand(f"cinder-status --config-file {CONFIG_FILE} upgrade check", (conf,)),
-            expand={"db-sync": KollaCommand(f"{manage} sync", (conf,))},
-            online={"db-online-migrations": KollaCommand(f"{manage} online_data_migrations", (conf,))},
-            restart_after_agents=True,
-        )
-
-    def cinder_conf(self, ctx: CloudContext) -> str:
-        return render_ini(self.config(ctx), cinder_spec(ctx).config)
-
     def commands(self, spec: CinderSpec) -> dict[str, KollaCommand]:
         """What each cinder container runs; volume and backup services only where the spec has them."""
-        conf = ConfigFile("cinder.conf", CONFIG_FILE, "cinder", "0600")
         state = Permission(STATE_DIR, "cinder:cinder", recurse=True)
 
         def config_file(key: str) -> ConfigFile:
-            return ConfigFile(key, f"{CONFIG_DIR}/{key}", "cinder", "0600")
+            return ConfigFile(key, f"{CONFIG.directory}/{key}", self.user.name, "0600")
 
         def process(binary: str, overlay: str | None = None, data: tuple[str, ...] = ()) -> KollaCommand:
             """`binary` reading cinder.conf, then `overlay` (which wins), with `data` files next to them."""
-            configs = [conf, *([config_file(overlay)] if overlay else [])]
-            argv = " ".join([binary, *(f"--config-file {f.dest}" for f in configs)])
-            return KollaCommand(argv, (*configs, *map(config_file, data)), (state,))
+            overlays = [config_file(overlay)] if overlay else []
+            argv = " ".join([binary, *(f"--config-file {f.dest}" for f in (self.config_file, *overlays))])
+            return self.command(argv, *overlays, *map(config_file, data), permissions=(state,))
 
         commands = {
-            "api": api.uwsgi_command(self.name, "cinder", CONFIG_DIR, conf),
+            "api": self.uwsgi_command(),
             "scheduler": process("cinder-scheduler"),
-            "db-sync": KollaCommand(f"cinder-manage --config-file {CONFIG_FILE} db sync", (conf,)),
+            "db-sync": self.command(f"{MANAGE} sync"),
         }
         if lvm_backends(spec):
             commands["volume-lvm"] = process("cinder-volume", "cinder-volume-lvm.conf")
@@ -273,10 +242,10 @@ class Cinder(Service):
         return commands
 
     def files(self, ctx: CloudContext) -> dict[str, str]:
-        spec = cinder_spec(ctx)
+        spec = self.settings(ctx)
         files = {
-            "cinder.conf": self.cinder_conf(ctx),
-            api.uwsgi_file(self.name): api.uwsgi_config(ctx, "cinder-api", PORT, "cinder/wsgi/api.py"),
+            **self.main_files(ctx),
+            api.uwsgi_file(self.name): api.uwsgi_config(ctx, "cinder-api", self.port, "cinder/wsgi/api.py"),
         }
         if lvm_backends(spec):
             # each pod's host name is its node's, set from the environment
@@ -291,17 +260,12 @@ class Cinder(Service):
         return files
 
     def steps(self, ctx: CloudContext) -> list[Step]:
-        spec = cinder_spec(ctx)
-        kolla = api.kolla(ctx, self, "cinder-api", self.files(ctx), self.commands(spec), USER.uid)
+        spec = self.settings(ctx)
+        kolla = self.kolla(ctx, self.files(ctx), self.commands(spec))
         steps = [
-            Step("cinder-config", self.name, [kolla.config.obj]),
-            mariadb.database_step(ctx, self, ["cinder"], "cinder", DATABASE_PASSWORD_KEY),
-            rabbitmq.user_step(ctx, self, "cinder", MESSAGING_PASSWORD_KEY),
-            keystone.registration_step(
-                ctx, self, "block-storage", "Cinder block storage service", urls(ctx), KEYSTONE_PASSWORD_KEY
-            ),
+            *self.preamble(ctx, kolla),
             api.job_step(ctx, self, "db-sync", kolla),
-            api.api_step(ctx, self, kolla, workload=spec, port=PORT, probe_path="/healthcheck"),
+            api.api_step(ctx, self, kolla, workload=spec, port=self.port, probe_path="/healthcheck"),
             api.worker_step(
                 ctx, self, "scheduler", replace(kolla, image=ctx.image(spec, "cinder-scheduler")),
                 replicas=spec.replicas, probes=rabbitmq.probes("cinder-scheduler"),

@@ -10,34 +10,20 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from stackops.api.models import GlanceBackend, GlanceSpec, GlanceStore, OpenStackCloudSpec
-from stackops.credentials import CredentialSpec
-from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services import api, ceph, keystone, mariadb, policy
-from stackops.services.base import CloudContext, Resources, Service, Step
-from stackops.services.endpoints import service_urls
+from stackops.services import api, ceph, policy
+from stackops.services.base import CloudContext, Resources, Step
 from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
-from stackops.services.upgrades import ServiceUpgrade
+from stackops.services.openstack import CatalogEntry, DatabaseUpgrade, MainConfig, OpenStackService
 
 PORT = 9292
-CONFIG_DIR = "/etc/glance"
-CONFIG_FILE = f"{CONFIG_DIR}/glance-api.conf"
+CONFIG = MainConfig("glance-api.conf", "/etc/glance")
+MANAGE = f"glance-manage --config-file {CONFIG.dest}"
 DATA_DIR = "/var/lib/glance"  # the default store's volume, with the staging and tasks stores
 IMAGES_DIR = f"{DATA_DIR}/images"
 STORES_DIR = "/var/lib/glance-stores"  # further file stores, a volume each
 CACHE_DIR = "/var/lib/glance-cache"
 CACHE_LOOP = "glance-cache-loop.sh"
-USER = KollaUser("glance", 42415)  # the glance user of Kolla images
-DATABASE_PASSWORD_KEY = "glance-database-password"
-KEYSTONE_PASSWORD_KEY = "glance-keystone-password"
-
-
-def glance_spec(ctx: CloudContext) -> GlanceSpec:
-    return ctx.spec.services.glance
-
-
-def urls(ctx: CloudContext) -> dict[str, str]:
-    return service_urls(ctx, glance_spec(ctx).endpoints, "glance", PORT)
 
 
 def all_stores(spec: GlanceSpec) -> list[tuple[str, GlanceBackend]]:
@@ -69,12 +55,22 @@ WORKER_URL_ENV = (
 )
 
 
-class Glance(Service):
+class Glance(OpenStackService[GlanceSpec]):
     name = "glance"
     spec_path = "services.glance"
     depends_on = ("keystone",)
     upgrade_after = ("placement",)  # the order of OpenStack's upgrade guides
-    openstack_images = OpenStackImages(USER, (OpenStackImage("glance-api"),))
+    port = PORT
+    openstack_images = OpenStackImages(KollaUser("glance", 42415), (OpenStackImage("glance-api"),))
+    main_config = CONFIG
+    databases = ("glance",)
+    catalog = (CatalogEntry("image", "Glance image service"),)
+    # Glance's rolling upgrade (zero-downtime database upgrades): expand, migrate, the new API, contract.
+    database_upgrade = DatabaseUpgrade(
+        check=f"glance-status --config-file {CONFIG.dest} upgrade check",
+        expand={"db-expand": f"{MANAGE} db expand", "db-migrate": f"{MANAGE} db migrate"},
+        contract={"db-contract": f"{MANAGE} db contract"},
+    )
     config_files: ClassVar[dict[str, tuple[str, ...]]] = {
         "glance-api.conf": (
             "glance", "glance.api", "glance.multi_store", "keystonemiddleware.auth_token", "oslo.db", "oslo.log",
@@ -86,17 +82,7 @@ class Glance(Service):
         "db-sync": Resources(cpu="25m", memory="256Mi"),
         "metadefs": Resources(cpu="25m", memory="256Mi"),
         "cache-pruner": Resources(cpu="10m", memory="128Mi"),
-        "upgrade-check": Resources(cpu="25m", memory="256Mi"),
-        "db-expand": Resources(cpu="25m", memory="256Mi"),
-        "db-migrate": Resources(cpu="25m", memory="256Mi"),
-        "db-contract": Resources(cpu="25m", memory="256Mi"),
     }
-
-    def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
-        return [CredentialSpec(DATABASE_PASSWORD_KEY), CredentialSpec(KEYSTONE_PASSWORD_KEY)]
-
-    def endpoints(self, ctx: CloudContext) -> dict[str, str]:
-        return {"image": urls(ctx)["public"]}
 
     def config_sections_like(self, spec: OpenStackCloudSpec) -> dict[str, str]:
         # a further store's section takes the options of its driver's
@@ -104,7 +90,7 @@ class Glance(Service):
 
     def stores(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
         """The multi-store settings: every store's section, `enabled_backends` and the default."""
-        spec = glance_spec(ctx)
+        spec = self.settings(ctx)
         sections: dict[str, dict[str, Any]] = {}
         backends = []
         default = spec.backend.driver
@@ -131,7 +117,7 @@ class Glance(Service):
 
     def imports(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
         """The import methods users may call, and what web-download may fetch."""
-        spec = glance_spec(ctx)
+        spec = self.settings(ctx)
         sections: dict[str, dict[str, Any]] = {"DEFAULT": {"enabled_import_methods": bracketed(spec.import_methods)}}
         if "web-download" in spec.import_methods:
             # the fields are named as glance's [import_filtering_opts] options are
@@ -141,7 +127,7 @@ class Glance(Service):
 
     def cache(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
         """The image cache, when enabled: on each API pod's own disk, pruned by a sidecar."""
-        cache = glance_spec(ctx).image_cache
+        cache = self.settings(ctx).image_cache
         if not cache.enabled:
             return {}
         return {
@@ -159,8 +145,8 @@ class Glance(Service):
             **stores,
             **imports,
             "DEFAULT": {"debug": False, **stores["DEFAULT"], **imports["DEFAULT"], **cache.get("DEFAULT", {})},
-            "database": mariadb.oslo_db(ctx, "glance", "glance", DATABASE_PASSWORD_KEY),
-            "keystone_authtoken": keystone.authtoken(ctx, self.name, KEYSTONE_PASSWORD_KEY),
+            "database": self.oslo_db(ctx),
+            "keystone_authtoken": self.authtoken(ctx),
             # glance's reserved stores (staging, tasks) default to /var/lib/glance/{staging,tasks_work_dir}:
             # on the images volume, where uploads are staged before they reach the store
             "paste_deploy": {"flavor": "keystone+cachemanagement" if cache else "keystone"},
@@ -168,65 +154,42 @@ class Glance(Service):
             "oslo_policy": policy.oslo_policy(ctx, self),
         }
 
-    def glance_conf(self, ctx: CloudContext) -> str:
-        return render_ini(self.config(ctx), glance_spec(ctx).config)
-
-    def upgrade(self, ctx: CloudContext) -> ServiceUpgrade:
-        """Glance's rolling upgrade (zero-downtime database upgrades): expand, migrate, the new API,
-        contract."""
-        conf = ConfigFile("glance-api.conf", CONFIG_FILE, "glance", "0600")
-        manage = f"glance-manage --config-file {CONFIG_FILE} db"
-        return ServiceUpgrade(
-            image="glance-api",
-            uid=USER.uid,
-            files={"glance-api.conf": self.glance_conf(ctx)},
-            check=KollaCommand(f"glance-status --config-file {CONFIG_FILE} upgrade check", (conf,)),
-            expand={
-                "db-expand": KollaCommand(f"{manage} expand", (conf,)),
-                "db-migrate": KollaCommand(f"{manage} migrate", (conf,)),
-            },
-            contract={"db-contract": KollaCommand(f"{manage} contract", (conf,))},
-        )
-
     def commands(self, ctx: CloudContext) -> dict[str, KollaCommand]:
-        conf = ConfigFile("glance-api.conf", CONFIG_FILE, "glance", "0600")
         data = [Permission(DATA_DIR, "glance:glance", recurse=True)]
-        if any(s.type == "pvc" for s in glance_spec(ctx).stores):
+        if any(s.type == "pvc" for s in self.settings(ctx).stores):
             data.append(Permission(STORES_DIR, "glance:glance", recurse=True))
         commands = {
-            "api": api.uwsgi_command(self.name, "glance", CONFIG_DIR, conf, permissions=tuple(data)),
-            "db-sync": KollaCommand(f"glance-manage --config-file {CONFIG_FILE} db_sync", (conf,)),
+            "api": self.uwsgi_command(permissions=data),
+            "db-sync": self.command(f"{MANAGE} db_sync"),
             # the metadata definitions catalog (Horizon's metadata editors) from the files the image
             # ships in metadata_source_path: new ones added, changed ones updated, the operator's own
             # kept; its Job runs again with every release (its image is in its name's hash)
-            "metadefs": KollaCommand(
-                f"glance-manage --config-file {CONFIG_FILE} db load_metadefs --merge --prefer_new", (conf,)
-            ),
+            "metadefs": self.command(f"{MANAGE} db load_metadefs --merge --prefer_new"),
         }
-        if glance_spec(ctx).image_cache.enabled:
-            loop = ConfigFile(CACHE_LOOP, f"{CONFIG_DIR}/{CACHE_LOOP}", "glance", "0500")
+        if self.settings(ctx).image_cache.enabled:
+            loop = ConfigFile(CACHE_LOOP, f"{CONFIG.directory}/{CACHE_LOOP}", "glance", "0500")
             cache = Permission(CACHE_DIR, "glance:glance", recurse=True)
-            commands["cache-pruner"] = KollaCommand(f"sh {loop.dest}", (conf, loop), (cache,))
+            commands["cache-pruner"] = self.command(f"sh {loop.dest}", loop, permissions=(cache,))
         return commands
 
     def files(self, ctx: CloudContext) -> dict[str, str]:
         files = {
-            "glance-api.conf": self.glance_conf(ctx),
+            **self.main_files(ctx),
             # image uploads stream through the API: generous timeouts
             api.uwsgi_file(self.name): api.uwsgi_config(
                 ctx, "glance-api", PORT, "glance/wsgi/api.py", socket_timeout=600
             ),
         }
-        cache = glance_spec(ctx).image_cache
+        cache = self.settings(ctx).image_cache
         if cache.enabled:
             files[CACHE_LOOP] = ctx.render_text(
-                "glance/cache-loop.sh.j2", config=CONFIG_FILE, interval=cache.prune_interval_seconds
+                "glance/cache-loop.sh.j2", config=CONFIG.dest, interval=cache.prune_interval_seconds
             )
         return files
 
     def volumes(self, ctx: CloudContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         """The stores' claims, and the volumes and mounts of the API pod (stores, Ceph, cache)."""
-        spec = glance_spec(ctx)
+        spec = self.settings(ctx)
         claims: list[dict[str, Any]] = []
         volumes: list[dict[str, Any]] = []
         mounts: list[dict[str, Any]] = []
@@ -251,8 +214,8 @@ class Glance(Service):
         return claims, volumes + ceph_volumes, mounts + ceph_mounts
 
     def steps(self, ctx: CloudContext) -> list[Step]:
-        spec = glance_spec(ctx)
-        kolla = api.kolla(ctx, self, "glance-api", self.files(ctx), self.commands(ctx), USER.uid)
+        spec = self.settings(ctx)
+        kolla = self.kolla(ctx, self.files(ctx), self.commands(ctx))
         claims, volumes, mounts = self.volumes(ctx)
         env: tuple[dict[str, Any], ...] = ()
         sidecars = []
@@ -261,9 +224,7 @@ class Glance(Service):
             # the API's volumes: the pruner reads the same cache and, for the cache's records, the same stores
             sidecars.append(api.sidecar(ctx, self, "cache-pruner", kolla, mounts=mounts, env=env))
         return [
-            Step("glance-config", self.name, [kolla.config.obj, *claims]),
-            mariadb.database_step(ctx, self, ["glance"], "glance", DATABASE_PASSWORD_KEY),
-            keystone.registration_step(ctx, self, "image", "Glance image service", urls(ctx), KEYSTONE_PASSWORD_KEY),
+            *self.preamble(ctx, kolla, *claims),
             api.job_step(ctx, self, "db-sync", kolla),
             api.job_step(ctx, self, "metadefs", kolla),
             api.api_step(

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from stackops.api.models import HorizonSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.kolla import ConfigFile
-from stackops.services import api, keystone, memcached
+from stackops.services import api, identity, memcached
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import public_host, service_urls
 from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
@@ -69,7 +69,7 @@ class Horizon(Service):
             "ALLOWED_HOSTS": ["*"],
             "SECRET_KEY": ctx.credentials[SECRET_KEY_KEY],
             "WEBROOT": "/",
-            "OPENSTACK_KEYSTONE_URL": keystone.auth_url(ctx, "internal"),
+            "OPENSTACK_KEYSTONE_URL": identity.auth_url(ctx, "internal"),
             "OPENSTACK_ENDPOINT_TYPE": "internalURL",
             "OPENSTACK_KEYSTONE_DEFAULT_DOMAIN": "Default",
             "SESSION_ENGINE": "django.contrib.sessions.backends.cache",

@@ -1,6 +1,6 @@
 """Keystone: identity, tokens and the service catalog.
 
-Components: the API (Apache + mod_wsgi in the Kolla image), a db-sync Job and a bootstrap Job that
+Components: the API (uWSGI in the Kolla image), a db-sync Job and a bootstrap Job that
 creates the admin user, the region and keystone's own catalog entries. Fernet and credential keys live
 in the credentials Secret; the operator rotates the fernet keys (stackops.credentials.rotate_fernet),
 and pods see the new keys without a restart because the key Secret is mounted directly.
@@ -9,67 +9,34 @@ and pods see the new keys without a restart because the key Secret is mounted di
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from stackops.api.models import KeystoneSpec, OpenStackCloudSpec, SecurityCompliance
 from stackops.credentials import PASSWORD_SHAPE, SAMPLE_PASSWORDS, CredentialSpec, KeyRotation, fernet_specs
-from stackops.render.ini import render_ini
-from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services import api, mariadb, memcached, policy
-from stackops.services.base import CloudContext, RenderError, Resources, Service, Step
-from stackops.services.endpoints import service_urls
+from stackops.render.kolla import KollaCommand, Permission
+from stackops.services import api, memcached, policy
+from stackops.services.base import CloudContext, RenderError, Resources, Step
+from stackops.services.identity import (
+    ADMIN_PASSWORD_KEY,
+    ADMIN_PROJECT,
+    ADMIN_USER,
+    AUTHTOKEN_CACHE_KEY,
+    PORT,
+    SERVICE_TYPE,
+    auth_url,
+    identity_urls,
+)
 from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
+from stackops.services.openstack import DatabaseUpgrade, MainConfig, OpenStackService
 from stackops.services.upgrades import ServiceUpgrade
 
-PORT = 5000
-CONFIG_FILE = "/etc/keystone/keystone.conf"
+CONFIG = MainConfig("keystone.conf", "/etc/keystone")
+DB_SYNC = f"keystone-manage --config-file {CONFIG.dest} db_sync"
 FERNET_KEYS_DIR = "/etc/keystone/fernet-keys"
 CREDENTIAL_KEYS_DIR = "/etc/keystone/credential-keys"
-USER = KollaUser("keystone", 42425)  # the keystone user and group of Kolla images
-
-DATABASE_PASSWORD_KEY = "keystone-database-password"
-ADMIN_PASSWORD_KEY = "keystone-admin-password"
 FERNET_KEY_PREFIX = "keystone-fernet-"
 CREDENTIAL_KEY_PREFIX = "keystone-credential-"
-AUTHTOKEN_CACHE_KEY = "authtoken-cache-key"  # every service's [keystone_authtoken] cache
-ADMIN_USER = "admin"
-ADMIN_PROJECT = "admin"
-
-
-def keystone_spec(ctx: CloudContext) -> KeystoneSpec:
-    return ctx.spec.services.keystone
-
-
-def identity_urls(ctx: CloudContext) -> dict[str, str]:
-    """Catalog URLs of the identity service (unversioned, as keystone recommends)."""
-    return service_urls(ctx, keystone_spec(ctx).endpoints, "keystone", PORT)
-
-
-def auth_url(ctx: CloudContext, interface: str = "internal") -> str:
-    return identity_urls(ctx)[interface] + "/v3"
-
-
-def authtoken(ctx: CloudContext, user: str, password_key: str) -> dict[str, Any]:
-    """The [keystone_authtoken] section every API service validates tokens with."""
-    identity = identity_urls(ctx)
-    return {
-        "www_authenticate_uri": identity["public"],
-        "auth_url": identity["internal"],
-        "auth_type": "password",
-        "project_domain_id": "default",
-        "user_domain_id": "default",
-        "project_name": "service",
-        "username": user,
-        "password": ctx.credentials[password_key],
-        "region_name": ctx.spec.region,
-        "interface": "internal",
-        "memcached_servers": memcached.servers(ctx),
-        # validated tokens cached in memcached are encrypted and authenticated with a key only the
-        # services hold: whoever reaches memcached cannot read them or plant a token of their own
-        "memcache_security_strategy": "ENCRYPT",
-        "memcache_secret_key": ctx.credentials[AUTHTOKEN_CACHE_KEY],
-        "service_token_roles_required": True,
-    }
 
 
 def key_repositories(ctx: CloudContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -99,48 +66,23 @@ def security_compliance(rules: SecurityCompliance) -> dict[str, Any]:
     return {key: value for key, value in options.items() if value is not None}
 
 
-def registration_step(
-    ctx: CloudContext,
-    service: Service,
-    service_type: str,
-    description: str,
-    urls: dict[str, str],
-    password_key: str,
-    catalog_name: str | None = None,
-) -> Step:
-    """A Job from the stackops image that registers `service` with keystone: its user (named after
-    the service) with the admin and service roles, its catalog entry and public/internal endpoints.
+class Keystone(OpenStackService[KeystoneSpec]):
+    """Keystone has no catalog registration Job: its bootstrap Job registers it."""
 
-    A service with a second catalog entry (heat's cloudformation API) registers it under its own
-    `catalog_name`, with a Job of its own and the same user."""
-    component = f"registration-{catalog_name}" if catalog_name else "registration"
-    return Step(
-        f"{service.name}-{component}",
-        service.name,
-        ctx.render(
-            "keystone/registration-job.yaml.j2",
-            service=service.name,
-            component=component,
-            catalog_name=catalog_name or service.name,
-            service_type=service_type,
-            description=description,
-            urls=urls,
-            user=service.name,
-            password_key=password_key,
-            auth_url=auth_url(ctx),
-            admin_user=ADMIN_USER,
-            admin_project=ADMIN_PROJECT,
-            admin_password_key=ADMIN_PASSWORD_KEY,
-            resources=SERVICE.resources(ctx.spec, "registration"),
-        ),
-    )
-
-
-class Keystone(Service):
     name = "keystone"
     spec_path = "services.keystone"
     depends_on = ("mariadb", "memcached")
-    openstack_images = OpenStackImages(USER, (OpenStackImage("keystone"),))
+    port = PORT
+    openstack_images = OpenStackImages(KollaUser("keystone", 42425), (OpenStackImage("keystone"),))
+    main_config = CONFIG
+    databases = ("keystone",)
+    # Keystone's rolling upgrade: expand, migrate, the new release's API, contract. (`--migrate` has
+    # been a no-op since keystone's migrations moved to alembic; it stays, as documented.)
+    database_upgrade = DatabaseUpgrade(
+        check=f"keystone-status --config-file {CONFIG.dest} upgrade check",
+        expand={"db-expand": f"{DB_SYNC} --expand", "db-migrate": f"{DB_SYNC} --migrate"},
+        contract={"db-contract": f"{DB_SYNC} --contract"},
+    )
     config_files: ClassVar[dict[str, tuple[str, ...]]] = {
         "keystone.conf": (
             "keystone", "oslo.cache", "oslo.db", "oslo.log", "oslo.messaging", "oslo.middleware", "oslo.policy",
@@ -151,11 +93,6 @@ class Keystone(Service):
         "api": Resources(cpu="25m", memory="256Mi"),
         "db-sync": Resources(cpu="25m", memory="256Mi"),
         "bootstrap": Resources(cpu="25m", memory="256Mi"),
-        "registration": Resources(cpu="10m", memory="128Mi"),
-        "upgrade-check": Resources(cpu="25m", memory="256Mi"),
-        "db-expand": Resources(cpu="25m", memory="256Mi"),
-        "db-migrate": Resources(cpu="25m", memory="256Mi"),
-        "db-contract": Resources(cpu="25m", memory="256Mi"),
     }
 
     def problems(self, spec: OpenStackCloudSpec) -> list[RenderError]:
@@ -172,9 +109,8 @@ class Keystone(Service):
             )
         return found
 
-    def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
+    def own_credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
         return [
-            CredentialSpec(DATABASE_PASSWORD_KEY),
             CredentialSpec(ADMIN_PASSWORD_KEY),
             CredentialSpec(AUTHTOKEN_CACHE_KEY),
             *fernet_specs(FERNET_KEY_PREFIX),
@@ -187,10 +123,10 @@ class Keystone(Service):
         return [KeyRotation(FERNET_KEY_PREFIX, fernet.rotation_hours, fernet.max_active_keys)]
 
     def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
-        spec = keystone_spec(ctx)
+        spec = self.settings(ctx)
         return {
             "DEFAULT": {"debug": False, "use_stderr": True},
-            "database": mariadb.oslo_db(ctx, "keystone", "keystone", DATABASE_PASSWORD_KEY),
+            "database": self.oslo_db(ctx),
             "token": {"provider": "fernet", "expiration": 86400},
             "fernet_tokens": {
                 "key_repository": FERNET_KEYS_DIR,
@@ -213,12 +149,11 @@ class Keystone(Service):
 
     def commands(self, ctx: CloudContext) -> dict[str, KollaCommand]:
         """What each keystone container runs: the API, and the two Jobs."""
-        conf = ConfigFile("keystone.conf", CONFIG_FILE, "keystone", "0600")
         keys = (
             Permission(FERNET_KEYS_DIR, "keystone:keystone"),
             Permission(CREDENTIAL_KEYS_DIR, "keystone:keystone"),
         )
-        manage = f"keystone-manage --config-file {CONFIG_FILE}"
+        manage = f"keystone-manage --config-file {CONFIG.dest}"
         urls = identity_urls(ctx)
         bootstrap = " ".join(
             [
@@ -234,54 +169,34 @@ class Keystone(Service):
             ]
         )
         return {
-            "api": api.uwsgi_command(self.name, "keystone", "/etc/keystone", conf, permissions=keys),
-            "db-sync": KollaCommand(f"{manage} db_sync", (conf,)),
-            "bootstrap": KollaCommand(bootstrap, (conf,)),
+            "api": self.uwsgi_command(permissions=keys),
+            "db-sync": self.command(DB_SYNC),
+            "bootstrap": self.command(bootstrap),
         }
 
     def endpoints(self, ctx: CloudContext) -> dict[str, str]:
-        return {"identity": auth_url(ctx, "public")}
+        return {SERVICE_TYPE: auth_url(ctx, "public")}
 
-    def keystone_conf(self, ctx: CloudContext) -> str:
-        return render_ini(self.config(ctx), keystone_spec(ctx).config)
-
-    def upgrade(self, ctx: CloudContext) -> ServiceUpgrade:
-        """Keystone's rolling upgrade: expand, migrate, the new release's API, contract. (`--migrate`
-        has been a no-op since keystone's migrations moved to alembic; it stays, as documented.)"""
-        conf = ConfigFile("keystone.conf", CONFIG_FILE, "keystone", "0600")
-        db_sync = f"keystone-manage --config-file {CONFIG_FILE} db_sync"
-        # keystone-status starts keystone's token and receipt providers before it reads its config
-        # file: they look for keys at the default repository, which is where these are mounted
+    def upgrade(self, ctx: CloudContext) -> ServiceUpgrade | None:
+        """keystone-status starts keystone's token and receipt providers before it reads its config
+        file: they look for keys at the default repository, which is where these are mounted."""
+        declared = super().upgrade(ctx)
+        assert declared is not None
         volumes, mounts = key_repositories(ctx)
-        return ServiceUpgrade(
-            image="keystone",
-            uid=USER.uid,
-            volumes=tuple(volumes),
-            mounts=tuple(mounts),
-            files={"keystone.conf": self.keystone_conf(ctx)},
-            check=KollaCommand(f"keystone-status --config-file {CONFIG_FILE} upgrade check", (conf,)),
-            expand={
-                "db-expand": KollaCommand(f"{db_sync} --expand", (conf,)),
-                "db-migrate": KollaCommand(f"{db_sync} --migrate", (conf,)),
-            },
-            contract={"db-contract": KollaCommand(f"{db_sync} --contract", (conf,))},
-        )
+        return replace(declared, volumes=tuple(volumes), mounts=tuple(mounts))
 
     def steps(self, ctx: CloudContext) -> list[Step]:
-        spec = keystone_spec(ctx)
-        commands = self.commands(ctx)
+        spec = self.settings(ctx)
         files = {
-            "keystone.conf": self.keystone_conf(ctx),
+            **self.main_files(ctx),
             api.uwsgi_file(self.name): api.uwsgi_config(ctx, "keystone-public", PORT, "keystone/wsgi/api.py"),
         }
-        kolla = api.kolla(ctx, self, "keystone", files, commands, USER.uid)
-        config = kolla.config
+        kolla = self.kolla(ctx, files, self.commands(ctx))
         volumes, mounts = key_repositories(ctx)
         # the admin password comes from OS_BOOTSTRAP_PASSWORD, never from the command line
         bootstrap_password = ctx.secret_env("OS_BOOTSTRAP_PASSWORD", ADMIN_PASSWORD_KEY)
         return [
-            Step("keystone-config", self.name, [config.obj, *ctx.render("keystone/keys.yaml.j2")]),
-            mariadb.database_step(ctx, self, ["keystone"], "keystone", DATABASE_PASSWORD_KEY),
+            *self.preamble(ctx, kolla, *ctx.render("keystone/keys.yaml.j2")),
             api.job_step(ctx, self, "db-sync", kolla),
             # bootstrap starts keystone's token provider, which refuses to run without its key repository
             api.job_step(ctx, self, "bootstrap", kolla, [bootstrap_password], volumes, mounts),

@@ -9,58 +9,49 @@ instances' metadata requests to nova, signed with the secret both share.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from stackops.api.models import NeutronSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import IniSections, merge_sections, render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services import api, keystone, mariadb, nova, ovn, policy, rabbitmq
-from stackops.services.base import CloudContext, RenderError, Resources, Service, Step
-from stackops.services.endpoints import api_service_name, service_urls
+from stackops.services import api, identity, mariadb, nova, ovn, policy, rabbitmq
+from stackops.services.base import CloudContext, RenderError, Resources, Step
+from stackops.services.endpoints import api_service_name
 from stackops.services.health_checks import HealthCheck, NetworkAgents
 from stackops.services.hosts import AgentContainer, agent_step, node_affinity
 from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
+from stackops.services.openstack import CatalogEntry, DatabaseUpgrade, MainConfig, OpenStackService
 from stackops.services.upgrades import ServiceUpgrade
 
-PORT = 9696
-CONFIG_DIR = "/etc/neutron"
-NEUTRON_CONF = f"{CONFIG_DIR}/neutron.conf"
+CONFIG = MainConfig("neutron.conf", "/etc/neutron")
+CONFIG_DIR = CONFIG.directory
+NEUTRON_CONF = CONFIG.dest
 ML2_CONF = f"{CONFIG_DIR}/plugins/ml2/ml2_conf.ini"
 METADATA_AGENT_CONF = f"{CONFIG_DIR}/neutron_ovn_metadata_agent.ini"
 REMOTES_SCRIPT = f"{CONFIG_DIR}/ovn-remotes.sh"
 STATE_DIR = "/var/lib/neutron"
 METADATA_STATE_DIR = f"{STATE_DIR}/kolla"  # the metadata agent's proxy socket, shared with its haproxies
-USER = KollaUser("neutron", 42435)  # the neutron user of Kolla images
-DATABASE_PASSWORD_KEY = "neutron-database-password"
-KEYSTONE_PASSWORD_KEY = "neutron-keystone-password"
-MESSAGING_PASSWORD_KEY = "neutron-messaging-password"
 # shared with nova: the metadata agent signs the requests it proxies, nova's metadata API checks them
 METADATA_SECRET_KEY = "metadata-proxy-shared-secret"
 # ml2_conf.ini's sections: a user's overrides of these go to ml2_conf.ini, which neutron reads last
 ML2_SECTIONS = ("ml2", "ml2_type_flat", "ml2_type_geneve", "ml2_type_vlan", "ovn", "ovs")
 ROOTWRAP = f"sudo neutron-rootwrap {CONFIG_DIR}/rootwrap.conf"  # as Kolla's sudoers allow it
 SERVER_ARGS = f"--config-file {NEUTRON_CONF} --config-file {ML2_CONF}"
-
-
-def neutron_spec(ctx: CloudContext) -> NeutronSpec:
-    return ctx.spec.services.neutron
-
-
-def urls(ctx: CloudContext) -> dict[str, str]:
-    return service_urls(ctx, neutron_spec(ctx).endpoints, "neutron", PORT)
+MIGRATE = f"neutron-db-manage {SERVER_ARGS} upgrade"
 
 
 def service_client(ctx: CloudContext) -> dict[str, Any]:
     """keystoneauth settings of neutron's own user, for the services it calls (nova, placement)."""
     return {
         "auth_type": "password",
-        "auth_url": keystone.auth_url(ctx),
+        "auth_url": identity.auth_url(ctx),
         "project_domain_id": "default",
         "user_domain_id": "default",
         "project_name": "service",
         "username": "neutron",
-        "password": ctx.credentials[KEYSTONE_PASSWORD_KEY],
+        "password": ctx.credentials[SERVICE.keystone_password_key],
         "region_name": ctx.spec.region,
         "endpoint_type": "internal",
     }
@@ -72,21 +63,34 @@ def split_overrides(overrides: IniSections) -> tuple[IniSections, IniSections]:
     return {s: o for s, o in overrides.items() if s not in ML2_SECTIONS}, ml2
 
 
-class Neutron(Service):
+class Neutron(OpenStackService[NeutronSpec]):
     name = "neutron"
     spec_path = "services.neutron"
     depends_on = ("keystone", "rabbitmq")
     upgrade_after = ("cinder",)  # the order of OpenStack's upgrade guides
+    port = 9696
     # the OVN driver checks the OVN databases' schemas with ovsdb-client; the OVN metadata agent
     # proxies instances' metadata requests through haproxy
     openstack_images = OpenStackImages(
-        USER,
+        KollaUser("neutron", 42435),
         (
             OpenStackImage("neutron-server", apt=("openvswitch-common",)),
             OpenStackImage("neutron-ovn-metadata-agent", apt=("haproxy",), root_helper=True),
         ),
     )
     debian_images = ovn.IMAGES
+    main_config = CONFIG
+    databases = ("neutron",)
+    messaging = True
+    catalog = (CatalogEntry("network", "Neutron networking"),)
+    # Neutron's expand migrations while the old servers run; then OVN the way OVN upgrades (upgrade()),
+    # then the servers; the contract migrations once no old server is left. Metadata agents roll
+    # with the other host agents.
+    database_upgrade = DatabaseUpgrade(
+        check=f"neutron-status {SERVER_ARGS} upgrade check",
+        expand={"db-expand": f"{MIGRATE} --expand"},
+        contract={"db-contract": f"{MIGRATE} --contract"},
+    )
     config_files: ClassVar[dict[str, tuple[str, ...]]] = {
         "neutron.conf": (
             "neutron", "neutron.db", "nova.auth", "placement.auth", "keystonemiddleware.auth_token",
@@ -100,9 +104,6 @@ class Neutron(Service):
     components: ClassVar[dict[str, Resources]] = {
         "api": Resources(cpu="50m", memory="512Mi"),
         "db-sync": Resources(cpu="25m", memory="256Mi"),
-        "upgrade-check": Resources(cpu="25m", memory="256Mi"),
-        "db-expand": Resources(cpu="25m", memory="256Mi"),
-        "db-contract": Resources(cpu="25m", memory="256Mi"),
         "periodic-workers": Resources(cpu="10m", memory="256Mi"),
         "ovn-maintenance-worker": Resources(cpu="10m", memory="256Mi"),
         "nb-db": Resources(cpu="25m", memory="256Mi"),
@@ -114,13 +115,8 @@ class Neutron(Service):
         "metadata-agent": Resources(cpu="10m", memory="256Mi"),
     }
 
-    def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
-        return [
-            CredentialSpec(DATABASE_PASSWORD_KEY),
-            CredentialSpec(KEYSTONE_PASSWORD_KEY),
-            CredentialSpec(MESSAGING_PASSWORD_KEY),
-            CredentialSpec(METADATA_SECRET_KEY),
-        ]
+    def own_credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
+        return [CredentialSpec(METADATA_SECRET_KEY)]
 
     def problems(self, spec: OpenStackCloudSpec) -> list[RenderError]:
         found = super().problems(spec)
@@ -132,22 +128,19 @@ class Neutron(Service):
     def health_checks(self, ctx: CloudContext) -> list[HealthCheck]:
         return [NetworkAgents()]
 
-    def endpoints(self, ctx: CloudContext) -> dict[str, str]:
-        return {"network": urls(ctx)["public"]}
-
     def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
         return {
             "DEFAULT": {
                 "debug": False,
                 "core_plugin": "ml2",
                 "service_plugins": "ovn-router",
-                "transport_url": rabbitmq.transport_url(ctx, "neutron", MESSAGING_PASSWORD_KEY),
+                "transport_url": self.transport_url(ctx),
                 "state_path": STATE_DIR,
                 # OVN serves DHCP itself: there are no DHCP agents to tell
                 "dhcp_agent_notification": False,
             },
-            "database": mariadb.oslo_db(ctx, "neutron", "neutron", DATABASE_PASSWORD_KEY),
-            "keystone_authtoken": keystone.authtoken(ctx, self.name, KEYSTONE_PASSWORD_KEY),
+            "database": self.oslo_db(ctx),
+            "keystone_authtoken": self.authtoken(ctx),
             # port events go to nova (an instance waits for its ports), resources to placement
             "nova": service_client(ctx),
             "placement": service_client(ctx),
@@ -158,7 +151,7 @@ class Neutron(Service):
         }
 
     def ml2_config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
-        physnets = [n.name for n in neutron_spec(ctx).provider_networks]
+        physnets = [n.name for n in self.settings(ctx).provider_networks]
         return {
             "ml2": {
                 "type_drivers": "geneve,vlan,flat",
@@ -197,64 +190,52 @@ class Neutron(Service):
             "ovn": ovn_connections(ml2),
         }
 
-    def commands(self) -> dict[str, KollaCommand]:
-        conf = ConfigFile("neutron.conf", NEUTRON_CONF, "neutron", "0600")
-        ml2 = ConfigFile("ml2_conf.ini", ML2_CONF, "neutron", "0600")
-        remotes = ConfigFile("ovn-remotes.sh", REMOTES_SCRIPT, "neutron", "0700")
-        uwsgi = ConfigFile("neutron-server-uwsgi.ini", f"{CONFIG_DIR}/neutron-server-uwsgi.ini", "neutron", "0600")
-        state = Permission(STATE_DIR, "neutron:neutron")
-        with_remotes = f"/bin/bash {REMOTES_SCRIPT}"
-        return {
-            "api": KollaCommand(
-                f"{with_remotes} uwsgi --ini {CONFIG_DIR}/neutron-server-uwsgi.ini", (conf, ml2, remotes, uwsgi)
-            ),
-            "db-sync": KollaCommand(f"neutron-db-manage {SERVER_ARGS} upgrade heads", (conf, ml2)),
-            "periodic-workers": KollaCommand(
-                f"{with_remotes} neutron-periodic-workers {SERVER_ARGS}", (conf, ml2, remotes), (state,)
-            ),
-            "ovn-maintenance-worker": KollaCommand(
-                f"{with_remotes} neutron-ovn-maintenance-worker {SERVER_ARGS}", (conf, ml2, remotes), (state,)
-            ),
-        }
+    def command_files(self) -> tuple[ConfigFile, ...]:
+        return (self.config_file, ConfigFile("ml2_conf.ini", ML2_CONF, self.user.name, "0600"))
 
-    def upgrade(self, ctx: CloudContext) -> ServiceUpgrade:
-        """Neutron's expand migrations while the old servers run; then OVN the way OVN upgrades,
-        chassis (ovn-controller) before its databases and northd, so no controller meets logical
-        flows it does not understand; then the servers; the contract migrations once no old server
-        is left. Metadata agents roll with the other host agents."""
-        conf = ConfigFile("neutron.conf", NEUTRON_CONF, "neutron", "0600")
-        ml2 = ConfigFile("ml2_conf.ini", ML2_CONF, "neutron", "0600")
-        chassis = [ctx.object_name(self.name, c).removeprefix(f"{ctx.name}-") for c in ovn.chassis_components(ctx)]
-        manage = f"neutron-db-manage {SERVER_ARGS} upgrade"
-        return ServiceUpgrade(
-            image="neutron-server",
-            uid=USER.uid,
-            files=self.neutron_confs(ctx),
-            check=KollaCommand(f"neutron-status {SERVER_ARGS} upgrade check", (conf, ml2)),
-            expand={"db-expand": KollaCommand(f"{manage} --expand", (conf, ml2))},
-            contract={"db-contract": KollaCommand(f"{manage} --contract", (conf, ml2))},
-            roll_first=("neutron-config", *chassis),
-        )
-
-    def ml2(self, ctx: CloudContext) -> IniSections:
-        """ml2_conf.ini's sections after the user's overrides."""
-        return merge_sections(self.ml2_config(ctx), split_overrides(neutron_spec(ctx).config)[1])
-
-    def neutron_confs(self, ctx: CloudContext) -> dict[str, str]:
+    def main_files(self, ctx: CloudContext) -> dict[str, str]:
         """neutron.conf and ml2_conf.ini after the user's overrides: what every neutron command reads."""
-        conf_overrides, ml2_overrides = split_overrides(neutron_spec(ctx).config)
+        conf_overrides, ml2_overrides = split_overrides(self.settings(ctx).config)
         return {
             "neutron.conf": render_ini(self.config(ctx), conf_overrides),
             "ml2_conf.ini": render_ini(self.ml2_config(ctx), ml2_overrides),
         }
 
+    def commands(self) -> dict[str, KollaCommand]:
+        remotes = ConfigFile("ovn-remotes.sh", REMOTES_SCRIPT, "neutron", "0700")
+        uwsgi = ConfigFile("neutron-server-uwsgi.ini", f"{CONFIG_DIR}/neutron-server-uwsgi.ini", "neutron", "0600")
+        state = Permission(STATE_DIR, "neutron:neutron")
+        with_remotes = f"/bin/bash {REMOTES_SCRIPT}"
+        return {
+            "api": self.command(f"{with_remotes} uwsgi --ini {uwsgi.dest}", remotes, uwsgi),
+            "db-sync": self.command(f"{MIGRATE} heads"),
+            "periodic-workers": self.command(
+                f"{with_remotes} neutron-periodic-workers {SERVER_ARGS}", remotes, permissions=(state,)
+            ),
+            "ovn-maintenance-worker": self.command(
+                f"{with_remotes} neutron-ovn-maintenance-worker {SERVER_ARGS}", remotes, permissions=(state,)
+            ),
+        }
+
+    def upgrade(self, ctx: CloudContext) -> ServiceUpgrade | None:
+        """OVN rolls the way OVN upgrades: chassis (ovn-controller) before its databases and northd,
+        so no controller meets logical flows it does not understand."""
+        declared = super().upgrade(ctx)
+        assert declared is not None
+        chassis = [ctx.object_name(self.name, c).removeprefix(f"{ctx.name}-") for c in ovn.chassis_components(ctx)]
+        return replace(declared, roll_first=(f"{self.name}-config", *chassis))
+
+    def ml2(self, ctx: CloudContext) -> IniSections:
+        """ml2_conf.ini's sections after the user's overrides."""
+        return merge_sections(self.ml2_config(ctx), split_overrides(self.settings(ctx).config)[1])
+
     def server_files(self, ctx: CloudContext) -> dict[str, str]:
         return {
-            **self.neutron_confs(ctx),
+            **self.main_files(ctx),
             "ovn-remotes.sh": self.remotes_script(ctx, self.ml2(ctx)),
             "neutron-server-uwsgi.ini": ctx.render_text(
                 "neutron/neutron-server-uwsgi.ini.j2",
-                port=PORT,
+                port=self.port,
                 processes=2,
                 wsgi_script=api.site_packages(ctx, "neutron/wsgi/api.py"),
                 config_files=["neutron.conf", "plugins/ml2/ml2_conf.ini"],
@@ -262,19 +243,18 @@ class Neutron(Service):
         }
 
     def steps(self, ctx: CloudContext) -> list[Step]:
-        spec = neutron_spec(ctx)
-        kolla = api.kolla(ctx, self, "neutron-server", self.server_files(ctx), self.commands(), USER.uid)
+        spec = self.settings(ctx)
+        kolla = self.kolla(ctx, self.server_files(ctx), self.commands())
         ovn_config, ovn_steps = ovn.control_plane_steps(ctx, self)
         chassis_config, chassis_steps = ovn.chassis_steps(ctx, self)
         metadata_config, metadata_step = self.metadata_agent_step(ctx, self.ml2(ctx))
+        config, *preamble = self.preamble(ctx, kolla, ovn_config, chassis_config, metadata_config)
         return [
-            Step("neutron-config", self.name, [kolla.config.obj, ovn_config, chassis_config, metadata_config]),
+            config,
             *ovn_steps,
-            mariadb.database_step(ctx, self, ["neutron"], "neutron", DATABASE_PASSWORD_KEY),
-            rabbitmq.user_step(ctx, self, "neutron", MESSAGING_PASSWORD_KEY),
-            keystone.registration_step(ctx, self, "network", "Neutron networking", urls(ctx), KEYSTONE_PASSWORD_KEY),
+            *preamble,
             api.job_step(ctx, self, "db-sync", kolla),
-            api.api_step(ctx, self, kolla, workload=spec, port=PORT, probe_path="/healthcheck"),
+            api.api_step(ctx, self, kolla, workload=spec, port=self.port, probe_path="/healthcheck"),
             # one of each: their work is periodic, and a replacement pod picks it up
             api.worker_step(
                 ctx, self, "periodic-workers", kolla, replicas=1,
@@ -308,7 +288,7 @@ class Neutron(Service):
             (Permission(METADATA_STATE_DIR, "neutron:neutron", recurse=True),),
         )
         kolla = api.kolla(
-            ctx, self, "neutron-ovn-metadata-agent", files, {"metadata-agent": command}, USER.uid,
+            ctx, self, "neutron-ovn-metadata-agent", files, {"metadata-agent": command}, self.user.uid,
             part="metadata-agent",
         )  # fmt: skip
         container = AgentContainer(

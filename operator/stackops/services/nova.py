@@ -1,6 +1,6 @@
 """Nova: compute. Instances are scheduled by the control plane and run by agents on hypervisors.
 
-Components: the compute API and the metadata API (Apache + mod_wsgi), scheduler, conductor and the
+Components: the compute API and the metadata API (under uWSGI), scheduler, conductor and the
 noVNC console proxy on the control plane; Jobs that create the api, cell0 and cell1 databases, sync
 them and map the cells; and on every compute node nova-compute with libvirt, one DaemonSet per compute
 group (nodes in no group get the default one). New hypervisors are mapped into cell1 by the scheduler's
@@ -16,50 +16,39 @@ from stackops.api.models import ComputeGroup, NovaSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import merge_sections, render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services import api, keystone, mariadb, memcached, policy, rabbitmq
-from stackops.services.base import CloudContext, Resources, Service, Step
+from stackops.services import api, identity, memcached, policy, rabbitmq
+from stackops.services.base import CloudContext, Resources, Step
 from stackops.services.endpoints import service_urls
 from stackops.services.health_checks import ComputeServices, HealthCheck, ProvidersMatchHypervisors
 from stackops.services.hosts import NODE_IP_AS_MY_IP, AgentContainer, agent_step, node_affinity
 from stackops.services.images import DebianImage, KollaUser, OpenStackImage, OpenStackImages
-from stackops.services.upgrades import ServiceUpgrade
+from stackops.services.openstack import CatalogEntry, DatabaseUpgrade, MainConfig, OpenStackService
 
-API_PORT = 8774
 METADATA_PORT = 8775
 NOVNCPROXY_PORT = 6080
-CONFIG_FILE = "/etc/nova/nova.conf"
-USER = KollaUser("nova", 42436)  # the nova user of Kolla images
-DATABASE_PASSWORD_KEY = "nova-database-password"
-KEYSTONE_PASSWORD_KEY = "nova-keystone-password"
-MESSAGING_PASSWORD_KEY = "nova-messaging-password"
+CONFIG = MainConfig("nova.conf", "/etc/nova")
+MANAGE = f"nova-manage --config-file {CONFIG.dest}"
+USER = KollaUser("nova", 42436)  # libvirt's image has it too: its guests run as nova
 # shared with neutron's metadata agent, which signs the requests it proxies to nova's metadata API
 METADATA_SECRET_KEY = "metadata-proxy-shared-secret"
 # the scheduler maps new hypervisors into cell1 this often (seconds)
 HOST_DISCOVERY_INTERVAL = 60
 
 
-def nova_spec(ctx: CloudContext) -> NovaSpec:
-    return ctx.spec.services.nova
-
-
-def urls(ctx: CloudContext) -> dict[str, str]:
-    return service_urls(ctx, nova_spec(ctx).endpoints, "nova", API_PORT)
-
-
 def console_urls(ctx: CloudContext) -> dict[str, str]:
-    return service_urls(ctx, nova_spec(ctx).endpoints, "nova", NOVNCPROXY_PORT, "novncproxy", "novncproxy")
+    return service_urls(ctx, ctx.spec.services.nova.endpoints, "nova", NOVNCPROXY_PORT, "novncproxy", "novncproxy")
 
 
 def service_auth(ctx: CloudContext) -> dict[str, Any]:
     """keystoneauth settings of nova's own user, for the sections nova calls other services with."""
     return {
         "auth_type": "password",
-        "auth_url": keystone.auth_url(ctx),
+        "auth_url": identity.auth_url(ctx),
         "project_domain_id": "default",
         "user_domain_id": "default",
         "project_name": "service",
         "username": "nova",
-        "password": ctx.credentials[KEYSTONE_PASSWORD_KEY],
+        "password": ctx.credentials[SERVICE.keystone_password_key],
     }
 
 
@@ -68,10 +57,11 @@ def service_client(ctx: CloudContext) -> dict[str, Any]:
     return service_auth(ctx) | {"region_name": ctx.spec.region, "valid_interfaces": "internal"}
 
 
-class Nova(Service):
+class Nova(OpenStackService[NovaSpec]):
     name = "nova"
     spec_path = "services.nova"
     depends_on = ("keystone", "placement", "glance", "neutron", "rabbitmq")
+    port = 8774
     openstack_images = OpenStackImages(
         USER,
         (
@@ -93,6 +83,21 @@ class Nova(Service):
             "nova-libvirt", ("libvirt-daemon-system", "qemu-system-x86", "qemu-utils", "procps"), peers=(USER,)
         ),
     )
+    main_config = CONFIG
+    databases = ("nova_api", "nova_cell0", "nova")
+    messaging = True
+    catalog = (CatalogEntry("compute", "Nova compute service"),)
+    # Nova's rolling upgrade: the api and cell databases only grow, so the new schema goes in while
+    # the old release runs (`db sync` without --local_cell migrates cell0 as well as cell1); then
+    # conductors, schedulers and APIs roll in that order (their regular steps), compute agents later
+    # with the other host agents, and the online data migrations once every nova-compute runs the
+    # new release.
+    database_upgrade = DatabaseUpgrade(
+        check=f"nova-status --config-file {CONFIG.dest} upgrade check",
+        expand={"api-db-sync": f"{MANAGE} api_db sync", "db-sync": f"{MANAGE} db sync"},
+        online={"db-online-migrations": f"{MANAGE} db online_data_migrations"},
+        restart_after_agents=True,
+    )
     config_files: ClassVar[dict[str, tuple[str, ...]]] = {
         "nova.conf": (
             "nova.conf", "keystonemiddleware.auth_token", "oslo.log", "oslo.messaging", "oslo.policy",
@@ -111,23 +116,16 @@ class Nova(Service):
         "db-sync": Resources(cpu="25m", memory="256Mi"),
         "compute": Resources(cpu="50m", memory="512Mi"),
         "libvirt": Resources(cpu="50m", memory="512Mi"),
-        "upgrade-check": Resources(cpu="25m", memory="256Mi"),
-        "db-online-migrations": Resources(cpu="25m", memory="256Mi"),
     }
 
-    def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
-        return [
-            CredentialSpec(DATABASE_PASSWORD_KEY),
-            CredentialSpec(KEYSTONE_PASSWORD_KEY),
-            CredentialSpec(MESSAGING_PASSWORD_KEY),
-            CredentialSpec(METADATA_SECRET_KEY),
-        ]
+    def own_credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
+        return [CredentialSpec(METADATA_SECRET_KEY)]
 
     def health_checks(self, ctx: CloudContext) -> list[HealthCheck]:
         return [ComputeServices(), ProvidersMatchHypervisors()]
 
     def endpoints(self, ctx: CloudContext) -> dict[str, str]:
-        return {"compute": urls(ctx)["public"], "console": console_urls(ctx)["public"] + "/vnc_lite.html"}
+        return super().endpoints(ctx) | {"console": console_urls(ctx)["public"] + "/vnc_lite.html"}
 
     def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
         """nova.conf of the control plane; compute agents add their own sections (compute_config)."""
@@ -135,13 +133,13 @@ class Nova(Service):
         return {
             "DEFAULT": {
                 "debug": False,
-                "transport_url": rabbitmq.transport_url(ctx, "nova", MESSAGING_PASSWORD_KEY),
+                "transport_url": self.transport_url(ctx),
                 "state_path": "/var/lib/nova",
             },
-            "api_database": mariadb.oslo_db(ctx, "nova_api", "nova", DATABASE_PASSWORD_KEY),
+            "api_database": self.oslo_db(ctx, "nova_api"),
             # cell1's database; cell0 is derived from it (nova_cell0) by `cell_v2 map_cell0`
-            "database": mariadb.oslo_db(ctx, "nova", "nova", DATABASE_PASSWORD_KEY),
-            "keystone_authtoken": keystone.authtoken(ctx, self.name, KEYSTONE_PASSWORD_KEY),
+            "database": self.oslo_db(ctx, "nova"),
+            "keystone_authtoken": self.authtoken(ctx),
             # nova passes its own token along with the user's, so long operations outlive the user's token
             "service_user": {**service_auth(ctx), "send_service_user_token": True},
             "placement": client,
@@ -173,14 +171,10 @@ class Nova(Service):
             **rabbitmq.oslo_messaging(ctx),
         }
 
-    def nova_conf(self, ctx: CloudContext) -> str:
-        """nova.conf of the control plane, with the user's overrides."""
-        return render_ini(self.config(ctx), nova_spec(ctx).config)
-
     def compute_config(self, ctx: CloudContext, group: ComputeGroup | None) -> str:
         """nova.conf of compute agents: the control plane's, the hypervisor's sections, the user's
         compute overrides, then the group's. The agent's host name and IP are the node's own."""
-        spec = nova_spec(ctx)
+        spec = self.settings(ctx)
         base = self.config(ctx)
         for section in ("api_database", "database", "keystone_authtoken"):
             del base[section]  # agents reach the databases through the conductor only
@@ -194,47 +188,23 @@ class Nova(Service):
         return render_ini(base, group.config if group else None)
 
     def commands(self) -> dict[str, KollaCommand]:
-        conf = ConfigFile("nova.conf", CONFIG_FILE, "nova", "0600")
-        manage = f"nova-manage --config-file {CONFIG_FILE}"
-        cell_setup = ConfigFile("nova-cell-setup.sh", "/etc/nova/nova-cell-setup.sh", "nova", "0700")
+        cell_setup = ConfigFile("nova-cell-setup.sh", f"{CONFIG.directory}/nova-cell-setup.sh", "nova", "0700")
         return {
-            "api": api.uwsgi_command(self.name, "nova", "/etc/nova", conf),
-            "metadata": api.uwsgi_command(self.name, "nova", "/etc/nova", conf, component="metadata"),
-            "scheduler": KollaCommand(f"nova-scheduler --config-file {CONFIG_FILE}", (conf,)),
-            "conductor": KollaCommand(f"nova-conductor --config-file {CONFIG_FILE}", (conf,)),
-            "novncproxy": KollaCommand(f"nova-novncproxy --config-file {CONFIG_FILE}", (conf,)),
-            "api-db-sync": KollaCommand(f"{manage} api_db sync", (conf,)),
-            "cell-setup": KollaCommand("/bin/bash /etc/nova/nova-cell-setup.sh", (conf, cell_setup)),
-            "db-sync": KollaCommand(f"{manage} db sync", (conf,)),
+            "api": self.uwsgi_command(),
+            "metadata": self.uwsgi_command("metadata"),
+            "scheduler": self.command(f"nova-scheduler --config-file {CONFIG.dest}"),
+            "conductor": self.command(f"nova-conductor --config-file {CONFIG.dest}"),
+            "novncproxy": self.command(f"nova-novncproxy --config-file {CONFIG.dest}"),
+            "api-db-sync": self.command(f"{MANAGE} api_db sync"),
+            "cell-setup": self.command(f"/bin/bash {cell_setup.dest}", cell_setup),
+            "db-sync": self.command(f"{MANAGE} db sync"),
         }
 
-    def upgrade(self, ctx: CloudContext) -> ServiceUpgrade:
-        """Nova's rolling upgrade: the api and cell databases only grow, so the new schema goes in
-        while the old release runs; then conductors, schedulers and APIs roll in that order (their
-        regular steps), compute agents later with the other host agents, and the online data
-        migrations once every nova-compute runs the new release."""
-        conf = ConfigFile("nova.conf", CONFIG_FILE, "nova", "0600")
-        manage = f"nova-manage --config-file {CONFIG_FILE}"
-        return ServiceUpgrade(
-            image="nova-api",
-            uid=USER.uid,
-            files={"nova.conf": self.nova_conf(ctx)},
-            check=KollaCommand(f"nova-status --config-file {CONFIG_FILE} upgrade check", (conf,)),
-            # `db sync` without --local_cell migrates cell0 as well as cell1
-            expand={
-                "api-db-sync": KollaCommand(f"{manage} api_db sync", (conf,)),
-                "db-sync": KollaCommand(f"{manage} db sync", (conf,)),
-            },
-            online={"db-online-migrations": KollaCommand(f"{manage} db online_data_migrations", (conf,))},
-            restart_after_agents=True,
-        )
-
     def compute_commands(self) -> dict[str, KollaCommand]:
-        conf = ConfigFile("nova.conf", CONFIG_FILE, "nova", "0600")
         # the state directory and the instances' disks in it (nova-compute does not make it)
         state = (Permission("/var/lib/nova", "nova:nova"), Permission("/var/lib/nova/instances", "nova:nova"))
         return {
-            "compute": KollaCommand(f"nova-compute --config-file {CONFIG_FILE}", (conf,), state),
+            "compute": self.command(f"nova-compute --config-file {CONFIG.dest}", permissions=state),
             "libvirt": KollaCommand(
                 "/usr/sbin/libvirtd",
                 (
@@ -245,25 +215,22 @@ class Nova(Service):
         }
 
     def steps(self, ctx: CloudContext) -> list[Step]:
-        spec = nova_spec(ctx)
+        spec = self.settings(ctx)
         files = {
-            "nova.conf": self.nova_conf(ctx),
+            **self.main_files(ctx),
             "nova-cell-setup.sh": ctx.render_text("nova/nova-cell-setup.sh.j2"),
-            api.uwsgi_file(self.name): api.uwsgi_config(ctx, "nova-api", API_PORT, "nova/wsgi/osapi_compute.py"),
+            api.uwsgi_file(self.name): api.uwsgi_config(ctx, "nova-api", self.port, "nova/wsgi/osapi_compute.py"),
             api.uwsgi_file(self.name, "metadata"): api.uwsgi_config(
                 ctx, "nova-metadata", METADATA_PORT, "nova/wsgi/metadata.py"
             ),
         }
-        kolla = api.kolla(ctx, self, "nova-api", files, self.commands(), USER.uid)
+        kolla = self.kolla(ctx, files, self.commands())
         # one config Secret; each process runs its own Kolla image
         by_image = {
             c: replace(kolla, image=ctx.image(spec, f"nova-{c}")) for c in ("scheduler", "conductor", "novncproxy")
         }
         return [
-            Step("nova-config", self.name, [kolla.config.obj]),
-            mariadb.database_step(ctx, self, ["nova_api", "nova_cell0", "nova"], "nova", DATABASE_PASSWORD_KEY),
-            rabbitmq.user_step(ctx, self, "nova", MESSAGING_PASSWORD_KEY),
-            keystone.registration_step(ctx, self, "compute", "Nova compute service", urls(ctx), KEYSTONE_PASSWORD_KEY),
+            *self.preamble(ctx, kolla),
             api.job_step(ctx, self, "api-db-sync", kolla),
             api.job_step(ctx, self, "cell-setup", kolla),
             api.job_step(ctx, self, "db-sync", kolla),
@@ -275,7 +242,7 @@ class Nova(Service):
                 ctx, self, "scheduler", by_image["scheduler"], replicas=spec.replicas,
                 probes=rabbit_probes("nova-scheduler"),
             ),
-            api.api_step(ctx, self, kolla, workload=spec, port=API_PORT, probe_path="/"),
+            api.api_step(ctx, self, kolla, workload=spec, port=self.port, probe_path="/"),
             api.api_step(ctx, self, kolla, workload=spec, port=METADATA_PORT, probe_path="/", component="metadata"),
             api.api_step(
                 ctx, self, by_image["novncproxy"], workload=spec, port=NOVNCPROXY_PORT, probe_path=None,
@@ -286,7 +253,7 @@ class Nova(Service):
 
     def compute_steps(self, ctx: CloudContext) -> list[Step]:
         """One DaemonSet per compute group, first match wins, and the default for the remaining nodes."""
-        spec = nova_spec(ctx)
+        spec = self.settings(ctx)
         compute_labels = dict(ctx.spec.nodes.compute.match_labels)
         groups = spec.compute.groups
         steps = []
@@ -303,13 +270,13 @@ class Nova(Service):
         return steps
 
     def compute_step(self, ctx: CloudContext, group: ComputeGroup | None, part: str, affinity: dict[str, Any]) -> Step:
-        spec = nova_spec(ctx)
+        spec = self.settings(ctx)
         files = {
             "nova.conf": self.compute_config(ctx, group),
             "libvirtd.conf": ctx.render_text("nova/libvirtd.conf.j2"),
             "qemu.conf": ctx.render_text("nova/qemu.conf.j2"),
         }
-        kolla = api.kolla(ctx, self, "nova-compute", files, self.compute_commands(), USER.uid, part=part)
+        kolla = api.kolla(ctx, self, "nova-compute", files, self.compute_commands(), self.user.uid, part=part)
         libvirt = replace(kolla, image=ctx.image(spec, "nova-libvirt"))
         host: dict[str, dict[str, Any]] = {
             "run": {"name": "run", "mountPath": "/run", "mountPropagation": "Bidirectional"},

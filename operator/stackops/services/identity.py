@@ -1,0 +1,92 @@
+"""How every service meets keystone: the identity service's URLs, the [keystone_authtoken] section
+APIs validate tokens with, and the Job that registers a service's user and catalog entry.
+
+Keystone's own module (services/keystone.py) says what keystone is; this is what the others use of
+it, kept apart so that keystone can be an OpenStack service like the rest (services/openstack.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stackops.services import memcached
+from stackops.services.base import CloudContext, Service, Step
+from stackops.services.endpoints import service_urls
+
+PORT = 5000  # keystone's API
+SERVICE_TYPE = "identity"  # keystone's catalog entry, which its bootstrap Job makes
+ADMIN_USER = "admin"
+ADMIN_PROJECT = "admin"
+ADMIN_PASSWORD_KEY = "keystone-admin-password"
+AUTHTOKEN_CACHE_KEY = "authtoken-cache-key"  # every service's [keystone_authtoken] cache
+REGISTRATION = "registration"  # the component of a service's registration Jobs
+
+
+def identity_urls(ctx: CloudContext) -> dict[str, str]:
+    """Catalog URLs of the identity service (unversioned, as keystone recommends)."""
+    return service_urls(ctx, ctx.spec.services.keystone.endpoints, "keystone", PORT)
+
+
+def auth_url(ctx: CloudContext, interface: str = "internal") -> str:
+    return identity_urls(ctx)[interface] + "/v3"
+
+
+def authtoken(ctx: CloudContext, user: str, password_key: str) -> dict[str, Any]:
+    """The [keystone_authtoken] section every API service validates tokens with."""
+    identity = identity_urls(ctx)
+    return {
+        "www_authenticate_uri": identity["public"],
+        "auth_url": identity["internal"],
+        "auth_type": "password",
+        "project_domain_id": "default",
+        "user_domain_id": "default",
+        "project_name": "service",
+        "username": user,
+        "password": ctx.credentials[password_key],
+        "region_name": ctx.spec.region,
+        "interface": "internal",
+        "memcached_servers": memcached.servers(ctx),
+        # validated tokens cached in memcached are encrypted and authenticated with a key only the
+        # services hold: whoever reaches memcached cannot read them or plant a token of their own
+        "memcache_security_strategy": "ENCRYPT",
+        "memcache_secret_key": ctx.credentials[AUTHTOKEN_CACHE_KEY],
+        "service_token_roles_required": True,
+    }
+
+
+def registration_step(
+    ctx: CloudContext,
+    service: Service,
+    service_type: str,
+    description: str,
+    urls: dict[str, str],
+    password_key: str,
+    catalog_name: str | None = None,
+) -> Step:
+    """A Job from the stackops image that registers `service` with keystone: its user (named after
+    the service) with the admin and service roles, its catalog entry and public/internal endpoints.
+    The Job is the service's (its `registration` component's resources).
+
+    A service with a second catalog entry (heat's cloudformation API) registers it under its own
+    `catalog_name`, with a Job of its own and the same user."""
+    component = f"{REGISTRATION}-{catalog_name}" if catalog_name else REGISTRATION
+    return Step(
+        f"{service.name}-{component}",
+        service.name,
+        ctx.render(
+            "keystone/registration-job.yaml.j2",
+            service=service.name,
+            component=component,
+            catalog_name=catalog_name or service.name,
+            service_type=service_type,
+            description=description,
+            urls=urls,
+            user=service.name,
+            password_key=password_key,
+            auth_url=auth_url(ctx),
+            admin_user=ADMIN_USER,
+            admin_project=ADMIN_PROJECT,
+            admin_password_key=ADMIN_PASSWORD_KEY,
+            resources=service.resources(ctx.spec, REGISTRATION),
+        ),
+    )

@@ -1,0 +1,229 @@
+"""The contract of an OpenStack service: what its module declares, and what stackops derives.
+
+An OpenStack service (keystone, glance, nova …) declares, beside what every Service declares:
+- `port`, its API's, and `openstack_images`, whose Kolla user is the service's user;
+- `main_config`, its main oslo.config file, and `config(ctx)`, that file's sections;
+- `databases`, the MariaDB databases it owns (its account is named after the service);
+- `messaging`, whether it talks over RabbitMQ (its user and vhost are named after the service);
+- `catalog`, its entries in keystone's catalog;
+- `database_upgrade`, the commands that move its database to the next release.
+
+From these come its credentials (database, keystone and messaging passwords, named after the
+service), its settings in the spec (`settings`), the main config file as its containers see it
+(`config_file`, `command`) and rendered with the user's overrides (`main_files`), the steps it starts
+with (`preamble`: config Secret, database, messaging user, catalog registration), its catalog URLs
+and status endpoints, the components of its registration and upgrade Jobs, and its ServiceUpgrade.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar, cast
+
+from stackops.api.models import EndpointOverrides, OpenStackCloudSpec, ServiceSpec
+from stackops.credentials import CredentialSpec
+from stackops.render.ini import IniSections, render_ini
+from stackops.render.kolla import ConfigFile, KollaCommand, Permission
+from stackops.services import api, identity, mariadb, rabbitmq
+from stackops.services.base import CloudContext, Resources, Service, Step
+from stackops.services.endpoints import service_urls
+from stackops.services.images import KollaUser, OpenStackImages
+from stackops.services.upgrades import CHECK_COMPONENT, ServiceUpgrade
+
+SpecT = TypeVar("SpecT", bound=ServiceSpec)
+
+# what a registration Job and an upgrade Job ask for, unless the service's components say otherwise
+REGISTRATION_JOB = Resources(cpu="10m", memory="128Mi")
+UPGRADE_JOB = Resources(cpu="25m", memory="256Mi")
+
+
+@dataclass(frozen=True)
+class MainConfig:
+    """The service's main oslo.config file: its key in the config Secret, and where it is read."""
+
+    name: str
+    directory: str
+
+    @property
+    def dest(self) -> str:
+        return f"{self.directory}/{self.name}"
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One entry of keystone's catalog: its type, its description and the path after the API's URL
+    (`/v3`); for an API other than the service's main one (heat's cloudformation), that API's
+    component and port, and the name it has in the catalog and as a public host."""
+
+    type: str
+    description: str
+    path: str = ""
+    component: str = "api"
+    port: int | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseUpgrade:
+    """The command lines that move the service's database to the next release, by phase
+    (services/upgrades.py says when each runs); each reads the service's main config files."""
+
+    check: str  # `<service>-status upgrade check`
+    expand: Mapping[str, str] = field(default_factory=dict)  # component -> command line, in order
+    contract: Mapping[str, str] = field(default_factory=dict)
+    online: Mapping[str, str] = field(default_factory=dict)
+    restart_after_agents: bool = False  # see ServiceUpgrade
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return (CHECK_COMPONENT, *self.expand, *self.contract, *self.online)
+
+
+class OpenStackService(Service, Generic[SpecT]):
+    """A service of OpenStack's own, run from its Kolla images (see the module's docstring)."""
+
+    port: ClassVar[int]
+    openstack_images: ClassVar[OpenStackImages]
+    main_config: ClassVar[MainConfig]
+    databases: ClassVar[tuple[str, ...]] = ()
+    messaging: ClassVar[bool] = False
+    catalog: ClassVar[tuple[CatalogEntry, ...]] = ()
+    database_upgrade: ClassVar[DatabaseUpgrade | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """The components of the Jobs the contract derives, so that their resources can be set like
+        any other component's."""
+        super().__init_subclass__(**kwargs)
+        derived = dict.fromkeys([identity.REGISTRATION] if cls.catalog else [], REGISTRATION_JOB)
+        if cls.database_upgrade is not None:
+            derived |= dict.fromkeys(cls.database_upgrade.components, UPGRADE_JOB)
+        cls.components = {**cls.components, **{c: r for c, r in derived.items() if c not in cls.components}}
+
+    @property
+    def user(self) -> KollaUser:
+        return self.openstack_images.user
+
+    def settings(self, ctx: CloudContext) -> SpecT:
+        """The service's part of the cloud's spec."""
+        return cast(SpecT, self.workload(ctx.spec))
+
+    # credentials, and the sections that use them
+    @property
+    def database_password_key(self) -> str:
+        return f"{self.name}-database-password"
+
+    @property
+    def keystone_password_key(self) -> str:
+        return f"{self.name}-keystone-password"
+
+    @property
+    def messaging_password_key(self) -> str:
+        return f"{self.name}-messaging-password"
+
+    def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
+        needed = {
+            self.database_password_key: bool(self.databases),
+            self.keystone_password_key: bool(self.catalog),
+            self.messaging_password_key: self.messaging,
+        }
+        return [*(CredentialSpec(key) for key, wanted in needed.items() if wanted), *self.own_credentials(spec)]
+
+    def own_credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
+        """Credentials beyond the passwords every service has (keystone's keys, heat's domain admin)."""
+        return []
+
+    def oslo_db(self, ctx: CloudContext, database: str | None = None) -> dict[str, Any]:
+        """An oslo.db section for one of its databases (the first by default), as its account."""
+        return mariadb.oslo_db(ctx, database or self.databases[0], self.name, self.database_password_key)
+
+    def authtoken(self, ctx: CloudContext) -> dict[str, Any]:
+        return identity.authtoken(ctx, self.name, self.keystone_password_key)
+
+    def transport_url(self, ctx: CloudContext) -> str:
+        return rabbitmq.transport_url(ctx, self.name, self.messaging_password_key)
+
+    # config files and commands
+    @abstractmethod
+    def config(self, ctx: CloudContext) -> IniSections:
+        """The main config file's sections, before the user's overrides."""
+
+    def main_files(self, ctx: CloudContext) -> dict[str, str]:
+        """The config files every command of the service reads, with the user's overrides, by key."""
+        return {self.main_config.name: render_ini(self.config(ctx), self.settings(ctx).config)}
+
+    @property
+    def config_file(self) -> ConfigFile:
+        return ConfigFile(self.main_config.name, self.main_config.dest, self.user.name, "0600")
+
+    def command_files(self) -> tuple[ConfigFile, ...]:
+        """Where the containers see main_files()."""
+        return (self.config_file,)
+
+    def command(self, line: str, *files: ConfigFile, permissions: Sequence[Permission] = ()) -> KollaCommand:
+        """A process reading the main config files (and `files`)."""
+        return KollaCommand(line, (*self.command_files(), *files), tuple(permissions))
+
+    def uwsgi_command(self, component: str = "api", permissions: Sequence[Permission] = ()) -> KollaCommand:
+        """An API of the service under uWSGI, its config next to the main file."""
+        return api.uwsgi_command(
+            self.name,
+            self.user.name,
+            self.main_config.directory,
+            *self.command_files(),
+            component=component,
+            permissions=tuple(permissions),
+        )
+
+    def kolla(self, ctx: CloudContext, files: dict[str, str], commands: dict[str, KollaCommand]) -> api.Kolla:
+        """The service's config Secret and what its containers share, in its first image."""
+        return api.kolla(ctx, self, self.openstack_images.names[0], files, commands, self.user.uid)
+
+    # where it is reached
+    def catalog_urls(self, ctx: CloudContext, entry: CatalogEntry | None = None) -> dict[str, str]:
+        """Internal and public URLs of a catalog entry (the first by default); the spec's endpoint
+        overrides are the main API's."""
+        entry = entry or self.catalog[0]
+        overrides = self.settings(ctx).endpoints if entry.component == "api" else EndpointOverrides()
+        base = service_urls(ctx, overrides, self.name, entry.port or self.port, entry.component, entry.name)
+        return {interface: f"{url}{entry.path}" for interface, url in base.items()}
+
+    def endpoints(self, ctx: CloudContext) -> dict[str, str]:
+        return {entry.type: self.catalog_urls(ctx, entry)["public"] for entry in self.catalog}
+
+    # steps
+    def preamble(self, ctx: CloudContext, kolla: api.Kolla, *objects: dict[str, Any]) -> list[Step]:
+        """What comes before the service's own Jobs and processes: its config Secret (with `objects`
+        that go with it), its databases and account, its RabbitMQ user, its catalog registration."""
+        steps = [Step(f"{self.name}-config", self.name, [kolla.config.obj, *objects])]
+        if self.databases:
+            steps.append(mariadb.database_step(ctx, self, list(self.databases), self.name, self.database_password_key))
+        if self.messaging:
+            steps.append(rabbitmq.user_step(ctx, self, self.name, self.messaging_password_key))
+        for entry in self.catalog:
+            urls = self.catalog_urls(ctx, entry)
+            password = self.keystone_password_key
+            steps.append(
+                identity.registration_step(ctx, self, entry.type, entry.description, urls, password, entry.name)
+            )
+        return steps
+
+    def upgrade(self, ctx: CloudContext) -> ServiceUpgrade | None:
+        declared = self.database_upgrade
+        if declared is None:
+            return None
+
+        def commands(lines: Mapping[str, str]) -> dict[str, KollaCommand]:
+            return {component: self.command(line) for component, line in lines.items()}
+
+        return ServiceUpgrade(
+            image=self.openstack_images.names[0],
+            uid=self.user.uid,
+            files=self.main_files(ctx),
+            check=self.command(declared.check),
+            expand=commands(declared.expand),
+            contract=commands(declared.contract),
+            online=commands(declared.online),
+            restart_after_agents=declared.restart_after_agents,
+        )
