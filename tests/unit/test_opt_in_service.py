@@ -43,9 +43,20 @@ def test_a_new_service_is_off_unless_the_spec_turns_it_on() -> None:
     assert New().enabled(spec({"new": {"enabled": True}}))
 
 
+# the services of stackops' first clouds; any service added since is an OptInService
+FIRST_SERVICES = ("keystone", "placement", "glance", "nova", "neutron", "cinder", "horizon", "heat")
+
+
 def test_the_services_stackops_had_stay_on_by_default() -> None:
     services = spec({}).services
-    assert all(getattr(services, name).enabled for name in ServicesSpec.model_fields)
+    assert all(getattr(services, name).enabled for name in FIRST_SERVICES)
+    assert set(FIRST_SERVICES) <= set(ServicesSpec.model_fields)
+
+
+def test_every_service_added_since_is_off_by_default() -> None:
+    services = spec({}).services
+    later = set(ServicesSpec.model_fields) - set(FIRST_SERVICES)
+    assert not any(getattr(services, name).enabled for name in later)
 
 
 def test_the_crd_and_the_reference_say_which_default_a_service_has() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from stackops.api.models import ServiceSpec
 from stackops.credentials import Credentials
-from stackops.plan import plan, required_credentials
+from stackops.plan import plan
 from stackops.render.ini import IniSections
 from stackops.services import all_services
 from stackops.services.base import CloudContext, Resources, Step
@@ -50,7 +50,8 @@ class Example(OpenStackService[ServiceSpec]):
 
 def context(spec: dict[str, Any] | None = None) -> CloudContext:
     example_cloud = cloud(spec)
-    needed = required_credentials(example_cloud.spec) + Example().credentials(example_cloud.spec)
+    # every service's, enabled or not (a service new to stackops is off by default)
+    needed = [c for s in (*all_services(), Example()) for c in s.credentials(example_cloud.spec)]
     return CloudContext("demo", "openstack", example_cloud.spec, Credentials.placeholders(needed))
 
 
