@@ -51,9 +51,21 @@ def kernel_has_openvswitch() -> bool:
     return Path("/sys/module/openvswitch").exists() or any(Path(f"/lib/modules/{release}").glob("**/openvswitch.ko*"))
 
 
+def kvm_open_to_guests(device: Path = Path("/dev/kvm")) -> bool:
+    """Whether QEMU, which libvirt runs as the nova user (in the kvm group), may open /dev/kvm as
+    the host set it: hypervisors' udev rules make it the kvm group's. A device only root may open
+    is left as it is (the node does not change the machine's devices): guests run under TCG."""
+    try:
+        mode = device.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & 0o060 == 0o060 or mode & 0o006 == 0o006)
+
+
 def for_real_node(body: dict[str, Any]) -> dict[str, Any]:
     """`body` as this machine's real node runs it (fields it sets itself stay): `spec.images` pointing
-    at the images built here, and Open vSwitch's userspace datapath where the kernel has no datapath."""
+    at the images built here, Open vSwitch's userspace datapath where the kernel has no datapath, and
+    QEMU's emulation (TCG) where guests may not use KVM."""
     changed = copy.deepcopy(body)
     spec = changed.setdefault("spec", {})
     images = spec.setdefault("images", {})
@@ -62,6 +74,9 @@ def for_real_node(body: dict[str, Any]) -> dict[str, Any]:
     if not kernel_has_openvswitch():
         ovn = spec.setdefault("services", {}).setdefault("neutron", {}).setdefault("ovn", {})
         ovn.setdefault("datapathType", "netdev")
+    if not kvm_open_to_guests():
+        compute = spec.setdefault("services", {}).setdefault("nova", {}).setdefault("compute", {})
+        compute.setdefault("virtType", "qemu")
     return changed
 
 
