@@ -507,3 +507,33 @@ def test_the_flows_in_docs_security_md_are_the_examples() -> None:
         start, end = flows_markers(f"examples/{path.name}")
         committed = text.split(start, 1)[1].split(end, 1)[0]
         assert committed == "\n" + flows_markdown(plan(load(path)).flows), "docs/security.md is stale: run `make crds`"
+
+
+def test_the_operator_applies_a_services_policies_before_its_objects_and_prunes_them_when_off() -> None:
+    from tests.support.passes import SMALL, CloudPasses
+
+    c = CloudPasses({"release": "2026.1", **SMALL})
+    c.converge()
+    kinds_by_service: dict[str, list[str]] = {}
+    for kind, name in c.kube.applied:
+        labels = c.kube.objects[(kind, NAMESPACE, name)]["metadata"].get("labels") or {}
+        if labels.get("app.kubernetes.io/name", "stackops") != "stackops":  # not the credentials Secret
+            kinds_by_service.setdefault(labels["app.kubernetes.io/name"], []).append(kind)
+    for service, kinds in kinds_by_service.items():
+        policies = kinds.count("NetworkPolicy")
+        assert policies >= 1 and set(kinds[:policies]) == {"NetworkPolicy"}, (service, kinds)
+        assert "NetworkPolicy" not in kinds[policies:], service
+    applied = [name for kind, name in c.kube.applied if kind == "NetworkPolicy"]
+    assert applied.index("demo-mariadb-server") < applied.index("demo-mariadb-default-deny")  # allowing first
+
+    c.kube.forget_writes()
+    c.spec["networkPolicies"] = {"enabled": False}
+    assert c.reconcile().current is None
+    assert c.kube.applied == [] and {kind for kind, _ in c.kube.deleted} == {"NetworkPolicy"}
+    assert len(c.kube.deleted) == len(applied)
+    assert not [key for key in c.kube.objects if key[0] == "NetworkPolicy"]
+
+    c.kube.forget_writes()
+    del c.spec["networkPolicies"]
+    c.reconcile()
+    assert sorted(name for kind, name in c.kube.applied) == sorted(applied) and c.kube.deleted == []
