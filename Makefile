@@ -38,6 +38,8 @@ unit: $(STAMP)
 crds: $(STAMP)
 	$(BIN)/stackops crds --output-dir crds/
 	$(BIN)/stackops docs --output docs/reference.md
+	$(BIN)/stackops flows -f examples/minimal.yaml --doc docs/security.md
+	$(BIN)/stackops flows -f examples/production.yaml --doc docs/security.md
 
 # The operator image and every Kolla-compatible image of a release (RELEASE=2025.2 for another),
 # built with buildah from a debootstrap base; IMAGES="operator keystone" builds only those.

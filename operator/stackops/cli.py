@@ -24,6 +24,7 @@ from stackops.plan import plan, problems
 from stackops.render.output import to_json, to_yaml
 from stackops.services import all_services
 from stackops.services.base import RenderError, RenderOptions, default_operator_image
+from stackops.services.network_policies import flows_markdown
 
 EXIT_USAGE = 2
 
@@ -73,6 +74,37 @@ def emit(text: str) -> None:
     sys.stdout.flush()
     sys.stdout.buffer.write(text.encode("utf-8"))
     sys.stdout.buffer.flush()
+
+
+def flows_markers(source: str) -> tuple[str, str]:
+    """The markers of the generated flows table of the cloud file `source` in a document."""
+    return f"<!-- generated: network flows of {source} -->", f"<!-- end: network flows of {source} -->"
+
+
+def cmd_flows(args: argparse.Namespace) -> int:
+    """The connections a cloud's NetworkPolicies allow, as a Markdown table; `--doc` rewrites the
+    table between the markers naming the cloud file in that document (docs/security.md)."""
+    cloud = load_cloud(args.file)
+    if not cloud.spec.network_policies.enabled:
+        raise UserError([f"{args.file}: spec.networkPolicies.enabled is false: the cloud's pods accept any connection"])
+    try:
+        flows = plan(cloud).flows
+    except RenderError as error:
+        raise UserError([f"{args.file}: {error}"]) from None
+    table = flows_markdown(flows)
+    if not args.doc:
+        emit(table)
+        return 0
+    path = Path(args.doc)
+    start, end = flows_markers(args.file)
+    text = path.read_text(encoding="utf-8")
+    before, found_start, rest = text.partition(start)
+    _, found_end, after = rest.partition(end)
+    if not found_start or not found_end:
+        raise UserError([f"--doc: {path} has no section between {start} and {end}"])
+    path.write_text(f"{before}{start}\n{table}{end}{after}", encoding="utf-8")
+    print(path)
+    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -397,6 +429,11 @@ def parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check an OpenStackCloud file without a cluster")
     validate.add_argument("-f", "--file", required=True)
     validate.set_defaults(func=cmd_validate)
+
+    flows = commands.add_parser("flows", help="print the connections a cloud's NetworkPolicies allow (Markdown)")
+    flows.add_argument("-f", "--file", required=True, help="OpenStackCloud YAML file, or - for stdin")
+    flows.add_argument("--doc", help="rewrite the generated table of this Markdown file instead")
+    flows.set_defaults(func=cmd_flows)
 
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions")
     crds.add_argument("--output-dir", required=True)

@@ -6,15 +6,16 @@ This is where a spec and credentials become the ordered list of objects the oper
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stackops.api.models import OpenStackCloud, OpenStackCloudSpec
 from stackops.credentials import Credentials, CredentialSpec, KeyRotation
 from stackops.render.hashing import name_job_by_spec
 from stackops.render.ini import IniShapeError
-from stackops.services import all_services, policy
+from stackops.services import all_services, network_policies, policy
 from stackops.services.base import CloudContext, RenderError, RenderOptions, Service, Step
+from stackops.services.network_policies import Rendered, Rule
 
 
 def enabled_services(spec: OpenStackCloudSpec) -> list[Service]:
@@ -48,6 +49,7 @@ def problems(spec: OpenStackCloudSpec) -> list[RenderError]:
 class Plan:
     steps: list[Step]
     endpoints: dict[str, str]
+    flows: list[Rule] = field(default_factory=list)  # what its NetworkPolicies allow (none: they are off)
 
     def objects(self) -> list[dict[str, Any]]:
         return [obj for step in self.steps for obj in step.objects]
@@ -64,17 +66,21 @@ def plan(cloud: OpenStackCloud, credentials: Credentials | None = None, options:
         raise found[0]
     credentials = credentials or Credentials.placeholders(required_credentials(spec))
     ctx = CloudContext(cloud.metadata.name, cloud.metadata.namespace, spec, credentials, options)
-    steps: list[Step] = []
+    rendered: list[Rendered] = []
     endpoints: dict[str, str] = {}
     for service in enabled_services(spec):
         endpoints |= service.endpoints(ctx)
         try:
-            service_steps = service.steps(ctx)
+            rendered.append(Rendered(service, service.steps(ctx)))
         except IniShapeError as error:
             raise RenderError(f"spec.{service.spec_path}.config", str(error)) from error
-        steps += service_steps
+    flows: list[Rule] = []
+    if spec.network_policies.enabled:
+        flows = network_policies.rules(ctx, rendered)
+        rendered = network_policies.protect(ctx, rendered, flows)
+    steps = [step for service in rendered for step in service.steps]
     for step in steps:
         for obj in step.objects:
             if obj["kind"] == "Job":
                 name_job_by_spec(obj)
-    return Plan(steps, endpoints)
+    return Plan(steps, endpoints, flows)

@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from stackops.api.models import PLURAL
 from stackops.api.validation import load_cloud_text
 from stackops.devcluster.install import wait_for
+from stackops.kube.kinds import kind_of
 from stackops.plan import plan
 from stackops.render.hashing import CONFIG_HASH_ANNOTATION
 from stackops.services import service as stackops_service
@@ -129,7 +130,7 @@ def test_example_cloud_goes_ready_in_dependency_order(env: Env) -> None:
         return resource, name.rsplit("-", 1)[0] if resource == "jobs" else name
 
     step_of = {
-        key(o["kind"].lower() + "s", o["metadata"]["name"]): i for i, s in enumerate(rendered.steps) for o in s.objects
+        key(kind_of(o).plural, o["metadata"]["name"]): i for i, s in enumerate(rendered.steps) for o in s.objects
     }
     applied = [
         key(e["objectRef"]["resource"], e["objectRef"]["name"])

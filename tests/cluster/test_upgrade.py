@@ -29,6 +29,7 @@ from stackops.api.validation import parse_cloud
 from stackops.credentials import Credentials
 from stackops.devcluster.cluster import free_ports
 from stackops.devcluster.install import install_crds, wait_for
+from stackops.kube.kinds import kind_of
 from stackops.render.hashing import CONFIG_HASH_ANNOTATION
 from stackops.upgrade.plan import AGENTS_RELEASE_ANNOTATION, UpgradePlan, plan_upgrade
 from tests.support.cluster import NAMESPACE, OTHER_NAMESPACE, ROOT, Env, operated_cluster
@@ -360,10 +361,10 @@ def test_an_upgrade_of_the_example_cloud_runs_its_steps_in_order_and_ends_on_the
     # the order, from what the operator applied: pre-flight checks, then step by step
     position: dict[tuple[str, str], int] = {}
     for obj in upgrade.checks:
-        position[(obj["kind"].lower() + "s", obj["metadata"]["name"])] = -1
+        position[(kind_of(obj).plural, obj["metadata"]["name"])] = -1
     for index, step in enumerate(upgrade.steps):
         for obj in step.objects:
-            position.setdefault((obj["kind"].lower() + "s", obj["metadata"]["name"]), index)
+            position.setdefault((kind_of(obj).plural, obj["metadata"]["name"]), index)
     writes = [w for w in applied(env, since) if w[0] in ("jobs", *WORKLOADS)]
     last = len(upgrade.steps) - 1
     order = [position.get(w, last) for w in writes]  # unknown: the final converge's Jobs
@@ -371,7 +372,7 @@ def test_an_upgrade_of_the_example_cloud_runs_its_steps_in_order_and_ends_on_the
     # the final converge starts nova's and cinder's control planes once more (agents on the new
     # release), and nothing else: what it writes again is what their rolls marked
     marked = {
-        (o["kind"].lower() + "s", o["metadata"]["name"])
+        (kind_of(o).plural, o["metadata"]["name"])
         for s in upgrade.steps
         for o in s.objects
         if AGENTS_RELEASE_ANNOTATION in o.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {})

@@ -29,7 +29,10 @@ def test_render_prints_every_object_in_apply_order() -> None:
     result = stackops("render", "-f", str(ROOT / "examples" / "minimal.yaml"))
     assert result.returncode == 0, result.stderr
     documents = list(yaml.safe_load_all(result.stdout))
-    assert documents[0]["kind"] == "Secret" and "Deployment" in {d["kind"] for d in documents}
+    # each service's NetworkPolicies before its objects: the first service's come first of all
+    kinds = [d["kind"] for d in documents]
+    first = kinds.index("Secret")
+    assert first > 0 and set(kinds[:first]) == {"NetworkPolicy"} and "Deployment" in kinds
     # services in dependency order, each one's Jobs in the order they must run
     jobs = [(d["metadata"]["labels"]["app.kubernetes.io/name"], d["metadata"]["labels"]["app.kubernetes.io/component"])
             for d in documents if d["kind"] == "Job"]  # fmt: skip
@@ -132,3 +135,18 @@ def test_create_database_without_its_environment_is_a_usage_error() -> None:
     result = stackops("job", "create-database", "--host", "h", "--database", "d", "--user", "u")
     assert result.returncode == 2
     assert "environment: STACKOPS_DB_ADMIN_PASSWORD is not set" in result.stderr
+
+
+def test_flows_prints_a_clouds_allowed_connections_and_rewrites_a_documents_table(tmp_path: Path) -> None:
+    result = stackops("flows", "-f", "-", stdin=HEADER + "spec: {networkPolicies: {monitoringNamespace: monitoring}}\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("| into | TCP ports | from |\n")
+    assert "| rabbitmq server | 15692 | pods of the namespace monitoring |" in result.stdout
+    doc = tmp_path / "doc.md"
+    doc.write_text("# flows\n<!-- generated: network flows of - -->\nold\n<!-- end: network flows of - -->\nafter\n")
+    assert stackops("flows", "-f", "-", "--doc", str(doc), stdin=HEADER + "spec: {}\n").returncode == 0
+    text = doc.read_text()
+    assert "old" not in text and "| keystone api | 5000 | every pod of the cluster |" in text
+    assert text.endswith("<!-- end: network flows of - -->\nafter\n")
+    off = stackops("flows", "-f", "-", stdin=HEADER + "spec: {networkPolicies: {enabled: false}}\n")
+    assert off.returncode == 2 and "enabled is false" in off.stderr

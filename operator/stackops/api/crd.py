@@ -27,7 +27,7 @@ from stackops.api.schema_hints import release_transition_rules
 # Keywords that describe values and survive translation unchanged.
 _KEPT = (
     "description", "enum", "minimum", "maximum", "minLength", "maxLength", "pattern",
-    "minItems", "maxItems", "x-kubernetes-validations", "x-kubernetes-int-or-string",
+    "minItems", "maxItems", "format", "x-kubernetes-validations", "x-kubernetes-int-or-string",
     "x-kubernetes-preserve-unknown-fields",
 )  # fmt: skip
 

@@ -11,6 +11,7 @@ cloud must stay on the release it was created with even when a newer operator de
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
@@ -693,6 +694,81 @@ class NodesSpec(ApiModel):
         return self
 
 
+# Namespace names are DNS labels; NetworkPolicies pick namespaces by the name label Kubernetes sets.
+NAMESPACE_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+NamespaceName = Annotated[str, Field(min_length=1, max_length=63, pattern=NAMESPACE_NAME_PATTERN)]
+
+
+def _cidr(value: str) -> str:
+    """An IPv4 or IPv6 CIDR, in its canonical form (host bits cleared), as NetworkPolicy ipBlocks take it."""
+    if "/" not in value:
+        raise ValueError(f"{value!r} is not a CIDR (an address and a prefix length, e.g. 10.0.0.0/24)")
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a CIDR (an address and a prefix length, e.g. 10.0.0.0/24)") from None
+
+
+Cidr = Annotated[str, Field(json_schema_extra={"format": "cidr"}), AfterValidator(_cidr)]
+
+
+class ApiAccess(ApiModel):
+    """Who may call the cloud's APIs (keystone, nova …, the dashboard and the console proxy) besides the
+    cloud's own pods and its nodes (spec.networkPolicies.nodeCIDRs), which always may."""
+
+    from_: Literal["Cluster", "Anywhere", "Namespaces"] = Field(
+        "Cluster",
+        alias="from",
+        description="Cluster: every pod of the cluster (an Ingress or Gateway controller wherever it runs, "
+        "the operator's health checks); Anywhere: any address, for load balancers that pass clients' "
+        "own addresses on to the pods; Namespaces: only pods of the namespaces named in `namespaces`. "
+        "A controller on the host's network comes from its node: nodeCIDRs.",
+    )
+    namespaces: list[NamespaceName] = Field(
+        default_factory=list,
+        description="With from: Namespaces, the namespaces whose pods may call the APIs: the Ingress or "
+        "Gateway controller's, and the operator's own (its health checks call the APIs).",
+    )
+
+    @model_validator(mode="after")
+    def _namespaces_with_namespaces(self) -> ApiAccess:
+        if self.from_ == "Namespaces" and not self.namespaces:
+            raise ValueError("namespaces: at least one is needed with from: Namespaces")
+        if self.from_ != "Namespaces" and self.namespaces:
+            raise ValueError(f"namespaces: only with from: Namespaces (from: {self.from_} admits them all)")
+        require_unique("namespaces", self.namespaces)
+        return self
+
+
+class NetworkPoliciesSpec(ApiModel):
+    """NetworkPolicies for the cloud's pods: each service's pods refuse every connection but those its
+    clients need (docs/security.md lists the flows). They take effect where the cluster's network
+    plugin enforces NetworkPolicy; elsewhere they are inert."""
+
+    enabled: bool = Field(True, description="false removes them: the cloud's pods accept connections from anywhere.")
+    api_access: ApiAccess = Field(default_factory=ApiAccess)
+    monitoring_namespace: NamespaceName | None = Field(
+        None,
+        description="A namespace whose pods may scrape the cloud's metrics ports (RabbitMQ's Prometheus "
+        "endpoint); none: they are closed.",
+    )
+    node_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        alias="nodeCIDRs",
+        description="The addresses of the cloud's nodes. Host agents (ovn-controller, the OVN metadata agent, "
+        "nova-compute, cinder-volume on LVM) use the host's network, so NetworkPolicy sees them only as "
+        "node addresses: these may reach the APIs and the backends the agents use. Empty: only agents on "
+        "the same node as the backend's pod reach it (Kubernetes always admits a node's traffic to its own "
+        "pods), enough for a one-node cloud; a cloud with agents on more nodes must list them.",
+    )
+
+    @field_validator("node_cidrs")
+    @classmethod
+    def _unique_cidrs(cls, value: list[str]) -> list[str]:
+        require_unique("nodeCIDRs", value)
+        return value
+
+
 class OpenStackCloudSpec(ApiModel):
     release: Literal[SUPPORTED_RELEASES] = Field(  # type: ignore[valid-type]
         DEFAULT_RELEASE,
@@ -707,6 +783,7 @@ class OpenStackCloudSpec(ApiModel):
     nodes: NodesSpec = Field(default_factory=NodesSpec)
     infrastructure: InfrastructureSpec = Field(default_factory=InfrastructureSpec)
     services: ServicesSpec = Field(default_factory=ServicesSpec)
+    network_policies: NetworkPoliciesSpec = Field(default_factory=NetworkPoliciesSpec)
     deletion_policy: Literal["Retain", "Delete"] = Field(
         "Retain", description="Retain keeps the credentials Secret and volumes when the cloud is deleted."
     )

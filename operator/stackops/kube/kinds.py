@@ -41,6 +41,8 @@ MANAGED_KINDS: tuple[Kind, ...] = (
     Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     Kind("networking.k8s.io/v1", "Ingress", "ingresses"),
     Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+    # after the workloads they guard: a pruned service's pods go before their policies
+    Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     Kind("v1", "Service", "services"),
     Kind("v1", "ConfigMap", "configmaps"),
     Kind("v1", "Secret", "secrets"),

@@ -13,7 +13,7 @@ from typing import Any
 from stackops.api.models import WorkloadSpec
 from stackops.render.kolla import CONFIG_STRATEGY_ENV, DISTRO_PYTHON, ConfigFile, KollaCommand, Permission, config_mount
 from stackops.services import policy
-from stackops.services.base import CloudContext, ConfigSecret, Service, Step
+from stackops.services.base import Clients, CloudContext, ConfigSecret, Listener, Service, Step
 from stackops.services.endpoints import api_service_name, public_exposure
 
 KOLLA_VENV = "/var/lib/kolla/venv"
@@ -153,7 +153,8 @@ def api_step(
     env: Sequence[dict[str, Any]] = (),
     sidecars: Sequence[Sidecar] = (),
 ) -> Step:
-    """The API Deployment, Service, PodDisruptionBudget and (with a public domain) Ingress/HTTPRoute.
+    """The API Deployment, Service, PodDisruptionBudget and (with a public domain) Ingress/HTTPRoute;
+    its port is open to API clients (Clients.API).
 
     `component` serves an HTTP endpoint other than the service's API (e.g. a console proxy), made
     public as `<public_name>.<domain>`; `probe_path` None probes the port only; `sidecars` run
@@ -178,7 +179,8 @@ def api_step(
         sidecars=[s.container for s in sidecars],
     )
     exposure = public_exposure(ctx, service.name, port, component, public_name)
-    return Step(f"{service.name}-{component}", service.name, objects + exposure)
+    listener = Listener(component, (port,), Clients.API)
+    return Step(f"{service.name}-{component}", service.name, objects + exposure, (listener,))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from stackops import __version__
@@ -60,13 +61,49 @@ class Resources:
         return result
 
 
+class Clients(StrEnum):
+    """Who may connect to a Listener: each becomes the peers of one ingress rule of the cloud's
+    NetworkPolicies (services/network_policies.py)."""
+
+    # where spec.networkPolicies.apiAccess says, the cloud's own pods, and its nodes
+    API = "api"
+    # the pods of every service that uses the listener's service (Service.uses), and the nodes when
+    # one of those runs host agents
+    USERS = "users"
+    # the pods of the listener's own service, and the nodes when it runs host agents
+    SERVICE = "service"
+    # the pods of the listener's own component: the members of a cluster
+    MEMBERS = "members"
+    # the pods of one component (`Listener.jobs`) of every service: the Jobs stackops runs for each
+    JOBS = "jobs"
+    # the namespace spec.networkPolicies.monitoringNamespace names
+    MONITORING = "monitoring"
+
+
+@dataclass(frozen=True)
+class Listener:
+    """TCP ports the pods of one of the service's components serve, and who may connect to them.
+    The cloud's NetworkPolicies allow exactly these connections into its pods and refuse the rest."""
+
+    component: str
+    ports: tuple[int, ...]
+    clients: Clients
+    jobs: str | None = None  # with Clients.JOBS: the component name of those Jobs
+
+    def __post_init__(self) -> None:
+        if (self.clients is Clients.JOBS) != (self.jobs is not None):
+            raise ValueError("a listener names Jobs (`jobs`) exactly when its clients are Clients.JOBS")
+
+
 @dataclass(frozen=True)
 class Step:
-    """Objects applied together; the next step waits until these are ready."""
+    """Objects applied together; the next step waits until these are ready. `listeners`: what the
+    pods of these objects serve, and to whom (see Listener)."""
 
     name: str
     service: str
     objects: list[dict[str, Any]] = field(default_factory=list)
+    listeners: tuple[Listener, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -224,6 +261,12 @@ class Service(ABC):
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
         return []
+
+    def uses(self, spec: OpenStackCloudSpec) -> frozenset[str]:
+        """The services whose pods this service's pods connect to: the listeners of theirs that
+        admit their users (Clients.USERS) admit this service's pods. What it depends on, unless it
+        says more."""
+        return frozenset(self.depends_on)
 
     def key_rotations(self, spec: OpenStackCloudSpec) -> list[KeyRotation]:
         """Keys the operator rotates on a schedule (in the credentials Secret)."""

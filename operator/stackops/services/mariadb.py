@@ -14,7 +14,7 @@ from stackops.api.models import DatabaseSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services.base import CloudContext, Resources, Service, Step
+from stackops.services.base import Clients, CloudContext, Listener, Resources, Service, Step
 from stackops.services.images import DebianImage, KollaUser
 
 PORT = 3306
@@ -148,6 +148,10 @@ class MariaDB(Service):
                 "mariadb-server.json": server_command.to_json(),
             },
         )
+        # the services with databases, and their database Jobs; Galera's members among themselves
+        listeners = [Listener("server", (PORT,), Clients.USERS)]
+        if spec.replicas > 1:
+            listeners.append(Listener("server", tuple(GALERA_PORTS.values()), Clients.MEMBERS))
         return [
             Step("mariadb-config", self.name, [config.obj]),
             Step(
@@ -165,6 +169,7 @@ class MariaDB(Service):
                     galera_ports=GALERA_PORTS,
                     uid=USER.uid,
                 ),
+                tuple(listeners),
             ),
         ]
 

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from stackops.api.models import MemcachedSpec
 from stackops.render.kolla import KollaCommand
-from stackops.services.base import CloudContext, Resources, Service, Step
+from stackops.services.base import Clients, CloudContext, Listener, Resources, Service, Step
 from stackops.services.images import DebianImage, KollaUser
 
 PORT = 11211
@@ -55,6 +55,7 @@ class Memcached(Service):
                     port=PORT,
                     uid=USER.uid,
                 ),
+                (Listener("server", (PORT,), Clients.USERS),),
             ),
         ]
 

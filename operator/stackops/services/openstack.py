@@ -26,7 +26,7 @@ from stackops.api.models import EndpointOverrides, OpenStackCloudSpec, ServiceSp
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import IniSections, render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services import api, identity, mariadb, rabbitmq
+from stackops.services import api, identity, mariadb, memcached, rabbitmq
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 from stackops.services.images import KollaUser, OpenStackImages
@@ -129,6 +129,14 @@ class OpenStackService(Service, Generic[SpecT]):
             self.messaging_password_key: self.messaging,
         }
         return [*(CredentialSpec(key) for key, wanted in needed.items() if wanted), *self.own_credentials(spec)]
+
+    def uses(self, spec: OpenStackCloudSpec) -> frozenset[str]:
+        """Beside what it depends on: MariaDB for its databases, RabbitMQ for its messaging, and
+        memcached for a service with a keystone account, whose [keystone_authtoken] caches tokens
+        there (keystone itself caches in it)."""
+        needed = {mariadb.MARIADB.name: bool(self.databases), rabbitmq.RABBITMQ.name: self.messaging}
+        needed[memcached.SERVICE.name] = bool(self.catalog)
+        return super().uses(spec) | {name for name, wanted in needed.items() if wanted}
 
     def own_credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
         """Credentials beyond the passwords every service has (keystone's keys, heat's domain admin)."""

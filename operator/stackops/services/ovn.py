@@ -20,7 +20,7 @@ from stackops.api.models import AgentNodes, NeutronSpec
 from stackops.render.kolla import ConfigFile, KollaCommand
 from stackops.services import api
 from stackops.services.api import Kolla
-from stackops.services.base import CloudContext, Service, Step
+from stackops.services.base import Clients, CloudContext, Listener, Service, Step
 from stackops.services.hosts import AgentContainer, Labels, agent_step, node_affinity
 from stackops.services.images import DebianImage
 
@@ -193,6 +193,11 @@ def database_step(ctx: CloudContext, service: Service, kolla: Kolla, db: Databas
         ["ovsdb-client", "--timeout=5", "wait", f"unix:{db.socket}", db.schema_name, "connected"],
         liveness=["ovs-appctl", "-t", db.control, "version"],
     )
+    # neutron's own pods (its server and workers, northd; its chassis and metadata agents from their
+    # nodes), and the members of a Raft cluster among themselves
+    listeners = [Listener(db.component, (db.port,), Clients.SERVICE)]
+    if spec.replicas > 1:
+        listeners.append(Listener(db.component, (db.raft_port,), Clients.MEMBERS))
     return Step(
         f"neutron-ovn-{db.component}",
         service.name,
@@ -216,6 +221,7 @@ def database_step(ctx: CloudContext, service: Service, kolla: Kolla, db: Databas
             resources=service.resources(ctx.spec, db.component),
             data_dir=DATA_DIR,
         ),
+        tuple(listeners),
     )
 
 

@@ -16,17 +16,19 @@ from stackops.api.models import MessagingSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services.api import exec_probes
-from stackops.services.base import CloudContext, Resources, Service, Step
+from stackops.services.base import Clients, CloudContext, Listener, Resources, Service, Step
 from stackops.services.images import DebianImage, KollaUser
 
 AMQP_PORT = 5672
 MANAGEMENT_PORT = 15672
+PROMETHEUS_PORT = 15692  # rabbitmq_prometheus' metrics
 CLUSTER_PORTS = {"epmd": 4369, "dist": 25672}
 USER = KollaUser("rabbitmq", 42439, "/var/lib/rabbitmq")  # the rabbitmq user of Kolla images
 ADMIN_USER = "stackops"
 ADMIN_PASSWORD_KEY = "rabbitmq-admin-password"
 ERLANG_COOKIE_KEY = "rabbitmq-erlang-cookie"
 PLUGINS = ("rabbitmq_management", "rabbitmq_peer_discovery_k8s", "rabbitmq_prometheus")
+USER_JOB = "messaging"  # the component of every service's user Job (user_step)
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,11 @@ def probes(process: str) -> dict[str, dict[str, Any]]:
 def user_step(ctx: CloudContext, service: Service, user: str, password_key: str) -> Step:
     """A Job from the stackops image that creates the service's RabbitMQ user and vhost, idempotently."""
     return Step(
-        f"{service.name}-messaging",
+        f"{service.name}-{USER_JOB}",
         service.name,
         ctx.render(
             "rabbitmq/user-job.yaml.j2",
+            component=USER_JOB,
             service=service.name,
             user=user,
             password_key=password_key,
@@ -159,6 +162,15 @@ class RabbitMQ(Service):
                 "rabbitmq-server.json": command.to_json(),
             },
         )
+        # AMQP for the services that talk over it; the management API for the user Jobs only; the
+        # cluster's members among themselves; metrics for the monitoring namespace
+        listeners = [
+            Listener("server", (AMQP_PORT,), Clients.USERS),
+            Listener("server", (MANAGEMENT_PORT,), Clients.JOBS, jobs=USER_JOB),
+            Listener("server", (PROMETHEUS_PORT,), Clients.MONITORING),
+        ]
+        if spec.replicas > 1:
+            listeners.append(Listener("server", tuple(CLUSTER_PORTS.values()), Clients.MEMBERS))
         return [
             Step("rabbitmq-config", self.name, [config.obj]),
             Step(
@@ -176,6 +188,7 @@ class RabbitMQ(Service):
                     cluster_ports=CLUSTER_PORTS,
                     uid=USER.uid,
                 ),
+                tuple(listeners),
             ),
         ]
 
