@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo demo-down test lint unit real crds bench bench-converge bench-real-cloud system-packages clean images chart
+.PHONY: demo demo-down test lint unit real crds bench bench-converge bench-real-cloud system-packages clean images chart guest
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ crds: $(STAMP)
 # built with buildah from a debootstrap base; IMAGES="operator keystone" builds only those.
 images: $(STAMP) system-packages
 	$(BIN)/python hack/images/build.py $(if $(RELEASE),--release $(RELEASE)) $(IMAGES)
+
+# The tiny guest for servers (vmlinuz, initrd.img, disk.raw) from Debian packages; BOOT=1 boots it here in QEMU.
+guest: system-packages
+	$(PYTHON) hack/guest/build.py $(if $(BOOT),--boot)
 
 # The chart's CRDs and RBAC rules from the code, then helm lint.
 chart: $(STAMP)

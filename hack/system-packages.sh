@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite runs for real (MariaDB, RabbitMQ, OVN, namespaces, buildah,
-# debootstrap, the real node's containerd, runc and CNI plugins), when they are missing.
+# debootstrap, the real node's containerd, runc and CNI plugins, QEMU and syslinux for the guest), when they are
+# missing.
 set -euo pipefail
 
 missing=()
@@ -23,6 +24,13 @@ command -v runc >/dev/null 2>&1 || missing+=(runc)
 [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing+=(iptables)
 command -v conntrack >/dev/null 2>&1 || [ -x /usr/sbin/conntrack ] || missing+=(conntrack)
+# the guest for servers (hack/guest/build.py): QEMU boots it, a FAT disk image with syslinux is written
+# through mtools without a mount (its kernel and busybox are Debian packages it fetches with apt-get download)
+command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
+command -v syslinux >/dev/null 2>&1 || missing+=(syslinux)
+[ -f /usr/lib/syslinux/mbr/mbr.bin ] || missing+=(syslinux-common)
+command -v mcopy >/dev/null 2>&1 || missing+=(mtools)
+command -v mkfs.fat >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.fat ] || missing+=(dosfstools)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
