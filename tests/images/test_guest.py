@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.images.guest import ADDRESS_MARKER, MARKER, METADATA_MARKER, Guest, guest_build
+from tests.support.guest import ADDRESS_MARKER, MARKER, METADATA_MARKER, Guest, guest_build
 from tests.support.progress import printer
 
 BOOT_TIMEOUT = 180.0  # TCG boots in about 4 s on an idle machine; a CI run shares two cores
