@@ -10,6 +10,7 @@ then the cloud is used from the host, then a keystone config change restarts exa
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -21,10 +22,12 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
+from kubernetes.stream import stream
 
 from stackops.api.models import GROUP, PLURAL, VERSION
 from stackops.devcluster import LocalCluster, realcloud, realnode
 from tests.conftest import ROOT
+from tests.support.guest import MARKER, guest_build
 from tests.support.progress import printer
 
 NAMESPACE = "openstack"
@@ -152,12 +155,12 @@ def test_health_comes_from_real_openstack_checks(real_cloud: RealCloud) -> None:
     assert "--no-openstack-checks" not in args
 
 
-def host_python(code: str, clouds: Path) -> subprocess.CompletedProcess[str]:
+def host_python(code: str, clouds: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Python with openstacksdk run from the host as a person would: in the node's network, cluster DNS."""
     import os
 
     env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(clouds)}
-    argv = realcloud.host_command([sys.executable, "-c", code])
+    argv = realcloud.host_command([sys.executable, "-c", code, *args])
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
@@ -197,6 +200,105 @@ def test_a_network_is_a_logical_switch_in_the_ovn_northbound_database(real_cloud
         assert "stackops-test-ovn" in listed.stdout  # neutron's network name, in the switch's external_ids
     finally:
         host_python(DELETE_NETWORK.replace("sys.argv[1]", repr(network)), clouds)
+
+
+SERVER = """
+import json, sys, time, openstack
+conn = openstack.connect(cloud="demo")
+disk, marker = sys.argv[1], sys.argv[2]
+image = conn.create_image("stackops-guest", filename=disk, disk_format="raw", container_format="bare", wait=True)
+flavor = conn.compute.create_flavor(name="stackops-guest", ram=128, vcpus=1, disk=1)
+network = conn.network.create_network(name="stackops-guest")
+conn.network.create_subnet(network_id=network.id, ip_version=4, cidr="192.168.79.0/24")
+server = conn.compute.create_server(
+    name="stackops-guest", image_id=image.id, flavor_id=flavor.id, networks=[{"uuid": network.id}]
+)
+result = {"server": server.id, "image": image.id, "flavor": flavor.id, "network": network.id}
+try:
+    server = conn.compute.wait_for_server(server, wait=900)
+    result["status"] = server.status
+    result["host"] = server.hypervisor_hostname
+    result["instance"] = server.instance_name
+    deadline = time.monotonic() + 300
+    console = ""
+    while marker not in console and time.monotonic() < deadline:
+        time.sleep(5)
+        console = conn.compute.get_server_console_output(server)["output"]
+    result["console"] = console
+    (port,) = conn.network.ports(device_id=server.id)
+    result["port"] = {
+        "id": port.id, "status": port.status, "host": port.binding_host_id, "vif_type": port.binding_vif_type,
+    }
+except Exception as error:
+    result["error"] = f"{type(error).__name__}: {error}"
+    fault = conn.compute.get_server(server.id).fault
+    result["fault"] = fault
+print(json.dumps(result))
+"""
+DELETE_SERVER = """
+import json, sys, openstack
+conn = openstack.connect(cloud="demo")
+made = json.loads(sys.argv[1])
+server = conn.compute.find_server(made["server"])
+if server is not None:
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, wait=300)
+ports = [p.id for p in conn.network.ports(network_id=made["network"], device_owner="compute:nova")]
+conn.network.delete_network(made["network"])
+conn.compute.delete_flavor(made["flavor"])
+conn.image.delete_image(made["image"])
+print(json.dumps({"ports": ports}))
+"""
+
+
+def _libvirt_domains(core: client.CoreV1Api) -> list[str]:
+    """The domains libvirt on the node knows, running or not (virsh in the nova-libvirt container)."""
+    (pod,) = core.list_namespaced_pod(NAMESPACE, label_selector="app.kubernetes.io/component=compute").items
+    listed = stream(
+        core.connect_get_namespaced_pod_exec, pod.metadata.name, NAMESPACE, container="nova-libvirt",
+        command=["virsh", "list", "--all", "--name"], stderr=True, stdout=True, stdin=False, tty=False,
+    )  # fmt: skip
+    return [line for line in str(listed).split() if line]
+
+
+def test_a_server_boots_and_its_port_is_bound_and_claimed(
+    real_cloud: RealCloud, tmp_path: Path, pytestconfig: pytest.Config
+) -> None:
+    say = printer(pytestconfig)
+    guest = guest_build.build(log=lambda line: say(f"guest: {line}"))
+    clouds = tmp_path / "clouds.yaml"
+    realcloud.write_clouds_yaml(real_cloud.cluster.kubeconfig, NAMESPACE, NAME, clouds)
+    created = host_python(SERVER, clouds, str(guest.disk), MARKER)
+    assert created.returncode == 0, created.stderr
+    made = json.loads(created.stdout)
+    try:
+        console = made.get("console", "")
+        say(f"server: {made.get('status')} on {made.get('host')}, port {made.get('port')}")
+        for line in console.splitlines():
+            if line.startswith(("stackops-guest", "SeaBIOS", "SYSLINUX")):
+                say(f"server console: {line}")
+        assert "error" not in made, f"{made.get('error')} (fault: {made.get('fault')})"
+        assert made["status"] == "ACTIVE"
+        # host agents share the machine's host name (hostNetwork): nova's host, the chassis', the binding's
+        assert made["host"] == socket.gethostname()
+        assert MARKER in console
+        port = made["port"]
+        assert port["host"] == socket.gethostname() and port["vif_type"] not in ("binding_failed", "unbound")
+        assert port["status"] == "ACTIVE"  # OVN reports a port up once its chassis claimed it
+        sb = real_cloud.core.read_namespaced_service(f"{NAME}-ovn-sb-0", NAMESPACE).spec.cluster_ip
+        binding = subprocess.run(
+            realcloud.host_command(["ovn-sbctl", f"--db=tcp:{sb}:6642", "--bare", "--columns=chassis", "find",
+                                    "Port_Binding", f"logical_port={port['id']}"]),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert binding.returncode == 0, binding.stderr
+        assert binding.stdout.strip(), "no chassis claimed the server's port in the southbound database"
+        assert made["instance"] in _libvirt_domains(real_cloud.core)
+    finally:
+        deleted = host_python(DELETE_SERVER, clouds, json.dumps(made))
+        assert deleted.returncode == 0, deleted.stderr
+    assert json.loads(deleted.stdout)["ports"] == []  # nova deleted the server's port with it
+    assert made.get("instance") not in _libvirt_domains(real_cloud.core)
 
 
 def _pods_by_component(core: client.CoreV1Api) -> dict[str, set[str]]:
