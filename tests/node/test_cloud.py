@@ -27,7 +27,7 @@ from kubernetes.stream import stream
 from stackops.api.models import GROUP, PLURAL, VERSION
 from stackops.devcluster import LocalCluster, realcloud, realnode
 from tests.conftest import ROOT
-from tests.support.guest import MARKER, guest_build
+from tests.support.guest import ADDRESS_MARKER, MARKER, METADATA_MARKER, guest_build
 from tests.support.progress import printer
 
 NAMESPACE = "openstack"
@@ -205,7 +205,7 @@ def test_a_network_is_a_logical_switch_in_the_ovn_northbound_database(real_cloud
 SERVER = """
 import json, sys, time, openstack
 conn = openstack.connect(cloud="demo")
-disk, marker = sys.argv[1], sys.argv[2]
+disk, metadata = sys.argv[1], sys.argv[2]
 image = conn.create_image("stackops-guest", filename=disk, disk_format="raw", container_format="bare", wait=True)
 flavor = conn.compute.create_flavor(name="stackops-guest", ram=128, vcpus=1, disk=1)
 network = conn.network.create_network(name="stackops-guest")
@@ -221,7 +221,7 @@ try:
     result["instance"] = server.instance_name
     deadline = time.monotonic() + 300
     console = ""
-    while marker not in console and time.monotonic() < deadline:
+    while metadata not in console and time.monotonic() < deadline:  # the guest's last line
         time.sleep(5)
         console = conn.compute.get_server_console_output(server)["output"]
     result["console"] = console
@@ -268,7 +268,7 @@ def test_a_server_boots_and_its_port_is_bound_and_claimed(
     guest = guest_build.build(log=lambda line: say(f"guest: {line}"))
     clouds = tmp_path / "clouds.yaml"
     realcloud.write_clouds_yaml(real_cloud.cluster.kubeconfig, NAMESPACE, NAME, clouds)
-    created = host_python(SERVER, clouds, str(guest.disk), MARKER)
+    created = host_python(SERVER, clouds, str(guest.disk), METADATA_MARKER)
     assert created.returncode == 0, created.stderr
     made = json.loads(created.stdout)
     try:
@@ -282,6 +282,11 @@ def test_a_server_boots_and_its_port_is_bound_and_claimed(
         # host agents share the machine's host name (hostNetwork): nova's host, the chassis', the binding's
         assert made["host"] == socket.gethostname()
         assert MARKER in console
+        # OVN's own DHCP answered the guest through the node's datapath (the userspace one here)
+        assert f"{ADDRESS_MARKER} eth0 192.168.79." in console
+        # Metadata is not asserted: on this machine's userspace datapath the guest's request to
+        # 169.254.169.254 gets no answer although the agent's namespace and haproxy are up (see
+        # the notes); what the guest saw is printed above.
         port = made["port"]
         assert port["host"] == socket.gethostname() and port["vif_type"] not in ("binding_failed", "unbound")
         assert port["status"] == "ACTIVE"  # OVN reports a port up once its chassis claimed it

@@ -38,7 +38,7 @@ def machine_state() -> dict[str, object]:
             for point in (line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines())
             if not point.startswith(str(cache_root() / "images"))
         ),
-        "cgroups": hostchanges.pod_cgroups(),
+        "cgroups": hostchanges.node_cgroups(hostchanges.Snapshot.load()),
         "paths": [str(p) for p in hostchanges.CREATED_PATHS if p.exists()],
         "record": hostchanges.RECORD.exists(),
         "node mount namespace": nodefs.MOUNT_DIR.exists(),

@@ -1,7 +1,8 @@
 """What a real node changes on the machine outside its own directories, and how `down` undoes it.
 
 The kubelet writes three kernel sysctls, makes its root directory a shared mount, creates
-cgroups under `/kubepods` in every hierarchy and symlinks under /var/log/containers; containerd
+cgroups under `/kubepods` in every hierarchy (and the node's libvirt its guests' under
+`/machine`) and symlinks under /var/log/containers; containerd
 and its shims use /run/containerd; the CNI plugins keep pod network namespaces under /run/netns
 and a cache under /var/lib/cni. Before the node starts, `snapshot()` records the machine as it
 was (in a file of its own, so a second `up` after a crash can still undo a node whose workdir
@@ -25,6 +26,7 @@ from pathlib import Path
 KERNEL_SYSCTLS = ("kernel.panic", "kernel.panic_on_oops", "vm.overcommit_memory")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 POD_CGROUP = "kubepods"
+GUEST_CGROUP = "machine"  # libvirt's partition: QEMU processes of guests live outside their pod's cgroup
 NETNS_DIR = Path("/run/netns")
 # Paths the node's components create outside its directories when they are missing.
 CREATED_PATHS = (
@@ -45,6 +47,8 @@ class Snapshot:
     existing_netns: list[str]
     roots: list[str] = field(default_factory=list)  # the node's own directories (mounts under them go)
     apiserver_port: int | None = None
+    # guest cgroups that were the machine's before the node (a libvirt of its own): never touched
+    existing_guest_cgroups: list[str] = field(default_factory=list)
 
     def save(self) -> None:
         RECORD.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
@@ -68,6 +72,7 @@ def snapshot(roots: Iterable[Path], apiserver_port: int) -> Snapshot:
         existing_netns=sorted(p.name for p in NETNS_DIR.iterdir()) if NETNS_DIR.is_dir() else [],
         roots=[str(r) for r in roots],
         apiserver_port=apiserver_port,
+        existing_guest_cgroups=[str(c) for c in cgroups_below(GUEST_CGROUP)],
     )
 
 
@@ -82,24 +87,38 @@ def mounts_under(roots: Iterable[str | Path]) -> list[str]:
     return sorted(set(found), key=lambda p: (-p.count("/"), p))
 
 
-def pod_cgroups() -> list[Path]:
-    """Every cgroup directory at or below /kubepods, in every hierarchy, deepest first."""
+def cgroups_below(name: str) -> list[Path]:
+    """Every cgroup directory at or below /`name`, in every hierarchy, deepest first."""
     found: list[Path] = []
     if not CGROUP_ROOT.is_dir():
         return found
     for hierarchy in CGROUP_ROOT.iterdir():
-        top = hierarchy / POD_CGROUP
+        top = hierarchy / name
         if top.is_dir():
             found += [Path(d) for d, _, _ in os.walk(top)]
     return sorted(found, key=lambda p: -len(p.parts))
 
 
-def kill_pod_processes(timeout: float = 10.0) -> None:
-    """SIGKILL every process in a pod cgroup (containers; their shims are stopped separately)."""
+def pod_cgroups() -> list[Path]:
+    return cgroups_below(POD_CGROUP)
+
+
+def node_cgroups(record: Snapshot | None) -> list[Path]:
+    """The node's cgroups, deepest first: its pods', and those its libvirt made for guests (known
+    only with the record of what the machine had before)."""
+    known = record.existing_guest_cgroups if record else None
+    guests = [c for c in cgroups_below(GUEST_CGROUP) if known is not None and str(c) not in known]
+    return sorted([*pod_cgroups(), *guests], key=lambda p: -len(p.parts))
+
+
+def kill_pod_processes(record: Snapshot | None = None, timeout: float = 10.0) -> None:
+    """SIGKILL every process in the node's cgroups (containers, guests; the shims are stopped
+    separately); `record` defaults to the one `up` saved."""
+    record = record or Snapshot.load()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pids = set()
-        for cgroup in pod_cgroups():
+        for cgroup in node_cgroups(record):
             with contextlib.suppress(OSError):
                 pids |= {int(p) for p in (cgroup / "cgroup.procs").read_text().split()}
         if not pids:
@@ -113,7 +132,7 @@ def kill_pod_processes(timeout: float = 10.0) -> None:
 def restore(record: Snapshot) -> list[str]:
     """Undo the node's changes; returns what could not be undone (empty when all went)."""
     problems: list[str] = []
-    kill_pod_processes()
+    kill_pod_processes(record)
     for point in mounts_under(record.roots):
         _umount(point, problems)
     for entry in sorted(NETNS_DIR.iterdir()) if NETNS_DIR.is_dir() else []:
@@ -121,7 +140,7 @@ def restore(record: Snapshot) -> list[str]:
             _umount(str(entry), problems)
             with contextlib.suppress(OSError):
                 entry.unlink()
-    for cgroup in pod_cgroups():
+    for cgroup in node_cgroups(record):
         try:
             cgroup.rmdir()
         except OSError as error:
@@ -152,7 +171,7 @@ def leftovers(record: Snapshot) -> list[str]:
             for e in NETNS_DIR.iterdir()
             if e.name not in record.existing_netns and (e.name.startswith("cni-") or e.name == "stackops-node")
         ]
-    found += [f"cgroup {c}" for c in pod_cgroups()]
+    found += [f"cgroup {c}" for c in node_cgroups(record)]
     for key, value in record.sysctls.items():
         now = _sysctl_path(key).read_text().strip()
         if now != value:

@@ -70,12 +70,13 @@ class Neutron(OpenStackService[NeutronSpec]):
     upgrade_after = ("cinder",)  # the order of OpenStack's upgrade guides
     port = 9696
     # the OVN driver checks the OVN databases' schemas with ovsdb-client; the OVN metadata agent
-    # proxies instances' metadata requests through haproxy
+    # proxies instances' metadata requests through haproxy, in a network namespace per network it
+    # makes with ip (iproute2) and sets up with iptables
     openstack_images = OpenStackImages(
         KollaUser("neutron", 42435),
         (
             OpenStackImage("neutron-server", apt=("openvswitch-common",)),
-            OpenStackImage("neutron-ovn-metadata-agent", apt=("haproxy",), root_helper=True),
+            OpenStackImage("neutron-ovn-metadata-agent", apt=("haproxy", "iproute2", "iptables"), root_helper=True),
         ),
     )
     debian_images = ovn.IMAGES

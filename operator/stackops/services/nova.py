@@ -86,7 +86,9 @@ class Nova(OpenStackService[NovaSpec]):
     main_config = CONFIG
     databases = ("nova_api", "nova_cell0", "nova")
     messaging = True
-    catalog = (CatalogEntry("compute", "Nova compute service"),)
+    # the API version in the URL, as nova documents its endpoint: clients that post to it (neutron's
+    # notifier, novaclient) get "300 Multiple Choices" from the unversioned root
+    catalog = (CatalogEntry("compute", "Nova compute service", path="/v2.1"),)
     # Nova's rolling upgrade: the api and cell databases only grow, so the new schema goes in while
     # the old release runs (`db sync` without --local_cell migrates cell0 as well as cell1); then
     # conductors, schedulers and APIs roll in that order (their regular steps), compute agents later
