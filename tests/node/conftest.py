@@ -31,7 +31,8 @@ def node_binaries(pytestconfig: pytest.Config) -> Binaries:
     return ensure_binaries(progress=printer(pytestconfig), real_node=True)
 
 
-@pytest.fixture(scope="session")
+# torn down once tests/node is done: the other tests do not share the machine with a running cloud
+@pytest.fixture(scope="package")
 def real_cluster(pytestconfig: pytest.Config, node_binaries: Binaries) -> Iterator[LocalCluster]:
     say = printer(pytestconfig)
     cluster = LocalCluster(binaries=node_binaries, real_node=True, timeout=120.0)

@@ -76,7 +76,7 @@ def wait_ready(custom: client.CustomObjectsApi, timeout: float, on_wait: Any = N
         time.sleep(2)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def real_cloud(pytestconfig: pytest.Config, real_cluster: LocalCluster) -> Iterator[RealCloud]:
     say = printer(pytestconfig)
     body = realcloud.for_real_node(yaml.safe_load((ROOT / "examples" / "minimal.yaml").read_text()))
