@@ -75,7 +75,7 @@ def config_home(deployed: Deployment, project: str, conf: Path, bin_dir: Path) -
 @pytest.fixture(scope="module")
 def cinder(deployed: Deployment, cinder_jobs: dict[str, str], cinder_bin: Path) -> Iterator[str]:
     api = deployed.kolla("Deployment", "cinder", "api")
-    home = config_home(deployed, "cinder", api.files[cinder_service.CONFIG_FILE], cinder_bin)
+    home = config_home(deployed, "cinder", api.files[cinder_service.CONFIG.dest], cinder_bin)
     module = wsgi_module(api.files["/etc/cinder/cinder-api-uwsgi.ini"].read_text(), site_packages(cinder_bin))
     with deployed.serve("cinder", cinder_bin, module, {"HOME": home}, "/healthcheck") as url:
         yield url
@@ -84,7 +84,7 @@ def cinder(deployed: Deployment, cinder_jobs: dict[str, str], cinder_bin: Path) 
 @pytest.fixture(scope="module")
 def heat(deployed: Deployment, heat_jobs: dict[str, str], heat_bin: Path) -> Iterator[str]:
     api = deployed.kolla("Deployment", "heat", "api")
-    home = config_home(deployed, "heat", api.files[heat_service.CONFIG_FILE], heat_bin)
+    home = config_home(deployed, "heat", api.files[heat_service.CONFIG.dest], heat_bin)
     module = wsgi_module(api.files["/etc/heat/heat-api-uwsgi.ini"].read_text(), site_packages(heat_bin))
     with (
         deployed.running("Deployment", "heat", "engine", heat_bin),
@@ -112,7 +112,7 @@ def test_cinder_jobs_create_its_database_queue_user_and_catalog_entry(
     assert "register-service: service cinder (block-storage) created" in cinder_jobs["registration"]
     assert {"volumes", "snapshots", "backups", "volume_types"} <= tables(mariadb, "cinder")
 
-    conn = deployed.connect("cinder", cinder_service.KEYSTONE_PASSWORD_KEY, "service")
+    conn = deployed.connect("cinder", cinder_service.SERVICE.keystone_password_key, "service")
     catalog = {entry["type"]: entry for entry in conn.service_catalog}
     versioned = f"{deployed.urls['cinder']}/v3"
     assert {e["interface"]: e["url"] for e in catalog["block-storage"]["endpoints"]} == {

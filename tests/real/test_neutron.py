@@ -18,7 +18,8 @@ import pytest
 import requests
 
 from stackops.services import ovn
-from stackops.services.neutron import KEYSTONE_PASSWORD_KEY, REMOTES_SCRIPT
+from stackops.services.neutron import REMOTES_SCRIPT
+from stackops.services.neutron import SERVICE as NEUTRON
 from tests.real.conftest import service_venv
 from tests.real.deployment import Deployment, site_packages, wsgi_module
 from tests.support.ovn import addresses, host_names, start_databases, start_northd
@@ -75,7 +76,7 @@ def test_network_service_is_registered_in_the_catalog_and_healthy(neutron: str, 
     api = find(deployed.plan, "Deployment", "neutron", "api")
     probe = api["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"]
     assert requests.get(f"{neutron}{probe}", timeout=10).status_code == 200
-    conn = deployed.connect("neutron", KEYSTONE_PASSWORD_KEY, "service")
+    conn = deployed.connect("neutron", NEUTRON.keystone_password_key, "service")
     catalog = {entry["type"]: entry for entry in conn.service_catalog}
     assert {e["interface"]: e["url"] for e in catalog["network"]["endpoints"]} == {
         "public": neutron,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from stackops.services import service
 from stackops.services.base import CloudContext
-from stackops.services.nova import KEYSTONE_PASSWORD_KEY
+from stackops.services.nova import SERVICE as NOVA
 from tests.real.deployment import Deployment
 from tests.support.commands import run
 
@@ -26,7 +26,7 @@ def test_cells_are_mapped_once(nova: str, deployed: Deployment, nova_bin: Path) 
 
 
 def test_compute_services_and_a_new_hypervisor(nova: str, deployed: Deployment, nova_bin: Path) -> None:
-    conn = deployed.connect("nova", KEYSTONE_PASSWORD_KEY, "service")
+    conn = deployed.connect("nova", NOVA.keystone_password_key, "service")
     catalog = {entry["type"]: entry for entry in conn.service_catalog}
     assert {e["interface"] for e in catalog["compute"]["endpoints"]} == {"public", "internal"}
     flavor = conn.compute.create_flavor(name="m1.tiny", ram=512, vcpus=1, disk=1)

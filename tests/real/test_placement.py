@@ -4,12 +4,12 @@ placement service user, reaches it through the catalog."""
 
 from __future__ import annotations
 
-from stackops.services.placement import KEYSTONE_PASSWORD_KEY
+from stackops.services.placement import SERVICE as PLACEMENT
 from tests.real.deployment import Deployment
 
 
 def test_placement_user_lists_resource_providers_through_the_catalog(placement: str, deployed: Deployment) -> None:
-    conn = deployed.connect("placement", KEYSTONE_PASSWORD_KEY, "service")
+    conn = deployed.connect("placement", PLACEMENT.keystone_password_key, "service")
     catalog = {entry["type"]: entry for entry in conn.service_catalog}
     assert {e["interface"]: e["url"] for e in catalog["placement"]["endpoints"]} == {
         "public": placement,

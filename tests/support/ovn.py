@@ -23,14 +23,15 @@ def member_ips(rendered: Plan, db: ovn.Database, network: str) -> dict[str, str]
     return {f"{name}-{i}": f"{network}.{i + 1}" for i in range(statefulset["spec"]["replicas"])}
 
 
-def host_names(rendered: Plan, network: str) -> dict[str, str]:
-    """Cluster DNS, as far as OVN uses it: members under the headless Service, and their own Services."""
+def host_names(rendered: Plan, network: str, cluster_domain: str = "cluster.local") -> dict[str, str]:
+    """Cluster DNS, as far as OVN uses it: members under the headless Service, and their own Services,
+    by the names pods use and by the fully qualified ones OVN is given (it ignores search domains)."""
     names = {}
     for db in ovn.DATABASES:
         cluster = find(rendered, "StatefulSet", "neutron", db.component)["spec"]["serviceName"]
         for member, ip in member_ips(rendered, db, network).items():
-            names[f"{member}.{cluster}.openstack.svc"] = ip
-            names[f"{member}.openstack.svc"] = ip
+            for name in (f"{member}.{cluster}.openstack.svc", f"{member}.openstack.svc"):
+                names[name] = names[f"{name}.{cluster_domain}"] = ip
     return names
 
 
