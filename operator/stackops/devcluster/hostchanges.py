@@ -36,6 +36,8 @@ CREATED_PATHS = (
     Path("/var/log/containers"),
     Path("/var/log/pods"),
     Path("/etc/netns"),
+    # `ip netns add` makes it a mount point of its own the first time it is used on a machine
+    NETNS_DIR,
 )
 RECORD = Path("/run/stackops-node.json")
 
@@ -151,8 +153,21 @@ def restore(record: Snapshot) -> list[str]:
         except OSError as error:
             problems.append(f"sysctl {key}={value}: {error.strerror}")
     for path in CREATED_PATHS:
-        if str(path) not in record.existing_paths and path.exists():
+        if path != NETNS_DIR and str(path) not in record.existing_paths and path.exists():
             subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=False)
+    return problems
+
+
+def remove_netns_dir(record: Snapshot) -> list[str]:
+    """/run/netns, when the node's network namespace made it (a mount point of its own), once the
+    namespace is gone; left alone while it holds namespaces of others made since."""
+    problems: list[str] = []
+    if str(NETNS_DIR) in record.existing_paths or not NETNS_DIR.is_dir() or any(NETNS_DIR.iterdir()):
+        return problems
+    for point in mounts_under([NETNS_DIR]):
+        _umount(point, problems)
+    with contextlib.suppress(OSError):
+        NETNS_DIR.rmdir()
     return problems
 
 

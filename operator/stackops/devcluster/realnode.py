@@ -424,6 +424,7 @@ def undo_host_changes() -> list[str]:
         hostnet.delete(record.apiserver_port)
     except hostnet.NetError as error:
         problems += error.problems
+    problems += hostchanges.remove_netns_dir(record)
     problems += [p for p in hostchanges.leftovers(record) if p not in problems]
     if not problems:
         hostchanges.RECORD.unlink(missing_ok=True)
