@@ -210,10 +210,26 @@ image = conn.create_image("stackops-guest", filename=disk, disk_format="raw", co
 flavor = conn.compute.create_flavor(name="stackops-guest", ram=128, vcpus=1, disk=1)
 network = conn.network.create_network(name="stackops-guest")
 conn.network.create_subnet(network_id=network.id, ip_version=4, cidr="192.168.79.0/24")
-server = conn.compute.create_server(
-    name="stackops-guest", image_id=image.id, flavor_id=flavor.id, networks=[{"uuid": network.id}]
-)
-result = {"server": server.id, "image": image.id, "flavor": flavor.id, "network": network.id}
+result = {"image": image.id, "flavor": flavor.id, "network": network.id}
+# nova's scheduler maps a new hypervisor into its cell within a minute (host discovery): a server
+# asked for before that fails with "Host ... is not mapped to any cell", and is asked for again
+deadline = time.monotonic() + 300
+while True:
+    server = conn.compute.create_server(
+        name="stackops-guest", image_id=image.id, flavor_id=flavor.id, networks=[{"uuid": network.id}]
+    )
+    result["server"] = server.id
+    while server.status not in ("ACTIVE", "ERROR") and time.monotonic() < deadline + 900:
+        time.sleep(3)
+        server = conn.compute.get_server(server.id)
+    fault = (server.fault or {}).get("message", "")
+    if "not mapped to any cell" not in fault or time.monotonic() > deadline:
+        break
+    result.setdefault("unmapped", 0)
+    result["unmapped"] += 1
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, wait=300)
+    time.sleep(10)
 try:
     server = conn.compute.wait_for_server(server, wait=900)
     result["status"] = server.status
