@@ -210,27 +210,26 @@ image = conn.create_image("stackops-guest", filename=disk, disk_format="raw", co
 flavor = conn.compute.create_flavor(name="stackops-guest", ram=128, vcpus=1, disk=1)
 network = conn.network.create_network(name="stackops-guest")
 conn.network.create_subnet(network_id=network.id, ip_version=4, cidr="192.168.79.0/24")
-result = {"image": image.id, "flavor": flavor.id, "network": network.id}
-# nova's scheduler maps a new hypervisor into its cell within a minute (host discovery): a server
-# asked for before that fails with "Host ... is not mapped to any cell", and is asked for again
-deadline = time.monotonic() + 300
-while True:
-    server = conn.compute.create_server(
-        name="stackops-guest", image_id=image.id, flavor_id=flavor.id, networks=[{"uuid": network.id}]
-    )
-    result["server"] = server.id
-    while server.status not in ("ACTIVE", "ERROR") and time.monotonic() < deadline + 900:
-        time.sleep(3)
-        server = conn.compute.get_server(server.id)
-    fault = (server.fault or {}).get("message", "")
-    if "not mapped to any cell" not in fault or time.monotonic() > deadline:
-        break
-    result.setdefault("unmapped", 0)
-    result["unmapped"] += 1
-    conn.compute.delete_server(server)
-    conn.compute.wait_for_delete(server, wait=300)
-    time.sleep(10)
+result = {"image": image.id, "flavor": flavor.id, "network": network.id, "server": None}
 try:
+    # nova's scheduler maps a new hypervisor into its cell within a minute (host discovery): a
+    # server asked for before that fails with "Host ... is not mapped to any cell", and is asked again
+    deadline = time.monotonic() + 300
+    while True:
+        server = conn.compute.create_server(
+            name="stackops-guest", image_id=image.id, flavor_id=flavor.id, networks=[{"uuid": network.id}]
+        )
+        result["server"] = server.id
+        while server.status not in ("ACTIVE", "ERROR") and time.monotonic() < deadline + 900:
+            time.sleep(3)
+            server = conn.compute.get_server(server.id)
+        fault = (server.fault or {}).get("message", "")
+        if "not mapped to any cell" not in fault or time.monotonic() > deadline:
+            break
+        result["unmapped"] = result.get("unmapped", 0) + 1
+        conn.compute.delete_server(server)
+        conn.compute.wait_for_delete(server, wait=300)
+        time.sleep(10)
     server = conn.compute.wait_for_server(server, wait=900)
     result["status"] = server.status
     result["host"] = server.hypervisor_hostname
@@ -247,15 +246,15 @@ try:
     }
 except Exception as error:
     result["error"] = f"{type(error).__name__}: {error}"
-    fault = conn.compute.get_server(server.id).fault
-    result["fault"] = fault
+    if result["server"]:
+        result["fault"] = conn.compute.get_server(result["server"]).fault
 print(json.dumps(result))
 """
 DELETE_SERVER = """
 import json, sys, openstack
 conn = openstack.connect(cloud="demo")
 made = json.loads(sys.argv[1])
-server = conn.compute.find_server(made["server"])
+server = conn.compute.find_server(made["server"]) if made["server"] else None
 if server is not None:
     conn.compute.delete_server(server)
     conn.compute.wait_for_delete(server, wait=300)

@@ -28,7 +28,7 @@ from stackops.health.cloud import HealthSettings, keystone_urls, target
 from stackops.health.monitor import DEGRADED, HEALTHY, CloudHealth, CloudMonitor, HealthEvent, Registry, run_round
 from stackops.kube.engine import Outcome, StepState
 from stackops.reconcile.metrics import Metrics
-from stackops.services import keystone as keystone_service
+from stackops.services import identity
 from tests.real.deployment import Deployment
 from tests.support.argocd import argocd_health
 from tests.support.status import status_of, with_verdict
@@ -116,7 +116,7 @@ class OperatorView:
         self.rounds = 0
 
     def round(self) -> CloudHealth:
-        password = self.deployed.credentials[keystone_service.ADMIN_PASSWORD_KEY]
+        password = self.deployed.credentials[identity.ADMIN_PASSWORD_KEY]
         what = target(self.deployed.cloud, self.status, self.settings, password, None)
         health, events = run_round(self.monitor, what, UID, self.seen, self.registry)
         self.events += events

@@ -16,7 +16,7 @@ import requests
 
 from stackops.api.releases import DEFAULT_RELEASE
 from stackops.services import all_services, policy
-from stackops.services.keystone import ADMIN_PASSWORD_KEY
+from stackops.services.identity import ADMIN_PASSWORD_KEY
 from tests.real.conftest import service_venv
 from tests.real.deployment import SECURITY_COMPLIANCE, Deployment
 from tests.support.commands import run

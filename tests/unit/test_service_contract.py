@@ -123,3 +123,17 @@ def test_heat_registers_its_second_api_under_its_own_name() -> None:
     heat = next(s for s in openstack_services() if s.name == "heat")
     names = [s.name for s in heat.steps(context())]
     assert "heat-registration" in names and "heat-registration-heat-cfn" in names
+
+
+def test_keystones_registration_resources_still_size_the_jobs_of_services_that_set_none() -> None:
+    keystone = {"resources": {"registration": {"requests": {"memory": "200Mi"}}}}
+    nova = {"resources": {"registration": {"requests": {"memory": "333Mi"}}}}
+    objects = plan(cloud({"services": {"keystone": keystone, "nova": nova}})).objects()
+    jobs = [o for o in objects if o["kind"] == "Job"]
+
+    def memory(prefix: str) -> str:
+        (job,) = [j for j in jobs if j["metadata"]["name"].startswith(prefix)]
+        return str(job["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["memory"])
+
+    assert memory("demo-nova-registration") == "333Mi"  # its own wins
+    assert memory("demo-glance-registration") == "200Mi"  # keystone's, as before each had its own

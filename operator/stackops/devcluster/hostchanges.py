@@ -49,8 +49,9 @@ class Snapshot:
     existing_netns: list[str]
     roots: list[str] = field(default_factory=list)  # the node's own directories (mounts under them go)
     apiserver_port: int | None = None
-    # guest cgroups that were the machine's before the node (a libvirt of its own): never touched
-    existing_guest_cgroups: list[str] = field(default_factory=list)
+    # guest cgroups that were the machine's before the node (a libvirt of its own): never touched;
+    # None in a record of an older stackops, which did not look: then no guest cgroup is touched
+    existing_guest_cgroups: list[str] | None = None
 
     def save(self) -> None:
         RECORD.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
@@ -107,7 +108,8 @@ def pod_cgroups() -> list[Path]:
 
 def node_cgroups(record: Snapshot | None) -> list[Path]:
     """The node's cgroups, deepest first: its pods', and those its libvirt made for guests (known
-    only with the record of what the machine had before)."""
+    only with the record of what the machine had before; a guest the machine's own libvirt starts
+    while a node runs would count as the node's: one libvirt per machine, as one real node)."""
     known = record.existing_guest_cgroups if record else None
     guests = [c for c in cgroups_below(GUEST_CGROUP) if known is not None and str(c) not in known]
     return sorted([*pod_cgroups(), *guests], key=lambda p: -len(p.parts))
@@ -191,5 +193,9 @@ def leftovers(record: Snapshot) -> list[str]:
         now = _sysctl_path(key).read_text().strip()
         if now != value:
             found.append(f"sysctl {key}={now} (was {value})")
-    found += [f"path {p}" for p in CREATED_PATHS if str(p) not in record.existing_paths and p.exists()]
+    found += [
+        f"path {p}"
+        for p in CREATED_PATHS
+        if str(p) not in record.existing_paths and p.exists() and not (p == NETNS_DIR and any(p.iterdir()))
+    ]
     return found

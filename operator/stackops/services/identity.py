@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stackops import services
 from stackops.services import memcached
 from stackops.services.base import CloudContext, Service, Step
 from stackops.services.endpoints import service_urls
@@ -87,6 +88,16 @@ def registration_step(
             admin_user=ADMIN_USER,
             admin_project=ADMIN_PROJECT,
             admin_password_key=ADMIN_PASSWORD_KEY,
-            resources=service.resources(ctx.spec, REGISTRATION),
+            resources=registration_resources(ctx, service),
         ),
     )
+
+
+def registration_resources(ctx: CloudContext, service: Service) -> dict[str, Any]:
+    """What `service`'s registration Jobs ask for: its own `registration` resources when the spec
+    sets them, else keystone's (which sized every registration Job before each service had its own,
+    and still do for clouds that set only those), else the default."""
+    keystone = ctx.spec.services.keystone.resources.get(REGISTRATION)
+    if keystone is None or REGISTRATION in service.workload(ctx.spec).resources:
+        return service.resources(ctx.spec, REGISTRATION)
+    return services.service("keystone").resources(ctx.spec, REGISTRATION)

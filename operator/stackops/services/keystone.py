@@ -23,12 +23,13 @@ from stackops.services.identity import (
     ADMIN_USER,
     AUTHTOKEN_CACHE_KEY,
     PORT,
+    REGISTRATION,
     SERVICE_TYPE,
     auth_url,
     identity_urls,
 )
 from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
-from stackops.services.openstack import DatabaseUpgrade, MainConfig, OpenStackService
+from stackops.services.openstack import REGISTRATION_JOB, DatabaseUpgrade, MainConfig, OpenStackService
 from stackops.services.upgrades import ServiceUpgrade
 
 CONFIG = MainConfig("keystone.conf", "/etc/keystone")
@@ -93,6 +94,8 @@ class Keystone(OpenStackService[KeystoneSpec]):
         "api": Resources(cpu="25m", memory="256Mi"),
         "db-sync": Resources(cpu="25m", memory="256Mi"),
         "bootstrap": Resources(cpu="25m", memory="256Mi"),
+        # every service's registration Job, where the service does not size its own
+        REGISTRATION: REGISTRATION_JOB,
     }
 
     def problems(self, spec: OpenStackCloudSpec) -> list[RenderError]:
