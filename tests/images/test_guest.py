@@ -39,24 +39,9 @@ sys.stdout.buffer.write(b"HTTP/1.0 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n%s"
 """
 
 
-def _printer(config: pytest.Config) -> Callable[[str], None]:
-    """Progress lines on the terminal, past the capture of file descriptor 1 as well."""
-    write = printer(config)
-    capture = config.pluginmanager.getplugin("capturemanager")
-
-    def say(line: str) -> None:
-        if capture is None:
-            write(line)
-            return
-        with capture.global_and_fixture_disabled():
-            write(line)
-
-    return say
-
-
 @pytest.fixture(scope="module")
 def guest(pytestconfig: pytest.Config) -> Guest:
-    built: Guest = guest_build.build(log=_printer(pytestconfig))
+    built: Guest = guest_build.build(log=printer(pytestconfig))
     return built
 
 
@@ -70,7 +55,7 @@ def qemu() -> str:
 
 @pytest.fixture
 def say(pytestconfig: pytest.Config) -> Callable[[str], None]:
-    return _printer(pytestconfig)
+    return printer(pytestconfig)
 
 
 @dataclass(frozen=True)

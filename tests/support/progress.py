@@ -8,8 +8,18 @@ import pytest
 
 
 def printer(config: pytest.Config) -> Callable[[str], None]:
-    """Print past pytest's output capture (a cold binary build must show progress)."""
+    """Print past pytest's output capture, that of file descriptor 1 included (a cold build must
+    show its progress, and CI logs its phases' times)."""
     reporter = config.pluginmanager.getplugin("terminalreporter")
     if reporter is None:
         return print
-    return lambda line: reporter.write_line(line)
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def say(line: str) -> None:
+        if capture is None:
+            reporter.write_line(line)
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
+
+    return say
