@@ -16,7 +16,7 @@ from stackops.api.models import NeutronSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import IniSections, merge_sections, render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services import api, identity, mariadb, nova, ovn, policy, rabbitmq
+from stackops.services import api, mariadb, nova, ovn, policy, rabbitmq
 from stackops.services.base import CloudContext, RenderError, Resources, Step
 from stackops.services.endpoints import api_service_name
 from stackops.services.health_checks import HealthCheck, NetworkAgents
@@ -43,18 +43,8 @@ MIGRATE = f"neutron-db-manage {SERVER_ARGS} upgrade"
 
 
 def service_client(ctx: CloudContext) -> dict[str, Any]:
-    """keystoneauth settings of neutron's own user, for the services it calls (nova, placement)."""
-    return {
-        "auth_type": "password",
-        "auth_url": identity.auth_url(ctx),
-        "project_domain_id": "default",
-        "user_domain_id": "default",
-        "project_name": "service",
-        "username": "neutron",
-        "password": ctx.credentials[SERVICE.keystone_password_key],
-        "region_name": ctx.spec.region,
-        "endpoint_type": "internal",
-    }
+    """neutron's own user, for the services it calls (nova, placement), at their internal endpoints."""
+    return SERVICE.service_auth(ctx) | {"region_name": ctx.spec.region, "endpoint_type": "internal"}
 
 
 def split_overrides(overrides: IniSections) -> tuple[IniSections, IniSections]:

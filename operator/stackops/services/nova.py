@@ -16,7 +16,7 @@ from stackops.api.models import ComputeGroup, NovaSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import merge_sections, render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services import api, identity, memcached, policy, rabbitmq
+from stackops.services import api, memcached, policy, rabbitmq
 from stackops.services.base import CloudContext, Resources, Step
 from stackops.services.endpoints import service_urls
 from stackops.services.health_checks import ComputeServices, HealthCheck, ProvidersMatchHypervisors
@@ -39,22 +39,9 @@ def console_urls(ctx: CloudContext) -> dict[str, str]:
     return service_urls(ctx, ctx.spec.services.nova.endpoints, "nova", NOVNCPROXY_PORT, "novncproxy", "novncproxy")
 
 
-def service_auth(ctx: CloudContext) -> dict[str, Any]:
-    """keystoneauth settings of nova's own user, for the sections nova calls other services with."""
-    return {
-        "auth_type": "password",
-        "auth_url": identity.auth_url(ctx),
-        "project_domain_id": "default",
-        "user_domain_id": "default",
-        "project_name": "service",
-        "username": "nova",
-        "password": ctx.credentials[SERVICE.keystone_password_key],
-    }
-
-
 def service_client(ctx: CloudContext) -> dict[str, Any]:
-    """service_auth plus where to find the other service: the internal endpoint of the cloud's region."""
-    return service_auth(ctx) | {"region_name": ctx.spec.region, "valid_interfaces": "internal"}
+    """nova's own user plus where to find the other service: the internal endpoint of the cloud's region."""
+    return SERVICE.service_auth(ctx) | {"region_name": ctx.spec.region, "valid_interfaces": "internal"}
 
 
 class Nova(OpenStackService[NovaSpec]):
@@ -143,7 +130,7 @@ class Nova(OpenStackService[NovaSpec]):
             "database": self.oslo_db(ctx, "nova"),
             "keystone_authtoken": self.authtoken(ctx),
             # nova passes its own token along with the user's, so long operations outlive the user's token
-            "service_user": {**service_auth(ctx), "send_service_user_token": True},
+            "service_user": {**self.service_auth(ctx), "send_service_user_token": True},
             "placement": client,
             "glance": {"valid_interfaces": "internal", "region_name": ctx.spec.region},
             "neutron": {

@@ -149,6 +149,18 @@ class OpenStackService(Service, Generic[SpecT]):
     def authtoken(self, ctx: CloudContext) -> dict[str, Any]:
         return identity.authtoken(ctx, self.name, self.keystone_password_key)
 
+    def service_auth(self, ctx: CloudContext) -> dict[str, Any]:
+        """keystoneauth settings of the service's own user, for the sections it calls other services with."""
+        return {
+            "auth_type": "password",
+            "auth_url": identity.auth_url(ctx),
+            "project_domain_id": "default",
+            "user_domain_id": "default",
+            "project_name": "service",
+            "username": self.name,
+            "password": ctx.credentials[self.keystone_password_key],
+        }
+
     def transport_url(self, ctx: CloudContext) -> str:
         return rabbitmq.transport_url(ctx, self.name, self.messaging_password_key)
 
