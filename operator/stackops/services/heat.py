@@ -15,12 +15,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, ClassVar
 
-from stackops.api.models import EndpointOverrides, OpenStackCloudSpec, ServiceSpec
+from stackops.api.models import OpenStackCloudSpec, ServiceSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.kolla import KollaCommand
 from stackops.services import api, identity, memcached, policy, rabbitmq
 from stackops.services.base import CloudContext, Resources, Step
-from stackops.services.endpoints import service_urls
 from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
 from stackops.services.openstack import CatalogEntry, DatabaseUpgrade, MainConfig, OpenStackService
 
@@ -37,9 +36,17 @@ STACK_USER_ROLE = "heat_stack_user"
 ENGINE_WORKERS = 2
 
 
+# The CloudFormation-compatible API, public as `heat-cfn.<domain>` (the endpoint overrides are the
+# native API's): its own component, port and catalog entry.
+CFN = CatalogEntry(
+    "cloudformation", "Heat CloudFormation-compatible API", path="/v1", component="api-cfn", port=CFN_PORT,
+    name="heat-cfn",
+)  # fmt: skip
+
+
 def cfn_base_urls(ctx: CloudContext) -> dict[str, str]:
-    """The CloudFormation API, public as `heat-cfn.<domain>` (the endpoint overrides are the native API's)."""
-    return service_urls(ctx, EndpointOverrides(), "heat", CFN_PORT, "api-cfn", "heat-cfn")
+    """The CloudFormation API's URLs without the API version: what instances call back."""
+    return SERVICE.catalog_urls(ctx, replace(CFN, path=""))
 
 
 class Heat(OpenStackService[ServiceSpec]):
@@ -58,10 +65,7 @@ class Heat(OpenStackService[ServiceSpec]):
     catalog = (
         # keystone puts the token's project into the native API's path
         CatalogEntry("orchestration", "Heat orchestration service", path="/v1/%(project_id)s"),
-        CatalogEntry(
-            "cloudformation", "Heat CloudFormation-compatible API", path="/v1", component="api-cfn",
-            port=CFN_PORT, name="heat-cfn",
-        ),
+        CFN,
     )  # fmt: skip
     # Heat upgrades rolling since Pike: `db_sync` with the new code while the old engines run, then
     # APIs and engines roll.
@@ -135,7 +139,7 @@ class Heat(OpenStackService[ServiceSpec]):
     def commands(self) -> dict[str, KollaCommand]:
         return {
             "api": self.uwsgi_command(),
-            "api-cfn": self.uwsgi_command("api-cfn"),
+            CFN.component: self.uwsgi_command(CFN.component),
             "engine": self.command(f"heat-engine --config-file {CONFIG.dest}"),
             "db-sync": self.command(DB_SYNC),
         }
@@ -145,7 +149,9 @@ class Heat(OpenStackService[ServiceSpec]):
         files = {
             **self.main_files(ctx),
             api.uwsgi_file(self.name): api.uwsgi_config(ctx, "heat-api", self.port, "heat/wsgi/api.py"),
-            api.uwsgi_file(self.name, "api-cfn"): api.uwsgi_config(ctx, "heat-api-cfn", CFN_PORT, "heat/wsgi/cfn.py"),
+            api.uwsgi_file(self.name, CFN.component): api.uwsgi_config(
+                ctx, "heat-api-cfn", CFN_PORT, "heat/wsgi/cfn.py"
+            ),
         }
         kolla = self.kolla(ctx, files, self.commands())
         cfn = replace(kolla, image=ctx.image(spec, "heat-api-cfn"))
@@ -156,8 +162,8 @@ class Heat(OpenStackService[ServiceSpec]):
             api.job_step(ctx, self, "db-sync", kolla),
             api.api_step(ctx, self, kolla, workload=spec, port=self.port, probe_path="/healthcheck"),
             api.api_step(
-                ctx, self, cfn, workload=spec, port=CFN_PORT, probe_path="/healthcheck", component="api-cfn",
-                public_name="heat-cfn",
+                ctx, self, cfn, workload=spec, port=CFN_PORT, probe_path="/healthcheck", component=CFN.component,
+                public_name=CFN.name,
             ),
             api.worker_step(
                 ctx, self, "engine", engine, replicas=spec.replicas,

@@ -33,7 +33,8 @@ from stackops.services.openstack import REGISTRATION_JOB, DatabaseUpgrade, MainC
 from stackops.services.upgrades import ServiceUpgrade
 
 CONFIG = MainConfig("keystone.conf", "/etc/keystone")
-DB_SYNC = f"keystone-manage --config-file {CONFIG.dest} db_sync"
+MANAGE = f"keystone-manage --config-file {CONFIG.dest}"
+DB_SYNC = f"{MANAGE} db_sync"
 FERNET_KEYS_DIR = "/etc/keystone/fernet-keys"
 CREDENTIAL_KEYS_DIR = "/etc/keystone/credential-keys"
 FERNET_KEY_PREFIX = "keystone-fernet-"
@@ -156,11 +157,10 @@ class Keystone(OpenStackService[KeystoneSpec]):
             Permission(FERNET_KEYS_DIR, "keystone:keystone"),
             Permission(CREDENTIAL_KEYS_DIR, "keystone:keystone"),
         )
-        manage = f"keystone-manage --config-file {CONFIG.dest}"
         urls = identity_urls(ctx)
         bootstrap = " ".join(
             [
-                f"{manage} bootstrap",
+                f"{MANAGE} bootstrap",
                 f"--bootstrap-username {ADMIN_USER}",
                 f"--bootstrap-project-name {ADMIN_PROJECT}",
                 "--bootstrap-role-name admin",
