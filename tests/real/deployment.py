@@ -26,6 +26,7 @@ from stackops.credentials import Credentials, complete
 from stackops.devcluster import processes
 from stackops.devcluster.cluster import free_ports
 from stackops.plan import Plan, plan, required_credentials
+from stackops.services import identity, keystone
 from stackops.services.base import Step
 from stackops.upgrade.plan import UpgradePlan, at_release, plan_upgrade
 from tests.conftest import cloud
@@ -35,7 +36,7 @@ from tests.support.rabbitmq import RabbitMQ
 from tests.support.rendered import KollaRun, container_env, find, kolla_run, secret_data
 
 STACKOPS = str(Path(sys.executable).with_name("stackops"))
-KEYSTONE_CONF = "/etc/keystone/keystone.conf"
+KEYSTONE_CONF = keystone.CONFIG.dest
 
 
 SERVED = ("keystone", "placement", "glance", "nova", "neutron", "cinder", "heat", "horizon")
@@ -165,7 +166,7 @@ class Deployment:
             self.write_keys(name, secret_data(self.plan, f"demo-keystone-{name}"))
 
     def connect(
-        self, user: str = "admin", password_key: str = "keystone-admin-password", project: str = "admin"
+        self, user: str = "admin", password_key: str = identity.ADMIN_PASSWORD_KEY, project: str = "admin"
     ) -> Any:
         """openstacksdk as `user`, authenticating at keystone and finding everything else in the catalog."""
         import openstack

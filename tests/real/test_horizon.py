@@ -20,6 +20,7 @@ import requests
 from stackops.credentials import Credentials, complete
 from stackops.plan import plan, required_credentials
 from stackops.services import horizon as horizon_service
+from stackops.services.identity import ADMIN_PASSWORD_KEY
 from tests.conftest import cloud
 from tests.real.conftest import service_venv
 from tests.real.deployment import Deployment, site_packages, wsgi_module
@@ -113,7 +114,7 @@ def test_dashboard_logs_in_through_keystone(dashboard: str, deployed: Deployment
                 "csrfmiddlewaretoken": session.cookies["csrftoken"],
                 "region": region.group(1),
                 "username": "admin",
-                "password": deployed.credentials["keystone-admin-password"],
+                "password": deployed.credentials[ADMIN_PASSWORD_KEY],
             },
             headers={"Referer": f"{dashboard}/auth/login/"},
             timeout=60,
