@@ -24,6 +24,8 @@ command -v runc >/dev/null 2>&1 || missing+=(runc)
 [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing+=(iptables)
 command -v conntrack >/dev/null 2>&1 || [ -x /usr/sbin/conntrack ] || missing+=(conntrack)
+# kube-router's firewall enforces NetworkPolicies on the node with iptables and ipsets
+command -v ipset >/dev/null 2>&1 || [ -x /usr/sbin/ipset ] || missing+=(ipset)
 # the guest for servers (hack/guest/build.py): QEMU boots it, a FAT disk image with syslinux is written
 # through mtools without a mount (its kernel and busybox are Debian packages it fetches with apt-get download)
 command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build a real Kubernetes control plane (kube-apiserver, kube-controller-manager,
-# kube-scheduler), a real node's kubelet, kube-proxy and CoreDNS, etcd and kwok from Go modules pinned in this directory, into
+# kube-scheduler), a real node's kubelet, kube-proxy, CoreDNS and kube-router, etcd and kwok from Go modules pinned in this directory, into
 #   ${STACKOPS_CACHE:-$HOME/.cache/stackops}/kube/<kubernetes version>/
 # Binaries already present there are skipped, so a second run is a no-op.
 #
@@ -25,6 +25,7 @@ KUBE_VERSION="$(modver "$here/go.mod" k8s.io/kubernetes)"
 ETCD_VERSION="$(modver "$here/etcd/go.mod" go.etcd.io/etcd/server/v3)"
 KWOK_VERSION="$(modver "$here/kwok/go.mod" sigs.k8s.io/kwok)"
 COREDNS_VERSION="$(modver "$here/coredns/go.mod" github.com/coredns/coredns)"
+KUBE_ROUTER_VERSION="$(modver "$here/kube-router/go.mod" github.com/cloudnativelabs/kube-router/v2)"
 [[ "$KUBE_VERSION" =~ ^v1\.([0-9]+)\.[0-9]+$ ]] || die "cannot parse k8s.io/kubernetes version from $here/go.mod (got '$KUBE_VERSION')"
 KUBE_MINOR="${BASH_REMATCH[1]}"
 [[ -n "$ETCD_VERSION" ]] || die "cannot parse etcd version from $here/etcd/go.mod"
@@ -107,6 +108,9 @@ build etcd "$here/etcd" go.etcd.io/etcd/server/v3 "" "-s -w"
 # default set, and no forward plugin exists to resolve anything outside the cluster.
 build coredns "$here/coredns" stackops.dev/hack/kube/coredns "" \
   "-s -w -X github.com/coredns/coredns/coremain.GitCommit=${COREDNS_VERSION}"
+# kube-router enforces the real node's NetworkPolicies (its firewall only: stackops.devcluster.realnode).
+build kube-router "$here/kube-router" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router "" \
+  "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=${KUBE_ROUTER_VERSION}"
 build kwok "$here/kwok" sigs.k8s.io/kwok/cmd/kwok "" \
   "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION}"
 

@@ -27,6 +27,7 @@ from kubernetes.stream import stream
 from stackops.api.models import GROUP, PLURAL, VERSION
 from stackops.devcluster import LocalCluster, realcloud, realnode
 from tests.conftest import ROOT
+from tests.node.conftest import finished, python_pod, wait_pod
 from tests.support.guest import ADDRESS_MARKER, MARKER, METADATA_MARKER, guest_build
 from tests.support.progress import printer
 
@@ -153,6 +154,57 @@ def test_health_comes_from_real_openstack_checks(real_cloud: RealCloud) -> None:
     operator = _operator_pods(real_cloud.core)[0]
     args = operator.spec.containers[0].args or []
     assert "--no-openstack-checks" not in args
+
+
+# Tried from a pod in another namespace, as any workload of the cluster could: every port of every
+# backend Service (their headless cluster Services reach the pods' own ports), and two APIs, which the
+# default apiAccess (Cluster) opens to every pod of the cluster.
+BACKENDS = ("mariadb", "memcached", "rabbitmq", "rabbitmq-cluster", "ovn-nb-0", "ovn-nb-cluster", "ovn-sb-0",
+            "ovn-sb-cluster")  # fmt: skip
+APIS = ("keystone-api", "placement-api")
+OUTSIDER = "stackops-outsider"
+PROBE = """
+import json, socket, sys
+results = {}
+for target in json.loads(sys.argv[1]):
+    host, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+        results[target] = "open"
+    except OSError as error:
+        results[target] = type(error).__name__
+print(json.dumps(results))
+"""
+
+
+def test_backends_are_closed_to_pods_outside_the_cloud(real_cloud: RealCloud, pytestconfig: pytest.Config) -> None:
+    """The cloud's NetworkPolicies hold on the real node (kube-router's firewall enforces them):
+    a pod of another namespace reaches the APIs but no database, cache, queue or OVN database."""
+    say = printer(pytestconfig)
+    core = real_cloud.core
+    policies = client.NetworkingV1Api(real_cloud.api).list_namespaced_network_policy(NAMESPACE).items
+    assert policies, "the cloud has no NetworkPolicies"
+    targets: dict[str, str] = {}
+    for suffix in (*BACKENDS, *APIS):
+        service = core.read_namespaced_service(f"{NAME}-{suffix}", NAMESPACE)
+        for port in service.spec.ports:
+            targets[f"{service.metadata.name}.{NAMESPACE}.svc.cluster.local:{port.port}"] = suffix
+    core.create_namespace({"metadata": {"name": OUTSIDER}})
+    try:
+        body = python_pod("probe", PROBE)
+        body["spec"]["containers"][0]["args"] = [json.dumps(sorted(targets))]
+        core.create_namespaced_pod(OUTSIDER, body)
+        done = wait_pod(core, OUTSIDER, "probe", finished, timeout=300)
+        log = core.read_namespaced_pod_log("probe", OUTSIDER)
+        assert done.status.phase == "Succeeded", log
+        results = json.loads(log.strip().splitlines()[-1])
+    finally:
+        core.delete_namespace(OUTSIDER, grace_period_seconds=0)
+    for target, result in sorted(results.items()):
+        say(f"from {OUTSIDER}: {target} {result}")
+    opened = {t for t, r in results.items() if r == "open"}
+    assert {t for t in targets if targets[t] in APIS} <= opened, results  # the probe reaches what it may
+    assert not {t for t in opened if targets[t] in BACKENDS}, results
 
 
 def host_python(code: str, clouds: Path, *args: str) -> subprocess.CompletedProcess[str]:

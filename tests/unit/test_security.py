@@ -43,6 +43,40 @@ def test_kolla_pods_keep_their_volume_group_and_stackops_jobs_run_as_non_root() 
     assert job["runAsNonRoot"] is True and job["runAsUser"] == 65532
 
 
+# Containers that may gain privileges, each for a reason docs/security.md gives: sudo and rootwrap
+# (their images' root_helper), privileged host agents, and the infrastructure servers not yet stated.
+MAY_ESCALATE = {
+    "cinder-volume", "cinder-backup", "nova-libvirt", "nova-compute", "openvswitch-db", "openvswitch-vswitchd",
+    "ovn-controller", "neutron-ovn-metadata-agent", "neutron-northd", "ovn-nb-db", "ovn-sb-db", "mariadb",
+    "memcached", "rabbitmq",
+}  # fmt: skip
+
+
+def test_kolla_containers_run_as_their_user_and_cannot_gain_privileges(example: OpenStackCloud) -> None:
+    hardened = 0
+    for obj, pod in pods(example):
+        for container in pod["containers"]:
+            security = container.get("securityContext") or {}
+            if container["name"] in MAY_ESCALATE:
+                continue
+            where = f"{obj['metadata']['name']}/{container['name']}"
+            assert security.get("allowPrivilegeEscalation") is False, where
+            assert security.get("capabilities") == {"drop": ["ALL"]}, where
+            assert not security.get("privileged"), where
+            if "runAsUser" in security:  # Kolla containers state their image's user
+                assert security["runAsNonRoot"] is True and security["runAsUser"] == pod["securityContext"]["fsGroup"]
+                hardened += 1
+    assert hardened, "no Kolla container states its user"
+
+
+def test_sudo_and_privileged_containers_are_the_documented_ones() -> None:
+    rendered = plan(cloud())
+    volume = find(rendered, "DaemonSet", "cinder", "volume-lvm")["spec"]["template"]["spec"]["containers"][0]
+    assert volume["securityContext"] == {"privileged": True}
+    scheduler = find(rendered, "Deployment", "cinder", "scheduler")["spec"]["template"]["spec"]["containers"][0]
+    assert scheduler["securityContext"]["allowPrivilegeEscalation"] is False
+
+
 def test_every_token_cache_is_encrypted_with_the_clouds_own_key() -> None:
     rendered = plan(cloud())  # placeholder credentials: each value says which credential it is
     for service, file_name in (

@@ -24,7 +24,7 @@ KUBE_VERSION = "v1.34.10"
 
 PROGRAMS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 # A real node's programs (stackops.devcluster.realnode), built by the same script.
-NODE_PROGRAMS = ("kubelet", "kube-proxy", "coredns")
+NODE_PROGRAMS = ("kubelet", "kube-proxy", "kube-router", "coredns")
 # kwok alone finds no Stage objects; build.sh assembles kwokctl's default stages into this file.
 KWOK_STAGES = "kwok-stages.yaml"
 
@@ -44,10 +44,16 @@ class Binaries:
     kubelet: Path | None = None
     kube_proxy: Path | None = None
     coredns: Path | None = None
+    kube_router: Path | None = None
 
     def node_programs(self) -> dict[str, Path]:
         """The real node's programs by name; DevClusterError when they were not looked for."""
-        found = {"kubelet": self.kubelet, "kube-proxy": self.kube_proxy, "coredns": self.coredns}
+        found = {
+            "kubelet": self.kubelet,
+            "kube-proxy": self.kube_proxy,
+            "kube-router": self.kube_router,
+            "coredns": self.coredns,
+        }
         missing = [name for name, path in found.items() if path is None]
         if missing:
             raise DevClusterError(f"no {', '.join(missing)} binaries: ask ensure_binaries(real_node=True)")
@@ -155,4 +161,5 @@ def ensure_binaries(
         kubelet=found.get("kubelet"),
         kube_proxy=found.get("kube-proxy"),
         coredns=found.get("coredns"),
+        kube_router=found.get("kube-router"),
     )

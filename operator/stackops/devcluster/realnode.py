@@ -1,9 +1,12 @@
-"""A real Kubernetes node beside the local control plane: containerd, kubelet, kube-proxy, CoreDNS.
+"""A real Kubernetes node beside the local control plane: containerd, kubelet, kube-proxy, CoreDNS
+and kube-router's firewall, which enforces NetworkPolicies.
 
 Everything runs in the node's network namespace (stackops.devcluster.hostnet) and its mount
 namespace (stackops.devcluster.nodefs), and shares the host's PIDs and cgroups, as a node's daemons
 do. Pods get addresses from a CNI bridge inside that namespace; kube-proxy (iptables) gives them
-Services; CoreDNS answers `<service>.<namespace>.svc.cluster.local` from the API and nothing else
+Services; kube-router (its firewall only: no routing, no proxy, no CNI) turns NetworkPolicies into
+iptables rules and ipsets of the namespace, so a cloud's policies hold here as on a production
+cluster; CoreDNS answers `<service>.<namespace>.svc.cluster.local` from the API and nothing else
 (no forwarder is even compiled in). Images come only from containerd's own store (nothing can be pulled: the namespace
 has no route out), loaded there by hack/images/build.py.
 
@@ -32,19 +35,28 @@ from stackops.devcluster.errors import DevClusterError
 
 NODE_NAME = "stackops-node"
 # Kubernetes users of the node's daemons (static tokens): the kubelet is a node to the Node
-# authorizer, kube-proxy has the bootstrap binding of system:node-proxier, CoreDNS ours below.
+# authorizer, kube-proxy has the bootstrap binding of system:node-proxier, CoreDNS and kube-router
+# ours below.
 KUBELET_USER = f"system:node:{NODE_NAME}"
 KUBE_PROXY_USER = "system:kube-proxy"
 COREDNS_USER = "stackops:coredns"
+KUBE_ROUTER_USER = "stackops:kube-router"
 NODE_IDENTITIES: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "kubelet": (KUBELET_USER, ("system:nodes",)),
     "kube-proxy": (KUBE_PROXY_USER, ()),
+    "kube-router": (KUBE_ROUTER_USER, ()),
     "coredns": (COREDNS_USER, ()),
+}
+# What kube-router's firewall watches (it reads, never writes).
+KUBE_ROUTER_READS = {
+    "": ("namespaces", "pods", "services", "nodes", "endpoints"),
+    "discovery.k8s.io": ("endpointslices",),
+    "networking.k8s.io": ("networkpolicies",),
 }
 PAUSE_IMAGE = "localhost/stackops/pause:3.10"  # hack/images/build.py builds it, as "pause"
 PAUSE_IMAGE_NAME = "pause"
 # Start order; `down` stops them in reverse. containerd first: the others need its socket.
-PROCESSES = ("containerd", "kubelet", "kube-proxy", "coredns")
+PROCESSES = ("containerd", "kubelet", "kube-proxy", "kube-router", "coredns")
 DAEMONS = PROCESSES[1:]
 SYSTEM_PROGRAMS = {
     "containerd": "containerd",
@@ -54,6 +66,7 @@ SYSTEM_PROGRAMS = {
     "ip": "iproute2",
     "iptables": "iptables",
     "conntrack": "conntrack",
+    "ipset": "ipset",  # kube-router's firewall keeps a policy's pods in ipsets
 }
 CNI_BIN_DIR = Path("/usr/lib/cni")
 CNI_PLUGINS = ("bridge", "host-local", "portmap", "loopback")
@@ -309,6 +322,21 @@ def command_line(
         ]
     elif name == "kube-proxy":
         argv = [str(binaries["kube-proxy"]), f"--config={files.path('kube-proxy.yaml')}", "--v=1"]
+    elif name == "kube-router":
+        argv = [
+            str(binaries["kube-router"]),
+            f"--kubeconfig={kubeconfigs['kube-router']}",
+            f"--hostname-override={NODE_NAME}",
+            "--run-firewall=true",
+            # the bridge CNI routes pods and kube-proxy gives Services: kube-router only filters
+            "--run-router=false",
+            "--run-service-proxy=false",
+            "--enable-cni=false",
+            "--enable-ipv6=false",
+            f"--service-cluster-ip-range={hostnet.SERVICE_CIDR}",
+            "--metrics-port=0",
+            "--v=1",
+        ]
     elif name == "coredns":
         argv = [str(binaries["coredns"]), "-conf", str(files.path("Corefile"))]
     else:
@@ -318,7 +346,8 @@ def command_line(
 
 def cluster_objects() -> list[dict[str, Any]]:
     """What the node needs in the API before its daemons start: RBAC for the API server's calls
-    to the kubelet and for CoreDNS, and the kube-dns Service with CoreDNS as its endpoint."""
+    to the kubelet, for CoreDNS and for kube-router, and the kube-dns Service with CoreDNS as its
+    endpoint."""
     from stackops.devcluster.pki import APISERVER_KUBELET_CLIENT
 
     rbac = "rbac.authorization.k8s.io/v1"
@@ -349,6 +378,22 @@ def cluster_objects() -> list[dict[str, Any]]:
             "metadata": {"name": "stackops:coredns"},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "stackops:coredns"},
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": COREDNS_USER}],
+        },
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRole",
+            "metadata": {"name": KUBE_ROUTER_USER},
+            "rules": [
+                {"apiGroups": [group], "resources": list(resources), "verbs": ["get", "list", "watch"]}
+                for group, resources in KUBE_ROUTER_READS.items()
+            ],
+        },
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": KUBE_ROUTER_USER},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": KUBE_ROUTER_USER},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": KUBE_ROUTER_USER}],
         },
         {
             "apiVersion": "v1",

@@ -33,6 +33,27 @@ class Kolla:
     config: ConfigSecret
     commands: dict[str, KollaCommand]
     uid: int
+    # the image acts as root through sudo and rootwrap (services/images.py: OpenStackImage.root_helper)
+    root_helper: bool = False
+
+    def security(self, privileged: bool = False) -> dict[str, Any] | None:
+        """The securityContext of a container of this image: none may gain privileges (no setuid
+        binary, no capability) when it runs as its non-root Kolla user and needs no sudo, which
+        every API, Job and worker does but the few that mount, plug or run as root.
+
+        The root filesystem stays writable: kolla_start writes the config files into /etc/<service>
+        on every start, as the Kolla contract says (docs/security.md)."""
+        if privileged:
+            return {"privileged": True}
+        if self.uid == 0 or self.root_helper:
+            return None
+        return {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+            "runAsUser": self.uid,
+            "runAsGroup": self.uid,
+        }
 
     def volume(self, component: str, name: str = "config") -> dict[str, Any]:
         """The config volume of one component: its config.json and the files it lists (`name`: for
@@ -49,6 +70,7 @@ def kolla(
     commands: dict[str, KollaCommand],
     uid: int,
     part: str = "",
+    root_helper: bool = False,
 ) -> Kolla:
     """The service's config Secret (its files and one config.json per component) and what its
     containers share. `image` is a Kolla image name, subject to the service's overrides; `part`
@@ -57,7 +79,7 @@ def kolla(
         files, commands = policy.with_policy_file(ctx, service, files, commands)
     files = files | {command_key(service.name, c): command.to_json() for c, command in commands.items()}
     config = ctx.config_secret(service.name, files, part)
-    return Kolla(service.name, ctx.image(service.workload(ctx.spec), image), config, commands, uid)
+    return Kolla(service.name, ctx.image(service.workload(ctx.spec), image), config, commands, uid, root_helper)
 
 
 def uwsgi_file(service: str, component: str = "api") -> str:
@@ -130,6 +152,7 @@ def job_step(
             config=kolla.config,
             config_volume=kolla.volume(component),
             uid=kolla.uid,
+            security=kolla.security(),
             env=list(env),
             resources=service.resources(ctx.spec, component),
             extra_volumes=list(extra_volumes),
@@ -172,6 +195,7 @@ def api_step(
         port=port,
         probe_path=probe_path,
         uid=kolla.uid,
+        security=kolla.security(),
         resources=service.resources(ctx.spec, component),
         extra_volumes=[*extra_volumes, *(s.config_volume for s in sidecars)],
         extra_mounts=list(extra_mounts),
@@ -212,6 +236,9 @@ def sidecar(
         "resources": service.resources(ctx.spec, component),
         "volumeMounts": [config_mount(volume["name"]), *mounts],
     }
+    security = kolla.security()
+    if security:
+        container["securityContext"] = security
     return Sidecar(container, volume)
 
 
@@ -256,13 +283,13 @@ def worker_step(
             config=kolla.config,
             config_volume=kolla.volume(component),
             uid=kolla.uid,
+            security=kolla.security(privileged),
             probes=probes or {},
             ports=list(ports),
             env=list(env),
             resources=service.resources(ctx.spec, component),
             extra_volumes=list(extra_volumes),
             extra_mounts=list(extra_mounts),
-            privileged=privileged,
             single=single,
         ),
     )

@@ -16,7 +16,6 @@ its own backends.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, ClassVar
 
 from stackops.api.models import CinderBackend, CinderSpec, OpenStackCloudSpec
@@ -267,11 +266,11 @@ class Cinder(OpenStackService[CinderSpec]):
             api.job_step(ctx, self, "db-sync", kolla),
             api.api_step(ctx, self, kolla, workload=spec, port=self.port, probe_path="/healthcheck"),
             api.worker_step(
-                ctx, self, "scheduler", replace(kolla, image=ctx.image(spec, "cinder-scheduler")),
+                ctx, self, "scheduler", self.in_image(ctx, kolla, "cinder-scheduler"),
                 replicas=spec.replicas, probes=rabbitmq.probes("cinder-scheduler"),
             ),
         ]  # fmt: skip
-        volume = replace(kolla, image=ctx.image(spec, "cinder-volume"))
+        volume = self.in_image(ctx, kolla, "cinder-volume")
         if lvm_backends(spec):
             steps.append(self.lvm_step(ctx, volume))
         if shared_backends(spec):
@@ -292,7 +291,7 @@ class Cinder(OpenStackService[CinderSpec]):
             volumes, mounts = ceph.volume(sources)
             steps.append(
                 api.worker_step(
-                    ctx, self, "backup", replace(kolla, image=ctx.image(spec, "cinder-backup")),
+                    ctx, self, "backup", self.in_image(ctx, kolla, "cinder-backup"),
                     replicas=spec.replicas, probes=rabbitmq.probes("cinder-backup"),
                     extra_volumes=volumes, extra_mounts=mounts, privileged=backup.type == "nfs",
                 )

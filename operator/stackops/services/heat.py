@@ -154,8 +154,8 @@ class Heat(OpenStackService[ServiceSpec]):
             ),
         }
         kolla = self.kolla(ctx, files, self.commands())
-        cfn = replace(kolla, image=ctx.image(spec, "heat-api-cfn"))
-        engine = replace(kolla, image=ctx.image(spec, "heat-engine"))
+        cfn = self.in_image(ctx, kolla, "heat-api-cfn")
+        engine = self.in_image(ctx, kolla, "heat-engine")
         return [
             *self.preamble(ctx, kolla),
             self.stack_domain_step(ctx),

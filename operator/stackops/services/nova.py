@@ -215,9 +215,7 @@ class Nova(OpenStackService[NovaSpec]):
         }
         kolla = self.kolla(ctx, files, self.commands())
         # one config Secret; each process runs its own Kolla image
-        by_image = {
-            c: replace(kolla, image=ctx.image(spec, f"nova-{c}")) for c in ("scheduler", "conductor", "novncproxy")
-        }
+        by_image = {c: self.in_image(ctx, kolla, f"nova-{c}") for c in ("scheduler", "conductor", "novncproxy")}
         return [
             *self.preamble(ctx, kolla),
             api.job_step(ctx, self, "api-db-sync", kolla),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from stackops.api.models import EndpointOverrides, OpenStackCloudSpec, ServiceSpec
@@ -198,7 +198,13 @@ class OpenStackService(Service, Generic[SpecT]):
 
     def kolla(self, ctx: CloudContext, files: dict[str, str], commands: dict[str, KollaCommand]) -> api.Kolla:
         """The service's config Secret and what its containers share, in its first image."""
-        return api.kolla(ctx, self, self.openstack_images.names[0], files, commands, self.user.uid)
+        first = self.openstack_images.images[0]
+        return api.kolla(ctx, self, first.name, files, commands, self.user.uid, root_helper=first.root_helper)
+
+    def in_image(self, ctx: CloudContext, kolla: api.Kolla, name: str) -> api.Kolla:
+        """What `kolla` shares, in the service's image `name` (subject to the spec's overrides)."""
+        image = next(i for i in self.openstack_images.images if i.name == name)
+        return replace(kolla, image=ctx.image(self.settings(ctx), name), root_helper=image.root_helper)
 
     # where it is reached
     def catalog_urls(self, ctx: CloudContext, entry: CatalogEntry | None = None) -> dict[str, str]:
