@@ -537,3 +537,40 @@ def test_the_operator_applies_a_services_policies_before_its_objects_and_prunes_
     del c.spec["networkPolicies"]
     c.reconcile()
     assert sorted(name for kind, name in c.kube.applied) == sorted(applied) and c.kube.deleted == []
+
+
+def _node(name: str, address: str) -> dict[str, Any]:
+    addresses = [{"type": "Hostname", "address": name}, {"type": "InternalIP", "address": address}]
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "status": {"addresses": addresses}}
+
+
+def _node_blocks(policy: Mapping[str, Any]) -> set[str]:
+    return {
+        peer["ipBlock"]["cidr"]
+        for rule in policy["spec"].get("ingress", [])
+        for peer in rule["from"]
+        if "ipBlock" in peer
+    }
+
+
+def test_the_operator_admits_host_agents_by_the_addresses_of_the_clusters_nodes() -> None:
+    """Without nodeCIDRs the operator reads the Node objects on every pass: a node that joins is
+    admitted where host agents are (RabbitMQ, which nova-compute uses), by its address alone."""
+    from tests.support.passes import CloudPasses
+
+    c = CloudPasses({"release": "2026.1", "services": {"cinder": {"enabled": False}}})
+    c.kube.objects[("Node", "", "node-a")] = _node("node-a", "10.1.0.11")
+    c.converge()
+    rabbitmq = c.kube.objects[("NetworkPolicy", NAMESPACE, "demo-rabbitmq-server")]
+    keystone = c.kube.objects[("NetworkPolicy", NAMESPACE, "demo-keystone-api")]
+    assert _node_blocks(rabbitmq) == {"10.1.0.11/32"}
+    c.kube.objects[("Node", "", "node-b")] = _node("node-b", "10.1.0.12")
+    c.reconcile()
+    rabbitmq = c.kube.objects[("NetworkPolicy", NAMESPACE, "demo-rabbitmq-server")]
+    assert _node_blocks(rabbitmq) == {"10.1.0.11/32", "10.1.0.12/32"}
+    assert _node_blocks(keystone) == {"10.1.0.11/32"}  # APIs admit the nodes too (apiAccess)
+
+    c.spec["networkPolicies"] = {"nodeCIDRs": ["10.1.0.0/24"]}  # given: the nodes are not looked at
+    c.reconcile()
+    rabbitmq = c.kube.objects[("NetworkPolicy", NAMESPACE, "demo-rabbitmq-server")]
+    assert _node_blocks(rabbitmq) == {"10.1.0.0/24"}

@@ -757,9 +757,10 @@ class NetworkPoliciesSpec(ApiModel):
         alias="nodeCIDRs",
         description="The addresses of the cloud's nodes. Host agents (ovn-controller, the OVN metadata agent, "
         "nova-compute, cinder-volume on LVM) use the host's network, so NetworkPolicy sees them only as "
-        "node addresses: these may reach the APIs and the backends the agents use. Empty: only agents on "
-        "the same node as the backend's pod reach it (Kubernetes always admits a node's traffic to its own "
-        "pods), enough for a one-node cloud; a cloud with agents on more nodes must list them.",
+        "node addresses: these may reach the APIs and the backends the agents use. Empty: the operator "
+        "admits the InternalIP of every Node of the cluster instead, read on every pass (a node that joins "
+        "is admitted by the next one); list CIDRs to admit whole node networks without the operator "
+        "reading Nodes.",
     )
 
     @field_validator("node_cidrs")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stackops.api.models import GROUP, KIND, VERSION, OpenStackCloud
@@ -16,7 +16,7 @@ from stackops.credentials import Credentials
 from stackops.kube.client import Kube, Obj
 from stackops.kube.credentials_secret import ensure_credentials
 from stackops.kube.diagnosis import workload_cause
-from stackops.kube.kinds import MANAGED_KINDS, kind_of
+from stackops.kube.kinds import MANAGED_KINDS, NODE, kind_of
 from stackops.kube.readiness import Readiness, readiness
 from stackops.logs import REDACTOR
 from stackops.plan import Plan, key_rotations, plan, required_credentials
@@ -116,6 +116,21 @@ class Snapshot:
     credentials: Credentials
     plan: Plan
     live: dict[tuple[str, str], Obj]
+
+
+def with_node_addresses(kube: Kube, cloud: OpenStackCloud, options: RenderOptions) -> RenderOptions:
+    """`options` with the InternalIPs of the cluster's nodes when the cloud's NetworkPolicies admit
+    host agents by them (policies on, no nodeCIDRs given): every node, as any may run an agent."""
+    policies = cloud.spec.network_policies
+    if not policies.enabled or policies.node_cidrs:
+        return options
+    addresses = {
+        address["address"]
+        for node in kube.list(NODE, "")
+        for address in (node.get("status") or {}).get("addresses") or []
+        if address.get("type") == "InternalIP" and address.get("address")
+    }
+    return replace(options, node_addresses=tuple(sorted(addresses)))
 
 
 def snapshot(kube: Kube, cloud: OpenStackCloud, options: RenderOptions | None = None) -> Snapshot:

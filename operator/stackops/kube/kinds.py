@@ -56,6 +56,7 @@ _BY_KIND = {(k.api_version, k.kind): k for k in MANAGED_KINDS}
 CLOUD = Kind(f"{GROUP}/{VERSION}", "OpenStackCloud", PLURAL)
 EVENT = Kind("v1", "Event", "events")
 POD = Kind("v1", "Pod", "pods")  # only read: health checks look for crash-looping pods
+NODE = Kind("v1", "Node", "nodes", namespaced=False)  # only read: their addresses (node_addresses)
 PVC = next(k for k in MANAGED_KINDS if k.kind == "PersistentVolumeClaim")
 LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
 

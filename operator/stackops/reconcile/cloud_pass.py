@@ -20,7 +20,7 @@ from typing import Any
 from stackops.api.models import OpenStackCloud, OpenStackCloudStatus
 from stackops.api.validation import parse_cloud
 from stackops.health.monitor import CloudHealth
-from stackops.kube.engine import Outcome, StepState, converge, snapshot
+from stackops.kube.engine import Outcome, StepState, converge, snapshot, with_node_addresses
 from stackops.kube.kinds import CLOUD
 from stackops.reconcile.errors import Failure, classify
 from stackops.reconcile.state import OperatorState
@@ -94,9 +94,10 @@ def _converge_or_upgrade(
     progress = release_phase(cloud, previous, spec)
     if progress.stopped is not None:
         return progress.stopped, progress
-    seen = snapshot(state.kube, cloud, state.render_options)
+    options = with_node_addresses(state.kube, cloud, state.render_options)
+    seen = snapshot(state.kube, cloud, options)
     if progress.record is not None:
-        progress = Upgrade(state.kube, cloud, uid, previous, progress.record, seen, state.render_options).run()
+        progress = Upgrade(state.kube, cloud, uid, previous, progress.record, seen, options).run()
         if progress.stopped is not None:
             return progress.stopped, progress
     return progress.converged(converge(state.kube, cloud, uid, seen)), progress

@@ -45,6 +45,8 @@ def rules() -> list[dict[str, Any]]:
             "verbs": ["list", "watch"],
         },
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+        # the nodes' addresses admit host agents in a cloud's NetworkPolicies (engine.with_node_addresses)
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},
         # health checks and waiting steps list a cloud's pods (crash loops, scheduling, failed Jobs)
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
         # RabbitMQ pods may read endpoints (peer discovery); a Role can only grant what its creator holds

@@ -109,6 +109,9 @@ class Step:
 @dataclass(frozen=True)
 class RenderOptions:
     operator_image: str = field(default_factory=default_operator_image)
+    # The InternalIPs of the cluster's nodes, sorted: where host agents' connections come from
+    # (services/network_policies.py). The operator fills them in; `stackops render` knows none.
+    node_addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

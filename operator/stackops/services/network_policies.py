@@ -7,7 +7,9 @@ serves something (`<cloud>-<service>-<component>`). Who a listener's clients are
 services already declare: the users of MariaDB, RabbitMQ and memcached are the services whose `uses`
 names them (an OpenStack service's databases, messaging and keystone account say it), an API is open
 to where spec.networkPolicies.apiAccess says, and so on (Clients). Host agents use their node's
-network, so NetworkPolicy sees them as node addresses: spec.networkPolicies.nodeCIDRs.
+network, so NetworkPolicy sees them as node addresses: spec.networkPolicies.nodeCIDRs, or else the
+addresses of the cluster's nodes, which the operator reads from the Node objects on every pass (a
+node that joins is admitted by the next pass).
 
 A service's policies are its first step: they exist before its pods, and allowing rules come before
 the default deny, so turning policies on under a running cloud never refuses a connection it needs.
@@ -25,7 +27,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stackops.api.models import NetworkPoliciesSpec
 from stackops.render.naming import CLOUD_LABEL
 from stackops.services.base import Clients, CloudContext, Listener, Service, Step
 
@@ -90,12 +91,22 @@ def component_pods(ctx: CloudContext, service: str, component: str) -> dict[str,
     return cloud_pods(ctx, **{NAME_LABEL: service, COMPONENT_LABEL: component})
 
 
-def node_peers(spec: NetworkPoliciesSpec) -> list[dict[str, Any]]:
-    return [{"ipBlock": {"cidr": cidr}} for cidr in spec.node_cidrs]
+def node_cidrs(ctx: CloudContext) -> list[str]:
+    """Where host agents' connections come from: spec.networkPolicies.nodeCIDRs, or else each
+    node's own address (RenderOptions.node_addresses: the operator reads them from the Node
+    objects; a render outside the cluster knows none)."""
+    given = ctx.spec.network_policies.node_cidrs
+    return list(given) if given else [f"{address}/32" for address in ctx.options.node_addresses]
 
 
-def _nodes(spec: NetworkPoliciesSpec, whose: str) -> tuple[str, ...]:
-    return (f"nodeCIDRs ({whose})",) if spec.node_cidrs else ()
+def node_peers(ctx: CloudContext) -> list[dict[str, Any]]:
+    return [{"ipBlock": {"cidr": cidr}} for cidr in node_cidrs(ctx)]
+
+
+def _nodes(ctx: CloudContext, whose: str) -> tuple[str, ...]:
+    if ctx.spec.network_policies.node_cidrs:
+        return (f"nodeCIDRs ({whose})",)
+    return (f"the nodes' addresses ({whose})",) if ctx.options.node_addresses else ()
 
 
 def _peers(
@@ -120,7 +131,7 @@ def _peers(
                     {"namespaceSelector": {"matchExpressions": [namespaces]}},
                 ]
                 words = ("the cloud's pods", f"pods of the namespaces {', '.join(sorted(access.namespaces))}")
-            return found + node_peers(spec), words + _nodes(spec, "host agents")
+            return found + node_peers(ctx), words + _nodes(ctx, "host agents")
         case Clients.USERS:
             users = sorted((r for r in cloud if service in r.service.uses(ctx.spec)), key=lambda r: r.service.name)
             if not users:
@@ -130,14 +141,14 @@ def _peers(
             found, words = [{"podSelector": selector}], (f"pods of {', '.join(names)}",)
             agents = [r.service.name for r in users if r.host_agents]
             if agents:
-                found += node_peers(spec)
-                words += _nodes(spec, f"host agents of {', '.join(agents)}")
+                found += node_peers(ctx)
+                words += _nodes(ctx, f"host agents of {', '.join(agents)}")
             return found, words
         case Clients.SERVICE:
             found, words = [{"podSelector": cloud_pods(ctx, **{NAME_LABEL: service})}], (f"pods of {service}",)
             if owner.host_agents:
-                found += node_peers(spec)
-                words += _nodes(spec, f"host agents of {service}")
+                found += node_peers(ctx)
+                words += _nodes(ctx, f"host agents of {service}")
             return found, words
         case Clients.MEMBERS:
             return [{"podSelector": component_pods(ctx, service, listener.component)}], ("its own members",)
