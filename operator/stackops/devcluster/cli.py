@@ -220,7 +220,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     start.add_argument(
         "--real-node",
         action="store_true",
-        help="run a real node (kubelet, containerd, kube-proxy, CoreDNS) in its own network namespace, "
+        help="run a real node (kubelet, containerd, kube-proxy, kube-router's firewall, CoreDNS) in its own network namespace, "
         "labelled for the control plane and compute",
     )
     start.add_argument("--workdir", type=Path, help=workdir_help)

@@ -242,6 +242,8 @@ class LocalCluster:
                 names.append(realnode.NODE_NAME)
             self._wait("the default ServiceAccount (KCM's serviceaccount controller)", self._default_sa_exists)
             self.wait_nodes_ready(names)
+            if self.real_node:
+                self._start_node_firewall(binaries)
         except BaseException:
             self.stop()
             raise
@@ -401,7 +403,15 @@ class LocalCluster:
         self._wait("containerd's socket", socket.exists, "containerd")
         self.load_images([realnode.PAUSE_IMAGE_NAME])
         for name in realnode.DAEMONS:
+            if name not in realnode.AFTER_REGISTRATION:
+                self._spawn(name, binaries)
+
+    def _start_node_firewall(self, binaries: Binaries) -> None:
+        """kube-router, once the node is registered; up when its health check answers (its
+        NetworkPolicy controller has synced)."""
+        for name in realnode.AFTER_REGISTRATION:
             self._spawn(name, binaries)
+        self._wait("kube-router's health check", probe.answers_ok(realnode.KUBE_ROUTER_HEALTH), "kube-router")
 
     def load_images(self, names: Sequence[str], progress: Callable[[str], None] | None = None) -> None:
         """Build (when their inputs changed) and load images into the real node's containerd."""

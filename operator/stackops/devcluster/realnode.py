@@ -56,8 +56,13 @@ KUBE_ROUTER_READS = {
 PAUSE_IMAGE = "localhost/stackops/pause:3.10"  # hack/images/build.py builds it, as "pause"
 PAUSE_IMAGE_NAME = "pause"
 # Start order; `down` stops them in reverse. containerd first: the others need its socket.
-PROCESSES = ("containerd", "kubelet", "kube-proxy", "kube-router", "coredns")
+PROCESSES = ("containerd", "kubelet", "kube-proxy", "coredns", "kube-router")
 DAEMONS = PROCESSES[1:]
+# Started once the kubelet has registered the node: kube-router looks its Node up when it starts and
+# exits when there is none yet. The node counts as up once its firewall answers its health check.
+AFTER_REGISTRATION = ("kube-router",)
+KUBE_ROUTER_HEALTH_PORT = 20244
+KUBE_ROUTER_HEALTH = f"http://{hostnet.NODE_IP}:{KUBE_ROUTER_HEALTH_PORT}/healthz"
 SYSTEM_PROGRAMS = {
     "containerd": "containerd",
     "runc": "runc",
@@ -335,6 +340,7 @@ def command_line(
             "--enable-ipv6=false",
             f"--service-cluster-ip-range={hostnet.SERVICE_CIDR}",
             "--metrics-port=0",
+            f"--health-port={KUBE_ROUTER_HEALTH_PORT}",
             "--v=1",
         ]
     elif name == "coredns":
