@@ -1,7 +1,7 @@
 """A Galera cluster of rendered MariaDB members on one machine, and the outage tests/real puts it through.
 
 Each member is what a pod of the StatefulSet is: the rendered my.cnf, mariadb-start.sh and
-mariadb-probe.sh at /etc/mysql, its own volume at /var/lib/mysql, run as the mysql user with the
+mariadb-probe.sh at /etc/mysql, its own volume at /var/lib/mysql and its own /tmp, run as the mysql user with the
 environment the pod gets (POD_NAME, POD_IP, DB_ROOT_PASSWORD), in a network and mount namespace of its
 own. So the rendered files run unchanged: the same ports on every member, the peers' names from the
 rendered config resolved by an /etc/hosts the members see. The members' namespaces hang off a bridge
@@ -32,7 +32,7 @@ from typing import Any
 
 import pymysql
 
-from stackops.services.mariadb import RECOVERY_DIR
+from stackops.services.mariadb import FORCE_BOOTSTRAP_FILE, RECOVERY_DIR
 
 SUBNET = "10.213.0"
 BRIDGE = "galera0"
@@ -87,7 +87,8 @@ class Lab:
             mounts = (
                 f"mount --bind {self.root / 'etc' / 'mysql'} /etc/mysql && mount --bind {volume} /var/lib/mysql && "
                 "mount -t tmpfs -o mode=0755 tmpfs /run/mysqld && chown mysql:mysql /run/mysqld && "
-                f"mount --bind {hosts} /etc/hosts && echo ready && exec sleep infinity"
+                f"mount --bind {hosts} /etc/hosts && mount -t tmpfs -o mode=1777 tmpfs /tmp && "
+                "echo ready && exec sleep infinity"
             )
             holder = subprocess.Popen(
                 ["unshare", "--net", "--mount", "--", "bash", "-c", mounts], stdout=subprocess.PIPE
@@ -112,9 +113,11 @@ class Lab:
             *command,
         ]
 
-    def start(self, member: Member) -> None:
-        """Run the rendered start script, as the container's command would (kolla_start execs it)."""
-        log = member.volume.parent / f"start-{len(member.logs)}.log"
+    def start(self, member: Member) -> int:
+        """Run the rendered start script, as the container's command would (kolla_start execs it); the
+        number of this start, its log's index in the report."""
+        run = len(member.logs)
+        log = member.volume.parent / f"start-{run}.log"
         member.logs.append(log)
         with open(log, "wb") as out:
             member.server = subprocess.Popen(
@@ -123,6 +126,18 @@ class Lab:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        return run
+
+    def wait_log(self, member: Member, text: str, timeout: float) -> None:
+        start = time.monotonic()
+        while text not in member.logs[-1].read_text():
+            assert time.monotonic() - start < timeout, f"{member.pod_name} never logged {text!r}"
+            time.sleep(0.5)
+
+    def copies(self, member: Member) -> list[str]:
+        """The safety copies in the member's volume (each a copy of a data directory, grastate.dat and all)."""
+        found = member.volume.glob(f"{RECOVERY_DIR}/*/grastate.dat")
+        return sorted(str(p.parent.relative_to(member.volume)) for p in found)
 
     def kill(self, *members: Member) -> None:
         """SIGKILL the members' servers (and whatever their start scripts run) one right after the other."""
@@ -261,15 +276,16 @@ class Writer(threading.Thread):
 
 
 def outage(root: Path, peers: list[str], password: str) -> dict[str, Any]:
-    """A new cluster; one member killed and started again while the others run; then every member killed
-    (one earlier, the other two at the same moment, under writes) and all started again together."""
+    """A new cluster; one member killed and started again while the others run; every member killed (one
+    earlier, the other two at the same moment, under writes) and all started again together; every member
+    killed again and one never coming back, until an administrator tells a member to found the cluster."""
     lab = Lab(root, peers, password)
-    report: dict[str, Any] = {"timings": {}}
+    report: dict[str, Any] = {"timings": {}, "runs": {}}
+    runs = report["runs"]
     try:
         lab.setup()
         first, second, third = lab.members
-        for member in lab.members:
-            lab.start(member)
+        runs["new"] = {m.pod_name: lab.start(m) for m in lab.members}
         report["timings"]["new cluster ready"] = lab.wait_ready(lab.members, 300)
         lab.query(first, "CREATE DATABASE stackops_lab")
         lab.query(first, f"CREATE TABLE {TABLE} (id INT PRIMARY KEY, member INT) ENGINE=InnoDB")
@@ -280,7 +296,7 @@ def outage(root: Path, peers: list[str], password: str) -> dict[str, Any]:
         # a minority lost: the others keep the cluster, the member comes back by itself
         lab.kill(third)
         time.sleep(2)
-        lab.start(third)
+        runs["rejoin"] = {third.pod_name: lab.start(third)}
         report["timings"]["lost member back"] = lab.wait_ready([third], 300)
         report["size after rejoin"] = int(lab.status(first, "wsrep_cluster_size"))
         time.sleep(2)
@@ -296,8 +312,7 @@ def outage(root: Path, peers: list[str], password: str) -> dict[str, Any]:
         writer.halt.set()
         writer.join(timeout=30)
         report["oracle"] = {m.pod_name: lab.recovered_position(m) for m in lab.members}
-        for member in lab.members:
-            lab.start(member)
+        runs["recovery"] = {m.pod_name: lab.start(m) for m in lab.members}
         report["timings"]["recovered cluster ready"] = lab.wait_ready(lab.members, 600)
         report["sizes"] = {m.pod_name: int(lab.status(m, "wsrep_cluster_size")) for m in lab.members}
         report["state uuids"] = {m.pod_name: lab.status(m, "wsrep_cluster_state_uuid") for m in lab.members}
@@ -305,17 +320,36 @@ def outage(root: Path, peers: list[str], password: str) -> dict[str, Any]:
         report["failed"] = len(writer.failed)
         report["rows"] = {m.pod_name: [r[0] for r in lab.query(m, f"SELECT id FROM {TABLE}")] for m in lab.members}
         report["databases"] = {m.pod_name: [r[0] for r in lab.query(m, "SHOW DATABASES")] for m in lab.members}
+        report["copies after recovery"] = {m.pod_name: lab.copies(m) for m in lab.members}
+
+        # everything lost again, and a member never comes back: the others wait for its position until
+        # the administrator's file tells one to found the cluster (the last founder: it has a copy to replace)
+        chosen = next(m for m in lab.members if lab.copies(m))
+        absent = next(m for m in reversed(lab.members) if m is not chosen)
+        present = [m for m in lab.members if m is not absent]
+        report["forced"], report["absent"] = chosen.pod_name, absent.pod_name
+        lab.kill(*lab.members)
+        runs["forced"] = {m.pod_name: lab.start(m) for m in present}
+        for member in present:
+            lab.wait_log(member, f"waiting for the positions of {peers[absent.ordinal]}", 120)
+        force = chosen.volume / FORCE_BOOTSTRAP_FILE
+        force.touch()
+        shutil.chown(force, "mysql", "mysql")
+        report["timings"]["forced cluster ready"] = lab.wait_ready(present, 300)
+        report["size when forced"] = int(lab.status(chosen, "wsrep_cluster_size"))
+        report["force file left"] = force.exists()
+        runs["late"] = {absent.pod_name: lab.start(absent)}
+        report["timings"]["late member back"] = lab.wait_ready([absent], 300)
+        report["size with the late member"] = int(lab.status(chosen, "wsrep_cluster_size"))
+        report["rows at the end"] = {
+            m.pod_name: lab.query(m, f"SELECT COUNT(*) FROM {TABLE}")[0][0] for m in lab.members
+        }
+        report["copies at the end"] = {m.pod_name: lab.copies(m) for m in lab.members}
     except Exception:
         report["error"] = traceback.format_exc()
     finally:
         lab.stop()
         report["logs"] = {m.pod_name: [log.read_text() for log in m.logs] for m in lab.members}
-        report["recovery dirs"] = {
-            m.pod_name: sorted(
-                str(p.relative_to(m.volume)) for p in m.volume.glob(f"{RECOVERY_DIR}/*/*") if p.name == "grastate.dat"
-            )
-            for m in lab.members
-        }
     return report
 
 
