@@ -6,6 +6,9 @@ set -euo pipefail
 
 missing=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+# Galera (mariadb-server brings galera-4) copies a whole member to another with mariabackup (SST)
+[ -f /usr/lib/galera/libgalera_smm.so ] || missing+=(galera-4)
+command -v mariabackup >/dev/null 2>&1 || missing+=(mariadb-backup)
 # the MariaDB container scripts run in a private mount and network namespace
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || missing+=(iproute2)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)

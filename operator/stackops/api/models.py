@@ -148,7 +148,20 @@ class WorkloadSpec(ApiModel):
     )
 
 
-class DatabaseSpec(WorkloadSpec):
+class ReplicaPlacement(ApiModel):
+    """Mixed into the spec of a replicated backend (`class XSpec(ReplicaPlacement, WorkloadSpec)`): how
+    its replicas keep off each other's nodes."""
+
+    anti_affinity: Literal["Preferred", "Required"] = Field(
+        "Preferred",
+        description="Preferred: replicas go to different nodes (kubernetes.io/hostname) where the nodes "
+        "allow, and still all run when there are fewer nodes than replicas. Required: never two on one "
+        "node, so that losing a node loses one member at most; a replica without a node of its own stays "
+        "Pending, so the cloud needs as many nodes matching spec.nodes.controlPlane as replicas.",
+    )
+
+
+class DatabaseSpec(ReplicaPlacement, WorkloadSpec):
     """MariaDB: one server, or a Galera cluster when replicas > 1."""
 
     replicas: int = Field(
@@ -177,14 +190,14 @@ class DatabaseSpec(WorkloadSpec):
         return value
 
 
-class MessagingSpec(WorkloadSpec):
+class MessagingSpec(ReplicaPlacement, WorkloadSpec):
     """RabbitMQ."""
 
     storage: Storage = Field(default_factory=lambda: Storage(size="2Gi"))
     external: ExternalMessaging | None = Field(None, description="Use an existing RabbitMQ instead.")
 
 
-class MemcachedSpec(WorkloadSpec):
+class MemcachedSpec(ReplicaPlacement, WorkloadSpec):
     memory_mb: int = Field(256, ge=16, description="Cache size per replica in MiB.")
 
 
@@ -488,7 +501,7 @@ class ProviderNetwork(ApiModel):
     interface: str | None = Field(None, description="Host interface added to the bridge; none: left to the host.")
 
 
-class OvnSpec(ApiModel):
+class OvnSpec(ReplicaPlacement):
     """The OVN northbound and southbound databases (a Raft cluster when replicas > 1) and northd."""
 
     replicas: int = Field(

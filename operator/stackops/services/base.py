@@ -203,6 +203,29 @@ class CloudContext:
             defaults["imagePullSecrets"] = [{"name": n} for n in self.spec.images.pull_secrets]
         return defaults
 
+    def anti_affinity(self, service: str, component: str, mode: str = "Preferred") -> dict[str, Any]:
+        """The pod affinity that keeps a workload's replicas on different nodes: `Preferred` (the
+        scheduler spreads them as far as the nodes allow) or `Required` (never two on one node)."""
+        term = {
+            "topologyKey": "kubernetes.io/hostname",
+            "labelSelector": {"matchLabels": self.selector(service, component)},
+        }
+        if mode == "Required":
+            return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+        preferred = [{"weight": 100, "podAffinityTerm": term}]
+        return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": preferred}}
+
+    def disruption_budget(self, name: str, service: str, component: str) -> dict[str, Any]:
+        """A PodDisruptionBudget letting voluntary evictions (a node drain) take one replica at a time:
+        a Galera, RabbitMQ or OVN Raft cluster of three keeps its majority. The replicated backends
+        have one only with more than one replica, as a single replica may always go."""
+        return {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": self.metadata(name, service, component),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": self.selector(service, component)}},
+        }
+
     # config
     def config_secret(self, service: str, files: dict[str, str], part: str = "") -> ConfigSecret:
         """The Secret `<cloud>-<service>[-<part>]-config`: `part` tells apart a service's Secrets that

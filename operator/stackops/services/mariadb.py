@@ -1,8 +1,10 @@
 """MariaDB: the SQL database under every OpenStack service.
 
-One server by default; with replicas >= 3 a Galera cluster whose first pod founds the cluster on a
-fresh volume and whose others join it. With `external` set, stackops runs no server and only creates
-databases and users on the one given.
+One server by default; with replicas >= 3 a Galera cluster. A member joins the members that run; when
+none runs (a new cluster, or after all went down at once) the members tell each other their last
+committed position and the one with the highest founds the cluster, after copying its data aside
+(mariadb-start.sh.j2; docs/operations.md). With `external` set, stackops runs no server and only
+creates databases and users on the one given.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from stackops.services.images import DebianImage, KollaUser
 PORT = 3306
 USER = KollaUser("mysql", 42434, "/var/lib/mysql")  # the mysql user of Kolla images
 ROOT_PASSWORD_KEY = "mariadb-root-password"
-GALERA_PORTS = {"galera": 4567, "ist": 4568, "sst": 4444}
+# recovery: where a member serves its last committed position to its peers while no member runs
+GALERA_PORTS = {"galera": 4567, "ist": 4568, "sst": 4444, "recovery": 4569}
+DATADIR = USER.home
+# The copy of a member's data made before it founds a cluster from it: inside the volume, which is the
+# data directory, so hidden from the server (ignore-db-dirs) lest it show as a database.
+RECOVERY_DIR = ".stackops-recovery"
+# A file an administrator creates in a waiting member's data directory to have it found the cluster
+# when not every member can tell its position (docs/operations.md).
+FORCE_BOOTSTRAP_FILE = "stackops-force-bootstrap"
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,12 @@ class DatabaseServer:
 
 def database_spec(ctx: CloudContext) -> DatabaseSpec:
     return ctx.spec.infrastructure.database
+
+
+def galera_peers(ctx: CloudContext) -> list[str]:
+    """Each member's stable name (index: its ordinal), through the headless cluster Service."""
+    cluster = ctx.service_host(ctx.object_name("mariadb-cluster"))
+    return [f"{ctx.object_name('mariadb')}-{i}.{cluster}" for i in range(database_spec(ctx).replicas)]
 
 
 def server(ctx: CloudContext) -> DatabaseServer:
@@ -97,7 +113,7 @@ class MariaDB(Service):
     def my_cnf(self, ctx: CloudContext) -> str:
         spec = database_spec(ctx)
         mysqld: dict[str, Any] = {
-            "datadir": "/var/lib/mysql",
+            "datadir": DATADIR,
             "bind-address": "0.0.0.0",
             "port": PORT,
             "character-set-server": "utf8",
@@ -110,10 +126,7 @@ class MariaDB(Service):
             "default_storage_engine": "InnoDB",
         }
         if spec.replicas > 1:
-            peers = ",".join(
-                f"{ctx.object_name('mariadb')}-{i}.{ctx.service_host(ctx.object_name('mariadb-cluster'))}"
-                for i in range(spec.replicas)
-            )
+            peers = ",".join(galera_peers(ctx))
             mysqld |= {
                 "wsrep_on": "ON",
                 "wsrep_provider": "/usr/lib/galera/libgalera_smm.so",
@@ -123,8 +136,21 @@ class MariaDB(Service):
                 "wsrep_sst_auth": f"root:{ctx.credentials[ROOT_PASSWORD_KEY]}",
                 "binlog_format": "ROW",
                 "innodb_autoinc_lock_mode": 2,
+                "ignore-db-dirs": RECOVERY_DIR,
             }
         return render_ini({"mysqld": mysqld, "client": {"port": PORT}}, spec.config)
+
+    def start_script(self, ctx: CloudContext) -> str:
+        return ctx.render_text(
+            "mariadb/mariadb-start.sh.j2",
+            galera=database_spec(ctx).replicas > 1,
+            datadir=DATADIR,
+            peers=galera_peers(ctx),
+            galera_port=GALERA_PORTS["galera"],
+            recovery_port=GALERA_PORTS["recovery"],
+            recovery_dir=RECOVERY_DIR,
+            force_bootstrap=FORCE_BOOTSTRAP_FILE,
+        )
 
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = database_spec(ctx)
@@ -137,13 +163,13 @@ class MariaDB(Service):
                 ConfigFile("mariadb-start.sh", "/etc/mysql/mariadb-start.sh", "mysql", "0700"),
                 ConfigFile("mariadb-probe.sh", "/etc/mysql/mariadb-probe.sh", "mysql", "0700"),
             ),
-            permissions=(Permission("/var/lib/mysql", "mysql:mysql", recurse=True),),
+            permissions=(Permission(DATADIR, "mysql:mysql", recurse=True),),
         )
         config = ctx.config_secret(
             self.name,
             {
                 "my.cnf": self.my_cnf(ctx),
-                "mariadb-start.sh": ctx.render_text("mariadb/mariadb-start.sh.j2", galera=spec.replicas > 1),
+                "mariadb-start.sh": self.start_script(ctx),
                 "mariadb-probe.sh": ctx.render_text("mariadb/mariadb-probe.sh.j2", galera=spec.replicas > 1),
                 "mariadb-server.json": server_command.to_json(),
             },
