@@ -220,8 +220,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     start.add_argument(
         "--real-node",
         action="store_true",
-        help="run a real node (kubelet, containerd, kube-proxy, kube-router's firewall, CoreDNS) in its own network namespace, "
-        "labelled for the control plane and compute",
+        help="run a real node (kubelet, containerd, kube-proxy, kube-router's firewall, CoreDNS) in its own "
+        "network namespace, labelled for the control plane and compute",
     )
     start.add_argument("--workdir", type=Path, help=workdir_help)
     start.set_defaults(func=_cmd_up)
