@@ -365,9 +365,9 @@ def test_a_server_boots_and_its_port_is_bound_and_claimed(
         assert MARKER in console
         # OVN's own DHCP answered the guest through the node's datapath (the userspace one here)
         assert f"{ADDRESS_MARKER} eth0 192.168.79." in console
-        # Metadata is not asserted: on this machine's userspace datapath the guest's request to
-        # 169.254.169.254 gets no answer although the agent's namespace and haproxy are up (see
-        # the notes); what the guest saw is printed above.
+        # nova's metadata, through the OVN metadata agent's proxy on the node, over the userspace
+        # datapath's conntrack (its instance-id: the EC2-style name of the libvirt domain)
+        assert f"{METADATA_MARKER} i-" in console
         port = made["port"]
         assert port["host"] == socket.gethostname() and port["vif_type"] not in ("binding_failed", "unbound")
         assert port["status"] == "ACTIVE"  # OVN reports a port up once its chassis claimed it

@@ -221,6 +221,10 @@ def test_the_userspace_datapath_is_asked_for_every_chassis_bridge() -> None:
     assert "vsctl --if-exists set Bridge br-int datapath_type=netdev\n" in script
     assert "vsctl --may-exist add-br br-ex -- set Bridge br-ex datapath_type=netdev\n" in script
     assert "datapath_type=system" not in script and "datapath-type=system" not in script
+    # its conntrack takes the guests' offloaded checksums as they are (tests/node shows metadata served)
+    assert "vsctl set Open_vSwitch . other_config:userspace-tso-enable=true\n" in script
+    system = secret_file(plan(cloud()), "demo-neutron-chassis-config", "ovn-controller-start.sh")
+    assert "userspace-tso-enable=true" not in system
 
 
 def test_ovn_is_given_fully_qualified_names_in_the_cluster_domain() -> None:

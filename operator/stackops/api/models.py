@@ -520,7 +520,8 @@ class OvnSpec(ReplicaPlacement):
         "system",
         description="Open vSwitch datapath of every chassis bridge (br-int and the provider bridges): `system` "
         "is the kernel's openvswitch module; `netdev` the userspace datapath, for hosts without that module "
-        "(much slower: for test machines and nested labs).",
+        "(much slower: for test machines and nested labs; it turns on Open vSwitch's userspace-tso-enable, "
+        "without which its conntrack drops guests' checksum-offloaded connections).",
     )
 
     @field_validator("replicas")
