@@ -274,9 +274,11 @@ def database_status(
 ) -> DatabaseStatus | None:
     """The backups as the pass read them (as before when it did not look), and the restore's phase
     from its step: it waits for every other step, so Pending means workloads are still stopping."""
+    if outcome is None:  # paused, or a pass that failed: as last seen
+        return previous
     before = previous or DatabaseStatus()
     backup = before.backup
-    if outcome is not None and outcome.backups is not None:
+    if outcome.backups is not None:
         last = outcome.backups.last or {}
         backup = BackupStatus(
             last=_text(last.get("name")) or (backup.last if backup else None),
@@ -288,7 +290,7 @@ def database_status(
     restored = before.restore
     if restore is None:
         restored = None
-    elif outcome is not None:
+    else:
         step = next((s for s in outcome.steps if s.name == RESTORE_STEP), None)
         if step is not None:
             phase = RESTORE_PHASES[step.state]
