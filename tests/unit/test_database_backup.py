@@ -20,6 +20,7 @@ from stackops.health.workloads import latest_scheduled, workload_problems
 from stackops.kube.backups import backups, manifest
 from stackops.plan import plan
 from stackops.render.templates import render_text
+from stackops.status_view import database_line
 from tests.conftest import cloud
 from tests.support.kube import FakeKube
 from tests.support.passes import SMALL, CloudPasses
@@ -280,3 +281,15 @@ def test_a_backup_of_nothing_or_an_unfinished_dump_fails(tmp_path: Path) -> None
     result = run_backup(tmp_path, 2, "keystone")
     assert result.returncode == 1 and "did not complete" in result.stderr
     assert list((tmp_path / "backups").iterdir()) == []  # nothing half written stays
+
+
+def test_stackops_status_says_the_last_backup_and_a_restore() -> None:
+    assert database_line({}) == ""
+    database = {
+        "backup": {"last": NAME, "lastSize": 5916, "failed": "job demo-mariadb-backup-2 failed"},
+        "restore": {"backup": NAME, "phase": "Restoring"},
+    }
+    assert database_line(database) == (
+        f"database: last backup {NAME} (5916 bytes); [red]backup failed[/]: job demo-mariadb-backup-2 failed; "
+        f"restore of {NAME}: Restoring"
+    )
