@@ -368,10 +368,10 @@ def cmd_operator(args: argparse.Namespace) -> int:
 
 def _keystone_admin_job(job: str, region: str, password_var: str, work: Callable[[Any, str], list[str]]) -> int:
     """Run `work(connection, password)` as keystone's admin (OS_AUTH_URL, OS_USERNAME, OS_PASSWORD),
-    with the password the Job sets from `password_var`; prints what changed."""
+    with the password the Job sets from `password_var` (none when empty); prints what changed."""
     import openstack
 
-    env = _job_environment("OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", password_var)
+    env = _job_environment("OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", *([password_var] if password_var else []))
 
     def connected_work() -> list[str]:
         conn = openstack.connect(
@@ -384,7 +384,7 @@ def _keystone_admin_job(job: str, region: str, password_var: str, work: Callable
             region_name=region,
             interface="internal",
         )
-        return work(conn, env[password_var])
+        return work(conn, env.get(password_var, ""))
 
     return _job_outcome(job, connected_work, openstack.exceptions.SDKException)
 
@@ -399,6 +399,16 @@ def cmd_register_service(args: argparse.Namespace) -> int:
         args.region,
         "STACKOPS_SERVICE_PASSWORD",
         lambda conn, password: register(conn, registration, password),
+    )
+
+
+def cmd_deregister_services(args: argparse.Namespace) -> int:
+    from stackops.openstack.registration import CatalogService, ServiceUser, deregister
+
+    services = [CatalogService(*entry) for entry in args.service or ()]
+    users = [ServiceUser(name, domain) for domain, name in args.user or ()]
+    return _keystone_admin_job(
+        "deregister-services", args.region, "", lambda conn, _password: deregister(conn, services, users)
     )
 
 
@@ -540,6 +550,17 @@ def parser() -> argparse.ArgumentParser:
     reg.add_argument("--user", required=True)
     reg.add_argument("--project", default="service")
     reg.set_defaults(func=cmd_register_service)
+    dereg = jobs.add_parser(
+        "deregister-services",
+        help="remove the catalog entries (and their endpoints) and the users stackops registered for "
+        "services now disabled (keystone admin from OS_AUTH_URL/OS_USERNAME/OS_PASSWORD)",
+    )
+    dereg.add_argument("--region", required=True)
+    dereg.add_argument(
+        "--service", nargs=3, action="append", metavar=("TYPE", "NAME", "DESCRIPTION"), help="a catalog entry"
+    )
+    dereg.add_argument("--user", nargs=2, action="append", metavar=("DOMAIN", "NAME"), help="a service's user")
+    dereg.set_defaults(func=cmd_deregister_services)
     domain = jobs.add_parser(
         "create-domain-admin",
         help="create a keystone domain, its admin user and roles a service expects (keystone admin from "

@@ -6,14 +6,14 @@ This is where a spec and credentials become the ordered list of objects the oper
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stackops.api.models import OpenStackCloud, OpenStackCloudSpec
 from stackops.credentials import Credentials, CredentialSpec, KeyRotation
 from stackops.render.hashing import name_job_by_spec
 from stackops.render.ini import IniShapeError
-from stackops.services import all_services, network_policies, policy
+from stackops.services import all_services, mariadb, network_policies, policy
 from stackops.services.base import CloudContext, RenderError, RenderOptions, Service, Step
 from stackops.services.network_policies import Rendered, Rule
 
@@ -43,6 +43,16 @@ def problems(spec: OpenStackCloudSpec) -> list[RenderError]:
                 if dep not in enabled
             ]
     return found
+
+
+def _stopped_for_restore(spec: OpenStackCloudSpec, steps: list[Step]) -> list[Step]:
+    """Every workload of the services that use the databases without a pod, while a restore is asked
+    for: nothing writes to a database being restored, and nothing reads it half restored."""
+    users = {s.name for s in enabled_services(spec) if mariadb.MARIADB.name in s.uses(spec)}
+    return [
+        replace(step, objects=[mariadb.stopped_for_restore(o) for o in step.objects]) if step.service in users else step
+        for step in steps
+    ]
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,9 @@ def plan(cloud: OpenStackCloud, credentials: Credentials | None = None, options:
         flows = network_policies.rules(ctx, rendered)
         rendered = network_policies.protect(ctx, rendered, flows)
     steps = [step for service in rendered for step in service.steps]
+    steps += [step for service in enabled_services(spec) for step in service.closing_steps(ctx)]
+    if spec.infrastructure.database.restore is not None:
+        steps = _stopped_for_restore(spec, steps)
     for step in steps:
         for obj in step.objects:
             if obj["kind"] == "Job":

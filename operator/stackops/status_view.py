@@ -37,8 +37,9 @@ def cloud_table(cloud: dict[str, Any], elapsed: float | None = None) -> Table:
         title += f" {elapsed:.0f}s"
     if stale:
         title += " [dim](spec changed; not yet looked at)[/]"
-    message = condition(status, "Ready").get("message", "")
-    table = Table(title=title, caption=message or None, title_justify="left", caption_justify="left")
+    lines = [condition(status, "Ready").get("message", ""), database_line(status.get("database") or {})]
+    caption = "\n".join(line for line in lines if line)
+    table = Table(title=title, caption=caption or None, title_justify="left", caption_justify="left")
     for column in ("service", "phase", "ready", "health", "release", "message"):
         table.add_column(column)
     for service, entry in (status.get("services") or {}).items():
@@ -51,6 +52,21 @@ def cloud_table(cloud: dict[str, Any], elapsed: float | None = None) -> Table:
             str(entry.get("message", "")),
         )
     return table
+
+
+def database_line(database: dict[str, Any]) -> str:
+    """The last backup and a restore under way, in words (empty without either)."""
+    said = []
+    backup = database.get("backup") or {}
+    if backup.get("last"):
+        said.append(f"last backup {backup['last']} ({backup.get('lastSize', '?')} bytes)")
+    if backup.get("failed"):
+        said.append(f"[red]backup failed[/]: {backup['failed']}")
+    restore = database.get("restore") or {}
+    if restore:
+        message = f" ({restore['message']})" if restore.get("message") else ""
+        said.append(f"restore of {restore.get('backup')}: {restore.get('phase')}{message}")
+    return "database: " + "; ".join(said) if said else ""
 
 
 def cloud_summary(cloud: dict[str, Any]) -> dict[str, Any]:
@@ -68,4 +84,5 @@ def cloud_summary(cloud: dict[str, Any]) -> dict[str, Any]:
         "conditions": status.get("conditions", []),
         "services": status.get("services", {}),
         "endpoints": status.get("endpoints", {}),
+        "database": status.get("database", {}),
     }

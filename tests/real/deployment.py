@@ -223,13 +223,16 @@ class Deployment:
             argv = [*argv[: index + 1], "--config-file", str(overlay), *argv[index + 1 :]]
         return run(argv, run_.env, bin_dir)
 
-    def run_jobs(self, service: str, bin_dir: Path) -> dict[str, str]:
-        """Every Job of `service`, in plan order, as the operator would run them: stackops Jobs with
-        `stackops job ...`, Kolla Jobs with the service's own package. Returns each Job's output."""
+    def run_jobs(self, service: str, bin_dir: Path, skip: Sequence[str] = ()) -> dict[str, str]:
+        """Every Job of `service` but those of the components `skip`, in plan order, as the operator
+        would run them: stackops Jobs with `stackops job ...`, Kolla Jobs with the service's own
+        package. Returns each Job's output."""
         outputs: dict[str, str] = {}
         for step in self.plan.steps:
             for job in (o for o in step.objects if o["kind"] == "Job" and step.service == service):
                 component = job["metadata"]["labels"]["app.kubernetes.io/component"]
+                if component in skip:
+                    continue
                 if job["spec"]["template"]["spec"]["containers"][0]["command"][0] == "stackops":
                     result = self.stackops_job(service, component)
                 else:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from stackops.credentials import Credentials, complete
 from stackops.plan import plan, required_credentials
+from stackops.services import identity
 from stackops.services import rabbitmq as rabbitmq_service
 from tests.conftest import cloud
 from tests.real.deployment import KEYSTONE_CONF, Deployment, site_packages, wsgi_module
@@ -30,14 +31,18 @@ def rabbitmq() -> Iterator[RabbitMQ]:
 
 @contextmanager
 def keystone(deployment: Deployment, bin_dir: Path) -> Iterator[str]:
-    """Database Job, db-sync, bootstrap, then the API."""
-    outputs = deployment.run_jobs("keystone", bin_dir)
+    """Database Job, db-sync, bootstrap, then the API (and, once it serves, the Job that removes what
+    the cloud's disabled services registered, where it has any)."""
+    outputs = deployment.run_jobs("keystone", bin_dir, skip=[identity.DEREGISTRATION])
     assert list(outputs) == ["database", "db-sync", "bootstrap"]
     assert "create-database: database keystone created" in outputs["database"]
     api = deployment.kolla("Deployment", "keystone", "api")
     module = wsgi_module(api.files["/etc/keystone/keystone-api-uwsgi.ini"].read_text(), site_packages(bin_dir))
     env = {"OS_KEYSTONE_CONFIG_FILES": f"{api.files[KEYSTONE_CONF]};{deployment.overlay}"}
     with deployment.serve("keystone", bin_dir, module, env, "/v3") as url:
+        if any(step.name == f"keystone-{identity.DEREGISTRATION}" for step in deployment.plan.steps):
+            result = deployment.stackops_job("keystone", identity.DEREGISTRATION)
+            assert result.returncode == 0, result.stderr
         yield url
 
 

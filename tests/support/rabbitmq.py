@@ -29,6 +29,14 @@ class RabbitMQError(RuntimeError):
     """The RabbitMQ server could not be started or reached."""
 
 
+def port_mapper(port: int) -> subprocess.Popen[bytes]:
+    """An Erlang port mapper in the foreground (not the daemon Erlang would fork), for its owner to stop."""
+    epmd = shutil.which("epmd") or "/usr/bin/epmd"
+    return subprocess.Popen(
+        [epmd, "-port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+
 class RabbitMQ:
     def __init__(
         self,
@@ -38,11 +46,16 @@ class RabbitMQ:
         admin: tuple[str, str],
         *,
         keep_peer_discovery: bool = False,
+        epmd_port: int | None = None,
     ) -> None:
+        """`epmd_port`: a port mapper the caller runs, shared by the members of a cluster (they find
+        each other through it); by default each server starts one of its own."""
         if not os.path.exists(SERVER):
             raise RabbitMQError(f"{SERVER} is missing: install the Debian package rabbitmq-server")
         self.host = "127.0.0.1"
         self.port, self.management_port, self.dist_port, self.epmd_port, prometheus_port = free_ports(5)
+        self.own_epmd = epmd_port is None
+        self.epmd_port = epmd_port or self.epmd_port
         self.admin = admin
         self.root = Path(tempfile.mkdtemp(prefix="stackops-rabbitmq-"))
         self.node = f"rabbit-{self.port}@localhost"
@@ -102,10 +115,8 @@ class RabbitMQ:
 
     def launch(self) -> subprocess.Popen[bytes]:
         """Start the server process without waiting for it to answer."""
-        # its own port mapper in the foreground (not the daemon Erlang would fork), stopped with it
-        epmd = shutil.which("epmd") or "/usr/bin/epmd"
-        self.epmd = subprocess.Popen([epmd, "-port", str(self.epmd_port)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        if self.own_epmd:
+            self.epmd = port_mapper(self.epmd_port)
         with (self.root / "server.log").open("wb") as log:
             # a session of its own: the start script runs the Erlang VM as a child, and both must go
             self.process = subprocess.Popen(

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from stackops.api.cron import schedule_problem
 from stackops.api.oslo import check_ini_shape
 from stackops.api.releases import DEFAULT_RELEASE, SUPPORTED_RELEASES, transition_problem
 from stackops.api.schema_hints import FREE_FORM, INT_OR_STRING
@@ -148,6 +149,48 @@ class WorkloadSpec(ApiModel):
     )
 
 
+def _schedule(value: str) -> str:
+    problem = schedule_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+CronSchedule = Annotated[str, Field(min_length=1), AfterValidator(_schedule)]
+# a backup's name: the UTC time it began, as the backup Job writes it
+BACKUP_NAME_PATTERN = r"^[0-9]{8}T[0-9]{6}Z$"
+
+
+def _backup_name(value: str) -> str:
+    if not re.match(BACKUP_NAME_PATTERN, value):
+        raise ValueError(f"{value!r} is not a backup's name (its UTC time, e.g. 20260131T023000Z)")
+    return value
+
+
+BackupName = Annotated[str, Field(json_schema_extra={"pattern": BACKUP_NAME_PATTERN}), AfterValidator(_backup_name)]
+
+
+class DatabaseBackup(ApiModel):
+    """Scheduled consistent backups of the cloud's databases: a logical dump (mariadb-dump in one
+    transaction), compressed onto a volume of its own, with a manifest (time, size, SHA-256) beside
+    each. A dump restores on the same or a later MariaDB, into one server or a Galera cluster."""
+
+    enabled: bool = False
+    schedule: CronSchedule = Field(
+        "30 2 * * *", description="When backups run: a cron schedule in UTC (default daily at 02:30)."
+    )
+    retention: int = Field(7, ge=1, le=1000, description="How many backups the volume keeps; older ones go.")
+    storage: Storage = Field(default_factory=lambda: Storage(size="20Gi"), description="The backups' volume.")
+
+
+class DatabaseRestore(ApiModel):
+    """Restore the cloud's databases from a backup: the services that use them are stopped, the
+    backup is restored, and they stay stopped until this field is removed (status.database.restore
+    says where it is)."""
+
+    backup: BackupName = Field(description="The backup's name, as status.database.backup.last shows them.")
+
+
 class ReplicaPlacement(ApiModel):
     """Mixed into the spec of a replicated backend (`class XSpec(ReplicaPlacement, WorkloadSpec)`): how
     its replicas keep off each other's nodes."""
@@ -181,6 +224,10 @@ class DatabaseSpec(ReplicaPlacement, WorkloadSpec):
     storage: Storage = Field(default_factory=Storage)
     external: ExternalDatabase | None = Field(None, description="Use an existing database server instead.")
     config: OsloConfig = Field(default_factory=dict, description="my.cnf overrides: {section: {option: value}}.")
+    backup: DatabaseBackup = Field(default_factory=DatabaseBackup)
+    restore: DatabaseRestore | None = Field(
+        None, description="Restore a backup; the services stay stopped until this is removed again."
+    )
 
     @field_validator("replicas")
     @classmethod
@@ -841,6 +888,32 @@ class UpgradeStatus(ApiModel):
     )
 
 
+class BackupStatus(ApiModel):
+    """The cloud's database backups, as their Jobs report them."""
+
+    last: str | None = Field(None, description="The last successful backup's name (what restore.backup takes).")
+    last_time: str | None = Field(None, description="When it began (UTC).")
+    last_size: int | None = Field(None, description="Its size in bytes, compressed.")
+    last_sha256: str | None = Field(None, description="The SHA-256 of its file, which a restore checks.")
+    failed: str | None = Field(None, description="Why the newest backup Job failed, until a backup succeeds again.")
+
+
+class RestoreStatus(ApiModel):
+    """A restore asked for by spec.infrastructure.database.restore."""
+
+    backup: str
+    phase: Literal["StoppingServices", "Restoring", "Restored", "Failed"] = Field(
+        description="StoppingServices until every workload that uses the databases stopped, Restoring while "
+        "the Job runs, then Restored (the services stay stopped until the spec's restore is removed) or Failed."
+    )
+    message: str = ""
+
+
+class DatabaseStatus(ApiModel):
+    backup: BackupStatus | None = None
+    restore: RestoreStatus | None = None
+
+
 class OpenStackCloudStatus(ApiModel):
     model_config = ConfigDict(extra="ignore")  # status written by older versions must still load
 
@@ -857,6 +930,7 @@ class OpenStackCloudStatus(ApiModel):
         "it runs on. Ready needs spec.nodes.<role>.minReadyPercent of them.",
     )
     upgrade: UpgradeStatus | None = Field(None, description="Progress of an upgrade to spec.release.")
+    database: DatabaseStatus | None = Field(None, description="Backups of the cloud's databases, and a restore.")
     spec_hashes: dict[str, str] | None = Field(
         None,
         description="A hash per spec section as last converged: an upgrade refuses other changes made along "

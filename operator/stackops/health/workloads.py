@@ -46,6 +46,26 @@ def enough_hosts(daemonsets: Iterable[dict[str, Any]]) -> frozenset[str]:
     return frozenset(enough)
 
 
+def latest_scheduled(jobs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`jobs` with, of those a CronJob made (the database backups), only each CronJob's newest one:
+    a backup that failed once and succeeded since is not held against the service."""
+    kept: list[dict[str, Any]] = []
+    newest: dict[str, dict[str, Any]] = {}
+    for job in jobs:
+        owner = next((o for o in job["metadata"].get("ownerReferences") or [] if o.get("kind") == "CronJob"), None)
+        if owner is None:
+            kept.append(job)
+            continue
+        seen = newest.get(owner["name"])
+        if seen is None or _created(job) > _created(seen):
+            newest[owner["name"]] = job
+    return [*kept, *(newest[name] for name in sorted(newest))]
+
+
+def _created(job: dict[str, Any]) -> tuple[str, str]:
+    return (job["metadata"].get("creationTimestamp") or "", job["metadata"]["name"])
+
+
 def _owned_by_any(pod: dict[str, Any], kind: str, names: frozenset[str]) -> bool:
     return any(o.get("kind") == kind and o.get("name") in names for o in pod["metadata"].get("ownerReferences") or [])
 
@@ -63,7 +83,7 @@ def workload_problems(
         problems = _pod_problems(pod)
         if service and problems:
             found.setdefault(service, []).extend(problems)
-    for job in jobs:
+    for job in latest_scheduled(jobs):
         service = (job["metadata"].get("labels") or {}).get(SERVICE_LABEL)
         problem = _job_problem(job)
         if service and problem:

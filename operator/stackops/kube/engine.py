@@ -13,6 +13,7 @@ from typing import Any
 
 from stackops.api.models import GROUP, KIND, VERSION, OpenStackCloud
 from stackops.credentials import Credentials
+from stackops.kube.backups import Backups, backups
 from stackops.kube.client import Kube, Obj
 from stackops.kube.credentials_secret import ensure_credentials
 from stackops.kube.diagnosis import workload_cause
@@ -49,6 +50,7 @@ class Outcome:
     hosts: dict[str, tuple[int, int]] = field(default_factory=dict)  # per host-agent step: (ready, nodes)
     writes: int = 0
     endpoints: dict[str, str] = field(default_factory=dict)
+    backups: Backups | None = None  # what the backup Jobs say, when the pass looked (converge)
 
     @property
     def current(self) -> StepState | None:
@@ -143,6 +145,7 @@ def converge(kube: Kube, cloud: OpenStackCloud, uid: str, seen: Snapshot) -> Out
     outcome = apply_steps(kube, seen.plan.steps, cloud, uid, seen.live)
     outcome.endpoints = dict(seen.plan.endpoints)
     outcome.writes += prune(kube, seen.plan, cloud, uid, seen.live)
+    outcome.backups = backups(kube, cloud.metadata.namespace, seen.live)
     return outcome
 
 
@@ -179,7 +182,8 @@ def apply_steps(
     depends_on = {s.name: s.depends_on for s in all_services()}
     unfinished: set[str] = set()  # services with a step not ready yet
     for step, state in zip(steps, outcome.steps, strict=True):
-        if step.service in unfinished or unfinished.intersection(depends_on.get(step.service, ())):
+        waits = unfinished if step.after_all else unfinished.intersection(depends_on.get(step.service, ()))
+        if step.service in unfinished or waits:
             unfinished.add(step.service)
             continue  # Pending: what it needs is not ready
         waiting: list[tuple[Readiness, Obj]] = []

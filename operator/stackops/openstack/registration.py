@@ -1,16 +1,23 @@
-"""Registering a service with keystone: its user, roles, catalog entry and endpoints.
+"""Registering a service with keystone: its user, roles, catalog entry and endpoints; and removing
+them again once the service is disabled.
 
-Run by each service's registration Job (`stackops job register-service`) and by the tests, the
-same code. Idempotent: what exists is left alone or brought in line (an endpoint URL that changed,
-the password from the credentials Secret), what is missing is created.
+Run by each service's registration Job (`stackops job register-service`), keystone's deregistration
+Job (`stackops job deregister-services`) and by the tests, the same code. Idempotent: what exists is
+left alone or brought in line (an endpoint URL that changed, the password from the credentials
+Secret), what is missing is created; what a disabled service registered is removed, what is gone
+already is not looked for again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_DOMAIN = "default"
+# The description of every user stackops creates: removing a disabled service's users removes only
+# users carrying it, never one an administrator made under the same name.
+MANAGED_USER = "managed by stackops"
 
 
 @dataclass(frozen=True)
@@ -82,12 +89,13 @@ def register(conn: Any, reg: Registration, password: str) -> list[str]:
             domain_id=DEFAULT_DOMAIN,
             default_project_id=project.id,
             options=EXEMPT_OPTIONS,
+            description=MANAGED_USER,
         )
         changed.append(f"user {reg.user} created")
     else:
         # the credentials Secret is the truth (set with the exemptions, so a first-use rule never
-        # expires the password an administrator just set)
-        user = identity.update_user(user, password=password, options=_exempted(user))
+        # expires the password an administrator just set); users made before the mark get it here
+        user = identity.update_user(user, password=password, options=_exempted(user), description=MANAGED_USER)
     changed += _exempt_caller(conn)
     for role_name in reg.roles:
         role, created = _find_or_create(identity.find_role, identity.create_role, role_name)
@@ -134,10 +142,12 @@ def ensure_domain_admin(conn: Any, setup: DomainAdmin, password: str) -> list[st
         changed.append(f"domain {setup.domain} created")
     user = identity.find_user(setup.user, domain_id=domain.id, ignore_missing=True)
     if user is None:
-        user = identity.create_user(name=setup.user, password=password, domain_id=domain.id, options=EXEMPT_OPTIONS)
+        user = identity.create_user(
+            name=setup.user, password=password, domain_id=domain.id, options=EXEMPT_OPTIONS, description=MANAGED_USER
+        )
         changed.append(f"user {setup.user} in domain {setup.domain} created")
-    else:
-        user = identity.update_user(user, password=password, options=_exempted(user))  # the Secret is the truth
+    else:  # the Secret is the truth
+        user = identity.update_user(user, password=password, options=_exempted(user), description=MANAGED_USER)
     changed += _exempt_caller(conn)
     admin, created = _find_or_create(identity.find_role, identity.create_role, "admin")
     if created:
@@ -150,3 +160,54 @@ def ensure_domain_admin(conn: Any, setup: DomainAdmin, password: str) -> list[st
         if created:
             changed.append(f"role {role_name} created")
     return changed
+
+
+@dataclass(frozen=True)
+class CatalogService:
+    """A catalog entry as a registration Job writes it."""
+
+    type: str
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ServiceUser:
+    """A user a service's Jobs create, in its domain (by id or name)."""
+
+    name: str
+    domain: str = DEFAULT_DOMAIN
+
+
+def deregister(conn: Any, services: Sequence[CatalogService], users: Sequence[ServiceUser]) -> list[str]:
+    """Remove from keystone the catalog entries (with every endpoint of theirs) and the users that
+    stackops registered for services now disabled; returns what was removed, for the Job's log.
+
+    Only what stackops made goes: an entry whose type, name and description are all the ones its
+    registration wrote, a user carrying MANAGED_USER. Projects, roles and domains stay: they are
+    shared (the service project, the admin role) or hold what the service made for users (heat's
+    stack domain), which the service finds again when it is enabled again."""
+    identity = conn.identity
+    removed: list[str] = []
+    wanted = set(services)
+    for service in list(identity.services()):
+        if CatalogService(service.type, service.name, service.description or "") not in wanted:
+            continue
+        for endpoint in list(identity.endpoints(service_id=service.id)):
+            identity.delete_endpoint(endpoint, ignore_missing=True)
+            removed.append(f"{endpoint.interface} endpoint {endpoint.url} removed")
+        identity.delete_service(service, ignore_missing=True)
+        removed.append(f"service {service.name} ({service.type}) removed")
+    for wanted_user in users:
+        domain = identity.find_domain(wanted_user.domain, ignore_missing=True)
+        if domain is None:
+            continue
+        user = identity.find_user(wanted_user.name, domain_id=domain.id, ignore_missing=True)
+        if user is None:
+            continue
+        if getattr(user, "description", None) != MANAGED_USER:
+            removed.append(f"user {wanted_user.name} in domain {domain.name} left: not made by stackops")
+            continue
+        identity.delete_user(user, ignore_missing=True)
+        removed.append(f"user {wanted_user.name} in domain {domain.name} removed")
+    return removed

@@ -67,7 +67,15 @@ def run_pass(state: OperatorState, body: Mapping[str, Any], uid: str, retry: int
                 view = PassView(generation, release, paused=True)
             else:
                 outcome, progress = _converge_or_upgrade(state, cloud, uid, load_status(previous), spec)
-                view = PassView(generation, release, outcome, upgrade=progress, spec_hashes=spec_hashes(spec))
+                restore = cloud.spec.infrastructure.database.restore
+                view = PassView(
+                    generation,
+                    release,
+                    outcome,
+                    upgrade=progress,
+                    spec_hashes=spec_hashes(spec),
+                    restore=restore.backup if restore is not None else None,
+                )
         except Exception as error:  # classified here: nothing escapes unexamined
             failure = classify(error)
             state.metrics.reconcile_failed(namespace, name, failure.reason)

@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stackops.api.models import Condition, OpenStackCloudStatus, ServiceStatus
+from stackops.api.models import (
+    BackupStatus,
+    Condition,
+    DatabaseStatus,
+    OpenStackCloudStatus,
+    RestoreStatus,
+    ServiceStatus,
+)
 from stackops.health.monitor import DEGRADED, HEALTHY, CloudHealth
 from stackops.kube.engine import Outcome
 from stackops.reconcile.errors import Failure
@@ -105,6 +112,7 @@ class PassView:
     # the upgrade's part in the pass: its record, reasons and each service's place
     upgrade: UpgradeProgress | None = None
     spec_hashes: dict[str, str] | None = None  # of the spec, recorded once the cloud converged
+    restore: str | None = None  # the backup spec.infrastructure.database.restore names
 
 
 def build_status(
@@ -181,6 +189,7 @@ def build_status(
             status.spec_hashes = seen.spec_hashes  # the spec this converged: what an upgrade compares with
     if record is not None and upgrading:
         status.release = record.from_  # the release deployed, until the cloud converged at the new one
+    status.database = database_status(previous.database, outcome, seen.restore)
     conditions = [_ready(sub, generation), *sub]
     _keep_transition_times(conditions, previous, now)
     status.conditions = conditions
@@ -254,3 +263,50 @@ def with_health(
     result = [_ready(sub, generation), healthy, *sub]
     _keep_transition_times(result, previous, now)
     return status.model_copy(update={"phase": phase, "services": services, "conditions": result})
+
+
+RESTORE_STEP = "mariadb-restore"
+RESTORE_PHASES = {"Pending": "StoppingServices", "Waiting": "Restoring", "Ready": "Restored", "Failed": "Failed"}
+
+
+def database_status(
+    previous: DatabaseStatus | None, outcome: Outcome | None, restore: str | None
+) -> DatabaseStatus | None:
+    """The backups as the pass read them (as before when it did not look), and the restore's phase
+    from its step: it waits for every other step, so Pending means workloads are still stopping."""
+    if outcome is None:  # paused, or a pass that failed: as last seen
+        return previous
+    before = previous or DatabaseStatus()
+    backup = before.backup
+    if outcome.backups is not None:
+        last = outcome.backups.last or {}
+        backup = BackupStatus(
+            last=_text(last.get("name")) or (backup.last if backup else None),
+            last_time=_text(last.get("time")) or (backup.last_time if backup else None),
+            last_size=_number(last.get("size")) or (backup.last_size if backup else None),
+            last_sha256=_text(last.get("sha256")) or (backup.last_sha256 if backup else None),
+            failed=outcome.backups.failure or None,
+        )
+    restored = before.restore
+    if restore is None:
+        restored = None
+    else:
+        step = next((s for s in outcome.steps if s.name == RESTORE_STEP), None)
+        if step is not None:
+            phase = RESTORE_PHASES[step.state]
+            message = {
+                "StoppingServices": "waiting for the workloads that use the databases to stop",
+                "Restored": "the services stay stopped until spec.infrastructure.database.restore is removed",
+            }.get(phase, step.message)
+            restored = RestoreStatus(backup=restore, phase=phase, message=message)
+    if backup is None and restored is None:
+        return None
+    return DatabaseStatus(backup=backup, restore=restored)
+
+
+def _text(value: str | int | None) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _number(value: str | int | None) -> int | None:
+    return value if isinstance(value, int) else None

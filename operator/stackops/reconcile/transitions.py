@@ -21,7 +21,30 @@ class Transition:
 
 def transitions(previous: OpenStackCloudStatus, current: OpenStackCloudStatus) -> list[Transition]:
     """Events for what changed between two statuses: the cloud's, then its upgrade's."""
-    return [*cloud_transitions(previous, current), *upgrade_transitions(previous, current)]
+    return [
+        *cloud_transitions(previous, current),
+        *upgrade_transitions(previous, current),
+        *database_transitions(previous, current),
+    ]
+
+
+def database_transitions(previous: OpenStackCloudStatus, current: OpenStackCloudStatus) -> list[Transition]:
+    """Events for a restore's phases, and for a backup Job that failed (once per failure)."""
+    before, after = previous.database, current.database
+    events: list[Transition] = []
+    restore_before = before.restore if before else None
+    restore = after.restore if after else None
+    if restore is not None and (
+        restore_before is None or (restore_before.backup, restore_before.phase) != (restore.backup, restore.phase)
+    ):
+        kind = "Warning" if restore.phase == "Failed" else "Normal"
+        message = f"backup {restore.backup}: {restore.message}" if restore.message else f"backup {restore.backup}"
+        events.append(Transition(kind, f"Restore{restore.phase}", message))
+    failed_before = before.backup.failed if before and before.backup else None
+    failed = after.backup.failed if after and after.backup else None
+    if failed and failed != failed_before:
+        events.append(Transition("Warning", "BackupFailed", failed))
+    return events
 
 
 def cloud_transitions(previous: OpenStackCloudStatus, current: OpenStackCloudStatus) -> list[Transition]:

@@ -10,6 +10,8 @@ PART_OF = "openstack"
 MANAGED_BY = "stackops"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 CLOUD_LABEL = "stackops.dev/cloud"
+NAME_LABEL = "app.kubernetes.io/name"  # the service
+COMPONENT_LABEL = "app.kubernetes.io/component"
 # on host agents' DaemonSets: the share of their nodes that must run them for the step to be ready
 MIN_READY_PERCENT_ANNOTATION = "stackops.dev/min-ready-percent"
 
@@ -29,9 +31,9 @@ def object_name(cloud: str, *parts: str) -> str:
 def selector_labels(cloud: str, service: str, component: str) -> dict[str, str]:
     """Labels a workload selects its pods by: they never change over the life of the cloud."""
     return {
-        "app.kubernetes.io/name": service,
+        NAME_LABEL: service,
         "app.kubernetes.io/instance": cloud,
-        "app.kubernetes.io/component": component,
+        COMPONENT_LABEL: component,
     }
 
 

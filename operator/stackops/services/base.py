@@ -104,6 +104,7 @@ class Step:
     service: str
     objects: list[dict[str, Any]] = field(default_factory=list)
     listeners: tuple[Listener, ...] = ()
+    after_all: bool = False  # waits for every step before it, of any service (a restore)
 
 
 @dataclass(frozen=True)
@@ -351,3 +352,7 @@ class Service(ABC):
     @abstractmethod
     def steps(self, ctx: CloudContext) -> list[Step]:
         """The service's objects, in the order they must become ready."""
+
+    def closing_steps(self, ctx: CloudContext) -> list[Step]:
+        """Steps after every service's steps (the database's restore), each with `after_all`."""
+        return []

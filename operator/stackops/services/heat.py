@@ -173,24 +173,21 @@ class Heat(OpenStackService[ServiceSpec]):
 
     def stack_domain_step(self, ctx: CloudContext) -> Step:
         """A Job from the stackops image: the `heat` domain, its admin and the roles heat expects."""
-        return Step(
-            "heat-stack-domain",
-            self.name,
-            ctx.render(
-                "heat/stack-domain-job.yaml.j2",
-                service=self.name,
-                component="stack-domain",
-                domain=STACK_DOMAIN,
-                user=STACK_DOMAIN_ADMIN,
-                roles=[STACK_OWNER_ROLE, STACK_USER_ROLE],
-                password_key=DOMAIN_ADMIN_PASSWORD_KEY,
-                auth_url=identity.auth_url(ctx),
-                admin_user=identity.ADMIN_USER,
-                admin_project=identity.ADMIN_PROJECT,
-                admin_password_key=identity.ADMIN_PASSWORD_KEY,
-                resources=self.resources(ctx.spec, "stack-domain"),
-            ),
-        )
+        args = [
+            f"--region={ctx.spec.region}",
+            f"--domain={STACK_DOMAIN}",
+            f"--description=Projects and users {self.name} creates for stacks",
+            f"--user={STACK_DOMAIN_ADMIN}",
+            *(f"--role={role}" for role in (STACK_OWNER_ROLE, STACK_USER_ROLE)),
+        ]
+        password = ("STACKOPS_DOMAIN_ADMIN_PASSWORD", DOMAIN_ADMIN_PASSWORD_KEY)
+        resources = self.resources(ctx.spec, "stack-domain")
+        objects = identity.admin_job(ctx, self.name, "stack-domain", "create-domain-admin", args, resources, password)
+        return Step("heat-stack-domain", self.name, objects)
+
+    def keystone_users(self) -> tuple[identity.KeystoneUser, ...]:
+        """Beside its service user, the admin of its stack domain."""
+        return (*super().keystone_users(), identity.KeystoneUser(STACK_DOMAIN_ADMIN, STACK_DOMAIN))
 
 
 SERVICE = Heat()

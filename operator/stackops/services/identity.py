@@ -7,6 +7,8 @@ it, kept apart so that keystone can be an OpenStack service like the rest (servi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from stackops import services
@@ -21,6 +23,8 @@ ADMIN_PROJECT = "admin"
 ADMIN_PASSWORD_KEY = "keystone-admin-password"
 AUTHTOKEN_CACHE_KEY = "authtoken-cache-key"  # every service's [keystone_authtoken] cache
 REGISTRATION = "registration"  # the component of a service's registration Jobs
+# keystone's Job removing what disabled services registered
+DEREGISTRATION = "deregistration"
 
 
 def identity_urls(ctx: CloudContext) -> dict[str, str]:
@@ -55,6 +59,42 @@ def authtoken(ctx: CloudContext, user: str, password_key: str) -> dict[str, Any]
     }
 
 
+@dataclass(frozen=True)
+class KeystoneUser:
+    """A keystone user a service's Jobs create: its name, in its domain (by name or id)."""
+
+    name: str
+    domain: str = "default"
+
+
+def admin_job(
+    ctx: CloudContext,
+    service: str,
+    component: str,
+    job: str,
+    args: Sequence[str],
+    resources: dict[str, Any],
+    password: tuple[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """A Job from the stackops image running `stackops job <job> <args>` as keystone's admin;
+    `password` is (environment variable, credentials Secret key) of the one password it sets."""
+    env, key = password or ("", "")
+    return ctx.render(
+        "keystone/admin-job.yaml.j2",
+        service=service,
+        component=component,
+        job=job,
+        args=list(args),
+        auth_url=auth_url(ctx),
+        admin_user=ADMIN_USER,
+        admin_project=ADMIN_PROJECT,
+        admin_password_key=ADMIN_PASSWORD_KEY,
+        password=key,
+        password_env=env,
+        resources=resources,
+    )
+
+
 def registration_step(
     ctx: CloudContext,
     service: Service,
@@ -71,26 +111,41 @@ def registration_step(
     A service with a second catalog entry (heat's cloudformation API) registers it under its own
     `catalog_name`, with a Job of its own and the same user."""
     component = f"{REGISTRATION}-{catalog_name}" if catalog_name else REGISTRATION
-    return Step(
-        f"{service.name}-{component}",
-        service.name,
-        ctx.render(
-            "keystone/registration-job.yaml.j2",
-            service=service.name,
-            component=component,
-            catalog_name=catalog_name or service.name,
-            service_type=service_type,
-            description=description,
-            urls=urls,
-            user=service.name,
-            password_key=password_key,
-            auth_url=auth_url(ctx),
-            admin_user=ADMIN_USER,
-            admin_project=ADMIN_PROJECT,
-            admin_password_key=ADMIN_PASSWORD_KEY,
-            resources=registration_resources(ctx, service),
-        ),
+    args = [
+        f"--region={ctx.spec.region}",
+        f"--type={service_type}",
+        f"--name={catalog_name or service.name}",
+        f"--description={description}",
+        f"--public-url={urls['public']}",
+        f"--internal-url={urls['internal']}",
+        f"--user={service.name}",
+    ]
+    resources = registration_resources(ctx, service)
+    objects = admin_job(
+        ctx, service.name, component, "register-service", args, resources, ("STACKOPS_SERVICE_PASSWORD", password_key)
     )
+    return Step(f"{service.name}-{component}", service.name, objects)
+
+
+def deregistration_step(
+    ctx: CloudContext, keystone: Service, entries: Sequence[tuple[str, str, str]], users: Sequence[KeystoneUser]
+) -> Step | None:
+    """keystone's Job that removes from its catalog and users what the cloud's disabled services
+    registered: `entries` as (type, name, description), exactly as their registration Jobs wrote them,
+    so that an entry someone else made under the same type is left alone; `users` only where the
+    registration marked them as stackops's. Declarative: the Job states what must not be there, so
+    it changes nothing when run again, and a service enabled again is registered by its own Jobs.
+    None when no disabled service has anything in keystone."""
+    if not entries and not users:
+        return None
+    args = [f"--region={ctx.spec.region}"]
+    for entry in entries:
+        args += ["--service", *entry]
+    for user in users:
+        args += ["--user", user.domain, user.name]
+    resources = keystone.resources(ctx.spec, DEREGISTRATION)
+    objects = admin_job(ctx, keystone.name, DEREGISTRATION, "deregister-services", args, resources)
+    return Step(f"{keystone.name}-{DEREGISTRATION}", keystone.name, objects)
 
 
 def registration_resources(ctx: CloudContext, service: Service) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import re
 from dataclasses import replace
 from typing import Any, ClassVar
 
+from stackops import services
 from stackops.api.models import KeystoneSpec, OpenStackCloudSpec, SecurityCompliance
 from stackops.credentials import PASSWORD_SHAPE, SAMPLE_PASSWORDS, CredentialSpec, KeyRotation, fernet_specs
 from stackops.render.kolla import KollaCommand, Permission
@@ -22,10 +23,12 @@ from stackops.services.identity import (
     ADMIN_PROJECT,
     ADMIN_USER,
     AUTHTOKEN_CACHE_KEY,
+    DEREGISTRATION,
     PORT,
     REGISTRATION,
     SERVICE_TYPE,
     auth_url,
+    deregistration_step,
     identity_urls,
 )
 from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
@@ -97,6 +100,7 @@ class Keystone(OpenStackService[KeystoneSpec]):
         "bootstrap": Resources(cpu="25m", memory="256Mi"),
         # every service's registration Job, where the service does not size its own
         REGISTRATION: REGISTRATION_JOB,
+        DEREGISTRATION: REGISTRATION_JOB,
     }
 
     def problems(self, spec: OpenStackCloudSpec) -> list[RenderError]:
@@ -198,7 +202,7 @@ class Keystone(OpenStackService[KeystoneSpec]):
         volumes, mounts = key_repositories(ctx)
         # the admin password comes from OS_BOOTSTRAP_PASSWORD, never from the command line
         bootstrap_password = ctx.secret_env("OS_BOOTSTRAP_PASSWORD", ADMIN_PASSWORD_KEY)
-        return [
+        steps = [
             *self.preamble(ctx, kolla, *ctx.render("keystone/keys.yaml.j2")),
             api.job_step(ctx, self, "db-sync", kolla),
             # bootstrap starts keystone's token provider, which refuses to run without its key repository
@@ -214,6 +218,11 @@ class Keystone(OpenStackService[KeystoneSpec]):
                 extra_mounts=mounts,
             ),
         ]
+        # once the API serves: what disabled services registered leaves the catalog
+        retired = [s for s in services.all_services() if isinstance(s, OpenStackService) and not s.enabled(ctx.spec)]
+        entries = [entry for s in retired for entry in s.catalog_names()]
+        cleanup = deregistration_step(ctx, self, entries, [user for s in retired for user in s.keystone_users()])
+        return steps if cleanup is None else [*steps, cleanup]
 
 
 SERVICE = Keystone()

@@ -5,6 +5,10 @@ none runs (a new cluster, or after all went down at once) the members tell each 
 committed position and the one with the highest founds the cluster, after copying its data aside
 (mariadb-start.sh.j2; docs/operations.md). With `external` set, stackops runs no server and only
 creates databases and users on the one given.
+
+Backups (`backup`, on either): a CronJob dumps the cloud's databases onto a volume of their own
+(templates/mariadb/backup.sh.j2 says how and why so); `restore` stops every workload that uses the
+databases, then restores a backup with a Job that runs once everything before it is ready.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from stackops import services
 from stackops.api.models import DatabaseSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services.base import Clients, CloudContext, Listener, Resources, Service, Step
+from stackops.services.base import Clients, CloudContext, ConfigSecret, Listener, Resources, Service, Step
 from stackops.services.images import DebianImage, KollaUser
 
 PORT = 3306
@@ -105,6 +110,8 @@ class MariaDB(Service):
     components: ClassVar[dict[str, Resources]] = {
         "server": Resources(cpu="100m", memory="512Mi"),
         "database-job": Resources(cpu="10m", memory="64Mi"),
+        "backup": Resources(cpu="50m", memory="128Mi"),
+        "restore": Resources(cpu="100m", memory="256Mi"),
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
@@ -154,8 +161,14 @@ class MariaDB(Service):
 
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = database_spec(ctx)
-        if spec.external is not None:
-            return []
+        server = [] if spec.external is not None else self.server_steps(ctx)
+        return [*server, *backup_steps(ctx)]
+
+    def closing_steps(self, ctx: CloudContext) -> list[Step]:
+        return restore_steps(ctx)
+
+    def server_steps(self, ctx: CloudContext) -> list[Step]:
+        spec = database_spec(ctx)
         server_command = KollaCommand(
             command="/bin/bash /etc/mysql/mariadb-start.sh",
             files=(
@@ -178,6 +191,8 @@ class MariaDB(Service):
         listeners = [Listener("server", (PORT,), Clients.USERS)]
         if spec.replicas > 1:
             listeners.append(Listener("server", tuple(GALERA_PORTS.values()), Clients.MEMBERS))
+        if spec.backup.enabled or spec.restore is not None:  # its own backup and restore Jobs
+            listeners.append(Listener("server", (PORT,), Clients.SERVICE))
         return [
             Step("mariadb-config", self.name, [config.obj]),
             Step(
@@ -202,3 +217,73 @@ class MariaDB(Service):
 
 MARIADB = MariaDB()
 SERVICE = MARIADB
+
+BACKUP = "backup"  # the component of the backup CronJob's Jobs
+RESTORE = "restore"  # of the restore Job
+
+
+def cloud_databases() -> list[str]:
+    """Every database a service of stackops may own, whether enabled or not: a disabled service
+    keeps its database, which backups keep too (the backup skips those that do not exist)."""
+    return sorted({db for service in services.all_services() for db in getattr(service, "databases", ())})
+
+
+BACKUPS_DIR = "/backups"  # where the backups' volume is mounted
+SCRIPTS_DIR = "/etc/stackops"  # and the backup config Secret
+
+
+def _backup_objects(ctx: CloudContext, restore: str | None) -> list[dict[str, Any]]:
+    spec = database_spec(ctx)
+    script, first = ("restore.sh", restore) if restore else ("backup.sh", str(spec.backup.retention))
+    return ctx.render(
+        "mariadb/backup.yaml.j2",
+        restore=restore,
+        backup=spec.backup,
+        suspend=spec.restore is not None,
+        command=["/bin/bash", f"{SCRIPTS_DIR}/{script}", BACKUPS_DIR, first, *cloud_databases()],
+        backups_dir=BACKUPS_DIR,
+        scripts_dir=SCRIPTS_DIR,
+        image=ctx.image(spec, "mariadb-server"),
+        config=backup_config(ctx),
+        volume=ctx.object_name("mariadb", "backups"),
+        db=server(ctx),
+        uid=USER.uid,
+        resources=MARIADB.resources(ctx.spec, RESTORE if restore else BACKUP),
+    )
+
+
+def backup_config(ctx: CloudContext) -> ConfigSecret:
+    """The scripts backup and restore Jobs run."""
+    files = {name: ctx.render_text(f"mariadb/{name}.j2") for name in ("backup.sh", "restore.sh")}
+    return ctx.config_secret(MARIADB.name, files, part=BACKUP)
+
+
+def backup_steps(ctx: CloudContext) -> list[Step]:
+    """The backups' scripts, volume and CronJob, when the spec asks for backups (the scripts also
+    for a restore). The volume outlives the cloud like every volume stackops makes."""
+    spec = database_spec(ctx)
+    steps = []
+    if spec.backup.enabled or spec.restore is not None:
+        steps.append(Step("mariadb-backup-config", MARIADB.name, [backup_config(ctx).obj]))
+    if spec.backup.enabled:
+        steps.append(Step("mariadb-backup", MARIADB.name, _backup_objects(ctx, None)))
+    return steps
+
+
+def restore_steps(ctx: CloudContext) -> list[Step]:
+    """The Job restoring spec.infrastructure.database.restore's backup: after every other step,
+    so once every workload that uses the databases has stopped (stopped_for_restore)."""
+    restore = database_spec(ctx).restore
+    if restore is None:
+        return []
+    return [Step("mariadb-restore", MARIADB.name, _backup_objects(ctx, restore.backup), after_all=True)]
+
+
+def stopped_for_restore(obj: dict[str, Any]) -> dict[str, Any]:
+    """A workload of a service that uses the databases, as a restore wants it: a Deployment (the
+    APIs, schedulers, conductors, engines) at 0 replicas. Host agents (DaemonSets) and OVN's
+    databases keep running: guests and their networks must not stop for a restore, and what of them
+    holds a session (cinder-volume) is ended by the restore Job before it restores."""
+    if obj["kind"] == "Deployment":
+        return {**obj, "spec": {**obj["spec"], "replicas": 0}}
+    return obj

@@ -218,6 +218,14 @@ class OpenStackService(Service, Generic[SpecT]):
     def endpoints(self, ctx: CloudContext) -> dict[str, str]:
         return {entry.type: self.catalog_urls(ctx, entry)["public"] for entry in self.catalog}
 
+    def catalog_names(self) -> list[tuple[str, str, str]]:
+        """Its catalog entries as its registration Jobs write them: (type, name, description)."""
+        return [(entry.type, entry.name or self.name, entry.description) for entry in self.catalog]
+
+    def keystone_users(self) -> tuple[identity.KeystoneUser, ...]:
+        """The keystone users its Jobs create: its service user, named after it, with a catalog entry."""
+        return (identity.KeystoneUser(self.name),) if self.catalog else ()
+
     # steps
     def preamble(self, ctx: CloudContext, kolla: api.Kolla, *objects: dict[str, Any]) -> list[Step]:
         """What comes before the service's own Jobs and processes: its config Secret (with `objects`
