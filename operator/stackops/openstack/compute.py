@@ -243,6 +243,12 @@ def look_after_hosts(
         status.removal[node_name] = decision.message
         if previous.removal.get(node_name) != decision.message:
             refused = decision.message.startswith("refused")
-            notes.append(Note("Warning" if refused else "Normal", "ComputeHostRemovalWaits", f"node {node_name}: {decision.message}"))
+            notes.append(
+                Note(
+                    "Warning" if refused else "Normal",
+                    "ComputeHostRemovalWaits",
+                    f"node {node_name}: {decision.message}",
+                )
+            )
     log.debug("compute hosts looked at, %s", iso(now))
     return HostsLook(status, notes)

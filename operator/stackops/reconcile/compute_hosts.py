@@ -45,8 +45,9 @@ def look_after_compute(
     nova = cloud.spec.services.nova
     status = load_status(body.get("status"))
     deployed = status.services.get("nova")
-    if cloud.spec.paused or not nova.enabled or deployed is None or deployed.release is None:
-        return None  # nothing to do until nova was deployed once; nothing at all while paused
+    never_deployed = deployed is None or (deployed.release is None and status.compute is None)
+    if cloud.spec.paused or not nova.enabled or never_deployed:
+        return None  # nothing to do until nova was Ready once (then on, through its rollouts); nothing while paused
     previous = status.compute or ComputeStatus()
     labels = cloud.spec.nodes.compute.match_labels
     nodes = [node_view(node, labels) for node in state.kube.list(NODE, "")]
@@ -68,9 +69,9 @@ def _write(state: OperatorState, body: Mapping[str, Any], uid: str, look: HostsL
     meta = body["metadata"]
     with state.locks[uid]:
         fresh = state.kube.get(CLOUD, meta["namespace"], meta["name"])
-        if fresh is None or fresh["metadata"].get("deletionTimestamp"):
-            return
-        previous: Mapping[str, Any] = dict(fresh.get("status") or {})
+        previous: Mapping[str, Any] = dict((fresh or {}).get("status") or {})
+        if fresh is None or fresh["metadata"].get("deletionTimestamp") or not previous.get("conditions"):
+            return  # gone, or never reconciled (nova cannot be deployed then)
         status = load_status(previous).model_copy(update={"compute": look.status})
         write_status(state, body, previous, status)
     for note in look.notes:
