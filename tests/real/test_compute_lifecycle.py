@@ -242,7 +242,18 @@ def test_fake_driver_dead_host_is_forced_down_and_evacuated_then_lifted_when_bac
     [migration] = [m for m in conn.compute.migrations(server_id=victim.id) if m.migration_type == "evacuation"]
     assert migration.status in ("done", "completed"), migration
 
-    back = look(conn, [node("node-b", HOST_B), node("node-c", HOST_C)], status, spec)
+    # the node is back, its agent not yet: nova keeps the force-down until nova-compute has restarted
+    # and completed the evacuations (it deletes its copies of the evacuated servers)
+    alive = [node("node-b", HOST_B), node("node-c", HOST_C)]
+    status = look(conn, alive, status, spec).status
+    assert "force-down stays until nova accepts lifting it" in status.dead["node-b"].message
+    computes.start(HOST_B)
+
+    def completed() -> bool:
+        return all(m.status == "completed" for m in conn.compute.migrations(server_id=victim.id))
+
+    until(completed, lambda: computes.log(HOST_B), 120)
+    back = look(conn, alive, status, spec)
     assert not back.status.dead and not service(conn, HOST_B).is_forced_down
     assert [n.reason for n in back.notes] == ["ComputeHostRecovered"]
     conn.compute.delete_server(victim)

@@ -190,7 +190,16 @@ def recover(
         conn.compute.update_service_forced_down(service.id, forced=True)
         log.warning("node %s: nova-compute on %s forced down", node.name, service.host)
     if service is not None and step.lift_force_down:
-        conn.compute.update_service_forced_down(service.id, forced=False)
+        import openstack.exceptions
+
+        try:
+            conn.compute.update_service_forced_down(service.id, forced=False)
+        except openstack.exceptions.BadRequestException as error:
+            # nova refuses while evacuations are `done` but not `completed`: the host's nova-compute
+            # completes them when it starts again; until then the force-down stays, and so does the record
+            why = f"Ready again; force-down stays until nova accepts lifting it: {error.details or error}"
+            assert record is not None
+            return DeadHost(record=record.model_copy(update={"message": why}))
     if step.record is None:
         return step
     evacuating, failed, notes = dict(step.record.evacuating), dict(step.record.failed), list(step.notes)
