@@ -519,14 +519,44 @@ class ComputeGroup(ApiModel):
         return value
 
 
+MaintenancePolicy = Literal["LiveMigrate", "ColdMigrate", "Stop", "Leave"]
+
+
+class ComputeMaintenance(ApiModel):
+    """How a compute node marked for maintenance (annotation stackops.dev/maintenance=true) is drained
+    (docs/operations.md). A server's metadata `stackops:maintenance-policy` overrides the policy."""
+
+    policy: MaintenancePolicy = Field(
+        "LiveMigrate",
+        description="What happens to each server: LiveMigrate (a stopped one is cold-migrated), ColdMigrate, "
+        "Stop (it stays, powered off), Leave (it stays as it is).",
+    )
+    concurrency: int = Field(2, ge=1, le=32, description="Servers moved or stopped at once, per node.")
+    timeout: int = Field(
+        900, ge=10, description="Seconds a server's move or stop may take; longer is reported as failed, not retried."
+    )
+
+
 class ComputeSpec(ApiModel):
-    """The agents on hypervisors: nova-compute and libvirt, one DaemonSet per group."""
+    """The agents on hypervisors: nova-compute and libvirt, one DaemonSet per group; and the day-2
+    operations on compute nodes (maintenance, removal, dead hosts: docs/operations.md)."""
 
     virt_type: Literal["kvm", "qemu"] = Field("kvm", description="qemu for nodes without hardware virtualisation.")
     config: OsloConfig = Field(default_factory=dict, description="nova.conf overrides for every compute agent.")
     groups: list[ComputeGroup] = Field(
         default_factory=list,
         description="Compute groups; a node matching several belongs to the first. Others use the defaults.",
+    )
+    maintenance: ComputeMaintenance = Field(default_factory=ComputeMaintenance)
+    dead_host_grace_seconds: int = Field(
+        300,
+        ge=30,
+        description="A compute node NotReady this long counts as dead: its nova-compute is marked forced down.",
+    )
+    evacuate: bool = Field(
+        False,
+        description="Evacuate the servers of a dead compute node to other hosts (rebuilt from their image or "
+        "volume). Off: the dead host is only reported.",
     )
 
     @field_validator("groups")
@@ -914,6 +944,47 @@ class DatabaseStatus(ApiModel):
     restore: RestoreStatus | None = None
 
 
+class NodeMaintenanceStatus(ApiModel):
+    """A compute node in maintenance: Draining until its servers are moved (or stopped, or left by
+    policy), then Drained (safe to take down), or Failed (what did not move is named)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    phase: Literal["Draining", "Drained", "Failed"] = "Draining"
+    host: str = Field("", description="The node's nova-compute host.")
+    instances: int = Field(0, description="Servers on the host when last looked at.")
+    message: str = ""
+    since: str | None = Field(None, description="When the nova-compute service was disabled.")
+    moving: dict[str, str] = Field(default_factory=dict, description="Server id -> when its move or stop was asked.")
+    failed: dict[str, str] = Field(default_factory=dict, description="Server id -> why it did not move; not retried.")
+
+
+class DeadHostStatus(ApiModel):
+    """A compute node NotReady past spec.services.nova.compute.deadHostGraceSeconds."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    host: str = ""
+    forced_down: bool = Field(False, description="stackops marked its nova-compute forced down.")
+    instances: int = 0
+    message: str = ""
+    evacuating: dict[str, str] = Field(default_factory=dict, description="Server id -> when its evacuation was asked.")
+    failed: dict[str, str] = Field(default_factory=dict)
+
+
+class ComputeStatus(ApiModel):
+    """The compute nodes as the operator's day-2 operations see them (docs/operations.md)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    hosts: dict[str, str] = Field(default_factory=dict, description="Node -> its nova-compute host, once seen.")
+    maintenance: dict[str, NodeMaintenanceStatus] = Field(default_factory=dict)
+    removal: dict[str, str] = Field(
+        default_factory=dict, description="Node gone or out of the compute selector -> why its host stays in nova."
+    )
+    dead: dict[str, DeadHostStatus] = Field(default_factory=dict)
+
+
 class OpenStackCloudStatus(ApiModel):
     model_config = ConfigDict(extra="ignore")  # status written by older versions must still load
 
@@ -935,6 +1006,9 @@ class OpenStackCloudStatus(ApiModel):
         None,
         description="A hash per spec section as last converged: an upgrade refuses other changes made along "
         "with spec.release.",
+    )
+    compute: ComputeStatus | None = Field(
+        None, description="Compute nodes in maintenance, being removed, or dead (docs/operations.md)."
     )
 
 

@@ -113,6 +113,14 @@ def target(
     )
 
 
+def openstack_access(kube: Kube, cloud: OpenStackCloud, settings: HealthSettings) -> OpenStackAccess | None:
+    """How the operator reaches the cloud's APIs as its admin (as the health checks do); None when
+    it cannot (OpenStack checks off, no admin password yet)."""
+    name, namespace = cloud.metadata.name, cloud.metadata.namespace
+    password = _admin_password(kube, namespace, name) if settings.openstack else None
+    return target(cloud, {}, settings, password, None).access
+
+
 def observe(kube: Kube, cloud: OpenStackCloud, status: Mapping[str, Any], settings: HealthSettings) -> Target:
     """Read what the checks need from the cluster: pods, Jobs, host agents, the admin password (three
     lists, one get)."""

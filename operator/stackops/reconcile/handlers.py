@@ -29,6 +29,7 @@ from stackops.kube.client import Obj
 from stackops.kube.kinds import CLOUD
 from stackops.kube.readiness import readiness
 from stackops.reconcile.cloud_pass import PassResult, health_changes, run_pass, write_health
+from stackops.reconcile.compute_hosts import look_after_compute
 from stackops.reconcile.errors import backoff, classify
 from stackops.reconcile.state import OperatorState
 from stackops.reconcile.teardown import tear_down
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 FINALIZER = "stackops.dev/finalizer"
 CHECK_INTERVAL = 60.0  # seconds between periodic looks at a converged cloud
+COMPUTE_LOOK = 20.0  # seconds between looks at a cloud's compute nodes (maintenance, removal, dead hosts)
 WAIT_DELAY_CAP = 15.0  # longest pause between two looks while a step is becoming ready
 IDLE_LOOK = 1.0  # how often a cloud's waiter checks, in memory, whether a pass left it waiting
 COALESCE = 0.2  # after a wake-up, how long more wake-ups are gathered into the same pass
@@ -206,6 +208,18 @@ def job_deleted(event: kopf.RawEvent, namespace: str | None, memo: kopf.Memo, **
         return
     log.info("failed job %s was deleted: looking at cloud %s again", job["metadata"]["name"], name)
     run_pass(state, cloud, cloud["metadata"]["uid"])  # what went wrong is in the status, as for check()
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=COMPUTE_LOOK, initial_delay=COMPUTE_LOOK)
+def compute_hosts(body: kopf.Body, uid: str, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """The compute nodes' day-2 operations (reconcile.compute_hosts): a step of each maintenance,
+    removal or dead host under way. Never raises: what failed is looked at again next time."""
+    if body.get("metadata", {}).get("deletionTimestamp"):
+        return
+    try:
+        look_after_compute(operator_state(memo), copy.deepcopy(dict(body)), uid)
+    except Exception as error:
+        logger.warning("compute nodes not looked after: %s", classify(error).message)
 
 
 async def _in_health_thread(state: OperatorState, work: Callable[..., Any], *args: Any) -> Any:

@@ -178,6 +178,7 @@ def build_status(
         if outcome.done:
             status.endpoints = dict(outcome.endpoints)
     status.release = seen.release if status.phase == "Ready" else previous.release
+    status.compute = previous.compute  # written by the compute hosts' looks, not by a pass
     status.endpoints = status.endpoints if status.endpoints is not None else previous.endpoints
     if status.hosts is None and outcome is None:
         status.hosts = previous.hosts  # paused or failed: what was seen last
