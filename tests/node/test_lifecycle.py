@@ -8,8 +8,11 @@ the sysctls the kubelet changes, and the paths the node's components create.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,7 +58,19 @@ def _sleeper(cluster: LocalCluster) -> None:
         api.close()
 
 
-def test_up_after_a_crash_and_down_leave_the_machine_as_it_was(node_binaries: Binaries, tmp_path: Path) -> None:
+@pytest.fixture
+def short_path() -> Iterator[Path]:
+    """A working directory with room for the kubelet's sockets (pytest's tmp_path grows with every
+    run of the machine: 107 bytes is all a unix socket's path may have)."""
+    path = Path(tempfile.mkdtemp(prefix="stackops-life-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_up_after_a_crash_and_down_leave_the_machine_as_it_was(node_binaries: Binaries, short_path: Path) -> None:
+    tmp_path = short_path
     before = machine_state()
     crashed = LocalCluster(tmp_path / "crashed", binaries=node_binaries, real_node=True, keep=True, timeout=120.0)
     crashed.start(control_plane_nodes=0, compute_nodes=0, detached=True)

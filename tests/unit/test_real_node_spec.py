@@ -35,3 +35,13 @@ def test_what_the_spec_sets_itself_stays(monkeypatch: pytest.MonkeyPatch) -> Non
     body = realcloud.for_real_node({"spec": spec})
     assert body["spec"]["services"]["nova"]["compute"]["virtType"] == "kvm"
     assert body["spec"]["services"]["neutron"]["ovn"]["datapathType"] == "system"
+
+
+def test_a_real_nodes_directory_too_long_for_the_kubelets_sockets_is_refused(tmp_path: Path) -> None:
+    from stackops.devcluster import realnode
+    from stackops.devcluster.errors import DevClusterError
+
+    realnode.check_paths(realnode.NodeFiles(Path("/tmp/stackops-cluster-abcd/node"), tmp_path))
+    deep = Path("/tmp") / ("d" * 80) / "node"
+    with pytest.raises(DevClusterError, match="too long a path"):
+        realnode.check_paths(realnode.NodeFiles(deep, tmp_path))

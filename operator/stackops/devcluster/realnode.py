@@ -298,12 +298,25 @@ def write_files(files: NodeFiles, kubeconfigs: Mapping[str, Path], client_ca: Pa
     files.path("Corefile").write_text(corefile(kubeconfigs["coredns"]), encoding="utf-8")
 
 
+# A unix socket's path has at most 107 bytes; the kubelet binds `<root-dir>/pod-resources/<10 digits>`
+# and exits when it cannot ("bind: invalid argument").
+SOCKET_PATH_MAX = 107
+KUBELET_SOCKET_SUFFIX = len("/pod-resources/1234567890")
+
+
 def check_paths(files: NodeFiles) -> None:
-    """The node's directories must be visible inside it (not under a path it sees as its own)."""
+    """The node's directories must be visible inside it (not under a path it sees as its own), and
+    short enough for the sockets the kubelet makes under its own."""
     for path in (files.root, files.images):
         private = nodefs.hidden(path)
         if private:
             raise DevClusterError(f"{path}: under {private}, which the real node sees as its own; choose another place")
+    longest = len(str(files.kubelet_root).encode()) + KUBELET_SOCKET_SUFFIX
+    if longest > SOCKET_PATH_MAX:
+        raise DevClusterError(
+            f"{files.root}: too long a path for a real node's working directory (the kubelet's sockets under it "
+            f"would be {longest} bytes, a unix socket's path holds {SOCKET_PATH_MAX}); choose a shorter one"
+        )
 
 
 def command_line(
