@@ -17,8 +17,8 @@ What it is made of:
 - `initrd.img`: a gzip'd newc cpio written here, holding busybox (the `busybox-static` package, unpacked
   the same way), those modules and an /init that mounts proc, sys and dev, prints
   `stackops-guest booted` on the console (ttyS0 when the command line says so), brings the first NIC up
-  with udhcpc (its router, classless static routes and MTU) and prints `stackops-guest address: ...`,
-  then, with an address, fetches http://169.254.169.254/latest/meta-data/instance-id (10 s at most)
+  with udhcpc (30 s of asking; its router, classless static routes and MTU) and prints `stackops-guest address: ...`,
+  then, with an address, fetches http://169.254.169.254/latest/meta-data/instance-id (asking for a minute)
   and prints `stackops-guest metadata: <id>` or `stackops-guest metadata: unreachable`, then sleeps.
   `stackops.shell` on the kernel command line puts a shell on the console instead; `stackops.poweroff`
   powers off (QEMU exits). The cpio is reproducible: same inputs, same bytes.
@@ -131,14 +131,21 @@ if [ -z "$nic" ]; then
     echo "{ADDRESS_MARKER} none (no NIC)"
 else
     ip link set "$nic" up
-    udhcpc -i "$nic" -s /etc/udhcpc.script -b -t 5 -T 2 -O staticroutes -O mtu -x hostname:stackops-guest \\
+    # 30 s of asking, as a cloud image would wait: a loaded hypervisor may claim the port late
+    udhcpc -i "$nic" -s /etc/udhcpc.script -b -t 15 -T 2 -O staticroutes -O mtu -x hostname:stackops-guest \\
         >/dev/null 2>&1
     address="$(ip -4 -o addr show dev "$nic" | awk '{{print $4; exit}}')"
     if [ -z "$address" ]; then
         echo "{ADDRESS_MARKER} none (no DHCP lease on $nic)"
     else
         echo "{ADDRESS_MARKER} $nic $address"
-        id="$(timeout 10 wget -q -O - {METADATA_URL} 2>/dev/null)"
+        # a minute of asking: the metadata proxy of a new network is set up as the port comes up
+        id=""
+        tries=0
+        while [ -z "$id" ] && [ "$tries" -lt 12 ]; do
+            id="$(timeout 5 wget -q -O - {METADATA_URL} 2>/dev/null)" || sleep 1
+            tries=$((tries + 1))
+        done
         echo "{METADATA_MARKER} ${{id:-unreachable}}"
     fi
 fi
