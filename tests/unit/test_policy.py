@@ -20,7 +20,7 @@ ENFORCING = sorted(s.name for s in all_services() if policy.policy_config_file(s
 
 
 def test_the_services_that_enforce_policy() -> None:
-    assert ENFORCING == ["cinder", "glance", "heat", "keystone", "neutron", "nova", "placement"]
+    assert ENFORCING == ["barbican", "cinder", "glance", "heat", "keystone", "neutron", "nova", "placement"]
 
 
 @pytest.mark.parametrize("release", SUPPORTED_RELEASES)

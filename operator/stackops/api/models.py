@@ -608,6 +608,12 @@ class HorizonSpec(WorkloadSpec):
         return value
 
 
+class BarbicanSpec(OptInService, ServiceSpec):
+    """Key management: secrets kept encrypted in barbican's database by its simple_crypto plugin,
+    under a key-encryption key stackops generates into the credentials Secret. An HSM (PKCS#11) or
+    Vault instead is set through `config` (docs/barbican.md)."""
+
+
 # One field per OpenStack service; the spec of a service added from now on is an OptInService.
 class ServicesSpec(ApiModel):
     keystone: KeystoneSpec = Field(default_factory=KeystoneSpec)
@@ -618,6 +624,7 @@ class ServicesSpec(ApiModel):
     cinder: CinderSpec = Field(default_factory=CinderSpec)
     horizon: HorizonSpec = Field(default_factory=HorizonSpec)
     heat: ServiceSpec = Field(default_factory=ServiceSpec)
+    barbican: BarbicanSpec = Field(default_factory=BarbicanSpec)
 
 
 class ImagesSpec(ApiModel):

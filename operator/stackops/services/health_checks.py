@@ -116,6 +116,20 @@ class ResourceProviders(HealthCheck):
         return CheckResult(True, samples=(Sample(RESOURCE_PROVIDERS, {}, len(providers)),))
 
 
+class SecretsListed(HealthCheck):
+    """Barbican lists secrets: its API reaches its database and validates tokens. One secret at most
+    is asked for, and the generator is not followed past its first page."""
+
+    name = "secrets"
+
+    def asks(self) -> str:
+        return "listing secrets"
+
+    def run(self, conn: Any) -> CheckResult:
+        next(iter(conn.key_manager.secrets(limit=1)), None)
+        return CheckResult(True)
+
+
 class ProvidersMatchHypervisors(HealthCheck):
     """Every hypervisor nova knows has its resource provider in placement, or nova cannot schedule there."""
 
