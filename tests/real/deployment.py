@@ -39,7 +39,11 @@ STACKOPS = str(Path(sys.executable).with_name("stackops"))
 KEYSTONE_CONF = keystone.CONFIG.dest
 
 
-SERVED = ("keystone", "placement", "glance", "nova", "neutron", "cinder", "heat", "horizon")
+SERVED = ("keystone", "placement", "glance", "nova", "neutron", "cinder", "heat", "horizon", "barbican")
+# Services whose processes read their files at the paths the containers have them, whatever their
+# command line says: barbican's (its crypto plugin and `barbican-manage` read /etc/barbican/barbican.conf,
+# its WSGI script its paste pipeline there). They run with /etc overlaid (container_paths).
+AT_CONTAINER_PATHS = ("barbican",)
 
 
 # what the kubelet would put in a container's environment, for processes run here on loopback
@@ -144,6 +148,12 @@ class Deployment:
                         "oslo_concurrency": {"lock_path": str(root / "heat-state" / "tmp")},
                     },
                 },
+                # off by default: on here, keystone sends its notifications to barbican's listener
+                "barbican": {
+                    "enabled": True,
+                    "endpoints": {"public": self.urls["barbican"], "internal": self.urls["barbican"]},
+                    "config": {"keystone_authtoken": {"memcached_servers": None}},
+                },
             },
         }
         self.cloud = cloud(spec)
@@ -221,7 +231,25 @@ class Deployment:
             conf, overlay = local
             index = argv.index(str(run_.files[conf]))
             argv = [*argv[: index + 1], "--config-file", str(overlay), *argv[index + 1 :]]
+        if service in AT_CONTAINER_PATHS:
+            argv = [*self.container_paths(run_, f"{service}-{component}"), *argv]
         return run(argv, run_.env, bin_dir)
+
+    def container_paths(self, run_: KollaRun, name: str, extra: dict[str, Path] | None = None) -> list[str]:
+        """A wrapper that runs a command in a mount namespace of its own, where /etc is overlaid with
+        the files of `run_` under /etc at their paths in the container, and `extra` (container path ->
+        file here: what the image ships); the machine's /etc is left as it is."""
+        overlay = self.root / "overlays" / name
+        shutil.rmtree(overlay, ignore_errors=True)
+        upper, work = overlay / "upper", overlay / "work"
+        work.mkdir(parents=True)
+        for dest, local in {**run_.files, **(extra or {})}.items():
+            if dest.startswith("/etc/"):
+                target = upper / dest.removeprefix("/etc/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(local, target)
+        mount = 'mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1,workdir=$2" /etc && shift 2 && exec "$@"'
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount, "sh", str(upper), str(work)]
 
     def run_jobs(self, service: str, bin_dir: Path) -> dict[str, str]:
         """Every Job of `service`, in plan order, as the operator would run them: stackops Jobs with
@@ -280,8 +308,9 @@ class Deployment:
         run_ = self.kolla(kind, service, component, container)
         log = self.root / f"{service}-{component}.log"
         env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(self.root), **run_.env}
+        wrapper = self.container_paths(run_, f"{service}-{component}") if service in AT_CONTAINER_PATHS else []
         # in a session of its own: its workers (nova-conductor's) stop with it
-        process = processes.spawn(f"{service}-{component}", run_.argv, log, die_with_parent=True, env=env)
+        process = processes.spawn(f"{service}-{component}", [*wrapper, *run_.argv], log, die_with_parent=True, env=env)
         try:
             time.sleep(0.5)
             if not processes.alive(process.pid):
