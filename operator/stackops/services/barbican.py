@@ -39,12 +39,6 @@ NOTIFICATIONS_TOPIC = "barbican_notifications"
 PORT = 9311
 
 
-def wsgi_script(release: str) -> str:
-    """The API's WSGI file in barbican's package: barbican.wsgi.api since 2025.2 (barbican 21); 2025.1
-    has only the deprecated app.wsgi script."""
-    return "barbican/api/app.wsgi" if release < "2025.2" else "barbican/wsgi/api.py"
-
-
 class Barbican(OpenStackService[BarbicanSpec]):
     name = "barbican"
     spec_path = "services.barbican"
@@ -117,10 +111,9 @@ class Barbican(OpenStackService[BarbicanSpec]):
 
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = self.settings(ctx)
-        files = {
-            **self.main_files(ctx),
-            api.uwsgi_file(self.name): api.uwsgi_config(ctx, "barbican-api", PORT, wsgi_script(ctx.spec.release)),
-        }
+        # barbican.wsgi.api since barbican 21; 2025.1 has only the deprecated app.wsgi script
+        wsgi = api.wsgi_file(ctx.spec.release, "barbican/wsgi/api.py", "barbican/api/app.wsgi")
+        files = {**self.main_files(ctx), api.uwsgi_file(self.name): api.uwsgi_config(ctx, "barbican-api", PORT, wsgi)}
         kolla = self.kolla(ctx, files, self.commands())
         worker = replace(kolla, image=ctx.image(spec, "barbican-worker"))
         listener = replace(kolla, image=ctx.image(spec, "barbican-keystone-listener"))
