@@ -52,6 +52,7 @@ SERVICE_PACKAGES: dict[str, ServicePackage] = {
     ),
     "heat": ServicePackage("openstack-heat", major_offset=-7),
     "barbican": ServicePackage("barbican", major_offset=-11),
+    "designate": ServicePackage("designate", major_offset=-11),
 }
 
 
