@@ -8,7 +8,7 @@ packages the release installs: the service's wheel (no dependencies) is download
 package (the `oslo.policy.policies` entry point) is imported alone beside oslo.policy, and
 `list_rules()` names the rules. Run again when a release's package requirements change:
 
-    .venv/bin/python hack/policies/generate.py [--release 2026.1 ...]
+    .venv/bin/python hack/policies/generate.py [--release 2026.1 ...] [--service designate ...]
 
 tests/real/test_policy.py checks the default release's file against the installed packages.
 """
@@ -67,11 +67,14 @@ def entry_point(wheel: zipfile.ZipFile) -> str:
 
 
 def extract_policies(wheel: zipfile.ZipFile, module: str, dest: Path) -> None:
-    """The policies package alone, its parent packages empty: importing nova.policies must not run
+    """The policies package, with the plain modules beside it (designate's policies import
+    designate.common.constants), its parent packages empty: importing nova.policies must not run
     nova/__init__.py and everything it pulls in."""
     folder = module.replace(".", "/") + "/"
+    parent = folder.rstrip("/").rpartition("/")[0] + "/"
     for name in wheel.namelist():
-        if name.startswith(folder) and name.endswith(".py") and "/tests/" not in name:
+        beside = name.startswith(parent) and "/" not in name[len(parent) :] and not name.endswith("/__init__.py")
+        if (name.startswith(folder) or beside) and name.endswith(".py") and "/tests/" not in name:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             (dest / name).write_bytes(wheel.read(name))
     parts = module.split(".")
@@ -121,6 +124,9 @@ def service_rules(python: Path, requirement: str) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--release", nargs="*", default=sorted(RELEASES))
+    parser.add_argument(
+        "--service", nargs="*", help="only these services' entries (the others are kept as the files have them)"
+    )
     parser.add_argument("--table-only", action="store_true", help="rewrite docs/policy.md's table only")
     args = parser.parse_args()
     if args.table_only:
@@ -131,11 +137,12 @@ def main() -> None:
     for series in args.release:
         release = RELEASES[series]
         python = ensure_venv(f"policy-tools-{series}", [*TOOLS, *release.constraints]) / "python"
-        found = {}
-        for name in services:
+        path = OUT / f"{series}.json"
+        kept = json.loads(path.read_text()) if args.service and path.exists() else {}
+        found = {name: entry for name, entry in kept.items() if name in services}
+        for name in args.service or services:
             found[name] = service_rules(python, release.packages[name])
             print(f"{series} {name}: {found[name]['package']}: {len(found[name]['rules'])} rules", flush=True)  # type: ignore[arg-type]
-        path = OUT / f"{series}.json"
         path.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         print(f"wrote {path.relative_to(ROOT)}")
     write_table()

@@ -27,7 +27,7 @@ from stackops.devcluster import processes
 from stackops.devcluster.cluster import free_ports
 from stackops.plan import Plan, plan, required_credentials
 from stackops.services import identity, keystone
-from stackops.services.base import Step
+from stackops.services.base import CloudContext, Step
 from stackops.upgrade.plan import UpgradePlan, at_release, plan_upgrade
 from tests.conftest import cloud
 from tests.support.commands import run
@@ -39,7 +39,12 @@ STACKOPS = str(Path(sys.executable).with_name("stackops"))
 KEYSTONE_CONF = keystone.CONFIG.dest
 
 
-SERVED = ("keystone", "placement", "glance", "nova", "neutron", "cinder", "heat", "horizon")
+SERVED = ("keystone", "placement", "glance", "nova", "neutron", "cinder", "heat", "horizon", "barbican", "designate")
+# Services whose processes read their files at the paths the containers have them, whatever their
+# command line says: barbican's (its crypto plugin and `barbican-manage` read /etc/barbican/barbican.conf,
+# its WSGI script its paste pipeline there), designate's (pools.yaml names rndc's key file by its path).
+# They run with /etc overlaid (container_paths).
+AT_CONTAINER_PATHS = ("barbican", "designate")
 
 
 # what the kubelet would put in a container's environment, for processes run here on loopback
@@ -88,6 +93,17 @@ class Deployment:
                 "placement": {
                     "endpoints": {"public": self.urls["placement"], "internal": self.urls["placement"]},
                     "config": {"keystone_authtoken": {"memcached_servers": None}},
+                },
+                # off by default: on here, neutron publishes its DNS names there
+                "designate": {
+                    "enabled": True,
+                    "endpoints": {"public": self.urls["designate"], "internal": self.urls["designate"]},
+                    "config": {
+                        "keystone_authtoken": {"memcached_servers": None},
+                        "oslo_concurrency": {"lock_path": str(root / "designate-state" / "tmp")},
+                        # the mini DNS on loopback only, where the tests' BIND transfers zones from
+                        "service:mdns": {"listen": "127.0.0.1:5354"},
+                    },
                 },
                 "glance": {
                     "endpoints": {"public": self.urls["glance"], "internal": self.urls["glance"]},
@@ -144,6 +160,12 @@ class Deployment:
                         "oslo_concurrency": {"lock_path": str(root / "heat-state" / "tmp")},
                     },
                 },
+                # off by default: on here, keystone sends its notifications to barbican's listener
+                "barbican": {
+                    "enabled": True,
+                    "endpoints": {"public": self.urls["barbican"], "internal": self.urls["barbican"]},
+                    "config": {"keystone_authtoken": {"memcached_servers": None}},
+                },
             },
         }
         self.cloud = cloud(spec)
@@ -180,6 +202,11 @@ class Deployment:
             project_domain_name="Default",
             region_name="RegionOne",
         )
+
+    def context(self) -> CloudContext:
+        """The cloud's rendering context: what service modules derive names and URLs from."""
+        meta = self.cloud.metadata
+        return CloudContext(meta.name, meta.namespace, self.cloud.spec, self.credentials)
 
     def write_keys(self, name: str, keys: dict[str, str]) -> None:
         """A key repository as the Secret volume shows it: one file per key, nothing else."""
@@ -221,18 +248,49 @@ class Deployment:
             conf, overlay = local
             index = argv.index(str(run_.files[conf]))
             argv = [*argv[: index + 1], "--config-file", str(overlay), *argv[index + 1 :]]
+        if service in AT_CONTAINER_PATHS:
+            argv = [*self.container_paths(run_, f"{service}-{component}"), *in_container(run_)]
         return run(argv, run_.env, bin_dir)
 
-    def run_jobs(self, service: str, bin_dir: Path, skip: Sequence[str] = ()) -> dict[str, str]:
+    def container_paths(
+        self, run_: KollaRun, name: str, extra: dict[str, Path] | None = None, volumes: Sequence[str] = ()
+    ) -> list[str]:
+        """A wrapper that runs a command in a mount namespace of its own, where /etc is overlaid with
+        the files of `run_` under /etc at their paths in the container, and `extra` (container path ->
+        file here: what the image ships, or a file of the test's); `volumes` are directories of the
+        machine that the command sees empty and its own, as a pod sees its volume there. The machine's
+        /etc and those directories are left as they are."""
+        overlay = self.root / "overlays" / name
+        shutil.rmtree(overlay, ignore_errors=True)
+        upper, work = overlay / "upper", overlay / "work"
+        work.mkdir(parents=True)
+        for dest, local in {**run_.files, **(extra or {})}.items():
+            if dest.startswith("/etc/"):
+                target = upper / dest.removeprefix("/etc/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(local, target)
+        mounts = ['mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1,workdir=$2" /etc']
+        for index, path in enumerate(volumes):
+            (overlay / f"volume-{index}").mkdir()
+            mounts.append(f"mount --bind {overlay / f'volume-{index}'} {path}")
+        script = " && ".join(mounts) + ' && shift 2 && exec "$@"'
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(upper), str(work)]
+
+    def run_jobs(
+        self, service: str, bin_dir: Path, skip: Sequence[str] = (), until: str | None = None
+    ) -> dict[str, str]:
         """Every Job of `service` but those of the components `skip`, in plan order, as the operator
         would run them: stackops Jobs with `stackops job ...`, Kolla Jobs with the service's own
-        package. Returns each Job's output."""
+        package; `until`: up to the Job of that component, not included (what comes after it needs
+        processes the test starts first). Returns each Job's output."""
         outputs: dict[str, str] = {}
         for step in self.plan.steps:
             for job in (o for o in step.objects if o["kind"] == "Job" and step.service == service):
                 component = job["metadata"]["labels"]["app.kubernetes.io/component"]
                 if component in skip:
                     continue
+                if component == until:
+                    return outputs
                 if job["spec"]["template"]["spec"]["containers"][0]["command"][0] == "stackops":
                     result = self.stackops_job(service, component)
                 else:
@@ -277,14 +335,27 @@ class Deployment:
 
     @contextmanager
     def running(
-        self, kind: str, service: str, component: str, bin_dir: Path, container: str | None = None
+        self,
+        kind: str,
+        service: str,
+        component: str,
+        bin_dir: Path,
+        container: str | None = None,
+        wrapper: Sequence[str] | None = None,
     ) -> Iterator[KollaRun]:
-        """A long-running process (scheduler, conductor, agent …) as its rendered config.json says."""
+        """A long-running process (scheduler, conductor, agent …) as its rendered config.json says;
+        `wrapper` instead of the one its service gets (container_paths with more)."""
         run_ = self.kolla(kind, service, component, container)
         log = self.root / f"{service}-{component}.log"
         env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(self.root), **run_.env}
+        argv = run_.argv
+        if wrapper is None and service in AT_CONTAINER_PATHS:
+            wrapper = self.container_paths(run_, f"{service}-{component}")
+        if wrapper:
+            argv = in_container(run_)
         # in a session of its own: its workers (nova-conductor's) stop with it
-        process = processes.spawn(f"{service}-{component}", run_.argv, log, die_with_parent=True, env=env)
+        argv = [*(wrapper or []), *argv]
+        process = processes.spawn(f"{service}-{component}", argv, log, die_with_parent=True, env=env)
         try:
             time.sleep(0.5)
             if not processes.alive(process.pid):
@@ -318,6 +389,13 @@ def upgrade_jobs(upgrade: UpgradePlan, service: str) -> Plan:
     objects = [o for o in upgrade.checks if o["metadata"]["labels"].get("app.kubernetes.io/name") == service]
     objects += [o for s in upgrade.steps if s.service == service and s.kind == "jobs" for o in s.objects]
     return Plan([Step(f"{service}-upgrade", service, objects)], {})
+
+
+def in_container(run_: KollaRun) -> list[str]:
+    """The command line as the container has it: its files at their paths there (for a command run
+    under container_paths, which puts them there)."""
+    dests = {str(local): dest for dest, local in run_.files.items()}
+    return [dests.get(arg, arg) for arg in run_.argv]
 
 
 def wsgi_module(uwsgi_ini: str, site_packages: Path) -> str:

@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pymysql
 import pytest
 
 from stackops.plan import plan
@@ -94,13 +93,8 @@ def heat(deployed: Deployment, heat_jobs: dict[str, str], heat_bin: Path) -> Ite
 
 
 def tables(db: MariaDB, schema: str) -> set[str]:
-    connection = pymysql.connect(host=db.host, port=db.port, user=db.root_user, password=db.root_password)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,))
-            return {row[0] for row in cursor.fetchall()}
-    finally:
-        connection.close()
+    listed = db.query("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", schema)
+    return {row[0] for row in listed}
 
 
 def test_cinder_jobs_create_its_database_queue_user_and_catalog_entry(

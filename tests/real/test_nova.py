@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from stackops.services import service
-from stackops.services.base import CloudContext
 from stackops.services.nova import SERVICE as NOVA
 from tests.real.deployment import Deployment
 from tests.support.commands import run
@@ -48,11 +47,6 @@ def test_compute_services_and_a_new_hypervisor(nova: str, deployed: Deployment, 
         # discovered into cell1 by the scheduler (no Job), and reported to placement
         assert len(hypervisors) == 1 and [p.name for p in providers] == [hypervisors[0].name]
         # the operator's health checks of nova see the same
-        for check in service("nova").health_checks(deployed_context(deployed)):
+        for check in service("nova").health_checks(deployed.context()):
             result = check.run(conn)
             assert result.ok, f"{check.name}: {result.message}"
-
-
-def deployed_context(deployed: Deployment) -> CloudContext:
-    meta = deployed.cloud.metadata
-    return CloudContext(meta.name, meta.namespace, deployed.cloud.spec, deployed.credentials)

@@ -433,6 +433,12 @@ class MariaDB:
             **kwargs,
         )
 
+    def query(self, sql: str, *args: Any, database: str | None = None) -> list[tuple[Any, ...]]:
+        """The rows of one SQL query as root (`args` fill its %s placeholders)."""
+        with contextlib.closing(self.connect(database=database)) as conn, conn.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+
     def execute(self, *statements: str) -> None:
         """Run SQL statements as root, with autocommit."""
         with contextlib.closing(self.connect(autocommit=True)) as conn, conn.cursor() as cur:

@@ -318,11 +318,20 @@ def test_horizon_is_one_probed_deployment_with_a_disruption_budget() -> None:
     assert ("PodDisruptionBudget", "dashboard") in found and ("Service", "dashboard") in found
 
 
-def test_disabled_services_render_nothing_and_need_no_credentials() -> None:
-    off = {name: {"enabled": False} for name in ("cinder", "heat", "horizon")}
-    result = plan(cloud({"services": off}))
+@pytest.mark.parametrize(
+    ("services", "off"),
+    [
+        ({name: {"enabled": False} for name in ("cinder", "heat", "horizon")}, ("cinder", "heat", "horizon")),
+        ({}, ("barbican",)),  # a service stackops gained later: off unless a spec turns it on
+    ],
+    ids=["turned-off", "off-by-default"],
+)
+def test_disabled_services_render_nothing_and_need_no_credentials(
+    services: dict[str, Any], off: tuple[str, ...]
+) -> None:
+    result = plan(cloud({"services": services}))
     assert not [o for o in result.objects() if o["metadata"]["labels"]["app.kubernetes.io/name"] in off]
-    keys = {c.key for c in required_credentials(cloud({"services": off}).spec)}
+    keys = {c.key for c in required_credentials(cloud({"services": services}).spec)}
     assert not {k for k in keys if k.split("-")[0] in off}
 
 

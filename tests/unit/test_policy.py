@@ -20,7 +20,9 @@ ENFORCING = sorted(s.name for s in all_services() if policy.policy_config_file(s
 
 
 def test_the_services_that_enforce_policy() -> None:
-    assert ENFORCING == ["cinder", "glance", "heat", "keystone", "neutron", "nova", "placement"]
+    assert ENFORCING == [
+        "barbican", "cinder", "designate", "glance", "heat", "keystone", "neutron", "nova", "placement",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("release", SUPPORTED_RELEASES)

@@ -699,6 +699,45 @@ class HorizonSpec(WorkloadSpec):
         return value
 
 
+class BarbicanSpec(OptInService, ServiceSpec):
+    """Key management: secrets kept encrypted in barbican's database by its simple_crypto plugin,
+    under a key-encryption key stackops generates into the credentials Secret. An HSM (PKCS#11) or
+    Vault instead is set through `config` (docs/barbican.md)."""
+
+
+class Bind9Spec(ApiModel):
+    """The BIND 9 server designate manages: the cloud's authoritative DNS server."""
+
+    storage: Storage = Field(
+        default_factory=lambda: Storage(size="1Gi"), description="Its zones, kept across restarts."
+    )
+
+
+class DesignateSpec(OptInService, ServiceSpec):
+    """DNS as a service: zones and records in designate, served by a BIND 9 server stackops runs;
+    neutron publishes ports' and floating IPs' names there."""
+
+    nameservers: list[str] = Field(
+        default_factory=list,
+        description="Names of the zones' NS records, fully qualified (ns1.example.com.). Default: the BIND "
+        "server's Service name in the cluster's DNS.",
+    )
+    dns_domain: str = Field(
+        "openstack.internal.",
+        pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+$",
+        description="neutron's dns_domain: the domain of ports' DNS names inside networks.",
+    )
+    bind9: Bind9Spec = Field(default_factory=Bind9Spec)
+
+    @field_validator("nameservers")
+    @classmethod
+    def _fully_qualified(cls, value: list[str]) -> list[str]:
+        bad = [name for name in value if not name.endswith(".")]
+        if bad:
+            raise ValueError(f"nameservers are fully qualified, ending with a dot (not: {', '.join(bad)})")
+        return value
+
+
 # One field per OpenStack service; the spec of a service added from now on is an OptInService.
 class ServicesSpec(ApiModel):
     keystone: KeystoneSpec = Field(default_factory=KeystoneSpec)
@@ -709,6 +748,8 @@ class ServicesSpec(ApiModel):
     cinder: CinderSpec = Field(default_factory=CinderSpec)
     horizon: HorizonSpec = Field(default_factory=HorizonSpec)
     heat: ServiceSpec = Field(default_factory=ServiceSpec)
+    barbican: BarbicanSpec = Field(default_factory=BarbicanSpec)
+    designate: DesignateSpec = Field(default_factory=DesignateSpec)
 
 
 class ImagesSpec(ApiModel):

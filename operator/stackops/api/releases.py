@@ -51,6 +51,8 @@ SERVICE_PACKAGES: dict[str, ServicePackage] = {
         versions={"2025.1": ">=25.2,<25.4", "2025.2": ">=25.4,<25.6", "2026.1": ">=25.6,<26", "2026.2": ">=26,<28"},
     ),
     "heat": ServicePackage("openstack-heat", major_offset=-7),
+    "barbican": ServicePackage("barbican", major_offset=-11),
+    "designate": ServicePackage("designate", major_offset=-11),
 }
 
 

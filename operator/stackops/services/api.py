@@ -100,6 +100,12 @@ def uwsgi_command(
     return KollaCommand(f"uwsgi --ini {ini.dest}", (*files, ini), permissions)
 
 
+def wsgi_file(release: str, module_file: str, before: str, since: str = "2025.2") -> str:
+    """`module_file`, the WSGI module a service's package ships since the release `since`, or what
+    uwsgi_config() serves before it (the script that release's package had instead)."""
+    return before if release < since else module_file
+
+
 def uwsgi_config(
     ctx: CloudContext,
     process: str,
@@ -110,7 +116,8 @@ def uwsgi_config(
     user: str | None = None,
     socket_timeout: int = 30,
 ) -> str:
-    """uWSGI config serving `module_file` (a path inside site-packages) on `port`; `static` (inside
+    """uWSGI config serving `module_file` (a path inside site-packages, or an absolute one: a script
+    of the virtualenv's bin/ where a release's package has no module) on `port`; `static` (inside
     site-packages too) is served at /static by uWSGI itself; `user`: the workers drop to this user
     (for images that start as root); `socket_timeout`: longer for APIs that stream large bodies."""
     return ctx.render_text(
@@ -118,7 +125,7 @@ def uwsgi_config(
         process=process,
         port=port,
         processes=processes,
-        wsgi_script=site_packages(ctx, module_file),
+        wsgi_script=module_file if module_file.startswith("/") else site_packages(ctx, module_file),
         static=site_packages(ctx, static) if static else None,
         user=user,
         socket_timeout=socket_timeout,

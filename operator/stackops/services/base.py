@@ -82,13 +82,14 @@ class Clients(StrEnum):
 
 @dataclass(frozen=True)
 class Listener:
-    """TCP ports the pods of one of the service's components serve, and who may connect to them.
+    """TCP (and UDP) ports the pods of one of the service's components serve, and who may connect to them.
     The cloud's NetworkPolicies allow exactly these connections into its pods and refuse the rest."""
 
     component: str
     ports: tuple[int, ...]
     clients: Clients
     jobs: str | None = None  # with Clients.JOBS: the component name of those Jobs
+    udp: bool = False  # the ports over UDP too (DNS)
 
     def __post_init__(self) -> None:
         if (self.clients is Clients.JOBS) != (self.jobs is not None):

@@ -36,6 +36,7 @@ VOLUME_SERVICES = Metric(
 )
 NETWORK_AGENTS = Metric("network_agents", "Neutron/OVN agents by type and whether they are alive.")
 RESOURCE_PROVIDERS = Metric("placement_resource_providers", "Resource providers placement lists.")
+DNS_SERVICES = Metric("dns_services", "Designate services by name and the status their heartbeats report.")
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,42 @@ class ResourceProviders(HealthCheck):
     def run(self, conn: Any) -> CheckResult:
         providers = list(conn.placement.resource_providers())
         return CheckResult(True, samples=(Sample(RESOURCE_PROVIDERS, {}, len(providers)),))
+
+
+class SecretsListed(HealthCheck):
+    """Barbican lists secrets: its API reaches its database and validates tokens. One secret at most
+    is asked for, and the generator is not followed past its first page."""
+
+    name = "secrets"
+
+    def asks(self) -> str:
+        return "listing secrets"
+
+    def run(self, conn: Any) -> CheckResult:
+        next(iter(conn.key_manager.secrets(limit=1)), None)
+        return CheckResult(True)
+
+
+class DnsServices(HealthCheck):
+    """Designate's processes (central, worker, producer, mdns, the API) report UP: their heartbeats
+    reach central over RabbitMQ."""
+
+    name = "dns-services"
+
+    def asks(self) -> str:
+        return "listing DNS services"
+
+    def run(self, conn: Any) -> CheckResult:
+        found = conn.dns.get("/service_statuses").json()["service_statuses"]
+        counts = Counter((str(s["service_name"]), str(s["status"])) for s in found)
+        samples = tuple(
+            Sample(DNS_SERVICES, {"service": name, "status": status}, count)
+            for (name, status), count in sorted(counts.items())
+        )
+        down = {f"{s['service_name']} on {s['hostname']}" for s in found if s["status"] != "UP"}
+        if down:
+            return CheckResult(False, f"DNS services not up: {named(down)}", samples)
+        return CheckResult(True, samples=samples)
 
 
 class ProvidersMatchHypervisors(HealthCheck):

@@ -76,10 +76,12 @@ class Rule:
     ports: tuple[int, ...]
     peers: list[dict[str, Any]] | None
     sources: tuple[str, ...]
+    udp: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         rule: dict[str, Any] = {} if self.peers is None else {"from": self.peers}
-        return rule | {"ports": [{"protocol": "TCP", "port": port} for port in sorted(self.ports)]}
+        protocols = ("TCP", "UDP") if self.udp else ("TCP",)
+        return rule | {"ports": [{"protocol": p, "port": port} for port in sorted(self.ports) for p in protocols]}
 
 
 def cloud_pods(ctx: CloudContext, **labels: str) -> dict[str, Any]:
@@ -172,7 +174,7 @@ def rules(ctx: CloudContext, cloud: Sequence[Rendered]) -> list[Rule]:
             peers, sources = _peers(ctx, owner, listener, cloud)
             if peers == []:
                 continue
-            found.append(Rule(owner.service.name, listener.component, listener.ports, peers, sources))
+            found.append(Rule(owner.service.name, listener.component, listener.ports, peers, sources, listener.udp))
     return found
 
 
@@ -220,6 +222,6 @@ def flows_markdown(cloud_rules: Sequence[Rule]) -> str:
     """The allowed flows as a Markdown table (docs/security.md, `stackops flows`)."""
     lines = ["| into | TCP ports | from |", "|---|---|---|"]
     for rule in cloud_rules:
-        ports = ", ".join(str(p) for p in sorted(rule.ports))
+        ports = ", ".join(str(p) for p in sorted(rule.ports)) + (" (and UDP)" if rule.udp else "")
         lines.append(f"| {rule.service} {rule.component} | {ports} | {'; '.join(rule.sources)} |")
     return "\n".join(lines) + "\n"

@@ -16,7 +16,7 @@ from stackops.api.models import NeutronSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import IniSections, merge_sections, render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services import api, mariadb, nova, ovn, policy, rabbitmq
+from stackops.services import api, designate, mariadb, nova, ovn, policy, rabbitmq
 from stackops.services.base import CloudContext, RenderError, Resources, Step
 from stackops.services.endpoints import api_service_name
 from stackops.services.health_checks import HealthCheck, NetworkAgents
@@ -84,7 +84,7 @@ class Neutron(OpenStackService[NeutronSpec]):
     )
     config_files: ClassVar[dict[str, tuple[str, ...]]] = {
         "neutron.conf": (
-            "neutron", "neutron.db", "nova.auth", "placement.auth", "keystonemiddleware.auth_token",
+            "neutron", "neutron.db", "nova.auth", "placement.auth", "designate.auth", "keystonemiddleware.auth_token",
             "oslo.concurrency", "oslo.db", "oslo.log", "oslo.messaging", "oslo.middleware", "oslo.policy",
         ),
         "ml2_conf.ini": ("neutron.ml2", "neutron.ml2.ovn"),
@@ -119,7 +119,20 @@ class Neutron(OpenStackService[NeutronSpec]):
     def health_checks(self, ctx: CloudContext) -> list[HealthCheck]:
         return [NetworkAgents()]
 
+    def dns_integration(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
+        """With designate: ports' DNS names in `dns_domain`, and the names of ports and floating IPs
+        with a DNS domain published in designate, by neutron's own user (no PTR records, which would
+        make neutron own reverse zones)."""
+        if not designate.SERVICE.enabled(ctx.spec):
+            return {}
+        return {
+            "DEFAULT": {"dns_domain": ctx.spec.services.designate.dns_domain, "external_dns_driver": "designate"},
+            "designate": SERVICE.service_auth(ctx)
+            | {"url": f"{designate.SERVICE.catalog_urls(ctx)['internal']}/v2", "allow_reverse_dns_lookup": False},
+        }
+
     def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
+        dns = self.dns_integration(ctx)
         return {
             "DEFAULT": {
                 "debug": False,
@@ -129,7 +142,9 @@ class Neutron(OpenStackService[NeutronSpec]):
                 "state_path": STATE_DIR,
                 # OVN serves DHCP itself: there are no DHCP agents to tell
                 "dhcp_agent_notification": False,
+                **dns.get("DEFAULT", {}),
             },
+            **{section: options for section, options in dns.items() if section != "DEFAULT"},
             "database": self.oslo_db(ctx),
             "keystone_authtoken": self.authtoken(ctx),
             # port events go to nova (an instance waits for its ports), resources to placement
@@ -142,13 +157,15 @@ class Neutron(OpenStackService[NeutronSpec]):
         }
 
     def ml2_config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
+        dns = designate.SERVICE.enabled(ctx.spec)
         physnets = [n.name for n in self.settings(ctx).provider_networks]
         return {
             "ml2": {
                 "type_drivers": "geneve,vlan,flat",
                 "project_network_types": "geneve",
                 "mechanism_drivers": "ovn",
-                "extension_drivers": "port_security",
+                # dns_domain_ports: ports' DNS names and domains, which neutron publishes in designate
+                "extension_drivers": ["port_security", *(["dns_domain_ports"] if dns else [])],
                 "overlay_ip_version": 4,
             },
             "ml2_type_geneve": {"vni_ranges": "1:65536", "max_header_size": 38},

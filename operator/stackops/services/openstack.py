@@ -6,6 +6,7 @@ An OpenStack service (keystone, glance, nova …) declares, beside what every Se
 - `databases`, the MariaDB databases it owns (its account is named after the service);
 - `messaging`, whether it talks over RabbitMQ (its user and vhost are named after the service);
 - `catalog`, its entries in keystone's catalog;
+- `keystone_notifications`, the topic of its listener of keystone's notifications, if it has one;
 - `database_upgrade`, the commands that move its database to the next release.
 
 From these come its credentials (database, keystone and messaging passwords, named after the
@@ -90,6 +91,9 @@ class OpenStackService(Service, Generic[SpecT]):
     databases: ClassVar[tuple[str, ...]] = ()
     messaging: ClassVar[bool] = False
     catalog: ClassVar[tuple[CatalogEntry, ...]] = ()
+    # The topic a listener of the service reads keystone's notifications from (barbican's, which
+    # deletes a deleted project's secrets): keystone sends them there over the service's transport.
+    keystone_notifications: ClassVar[str | None] = None
     database_upgrade: ClassVar[DatabaseUpgrade | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
