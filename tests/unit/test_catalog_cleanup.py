@@ -21,7 +21,9 @@ from stackops.plan import plan
 from tests.conftest import cloud
 from tests.support.rendered import find
 
-HEAT_OFF = {"services": {"heat": {"enabled": False}}}
+# The services off by default (barbican, designate) turned on, so that heat is the one disabled.
+OPT_IN_ON = {"barbican": {"enabled": True}, "designate": {"enabled": True}}
+HEAT_OFF = {"services": {**OPT_IN_ON, "heat": {"enabled": False}}}
 
 
 def cleanup_args(spec: dict[str, Any]) -> list[str]:
@@ -32,8 +34,10 @@ def cleanup_args(spec: dict[str, Any]) -> list[str]:
 
 
 def test_a_cloud_with_every_service_enabled_has_no_deregistration_job() -> None:
-    names = [step.name for step in plan(cloud({})).steps]
+    names = [step.name for step in plan(cloud({"services": OPT_IN_ON})).steps]
     assert "keystone-deregistration" not in names
+    # a service off by default is named too: it may have been on before (the Job removes nothing then)
+    assert "keystone-deregistration" in [step.name for step in plan(cloud({})).steps]
 
 
 def test_a_disabled_service_has_its_catalog_entries_and_users_named_in_keystones_job() -> None:
@@ -51,7 +55,7 @@ def test_the_job_runs_once_keystone_serves_and_is_a_new_job_when_the_disabled_se
     steps = [step.name for step in plan(cloud(HEAT_OFF)).steps if step.service == "keystone"]
     assert steps[-2:] == ["keystone-api", "keystone-deregistration"]
     heat_off = find(plan(cloud(HEAT_OFF)), "Job", "keystone", "deregistration")["metadata"]["name"]
-    both_off = {"services": {"heat": {"enabled": False}, "cinder": {"enabled": False}}}
+    both_off = {"services": {**OPT_IN_ON, "heat": {"enabled": False}, "cinder": {"enabled": False}}}
     assert find(plan(cloud(both_off)), "Job", "keystone", "deregistration")["metadata"]["name"] != heat_off
     # no password of a service in its environment: it removes, it sets nothing
     env = find(plan(cloud(HEAT_OFF)), "Job", "keystone", "deregistration")["spec"]["template"]["spec"]

@@ -39,7 +39,8 @@ def test_render_prints_every_object_in_apply_order() -> None:
     services = list(dict.fromkeys(service for service, _ in jobs))
     assert services.index("keystone") < services.index("placement") < services.index("nova")
     assert services.index("neutron") < services.index("nova")
-    assert [c for s, c in jobs if s == "keystone"] == ["database", "db-sync", "bootstrap"]
+    # the deregistration of the services off by default comes once keystone serves
+    assert [c for s, c in jobs if s == "keystone"] == ["database", "db-sync", "bootstrap", "deregistration"]
     assert [c for s, c in jobs if s == "nova"] == [
         "database", "messaging", "registration", "api-db-sync", "cell-setup", "db-sync"
     ]  # fmt: skip
