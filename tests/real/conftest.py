@@ -99,3 +99,16 @@ def nova(deployed: Deployment, placement: str, glance: str, nova_bin: Path) -> I
     assert list(deployed.run_jobs("nova", nova_bin)) == served.NOVA_JOBS
     with served.nova_control_plane(deployed, nova_bin) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def heat_bin() -> Path:
+    return service_venv("heat", "gunicorn")
+
+
+@pytest.fixture(scope="session")
+def heat_jobs(deployed: Deployment, keystone: str, heat_bin: Path) -> dict[str, str]:
+    """heat's Jobs, run once in the session's keystone: their output is what a first registration
+    prints, whichever test asks first (test_cinder_heat asserts it, test_catalog_cleanup starts from
+    the heat they registered)."""
+    return deployed.run_jobs("heat", heat_bin)

@@ -46,18 +46,8 @@ def cinder_bin() -> Path:
 
 
 @pytest.fixture(scope="module")
-def heat_bin() -> Path:
-    return service_venv("heat", "gunicorn")
-
-
-@pytest.fixture(scope="module")
 def cinder_jobs(deployed: Deployment, keystone: str, cinder_bin: Path) -> dict[str, str]:
     return deployed.run_jobs("cinder", cinder_bin)
-
-
-@pytest.fixture(scope="module")
-def heat_jobs(deployed: Deployment, keystone: str, heat_bin: Path) -> dict[str, str]:
-    return deployed.run_jobs("heat", heat_bin)
 
 
 def config_home(deployed: Deployment, project: str, conf: Path, bin_dir: Path) -> str:
