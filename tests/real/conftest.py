@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 
 from stackops.api.releases import DEFAULT_RELEASE, RELEASES, RUNTIME_LIBRARIES
+from stackops.services.neutron import REMOTES_SCRIPT
 from tests.real import served
 from tests.real.deployment import Deployment, site_packages, wsgi_module
 from tests.support.mariadb import MariaDB
+from tests.support.ovn import host_names, start_databases, start_northd
 from tests.support.rabbitmq import RabbitMQ
+from tests.support.sandbox import Sandbox
 from tests.support.service_venv import ensure_venv
 
 
@@ -112,3 +115,51 @@ def heat_jobs(deployed: Deployment, keystone: str, heat_bin: Path) -> dict[str, 
     prints, whichever test asks first (test_cinder_heat asserts it, test_catalog_cleanup starts from
     the heat they registered)."""
     return deployed.run_jobs("heat", heat_bin)
+
+
+NEUTRON_NETWORK = "127.0.96"  # OVN's pods on the host's loopback, clear of an OVN the host may run itself
+
+
+@pytest.fixture(scope="session")
+def neutron_bin() -> Path:
+    return service_venv("neutron", "gunicorn")
+
+
+@pytest.fixture(scope="session")
+def ovn_control_plane(deployed: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """The cloud's OVN databases (one member each) and northd; the sandbox resolves the cloud's names."""
+    root = tmp_path_factory.mktemp("ovn")
+    box = Sandbox(root, host_names(deployed.plan, NEUTRON_NETWORK), private_network=False)
+    try:
+        start_databases(box, deployed.plan, root, NEUTRON_NETWORK)
+        start_northd(box, deployed.plan, root)
+        yield box
+    finally:
+        box.close()
+
+
+def uwsgi_env(uwsgi_ini: str) -> dict[str, str]:
+    """The environment the rendered uWSGI config gives the API's workers (`env = NAME=VALUE`)."""
+    pairs = (line.split("=", 1)[1].strip() for line in uwsgi_ini.splitlines() if line.startswith("env ="))
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+@pytest.fixture(scope="session")
+def neutron(deployed: Deployment, keystone: str, neutron_bin: Path, ovn_control_plane: Sandbox) -> Iterator[str]:
+    """neutron's Jobs, run once in the session (a first run: the database is created), and its API
+    serving with OVN's databases and northd, for every test that needs a network service."""
+    outputs = deployed.run_jobs("neutron", neutron_bin)
+    assert list(outputs) == ["database", "messaging", "registration", "db-sync"]
+    assert "create-database: database neutron created" in outputs["database"]
+    api = deployed.kolla("Deployment", "neutron", "api")
+    uwsgi = api.files["/etc/neutron/neutron-server-uwsgi.ini"].read_text()
+    conf_dir = api.files["/etc/neutron/neutron.conf"].parent
+    # Kolla's image ships neutron's paste pipeline in /etc/neutron; the package has it under etc/
+    shutil.copy(neutron_bin.parent / "etc" / "neutron" / "api-paste.ini", conf_dir)
+    # the rendered command is `/bin/bash ovn-remotes.sh uwsgi …`: the same wrapper, around gunicorn
+    wrapper = api.argv[: api.argv.index(str(api.files[REMOTES_SCRIPT])) + 1]
+    sandboxed, sandbox_env = ovn_control_plane.command(wrapper, {})
+    env = {**sandbox_env, **api.env, "OS_NEUTRON_CONFIG_DIR": str(conf_dir), **uwsgi_env(uwsgi)}
+    module = wsgi_module(uwsgi, site_packages(neutron_bin))
+    with deployed.serve("neutron", neutron_bin, module, env, "/", wrapper=sandboxed) as url:
+        yield url

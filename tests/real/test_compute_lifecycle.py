@@ -28,7 +28,6 @@ from stackops.devcluster import processes
 from stackops.openstack.compute import HostsLook, look_after_hosts
 from stackops.openstack.host_lifecycle import MAINTENANCE_ANNOTATION, POLICY_METADATA, maintenance_reason, node_view
 from tests.real.deployment import LOCAL_FIELDS, Deployment
-from tests.real.test_neutron import neutron, neutron_bin, ovn_control_plane  # noqa: F401 (fixtures)
 from tests.support.rendered import find, kolla_run
 
 HOST_A, HOST_B, HOST_C = "stackops-fake-a", "stackops-fake-b", "stackops-fake-c"

@@ -10,66 +10,15 @@ file, as cluster DNS would); a network created through the catalog becomes a log
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 import requests
 
 from stackops.services import ovn
-from stackops.services.neutron import REMOTES_SCRIPT
 from stackops.services.neutron import SERVICE as NEUTRON
-from tests.real.conftest import service_venv
-from tests.real.deployment import Deployment, site_packages, wsgi_module
-from tests.support.ovn import addresses, host_names, start_databases, start_northd
+from tests.real.conftest import NEUTRON_NETWORK
+from tests.real.deployment import Deployment
+from tests.support.ovn import addresses
 from tests.support.rendered import find
 from tests.support.sandbox import Sandbox, eventually
-
-NETWORK = "127.0.96"  # OVN's pods on the host's loopback, clear of an OVN the host may run itself
-
-
-@pytest.fixture(scope="module")
-def neutron_bin() -> Path:
-    return service_venv("neutron", "gunicorn")
-
-
-@pytest.fixture(scope="module")
-def ovn_control_plane(deployed: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """The cloud's OVN databases (one member each) and northd; the sandbox resolves the cloud's names."""
-    root = tmp_path_factory.mktemp("ovn")
-    box = Sandbox(root, host_names(deployed.plan, NETWORK), private_network=False)
-    try:
-        start_databases(box, deployed.plan, root, NETWORK)
-        start_northd(box, deployed.plan, root)
-        yield box
-    finally:
-        box.close()
-
-
-def uwsgi_env(uwsgi_ini: str) -> dict[str, str]:
-    """The environment the rendered uWSGI config gives the API's workers (`env = NAME=VALUE`)."""
-    pairs = (line.split("=", 1)[1].strip() for line in uwsgi_ini.splitlines() if line.startswith("env ="))
-    return dict(pair.split("=", 1) for pair in pairs)
-
-
-@pytest.fixture(scope="module")
-def neutron(deployed: Deployment, keystone: str, neutron_bin: Path, ovn_control_plane: Sandbox) -> Iterator[str]:
-    outputs = deployed.run_jobs("neutron", neutron_bin)
-    assert list(outputs) == ["database", "messaging", "registration", "db-sync"]
-    assert "create-database: database neutron created" in outputs["database"]
-    api = deployed.kolla("Deployment", "neutron", "api")
-    uwsgi = api.files["/etc/neutron/neutron-server-uwsgi.ini"].read_text()
-    conf_dir = api.files["/etc/neutron/neutron.conf"].parent
-    # Kolla's image ships neutron's paste pipeline in /etc/neutron; the package has it under etc/
-    shutil.copy(neutron_bin.parent / "etc" / "neutron" / "api-paste.ini", conf_dir)
-    # the rendered command is `/bin/bash ovn-remotes.sh uwsgi …`: the same wrapper, around gunicorn
-    wrapper = api.argv[: api.argv.index(str(api.files[REMOTES_SCRIPT])) + 1]
-    sandboxed, sandbox_env = ovn_control_plane.command(wrapper, {})
-    env = {**sandbox_env, **api.env, "OS_NEUTRON_CONFIG_DIR": str(conf_dir), **uwsgi_env(uwsgi)}
-    module = wsgi_module(uwsgi, site_packages(neutron_bin))
-    with deployed.serve("neutron", neutron_bin, module, env, "/", wrapper=sandboxed) as url:
-        yield url
 
 
 def test_network_service_is_registered_in_the_catalog_and_healthy(neutron: str, deployed: Deployment) -> None:
@@ -94,7 +43,7 @@ def test_a_network_becomes_an_ovn_logical_switch(
     network = conn.network.create_network(name="net0")
     try:
         subnet = conn.network.create_subnet(network_id=network.id, ip_version=4, cidr="10.0.0.0/24")
-        nb = addresses(deployed.plan, ovn.NB, NETWORK)
+        nb = addresses(deployed.plan, ovn.NB, NEUTRON_NETWORK)
         switches = ovn_control_plane.network(["ovn-nbctl", f"--db={nb}", "ls-list"])
         assert f"(neutron-{network.id})" in switches.stdout, switches.stdout + switches.stderr
         dhcp = ovn_control_plane.network(
@@ -102,7 +51,7 @@ def test_a_network_becomes_an_ovn_logical_switch(
         )
         assert subnet.cidr in dhcp.stdout.split()
         # northd, which found the databases by their Service names, made the switch a southbound datapath
-        sb = addresses(deployed.plan, ovn.SB, NETWORK)
+        sb = addresses(deployed.plan, ovn.SB, NEUTRON_NETWORK)
         datapaths = ["ovn-sbctl", f"--db={sb}", "--bare", "--columns=external_ids", "list", "Datapath_Binding"]
         eventually(
             lambda: f"neutron-{network.id}" in ovn_control_plane.network(datapaths).stdout,
