@@ -15,7 +15,6 @@ is kept with the cloud's other credentials (`deletionPolicy: Retain` keeps the S
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, ClassVar
 
 from stackops.api.models import BarbicanSpec, OpenStackCloudSpec
@@ -115,8 +114,8 @@ class Barbican(OpenStackService[BarbicanSpec]):
         wsgi = api.wsgi_file(ctx.spec.release, "barbican/wsgi/api.py", "barbican/api/app.wsgi")
         files = {**self.main_files(ctx), api.uwsgi_file(self.name): api.uwsgi_config(ctx, "barbican-api", PORT, wsgi)}
         kolla = self.kolla(ctx, files, self.commands())
-        worker = replace(kolla, image=ctx.image(spec, "barbican-worker"))
-        listener = replace(kolla, image=ctx.image(spec, "barbican-keystone-listener"))
+        worker = self.in_image(ctx, kolla, "barbican-worker")
+        listener = self.in_image(ctx, kolla, "barbican-keystone-listener")
         return [
             *self.preamble(ctx, kolla),
             api.job_step(ctx, self, "db-sync", kolla),

@@ -15,7 +15,6 @@ Services' cluster IPs (templates/designate/pool-update.sh.j2).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, ClassVar
 
 import yaml
@@ -205,7 +204,7 @@ class Designate(OpenStackService[DesignateSpec]):
         kolla = self.kolla(ctx, self.files(ctx), self.commands())
 
         def worker(component: str, replicas: int, **extra: Any) -> Step:
-            image = replace(kolla, image=ctx.image(spec, f"designate-{component}"))
+            image = self.in_image(ctx, kolla, f"designate-{component}")
             probes = rabbitmq.probes(f"designate-{component}")
             return api.worker_step(ctx, self, component, image, replicas=replicas, probes=probes, **extra)
 
@@ -227,7 +226,7 @@ class Designate(OpenStackService[DesignateSpec]):
                 (Listener("mdns", (MDNS_PORT,), Clients.SERVICE, udp=True),),
             ),
             self.bind9_step(ctx),
-            api.job_step(ctx, self, "pool-update", replace(kolla, image=ctx.image(spec, "designate-worker"))),
+            api.job_step(ctx, self, "pool-update", self.in_image(ctx, kolla, "designate-worker")),
         ]
 
     def bind9_step(self, ctx: CloudContext) -> Step:
