@@ -38,19 +38,25 @@ def working_container(buildah: Buildah, image: str) -> Iterator[str]:
 def secret_volume(
     volume: dict[str, Any], secrets: dict[str, dict[str, str]], target: Path, fs_group: int | None
 ) -> Path:
-    """The files a Secret volume shows: its items (or every key), with defaultMode and fsGroup applied."""
-    source = volume["secret"]
-    data = secrets[source["secretName"]]
-    items = source.get("items") or [{"key": k, "path": k} for k in sorted(data)]
+    """The files a Secret volume (or a projected volume of Secrets) shows: its items (or every key),
+    with defaultMode and fsGroup applied."""
+    if "projected" in volume:
+        sources = [s["secret"] for s in volume["projected"]["sources"]]
+        default_mode = volume["projected"].get("defaultMode", 0o644)
+        named = [(secrets[source["name"]], source) for source in sources]
+    else:
+        default_mode = volume["secret"].get("defaultMode", 0o644)
+        named = [(secrets[volume["secret"]["secretName"]], volume["secret"])]
     target.mkdir(parents=True)
-    mode = source.get("defaultMode", 0o644)
-    for item in items:
-        path = target / item["path"]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(data[item["key"]])
-        path.chmod(item.get("mode", mode) | (FS_GROUP_FILE_BITS if fs_group is not None else 0))
-        if fs_group is not None:
-            os.chown(path, 0, fs_group)
+    for data, source in named:
+        items = source.get("items") or [{"key": k, "path": k} for k in sorted(data)]
+        for item in items:
+            path = target / item["path"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(data[item["key"]])
+            path.chmod(item.get("mode", default_mode) | (FS_GROUP_FILE_BITS if fs_group is not None else 0))
+            if fs_group is not None:
+                os.chown(path, 0, fs_group)
     target.chmod(0o2755 if fs_group is not None else 0o755)
     if fs_group is not None:
         os.chown(target, 0, fs_group)
@@ -72,7 +78,7 @@ def run_options(pod: dict[str, Any], secrets: dict[str, dict[str, str]], workdir
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     for mount in container.get("volumeMounts", []):
         volume = volumes[mount["name"]]
-        assert "secret" in volume, f"only Secret volumes are laid out here, not {volume}"
+        assert "secret" in volume or "projected" in volume, f"only Secret volumes are laid out here, not {volume}"
         directory = secret_volume(volume, secrets, workdir / mount["name"], fs_group)
         options += ["--volume", f"{directory}:{mount['mountPath']}:ro"]
     return options, [*container.get("command", []), *container.get("args", [])]

@@ -27,12 +27,12 @@ ip link set lo up
 mount --bind "$ROOT/etc/mysql" /etc/mysql
 mount --bind "$ROOT/var/lib/mysql" /var/lib/mysql
 mount -t tmpfs -o mode=0755 tmpfs /run/mysqld && chown mysql:mysql /run/mysqld
-runuser -u mysql -- env DB_ROOT_PASSWORD="$DB_ROOT_PASSWORD" POD_NAME=demo-mariadb-0 POD_IP=127.0.0.1 \
+runuser -u mysql -- env DB_ROOT_PASSWORD_FILE=/etc/mysql/root-password POD_NAME=demo-mariadb-0 POD_IP=127.0.0.1 \
     /bin/bash /etc/mysql/mariadb-start.sh >"$ROOT/server.log" 2>&1 &
 server=$!
 ready=no
 for _ in $(seq 1 120); do
-    if runuser -u mysql -- env DB_ROOT_PASSWORD="$DB_ROOT_PASSWORD" /bin/bash /etc/mysql/mariadb-probe.sh \
+    if runuser -u mysql -- env DB_ROOT_PASSWORD_FILE=/etc/mysql/root-password /bin/bash /etc/mysql/mariadb-probe.sh \
         2>/dev/null; then
         ready=yes; break
     fi
@@ -56,6 +56,10 @@ def test_rendered_mariadb_scripts_start_a_server_that_keeps_the_root_password(tm
     (tmp_path / "var" / "lib" / "mysql").mkdir(parents=True)
     for name in ("my.cnf", "mariadb-start.sh", "mariadb-probe.sh"):
         (tmp_path / "etc" / "mysql" / name).write_text(files[name])
+    # the root password as the pod's Secret file gives it
+    (tmp_path / "etc" / "mysql" / "root-password").write_text(credentials[ROOT_PASSWORD_KEY])
+    (tmp_path / "etc" / "mysql" / "root-password").chmod(0o400)
+    shutil.chown(tmp_path / "etc" / "mysql" / "root-password", "mysql", "mysql")
     shutil.chown(tmp_path / "var" / "lib" / "mysql", "mysql", "mysql")
     tmp_path.chmod(0o755)
     result = subprocess.run(

@@ -2,7 +2,7 @@
 
 Each member is what a pod of the StatefulSet is: the rendered my.cnf, mariadb-start.sh and
 mariadb-probe.sh at /etc/mysql, its own volume at /var/lib/mysql and its own /tmp, run as the mysql user with the
-environment the pod gets (POD_NAME, POD_IP, DB_ROOT_PASSWORD), in a network and mount namespace of its
+environment the pod gets (POD_NAME, POD_IP, DB_ROOT_PASSWORD_FILE), in a network and mount namespace of its
 own. So the rendered files run unchanged: the same ports on every member, the peers' names from the
 rendered config resolved by an /etc/hosts the members see. The members' namespaces hang off a bridge
 in a network namespace of the whole lab (`python -m tests.support.galera` runs inside `unshare --net
@@ -76,6 +76,11 @@ class Lab:
         _run("ip", "link", "add", BRIDGE, "type", "bridge")
         _run("ip", "addr", "add", f"{SUBNET}.254/24", "dev", BRIDGE)
         _run("ip", "link", "set", BRIDGE, "up")
+        # the root password as the pod's Secret file gives it (the start script and probe read it)
+        password_file = self.root / "etc" / "mysql" / "root-password"
+        password_file.write_text(self.password)
+        password_file.chmod(0o400)
+        shutil.chown(password_file, "mysql", "mysql")
         hosts = self.root / "hosts"
         hosts.write_text(
             "127.0.0.1 localhost\n" + "".join(f"{SUBNET}.{i + 1} {peer}\n" for i, peer in enumerate(self.peers))
@@ -108,7 +113,7 @@ class Lab:
         return [
             *("nsenter", "-t", str(member.pid), "-n", "-m", "--"),
             *("setpriv", "--reuid=mysql", "--regid=mysql", "--init-groups", "--"),
-            *("env", "-i", f"PATH={PATH}", f"DB_ROOT_PASSWORD={self.password}"),
+            *("env", "-i", f"PATH={PATH}", "DB_ROOT_PASSWORD_FILE=/etc/mysql/root-password"),
             *(f"POD_NAME={member.pod_name}", f"POD_IP={member.address}"),
             *command,
         ]

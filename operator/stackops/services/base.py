@@ -31,6 +31,16 @@ STACKOPS_UID = 65532  # the operator image's stackops user, which its Jobs run a
 # variable (stackops.cli reads either form): a value in a file is not in the container's environment,
 # which `kubectl describe`, crash reports and every child process would see.
 SECRET_FILES_DIR = "/run/secrets/stackops"
+SECRET_FILES_VOLUME = "secrets"
+
+
+@dataclass(frozen=True)
+class SecretFiles:
+    """A container's Secret values as files: the <NAME>_FILE variables, the mount and its volume."""
+
+    env: list[dict[str, str]]
+    mount: dict[str, Any]
+    volume: dict[str, Any]
 
 
 def default_operator_image() -> str:
@@ -175,6 +185,21 @@ class CloudContext:
             "valueFrom": {"secretKeyRef": {"name": secret or self.credentials_secret, "key": key}},
         }
 
+    def secret_files(self, secrets: Mapping[str, tuple[str | None, str]]) -> SecretFiles:
+        """Secret values as files for a container: `secrets` is variable -> (Secret, or None for the
+        credentials Secret; key); each file is SECRET_FILES_DIR/<variable>, named by <variable>_FILE."""
+        files = sorted(secrets.items())
+        by_secret: dict[str, list[dict[str, str]]] = {}
+        for name, (secret, key) in files:
+            by_secret.setdefault(secret or self.credentials_secret, []).append({"key": key, "path": name})
+        sources = [{"secret": {"name": secret, "items": items}} for secret, items in sorted(by_secret.items())]
+        return SecretFiles(
+            env=[{"name": f"{name}_FILE", "value": f"{SECRET_FILES_DIR}/{name}"} for name, _ in files],
+            mount={"name": SECRET_FILES_VOLUME, "mountPath": SECRET_FILES_DIR, "readOnly": True},
+            # 0440 and the pod's fsGroup: readable by its user, no one else
+            volume={"name": SECRET_FILES_VOLUME, "projected": {"defaultMode": 0o440, "sources": sources}},
+        )
+
     def stackops_job(
         self,
         service: str,
@@ -186,25 +211,16 @@ class CloudContext:
         secrets: Mapping[str, tuple[str | None, str]] | None = None,
     ) -> list[dict[str, Any]]:
         """The Job running `stackops job <job> <args>` in the operator's image for `service`: plain
-        `env`, and `secrets` (variable -> (Secret, or None for the credentials Secret; key)) as files."""
-        files = sorted((secrets or {}).items())
-        variables = [{"name": name, "value": value} for name, value in sorted((env or {}).items())]
-        variables += [{"name": f"{name}_FILE", "value": f"{SECRET_FILES_DIR}/{name}"} for name, _ in files]
-        by_secret: dict[str, list[dict[str, str]]] = {}
-        for name, (secret, key) in files:
-            by_secret.setdefault(secret or self.credentials_secret, []).append({"key": key, "path": name})
-        sources = [{"secret": {"name": secret, "items": items}} for secret, items in sorted(by_secret.items())]
-        # 0440 and the Job's group: readable by its user, no one else
-        volume = {"name": "secrets", "projected": {"defaultMode": 0o440, "sources": sources}}
+        `env`, and `secrets` (as for secret_files) as files."""
+        files = self.secret_files(secrets or {})
         return self.render(
             "common/stackops-job.yaml.j2",
             service=service,
             component=component,
             job=job,
             args=list(args),
-            env=variables,
-            mount={"name": "secrets", "mountPath": SECRET_FILES_DIR, "readOnly": True},
-            volume=volume,
+            env=[{"name": name, "value": value} for name, value in sorted((env or {}).items())] + files.env,
+            files=files,
             uid=STACKOPS_UID,
             resources=resources,
         )

@@ -210,7 +210,7 @@ class MariaDB(Service):
                     config=config,
                     config_volume=config.volume("config", "mariadb-server.json", server_command),
                     resources=self.resources(ctx.spec, "server"),
-                    root_password_key=ROOT_PASSWORD_KEY,
+                    root_password=ctx.secret_files({"DB_ROOT_PASSWORD": (None, ROOT_PASSWORD_KEY)}),
                     port=PORT,
                     galera_ports=GALERA_PORTS,
                     uid=USER.uid,
