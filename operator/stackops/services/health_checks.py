@@ -166,7 +166,7 @@ class LoadBalancerProviders(HealthCheck):
         return "listing load balancer providers"
 
     def run(self, conn: Any) -> CheckResult:
-        listed = {str(p["name"]) for p in conn.load_balancer.get("/v2/lbaas/providers").json()["providers"]}
+        listed = {str(p.name) for p in conn.load_balancer.providers()}
         missing = set(self.expected) - listed
         if missing:
             return CheckResult(False, f"load balancer providers not offered: {named(missing)}")

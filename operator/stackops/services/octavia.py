@@ -37,7 +37,9 @@ CONFIG = MainConfig("octavia.conf", "/etc/octavia")
 MANAGE = f"octavia-db-manage --config-file {CONFIG.dest}"
 PORT = 9876
 HEALTH_MANAGER_PORT = 5555  # amphorae's heartbeats, over UDP
-# where the API's provider drivers and the driver agent meet: a volume the API's pod shares
+# where the API's provider drivers and the driver agent meet: a volume the API's pod shares. It is
+# octavia-lib's default, which the OVN driver connects to whatever [driver_agent] says
+# (tests/real/test_octavia.py)
 SOCKETS_DIR = "/var/run/octavia"
 REMOTES_SCRIPT = f"{CONFIG.directory}/ovn-remotes.sh"
 CERTS_DIR = f"{CONFIG.directory}/certs"
@@ -206,7 +208,8 @@ class Octavia(OpenStackService[OctaviaSpec]):
         }
 
     def files(self, ctx: CloudContext) -> dict[str, str]:
-        # octavia.wsgi.api since octavia 17; 2025.1 has only the virtualenv's script
+        # octavia.wsgi.api since octavia 17; octavia 16 (2025.1) has no such module, only the
+        # octavia-wsgi script its wheel installs in the virtualenv's bin/ (pbr's wsgi_scripts)
         wsgi = api.wsgi_file(ctx.spec.release, "octavia/wsgi/api.py", f"{api.KOLLA_VENV}/bin/octavia-wsgi")
         return {
             **self.main_files(ctx),
