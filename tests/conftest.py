@@ -13,6 +13,8 @@ from stackops.api.validation import parse_cloud
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+# a cloud no example is: rendered by the unit tests, and validated where it renders sections no example does
+VARIANT = ROOT / "tests" / "data" / "variant-galera-rbd-httproute.yaml"
 
 
 def cloud(spec: dict[str, Any] | None = None, name: str = "demo", namespace: str = "openstack") -> OpenStackCloud:

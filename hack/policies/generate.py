@@ -38,6 +38,8 @@ DOCS = ROOT / "docs" / "policy.md"
 TABLE_START, TABLE_END = "<!-- generated: policy defaults -->", "<!-- end: policy defaults -->"
 # what the policies packages import besides themselves (neutron's build on neutron-lib's rule helpers)
 TOOLS = ["oslo.policy", "oslo.log", "neutron-lib"]
+# what one service's policies import beside those (octavia's constants are octavia-lib's)
+SERVICE_TOOLS: dict[str, list[str]] = {"octavia": ["octavia-lib"]}
 # oslo.policy's own defaults since 4.4 (2024.2); a service may set others with policy_opts.set_defaults
 OSLO_DEFAULTS = {"enforce_scope": True, "enforce_new_defaults": True}
 
@@ -80,6 +82,26 @@ def extract_policies(wheel: zipfile.ZipFile, module: str, dest: Path) -> None:
     parts = module.split(".")
     for depth in range(1, len(parts)):
         (dest / "/".join(parts[:depth]) / "__init__.py").touch()
+    extract_imported(wheel, parts[0], dest)
+
+
+def extract_imported(wheel: zipfile.ZipFile, top: str, dest: Path) -> None:
+    """The package's plain modules the extracted ones import from elsewhere in it (octavia's
+    policies import octavia.common.constants), and theirs, with empty parent packages."""
+    names = set(wheel.namelist())
+    pending = [path for path in dest.rglob("*.py")]
+    while pending:
+        text = pending.pop().read_text(errors="replace")
+        for dotted, name in re.findall(rf"^from ({top}(?:\.\w+)*) import (\w+)", text, flags=re.MULTILINE):
+            for candidate in (f"{dotted}.{name}", dotted):
+                path = candidate.replace(".", "/") + ".py"
+                if path in names and not (dest / path).exists():
+                    (dest / path).parent.mkdir(parents=True, exist_ok=True)
+                    (dest / path).write_bytes(wheel.read(path))
+                    pending.append(dest / path)
+                    for depth in range(1, candidate.count(".") + 1):
+                        (dest / "/".join(candidate.split(".")[:depth]) / "__init__.py").touch()
+                    break
 
 
 def enforce_defaults(wheel: zipfile.ZipFile) -> dict[str, bool]:
@@ -136,16 +158,21 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for series in args.release:
         release = RELEASES[series]
-        python = ensure_venv(f"policy-tools-{series}", [*TOOLS, *release.constraints]) / "python"
         path = OUT / f"{series}.json"
         kept = json.loads(path.read_text()) if args.service and path.exists() else {}
         found = {name: entry for name, entry in kept.items() if name in services}
         for name in args.service or services:
-            found[name] = service_rules(python, release.packages[name])
+            found[name] = service_rules(tools_python(series, name), release.packages[name])
             print(f"{series} {name}: {found[name]['package']}: {len(found[name]['rules'])} rules", flush=True)  # type: ignore[arg-type]
         path.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         print(f"wrote {path.relative_to(ROOT)}")
     write_table()
+
+
+def tools_python(series: str, service: str) -> Path:
+    """The interpreter of a virtualenv that imports `service`'s policies at release `series`."""
+    tools = [*TOOLS, *RELEASES[series].constraints, *SERVICE_TOOLS.get(service, [])]
+    return ensure_venv(f"policy-tools-{series}", tools) / "python"
 
 
 def write_table() -> None:

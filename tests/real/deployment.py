@@ -39,12 +39,16 @@ STACKOPS = str(Path(sys.executable).with_name("stackops"))
 KEYSTONE_CONF = keystone.CONFIG.dest
 
 
-SERVED = ("keystone", "placement", "glance", "nova", "neutron", "cinder", "heat", "horizon", "barbican", "designate")
+SERVED = (
+    "keystone", "placement", "glance", "nova", "neutron", "cinder", "heat", "horizon", "barbican", "designate",
+    "octavia",
+)  # fmt: skip
 # Services whose processes read their files at the paths the containers have them, whatever their
 # command line says: barbican's (its crypto plugin and `barbican-manage` read /etc/barbican/barbican.conf,
-# its WSGI script its paste pipeline there), designate's (pools.yaml names rndc's key file by its path).
+# its WSGI script its paste pipeline there), designate's (pools.yaml names rndc's key file by its path),
+# octavia's (its WSGI module reads /etc/octavia/octavia.conf, as oslo.config finds it by default).
 # They run with /etc overlaid (container_paths).
-AT_CONTAINER_PATHS = ("barbican", "designate")
+AT_CONTAINER_PATHS = ("barbican", "designate", "octavia")
 
 
 # what the kubelet would put in a container's environment, for processes run here on loopback
@@ -164,6 +168,12 @@ class Deployment:
                 "barbican": {
                     "enabled": True,
                     "endpoints": {"public": self.urls["barbican"], "internal": self.urls["barbican"]},
+                    "config": {"keystone_authtoken": {"memcached_servers": None}},
+                },
+                # off by default: on here with its OVN provider, on the neutron and OVN the tests run
+                "octavia": {
+                    "enabled": True,
+                    "endpoints": {"public": self.urls["octavia"], "internal": self.urls["octavia"]},
                     "config": {"keystone_authtoken": {"memcached_servers": None}},
                 },
             },
@@ -342,12 +352,14 @@ class Deployment:
         bin_dir: Path,
         container: str | None = None,
         wrapper: Sequence[str] | None = None,
+        wrapper_env: dict[str, str] | None = None,
     ) -> Iterator[KollaRun]:
         """A long-running process (scheduler, conductor, agent …) as its rendered config.json says;
-        `wrapper` instead of the one its service gets (container_paths with more)."""
+        `wrapper` instead of the one its service gets (container_paths with more), with `wrapper_env`
+        in its environment (what a Sandbox's command needs)."""
         run_ = self.kolla(kind, service, component, container)
-        log = self.root / f"{service}-{component}.log"
-        env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(self.root), **run_.env}
+        log = self.root / f"{container or f'{service}-{component}'}.log"  # a container's name has its service's
+        env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(self.root), **(wrapper_env or {}), **run_.env}
         argv = run_.argv
         if wrapper is None and service in AT_CONTAINER_PATHS:
             wrapper = self.container_paths(run_, f"{service}-{component}")

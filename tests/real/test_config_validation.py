@@ -14,20 +14,24 @@ import pytest
 from stackops.api.validation import load_cloud_text
 from stackops.plan import plan
 from stackops.services import all_services, service
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, VARIANT
 from tests.real.conftest import service_venv
 from tests.support.config_validation import sections_as_groups, validate
 
 VALIDATED = sorted(s.name for s in all_services() if s.config_files)
+# Services whose config has sections only the rendering variant renders: octavia's amphora provider
+# ([controller_worker], [health_manager], [certificates], [haproxy_amphora]).
+FROM_VARIANT = ("octavia",)
 
 
 def rendered_files(name: str, file_name: str) -> list[tuple[str, str]]:
-    """(label, content) of `file_name` in every config Secret of service `name`, over the examples.
+    """(label, content) of `file_name` in every config Secret of service `name`, over the examples
+    (and the variant, for FROM_VARIANT).
 
     Sections the spec names (cinder's backends) are checked against the option group they take their
     options from, under that group's name: the validator knows no section it has no sample of."""
     found = []
-    for path in EXAMPLES:
+    for path in [*EXAMPLES, *([VARIANT] if name in FROM_VARIANT else [])]:
         cloud = load_cloud_text(path.read_text())
         aliases = service(name).config_sections_like(cloud.spec)
         for obj in plan(cloud).objects():
@@ -53,6 +57,7 @@ def test_rendered_config_passes_oslo_config_validator(name: str, tmp_path: Path)
         assert namespaces
         files = rendered_files(name, file_name)
         assert files, f"{file_name} is declared but no example renders it"
+        assert (name in FROM_VARIANT) == any(label.startswith(f"{VARIANT.stem}/") for label, _ in files)
         for label, content in files:
             conf = tmp_path / label.replace("/", "-")
             conf.write_text(content)

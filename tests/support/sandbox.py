@@ -25,6 +25,7 @@ mount --bind "$RESOLV_CONF" /etc/resolv.conf
 mount -t tmpfs tmpfs /run
 mkdir -p /run/ovn /run/openvswitch
 for bind in $BINDS; do
+    mkdir -p "${bind#*=}"  # the mount point, as a container runtime makes it
     mount --bind "${bind%%=*}" "${bind#*=}"
 done
 [ -z "${UTS_NAME:-}" ] || hostname "$UTS_NAME"

@@ -21,8 +21,8 @@ from stackops.plan import plan
 from tests.conftest import cloud
 from tests.support.rendered import find
 
-# The services off by default (barbican, designate) turned on, so that heat is the one disabled.
-OPT_IN_ON = {"barbican": {"enabled": True}, "designate": {"enabled": True}}
+# The services off by default (barbican, designate, octavia) turned on, so that heat is the one disabled.
+OPT_IN_ON = {"barbican": {"enabled": True}, "designate": {"enabled": True}, "octavia": {"enabled": True}}
 HEAT_OFF = {"services": {**OPT_IN_ON, "heat": {"enabled": False}}}
 
 

@@ -325,7 +325,7 @@ def test_horizon_is_one_probed_deployment_with_a_disruption_budget() -> None:
     ("services", "off"),
     [
         ({name: {"enabled": False} for name in ("cinder", "heat", "horizon")}, ("cinder", "heat", "horizon")),
-        ({}, ("barbican",)),  # a service stackops gained later: off unless a spec turns it on
+        ({}, ("barbican", "designate", "octavia")),  # a service stackops gained later: off unless a spec turns it on
     ],
     ids=["turned-off", "off-by-default"],
 )

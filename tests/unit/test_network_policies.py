@@ -322,9 +322,9 @@ def test_rabbitmq_admits_the_services_with_messaging_and_its_management_the_user
     rendered = plan(example)
     services = enabled_services(example.spec)
     messaging = {s.name for s in services if isinstance(s, OpenStackService) and s.messaging}
-    # production's opt-in services (barbican, designate) have messaging too; barbican listens to
-    # keystone's notifications, which keystone sends over RabbitMQ
-    later = {"barbican", "designate"} if "barbican" in messaging else set()
+    # production's opt-in services (barbican, designate, octavia) have messaging too; barbican listens
+    # to keystone's notifications, which keystone sends over RabbitMQ
+    later = {"barbican", "designate", "octavia"} if "barbican" in messaging else set()
     notifying = {"keystone"} if later else set()
     assert messaging == {"nova", "neutron", "cinder", "heat"} | later
     rabbitmq = server(rendered, "rabbitmq")
@@ -427,7 +427,7 @@ def test_a_missing_flow_is_caught() -> None:
         for n in needs(rendered)
         if n.target == rabbitmq and not allowed(broken, rabbitmq.labels, n.port, n.source.source())
     ]
-    expected = {"nova", "neutron", "cinder", "heat", "barbican", "designate", "keystone"}
+    expected = {"nova", "neutron", "cinder", "heat", "barbican", "designate", "octavia", "keystone"}
     assert {n.source.service for n in cut} == expected
 
 
@@ -447,15 +447,19 @@ def test_each_service_uses_exactly_the_backends_its_configuration_names(path: Pa
         assert named.get(service.name, set()) == set(service.uses(example.spec)) & set(BACKENDS), service.name
 
 
-def test_ovn_databases_admit_neutron_and_their_raft_members() -> None:
+def test_ovn_databases_admit_neutron_octavia_and_their_raft_members() -> None:
     rendered = plan(load(PRODUCTION))
     neutron = {p.name for p in pods(rendered) if p.service == "neutron"}
+    # octavia's OVN provider (in its API) and driver agent write and follow load balancers there;
+    # NetworkPolicies admit a using service's pods, whichever component
+    octavia = {p.name for p in pods(rendered) if p.service == "octavia"}
+    assert {p.component for p in pods(rendered) if p.service == "octavia"} >= {"api", "housekeeping", "db-sync"}
     # chassis and metadata agents from their nodes: an address tells no host-network pod from another
     on_nodes = {p.name for p in pods(rendered) if p.host_network}
     for component, port, raft in (("nb-db", 6641, 6643), ("sb-db", 6642, 6644)):
         database = server(rendered, "neutron", component)
-        assert reaching(rendered, database, port) == neutron | on_nodes
-        assert reaching(rendered, database, port, node_address=None) == neutron - on_nodes
+        assert reaching(rendered, database, port) == neutron | octavia | on_nodes
+        assert reaching(rendered, database, port, node_address=None) == (neutron | octavia) - on_nodes
         assert reaching(rendered, database, raft) == {database.name}
         assert not reaching(rendered, database, 6640)
 

@@ -19,7 +19,7 @@ from stackops.plan import Plan, plan, required_credentials
 from stackops.render import output, templates
 from stackops.render.hashing import CONFIG_HASH_ANNOTATION
 from stackops.services.base import RenderError
-from tests.conftest import EXAMPLES, ROOT, cloud
+from tests.conftest import EXAMPLES, ROOT, VARIANT, cloud
 from tests.support.rendered import secret_files
 
 
@@ -48,9 +48,6 @@ def test_rendering_is_byte_identical_across_processes(path: os.PathLike[str]) ->
         outputs.add(subprocess.run(command, env=env, check=True, capture_output=True).stdout)
     assert len(outputs) == 1
     assert len(next(iter(outputs))) > 1000
-
-
-VARIANT = ROOT / "tests" / "data" / "variant-galera-rbd-httproute.yaml"
 
 
 @pytest.mark.parametrize("path", [*EXAMPLES, VARIANT], ids=lambda p: p.name)

@@ -738,6 +738,65 @@ class DesignateSpec(OptInService, ServiceSpec):
         return value
 
 
+class AmphoraSpec(ApiModel):
+    """Octavia's amphora provider: each load balancer a service VM (haproxy in the amphora image) that
+    nova boots on a management network, where octavia's worker drives it over TLS and its health
+    manager hears its heartbeats. The network, image, flavor and certificates are the cloud's own,
+    made once compute boots servers (docs/octavia.md)."""
+
+    enabled: bool = Field(
+        False, description="Offer the amphora provider beside OVN's (the default provider stays ovn)."
+    )
+    management_network: str | None = Field(
+        None, min_length=1, description="ID of the neutron network the amphorae boot on (lb-mgmt-net)."
+    )
+    image_tag: str = Field("amphora", min_length=1, description="Glance tag of the amphora image.")
+    flavor: str | None = Field(None, min_length=1, description="ID of the nova flavor of the amphorae.")
+    security_groups: list[str] = Field(
+        default_factory=list, description="IDs of the security groups of the amphorae's management ports."
+    )
+    health_manager_addresses: list[str] = Field(
+        default_factory=list,
+        description="ip:port on the management network where amphorae send heartbeats, routed to the "
+        "health managers' UDP port 5555.",
+    )
+    certificates: SecretRef | None = Field(
+        None,
+        description="Secret with the amphorae's TLS: `server_ca.cert.pem`, `server_ca.key.pem`, "
+        "`client_ca.cert.pem` and `client.cert-and-key.pem` (the server CA's key unencrypted).",
+    )
+
+    @field_validator("health_manager_addresses")
+    @classmethod
+    def _ip_and_port(cls, value: list[str]) -> list[str]:
+        bad = [a for a in value if not re.fullmatch(r"[0-9a-fA-F.:\[\]]+:[0-9]{1,5}", a)]
+        if bad:
+            raise ValueError(f"addresses are ip:port (not: {', '.join(bad)})")
+        return value
+
+    @model_validator(mode="after")
+    def _enabled_needs_its_resources(self) -> AmphoraSpec:
+        if not self.enabled:
+            return self
+        needed = {
+            "managementNetwork": self.management_network,
+            "flavor": self.flavor,
+            "healthManagerAddresses": self.health_manager_addresses,
+            "certificates": self.certificates,
+        }
+        missing = [name for name, value in needed.items() if not value]
+        if missing:
+            raise ValueError(f"{', '.join(missing)}: required when the amphora provider is enabled")
+        return self
+
+
+class OctaviaSpec(OptInService, ServiceSpec):
+    """Load balancing: octavia's API with the OVN provider driver, which makes each load balancer
+    OVN's own (no VMs), and optionally the amphora provider."""
+
+    amphora: AmphoraSpec = Field(default_factory=AmphoraSpec)
+
+
 # One field per OpenStack service; the spec of a service added from now on is an OptInService.
 class ServicesSpec(ApiModel):
     keystone: KeystoneSpec = Field(default_factory=KeystoneSpec)
@@ -750,6 +809,7 @@ class ServicesSpec(ApiModel):
     heat: ServiceSpec = Field(default_factory=ServiceSpec)
     barbican: BarbicanSpec = Field(default_factory=BarbicanSpec)
     designate: DesignateSpec = Field(default_factory=DesignateSpec)
+    octavia: OctaviaSpec = Field(default_factory=OctaviaSpec)
 
 
 class ImagesSpec(ApiModel):

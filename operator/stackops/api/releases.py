@@ -28,6 +28,9 @@ class ServicePackage:
     major_offset: int = 0
     # Services that release in between (horizon) name the versions of each series instead.
     versions: Mapping[str, str] = field(default_factory=dict)
+    # Packages of the same series installed beside the service's own, which its config loads
+    # (octavia's OVN provider driver): each at its own major for the series.
+    plugins: tuple[ServicePackage, ...] = ()
 
     def requirement(self, series: str, number: int) -> str:
         if self.versions:
@@ -53,6 +56,10 @@ SERVICE_PACKAGES: dict[str, ServicePackage] = {
     "heat": ServicePackage("openstack-heat", major_offset=-7),
     "barbican": ServicePackage("barbican", major_offset=-11),
     "designate": ServicePackage("designate", major_offset=-11),
+    # the OVN provider driver, which octavia loads by default, releases its own major each series
+    "octavia": ServicePackage(
+        "octavia", major_offset=-15, plugins=(ServicePackage("ovn-octavia-provider", major_offset=-23),)
+    ),
 }
 
 
@@ -74,14 +81,21 @@ class Release:
         """PyPI requirement of each service's server package at this release (images and tests install these)."""
         return {service: p.requirement(self.series, self.number) for service, p in SERVICE_PACKAGES.items()}
 
+    def plugins(self, service: str) -> list[str]:
+        """PyPI requirements of the packages installed beside `service`'s own at this release."""
+        return [p.requirement(self.series, self.number) for p in SERVICE_PACKAGES[service].plugins]
+
     def requirements(self, service: str) -> list[str]:
-        """What installs `service` at this release: its package and the constraints it needs."""
-        return [self.packages[service], *self.constraints, *self.service_constraints.get(service, ())]
+        """What installs `service` at this release: its package, its plugins and the constraints it needs."""
+        return [
+            self.packages[service], *self.plugins(service), *self.constraints,
+            *self.service_constraints.get(service, ()),
+        ]  # fmt: skip
 
     def own_requirements(self, service: str) -> list[str]:
         """`service`'s package and the constraints of that service alone (an image installs these
         on top of a base that already holds the release-wide constraints)."""
-        return [self.packages[service], *self.service_constraints.get(service, ())]
+        return [self.packages[service], *self.plugins(service), *self.service_constraints.get(service, ())]
 
     @property
     def is_slurp(self) -> bool:

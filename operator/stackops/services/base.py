@@ -106,10 +106,15 @@ class Listener:
     clients: Clients
     jobs: str | None = None  # with Clients.JOBS: the component name of those Jobs
     udp: bool = False  # the ports over UDP too (DNS)
+    # with Clients.USERS: the name its users' `uses` give (a part of a service others reach on
+    # their own, such as neutron's OVN databases); by default the listener's service's
+    used_as: str | None = None
 
     def __post_init__(self) -> None:
         if (self.clients is Clients.JOBS) != (self.jobs is not None):
             raise ValueError("a listener names Jobs (`jobs`) exactly when its clients are Clients.JOBS")
+        if self.used_as is not None and self.clients is not Clients.USERS:
+            raise ValueError("a listener names what its users use (`used_as`) only when its clients are Clients.USERS")
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,26 @@ class DnsServices(HealthCheck):
         return CheckResult(True, samples=samples)
 
 
+class LoadBalancerProviders(HealthCheck):
+    """Octavia lists the provider drivers the cloud offers (`openstack loadbalancer provider list`):
+    its API validates tokens and has loaded each driver."""
+
+    name = "load-balancer-providers"
+
+    def __init__(self, expected: tuple[str, ...]) -> None:
+        self.expected = expected
+
+    def asks(self) -> str:
+        return "listing load balancer providers"
+
+    def run(self, conn: Any) -> CheckResult:
+        listed = {str(p.name) for p in conn.load_balancer.providers()}
+        missing = set(self.expected) - listed
+        if missing:
+            return CheckResult(False, f"load balancer providers not offered: {named(missing)}")
+        return CheckResult(True)
+
+
 class ProvidersMatchHypervisors(HealthCheck):
     """Every hypervisor nova knows has its resource provider in placement, or nova cannot schedule there."""
 

@@ -135,7 +135,8 @@ def _peers(
                 words = ("the cloud's pods", f"pods of the namespaces {', '.join(sorted(access.namespaces))}")
             return found + node_peers(ctx), words + _nodes(ctx, "host agents")
         case Clients.USERS:
-            users = sorted((r for r in cloud if service in r.service.uses(ctx.spec)), key=lambda r: r.service.name)
+            used = listener.used_as or service
+            users = sorted((r for r in cloud if used in r.service.uses(ctx.spec)), key=lambda r: r.service.name)
             if not users:
                 return [], ()
             names = [r.service.name for r in users]

@@ -24,6 +24,9 @@ from stackops.services.base import Clients, CloudContext, Listener, Service, Ste
 from stackops.services.hosts import AgentContainer, Labels, agent_step, node_affinity
 from stackops.services.images import DebianImage
 
+# what a service other than neutron names in its `uses` to reach the NB and SB databases itself
+# (octavia's OVN provider driver)
+DIRECT_USE = "ovn-databases"
 OVS_DB_PORT = 6640  # Open vSwitch's database on each chassis, on the host's loopback only
 RUN_DIR = "/run/ovn"
 DATA_DIR = "/var/lib/ovn"
@@ -194,8 +197,12 @@ def database_step(ctx: CloudContext, service: Service, kolla: Kolla, db: Databas
         liveness=["ovs-appctl", "-t", db.control, "version"],
     )
     # neutron's own pods (its server and workers, northd; its chassis and metadata agents from their
-    # nodes), and the members of a Raft cluster among themselves
-    listeners = [Listener(db.component, (db.port,), Clients.SERVICE)]
+    # nodes), the services that use OVN's databases directly, and the members of a Raft cluster
+    # among themselves
+    listeners = [
+        Listener(db.component, (db.port,), Clients.SERVICE),
+        Listener(db.component, (db.port,), Clients.USERS, used_as=DIRECT_USE),
+    ]
     if spec.replicas > 1:
         listeners.append(Listener(db.component, (db.raft_port,), Clients.MEMBERS))
     return Step(
