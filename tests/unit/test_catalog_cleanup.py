@@ -22,7 +22,8 @@ from tests.conftest import cloud
 from tests.support.rendered import find
 
 # The services off by default (barbican, designate) turned on, so that heat is the one disabled.
-OPT_IN_ON = {"barbican": {"enabled": True}, "designate": {"enabled": True}}
+SWIFT_ON = {"enabled": True, "nodes": [{"node": "a", "devices": [{"name": d} for d in ("d1", "d2", "d3")]}]}
+OPT_IN_ON = {"barbican": {"enabled": True}, "designate": {"enabled": True}, "swift": SWIFT_ON}
 HEAT_OFF = {"services": {**OPT_IN_ON, "heat": {"enabled": False}}}
 
 

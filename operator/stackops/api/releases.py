@@ -53,6 +53,16 @@ SERVICE_PACKAGES: dict[str, ServicePackage] = {
     "heat": ServicePackage("openstack-heat", major_offset=-7),
     "barbican": ServicePackage("barbican", major_offset=-11),
     "designate": ServicePackage("designate", major_offset=-11),
+    # swift releases on its own numbering, several a series; the ranges come from openstack/releases
+    "swift": ServicePackage(
+        "swift",
+        versions={
+            "2025.1": ">=2.35,<2.36",
+            "2025.2": ">=2.36,<2.37",
+            "2026.1": ">=2.37,<2.38",
+            "2026.2": ">=2.38,<2.40",
+        },
+    ),
 }
 
 
