@@ -144,11 +144,24 @@ def cmd_rbac(args: argparse.Namespace) -> int:
 
 
 def _job_environment(*names: str) -> dict[str, str]:
-    """The environment variables a Job sets for its command; every missing one named at once."""
-    missing = [v for v in names if v not in os.environ]
-    if missing:
-        raise UserError([f"environment: {v} is not set" for v in missing])
-    return {v: os.environ[v] for v in names}
+    """The settings a Job gives its command, each from the variable NAME or from the file NAME_FILE
+    names (how the rendered Jobs pass Secret values: CloudContext.stackops_job); every missing or
+    unreadable one named at once."""
+    found: dict[str, str] = {}
+    problems: list[str] = []
+    for name in names:
+        if name in os.environ:
+            found[name] = os.environ[name]
+        elif f"{name}_FILE" in os.environ:
+            try:
+                found[name] = Path(os.environ[f"{name}_FILE"]).read_text()
+            except OSError as error:
+                problems.append(f"environment: {name}_FILE: {error.strerror}: {error.filename}")
+        else:
+            problems.append(f"environment: neither {name} nor {name}_FILE is set")
+    if problems:
+        raise UserError(problems)
+    return found
 
 
 def _job_outcome(job: str, work: Callable[[], list[str]], errors: type[Exception] | tuple[type[Exception], ...]) -> int:

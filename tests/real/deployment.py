@@ -33,7 +33,7 @@ from tests.conftest import cloud
 from tests.support.commands import run
 from tests.support.mariadb import MariaDB
 from tests.support.rabbitmq import RabbitMQ
-from tests.support.rendered import KollaRun, container_env, find, kolla_run, secret_data
+from tests.support.rendered import KollaRun, find, job_env, kolla_run, secret_data
 
 STACKOPS = str(Path(sys.executable).with_name("stackops"))
 KEYSTONE_CONF = keystone.CONFIG.dest
@@ -263,11 +263,11 @@ class Deployment:
 
     def stackops_job(self, service: str, component: str, secrets: dict[str, dict[str, str]] | None = None) -> Any:
         """Run a stackops Job's container command (create-database, register-service) here."""
-        job = find(self.plan, "Job", service, component)
-        container = job["spec"]["template"]["spec"]["containers"][0]
+        pod = find(self.plan, "Job", service, component)["spec"]["template"]["spec"]
+        container = pod["containers"][0]
         assert container["command"][0] == "stackops"
         argv = [STACKOPS, *container["command"][1:], *container["args"]]
-        return run(argv, container_env(container, secrets or self.secrets))
+        return run(argv, job_env(pod, secrets or self.secrets, self.root / "jobs" / f"{service}-{component}"))
 
     def kolla(self, kind: str, service: str, component: str, container: str | None = None) -> KollaRun:
         workload = find(self.plan, kind, service, component)

@@ -108,16 +108,39 @@ def computes(nova: str, deployed: Deployment, nova_bin: Path) -> Iterator[Comput
 
         until(registered, lambda: agents.log(HOST_A) + agents.log(HOST_B))
         yield agents
+        forget_hosts(conn, agents)
+
+
+def forget_hosts(conn: Any, agents: Computes) -> None:
+    """Leave the session's nova as the other tests found it (test_nova counts one compute host,
+    its own). Servers go while their agents still run (nova refuses to delete a service that hosts
+    some), then the agents stop and their services go, taking their compute nodes and placement
+    resource providers with them."""
+    hosts = {HOST_A, HOST_B, HOST_C}
+    servers = [s for s in conn.compute.servers(all_projects=True) if s.compute_host in hosts]
+    for server in servers:
+        conn.compute.delete_server(server)
+    for server in servers:
+        conn.compute.wait_for_delete(server, wait=60)
+    for host in list(agents.running):
+        agents.stop(host)
+    for record in conn.compute.services(binary="nova-compute"):
+        if record.host in hosts:
+            conn.compute.delete_service(record)
+    leftovers = {p.name for p in conn.placement.resource_providers()} & hosts
+    assert not leftovers, f"resource providers left behind: {leftovers}"
 
 
 @pytest.fixture(scope="module")
-def flavor_and_image(computes: Computes, deployed: Deployment) -> tuple[Any, Any]:
+def flavor_and_image(computes: Computes, deployed: Deployment) -> Iterator[tuple[Any, Any]]:
     conn = deployed.connect()
     flavor = conn.compute.create_flavor(name=f"lifecycle-{uuid.uuid4().hex[:6]}", ram=64, vcpus=1, disk=0)
     image = conn.image.create_image(
         name="lifecycle", data=b"\0" * 1024, disk_format="raw", container_format="bare", allow_duplicates=True
     )
-    return flavor, image
+    yield flavor, image
+    conn.compute.delete_flavor(flavor)
+    conn.image.delete_image(image)
 
 
 def boot(conn: Any, flavor_and_image: tuple[Any, Any], name: str, host: str, **metadata: str) -> Any:

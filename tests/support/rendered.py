@@ -54,6 +54,41 @@ def container_env(
     return env
 
 
+def secret_files(pod: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The Secret values a stackops Job's container is given as files: the variable naming each
+    file (without its _FILE) -> the Secret and key the file comes from."""
+    container = pod["containers"][0]
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    files: dict[str, dict[str, str]] = {}
+    for mount in container.get("volumeMounts", []):
+        for source in volumes[mount["name"]].get("projected", {}).get("sources", []):
+            for item in source["secret"]["items"]:
+                files[f"{mount['mountPath']}/{item['path']}"] = {"name": source["secret"]["name"], "key": item["key"]}
+    named = {v["name"].removesuffix("_FILE"): v["value"] for v in container["env"] if v["name"].endswith("_FILE")}
+    return {name: files[path] for name, path in named.items()}
+
+
+def job_env(pod: dict[str, Any], secrets: dict[str, dict[str, str]], root: Path) -> dict[str, str]:
+    """The first container's environment with its projected Secret volumes laid out under `root` as
+    the kubelet would lay them out (one file per item), and the variables that name files in them
+    (a stackops Job's <NAME>_FILE) pointing there instead."""
+    container = pod["containers"][0]
+    env = container_env(container, secrets)
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for mount in container.get("volumeMounts", []):
+        projected = volumes[mount["name"]].get("projected")
+        if projected is None:
+            continue
+        directory = root / mount["name"]
+        directory.mkdir(parents=True, exist_ok=True)
+        for source in projected["sources"]:
+            for item in source["secret"]["items"]:
+                (directory / item["path"]).write_text(secrets[source["secret"]["name"]][item["key"]])
+        prefix = mount["mountPath"] + "/"
+        env = {k: str(directory / v.removeprefix(prefix)) if v.startswith(prefix) else v for k, v in env.items()}
+    return env
+
+
 @dataclass(frozen=True)
 class KollaRun:
     """A Kolla container's command with its config files placed under a local root."""

@@ -62,9 +62,9 @@ def test_the_job_runs_once_keystone_serves_and_is_a_new_job_when_the_disabled_se
     env = find(plan(cloud(HEAT_OFF)), "Job", "keystone", "deregistration")["spec"]["template"]["spec"]
     assert [v["name"] for v in env["containers"][0]["env"]] == [
         "OS_AUTH_URL",
-        "OS_USERNAME",
         "OS_PROJECT_NAME",
-        "OS_PASSWORD",
+        "OS_USERNAME",
+        "OS_PASSWORD_FILE",
     ]
 
 

@@ -16,7 +16,7 @@ from stackops.credentials import Credentials, complete
 from stackops.plan import Plan, plan, required_credentials
 from stackops.services.base import RenderError
 from tests.conftest import cloud
-from tests.support.rendered import find, secret_data
+from tests.support.rendered import find, secret_data, secret_files
 
 RBD = {"name": "ceph", "type": "rbd", "rbd": {"pool": "volumes", "user": "cinder", "secretRef": {"name": "ceph-c"}}}
 NFS = {"name": "filer", "type": "nfs", "nfs": {"shares": ["f.example:/a", "f.example:/b"], "mountOptions": "vers=4.2"}}
@@ -211,13 +211,14 @@ def test_heat_registers_two_catalog_services_as_one_user() -> None:
 
 def test_heat_stack_domain_job_takes_every_password_from_the_credentials_secret() -> None:
     result = plan(cloud())
-    job = container(find(result, "Job", "heat", "stack-domain"))
+    pod = find(result, "Job", "heat", "stack-domain")["spec"]["template"]["spec"]
+    job = pod["containers"][0]
     assert job["command"] == ["stackops", "job", "create-domain-admin"]
     assert {"--domain=heat", "--user=heat_domain_admin", "--role=heat_stack_owner", "--role=heat_stack_user"} <= set(
         job["args"]
     )
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in job["env"] if "valueFrom" in e}
-    assert refs == {
+    assert not [e for e in job["env"] if "valueFrom" in e]  # no value in its environment: files
+    assert secret_files(pod) == {
         "OS_PASSWORD": {"name": "demo-credentials", "key": "keystone-admin-password"},
         "STACKOPS_DOMAIN_ADMIN_PASSWORD": {"name": "demo-credentials", "key": "heat-domain-admin-password"},
     }
@@ -249,7 +250,9 @@ def test_create_domain_admin_without_its_environment_is_a_usage_error() -> None:
         env={"PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 2
-    assert "environment: STACKOPS_DOMAIN_ADMIN_PASSWORD is not set" in result.stderr
+    assert "environment: neither STACKOPS_DOMAIN_ADMIN_PASSWORD nor STACKOPS_DOMAIN_ADMIN_PASSWORD_FILE is set" in (
+        result.stderr
+    )
 
 
 # horizon

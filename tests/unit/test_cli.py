@@ -135,7 +135,23 @@ def test_crds_writes_the_committed_file(tmp_path: Path) -> None:
 def test_create_database_without_its_environment_is_a_usage_error() -> None:
     result = stackops("job", "create-database", "--host", "h", "--database", "d", "--user", "u")
     assert result.returncode == 2
-    assert "environment: STACKOPS_DB_ADMIN_PASSWORD is not set" in result.stderr
+    assert "environment: neither STACKOPS_DB_ADMIN_PASSWORD nor STACKOPS_DB_ADMIN_PASSWORD_FILE is set" in result.stderr
+
+
+def test_a_job_reads_secret_values_from_the_files_its_variables_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stackops.cli import UserError, _job_environment
+
+    (tmp_path / "password").write_text("s3cret\n")
+    monkeypatch.setenv("STACKOPS_DB_PASSWORD_FILE", str(tmp_path / "password"))
+    monkeypatch.setenv("STACKOPS_DB_ADMIN_USER", "root")
+    found = _job_environment("STACKOPS_DB_ADMIN_USER", "STACKOPS_DB_PASSWORD")
+    assert found == {"STACKOPS_DB_ADMIN_USER": "root", "STACKOPS_DB_PASSWORD": "s3cret\n"}  # the value as it is
+    monkeypatch.setenv("STACKOPS_DB_PASSWORD_FILE", str(tmp_path / "absent"))
+    with pytest.raises(UserError) as raised:
+        _job_environment("STACKOPS_DB_PASSWORD")
+    assert str(tmp_path / "absent") in str(raised.value) and "STACKOPS_DB_PASSWORD_FILE" in str(raised.value)
 
 
 def test_flows_prints_a_clouds_allowed_connections_and_rewrites_a_documents_table(tmp_path: Path) -> None:

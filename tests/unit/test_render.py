@@ -20,6 +20,7 @@ from stackops.render import output, templates
 from stackops.render.hashing import CONFIG_HASH_ANNOTATION
 from stackops.services.base import RenderError
 from tests.conftest import EXAMPLES, ROOT, cloud
+from tests.support.rendered import secret_files
 
 
 def pod_specs(objects: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -208,9 +209,8 @@ def test_external_database_runs_no_server_and_uses_the_given_account() -> None:
     result = plan(cloud(spec))
     assert not [o for o in result.objects() if o["metadata"]["labels"]["app.kubernetes.io/name"] == "mariadb"]
     job = next(o for o in result.objects() if o["metadata"]["name"].startswith("demo-keystone-database-"))
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    assert "--host=db.example" in container["args"]
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    assert "--host=db.example" in job["spec"]["template"]["spec"]["containers"][0]["args"]
+    refs = secret_files(job["spec"]["template"]["spec"])
     assert refs["STACKOPS_DB_ADMIN_USER"] == {"name": "db-admin", "key": "username"}
     assert refs["STACKOPS_DB_ADMIN_PASSWORD"] == {"name": "db-admin", "key": "password"}
     assert refs["STACKOPS_DB_PASSWORD"] == {"name": "demo-credentials", "key": "keystone-database-password"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -25,6 +26,11 @@ from stackops.services.upgrades import ServiceUpgrade
 
 OPERATOR_IMAGE_ENV = "STACKOPS_IMAGE"
 CREDENTIALS_SECRET_SUFFIX = "credentials"
+STACKOPS_UID = 65532  # the operator image's stackops user, which its Jobs run as
+# Where a stackops Job finds the Secret values it was given, one file each, named by a <NAME>_FILE
+# variable (stackops.cli reads either form): a value in a file is not in the container's environment,
+# which `kubectl describe`, crash reports and every child process would see.
+SECRET_FILES_DIR = "/run/secrets/stackops"
 
 
 def default_operator_image() -> str:
@@ -168,6 +174,40 @@ class CloudContext:
             "name": env_name,
             "valueFrom": {"secretKeyRef": {"name": secret or self.credentials_secret, "key": key}},
         }
+
+    def stackops_job(
+        self,
+        service: str,
+        component: str,
+        job: str,
+        args: Sequence[str],
+        resources: dict[str, Any],
+        env: Mapping[str, str] | None = None,
+        secrets: Mapping[str, tuple[str | None, str]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The Job running `stackops job <job> <args>` in the operator's image for `service`: plain
+        `env`, and `secrets` (variable -> (Secret, or None for the credentials Secret; key)) as files."""
+        files = sorted((secrets or {}).items())
+        variables = [{"name": name, "value": value} for name, value in sorted((env or {}).items())]
+        variables += [{"name": f"{name}_FILE", "value": f"{SECRET_FILES_DIR}/{name}"} for name, _ in files]
+        by_secret: dict[str, list[dict[str, str]]] = {}
+        for name, (secret, key) in files:
+            by_secret.setdefault(secret or self.credentials_secret, []).append({"key": key, "path": name})
+        sources = [{"secret": {"name": secret, "items": items}} for secret, items in sorted(by_secret.items())]
+        # 0440 and the Job's group: readable by its user, no one else
+        volume = {"name": "secrets", "projected": {"defaultMode": 0o440, "sources": sources}}
+        return self.render(
+            "common/stackops-job.yaml.j2",
+            service=service,
+            component=component,
+            job=job,
+            args=list(args),
+            env=variables,
+            mount={"name": "secrets", "mountPath": SECRET_FILES_DIR, "readOnly": True},
+            volume=volume,
+            uid=STACKOPS_UID,
+            resources=resources,
+        )
 
     def service_host(self, service_name: str) -> str:
         return f"{service_name}.{self.namespace}.svc"

@@ -78,21 +78,11 @@ def admin_job(
 ) -> list[dict[str, Any]]:
     """A Job from the stackops image running `stackops job <job> <args>` as keystone's admin;
     `password` is (environment variable, credentials Secret key) of the one password it sets."""
-    env, key = password or ("", "")
-    return ctx.render(
-        "keystone/admin-job.yaml.j2",
-        service=service,
-        component=component,
-        job=job,
-        args=list(args),
-        auth_url=auth_url(ctx),
-        admin_user=ADMIN_USER,
-        admin_project=ADMIN_PROJECT,
-        admin_password_key=ADMIN_PASSWORD_KEY,
-        password=key,
-        password_env=env,
-        resources=resources,
-    )
+    secrets: dict[str, tuple[str | None, str]] = {"OS_PASSWORD": (None, ADMIN_PASSWORD_KEY)}
+    if password:
+        secrets[password[0]] = (None, password[1])
+    env = {"OS_AUTH_URL": auth_url(ctx), "OS_USERNAME": ADMIN_USER, "OS_PROJECT_NAME": ADMIN_PROJECT}
+    return ctx.stackops_job(service, component, job, args, resources, env=env, secrets=secrets)
 
 
 def registration_step(

@@ -88,17 +88,22 @@ def oslo_db(ctx: CloudContext, database: str, user: str, password_key: str) -> d
 
 def database_step(ctx: CloudContext, service: Service, databases: list[str], user: str, password_key: str) -> Step:
     """A Job from the stackops image that creates a service's databases and its account, idempotently."""
+    db = server(ctx)
     return Step(
         f"{service.name}-database",
         service.name,
-        ctx.render(
-            "mariadb/database-job.yaml.j2",
-            service=service.name,
-            databases=databases,
-            user=user,
-            password_key=password_key,
-            db=server(ctx),
-            resources=MARIADB.resources(ctx.spec, "database-job"),
+        ctx.stackops_job(
+            service.name,
+            "database",
+            "create-database",
+            [f"--host={db.host}", f"--port={db.port}", *(f"--database={d}" for d in databases), f"--user={user}"],
+            MARIADB.resources(ctx.spec, "database-job"),
+            env={} if db.admin_user_key else {"STACKOPS_DB_ADMIN_USER": "root"},
+            secrets={
+                **({"STACKOPS_DB_ADMIN_USER": (db.admin_secret, db.admin_user_key)} if db.admin_user_key else {}),
+                "STACKOPS_DB_ADMIN_PASSWORD": (db.admin_secret, db.admin_password_key),
+                "STACKOPS_DB_PASSWORD": (None, password_key),
+            },
         ),
     )
 

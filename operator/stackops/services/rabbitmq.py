@@ -84,18 +84,22 @@ def probes(process: str) -> dict[str, dict[str, Any]]:
 
 def user_step(ctx: CloudContext, service: Service, user: str, password_key: str) -> Step:
     """A Job from the stackops image that creates the service's RabbitMQ user and vhost, idempotently."""
+    mq = broker(ctx)
     return Step(
         f"{service.name}-{USER_JOB}",
         service.name,
-        ctx.render(
-            "rabbitmq/user-job.yaml.j2",
-            component=USER_JOB,
-            service=service.name,
-            user=user,
-            password_key=password_key,
-            broker=broker(ctx),
-            admin_user=ADMIN_USER,
-            resources=RABBITMQ.resources(ctx.spec, "user-job"),
+        ctx.stackops_job(
+            service.name,
+            USER_JOB,
+            "create-messaging-user",
+            [f"--host={mq.host}", f"--management-port={mq.management_port}", f"--user={user}", f"--vhost={user}"],
+            RABBITMQ.resources(ctx.spec, "user-job"),
+            env={} if mq.admin_user_key else {"STACKOPS_MQ_ADMIN_USER": ADMIN_USER},
+            secrets={
+                **({"STACKOPS_MQ_ADMIN_USER": (mq.admin_secret, mq.admin_user_key)} if mq.admin_user_key else {}),
+                "STACKOPS_MQ_ADMIN_PASSWORD": (mq.admin_secret, mq.admin_password_key),
+                "STACKOPS_MQ_PASSWORD": (None, password_key),
+            },
         ),
     )
 
