@@ -200,7 +200,9 @@ class Deployment:
                                 "bind_ip": SWIFT_STORAGE_IP,
                                 "user": "root",
                                 "devices": str(root / "swift-devices"),
-                            }
+                            },
+                            # the pod's state volume (the replicator writes its stats there)
+                            "object-replicator": {"recon_cache_path": str(root / "swift-state")},
                         }
                     },
                 },

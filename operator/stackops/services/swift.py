@@ -68,10 +68,14 @@ DAEMONS = {
     "object": ("server", "replicator", "auditor", "updater"),
 }
 STORAGE_COMPONENTS = tuple(f"{ring}-{daemon}" for ring, daemons in DAEMONS.items() for daemon in daemons)
-# the proxy's pipeline: S3 requests are signed, s3token asks keystone who signed them (and gets a
-# token), after which they pass auth_token and keystoneauth as requests with a token do
+# the proxy's pipeline: authtoken validates a request's keystone token (and lets one without a token
+# by, delay_auth_decision); S3 requests are signed, and s3token asks keystone who signed them and
+# sets the identity headers that keystoneauth then authorizes. authtoken comes before s3api, as
+# swift's s3api docs order them: after s3token it would strip those headers (it drops every
+# identity header it did not set itself) and find no token, and keystoneauth would answer 401,
+# which s3api turns into SignatureDoesNotMatch
 PIPELINE = (
-    "catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk s3api s3token authtoken "
+    "catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk authtoken s3api s3token "
     "keystoneauth copy slo dlo versioned_writes symlink proxy-logging proxy-server"
 )
 EGG_FILTERS = {
@@ -201,13 +205,13 @@ class Swift(OpenStackService[SwiftSpec]):
             f"app:{ring}-server": app,
             "filter:healthcheck": {"use": "egg:swift#healthcheck"},
             # what `swift-recon` asks of each server
-            "filter:recon": {"use": "egg:swift#recon", "recon_cache_path": f"{STATE_DIR}/recon"},
+            "filter:recon": {"use": "egg:swift#recon", "recon_cache_path": STATE_DIR},
         }  # fmt: skip
         rsync = {"rsync_module": f"{{replication_ip}}::{ring}"}
         for daemon in DAEMONS[ring][1:]:
-            sections[f"{ring}-{daemon}"] = {"recon_cache_path": f"{STATE_DIR}/recon"} | (
-                rsync if daemon == "replicator" else {}
-            )
+            # the daemons write their stats there: the state volume itself, which the kubelet makes
+            # (swift makes no directory for them; a subdirectory would be missing in a new pod)
+            sections[f"{ring}-{daemon}"] = {"recon_cache_path": STATE_DIR} | (rsync if daemon == "replicator" else {})
         return sections
 
     def swift_conf(self, ctx: CloudContext) -> str:
