@@ -190,6 +190,20 @@ def cmd_create_database(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_store_rings(args: argparse.Namespace) -> int:
+    from stackops.jobs.rings import RingsJobError, store_rings
+    from stackops.kube.client import Kube
+    from stackops.kube.kinds import kind_of
+
+    kube = Kube(_api(None))
+    secret = kind_of({"apiVersion": "v1", "kind": "Secret"})
+    return _job_outcome(
+        "store-rings",
+        lambda: store_rings(kube, secret, args.namespace, args.secret, Path(args.directory)),
+        RingsJobError,
+    )
+
+
 def cmd_create_messaging_user(args: argparse.Namespace) -> int:
     from stackops.jobs.messaging import Admin, MessagingJobError, create_user
 
@@ -585,6 +599,13 @@ def parser() -> argparse.ArgumentParser:
     domain.add_argument("--user", required=True)
     domain.add_argument("--role", action="append", help="a role that must exist (repeatable)")
     domain.set_defaults(func=cmd_create_domain_admin)
+    rings = jobs.add_parser(
+        "store-rings", help="store swift's rings and builder files of a directory in their Secret (in-cluster)"
+    )
+    rings.add_argument("--namespace", required=True)
+    rings.add_argument("--secret", required=True)
+    rings.add_argument("--directory", required=True)
+    rings.set_defaults(func=cmd_store_rings)
     return top
 
 

@@ -41,15 +41,19 @@ KEYSTONE_CONF = keystone.CONFIG.dest
 
 SERVED = (
     "keystone", "placement", "glance", "nova", "neutron", "cinder", "heat", "horizon", "barbican", "designate",
-    "octavia",
+    "octavia", "swift",
 )  # fmt: skip
 # Services whose processes read their files at the paths the containers have them, whatever their
 # command line says: barbican's (its crypto plugin and `barbican-manage` read /etc/barbican/barbican.conf,
 # its WSGI script its paste pipeline there), designate's (pools.yaml names rndc's key file by its path),
-# octavia's (its WSGI module reads /etc/octavia/octavia.conf, as oslo.config finds it by default).
-# They run with /etc overlaid (container_paths).
-AT_CONTAINER_PATHS = ("barbican", "designate", "octavia")
+# octavia's (its WSGI module reads /etc/octavia/octavia.conf, as oslo.config finds it by default),
+# swift's (every process reads /etc/swift/swift.conf). They run with /etc overlaid (container_paths).
+AT_CONTAINER_PATHS = ("barbican", "designate", "octavia", "swift")
+# swift's storage node on a loopback address of its own, its servers on swift's ports there
+SWIFT_STORAGE_IP = "127.0.97.1"
 
+
+SWIFT_DEVICES = ("d1", "d2", "d3")
 
 # what the kubelet would put in a container's environment, for processes run here on loopback
 # (glance's worker URL, nova-compute's my_ip)
@@ -162,6 +166,36 @@ class Deployment:
                         "cache": {"enabled": False},
                         "keystone_authtoken": {"memcached_servers": None},
                         "oslo_concurrency": {"lock_path": str(root / "heat-state" / "tmp")},
+                    },
+                },
+                # off by default: on here, one storage node of three devices (directories here, as
+                # hostPath devices are), its servers on a loopback address of their own
+                "swift": {
+                    "enabled": True,
+                    "endpoints": {"public": self.urls["swift"], "internal": self.urls["swift"]},
+                    "nodes": [
+                        {"node": "storage-a", "devices": [{"name": d, "hostPath": f"/srv/{d}"} for d in SWIFT_DEVICES]}
+                    ],
+                    "config": {
+                        "DEFAULT": {
+                            "bind_ip": "127.0.0.1",
+                            "bind_port": self.ports["swift"],
+                            "user": "root",
+                        },
+                        "filter:authtoken": {"memcached_servers": None},
+                        # no memcached here: swift's cache filter finds nobody on a closed port
+                        "filter:cache": {"memcache_servers": f"127.0.0.1:{free_ports(1)[0]}"},
+                    },
+                    "servers": {
+                        "config": {
+                            "DEFAULT": {
+                                "bind_ip": SWIFT_STORAGE_IP,
+                                "user": "root",
+                                "devices": str(root / "swift-devices"),
+                            },
+                            # the pod's state volume (the replicator writes its stats there)
+                            "object-replicator": {"recon_cache_path": str(root / "swift-state")},
+                        }
                     },
                 },
                 # off by default: on here, keystone sends its notifications to barbican's listener

@@ -106,10 +106,13 @@ def kolla_run(
     container_name: str | None = None,
     fields: dict[str, str] | None = None,
 ) -> KollaRun:
-    """What kolla_start would run in the workload's first container (or the one named), with files laid
+    """What kolla_start would run in the workload's first container (or the one named, an init
+    container's too), with files laid
     out under `root`; `fields` as for container_env."""
     pod = workload["spec"]["template"]["spec"]
-    container = next(c for c in pod["containers"] if container_name in (None, c["name"]))
+    # an init container by its name: what runs before the pod's containers (swift's ring builder)
+    candidates = [*pod["containers"], *pod.get("initContainers", [])]
+    container = next(c for c in candidates if container_name in (None, c["name"]))
     assert container["command"] == ["kolla_start"]
     mount = next(m for m in container["volumeMounts"] if m["mountPath"] == CONFIG_DIR)
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])

@@ -21,8 +21,14 @@ from stackops.plan import plan
 from tests.conftest import cloud
 from tests.support.rendered import find
 
-# The services off by default (barbican, designate, octavia) turned on, so that heat is the one disabled.
-OPT_IN_ON = {"barbican": {"enabled": True}, "designate": {"enabled": True}, "octavia": {"enabled": True}}
+# The services off by default (barbican, designate, octavia, swift) turned on, so that heat is the one disabled.
+SWIFT_ON = {"enabled": True, "nodes": [{"node": "a", "devices": [{"name": d} for d in ("d1", "d2", "d3")]}]}
+OPT_IN_ON = {
+    "barbican": {"enabled": True},
+    "designate": {"enabled": True},
+    "octavia": {"enabled": True},
+    "swift": SWIFT_ON,
+}
 HEAT_OFF = {"services": {**OPT_IN_ON, "heat": {"enabled": False}}}
 
 

@@ -14,7 +14,8 @@ from tests.conftest import cloud
 from tests.support.rendered import find, secret_data
 
 # the only pods that talk to the Kubernetes API: RabbitMQ's peer discovery lists its Service's endpoints
-API_CLIENTS = {"rabbitmq"}
+# (its StatefulSet), swift's ring builder stores the rings in their Secret (its Job)
+API_CLIENTS = {("rabbitmq", "server"), ("swift", "ring-builder")}
 
 
 def pods(rendered_cloud: OpenStackCloud) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -32,7 +33,8 @@ def test_every_pod_runs_under_the_runtime_seccomp_profile_and_only_api_clients_h
         name = obj["metadata"]["name"]
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
         service = obj["metadata"]["labels"]["app.kubernetes.io/name"]
-        assert pod["automountServiceAccountToken"] is (service in API_CLIENTS and obj["kind"] == "StatefulSet"), name
+        component = obj["metadata"]["labels"]["app.kubernetes.io/component"]
+        assert pod["automountServiceAccountToken"] is ((service, component) in API_CLIENTS), name
 
 
 def test_kolla_pods_keep_their_volume_group_and_stackops_jobs_run_as_non_root() -> None:

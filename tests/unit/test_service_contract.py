@@ -107,9 +107,12 @@ def test_the_registration_job_is_sized_by_the_service_it_registers() -> None:
 def test_every_openstack_service_keeps_to_the_contract(service: OpenStackService[Any]) -> None:
     ctx = context()
     upgrade = service.upgrade(ctx)
-    assert upgrade is not None, "every OpenStack service of stackops declares its database upgrade"
-    assert set(upgrade.commands()) <= set(service.components)
-    assert upgrade.image == service.openstack_images.names[0]
+    if service.databases:
+        assert upgrade is not None, "every OpenStack service with a database declares its database upgrade"
+        assert set(upgrade.commands()) <= set(service.components)
+        assert upgrade.image == service.openstack_images.names[0]
+    else:
+        assert upgrade is None  # swift: an upgrade rolls its pods
     steps = service.steps(ctx)
     assert steps[0].name == f"{service.name}-config"
     names = [s.name for s in steps]

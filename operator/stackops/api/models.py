@@ -797,6 +797,87 @@ class OctaviaSpec(OptInService, ServiceSpec):
     amphora: AmphoraSpec = Field(default_factory=AmphoraSpec)
 
 
+SWIFT_DEVICE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class SwiftDevice(ApiModel):
+    """One disk of a storage node: a PVC (by default) or a directory of the node (`hostPath`)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=32, pattern=SWIFT_DEVICE_PATTERN)] = Field(
+        description="The device's name in the rings, and its directory under /srv/node in the storage pod."
+    )
+    weight: float = Field(100, ge=0, description="Its share of the partitions, relative to the other devices'.")
+    host_path: str | None = Field(
+        None, pattern=r"^/", description="A directory of the node (a mounted disk) instead of a PVC."
+    )
+    storage: Storage = Field(
+        default_factory=lambda: Storage(size="100Gi"), description="The PVC, unless hostPath is set."
+    )
+
+
+class SwiftNode(ApiModel):
+    """A storage node: a Kubernetes node (among those nodeSelector picks) and the devices it holds."""
+
+    node: Annotated[str, Field(min_length=1, max_length=63, pattern=OBJECT_NAME_PATTERN)] = Field(
+        description="The Kubernetes node's name (its kubernetes.io/hostname label)."
+    )
+    region: int = Field(1, ge=1, description="The ring's region of its devices.")
+    zone: int = Field(1, ge=1, description="The ring's zone of its devices (a failure domain: rack, power).")
+    devices: list[SwiftDevice] = Field(min_length=1)
+
+    @field_validator("devices")
+    @classmethod
+    def _unique_devices(cls, value: list[SwiftDevice]) -> list[SwiftDevice]:
+        require_unique("devices' names", [d.name for d in value])
+        return value
+
+
+class SwiftRings(ApiModel):
+    """The account, container and object rings' shape (swift-ring-builder create)."""
+
+    part_power: int = Field(
+        10,
+        ge=4,
+        le=14,
+        description="2^partPower partitions. At most 14: the rings and their builder files are kept in a Secret "
+        "(1 MiB at most). It cannot be changed once data is stored.",
+    )
+    replicas: int = Field(3, ge=1, le=6, description="Copies of each account, container and object.")
+    min_part_hours: int = Field(1, ge=0, description="Hours before a partition moved by a rebalance may move again.")
+
+
+class SwiftServers(ApiModel):
+    """The storage nodes' servers and daemons."""
+
+    config: IniOverrides = Field(
+        default_factory=dict,
+        description="Overrides of account-server.conf, container-server.conf and object-server.conf alike: "
+        "{section: {option: value}}, e.g. [DEFAULT] workers.",
+    )
+
+
+class SwiftSpec(OptInService, ServiceSpec):
+    """Object storage: the proxy (keystone tokens, and the S3 API with keystone's EC2 credentials)
+    and the account, container and object servers with their replicators, auditors and updaters on
+    the storage nodes `nodes` names, their rings built by stackops (docs/swift.md)."""
+
+    node_selector: NodeSelector = Field(
+        default_factory=lambda: NodeSelector(match_labels=role_labels("object-storage")),
+        description="Labels every storage node has, beside the name `nodes` gives it.",
+    )
+    nodes: list[SwiftNode] = Field(
+        default_factory=list, description="The storage nodes and their devices: what the rings are built from."
+    )
+    rings: SwiftRings = Field(default_factory=SwiftRings)
+    servers: SwiftServers = Field(default_factory=lambda: SwiftServers())
+
+    @field_validator("nodes")
+    @classmethod
+    def _unique_nodes(cls, value: list[SwiftNode]) -> list[SwiftNode]:
+        require_unique("nodes' names", [n.node for n in value])
+        return value
+
+
 # One field per OpenStack service; the spec of a service added from now on is an OptInService.
 class ServicesSpec(ApiModel):
     keystone: KeystoneSpec = Field(default_factory=KeystoneSpec)
@@ -810,6 +891,7 @@ class ServicesSpec(ApiModel):
     barbican: BarbicanSpec = Field(default_factory=BarbicanSpec)
     designate: DesignateSpec = Field(default_factory=DesignateSpec)
     octavia: OctaviaSpec = Field(default_factory=OctaviaSpec)
+    swift: SwiftSpec = Field(default_factory=SwiftSpec)
 
 
 class ImagesSpec(ApiModel):

@@ -60,6 +60,16 @@ SERVICE_PACKAGES: dict[str, ServicePackage] = {
     "octavia": ServicePackage(
         "octavia", major_offset=-15, plugins=(ServicePackage("ovn-octavia-provider", major_offset=-23),)
     ),
+    # swift releases on its own numbering, several a series; the ranges come from openstack/releases
+    "swift": ServicePackage(
+        "swift",
+        versions={
+            "2025.1": ">=2.35,<2.36",
+            "2025.2": ">=2.36,<2.37",
+            "2026.1": ">=2.37,<2.38",
+            "2026.2": ">=2.38,<2.40",
+        },
+    ),
 }
 
 

@@ -131,6 +131,20 @@ class SecretsListed(HealthCheck):
         return CheckResult(True)
 
 
+class ObjectStoreAccount(HealthCheck):
+    """Swift's proxy answers a HEAD on the checking project's account: it validates the token with
+    keystone, and reaches an account server through the account ring."""
+
+    name = "object-store-account"
+
+    def asks(self) -> str:
+        return "reading the account's metadata"
+
+    def run(self, conn: Any) -> CheckResult:
+        conn.object_store.get_account_metadata()
+        return CheckResult(True)
+
+
 class DnsServices(HealthCheck):
     """Designate's processes (central, worker, producer, mdns, the API) report UP: their heartbeats
     reach central over RabbitMQ."""
