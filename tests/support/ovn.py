@@ -47,19 +47,35 @@ def probe(obj: dict[str, Any], container: str, kind: str) -> list[str]:
     return command
 
 
+def start_member(box: Sandbox, rendered: Plan, root: Path, db: ovn.Database, member: str, ip: str) -> None:
+    """One member's container, as its pod `member` at `ip` runs it, with its volume under `root`."""
+    statefulset = find(rendered, "StatefulSet", "neutron", db.component)
+    fields = {"metadata.name": member, "status.podIP": ip}
+    run = kolla_run(rendered, statefulset, root / member, {}, f"ovn-{db.component}", fields)
+    box.start(member, run.argv, run.env, {ovn.DATA_DIR: data_dir(root, member)})
+
+
+def data_dir(root: Path, member: str) -> Path:
+    """Where a member's volume is."""
+    return root / member / "data"
+
+
+def wait_member(box: Sandbox, rendered: Plan, db: ovn.Database, member: str) -> None:
+    """Until the member's readiness probe passes; then its liveness probe must too."""
+    statefulset = find(rendered, "StatefulSet", "neutron", db.component)
+    container = f"ovn-{db.component}"
+    wait_ready(box, member, probe(statefulset, container, "readinessProbe"))
+    alive = box.inside(member, probe(statefulset, container, "livenessProbe"))
+    assert alive.returncode == 0, alive.stderr
+
+
 def start_databases(box: Sandbox, rendered: Plan, root: Path, network: str) -> None:
     """Every member of both databases, each with its volume, until their readiness probes pass."""
     for db in ovn.DATABASES:
-        statefulset = find(rendered, "StatefulSet", "neutron", db.component)
-        container = f"ovn-{db.component}"
         for member, ip in member_ips(rendered, db, network).items():
-            fields = {"metadata.name": member, "status.podIP": ip}
-            run = kolla_run(rendered, statefulset, root / member, {}, container, fields)
-            box.start(member, run.argv, run.env, {ovn.DATA_DIR: root / member / "data"})
+            start_member(box, rendered, root, db, member, ip)
         for member in member_ips(rendered, db, network):
-            wait_ready(box, member, probe(statefulset, container, "readinessProbe"))
-            alive = box.inside(member, probe(statefulset, container, "livenessProbe"))
-            assert alive.returncode == 0, alive.stderr
+            wait_member(box, rendered, db, member)
 
 
 def wait_ready(box: Sandbox, name: str, readiness: list[str]) -> None:
