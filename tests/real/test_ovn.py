@@ -210,7 +210,7 @@ def test_a_raft_member_that_lost_its_volume_joins_again(
     )
 
     start_member(box, rendered, tmp_path, db, member, ip)
-    wait_member(box, rendered, db, member)
+    wait_member(box, rendered, db, member, ip)
     new_id = box.inside(member, ["ovs-appctl", "-t", db.control, "cluster/sid", db.schema_name]).stdout.strip()
     assert new_id and new_id != old_id, "a new volume is a new server"
 

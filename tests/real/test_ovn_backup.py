@@ -18,7 +18,6 @@ from stackops.api.models import OpenStackCloud, OvnRestore
 from stackops.kube.backups import manifest
 from stackops.plan import Plan, plan
 from stackops.services import ovn
-from tests.real.conftest import NEUTRON_NETWORK
 from tests.real.deployment import Deployment
 from tests.support.commands import run
 from tests.support.ovn import addresses, data_dir, member_ips, start_member, wait_member
@@ -65,24 +64,30 @@ def run_rendered(
     return result, time.monotonic() - started
 
 
-def switches(box: Sandbox, cloud_plan: Plan) -> str:
-    listed = box.network(["ovn-nbctl", f"--db={addresses(cloud_plan, ovn.NB, NEUTRON_NETWORK)}", "ls-list"])
+def switches(box: Sandbox, cloud_plan: Plan, network: str) -> str:
+    listed = box.network(["ovn-nbctl", f"--db={addresses(cloud_plan, ovn.NB, network)}", "ls-list"])
     assert listed.returncode == 0, listed.stderr
     return listed.stdout
 
 
-def lose_the_northbound_database(box: Sandbox, cloud_plan: Plan) -> None:
-    """Its member stopped, its volume replaced by an empty one, and started again as its pod would be."""
-    ((member, ip),) = member_ips(cloud_plan, ovn.NB, NEUTRON_NETWORK).items()
+def lose_the_northbound_database(box: Sandbox, cloud_plan: Plan, network: str) -> None:
+    """Its member stopped, its volume replaced by an empty one, and started again as its pod would be
+    (wait_member: the new server, not another, is what listens on the member's address)."""
+    ((member, ip),) = member_ips(cloud_plan, ovn.NB, network).items()
     box.stop(member)
     shutil.rmtree(data_dir(box.root, member))
     data_dir(box.root, member).mkdir()
     start_member(box, cloud_plan, box.root, ovn.NB, member, ip)
-    wait_member(box, cloud_plan, ovn.NB, member)
+    wait_member(box, cloud_plan, ovn.NB, member, ip)
 
 
 def test_a_lost_northbound_database_comes_back_from_a_backup_and_neutrons_sync(
-    neutron: str, deployed: Deployment, ovn_control_plane: Sandbox, neutron_bin: Path, tmp_path: Path
+    neutron: str,
+    deployed: Deployment,
+    ovn_control_plane: Sandbox,
+    ovn_network: str,
+    neutron_bin: Path,
+    tmp_path: Path,
 ) -> None:
     box = ovn_control_plane
     conn = deployed.connect()
@@ -105,10 +110,10 @@ def test_a_lost_northbound_database_comes_back_from_a_backup_and_neutrons_sync(
 
     after = conn.network.create_network(name="after-the-backup")
     conn.network.create_subnet(network_id=after.id, ip_version=4, cidr="10.2.0.0/24")
-    assert f"neutron-{after.id}" in switches(box, backing_up)
+    assert f"neutron-{after.id}" in switches(box, backing_up, ovn_network)
 
-    lose_the_northbound_database(box, backing_up)
-    assert f"neutron-{before.id}" not in switches(box, backing_up), "an empty database"
+    lose_the_northbound_database(box, backing_up, ovn_network)
+    assert f"neutron-{before.id}" not in switches(box, backing_up, ovn_network), "an empty database"
 
     restoring = plan(with_ovn(deployed, restore=name), deployed.credentials)
     # what the operator does before the Jobs run: neutron's writers stopped, northd on, backups suspended
@@ -123,7 +128,7 @@ def test_a_lost_northbound_database_comes_back_from_a_backup_and_neutrons_sync(
     result, took = run_rendered(restoring, box, "Job", "ovn-restore", tmp_path)
     assert result.returncode == 0, result.stderr
     print(f"restore: {took:.1f} s\n{result.stdout}")
-    restored = switches(box, restoring)
+    restored = switches(box, restoring, ovn_network)
     assert f"neutron-{before.id}" in restored and f"neutron-{after.id}" not in restored, restored
 
     # neutron's OVN sync, as its rendered Job runs it: through the wrapper that resolves the databases
@@ -135,10 +140,10 @@ def test_a_lost_northbound_database_comes_back_from_a_backup_and_neutrons_sync(
     took = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-3000:]
     print(f"sync: {took:.1f} s")
-    synced = switches(box, restoring)
+    synced = switches(box, restoring, ovn_network)
     assert f"neutron-{before.id}" in synced and f"neutron-{after.id}" in synced, synced
     dhcp = box.network(
-        ["ovn-nbctl", f"--db={addresses(restoring, ovn.NB, NEUTRON_NETWORK)}", "--bare", "--columns=cidr",
+        ["ovn-nbctl", f"--db={addresses(restoring, ovn.NB, ovn_network)}", "--bare", "--columns=cidr",
          "list", "DHCP_Options"]
     )  # fmt: skip
     assert "10.2.0.0/24" in dhcp.stdout.split(), dhcp.stdout
@@ -146,11 +151,11 @@ def test_a_lost_northbound_database_comes_back_from_a_backup_and_neutrons_sync(
     # neutron (its server ran on: here nothing stops it) works on the restored database
     third = conn.network.create_network(name="after-the-restore")
     try:
-        assert f"neutron-{third.id}" in switches(box, restoring)
+        assert f"neutron-{third.id}" in switches(box, restoring, ovn_network)
     finally:
         for network in (third, after, before):
             conn.network.delete_network(network)
-    left = switches(box, restoring)
+    left = switches(box, restoring, ovn_network)
     assert not any(f"neutron-{n.id}" in left for n in (before, after, third)), left
 
 
