@@ -13,7 +13,7 @@ from stackops.api.models import OpenStackCloud, OpenStackCloudSpec
 from stackops.credentials import Credentials, CredentialSpec, KeyRotation
 from stackops.render.hashing import name_job_by_spec
 from stackops.render.ini import IniShapeError
-from stackops.services import all_services, mariadb, network_policies, policy
+from stackops.services import all_services, mariadb, network_policies, ovn, policy
 from stackops.services.base import CloudContext, RenderError, RenderOptions, Service, Step
 from stackops.services.network_policies import Rendered, Rule
 
@@ -92,6 +92,13 @@ def plan(cloud: OpenStackCloud, credentials: Credentials | None = None, options:
     steps += [step for service in enabled_services(spec) for step in service.closing_steps(ctx)]
     if spec.infrastructure.database.restore is not None:
         steps = _stopped_for_restore(spec, steps)
+    if spec.services.neutron.ovn.restore is not None:  # neutron's writers to OVN's northbound database
+        steps = [
+            replace(s, objects=[ovn.stopped_for_restore(o) for o in s.objects])
+            if s.service == ovn.BACKUPS.service
+            else s
+            for s in steps
+        ]
     for step in steps:
         for obj in step.objects:
             if obj["kind"] == "Job":

@@ -37,7 +37,11 @@ def cloud_table(cloud: dict[str, Any], elapsed: float | None = None) -> Table:
         title += f" {elapsed:.0f}s"
     if stale:
         title += " [dim](spec changed; not yet looked at)[/]"
-    lines = [condition(status, "Ready").get("message", ""), database_line(status.get("database") or {})]
+    lines = [
+        condition(status, "Ready").get("message", ""),
+        database_line(status.get("database") or {}),
+        database_line(status.get("ovn") or {}, "ovn"),
+    ]
     caption = "\n".join(line for line in lines if line)
     table = Table(title=title, caption=caption or None, title_justify="left", caption_justify="left")
     for column in ("service", "phase", "ready", "health", "release", "message"):
@@ -54,8 +58,9 @@ def cloud_table(cloud: dict[str, Any], elapsed: float | None = None) -> Table:
     return table
 
 
-def database_line(database: dict[str, Any]) -> str:
-    """The last backup and a restore under way, in words (empty without either)."""
+def database_line(database: dict[str, Any], what: str = "database") -> str:
+    """The last backup and a restore under way, in words (empty without either): of the cloud's
+    databases, or (`what`) of another status field's, such as OVN's."""
     said = []
     backup = database.get("backup") or {}
     if backup.get("last"):
@@ -66,7 +71,7 @@ def database_line(database: dict[str, Any]) -> str:
     if restore:
         message = f" ({restore['message']})" if restore.get("message") else ""
         said.append(f"restore of {restore.get('backup')}: {restore.get('phase')}{message}")
-    return "database: " + "; ".join(said) if said else ""
+    return f"{what}: " + "; ".join(said) if said else ""
 
 
 def cloud_summary(cloud: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from stackops.services.neutron import REMOTES_SCRIPT
 from tests.real import served
 from tests.real.deployment import Deployment, site_packages, wsgi_module
 from tests.support.mariadb import MariaDB
-from tests.support.ovn import host_names, start_databases, start_northd
+from tests.support.ovn import free_network, host_names, start_databases, start_northd
 from tests.support.rabbitmq import RabbitMQ
 from tests.support.sandbox import Sandbox
 from tests.support.service_venv import ensure_venv
@@ -117,21 +117,29 @@ def heat_jobs(deployed: Deployment, keystone: str, heat_bin: Path) -> dict[str, 
     return deployed.run_jobs("heat", heat_bin)
 
 
-NEUTRON_NETWORK = "127.0.96"  # OVN's pods on the host's loopback, clear of an OVN the host may run itself
-
-
 @pytest.fixture(scope="session")
 def neutron_bin() -> Path:
     return service_venv("neutron", "gunicorn")
 
 
 @pytest.fixture(scope="session")
-def ovn_control_plane(deployed: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+def ovn_network() -> str:
+    """Where OVN's pods are, on the host's loopback (neutron's server, on the host's network, reaches
+    them): a network of this session's, with none of the databases' ports taken when it starts them,
+    clear of an OVN the host may run and of another session's (a fixed one was shared: the databases
+    of one session then started without their addresses, and its clients used the other's)."""
+    return free_network()
+
+
+@pytest.fixture(scope="session")
+def ovn_control_plane(
+    deployed: Deployment, ovn_network: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Sandbox]:
     """The cloud's OVN databases (one member each) and northd; the sandbox resolves the cloud's names."""
     root = tmp_path_factory.mktemp("ovn")
-    box = Sandbox(root, host_names(deployed.plan, NEUTRON_NETWORK), private_network=False)
+    box = Sandbox(root, host_names(deployed.plan, ovn_network), private_network=False)
     try:
-        start_databases(box, deployed.plan, root, NEUTRON_NETWORK)
+        start_databases(box, deployed.plan, root, ovn_network)
         start_northd(box, deployed.plan, root)
         yield box
     finally:

@@ -14,7 +14,6 @@ import requests
 
 from stackops.services import ovn
 from stackops.services.neutron import SERVICE as NEUTRON
-from tests.real.conftest import NEUTRON_NETWORK
 from tests.real.deployment import Deployment
 from tests.support.ovn import addresses
 from tests.support.rendered import find
@@ -37,13 +36,13 @@ def test_network_service_is_registered_in_the_catalog_and_healthy(neutron: str, 
 
 
 def test_a_network_becomes_an_ovn_logical_switch(
-    neutron: str, deployed: Deployment, ovn_control_plane: Sandbox
+    neutron: str, deployed: Deployment, ovn_control_plane: Sandbox, ovn_network: str
 ) -> None:
     conn = deployed.connect()  # the cloud's admin, finding neutron through the catalog
     network = conn.network.create_network(name="net0")
     try:
         subnet = conn.network.create_subnet(network_id=network.id, ip_version=4, cidr="10.0.0.0/24")
-        nb = addresses(deployed.plan, ovn.NB, NEUTRON_NETWORK)
+        nb = addresses(deployed.plan, ovn.NB, ovn_network)
         switches = ovn_control_plane.network(["ovn-nbctl", f"--db={nb}", "ls-list"])
         assert f"(neutron-{network.id})" in switches.stdout, switches.stdout + switches.stderr
         dhcp = ovn_control_plane.network(
@@ -51,7 +50,7 @@ def test_a_network_becomes_an_ovn_logical_switch(
         )
         assert subnet.cidr in dhcp.stdout.split()
         # northd, which found the databases by their Service names, made the switch a southbound datapath
-        sb = addresses(deployed.plan, ovn.SB, NEUTRON_NETWORK)
+        sb = addresses(deployed.plan, ovn.SB, ovn_network)
         datapaths = ["ovn-sbctl", f"--db={sb}", "--bare", "--columns=external_ids", "list", "Datapath_Binding"]
         eventually(
             lambda: f"neutron-{network.id}" in ovn_control_plane.network(datapaths).stdout,

@@ -9,12 +9,15 @@ Proves: the databases start standalone, or found and join a Raft cluster by DNS 
 pass; northd turns a northbound logical switch into a southbound datapath; a compute and a gateway
 chassis register with the southbound database carrying the node's address, the bridge mappings of
 the spec and (the gateway only) enable-chassis-as-gw, with the provider bridges and interfaces in
-Open vSwitch; and neutron's wrapper hands its processes the databases' addresses.
+Open vSwitch; neutron's wrapper hands its processes the databases' addresses; and a Raft member
+whose volume was lost (the first, which founded the cluster, or another) joins the cluster again with
+the data, its old server id kicked, so the cluster counts its members as before.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +28,17 @@ import pytest
 from stackops.plan import Plan, plan
 from stackops.services import ovn
 from tests.conftest import cloud
-from tests.support.ovn import addresses, host_names, probe, start_databases, start_northd
+from tests.support.ovn import (
+    addresses,
+    data_dir,
+    host_names,
+    member_ips,
+    probe,
+    start_databases,
+    start_member,
+    start_northd,
+    wait_member,
+)
 from tests.support.rendered import find, kolla_run
 from tests.support.sandbox import Sandbox, eventually
 
@@ -160,3 +173,60 @@ def test_neutron_processes_get_the_databases_addresses(sandbox: Callable[[Plan],
         env = dict(line.split("=", 1) for line in box.log(component).splitlines() if "=" in line)
         assert env["OS_OVN__OVN_NB_CONNECTION"] == addresses(rendered, ovn.NB, NETWORK)
         assert env["OS_OVN__OVN_SB_CONNECTION"] == addresses(rendered, ovn.SB, NETWORK)
+
+
+def cluster_servers(box: Sandbox, member: str, db: ovn.Database) -> list[str]:
+    """The servers of the cluster as `member` lists them (cluster/status), one line each."""
+    status = box.inside(member, ["ovs-appctl", "-t", db.control, "cluster/status", db.schema_name])
+    assert status.returncode == 0, status.stderr
+    listed = status.stdout.split("Servers:", 1)[1]
+    return [line.strip() for line in listed.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("lost", [0, 2])
+def test_a_raft_member_that_lost_its_volume_joins_again(
+    lost: int, sandbox: Callable[[Plan], Sandbox], tmp_path: Path
+) -> None:
+    rendered = plan(cloud({"services": {"neutron": {"ovn": {"replicas": 3}}}}))
+    box = sandbox(rendered)
+    start_databases(box, rendered, tmp_path, NETWORK)
+    db = ovn.NB
+    nb = addresses(rendered, db, NETWORK)
+    made = box.network(["ovn-nbctl", f"--db={nb}", "ls-add", "before-the-loss"])
+    assert made.returncode == 0, made.stderr
+    ips = member_ips(rendered, db, NETWORK)
+    member, ip = list(ips.items())[lost]
+    old_id = box.inside(member, ["ovs-appctl", "-t", db.control, "cluster/sid", db.schema_name]).stdout.strip()
+    box.stop(member)
+    volume = data_dir(tmp_path, member)
+    assert (volume / db.db_file.rsplit("/", 1)[1]).exists()
+    shutil.rmtree(volume)  # a new, empty volume in its place
+    volume.mkdir()
+    # the two others keep a majority: the database takes writes while the member is gone (once they
+    # elected a leader, when it was the leader; the client tries a member that is gone first at times)
+    eventually(
+        lambda: box.network(["ovn-nbctl", f"--db={nb}", "--may-exist", "ls-add", "while-it-was-gone"]).returncode == 0,
+        lambda: "a write to the two members left",
+    )
+
+    start_member(box, rendered, tmp_path, db, member, ip)
+    wait_member(box, rendered, db, member, ip)
+    new_id = box.inside(member, ["ovs-appctl", "-t", db.control, "cluster/sid", db.schema_name]).stdout.strip()
+    assert new_id and new_id != old_id, "a new volume is a new server"
+
+    def three_servers_everywhere() -> bool:
+        return all(len(cluster_servers(box, m, db)) == 3 for m in ips)
+
+    eventually(three_servers_everywhere, lambda: f"the old server id kicked: {box.log(member)}")
+    servers = cluster_servers(box, member, db)
+    assert not any(line.startswith(old_id[:4] + " ") for line in servers), servers
+    assert len({line.split(" at ", 1)[1].split(")")[0] for line in servers}) == 3, "one server per member"
+    # it serves what the cluster held before and after the loss, itself, and a write through it lands
+    own = f"tcp:{ip}:{db.port}"
+    listed = box.network(["ovn-nbctl", "--no-leader-only", f"--db={own}", "ls-list"]).stdout
+    assert "(before-the-loss)" in listed and "(while-it-was-gone)" in listed, listed
+    assert "removing server" in box.log(member)
+    own_write = box.network(["ovn-nbctl", "--no-leader-only", f"--db={own}", "ls-add", "through-it"])
+    assert own_write.returncode == 0, own_write.stderr  # a follower forwards a write to the leader
+    status = box.inside(member, ["ovs-appctl", "-t", db.control, "cluster/status", db.schema_name]).stdout
+    assert "Status: cluster member" in status

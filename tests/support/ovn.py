@@ -7,9 +7,11 @@ the rendered cloud resolve as cluster DNS would resolve them.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
+from stackops.devcluster import processes
 from stackops.plan import Plan
 from stackops.services import ovn
 from tests.support.rendered import find, kolla_run
@@ -47,19 +49,62 @@ def probe(obj: dict[str, Any], container: str, kind: str) -> list[str]:
     return command
 
 
+def start_member(box: Sandbox, rendered: Plan, root: Path, db: ovn.Database, member: str, ip: str) -> None:
+    """One member's container, as its pod `member` at `ip` runs it, with its volume under `root`."""
+    statefulset = find(rendered, "StatefulSet", "neutron", db.component)
+    fields = {"metadata.name": member, "status.podIP": ip}
+    run = kolla_run(rendered, statefulset, root / member, {}, f"ovn-{db.component}", fields)
+    box.start(member, run.argv, run.env, {ovn.DATA_DIR: data_dir(root, member)})
+
+
+def data_dir(root: Path, member: str) -> Path:
+    """Where a member's volume is."""
+    return root / member / "data"
+
+
+def wait_member(box: Sandbox, rendered: Plan, db: ovn.Database, member: str, ip: str) -> None:
+    """Until the member's readiness probe passes; then its liveness probe must too, and the member
+    itself must be what listens on its address (its probes use its unix socket: they pass too when
+    another server holds the address, and clients of the address would talk to that one)."""
+    statefulset = find(rendered, "StatefulSet", "neutron", db.component)
+    container = f"ovn-{db.component}"
+    wait_ready(box, member, probe(statefulset, container, "readinessProbe"))
+    alive = box.inside(member, probe(statefulset, container, "livenessProbe"))
+    assert alive.returncode == 0, alive.stderr
+    eventually(lambda: bool(box.listeners(member, ip, db.port)), lambda: f"{member} to listen: {box.log(member)}")
+    holders = box.listeners(member, ip, db.port)
+    assert any(holders.values()), (
+        f"{ip}:{db.port} is not {member}'s but "
+        + ", ".join(f"{pid} ({processes.cmdline(pid)[:200]})" for pid in holders)
+        + f": {box.log(member)}"
+    )
+
+
 def start_databases(box: Sandbox, rendered: Plan, root: Path, network: str) -> None:
     """Every member of both databases, each with its volume, until their readiness probes pass."""
     for db in ovn.DATABASES:
-        statefulset = find(rendered, "StatefulSet", "neutron", db.component)
-        container = f"ovn-{db.component}"
         for member, ip in member_ips(rendered, db, network).items():
-            fields = {"metadata.name": member, "status.podIP": ip}
-            run = kolla_run(rendered, statefulset, root / member, {}, container, fields)
-            box.start(member, run.argv, run.env, {ovn.DATA_DIR: root / member / "data"})
-        for member in member_ips(rendered, db, network):
-            wait_ready(box, member, probe(statefulset, container, "readinessProbe"))
-            alive = box.inside(member, probe(statefulset, container, "livenessProbe"))
-            assert alive.returncode == 0, alive.stderr
+            start_member(box, rendered, root, db, member, ip)
+        for member, ip in member_ips(rendered, db, network).items():
+            wait_member(box, rendered, db, member, ip)
+
+
+def free_network(first: int = 96, replicas: int = 3) -> str:
+    """A network `127.0.<n>` on the host's loopback, from `first` on, where no database port is taken
+    at any of the members' addresses: servers of each test session, at addresses of their own."""
+    ports = [port for db in ovn.DATABASES for port in (db.port, db.raft_port)]
+    for n in range(first, 255):
+        try:
+            for i in range(1, replicas + 1):
+                for port in ports:
+                    with socket.socket() as probe_socket:
+                        # as ovsdb-server binds: connections of a server gone (TIME_WAIT) leave it free
+                        probe_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                        probe_socket.bind((f"127.0.{n}.{i}", port))
+        except OSError:
+            continue
+        return f"127.0.{n}"
+    raise RuntimeError(f"no free OVN network in 127.0.{first}-254")
 
 
 def wait_ready(box: Sandbox, name: str, readiness: list[str]) -> None:

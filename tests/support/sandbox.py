@@ -11,6 +11,8 @@ Needs root (or CAP_SYS_ADMIN) and util-linux's unshare and nsenter.
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -97,6 +99,32 @@ class Sandbox:
             text=True,
             check=False,
         )
+
+    def listeners(self, name: str, ip: str, port: int) -> dict[int, bool]:
+        """The processes holding the TCP socket that listens on ip:port where process `name` runs
+        (its network namespace), each with whether it is `name` or what `name` started; empty while
+        nothing listens there. A server whose address another process holds (a server of another
+        session, one not stopped) starts all the same and logs the failed bind only: its probes over
+        its unix socket pass while clients of ip:port talk to the other."""
+        pid = self.processes[name].pid
+        wanted = f"{socket.inet_aton(ip)[::-1].hex().upper()}:{port:04X}"
+        inodes = set()
+        for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[1] == wanted and fields[3] == "0A":  # TCP_LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+        holders: dict[int, bool] = {}
+        for entry in Path("/proc").iterdir() if inodes else ():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fds = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+                ours = os.getpgid(int(entry.name)) == pid
+            except OSError:
+                continue  # gone meanwhile
+            if inodes.intersection(fds):
+                holders[int(entry.name)] = ours
+        return holders
 
     def stop(self, name: str) -> None:
         processes.stop(self.processes.pop(name), str(self.root), timeout=15)

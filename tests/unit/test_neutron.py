@@ -45,6 +45,7 @@ def test_one_database_replica_is_a_standalone_server() -> None:
         assert f"demo-ovn-{kind}" not in objects(result, "PodDisruptionBudget")
         script = secret_file(result, "demo-neutron-ovn-config", f"ovn-{kind}-db-start.sh")
         assert "ovsdb-tool create " in script and "create-cluster" not in script and "join-cluster" not in script
+        assert "cluster/kick" not in script
     ml2 = secret_file(result, "demo-neutron-config", "ml2_conf.ini")
     assert "ovn_nb_connection = tcp:demo-ovn-nb-0.openstack.svc.cluster.local:6641\n" in ml2
     assert "ovn_sb_connection = tcp:demo-ovn-sb-0.openstack.svc.cluster.local:6642\n" in ml2
@@ -64,6 +65,9 @@ def test_three_replicas_make_a_raft_cluster_by_dns_names() -> None:
         assert objects(result, "PodDisruptionBudget")[f"demo-ovn-{kind}"]["spec"]["maxUnavailable"] == 1
         script = secret_file(result, "demo-neutron-ovn-config", f"ovn-{kind}-db-start.sh")
         assert "ovsdb-tool create-cluster" in script and "ovsdb-tool join-cluster" in script
+        # a member that lost its volume joins again (the first only founds when no cluster answers)
+        # and kicks its old server id (tests/real/test_ovn.py runs it)
+        assert f"{kind}_db.ctl" in script and "cluster/kick OVN_" in script and "peers_cluster" in script
         domain = f"demo-ovn-{kind}-cluster.openstack.svc.cluster.local"
         peers = [f"tcp:demo-ovn-{kind}-{i}.{domain}:{raft}" for i in range(3)]
         assert f"for peer in {' '.join(peers)}; do" in script

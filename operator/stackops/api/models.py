@@ -170,10 +170,8 @@ def _backup_name(value: str) -> str:
 BackupName = Annotated[str, Field(json_schema_extra={"pattern": BACKUP_NAME_PATTERN}), AfterValidator(_backup_name)]
 
 
-class DatabaseBackup(ApiModel):
-    """Scheduled consistent backups of the cloud's databases: a logical dump (mariadb-dump in one
-    transaction), compressed onto a volume of its own, with a manifest (time, size, SHA-256) beside
-    each. A dump restores on the same or a later MariaDB, into one server or a Galera cluster."""
+class ScheduledBackup(ApiModel):
+    """What every scheduled backup of stackops takes: when, how many stay, and their volume."""
 
     enabled: bool = False
     schedule: CronSchedule = Field(
@@ -183,12 +181,36 @@ class DatabaseBackup(ApiModel):
     storage: Storage = Field(default_factory=lambda: Storage(size="20Gi"), description="The backups' volume.")
 
 
+class DatabaseBackup(ScheduledBackup):
+    """Scheduled consistent backups of the cloud's databases: a logical dump (mariadb-dump in one
+    transaction), compressed onto a volume of its own, with a manifest (time, size, SHA-256) beside
+    each. A dump restores on the same or a later MariaDB, into one server or a Galera cluster."""
+
+
+class OvnBackup(ScheduledBackup):
+    """Scheduled backups of OVN's northbound and southbound databases: a snapshot of each (ovsdb-client
+    backup, from any member connected to its cluster), both in one compressed archive on a volume of
+    its own, with a manifest (time, size, SHA-256) beside it."""
+
+    storage: Storage = Field(default_factory=lambda: Storage(size="1Gi"), description="The backups' volume.")
+
+
 class DatabaseRestore(ApiModel):
     """Restore the cloud's databases from a backup: the services that use them are stopped, the
     backup is restored, and they stay stopped until this field is removed (status.database.restore
     says where it is)."""
 
     backup: BackupName = Field(description="The backup's name, as status.database.backup.last shows them.")
+
+
+class OvnRestore(ApiModel):
+    """Restore OVN's northbound database from a backup: neutron's server and workers are stopped, the
+    backup replaces the database's contents (one transaction, every member), then neutron's OVN sync
+    (neutron-ovn-db-sync-util in repair mode) puts back what neutron made since the backup; neutron
+    stays stopped until this field is removed (status.ovn.restore says where it is). The southbound
+    database is not restored: northd derives it from the northbound one, the chassis report the rest."""
+
+    backup: BackupName = Field(description="The backup's name, as status.ovn.backup.last shows them.")
 
 
 class ReplicaPlacement(ApiModel):
@@ -593,6 +615,10 @@ class OvnSpec(ReplicaPlacement):
         },
     )
     storage: Storage = Field(default_factory=lambda: Storage(size="1Gi"))
+    backup: OvnBackup = Field(default_factory=OvnBackup)
+    restore: OvnRestore | None = Field(
+        None, description="Restore the northbound database; neutron stays stopped until this is removed again."
+    )
     datapath_type: Literal["system", "netdev"] = Field(
         "system",
         description="Open vSwitch datapath of every chassis bridge (br-int and the provider bridges): `system` "
@@ -1102,7 +1128,7 @@ class UpgradeStatus(ApiModel):
 
 
 class BackupStatus(ApiModel):
-    """The cloud's database backups, as their Jobs report them."""
+    """Backups, as their Jobs report them."""
 
     last: str | None = Field(None, description="The last successful backup's name (what restore.backup takes).")
     last_time: str | None = Field(None, description="When it began (UTC).")
@@ -1112,12 +1138,13 @@ class BackupStatus(ApiModel):
 
 
 class RestoreStatus(ApiModel):
-    """A restore asked for by spec.infrastructure.database.restore."""
+    """A restore asked for by spec.infrastructure.database.restore or spec.services.neutron.ovn.restore."""
 
     backup: str
-    phase: Literal["StoppingServices", "Restoring", "Restored", "Failed"] = Field(
-        description="StoppingServices until every workload that uses the databases stopped, Restoring while "
-        "the Job runs, then Restored (the services stay stopped until the spec's restore is removed) or Failed."
+    phase: Literal["StoppingServices", "Restoring", "Syncing", "Restored", "Failed"] = Field(
+        description="StoppingServices until every workload that writes to what is restored stopped, Restoring "
+        "while the restore Job runs, Syncing while neutron's OVN sync Job runs (OVN's restore), then Restored "
+        "(the services stay stopped until the spec's restore is removed) or Failed."
     )
     message: str = ""
 
@@ -1185,6 +1212,9 @@ class OpenStackCloudStatus(ApiModel):
     )
     upgrade: UpgradeStatus | None = Field(None, description="Progress of an upgrade to spec.release.")
     database: DatabaseStatus | None = Field(None, description="Backups of the cloud's databases, and a restore.")
+    ovn: DatabaseStatus | None = Field(
+        None, description="Backups of OVN's databases, and a restore of the northbound one."
+    )
     spec_hashes: dict[str, str] | None = Field(
         None,
         description="A hash per spec section as last converged: an upgrade refuses other changes made along "

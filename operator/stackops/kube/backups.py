@@ -1,6 +1,7 @@
-"""The cloud's database backups as Kubernetes shows them: the Jobs the backup CronJob made, and the
-manifest the last successful one left as its pod's termination message (its name, time, size and
-checksum: templates/mariadb/backup.sh.j2 writes it). Read once a pass, for the cloud's status."""
+"""The cloud's backups as Kubernetes shows them (MariaDB's and OVN's, each a BackupSet): the Jobs a
+backup CronJob made, and the manifest the last successful one left as its pod's termination message
+(its name, time, size and checksum: templates/common/backups.sh.j2 writes it). Read once a pass, for
+the cloud's status."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from stackops.kube.kinds import POD
 from stackops.kube.pods import redacted_last_line
 from stackops.kube.readiness import readiness
 from stackops.render.naming import COMPONENT_LABEL, NAME_LABEL
+from stackops.services import mariadb, ovn
+from stackops.services.backups import BackupSet
 
-SERVICE = "mariadb"
-COMPONENT = "backup"
+# every set of backups the cloud may have, by the status field that shows it
+BACKUP_SETS = {s.status: s for s in (mariadb.BACKUPS, ovn.BACKUPS)}
 
 
 @dataclass(frozen=True)
@@ -27,14 +30,13 @@ class Backups:
     failure: str = ""
 
 
-def backup_jobs(live: Mapping[tuple[str, str], Obj]) -> list[Obj]:
-    """The backup Jobs of the cloud, oldest first."""
+def backup_jobs(live: Mapping[tuple[str, str], Obj], kind_of: BackupSet) -> list[Obj]:
+    """The backup Jobs of a set, oldest first."""
+    wanted = {NAME_LABEL: kind_of.service, COMPONENT_LABEL: kind_of.backup}
     jobs = [
         obj
         for (kind, _), obj in live.items()
-        if kind == "Job"
-        and (obj["metadata"].get("labels") or {}).get(NAME_LABEL) == SERVICE
-        and (obj["metadata"].get("labels") or {}).get(COMPONENT_LABEL) == COMPONENT
+        if kind == "Job" and all((obj["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())
     ]
     return sorted(jobs, key=lambda j: (j["metadata"].get("creationTimestamp") or "", j["metadata"]["name"]))
 
@@ -71,9 +73,11 @@ def _reported(kube: Kube, namespace: str, job: Obj) -> dict[str, str | int] | No
     return next((m for m in found if m is not None), None)
 
 
-def backups(kube: Kube, namespace: str, live: Mapping[tuple[str, str], Obj]) -> Backups | None:
-    """What the backup Jobs say; None when the cloud has none (no backups asked for, or none ran)."""
-    finished = [(job, readiness(job)) for job in backup_jobs(live)]
+def backups(
+    kube: Kube, namespace: str, live: Mapping[tuple[str, str], Obj], kind_of: BackupSet = mariadb.BACKUPS
+) -> Backups | None:
+    """What the backup Jobs of a set say; None when the cloud has none (no backups asked for, or none ran)."""
+    finished = [(job, readiness(job)) for job in backup_jobs(live, kind_of)]
     finished = [(job, state) for job, state in finished if state.ready or state.failed]
     if not finished:
         return None
@@ -88,3 +92,9 @@ def backups(kube: Kube, namespace: str, live: Mapping[tuple[str, str], Obj]) -> 
             if last is not None:
                 return Backups(last, failure)
     return Backups(None, failure)
+
+
+def all_backups(kube: Kube, namespace: str, live: Mapping[tuple[str, str], Obj]) -> dict[str, Backups]:
+    """What every set's backup Jobs say, by status field; a set without any is left out."""
+    found = {field: backups(kube, namespace, live, kind_of) for field, kind_of in BACKUP_SETS.items()}
+    return {field: said for field, said in found.items() if said is not None}

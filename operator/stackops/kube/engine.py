@@ -13,7 +13,7 @@ from typing import Any
 
 from stackops.api.models import GROUP, KIND, VERSION, OpenStackCloud
 from stackops.credentials import Credentials
-from stackops.kube.backups import Backups, backups
+from stackops.kube.backups import Backups, all_backups
 from stackops.kube.client import Kube, Obj
 from stackops.kube.credentials_secret import ensure_credentials
 from stackops.kube.diagnosis import workload_cause
@@ -50,7 +50,8 @@ class Outcome:
     hosts: dict[str, tuple[int, int]] = field(default_factory=dict)  # per host-agent step: (ready, nodes)
     writes: int = 0
     endpoints: dict[str, str] = field(default_factory=dict)
-    backups: Backups | None = None  # what the backup Jobs say, when the pass looked (converge)
+    # what the backup Jobs say, by status field (database, ovn), when the pass looked (converge)
+    backups: dict[str, Backups] | None = None
 
     @property
     def current(self) -> StepState | None:
@@ -145,7 +146,7 @@ def converge(kube: Kube, cloud: OpenStackCloud, uid: str, seen: Snapshot) -> Out
     outcome = apply_steps(kube, seen.plan.steps, cloud, uid, seen.live)
     outcome.endpoints = dict(seen.plan.endpoints)
     outcome.writes += prune(kube, seen.plan, cloud, uid, seen.live)
-    outcome.backups = backups(kube, cloud.metadata.namespace, seen.live)
+    outcome.backups = all_backups(kube, cloud.metadata.namespace, seen.live)
     return outcome
 
 

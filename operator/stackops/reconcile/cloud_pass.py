@@ -24,7 +24,7 @@ from stackops.kube.engine import Outcome, StepState, converge, snapshot, with_no
 from stackops.kube.kinds import CLOUD
 from stackops.reconcile.errors import Failure, classify
 from stackops.reconcile.state import OperatorState
-from stackops.reconcile.status import PassView, build_status, dump_status, load_status, with_health
+from stackops.reconcile.status import PassView, build_status, dump_status, load_status, restores, with_health
 from stackops.reconcile.status_writer import write_status
 from stackops.upgrade.record import spec_hashes
 from stackops.upgrade.run import Upgrade, UpgradeProgress, release_phase
@@ -67,14 +67,13 @@ def run_pass(state: OperatorState, body: Mapping[str, Any], uid: str, retry: int
                 view = PassView(generation, release, paused=True)
             else:
                 outcome, progress = _converge_or_upgrade(state, cloud, uid, load_status(previous), spec)
-                restore = cloud.spec.infrastructure.database.restore
                 view = PassView(
                     generation,
                     release,
                     outcome,
                     upgrade=progress,
                     spec_hashes=spec_hashes(spec),
-                    restore=restore.backup if restore is not None else None,
+                    restores=restores(cloud),
                 )
         except Exception as error:  # classified here: nothing escapes unexamined
             failure = classify(error)

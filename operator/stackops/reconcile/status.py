@@ -10,21 +10,24 @@ so an unchanged cloud gets a byte-identical status and no write.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stackops.api.models import (
     BackupStatus,
     Condition,
     DatabaseStatus,
+    OpenStackCloud,
     OpenStackCloudStatus,
     RestoreStatus,
     ServiceStatus,
 )
 from stackops.health.monitor import DEGRADED, HEALTHY, CloudHealth
+from stackops.kube.backups import BACKUP_SETS, Backups
 from stackops.kube.engine import Outcome
 from stackops.reconcile.errors import Failure
 from stackops.reconcile.upgrade_status import UPGRADING, upgrade_services
+from stackops.services.backups import BackupSet
 from stackops.upgrade.run import UpgradeProgress
 
 HEALTH_REASON = "ServiceUnhealthy"  # Degraded because a health check failed, not a step
@@ -112,7 +115,15 @@ class PassView:
     # the upgrade's part in the pass: its record, reasons and each service's place
     upgrade: UpgradeProgress | None = None
     spec_hashes: dict[str, str] | None = None  # of the spec, recorded once the cloud converged
-    restore: str | None = None  # the backup spec.infrastructure.database.restore names
+    # the backup a restore asked for names, by status field (database: spec.infrastructure.database.restore,
+    # ovn: spec.services.neutron.ovn.restore)
+    restores: dict[str, str] = field(default_factory=dict)
+
+
+def restores(cloud: OpenStackCloud) -> dict[str, str]:
+    """The backups the spec's restores name, by the status field that shows them."""
+    asked = {"database": cloud.spec.infrastructure.database.restore, "ovn": cloud.spec.services.neutron.ovn.restore}
+    return {name: restore.backup for name, restore in asked.items() if restore is not None}
 
 
 def build_status(
@@ -190,7 +201,8 @@ def build_status(
             status.spec_hashes = seen.spec_hashes  # the spec this converged: what an upgrade compares with
     if record is not None and upgrading:
         status.release = record.from_  # the release deployed, until the cloud converged at the new one
-    status.database = database_status(previous.database, outcome, seen.restore)
+    status.database = backup_status(previous.database, outcome, seen.restores.get("database"), BACKUP_SETS["database"])
+    status.ovn = backup_status(previous.ovn, outcome, seen.restores.get("ovn"), BACKUP_SETS["ovn"])
     conditions = [_ready(sub, generation), *sub]
     _keep_transition_times(conditions, previous, now)
     status.conditions = conditions
@@ -266,43 +278,60 @@ def with_health(
     return status.model_copy(update={"phase": phase, "services": services, "conditions": result})
 
 
-RESTORE_STEP = "mariadb-restore"
-RESTORE_PHASES = {"Pending": "StoppingServices", "Waiting": "Restoring", "Ready": "Restored", "Failed": "Failed"}
+# a restore's phase from the state of the step under way: Pending (waiting for the steps before it)
+RESTORE_PHASES = {"Pending": "StoppingServices", "Ready": "Restored", "Failed": "Failed"}
 
 
-def database_status(
-    previous: DatabaseStatus | None, outcome: Outcome | None, restore: str | None
+def restore_phase(outcome: Outcome, kind_of: BackupSet) -> tuple[str, str] | None:
+    """Where a restore is, from its steps (in order, each waits for all before it): its phase and
+    message; None when the pass did not render them."""
+    states = {s.name: s for s in outcome.steps}
+    if kind_of.restore_steps[0][0] not in states:
+        return None
+    for index, (name, running) in enumerate(kind_of.restore_steps):
+        step = states.get(name)
+        if step is None or step.state == "Ready":
+            continue
+        if step.state == "Pending" and index == 0:  # the workloads are still stopping
+            return RESTORE_PHASES["Pending"], f"waiting for {kind_of.stopping} to stop"
+        if step.state == "Failed":
+            return "Failed", step.message
+        return running, step.message
+    return "Restored", f"the services stay stopped until {kind_of.restore_field} is removed"
+
+
+def backup_status(
+    previous: DatabaseStatus | None, outcome: Outcome | None, restore: str | None, kind_of: BackupSet
 ) -> DatabaseStatus | None:
-    """The backups as the pass read them (as before when it did not look), and the restore's phase
-    from its step: it waits for every other step, so Pending means workloads are still stopping."""
+    """A set's backups as the pass read them (as before when it did not look), and the restore's
+    phase from its steps: the first waits for every other step, so Pending means workloads are
+    still stopping."""
     if outcome is None:  # paused, or a pass that failed: as last seen
         return previous
     before = previous or DatabaseStatus()
-    backup = before.backup
-    if outcome.backups is not None:
-        last = outcome.backups.last or {}
-        backup = BackupStatus(
-            last=_text(last.get("name")) or (backup.last if backup else None),
-            last_time=_text(last.get("time")) or (backup.last_time if backup else None),
-            last_size=_number(last.get("size")) or (backup.last_size if backup else None),
-            last_sha256=_text(last.get("sha256")) or (backup.last_sha256 if backup else None),
-            failed=outcome.backups.failure or None,
-        )
+    found = (outcome.backups or {}).get(kind_of.status)
+    backup = before.backup if found is None else _backup(before.backup, found)
     restored = before.restore
     if restore is None:
         restored = None
     else:
-        step = next((s for s in outcome.steps if s.name == RESTORE_STEP), None)
-        if step is not None:
-            phase = RESTORE_PHASES[step.state]
-            message = {
-                "StoppingServices": "waiting for the workloads that use the databases to stop",
-                "Restored": "the services stay stopped until spec.infrastructure.database.restore is removed",
-            }.get(phase, step.message)
-            restored = RestoreStatus(backup=restore, phase=phase, message=message)
+        phase = restore_phase(outcome, kind_of)
+        if phase is not None:
+            restored = RestoreStatus(backup=restore, phase=phase[0], message=phase[1])
     if backup is None and restored is None:
         return None
     return DatabaseStatus(backup=backup, restore=restored)
+
+
+def _backup(before: BackupStatus | None, found: Backups) -> BackupStatus:
+    last = found.last or {}
+    return BackupStatus(
+        last=_text(last.get("name")) or (before.last if before else None),
+        last_time=_text(last.get("time")) or (before.last_time if before else None),
+        last_size=_number(last.get("size")) or (before.last_size if before else None),
+        last_sha256=_text(last.get("sha256")) or (before.last_sha256 if before else None),
+        failed=found.failure or None,
+    )
 
 
 def _text(value: str | int | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stackops.api.models import Condition, OpenStackCloudStatus
+from stackops.api.models import Condition, DatabaseStatus, OpenStackCloudStatus
 from stackops.reconcile.status import BLOCKED, HEALTH_REASON
 from stackops.upgrade.plan import PREFLIGHT
 
@@ -24,13 +24,16 @@ def transitions(previous: OpenStackCloudStatus, current: OpenStackCloudStatus) -
     return [
         *cloud_transitions(previous, current),
         *upgrade_transitions(previous, current),
-        *database_transitions(previous, current),
+        *backup_transitions(previous.database, current.database),
+        *backup_transitions(previous.ovn, current.ovn, "Ovn"),
     ]
 
 
-def database_transitions(previous: OpenStackCloudStatus, current: OpenStackCloudStatus) -> list[Transition]:
-    """Events for a restore's phases, and for a backup Job that failed (once per failure)."""
-    before, after = previous.database, current.database
+def backup_transitions(
+    before: DatabaseStatus | None, after: DatabaseStatus | None, prefix: str = ""
+) -> list[Transition]:
+    """Events for a restore's phases, and for a backup Job that failed (once per failure); `prefix`
+    tells a set's reasons apart (OvnRestoreSyncing, OvnBackupFailed)."""
     events: list[Transition] = []
     restore_before = before.restore if before else None
     restore = after.restore if after else None
@@ -39,11 +42,11 @@ def database_transitions(previous: OpenStackCloudStatus, current: OpenStackCloud
     ):
         kind = "Warning" if restore.phase == "Failed" else "Normal"
         message = f"backup {restore.backup}: {restore.message}" if restore.message else f"backup {restore.backup}"
-        events.append(Transition(kind, f"Restore{restore.phase}", message))
+        events.append(Transition(kind, f"{prefix}Restore{restore.phase}", message))
     failed_before = before.backup.failed if before and before.backup else None
     failed = after.backup.failed if after and after.backup else None
     if failed and failed != failed_before:
-        events.append(Transition("Warning", "BackupFailed", failed))
+        events.append(Transition("Warning", f"{prefix}BackupFailed", failed))
     return events
 
 

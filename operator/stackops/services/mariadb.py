@@ -21,6 +21,7 @@ from stackops.api.models import DatabaseSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
+from stackops.services.backups import BackupRun, BackupSet, backup_objects
 from stackops.services.base import Clients, CloudContext, ConfigSecret, Listener, Resources, Service, Step
 from stackops.services.images import DebianImage, KollaUser
 
@@ -223,8 +224,16 @@ class MariaDB(Service):
 MARIADB = MariaDB()
 SERVICE = MARIADB
 
-BACKUP = "backup"  # the component of the backup CronJob's Jobs
-RESTORE = "restore"  # of the restore Job
+# the backup CronJob's Jobs (component backup) and the restore Job (restore)
+BACKUPS = BackupSet(
+    MARIADB.name,
+    "backup",
+    "restore",
+    status="database",
+    restore_field="spec.infrastructure.database.restore",
+    restore_steps=(("mariadb-restore", "Restoring"),),
+    stopping="the workloads that use the databases",
+)
 
 
 def cloud_databases() -> list[str]:
@@ -233,34 +242,37 @@ def cloud_databases() -> list[str]:
     return sorted({db for service in services.all_services() for db in getattr(service, "databases", ())})
 
 
-BACKUPS_DIR = "/backups"  # where the backups' volume is mounted
-SCRIPTS_DIR = "/etc/stackops"  # and the backup config Secret
-
-
 def _backup_objects(ctx: CloudContext, restore: str | None) -> list[dict[str, Any]]:
     spec = database_spec(ctx)
-    script, first = ("restore.sh", restore) if restore else ("backup.sh", str(spec.backup.retention))
-    return ctx.render(
-        "mariadb/backup.yaml.j2",
-        restore=restore,
-        backup=spec.backup,
-        suspend=spec.restore is not None,
-        command=["/bin/bash", f"{SCRIPTS_DIR}/{script}", BACKUPS_DIR, first, *cloud_databases()],
-        backups_dir=BACKUPS_DIR,
-        scripts_dir=SCRIPTS_DIR,
-        image=ctx.image(spec, "mariadb-server"),
-        config=backup_config(ctx),
-        volume=ctx.object_name("mariadb", "backups"),
-        db=server(ctx),
-        uid=USER.uid,
-        resources=MARIADB.resources(ctx.spec, RESTORE if restore else BACKUP),
+    db = server(ctx)
+    user = (
+        ctx.secret_env("MARIADB_USER", db.admin_user_key, db.admin_secret)
+        if db.admin_user_key
+        else {"name": "MARIADB_USER", "value": "root"}
     )
+    run = BackupRun(
+        image=ctx.image(spec, "mariadb-server"),
+        uid=USER.uid,
+        env=(
+            {"name": "MARIADB_HOST", "value": db.host},
+            {"name": "MARIADB_PORT", "value": str(db.port)},
+            user,
+            ctx.secret_env("MYSQL_PWD", db.admin_password_key, db.admin_secret),
+        ),
+        config=backup_config(ctx),
+        resources=MARIADB.resources(ctx.spec, BACKUPS.restore if restore else BACKUPS.backup),
+    )
+    script = "restore.sh" if restore else "backup.sh"
+    return backup_objects(
+        ctx, BACKUPS, spec.backup, run,
+        script=script, arguments=cloud_databases(), restore=restore, suspend=spec.restore is not None,
+    )  # fmt: skip
 
 
 def backup_config(ctx: CloudContext) -> ConfigSecret:
     """The scripts backup and restore Jobs run."""
     files = {name: ctx.render_text(f"mariadb/{name}.j2") for name in ("backup.sh", "restore.sh")}
-    return ctx.config_secret(MARIADB.name, files, part=BACKUP)
+    return ctx.config_secret(MARIADB.name, files, part=BACKUPS.backup)
 
 
 def backup_steps(ctx: CloudContext) -> list[Step]:
@@ -281,7 +293,8 @@ def restore_steps(ctx: CloudContext) -> list[Step]:
     restore = database_spec(ctx).restore
     if restore is None:
         return []
-    return [Step("mariadb-restore", MARIADB.name, _backup_objects(ctx, restore.backup), after_all=True)]
+    ((step, _),) = BACKUPS.restore_steps
+    return [Step(step, MARIADB.name, _backup_objects(ctx, restore.backup), after_all=True)]
 
 
 def stopped_for_restore(obj: dict[str, Any]) -> dict[str, Any]:

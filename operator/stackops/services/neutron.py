@@ -104,6 +104,9 @@ class Neutron(OpenStackService[NeutronSpec]):
         "openvswitch-vswitchd": Resources(cpu="25m", memory="256Mi"),
         "ovn-controller": Resources(cpu="25m", memory="128Mi"),
         "metadata-agent": Resources(cpu="10m", memory="256Mi"),
+        ovn.BACKUPS.backup: Resources(cpu="25m", memory="128Mi"),
+        ovn.BACKUPS.restore: Resources(cpu="25m", memory="128Mi"),
+        ovn.SYNC: Resources(cpu="50m", memory="512Mi"),
     }
 
     def own_credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
@@ -209,12 +212,14 @@ class Neutron(OpenStackService[NeutronSpec]):
             "ml2_conf.ini": render_ini(self.ml2_config(ctx), ml2_overrides),
         }
 
-    def commands(self) -> dict[str, KollaCommand]:
+    def commands(self, restoring: bool = False) -> dict[str, KollaCommand]:
+        """The commands of neutron's containers; `restoring` (an OVN restore asked for) adds the sync
+        Job's, only then: a command of its own in the config Secret would roll neutron's pods."""
         remotes = ConfigFile("ovn-remotes.sh", REMOTES_SCRIPT, "neutron", "0700")
         uwsgi = ConfigFile("neutron-server-uwsgi.ini", f"{CONFIG_DIR}/neutron-server-uwsgi.ini", "neutron", "0600")
         state = Permission(STATE_DIR, "neutron:neutron")
         with_remotes = f"/bin/bash {REMOTES_SCRIPT}"
-        return {
+        commands = {
             "api": self.command(f"{with_remotes} uwsgi --ini {uwsgi.dest}", remotes, uwsgi),
             "db-sync": self.command(f"{MIGRATE} heads"),
             "periodic-workers": self.command(
@@ -224,6 +229,15 @@ class Neutron(OpenStackService[NeutronSpec]):
                 f"{with_remotes} neutron-ovn-maintenance-worker {SERVER_ARGS}", remotes, permissions=(state,)
             ),
         }
+        if restoring:
+            # what neutron's database holds, made again in the northbound database where it is missing
+            # or differs (repair; `log` would only say what differs)
+            commands[ovn.SYNC] = self.command(
+                f"{with_remotes} neutron-ovn-db-sync-util {SERVER_ARGS} --ovn-neutron_sync_mode repair",
+                remotes,
+                permissions=(state,),
+            )
+        return commands
 
     def upgrade(self, ctx: CloudContext) -> ServiceUpgrade | None:
         """OVN rolls the way OVN upgrades: chassis (ovn-controller) before its databases and northd,
@@ -250,9 +264,13 @@ class Neutron(OpenStackService[NeutronSpec]):
             ),
         }
 
+    def server_kolla(self, ctx: CloudContext) -> api.Kolla:
+        """The config Secret of neutron's own processes and Jobs."""
+        return self.kolla(ctx, self.server_files(ctx), self.commands(self.settings(ctx).ovn.restore is not None))
+
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = self.settings(ctx)
-        kolla = self.kolla(ctx, self.server_files(ctx), self.commands())
+        kolla = self.server_kolla(ctx)
         ovn_config, ovn_steps = ovn.control_plane_steps(ctx, self)
         chassis_config, chassis_steps = ovn.chassis_steps(ctx, self)
         metadata_config, metadata_step = self.metadata_agent_step(ctx, self.ml2(ctx))
@@ -274,7 +292,20 @@ class Neutron(OpenStackService[NeutronSpec]):
             ),
             *chassis_steps,
             metadata_step,
+            *ovn.backup_steps(ctx, self),
         ]  # fmt: skip
+
+    def closing_steps(self, ctx: CloudContext) -> list[Step]:
+        """An OVN restore (spec.services.neutron.ovn.restore): the northbound database's restore Job,
+        then neutron's OVN sync in repair mode, with neutron's config, once the restore is done."""
+        restore = ovn.ovn_spec(ctx).restore
+        if restore is None:
+            return []
+        (restored,) = ovn.restore_step(ctx, self)
+        # the backup's name makes the Job one of its own per restore (Jobs are named by their spec)
+        restored_env = {"name": "OVN_RESTORED_BACKUP", "value": restore.backup}
+        sync = api.job_step(ctx, self, ovn.SYNC, self.server_kolla(ctx), env=[restored_env])
+        return [restored, replace(sync, after_all=True)]
 
     def remotes_script(self, ctx: CloudContext, ml2: IniSections) -> str:
         """The wrapper that hands neutron's processes the OVN databases' addresses (see the template)."""

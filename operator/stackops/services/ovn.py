@@ -8,6 +8,9 @@
 - The chassis on compute and gateway nodes: Open vSwitch (its database and vswitchd) and
   ovn-controller in one privileged host pod. Gateway nodes carry external traffic, so their chassis
   say `enable-chassis-as-gw`; that one value is all that tells the two DaemonSets apart.
+- Backups (`ovn.backup`): a CronJob snapshots both databases onto a volume of their own; `ovn.restore`
+  stops neutron's server and workers, restores the northbound database with a Job, and has neutron's
+  OVN sync repair what neutron made since (services/neutron.py renders that Job: neutron's config).
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from stackops.api.models import AgentNodes, NeutronSpec
+from stackops.api.models import AgentNodes, NeutronSpec, OvnSpec
 from stackops.render.kolla import ConfigFile, KollaCommand
+from stackops.render.naming import COMPONENT_LABEL
 from stackops.services import api
 from stackops.services.api import Kolla
-from stackops.services.base import Clients, CloudContext, Listener, Service, Step
+from stackops.services.backups import BackupRun, BackupSet, backup_objects
+from stackops.services.base import Clients, CloudContext, ConfigSecret, Listener, Service, Step
 from stackops.services.hosts import AgentContainer, Labels, agent_step, node_affinity
 from stackops.services.images import DebianImage
 
@@ -362,3 +367,84 @@ def chassis_step(
         resources={c.name: service.resources(ctx.spec, c.component) for c in containers},
         role=role,
     )
+
+
+# Backups of the databases, and a restore of the northbound one.
+
+BACKUP_UID = 65534  # the Jobs need no account of the image's: nobody, owning the backups' volume
+SYNC = "ovn-db-sync"  # the component of neutron's sync Job, after a restore
+BACKUPS = BackupSet(
+    "neutron",
+    "ovn-backup",
+    "ovn-restore",
+    status="ovn",
+    restore_field="spec.services.neutron.ovn.restore",
+    restore_steps=(("neutron-ovn-restore", "Restoring"), (f"neutron-{SYNC}", "Syncing")),
+    stopping="neutron's server and workers",
+)
+# what a restore stops: neutron's processes that write to the northbound database (northd keeps
+# running: it only reads it, and recomputes the southbound database from what is restored)
+WRITERS = ("api", "periodic-workers", "ovn-maintenance-worker")
+
+
+def ovn_spec(ctx: CloudContext) -> OvnSpec:
+    return neutron_spec(ctx).ovn
+
+
+def backup_config(ctx: CloudContext) -> ConfigSecret:
+    """The scripts the backup and restore Jobs run."""
+    files = {name: ctx.render_text(f"ovn/{name}.j2", nb=NB, sb=SB) for name in ("ovn-backup.sh", "ovn-restore.sh")}
+    return ctx.config_secret("neutron", files, part=BACKUPS.backup)
+
+
+def _backup_objects(ctx: CloudContext, service: Service, restore: str | None) -> list[dict[str, Any]]:
+    spec = ovn_spec(ctx)
+    run = BackupRun(
+        # the northbound database's image: ovsdb-client and ovsdb-tool of the OVN the cloud runs
+        image=ctx.image(neutron_spec(ctx), NB.image),
+        uid=BACKUP_UID,
+        env=(
+            {"name": "OVN_NB_DB", "value": connection(ctx, NB)},
+            {"name": "OVN_SB_DB", "value": connection(ctx, SB)},
+        ),
+        config=backup_config(ctx),
+        resources=service.resources(ctx.spec, BACKUPS.restore if restore else BACKUPS.backup),
+    )
+    script = "ovn-restore.sh" if restore else "ovn-backup.sh"
+    return backup_objects(
+        ctx, BACKUPS, spec.backup, run, script=script, arguments=(), restore=restore, suspend=spec.restore is not None
+    )
+
+
+def backup_steps(ctx: CloudContext, service: Service) -> list[Step]:
+    """The backups' scripts, volume and CronJob when the spec asks for backups (the scripts also for
+    a restore). The volume outlives the cloud like every volume stackops makes."""
+    spec = ovn_spec(ctx)
+    steps = []
+    if spec.backup.enabled or spec.restore is not None:
+        steps.append(Step("neutron-ovn-backup-config", service.name, [backup_config(ctx).obj]))
+    if spec.backup.enabled:
+        # the Jobs are neutron's pods: the databases admit them as they admit neutron's server
+        steps.append(Step("neutron-ovn-backup", service.name, _backup_objects(ctx, service, None)))
+    return steps
+
+
+def restore_step(ctx: CloudContext, service: Service) -> list[Step]:
+    """The Job restoring spec.services.neutron.ovn.restore's backup into the northbound database:
+    after every other step, so once neutron's writers have stopped (stopped_for_restore). Neutron's
+    sync Job follows it (services/neutron.py)."""
+    restore = ovn_spec(ctx).restore
+    if restore is None:
+        return []
+    step = BACKUPS.restore_steps[0][0]
+    return [Step(step, service.name, _backup_objects(ctx, service, restore.backup), after_all=True)]
+
+
+def stopped_for_restore(obj: dict[str, Any]) -> dict[str, Any]:
+    """A neutron workload as an OVN restore wants it: the Deployments that write to the northbound
+    database at 0 replicas. The databases, northd and the chassis keep running: guests keep their
+    networks while the logical ones are put back."""
+    component = (obj["metadata"].get("labels") or {}).get(COMPONENT_LABEL)
+    if obj["kind"] == "Deployment" and component in WRITERS:
+        return {**obj, "spec": {**obj["spec"], "replicas": 0}}
+    return obj
