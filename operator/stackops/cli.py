@@ -170,9 +170,10 @@ def cmd_create_database(args: argparse.Namespace) -> int:
 
     env = _job_environment("STACKOPS_DB_ADMIN_USER", "STACKOPS_DB_ADMIN_PASSWORD", "STACKOPS_DB_PASSWORD")
     admin = Admin(args.host, args.port, env["STACKOPS_DB_ADMIN_USER"], env["STACKOPS_DB_ADMIN_PASSWORD"])
+    old = os.environ.get("STACKOPS_DB_OLD_PASSWORD")  # during a credential rotation: accepted too
     return _job_outcome(
         "create-database",
-        lambda: create_databases(admin, args.database, args.user, env["STACKOPS_DB_PASSWORD"]),
+        lambda: create_databases(admin, args.database, args.user, env["STACKOPS_DB_PASSWORD"], old),
         DatabaseJobError,
     )
 
@@ -184,7 +185,7 @@ def cmd_create_messaging_user(args: argparse.Namespace) -> int:
     admin = Admin(args.host, args.management_port, env["STACKOPS_MQ_ADMIN_USER"], env["STACKOPS_MQ_ADMIN_PASSWORD"])
     return _job_outcome(
         "create-messaging-user",
-        lambda: create_user(admin, args.user, args.vhost, env["STACKOPS_MQ_PASSWORD"]),
+        lambda: create_user(admin, args.user, args.vhost, env["STACKOPS_MQ_PASSWORD"], args.remove_user),
         MessagingJobError,
     )
 
@@ -393,7 +394,16 @@ def cmd_register_service(args: argparse.Namespace) -> int:
     from stackops.openstack.registration import Registration, register
 
     endpoints = {"public": args.public_url, "internal": args.internal_url}
-    registration = Registration(args.region, args.type, args.name, args.description, endpoints, args.user, args.project)
+    registration = Registration(
+        args.region,
+        args.type,
+        args.name,
+        args.description,
+        endpoints,
+        args.user,
+        args.project,
+        retired_user=args.remove_user,
+    )
     return _keystone_admin_job(
         "register-service",
         args.region,
@@ -520,7 +530,8 @@ def parser() -> argparse.ArgumentParser:
     jobs = job.add_subparsers(dest="job", required=True, metavar="JOB")
     create_db = jobs.add_parser(
         "create-database",
-        help="create databases and their account (admin and account passwords from the environment)",
+        help="create databases and their account (admin and account passwords from the environment; "
+        "STACKOPS_DB_OLD_PASSWORD, when set, is accepted too)",
     )
     create_db.add_argument("--host", required=True)
     create_db.add_argument("--port", type=int, default=3306)
@@ -535,6 +546,7 @@ def parser() -> argparse.ArgumentParser:
     mq.add_argument("--management-port", type=int, default=15672)
     mq.add_argument("--user", required=True)
     mq.add_argument("--vhost", required=True)
+    mq.add_argument("--remove-user", help="a user to remove: the other of the pair, after a credential rotation")
     mq.set_defaults(func=cmd_create_messaging_user)
     reg = jobs.add_parser(
         "register-service",
@@ -549,6 +561,7 @@ def parser() -> argparse.ArgumentParser:
     reg.add_argument("--internal-url", required=True)
     reg.add_argument("--user", required=True)
     reg.add_argument("--project", default="service")
+    reg.add_argument("--remove-user", help="a user to remove: the other of the pair, after a credential rotation")
     reg.set_defaults(func=cmd_register_service)
     dereg = jobs.add_parser(
         "deregister-services",

@@ -87,7 +87,11 @@ def oslo_db(ctx: CloudContext, database: str, user: str, password_key: str) -> d
 
 
 def database_step(ctx: CloudContext, service: Service, databases: list[str], user: str, password_key: str) -> Step:
-    """A Job from the stackops image that creates a service's databases and its account, idempotently."""
+    """A Job from the stackops image that creates a service's databases and its account, idempotently.
+
+    During a credential rotation it sets the new password, and until the configs have rolled to it
+    the account accepts the old one too (MariaDB's authentication methods joined by OR): one account
+    whose password switches in order (docs/security.md, "Rotation")."""
     return Step(
         f"{service.name}-database",
         service.name,
@@ -96,7 +100,8 @@ def database_step(ctx: CloudContext, service: Service, databases: list[str], use
             service=service.name,
             databases=databases,
             user=user,
-            password_key=password_key,
+            password_key=ctx.credentials.secret_key(password_key),
+            old_password_key=ctx.credentials.retiring_key(password_key),
             db=server(ctx),
             resources=MARIADB.resources(ctx.spec, "database-job"),
         ),

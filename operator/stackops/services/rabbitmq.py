@@ -57,10 +57,12 @@ def broker(ctx: CloudContext) -> Broker:
     return Broker(host, AMQP_PORT, MANAGEMENT_PORT, ctx.credentials_secret, None, ADMIN_PASSWORD_KEY)
 
 
-def transport_url(ctx: CloudContext, user: str, password_key: str) -> str:
-    """oslo.messaging's transport_url: the service's own user on its own vhost."""
+def transport_url(ctx: CloudContext, service: str, password_key: str) -> str:
+    """oslo.messaging's transport_url: the service's own user (the account of its pair in use) on
+    its own vhost."""
     b = broker(ctx)
-    return f"rabbit://{user}:{ctx.credentials[password_key]}@{b.host}:{b.port}/{user}"
+    user = ctx.credentials.account(service)
+    return f"rabbit://{user}:{ctx.credentials[password_key]}@{b.host}:{b.port}/{service}"
 
 
 def oslo_messaging(ctx: CloudContext) -> dict[str, dict[str, Any]]:
@@ -82,8 +84,12 @@ def probes(process: str) -> dict[str, dict[str, Any]]:
     return exec_probes(["healthcheck_port", process, str(AMQP_PORT)])
 
 
-def user_step(ctx: CloudContext, service: Service, user: str, password_key: str) -> Step:
-    """A Job from the stackops image that creates the service's RabbitMQ user and vhost, idempotently."""
+def user_step(ctx: CloudContext, service: Service, vhost: str, password_key: str) -> Step:
+    """A Job from the stackops image that creates the service's RabbitMQ user and vhost, idempotently.
+
+    RabbitMQ takes one password per user: a credential rotation gives the new one to the other
+    account of the service's pair, on the same vhost, and removes the old account once the configs
+    have rolled to the new one (docs/security.md, "Rotation")."""
     return Step(
         f"{service.name}-{USER_JOB}",
         service.name,
@@ -91,8 +97,10 @@ def user_step(ctx: CloudContext, service: Service, user: str, password_key: str)
             "rabbitmq/user-job.yaml.j2",
             component=USER_JOB,
             service=service.name,
-            user=user,
-            password_key=password_key,
+            user=ctx.credentials.granted_account(vhost),
+            vhost=vhost,
+            retired_user=ctx.credentials.retired_account(vhost),
+            password_key=ctx.credentials.secret_key(password_key),
             broker=broker(ctx),
             admin_user=ADMIN_USER,
             resources=RABBITMQ.resources(ctx.spec, "user-job"),
