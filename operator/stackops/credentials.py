@@ -249,13 +249,32 @@ class RotationAction(Enum):
 
 def rotation_action(state: RotationState, requested: int, converged: bool) -> RotationAction:
     """What a pass does about rotations: `requested` is spec.credentialRotation.generation, and
-    `converged` whether the cloud has converged as the current phase renders it. A rotation asked
-    for while one runs waits for it: the next pass after its end begins it."""
-    if state.phase is None:
-        return RotationAction.BEGIN if requested > state.generation else RotationAction.NONE
+    `converged` whether the cloud has converged as the current phase renders it (a rotation begins
+    on a converged cloud too, not halfway through a deployment). A rotation asked for while one runs
+    waits for it: the first pass after its end begins it."""
     if not converged:
         return RotationAction.NONE
+    if state.phase is None:
+        return RotationAction.BEGIN if requested > state.generation else RotationAction.NONE
     return RotationAction.PROMOTE if state.phase is PHASES[-1] else RotationAction.ADVANCE
+
+
+def next_rotation(
+    action: RotationAction,
+    values: Mapping[str, str],
+    state: RotationState,
+    requested: int,
+    rotated: Iterable[CredentialSpec],
+    key_repositories: Iterable[str],
+) -> tuple[dict[str, str], RotationState]:
+    """The Secret's values and the rotation's state after `action`."""
+    if action is RotationAction.BEGIN:
+        return begin_rotation(values, state, requested, rotated, key_repositories)
+    if action is RotationAction.ADVANCE:
+        return dict(values), advance_rotation(state)
+    if action is RotationAction.PROMOTE:
+        return promote_rotation(values, state, key_repositories)
+    return dict(values), state
 
 
 def begin_rotation(
