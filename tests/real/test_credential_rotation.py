@@ -49,7 +49,7 @@ from tests.support.rabbitmq import RabbitMQ
 COMPONENT = "app.kubernetes.io/component"
 # the Jobs this test runs: keystone's and placement's, and barbican's RabbitMQ user, whose account
 # keystone's notifications go out with (no barbican process runs)
-JOBS = {"keystone": None, "placement": None, "barbican": ("messaging",)}
+JOBS = {"keystone": None, "placement": None, "nova": None, "barbican": ("messaging",)}
 APIS = ("keystone", "placement")
 
 
@@ -221,7 +221,7 @@ def amqp_login(bin_dir: Path, broker: RabbitMQ, user: str, password: str, vhost:
 
 
 def test_rotation_keeps_every_call_working_and_retires_the_old_credentials(
-    database: MariaDB, broker: RabbitMQ, keystone_bin: Path, placement_bin: Path, tmp_path: Path
+    database: MariaDB, broker: RabbitMQ, keystone_bin: Path, placement_bin: Path, nova_bin: Path, tmp_path: Path
 ) -> None:
     deployment = Deployment(database, broker, tmp_path)
     # Connections a second old at most, so that every phase opens new ones with the password the
@@ -229,7 +229,7 @@ def test_rotation_keeps_every_call_working_and_retires_the_old_credentials(
     for service in ("keystone", "placement"):
         getattr(deployment.cloud.spec.services, service).config["database"] = {"connection_recycle_time": 1}
     deployment.use_credentials(deployment.credentials)
-    bins = {"keystone": keystone_bin, "placement": placement_bin, "barbican": keystone_bin}
+    bins = {"keystone": keystone_bin, "placement": placement_bin, "nova": nova_bin, "barbican": keystone_bin}
     assert list(deployment.run_jobs("keystone", keystone_bin, skip=[identity.DEREGISTRATION])) == [
         "database",
         "db-sync",
@@ -245,6 +245,8 @@ def test_rotation_keeps_every_call_working_and_retires_the_old_credentials(
             apis[service] = Replicas(service, start(deployment, bins[service]), balancer)
             stack.callback(apis[service].close)
         assert deployment.stackops_job("barbican", "messaging").returncode == 0
+        # nova's Jobs only: its cells' mappings hold its database and RabbitMQ credentials
+        assert list(deployment.run_jobs("nova", nova_bin)) == served.NOVA_JOBS
         admin = deployment.connect()
         blob = '{"access": "a", "secret": "s"}'
         stored = admin.identity.create_credential(
@@ -284,14 +286,20 @@ def test_rotation_keeps_every_call_working_and_retires_the_old_credentials(
         # (the Kolla Jobs carry the config's hash, so they run again with it), revoke the old
         # ones and migrate the credential keys, then promote (Jobs that name the promoted keys)
         jobs = ["keystone database", "placement database", "placement registration", "barbican messaging"]
-        assert sorted(done["Granting"]) == sorted(jobs)
-        assert done["Rolling"] == [
-            "keystone db-sync",
-            "keystone bootstrap",
-            "keystone rolled",
-            "placement db-sync",
-            "placement rolled",
-        ]
+        jobs += ["nova database", "nova messaging", "nova registration"]
+        assert sorted(done["Granting"]) == sorted([*jobs, "nova cell-urls"])
+        assert sorted(done["Rolling"]) == sorted(
+            [
+                "keystone db-sync",
+                "keystone bootstrap",
+                "keystone rolled",
+                "placement db-sync",
+                "placement rolled",
+                "nova api-db-sync",
+                "nova cell-setup",
+                "nova db-sync",
+            ]
+        )
         assert sorted(done["Revoking"]) == sorted([*jobs, "keystone credential-migrate"])
         assert sorted(done["Done"]) == sorted(jobs)  # no roll: the pods run with the promoted values
 
@@ -308,6 +316,19 @@ def test_rotation_keeps_every_call_working_and_retires_the_old_credentials(
         assert not amqp_login(keystone_bin, broker, "barbican", old[key], "barbican")
         assert amqp_login(keystone_bin, broker, "barbican-b", new[key], "barbican")
         assert not any(k.startswith(NEXT_PREFIX) for k in new.values())
+        # nova's cells: their mappings are templates now, which nova fills from its config, so its
+        # db sync reaches cell0 and cell1 with the new password (the old one is refused)
+        synced = deployment.kolla_job("nova", "db-sync", nova_bin)
+        assert synced.returncode == 0, synced.stderr[-3000:]
+        with (
+            pymysql.connect(
+                host=database.host, port=database.port, user=database.root_user, password=database.root_password
+            ) as connection,
+            connection.cursor() as cursor,
+        ):
+            cursor.execute("SELECT database_connection, transport_url FROM nova_api.cell_mappings")
+            mappings = cursor.fetchall()
+        assert len(mappings) == 2 and all("{password}" in row[0] for row in mappings)
         # the credential keys: the old primary is gone, and what was stored under it reads back
         keys = new.with_prefix(keystone.CREDENTIAL_KEY_PREFIX)
         assert sorted(keys) == ["0", "2"] and keys["2"] == old[f"{keystone.CREDENTIAL_KEY_PREFIX}0"]

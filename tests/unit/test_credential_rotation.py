@@ -154,6 +154,11 @@ def test_each_phase_renders_what_it_grants_uses_and_revokes() -> None:
         name: [s.name for s in p.steps if s.name == "keystone-credential-migrate"] for name, p in rendered.items()
     }
     assert [name for name, steps in migrations.items() if steps] == ["Revoking"]
+    # nova's cell mappings become templates while granting, before any config switches
+    cells = {name: [s.name for s in p.steps if s.name == "nova-cell-urls"] for name, p in rendered.items()}
+    assert [name for name, steps in cells.items() if steps] == ["Granting"]
+    script = secret_data(rendered["Granting"], "demo-nova-rotation-config")["nova-cell-urls.sh"]
+    assert "--database_connection '{scheme}://{username}:{password}@{hostname}:{port}/nova_cell0?{query}'" in script
     migrate = find(rendered["Revoking"], "Job", "keystone", "credential-migrate")
     assert migrate["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"] == "demo-keystone-rotation-config"
 
