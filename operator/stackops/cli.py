@@ -143,22 +143,33 @@ def cmd_rbac(args: argparse.Namespace) -> int:
     return 0
 
 
+def _job_setting(name: str) -> str | None:
+    """A setting a Job gives its command: from the variable NAME, or from the file NAME_FILE names
+    (how the rendered Jobs pass Secret values: CloudContext.stackops_job); None when neither is set."""
+    if name in os.environ:
+        return os.environ[name]
+    if f"{name}_FILE" not in os.environ:
+        return None
+    try:
+        return Path(os.environ[f"{name}_FILE"]).read_text()
+    except OSError as error:
+        raise UserError([f"environment: {name}_FILE: {error.strerror}: {error.filename}"]) from None
+
+
 def _job_environment(*names: str) -> dict[str, str]:
-    """The settings a Job gives its command, each from the variable NAME or from the file NAME_FILE
-    names (how the rendered Jobs pass Secret values: CloudContext.stackops_job); every missing or
-    unreadable one named at once."""
+    """The settings a Job must be given (_job_setting); every missing or unreadable one named at once."""
     found: dict[str, str] = {}
     problems: list[str] = []
     for name in names:
-        if name in os.environ:
-            found[name] = os.environ[name]
-        elif f"{name}_FILE" in os.environ:
-            try:
-                found[name] = Path(os.environ[f"{name}_FILE"]).read_text()
-            except OSError as error:
-                problems.append(f"environment: {name}_FILE: {error.strerror}: {error.filename}")
-        else:
+        try:
+            value = _job_setting(name)
+        except UserError as error:
+            problems += error.problems
+            continue
+        if value is None:
             problems.append(f"environment: neither {name} nor {name}_FILE is set")
+        else:
+            found[name] = value
     if problems:
         raise UserError(problems)
     return found
@@ -183,9 +194,10 @@ def cmd_create_database(args: argparse.Namespace) -> int:
 
     env = _job_environment("STACKOPS_DB_ADMIN_USER", "STACKOPS_DB_ADMIN_PASSWORD", "STACKOPS_DB_PASSWORD")
     admin = Admin(args.host, args.port, env["STACKOPS_DB_ADMIN_USER"], env["STACKOPS_DB_ADMIN_PASSWORD"])
+    old = _job_setting("STACKOPS_DB_OLD_PASSWORD")  # during a credential rotation: accepted too
     return _job_outcome(
         "create-database",
-        lambda: create_databases(admin, args.database, args.user, env["STACKOPS_DB_PASSWORD"]),
+        lambda: create_databases(admin, args.database, args.user, env["STACKOPS_DB_PASSWORD"], old),
         DatabaseJobError,
     )
 
@@ -211,7 +223,7 @@ def cmd_create_messaging_user(args: argparse.Namespace) -> int:
     admin = Admin(args.host, args.management_port, env["STACKOPS_MQ_ADMIN_USER"], env["STACKOPS_MQ_ADMIN_PASSWORD"])
     return _job_outcome(
         "create-messaging-user",
-        lambda: create_user(admin, args.user, args.vhost, env["STACKOPS_MQ_PASSWORD"]),
+        lambda: create_user(admin, args.user, args.vhost, env["STACKOPS_MQ_PASSWORD"], args.remove_user),
         MessagingJobError,
     )
 
@@ -420,7 +432,16 @@ def cmd_register_service(args: argparse.Namespace) -> int:
     from stackops.openstack.registration import Registration, register
 
     endpoints = {"public": args.public_url, "internal": args.internal_url}
-    registration = Registration(args.region, args.type, args.name, args.description, endpoints, args.user, args.project)
+    registration = Registration(
+        args.region,
+        args.type,
+        args.name,
+        args.description,
+        endpoints,
+        args.user,
+        args.project,
+        retired_user=args.remove_user,
+    )
     return _keystone_admin_job(
         "register-service",
         args.region,
@@ -547,7 +568,8 @@ def parser() -> argparse.ArgumentParser:
     jobs = job.add_subparsers(dest="job", required=True, metavar="JOB")
     create_db = jobs.add_parser(
         "create-database",
-        help="create databases and their account (admin and account passwords from the environment)",
+        help="create databases and their account (admin and account passwords from the environment; "
+        "STACKOPS_DB_OLD_PASSWORD, when set, is accepted too)",
     )
     create_db.add_argument("--host", required=True)
     create_db.add_argument("--port", type=int, default=3306)
@@ -562,6 +584,7 @@ def parser() -> argparse.ArgumentParser:
     mq.add_argument("--management-port", type=int, default=15672)
     mq.add_argument("--user", required=True)
     mq.add_argument("--vhost", required=True)
+    mq.add_argument("--remove-user", help="a user to remove: the other of the pair, after a credential rotation")
     mq.set_defaults(func=cmd_create_messaging_user)
     reg = jobs.add_parser(
         "register-service",
@@ -576,6 +599,7 @@ def parser() -> argparse.ArgumentParser:
     reg.add_argument("--internal-url", required=True)
     reg.add_argument("--user", required=True)
     reg.add_argument("--project", default="service")
+    reg.add_argument("--remove-user", help="a user to remove: the other of the pair, after a credential rotation")
     reg.set_defaults(func=cmd_register_service)
     dereg = jobs.add_parser(
         "deregister-services",

@@ -30,6 +30,16 @@ def key_rotations(spec: OpenStackCloudSpec) -> list[KeyRotation]:
     return [r for s in enabled_services(spec) for r in s.key_rotations(spec)]
 
 
+def rotated_credentials(spec: OpenStackCloudSpec) -> list[CredentialSpec]:
+    """What a credential rotation replaces: every enabled service's credentials that say so."""
+    return [c for c in required_credentials(spec) if c.rotates]
+
+
+def migrated_keys(spec: OpenStackCloudSpec) -> list[str]:
+    """The key repositories a credential rotation rotates and migrates."""
+    return [prefix for s in enabled_services(spec) for prefix in s.migrated_keys(spec)]
+
+
 def problems(spec: OpenStackCloudSpec) -> list[RenderError]:
     """Mistakes in a spec that passed schema validation, each naming its field."""
     found: list[RenderError] = []

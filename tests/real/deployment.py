@@ -253,13 +253,28 @@ class Deployment:
         return CloudContext(meta.name, meta.namespace, self.cloud.spec, self.credentials)
 
     def write_keys(self, name: str, keys: dict[str, str]) -> None:
-        """A key repository as the Secret volume shows it: one file per key, nothing else."""
-        directory = self.keys[name]
-        shutil.rmtree(directory, ignore_errors=True)
+        """A key repository as the Secret volume shows it: one file per key, nothing else, replaced
+        at once (the kubelet swaps a symbolic link), so a running keystone never sees it half made."""
+        link = self.keys[name]
+        version = len(list(self.root.glob(f"{name}.*")))
+        directory = self.root / f"{name}.{version}"
         directory.mkdir(mode=0o700)
         for index, key in keys.items():
             (directory / index).write_text(key)
             (directory / index).chmod(0o600)
+        swap = self.root / f"{name}.link"
+        swap.unlink(missing_ok=True)
+        swap.symlink_to(directory.name)
+        swap.replace(link)
+
+    def use_credentials(self, credentials: Credentials) -> None:
+        """Render the cloud with `credentials` from now on (a rotation's phases), the key
+        repositories as its Secrets have them."""
+        self.credentials = credentials
+        self.plan = plan(self.cloud, credentials)
+        self.secrets["demo-credentials"] = credentials.values()
+        for name in self.keys:
+            self.write_keys(name, secret_data(self.plan, f"demo-keystone-{name}"))
 
     def stackops_job(self, service: str, component: str, secrets: dict[str, dict[str, str]] | None = None) -> Any:
         """Run a stackops Job's container command (create-database, register-service) here."""
@@ -345,15 +360,23 @@ class Deployment:
 
     @contextmanager
     def serve(
-        self, service: str, bin_dir: Path, module: str, env: dict[str, str], probe: str, wrapper: Sequence[str] = ()
+        self,
+        service: str,
+        bin_dir: Path,
+        module: str,
+        env: dict[str, str],
+        probe: str,
+        wrapper: Sequence[str] = (),
+        port: int | None = None,
     ) -> Iterator[str]:
         """gunicorn serving `module` (the WSGI file the rendered Apache config names) on its port; `wrapper`
-        is what the rendered command starts the server through, if anything."""
-        workdir = self.root / f"{service}-server"
+        is what the rendered command starts the server through, if anything; `port`: a replica's
+        own, behind a balancer on the service's port (tests/support/balancer.py)."""
+        workdir = self.root / f"{service}-server{f'-{port}' if port else ''}"
         workdir.mkdir(exist_ok=True)
         # Services parse sys.argv with oslo.config, so gunicorn takes its settings from this file only.
         (workdir / "gunicorn.conf.py").write_text(
-            f'bind = "127.0.0.1:{self.ports[service]}"\nworkers = 1\n'
+            f'bind = "127.0.0.1:{port or self.ports[service]}"\nworkers = 1\n'
             f'wsgi_app = "{module}:application"\ncontrol_socket_disable = True\n'
         )
         log = workdir / "server.log"
@@ -361,7 +384,7 @@ class Deployment:
         process = processes.spawn(
             service, [*wrapper, str(bin_dir / "gunicorn")], log, die_with_parent=True, env=env, cwd=workdir
         )
-        url = self.urls[service]
+        url = f"http://127.0.0.1:{port}" if port else self.urls[service]
         try:
             deadline = time.monotonic() + 60
             while True:

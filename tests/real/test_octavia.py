@@ -30,7 +30,7 @@ import requests
 from stackops.services import octavia as octavia_service
 from stackops.services import ovn
 from stackops.services.health_checks import LoadBalancerProviders
-from tests.real.conftest import NEUTRON_NETWORK, service_venv
+from tests.real.conftest import service_venv
 from tests.real.deployment import Deployment, in_container, site_packages, wsgi_module
 from tests.support.mariadb import MariaDB
 from tests.support.ovn import addresses
@@ -103,9 +103,9 @@ def settled(conn: Any, lb: Any) -> Any:
     return conn.load_balancer.wait_for_load_balancer(lb.id, interval=1, wait=120)
 
 
-def nbctl(box: Sandbox, deployed: Deployment, *args: str) -> str:
-    """ovn-nbctl against the cloud's northbound database, by its members' addresses."""
-    result = box.network(["ovn-nbctl", f"--db={addresses(deployed.plan, ovn.NB, NEUTRON_NETWORK)}", *args])
+def nbctl(box: Sandbox, deployed: Deployment, network: str, *args: str) -> str:
+    """ovn-nbctl against the cloud's northbound database, by its members' addresses on `network`."""
+    result = box.network(["ovn-nbctl", f"--db={addresses(deployed.plan, ovn.NB, network)}", *args])
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -128,7 +128,7 @@ def test_octavia_jobs_create_its_database_queue_user_and_catalog_entry(
 
 
 def test_a_load_balancer_listener_and_pool_become_active_and_an_ovn_load_balancer(
-    octavia: str, deployed: Deployment, ovn_control_plane: Sandbox
+    octavia: str, deployed: Deployment, ovn_control_plane: Sandbox, ovn_network: str
 ) -> None:
     conn = deployed.connect()  # the cloud's admin, finding octavia and neutron through the catalog
     network = conn.network.create_network(name="lb-net")
@@ -155,18 +155,18 @@ def test_a_load_balancer_listener_and_pool_become_active_and_an_ovn_load_balance
 
             # the row OVN's datapaths balance by, named by the load balancer's ID: its VIP to the member
             row = ["--bare", "find", "Load_Balancer", f"name={lb.id}"]
-            (uuid,) = nbctl(ovn_control_plane, deployed, "--columns=_uuid", *row).split()
-            listed = nbctl(ovn_control_plane, deployed, "lb-list").splitlines()
+            (uuid,) = nbctl(ovn_control_plane, deployed, ovn_network, "--columns=_uuid", *row).split()
+            listed = nbctl(ovn_control_plane, deployed, ovn_network, "lb-list").splitlines()
             columns = next(line.split() for line in listed if line.startswith(uuid))
             # (lb-list cuts names to 16 characters)
             assert columns == [uuid, lb.id[:16], "tcp", f"{lb.vip_address}:80", f"{MEMBER}:8080"], listed
-            external_ids = nbctl(ovn_control_plane, deployed, "--columns=external_ids", *row)
+            external_ids = nbctl(ovn_control_plane, deployed, ovn_network, "--columns=external_ids", *row)
             assert f"listener_{listener.id}" in external_ids and f"pool_{pool.id}" in external_ids, external_ids
         finally:
             conn.load_balancer.delete_load_balancer(lb, cascade=True)
             conn.load_balancer.wait_for_delete(lb, interval=1, wait=120)
-        assert uuid not in nbctl(ovn_control_plane, deployed, "lb-list")
-        assert not nbctl(ovn_control_plane, deployed, *row).strip()
+        assert uuid not in nbctl(ovn_control_plane, deployed, ovn_network, "lb-list")
+        assert not nbctl(ovn_control_plane, deployed, ovn_network, *row).strip()
     finally:
         conn.network.delete_network(network)
 

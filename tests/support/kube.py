@@ -12,6 +12,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from stackops.kube.client import Obj
 from stackops.kube.kinds import Kind
 
@@ -81,13 +83,20 @@ class FakeKube:
         return copy.deepcopy(stored)
 
     def create(self, kind: Kind, obj: Obj) -> Obj:
-        return self.apply(kind, {**obj, "kind": kind.kind})
+        return self.apply(kind, {**obj, "kind": kind.kind, "metadata": {**obj["metadata"], "resourceVersion": "1"}})
 
     def merge_patch(self, kind: Kind, namespace: str, name: str, patch: Obj, subresource: str | None = None) -> Obj:
         if subresource == "status" and self.refuse_status:
             raise ConnectionResetError("the operator died before it wrote the status")
         key = (kind.kind, namespace, name)
+        # a resourceVersion in the patch makes it a compare-and-swap, as on an API server
+        version = self.objects[key]["metadata"].get("resourceVersion")
+        expected = (patch.get("metadata") or {}).get("resourceVersion")
+        if expected is not None and expected != version:
+            raise ApiException(status=409, reason="Conflict")
         self.objects[key] = merged(self.objects[key], patch)
+        if version is not None:
+            self.objects[key]["metadata"]["resourceVersion"] = str(int(version) + 1)
         self.patches.append((kind.kind, name, subresource, copy.deepcopy(patch)))
         return copy.deepcopy(self.objects[key])
 

@@ -5,7 +5,7 @@ real keystone is tests/real/test_catalog_cleanup.py)."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stackops.cli import parser
@@ -214,3 +214,23 @@ def test_a_user_made_before_the_mark_gets_it_at_its_next_registration() -> None:
 def test_a_missing_domain_is_nothing_to_remove() -> None:
     conn = FakeConnection()
     assert deregister(conn, [], [ServiceUser("heat_domain_admin", "no-such-domain")]) == []
+
+
+PLACEMENT = Registration("RegionOne", "placement", "placement", "Placement API",
+                         {"public": "http://placement", "internal": "http://placement.svc"}, "placement")  # fmt: skip
+
+
+def test_a_rotation_registers_the_other_account_then_removes_the_old_one() -> None:
+    conn = FakeConnection()
+    register(conn, PLACEMENT, "old")
+    # granting: the other account of the pair, beside the one in use
+    register(conn, replace(PLACEMENT, user="placement-b"), "new")
+    assert [u.name for u in conn.identity.users] == ["admin", "placement", "placement-b"]
+    # revoking: the old account goes, once no config uses it
+    changed = register(conn, replace(PLACEMENT, user="placement-b", retired_user="placement"), "new")
+    assert "user placement in domain default removed" in changed
+    assert [u.name for u in conn.identity.users] == ["admin", "placement-b"]
+    # a disabled service loses whichever of its pair exists
+    entry = CatalogService("placement", "placement", "Placement API")
+    assert "user placement-b in domain Default removed" in deregister(conn, [entry], [ServiceUser("placement")])
+    assert [u.name for u in conn.identity.users] == ["admin"]

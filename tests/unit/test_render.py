@@ -197,7 +197,7 @@ def test_unknown_component_in_resources_is_named() -> None:
         plan(cloud({"services": {"keystone": {"resources": {"apii": {"requests": {"cpu": 1}}}}}}))
     assert str(caught.value) == (
         "spec.services.keystone.resources.apii: unknown component (known: api, db-sync, bootstrap, registration, "
-        "deregistration, upgrade-check, db-expand, db-migrate, db-contract)"
+        "deregistration, credential-migrate, upgrade-check, db-expand, db-migrate, db-contract)"
     )
 
 

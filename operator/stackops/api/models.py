@@ -1070,6 +1070,16 @@ class NetworkPoliciesSpec(ApiModel):
         return value
 
 
+class CredentialRotationSpec(ApiModel):
+    generation: int = Field(
+        0,
+        ge=0,
+        description="Raise it to rotate the services' database, keystone and RabbitMQ passwords and keystone's "
+        "credential keys, with no failed API call (docs/operations.md). A rotation begins once the cloud is ready; "
+        "one asked for while another runs begins after it.",
+    )
+
+
 class OpenStackCloudSpec(ApiModel):
     release: Literal[SUPPORTED_RELEASES] = Field(  # type: ignore[valid-type]
         DEFAULT_RELEASE,
@@ -1085,6 +1095,10 @@ class OpenStackCloudSpec(ApiModel):
     infrastructure: InfrastructureSpec = Field(default_factory=InfrastructureSpec)
     services: ServicesSpec = Field(default_factory=ServicesSpec)
     network_policies: NetworkPoliciesSpec = Field(default_factory=NetworkPoliciesSpec)
+    credential_rotation: CredentialRotationSpec = Field(
+        default_factory=CredentialRotationSpec,
+        description="Rotations of the services' credentials, without downtime (docs/security.md, Rotation).",
+    )
     deletion_policy: Literal["Retain", "Delete"] = Field(
         "Retain", description="Retain keeps the credentials Secret and volumes when the cloud is deleted."
     )
@@ -1147,6 +1161,17 @@ class RestoreStatus(ApiModel):
         "(the services stay stopped until the spec's restore is removed) or Failed."
     )
     message: str = ""
+
+
+class CredentialRotationStatus(ApiModel):
+    """Where the last credential rotation is; no credential in it."""
+
+    generation: int = Field(0, description="The spec.credentialRotation.generation last begun.")
+    phase: Literal["Granting", "Rolling", "Revoking", "Done"] = Field(
+        "Done",
+        description="Granting: the new credentials work beside the old; Rolling: pods roll to them; Revoking: the "
+        "old ones stop working, keystone's credentials are migrated to the new key; Done.",
+    )
 
 
 class DatabaseStatus(ApiModel):
@@ -1214,6 +1239,9 @@ class OpenStackCloudStatus(ApiModel):
     database: DatabaseStatus | None = Field(None, description="Backups of the cloud's databases, and a restore.")
     ovn: DatabaseStatus | None = Field(
         None, description="Backups of OVN's databases, and a restore of the northbound one."
+    )
+    credential_rotation: CredentialRotationStatus | None = Field(
+        None, description="The last credential rotation asked for by spec.credentialRotation."
     )
     spec_hashes: dict[str, str] | None = Field(
         None,

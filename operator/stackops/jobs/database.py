@@ -3,6 +3,10 @@
 Run as a Job (`stackops job create-database`) before a service's db-sync. Safe to repeat: databases
 and the account are created when missing, and the account's password is set to the one in the
 credentials Secret every time, so the Secret stays the source of truth.
+
+During a credential rotation the Job is also given the old password, which the account then keeps
+accepting beside the new one (two authentication methods joined by OR, MariaDB 10.4 and later)
+until the configs have rolled to the new one and the Job runs again without it.
 """
 
 from __future__ import annotations
@@ -53,8 +57,11 @@ def connect(admin: Admin, attempts: int = 30, delay: float = 2.0) -> pymysql.con
     raise AssertionError("unreachable")
 
 
-def create_databases(admin: Admin, databases: Sequence[str], user: str, password: str) -> list[str]:
-    """Ensure `databases` exist and `user` (from any host) owns them with `password`; returns what changed."""
+def create_databases(
+    admin: Admin, databases: Sequence[str], user: str, password: str, old_password: str | None = None
+) -> list[str]:
+    """Ensure `databases` exist and `user` (from any host) owns them with `password`, and with
+    `old_password` too when given; returns what changed."""
     if not databases:
         raise DatabaseJobError("at least one database is needed")
     quoted_user = _identifier("user", user)
@@ -74,7 +81,15 @@ def create_databases(admin: Admin, databases: Sequence[str], user: str, password
             if not row or row[0] == 0:
                 changed.append(f"user {user} created")
             cursor.execute(f"CREATE USER IF NOT EXISTS {quoted_user}@'%%' IDENTIFIED BY %s", (password,))
-            cursor.execute(f"ALTER USER {quoted_user}@'%%' IDENTIFIED BY %s", (password,))
+            if old_password is None:
+                cursor.execute(f"ALTER USER {quoted_user}@'%%' IDENTIFIED BY %s", (password,))
+            else:
+                cursor.execute(
+                    f"ALTER USER {quoted_user}@'%%' IDENTIFIED VIA mysql_native_password USING PASSWORD(%s)"
+                    " OR mysql_native_password USING PASSWORD(%s)",
+                    (password, old_password),
+                )
+                changed.append(f"user {user} accepts its old password beside the new one")
             for quoted in quoted_dbs:
                 cursor.execute(f"GRANT ALL PRIVILEGES ON {quoted}.* TO {quoted_user}@'%'")
         connection.commit()

@@ -3,6 +3,9 @@
 Run as a Job (`stackops job create-messaging-user`) before a service's first start. Every call is a
 PUT of the wanted state, so repeating it changes nothing; the password is set from the credentials
 Secret every time, so the Secret stays the source of truth. New vhosts default to quorum queues.
+
+A credential rotation gives the new password to the other user of the service's pair, on the same
+vhost, and once the configs use it, removes the old user (`retired`), which closes its connections.
 """
 
 from __future__ import annotations
@@ -57,8 +60,9 @@ def wait_for_management(admin: Admin, session: requests.Session, attempts: int =
     raise MessagingJobError(f"{admin.host}:{admin.management_port}: management API did not come up")
 
 
-def create_user(admin: Admin, user: str, vhost: str, password: str) -> list[str]:
-    """Ensure `vhost` exists and `user` may use all of it with `password`; returns what changed."""
+def create_user(admin: Admin, user: str, vhost: str, password: str, retired: str | None = None) -> list[str]:
+    """Ensure `vhost` exists and `user` may use all of it with `password`, and that the user
+    `retired` does not exist; returns what changed."""
     changed: list[str] = []
     with requests.Session() as session:
         session.auth = (admin.user, admin.password)
@@ -70,4 +74,9 @@ def create_user(admin: Admin, user: str, vhost: str, password: str) -> list[str]
             changed.append(f"user {user} created")
         _put(session, admin.url("users", user), {"password": password, "tags": ""})
         _put(session, admin.url("permissions", vhost, user), {"configure": ".*", "write": ".*", "read": ".*"})
+        if retired is not None and session.get(admin.url("users", retired), timeout=TIMEOUT).status_code != 404:
+            response = session.delete(admin.url("users", retired), timeout=TIMEOUT)
+            if response.status_code >= 400 and response.status_code != 404:
+                raise MessagingJobError(f"removing user {retired}: {response.status_code}")
+            changed.append(f"user {retired} removed")
     return changed

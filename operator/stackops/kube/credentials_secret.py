@@ -1,5 +1,6 @@
 """The credentials Secret: created once, completed when new services need more, keys rotated on
-schedule; an existing password is never rewritten.
+schedule; an existing password is never rewritten, but by a credential rotation's last step, once
+nothing uses it any more (stackops.credentials: the rotation's state is an annotation here).
 
 The Secret has no ownerReference on purpose: deleting a cloud with deletionPolicy Retain must leave
 the passwords that its retained databases were created with.
@@ -14,7 +15,15 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from stackops.credentials import Credentials, CredentialSpec, KeyRotation, complete
+from stackops.credentials import (
+    Credentials,
+    CredentialSpec,
+    KeyRotation,
+    RotationAction,
+    RotationState,
+    complete,
+    next_rotation,
+)
 from stackops.kube.client import Kube
 from stackops.kube.kinds import MANAGED_KINDS
 from stackops.render.naming import common_labels
@@ -22,6 +31,9 @@ from stackops.services.base import CREDENTIALS_SECRET_SUFFIX
 
 SECRET = next(k for k in MANAGED_KINDS if k.kind == "Secret")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# The credential rotation's state (generation/phase/accounts, no secret in it): kept with the values
+# it says how to use, and written with them in one compare-and-swap.
+ROTATION_ANNOTATION = "stackops.dev/credential-rotation"
 
 
 def credentials_secret_name(cloud: str) -> str:
@@ -90,8 +102,9 @@ def ensure_credentials(
         existing = _decode(secret.get("data") if secret else None)
         old_annotations: dict[str, str] = dict((secret or {}).get("metadata", {}).get("annotations") or {})
         values, annotations = next_values(existing, old_annotations, specs, rotations, now)
+        rotation = RotationState.parse(annotations.get(ROTATION_ANNOTATION))
         if secret is not None and values == existing and annotations == old_annotations:
-            return Credentials(values)
+            return Credentials(values, rotation=rotation)
         try:
             if secret is None:
                 kube.create(
@@ -120,8 +133,46 @@ def ensure_credentials(
                     "annotations": annotations,
                 }
                 kube.merge_patch(SECRET, namespace, name, {"metadata": metadata, "data": data})
-            return Credentials(values)
+            return Credentials(values, rotation=rotation)
         except ApiException as error:
             if error.status != 409:
                 raise
     raise RuntimeError(f"credentials Secret {name} kept changing under the operator")
+
+
+def take_rotation(
+    kube: Kube,
+    cloud: str,
+    namespace: str,
+    seen: RotationState,
+    action: RotationAction,
+    requested: int,
+    rotated: Iterable[CredentialSpec],
+    key_repositories: Iterable[str],
+) -> RotationState | None:
+    """Take a credential rotation's `action` on the Secret as it is now: new values and the state
+    in one compare-and-swap, from the state `seen` (what the action was decided on). None when the
+    Secret changed since (someone else took the step, or added a value): the next pass decides again."""
+    name = credentials_secret_name(cloud)
+    secret = kube.get(SECRET, namespace, name)
+    if secret is None:
+        return None
+    existing = _decode(secret.get("data"))
+    annotations = dict(secret["metadata"].get("annotations") or {})
+    state = RotationState.parse(annotations.get(ROTATION_ANNOTATION))
+    if state != seen:
+        return None
+    values, state = next_rotation(action, existing, state, requested, rotated, key_repositories)
+    data: dict[str, Any] = _encode({k: v for k, v in values.items() if existing.get(k) != v})
+    data |= {k: None for k in existing if k not in values}  # the new values, once promoted
+    metadata = {
+        "resourceVersion": secret["metadata"]["resourceVersion"],
+        "annotations": {ROTATION_ANNOTATION: str(state)},
+    }
+    try:
+        kube.merge_patch(SECRET, namespace, name, {"metadata": metadata, "data": data})
+    except ApiException as error:
+        if error.status == 409:
+            return None
+        raise
+    return state

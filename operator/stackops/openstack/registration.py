@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from stackops.credentials import TWIN_SUFFIX
+
 DEFAULT_DOMAIN = "default"
 # The description of every user stackops creates: removing a disabled service's users removes only
 # users carrying it, never one an administrator made under the same name.
@@ -32,6 +34,8 @@ class Registration:
     # `service` lets the service's token be trusted as a service token; `admin` on the service project
     # is what the services' own policies expect of their users.
     roles: tuple[str, ...] = field(default=("admin", "service"))
+    # the other user of the service's pair, removed once a credential rotation no longer needs it
+    retired_user: str | None = None
 
 
 # The users the cloud runs on (admin, the services' users, heat's domain admin) log in all day with
@@ -102,6 +106,8 @@ def register(conn: Any, reg: Registration, password: str) -> list[str]:
         if created:
             changed.append(f"role {role_name} created")
         identity.assign_project_role_to_user(project, user, role)
+    if reg.retired_user is not None:
+        changed += _remove_user(identity, reg.retired_user, DEFAULT_DOMAIN, DEFAULT_DOMAIN)
     service = next((s for s in identity.services() if s.type == reg.service_type and s.name == reg.service_name), None)
     if service is None:
         service = identity.create_service(
@@ -202,12 +208,18 @@ def deregister(conn: Any, services: Sequence[CatalogService], users: Sequence[Se
         domain = identity.find_domain(wanted_user.domain, ignore_missing=True)
         if domain is None:
             continue
-        user = identity.find_user(wanted_user.name, domain_id=domain.id, ignore_missing=True)
-        if user is None:
-            continue
-        if getattr(user, "description", None) != MANAGED_USER:
-            removed.append(f"user {wanted_user.name} in domain {domain.name} left: not made by stackops")
-            continue
-        identity.delete_user(user, ignore_missing=True)
-        removed.append(f"user {wanted_user.name} in domain {domain.name} removed")
+        # both users of the service's pair (credential rotations alternate between them)
+        for name in (wanted_user.name, f"{wanted_user.name}{TWIN_SUFFIX}"):
+            removed += _remove_user(identity, name, domain.id, domain.name)
     return removed
+
+
+def _remove_user(identity: Any, name: str, domain_id: str, domain_name: str) -> list[str]:
+    """Delete the user `name` if stackops made it; returns what was done."""
+    user = identity.find_user(name, domain_id=domain_id, ignore_missing=True)
+    if user is None:
+        return []
+    if getattr(user, "description", None) != MANAGED_USER:
+        return [f"user {name} in domain {domain_name} left: not made by stackops"]
+    identity.delete_user(user, ignore_missing=True)
+    return [f"user {name} in domain {domain_name} removed"]

@@ -19,9 +19,12 @@ from typing import Any
 
 from stackops.api.models import OpenStackCloud, OpenStackCloudStatus
 from stackops.api.validation import parse_cloud
+from stackops.credentials import RotationAction, RotationState, rotation_action
 from stackops.health.monitor import CloudHealth
-from stackops.kube.engine import Outcome, StepState, converge, snapshot, with_node_addresses
+from stackops.kube.credentials_secret import take_rotation
+from stackops.kube.engine import Outcome, Snapshot, StepState, converge, snapshot, with_node_addresses
 from stackops.kube.kinds import CLOUD
+from stackops.plan import migrated_keys, rotated_credentials
 from stackops.reconcile.errors import Failure, classify
 from stackops.reconcile.state import OperatorState
 from stackops.reconcile.status import PassView, build_status, dump_status, load_status, restores, with_health
@@ -66,7 +69,7 @@ def run_pass(state: OperatorState, body: Mapping[str, Any], uid: str, retry: int
             if cloud.spec.paused:
                 view = PassView(generation, release, paused=True)
             else:
-                outcome, progress = _converge_or_upgrade(state, cloud, uid, load_status(previous), spec)
+                outcome, progress, rotation = _converge_or_upgrade(state, cloud, uid, load_status(previous), spec)
                 view = PassView(
                     generation,
                     release,
@@ -74,6 +77,7 @@ def run_pass(state: OperatorState, body: Mapping[str, Any], uid: str, retry: int
                     upgrade=progress,
                     spec_hashes=spec_hashes(spec),
                     restores=restores(cloud),
+                    rotation=rotation,
                 )
         except Exception as error:  # classified here: nothing escapes unexamined
             failure = classify(error)
@@ -96,18 +100,45 @@ def run_pass(state: OperatorState, body: Mapping[str, Any], uid: str, retry: int
 
 def _converge_or_upgrade(
     state: OperatorState, cloud: OpenStackCloud, uid: str, previous: OpenStackCloudStatus, spec: Mapping[str, Any]
-) -> tuple[Outcome, UpgradeProgress]:
-    """The steps of the pass: the upgrade's while it ends the pass, else the converge's."""
+) -> tuple[Outcome, UpgradeProgress, RotationState | None]:
+    """The steps of the pass: the upgrade's while it ends the pass, else the converge's, and a
+    credential rotation's next phase when there is no upgrade (and the rotation's state then)."""
     progress = release_phase(cloud, previous, spec)
     if progress.stopped is not None:
-        return progress.stopped, progress
+        return progress.stopped, progress, None
     options = with_node_addresses(state.kube, cloud, state.render_options)
     seen = snapshot(state.kube, cloud, options)
     if progress.record is not None:
         progress = Upgrade(state.kube, cloud, uid, previous, progress.record, seen, options).run()
         if progress.stopped is not None:
-            return progress.stopped, progress
-    return progress.converged(converge(state.kube, cloud, uid, seen)), progress
+            return progress.stopped, progress, None
+    outcome = progress.converged(converge(state.kube, cloud, uid, seen))
+    if progress.record is not None:
+        return outcome, progress, None  # a rotation waits for the upgrade, which converged last
+    rotation = seen.credentials.rotation
+    action = rotation_action(rotation, cloud.spec.credential_rotation.generation, outcome.done)
+    if action is RotationAction.NONE:
+        return outcome, progress, rotation
+    taken = _take_rotation(state, cloud, seen, action)
+    if taken is None:
+        return outcome, progress, rotation
+    # the next phase's objects right away: its Jobs start, and the pass waits for them
+    seen = snapshot(state.kube, cloud, options)
+    return converge(state.kube, cloud, uid, seen), progress, seen.credentials.rotation
+
+
+def _take_rotation(
+    state: OperatorState, cloud: OpenStackCloud, seen: Snapshot, action: RotationAction
+) -> RotationState | None:
+    spec, meta = cloud.spec, cloud.metadata
+    requested = spec.credential_rotation.generation
+    rotated, keys = rotated_credentials(spec), migrated_keys(spec)
+    taken = take_rotation(
+        state.kube, meta.name, meta.namespace, seen.credentials.rotation, action, requested, rotated, keys
+    )
+    if taken is not None:
+        log.info("cloud %s: credential rotation %s", meta.name, taken)
+    return taken
 
 
 def _write(

@@ -16,12 +16,14 @@ from typing import Any
 from stackops.api.models import (
     BackupStatus,
     Condition,
+    CredentialRotationStatus,
     DatabaseStatus,
     OpenStackCloud,
     OpenStackCloudStatus,
     RestoreStatus,
     ServiceStatus,
 )
+from stackops.credentials import RotationState
 from stackops.health.monitor import DEGRADED, HEALTHY, CloudHealth
 from stackops.kube.backups import BACKUP_SETS, Backups
 from stackops.kube.engine import Outcome
@@ -33,6 +35,8 @@ from stackops.upgrade.run import UpgradeProgress
 HEALTH_REASON = "ServiceUnhealthy"  # Degraded because a health check failed, not a step
 BLOCKED = "Blocked"  # Progressing, but a step waits on something that will not happen by itself
 STEP_FAILED = "StepFailed"
+# Degraded by a step of a credential rotation: the phase stays, so the old credentials keep working
+ROTATION_FAILED = "CredentialRotationFailed"
 WAITING = "WaitingForStep"
 MAX_SERVICES_NAMED = 3  # in the Healthy condition's message; the status stays small
 # phases in which a health verdict decides Degraded (not Paused, Failed or Pending)
@@ -118,6 +122,7 @@ class PassView:
     # the backup a restore asked for names, by status field (database: spec.infrastructure.database.restore,
     # ovn: spec.services.neutron.ovn.restore)
     restores: dict[str, str] = field(default_factory=dict)
+    rotation: RotationState | None = None  # the credential rotation's, as the pass left it
 
 
 def restores(cloud: OpenStackCloud) -> dict[str, str]:
@@ -164,7 +169,10 @@ def build_status(
         current = outcome.current
         failed = current is not None and current.state == "Failed"
         waiting = current is not None and current.state == "Waiting"
-        failed_reason = seen.upgrade.reason if upgrading and seen.upgrade is not None else STEP_FAILED
+        rotating = seen.rotation is not None and seen.rotation.phase is not None
+        failed_reason = ROTATION_FAILED if rotating else STEP_FAILED
+        if upgrading and seen.upgrade is not None:
+            failed_reason = seen.upgrade.reason
         sub = [
             _condition("Paused", False, "NotPaused", "", generation),
             _condition(
@@ -203,6 +211,7 @@ def build_status(
         status.release = record.from_  # the release deployed, until the cloud converged at the new one
     status.database = backup_status(previous.database, outcome, seen.restores.get("database"), BACKUP_SETS["database"])
     status.ovn = backup_status(previous.ovn, outcome, seen.restores.get("ovn"), BACKUP_SETS["ovn"])
+    status.credential_rotation = rotation_status(previous.credential_rotation, seen.rotation)
     conditions = [_ready(sub, generation), *sub]
     _keep_transition_times(conditions, previous, now)
     status.conditions = conditions
@@ -210,6 +219,20 @@ def build_status(
     if record is not None and upgrading and seen.upgrade is not None:
         status.services = upgrade_services(status.services, previous.services, seen.upgrade.services, record)
     return status
+
+
+def rotation_status(
+    previous: CredentialRotationStatus | None, rotation: RotationState | None
+) -> CredentialRotationStatus | None:
+    """The rotation as the pass left it; as before when the pass did not look (paused, failed, an
+    upgrade); none until a rotation was asked for."""
+    if rotation is None:
+        return previous
+    if rotation.generation == 0:
+        return None
+    return CredentialRotationStatus(
+        generation=rotation.generation, phase=rotation.phase.value if rotation.phase else "Done"
+    )
 
 
 def _healthy(health: CloudHealth, generation: int) -> Condition:

@@ -361,6 +361,11 @@ class Service(ABC):
         """Keys the operator rotates on a schedule (in the credentials Secret)."""
         return []
 
+    def migrated_keys(self, spec: OpenStackCloudSpec) -> list[str]:
+        """Key repositories (by prefix in the credentials Secret) that a credential rotation rotates,
+        and a Job of the service then migrates what they encrypt to the new primary key."""
+        return []
+
     def resources(self, spec: OpenStackCloudSpec, component: str, default: Resources | None = None) -> dict[str, Any]:
         """Default requests of the component (or `default`, when they depend on the spec), with the
         user's override on top."""

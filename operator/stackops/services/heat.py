@@ -51,6 +51,7 @@ def cfn_base_urls(ctx: CloudContext) -> dict[str, str]:
 
 class Heat(OpenStackService[ServiceSpec]):
     name = "heat"
+    keystone_pair = False  # its user is the trustee of users' trusts (services/openstack.py)
     spec_path = "services.heat"
     depends_on = ("keystone", "rabbitmq")
     upgrade_after = ("horizon",)  # the order of OpenStack's upgrade guides
@@ -119,7 +120,7 @@ class Heat(OpenStackService[ServiceSpec]):
                 "auth_type": "password",
                 "auth_url": identity_urls["internal"],
                 "user_domain_id": "default",
-                "username": "heat",
+                "username": self.keystone_user(ctx),
                 "password": ctx.credentials[self.keystone_password_key],
             },
             "clients": {"endpoint_type": "internalURL"},

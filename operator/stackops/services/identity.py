@@ -93,10 +93,14 @@ def registration_step(
     urls: dict[str, str],
     password_key: str,
     catalog_name: str | None = None,
+    paired: bool = True,
 ) -> Step:
     """A Job from the stackops image that registers `service` with keystone: its user (named after
     the service) with the admin and service roles, its catalog entry and public/internal endpoints.
-    The Job is the service's (its `registration` component's resources).
+    The Job is the service's (its `registration` component's resources). Keystone takes one password
+    per user and revokes a user's tokens when it changes: a credential rotation registers the other
+    account of the service's pair with the new password, and removes the old account once the
+    configs have rolled to the new one (docs/security.md, "Rotation").
 
     A service with a second catalog entry (heat's cloudformation API) registers it under its own
     `catalog_name`, with a Job of its own and the same user."""
@@ -108,12 +112,14 @@ def registration_step(
         f"--description={description}",
         f"--public-url={urls['public']}",
         f"--internal-url={urls['internal']}",
-        f"--user={service.name}",
+        f"--user={ctx.credentials.granted_account(service.name) if paired else service.name}",
     ]
+    retired = ctx.credentials.retired_account(service.name) if paired else None
+    if retired is not None:
+        args.append(f"--remove-user={retired}")
     resources = registration_resources(ctx, service)
-    objects = admin_job(
-        ctx, service.name, component, "register-service", args, resources, ("STACKOPS_SERVICE_PASSWORD", password_key)
-    )
+    password = ("STACKOPS_SERVICE_PASSWORD", ctx.credentials.secret_key(password_key))
+    objects = admin_job(ctx, service.name, component, "register-service", args, resources, password)
     return Step(f"{service.name}-{component}", service.name, objects)
 
 

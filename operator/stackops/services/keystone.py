@@ -3,7 +3,9 @@
 Components: the API (uWSGI in the Kolla image), a db-sync Job and a bootstrap Job that
 creates the admin user, the region and keystone's own catalog entries. Fernet and credential keys live
 in the credentials Secret; the operator rotates the fernet keys (stackops.credentials.rotate_fernet),
-and pods see the new keys without a restart because the key Secret is mounted directly.
+and pods see the new keys without a restart because the key Secret is mounted directly. A credential
+rotation rotates the credential keys too, and `keystone-manage credential_migrate` re-encrypts the
+stored credentials with the new primary key once every API pod has it (docs/security.md, "Rotation").
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ from typing import Any, ClassVar
 
 from stackops import services
 from stackops.api.models import KeystoneSpec, OpenStackCloudSpec, SecurityCompliance
-from stackops.credentials import PASSWORD_SHAPE, SAMPLE_PASSWORDS, CredentialSpec, KeyRotation, fernet_specs
+from stackops.credentials import (
+    PASSWORD_SHAPE,
+    SAMPLE_PASSWORDS,
+    CredentialSpec,
+    KeyRotation,
+    RotationPhase,
+    fernet_specs,
+)
 from stackops.render.kolla import KollaCommand, Permission
 from stackops.services import api, memcached, policy, rabbitmq
 from stackops.services.base import CloudContext, RenderError, Resources, Step
@@ -42,6 +51,7 @@ FERNET_KEYS_DIR = "/etc/keystone/fernet-keys"
 CREDENTIAL_KEYS_DIR = "/etc/keystone/credential-keys"
 FERNET_KEY_PREFIX = "keystone-fernet-"
 CREDENTIAL_KEY_PREFIX = "keystone-credential-"
+CREDENTIAL_MIGRATE = "credential-migrate"  # the component of a rotation's migration Job
 
 
 def key_repositories(ctx: CloudContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -113,6 +123,7 @@ class Keystone(OpenStackService[KeystoneSpec]):
         # every service's registration Job, where the service does not size its own
         REGISTRATION: REGISTRATION_JOB,
         DEREGISTRATION: REGISTRATION_JOB,
+        CREDENTIAL_MIGRATE: Resources(cpu="25m", memory="256Mi"),
     }
 
     def problems(self, spec: OpenStackCloudSpec) -> list[RenderError]:
@@ -138,9 +149,31 @@ class Keystone(OpenStackService[KeystoneSpec]):
         ]
 
     def key_rotations(self, spec: OpenStackCloudSpec) -> list[KeyRotation]:
-        # Credential keys are not rotated: that needs `keystone-manage credential_migrate` in between.
+        # Credential keys are not rotated on a schedule: that needs `keystone-manage
+        # credential_migrate` in between, which a credential rotation runs (migrated_keys).
         fernet = spec.services.keystone.fernet
         return [KeyRotation(FERNET_KEY_PREFIX, fernet.rotation_hours, fernet.max_active_keys)]
+
+    def migrated_keys(self, spec: OpenStackCloudSpec) -> list[str]:
+        return [CREDENTIAL_KEY_PREFIX]
+
+    def credential_migration(self, ctx: CloudContext) -> Step | None:
+        """While a credential rotation revokes (every API pod rolled, so reading the rotated key
+        repository): the Job re-encrypting keystone's stored credentials with the new primary key,
+        after which the old keys can go. Its config is a Secret of its own, so that the API's does
+        not change and roll for it."""
+        if ctx.credentials.rotation.phase is not RotationPhase.REVOKING:
+            return None
+        # the user and group are required by its parser, though only the rotate commands use them;
+        # the key repository is a read-only Secret volume, which migrating only reads
+        user = self.user.name
+        line = f"{MANAGE} credential_migrate --keystone-user {user} --keystone-group {user}"
+        command = {CREDENTIAL_MIGRATE: self.command(line)}
+        first = self.openstack_images.images[0]
+        kolla = api.kolla(ctx, self, first.name, self.main_files(ctx), command, self.user.uid, part="rotation")
+        volumes, mounts = key_repositories(ctx)
+        job = api.job_step(ctx, self, CREDENTIAL_MIGRATE, kolla, (), volumes, mounts)
+        return Step(job.name, self.name, [kolla.config.obj, *job.objects])
 
     def uses(self, spec: OpenStackCloudSpec) -> frozenset[str]:
         """RabbitMQ too, while a service listens to keystone's notifications."""
@@ -256,6 +289,9 @@ class Keystone(OpenStackService[KeystoneSpec]):
                 extra_mounts=mounts,
             ),
         ]
+        migration = self.credential_migration(ctx)
+        if migration is not None:
+            steps.append(migration)
         # once the API serves: what disabled services registered leaves the catalog
         retired = [s for s in services.all_services() if isinstance(s, OpenStackService) and not s.enabled(ctx.spec)]
         entries = [entry for s in retired for entry in s.catalog_names()]

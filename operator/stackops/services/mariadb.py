@@ -88,8 +88,13 @@ def oslo_db(ctx: CloudContext, database: str, user: str, password_key: str) -> d
 
 
 def database_step(ctx: CloudContext, service: Service, databases: list[str], user: str, password_key: str) -> Step:
-    """A Job from the stackops image that creates a service's databases and its account, idempotently."""
+    """A Job from the stackops image that creates a service's databases and its account, idempotently.
+
+    During a credential rotation it sets the new password, and until the configs have rolled to it
+    the account accepts the old one too (MariaDB's authentication methods joined by OR): one account
+    whose password switches in order (docs/security.md, "Rotation")."""
     db = server(ctx)
+    old_password_key = ctx.credentials.retiring_key(password_key)
     return Step(
         f"{service.name}-database",
         service.name,
@@ -103,7 +108,8 @@ def database_step(ctx: CloudContext, service: Service, databases: list[str], use
             secrets={
                 **({"STACKOPS_DB_ADMIN_USER": (db.admin_secret, db.admin_user_key)} if db.admin_user_key else {}),
                 "STACKOPS_DB_ADMIN_PASSWORD": (db.admin_secret, db.admin_password_key),
-                "STACKOPS_DB_PASSWORD": (None, password_key),
+                "STACKOPS_DB_PASSWORD": (None, ctx.credentials.secret_key(password_key)),
+                **({"STACKOPS_DB_OLD_PASSWORD": (None, old_password_key)} if old_password_key else {}),
             },
         ),
     )

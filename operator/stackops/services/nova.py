@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from stackops.api.models import ComputeGroup, NovaSpec, OpenStackCloudSpec
-from stackops.credentials import CredentialSpec
+from stackops.credentials import CredentialSpec, RotationPhase
 from stackops.render.ini import merge_sections, render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services import api, memcached, policy, rabbitmq
@@ -33,6 +33,8 @@ USER = KollaUser("nova", 42436)  # libvirt's image has it too: its guests run as
 METADATA_SECRET_KEY = "metadata-proxy-shared-secret"
 # the scheduler maps new hypervisors into cell1 this often (seconds)
 HOST_DISCOVERY_INTERVAL = 60
+CELL_URLS = "cell-urls"  # the component of a credential rotation's Job templating the cell mappings
+CELL0_UUID = "00000000-0000-0000-0000-000000000000"  # nova's fixed uuid of cell0
 
 
 def console_urls(ctx: CloudContext) -> dict[str, str]:
@@ -102,6 +104,7 @@ class Nova(OpenStackService[NovaSpec]):
         "novncproxy": Resources(cpu="10m", memory="128Mi"),
         "api-db-sync": Resources(cpu="25m", memory="256Mi"),
         "cell-setup": Resources(cpu="25m", memory="256Mi"),
+        CELL_URLS: Resources(cpu="25m", memory="256Mi"),
         "db-sync": Resources(cpu="25m", memory="256Mi"),
         "compute": Resources(cpu="50m", memory="512Mi"),
         "libvirt": Resources(cpu="50m", memory="512Mi"),
@@ -203,6 +206,23 @@ class Nova(OpenStackService[NovaSpec]):
             ),
         }
 
+    def cell_urls(self, ctx: CloudContext) -> list[Step]:
+        """While a credential rotation grants: the Job that makes the cells' mappings templates,
+        which each process fills from its config, so that they follow the rotated password and
+        account. Its config is a Secret of its own, so that the workloads' does not change for it."""
+        if ctx.credentials.rotation.phase is not RotationPhase.GRANTING:
+            return []
+        script = ConfigFile("nova-cell-urls.sh", f"{CONFIG.directory}/nova-cell-urls.sh", "nova", "0700")
+        files = {
+            **self.main_files(ctx),
+            script.source: ctx.render_text("nova/nova-cell-urls.sh.j2", cell0=CELL0_UUID, cell0_database="nova_cell0"),
+        }
+        command = {CELL_URLS: self.command(f"/bin/bash {script.dest}", script)}
+        first = self.openstack_images.images[0]
+        kolla = api.kolla(ctx, self, first.name, files, command, self.user.uid, part="rotation")
+        job = api.job_step(ctx, self, CELL_URLS, kolla)
+        return [Step(job.name, self.name, [kolla.config.obj, *job.objects])]
+
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = self.settings(ctx)
         files = {
@@ -220,6 +240,7 @@ class Nova(OpenStackService[NovaSpec]):
             *self.preamble(ctx, kolla),
             api.job_step(ctx, self, "api-db-sync", kolla),
             api.job_step(ctx, self, "cell-setup", kolla),
+            *self.cell_urls(ctx),
             api.job_step(ctx, self, "db-sync", kolla),
             api.worker_step(
                 ctx, self, "conductor", by_image["conductor"], replicas=spec.replicas,

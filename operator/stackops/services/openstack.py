@@ -95,6 +95,10 @@ class OpenStackService(Service, Generic[SpecT]):
     # deletes a deleted project's secrets): keystone sends them there over the service's transport.
     keystone_notifications: ClassVar[str | None] = None
     database_upgrade: ClassVar[DatabaseUpgrade | None] = None
+    # Whether its keystone user is one of a pair that credential rotations alternate between
+    # (docs/security.md, "Rotation"). Heat's is not: trusts name their trustee by id, and removing the
+    # old account would orphan every stack's trust; its keystone password is not rotated.
+    keystone_pair: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """The components of the Jobs the contract derives, so that their resources can be set like
@@ -132,7 +136,9 @@ class OpenStackService(Service, Generic[SpecT]):
             self.keystone_password_key: bool(self.catalog),
             self.messaging_password_key: self.messaging,
         }
-        return [*(CredentialSpec(key) for key, wanted in needed.items() if wanted), *self.own_credentials(spec)]
+        rotates = {self.keystone_password_key: self.keystone_pair}
+        rotated = [CredentialSpec(key, rotates=rotates.get(key, True)) for key, wanted in needed.items() if wanted]
+        return [*rotated, *self.own_credentials(spec)]
 
     def uses(self, spec: OpenStackCloudSpec) -> frozenset[str]:
         """Beside what it depends on: MariaDB for its databases, RabbitMQ for its messaging, and
@@ -151,7 +157,11 @@ class OpenStackService(Service, Generic[SpecT]):
         return mariadb.oslo_db(ctx, database or self.databases[0], self.name, self.database_password_key)
 
     def authtoken(self, ctx: CloudContext) -> dict[str, Any]:
-        return identity.authtoken(ctx, self.name, self.keystone_password_key)
+        return identity.authtoken(ctx, self.keystone_user(ctx), self.keystone_password_key)
+
+    def keystone_user(self, ctx: CloudContext) -> str:
+        """The keystone user its configs authenticate as: the account of its pair in use."""
+        return ctx.credentials.account(self.name) if self.keystone_pair else self.name
 
     def service_auth(self, ctx: CloudContext) -> dict[str, Any]:
         """keystoneauth settings of the service's own user, for the sections it calls other services with."""
@@ -161,7 +171,7 @@ class OpenStackService(Service, Generic[SpecT]):
             "project_domain_id": "default",
             "user_domain_id": "default",
             "project_name": "service",
-            "username": self.name,
+            "username": self.keystone_user(ctx),
             "password": ctx.credentials[self.keystone_password_key],
         }
 
@@ -243,7 +253,9 @@ class OpenStackService(Service, Generic[SpecT]):
             urls = self.catalog_urls(ctx, entry)
             password = self.keystone_password_key
             steps.append(
-                identity.registration_step(ctx, self, entry.type, entry.description, urls, password, entry.name)
+                identity.registration_step(
+                    ctx, self, entry.type, entry.description, urls, password, entry.name, self.keystone_pair
+                )
             )
         return steps
 

@@ -57,10 +57,12 @@ def broker(ctx: CloudContext) -> Broker:
     return Broker(host, AMQP_PORT, MANAGEMENT_PORT, ctx.credentials_secret, None, ADMIN_PASSWORD_KEY)
 
 
-def transport_url(ctx: CloudContext, user: str, password_key: str) -> str:
-    """oslo.messaging's transport_url: the service's own user on its own vhost."""
+def transport_url(ctx: CloudContext, service: str, password_key: str) -> str:
+    """oslo.messaging's transport_url: the service's own user (the account of its pair in use) on
+    its own vhost."""
     b = broker(ctx)
-    return f"rabbit://{user}:{ctx.credentials[password_key]}@{b.host}:{b.port}/{user}"
+    user = ctx.credentials.account(service)
+    return f"rabbit://{user}:{ctx.credentials[password_key]}@{b.host}:{b.port}/{service}"
 
 
 def oslo_messaging(ctx: CloudContext) -> dict[str, dict[str, Any]]:
@@ -82,9 +84,17 @@ def probes(process: str) -> dict[str, dict[str, Any]]:
     return exec_probes(["healthcheck_port", process, str(AMQP_PORT)])
 
 
-def user_step(ctx: CloudContext, service: Service, user: str, password_key: str) -> Step:
-    """A Job from the stackops image that creates the service's RabbitMQ user and vhost, idempotently."""
+def user_step(ctx: CloudContext, service: Service, vhost: str, password_key: str) -> Step:
+    """A Job from the stackops image that creates the service's RabbitMQ user and vhost, idempotently.
+
+    RabbitMQ takes one password per user: a credential rotation gives the new one to the other
+    account of the service's pair, on the same vhost, and removes the old account once the configs
+    have rolled to the new one (docs/security.md, "Rotation")."""
     mq = broker(ctx)
+    retired = ctx.credentials.retired_account(vhost)
+    args = [f"--host={mq.host}", f"--management-port={mq.management_port}"]
+    args += [f"--user={ctx.credentials.granted_account(vhost)}", f"--vhost={vhost}"]
+    args += [f"--remove-user={retired}"] if retired else []
     return Step(
         f"{service.name}-{USER_JOB}",
         service.name,
@@ -92,13 +102,13 @@ def user_step(ctx: CloudContext, service: Service, user: str, password_key: str)
             service.name,
             USER_JOB,
             "create-messaging-user",
-            [f"--host={mq.host}", f"--management-port={mq.management_port}", f"--user={user}", f"--vhost={user}"],
+            args,
             RABBITMQ.resources(ctx.spec, "user-job"),
             env={} if mq.admin_user_key else {"STACKOPS_MQ_ADMIN_USER": ADMIN_USER},
             secrets={
                 **({"STACKOPS_MQ_ADMIN_USER": (mq.admin_secret, mq.admin_user_key)} if mq.admin_user_key else {}),
                 "STACKOPS_MQ_ADMIN_PASSWORD": (mq.admin_secret, mq.admin_password_key),
-                "STACKOPS_MQ_PASSWORD": (None, password_key),
+                "STACKOPS_MQ_PASSWORD": (None, ctx.credentials.secret_key(password_key)),
             },
         ),
     )

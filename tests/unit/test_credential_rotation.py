@@ -1,0 +1,242 @@
+"""Credential rotation: the decisions of each pass (pure), what each phase renders, and the operator's
+passes taking a rotation from the spec's request to its end against the in-memory API.
+tests/real/test_credential_rotation.py runs the phases' Jobs and rolls for real."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import itertools
+from typing import Any
+
+import pytest
+
+from stackops.credentials import (
+    NEXT_PREFIX,
+    Credentials,
+    RotationAction,
+    RotationPhase,
+    RotationState,
+    advance_rotation,
+    begin_rotation,
+    complete,
+    promote_rotation,
+    rotation_action,
+)
+from stackops.kube.credentials_secret import ROTATION_ANNOTATION, credentials_secret_name
+from stackops.plan import Plan, migrated_keys, plan, required_credentials, rotated_credentials
+from stackops.render.output import to_yaml
+from stackops.services.keystone import CREDENTIAL_KEY_PREFIX
+from tests.conftest import cloud
+from tests.support.passes import SMALL, CloudPasses
+from tests.support.rendered import find, secret_data, secret_files
+
+GRANTING, ROLLING, REVOKING = RotationPhase
+ROTATED = {"services": {"heat": {"enabled": True}}}  # nova and heat: messaging, and a user that stays
+
+
+@pytest.mark.parametrize(
+    ("state", "requested", "converged", "action"),
+    [
+        (RotationState(), 0, True, RotationAction.NONE),
+        (RotationState(), 1, False, RotationAction.NONE),  # not halfway through a deployment
+        (RotationState(), 1, True, RotationAction.BEGIN),
+        (RotationState(2), 2, True, RotationAction.NONE),  # done already
+        (RotationState(2), 1, True, RotationAction.NONE),  # a lower generation asks for nothing
+        (RotationState(1, GRANTING), 1, False, RotationAction.NONE),  # the phase's Jobs run
+        (RotationState(1, GRANTING), 1, True, RotationAction.ADVANCE),
+        (RotationState(1, ROLLING), 3, True, RotationAction.ADVANCE),  # another one waits for this one
+        (RotationState(1, REVOKING), 1, True, RotationAction.PROMOTE),
+    ],
+)
+def test_what_a_pass_does_about_a_rotation(
+    state: RotationState, requested: int, converged: bool, action: RotationAction
+) -> None:
+    assert rotation_action(state, requested, converged) is action
+
+
+def test_the_state_reads_back_as_written_and_a_bad_one_is_named() -> None:
+    for state in (RotationState(), RotationState(3, ROLLING), RotationState(4, None, twins=True)):
+        assert RotationState.parse(str(state)) == state
+    assert RotationState.parse(None) == RotationState()
+    with pytest.raises(ValueError, match="'1/Sideways/a' is not generation/phase/accounts"):
+        RotationState.parse("1/Sideways/a")
+
+
+def values_of(spec: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+    c = cloud(spec)
+    return c, complete(required_credentials(c.spec), {})
+
+
+def test_a_rotation_adds_new_values_beside_the_live_ones_and_promotes_them_at_its_end() -> None:
+    c, values = values_of(ROTATED)
+    rotated = rotated_credentials(c.spec)
+    keys = {spec.key for spec in rotated}
+    assert "nova-messaging-password" in keys and "placement-database-password" in keys
+    assert "heat-keystone-password" not in keys  # heat's user stays: trusts name it
+    assert "keystone-admin-password" not in keys and "mariadb-root-password" not in keys
+    begun, state = begin_rotation(values, RotationState(), 1, rotated, migrated_keys(c.spec))
+    assert state == RotationState(1, GRANTING)
+    assert {k for k in begun if k.startswith(NEXT_PREFIX)} == {f"{NEXT_PREFIX}{k}" for k in keys}
+    assert all(begun[k] == values[k] for k in values if not k.startswith(CREDENTIAL_KEY_PREFIX))  # live: kept
+    assert all(begun[f"{NEXT_PREFIX}{k}"] != values[k] for k in keys)
+    # credential keys: the staged key is the primary now, a new one staged, the old primary kept
+    old = {k[len(CREDENTIAL_KEY_PREFIX) :]: v for k, v in values.items() if k.startswith(CREDENTIAL_KEY_PREFIX)}
+    new = {k[len(CREDENTIAL_KEY_PREFIX) :]: v for k, v in begun.items() if k.startswith(CREDENTIAL_KEY_PREFIX)}
+    assert sorted(new) == ["0", "1", "2"] and new["2"] == old["0"] and new["1"] == old["1"]
+    with pytest.raises(ValueError, match="under way already"):
+        begin_rotation(begun, state, 2, rotated)
+    with pytest.raises(ValueError, match="not revoking yet"):
+        promote_rotation(begun, state)
+    state = advance_rotation(advance_rotation(state))
+    with pytest.raises(ValueError, match="has no next phase"):
+        advance_rotation(state)
+    promoted, state = promote_rotation(begun, state, migrated_keys(c.spec))
+    assert state == RotationState(1, None, twins=True)
+    assert {k: promoted[k] for k in keys} == {k: begun[f"{NEXT_PREFIX}{k}"] for k in keys}
+    assert not any(k.startswith(NEXT_PREFIX) for k in promoted)
+    assert promoted[f"{CREDENTIAL_KEY_PREFIX}0"] == new["0"] and promoted[f"{CREDENTIAL_KEY_PREFIX}2"] == new["2"]
+    assert f"{CREDENTIAL_KEY_PREFIX}1" not in promoted  # migrated away from: dropped
+
+
+def phases(spec: dict[str, Any]) -> dict[str, Plan]:
+    """The cloud rendered before a rotation, in each of its phases, and after it."""
+    c, values = values_of(spec)
+    rendered = {"before": plan(c, Credentials(values))}
+    values, state = begin_rotation(values, RotationState(), 1, rotated_credentials(c.spec), migrated_keys(c.spec))
+    while state.phase is not None:
+        rendered[state.phase.value] = plan(c, Credentials(values, rotation=state))
+        if state.phase is REVOKING:
+            values, state = promote_rotation(values, state, migrated_keys(c.spec))
+        else:
+            state = advance_rotation(state)
+    rendered["after"] = plan(c, Credentials(values, rotation=state))
+    return rendered
+
+
+def env_keys(job: dict[str, Any]) -> dict[str, str]:
+    """The credentials Secret key of each Secret value a stackops Job is given (as a file)."""
+    return {name: ref["key"] for name, ref in secret_files(job["spec"]["template"]["spec"]).items()}
+
+
+def args(job: dict[str, Any]) -> list[str]:
+    return list(job["spec"]["template"]["spec"]["containers"][0]["args"])
+
+
+def test_each_phase_renders_what_it_grants_uses_and_revokes() -> None:
+    rendered = phases(ROTATED)
+    key, new = "placement-database-password", f"{NEXT_PREFIX}placement-database-password"
+    database = {name: env_keys(find(p, "Job", "placement", "database")) for name, p in rendered.items()}
+    assert {name: (e["STACKOPS_DB_PASSWORD"], e.get("STACKOPS_DB_OLD_PASSWORD")) for name, e in database.items()} == {
+        "before": (key, None),
+        "Granting": (new, key),  # both accepted
+        "Rolling": (new, key),
+        "Revoking": (new, None),  # the old one no longer
+        "after": (key, None),  # the promoted value, under its own key
+    }
+    # placement's config: the old password and account until rolling, the new ones from then on
+    conf = {name: secret_data(p, "demo-placement-config")["placement.conf"] for name, p in rendered.items()}
+    assert "username = placement\n" in conf["Granting"] and "username = placement-b\n" in conf["Rolling"]
+    assert conf["before"] == conf["Granting"] and conf["Rolling"] == conf["Revoking"] == conf["after"]
+    registration = {name: args(find(p, "Job", "placement", "registration")) for name, p in rendered.items()}
+    assert "--user=placement" in registration["before"]
+    assert "--user=placement-b" in registration["Granting"] and "--user=placement-b" in registration["after"]
+    assert [a for a in registration["Revoking"] if a.startswith("--remove-user")] == ["--remove-user=placement"]
+    messaging = {name: args(find(p, "Job", "nova", "messaging")) for name, p in rendered.items()}
+    assert messaging["Granting"][2:] == ["--user=nova-b", "--vhost=nova"]
+    assert messaging["Revoking"][2:] == ["--user=nova-b", "--vhost=nova", "--remove-user=nova"]
+    nova = secret_data(rendered["Rolling"], "demo-nova-config")["nova.conf"]
+    assert "transport_url = rabbit://nova-b:" in nova and "/nova\n" in nova
+    heat = secret_data(rendered["after"], "demo-heat-config")["heat.conf"]
+    assert "username = heat\n" in heat and "username = heat-b" not in heat  # heat's user stays
+    # keystone's stored credentials move to the new key once every API pod has it, and only then
+    migrations = {
+        name: [s.name for s in p.steps if s.name == "keystone-credential-migrate"] for name, p in rendered.items()
+    }
+    assert [name for name, steps in migrations.items() if steps] == ["Revoking"]
+    # nova's cell mappings become templates while granting, before any config switches
+    cells = {name: [s.name for s in p.steps if s.name == "nova-cell-urls"] for name, p in rendered.items()}
+    assert [name for name, steps in cells.items() if steps] == ["Granting"]
+    script = secret_data(rendered["Granting"], "demo-nova-rotation-config")["nova-cell-urls.sh"]
+    assert "--database_connection '{scheme}://{username}:{password}@{hostname}:{port}/nova_cell0?{query}'" in script
+    migrate = find(rendered["Revoking"], "Job", "keystone", "credential-migrate")
+    assert migrate["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"] == "demo-keystone-rotation-config"
+
+
+def test_only_rolling_rolls_the_pods() -> None:
+    """The workloads' pod templates change once, when the configs switch; revoking and the
+    promotion render the same configs (the Jobs change: they name the keys they set)."""
+    rendered = phases(ROTATED)
+    names = list(rendered)
+
+    def templates(p: Plan) -> dict[str, Any]:
+        kinds = ("Deployment", "StatefulSet", "DaemonSet")
+        return {o["metadata"]["name"]: o["spec"]["template"] for o in p.objects() if o["kind"] in kinds}
+
+    changed = {
+        after: sorted(n for n, t in templates(rendered[after]).items() if t != templates(rendered[before]).get(n))
+        for before, after in itertools.pairwise(names)
+    }
+    assert changed["Granting"] == [] and changed["Revoking"] == [] and changed["after"] == []
+    assert "demo-keystone-api" in changed["Rolling"] and "demo-nova-conductor" in changed["Rolling"]
+    assert "demo-heat-engine" in changed["Rolling"]  # its database and RabbitMQ passwords
+    assert not any(n.startswith(("demo-mariadb", "demo-rabbitmq", "demo-memcached")) for n in changed["Rolling"])
+
+
+def test_a_cloud_never_rotated_renders_as_before_and_the_same_twice() -> None:
+    c, values = values_of(ROTATED)
+    once = to_yaml(plan(c, Credentials(values, rotation=RotationState())).objects())
+    assert once == to_yaml(plan(c, Credentials(values)).objects())
+    rotating = Credentials(values, rotation=RotationState(1, GRANTING))
+    assert to_yaml(plan(c, rotating).objects()) == to_yaml(plan(c, rotating).objects())
+
+
+def secret(c: CloudPasses) -> dict[str, Any]:
+    return c.kube.objects[("Secret", "openstack", credentials_secret_name("demo"))]
+
+
+def decoded(c: CloudPasses) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in secret(c)["data"].items()}
+
+
+def test_the_operator_takes_a_rotation_from_the_spec_to_its_end() -> None:
+    c = CloudPasses({"release": "2026.1", **copy.deepcopy(SMALL)})
+    assert c.converge().current is None
+    assert "credentialRotation" not in c.status
+    before = decoded(c)
+    c.spec["credentialRotation"] = {"generation": 1}
+    c.reconcile()  # begins, and applies the first phase's Jobs in the same pass
+    assert secret(c)["metadata"]["annotations"][ROTATION_ANNOTATION] == "1/Granting/a"
+    assert c.status["credentialRotation"] == {"generation": 1, "phase": "Granting"}
+    assert f"{NEXT_PREFIX}placement-database-password" in decoded(c)
+    seen: list[str] = []
+    for _ in range(60):  # a phase takes a pass per step that waits
+        phase = c.status["credentialRotation"]["phase"]
+        if phase == "Done":
+            break
+        if phase not in seen:
+            seen.append(phase)
+        c.kube.settle()
+        c.reconcile()
+    assert seen == ["Granting", "Rolling", "Revoking"]
+    assert secret(c)["metadata"]["annotations"][ROTATION_ANNOTATION] == "1/Done/b"
+    after = decoded(c)
+    assert not any(k.startswith(NEXT_PREFIX) for k in after)
+    assert after["placement-database-password"] != before["placement-database-password"]
+    assert after["keystone-admin-password"] == before["keystone-admin-password"]
+    # no credential in the status
+    assert not any(v in str(c.status) for v in after.values())
+    c.kube.settle()
+    assert c.converge().current is None and c.status["phase"] == "Ready"
+    assert c.status["credentialRotation"] == {"generation": 1, "phase": "Done"}
+
+
+def test_a_failed_step_stops_a_rotation_in_its_phase_with_the_reason() -> None:
+    c = CloudPasses({"release": "2026.1", **copy.deepcopy(SMALL)})
+    assert c.converge().current is None
+    c.spec["credentialRotation"] = {"generation": 1}
+    failed = c.converge(fail="demo-placement-database").current
+    assert failed is not None and failed.state == "Failed"
+    assert c.condition("Degraded")["reason"] == "CredentialRotationFailed"
+    assert "placement-database" in c.condition("Degraded")["message"]
+    assert c.status["credentialRotation"] == {"generation": 1, "phase": "Granting"}  # not further
