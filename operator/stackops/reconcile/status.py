@@ -301,8 +301,7 @@ def with_health(
     return status.model_copy(update={"phase": phase, "services": services, "conditions": result})
 
 
-# a restore's phase from the state of the step under way: Pending (waiting for the steps before it)
-RESTORE_PHASES = {"Pending": "StoppingServices", "Ready": "Restored", "Failed": "Failed"}
+STOPPING_SERVICES = "StoppingServices"  # a restore's phase while its first step waits for the steps before it
 
 
 def restore_phase(outcome: Outcome, kind_of: BackupSet) -> tuple[str, str] | None:
@@ -316,7 +315,7 @@ def restore_phase(outcome: Outcome, kind_of: BackupSet) -> tuple[str, str] | Non
         if step is None or step.state == "Ready":
             continue
         if step.state == "Pending" and index == 0:  # the workloads are still stopping
-            return RESTORE_PHASES["Pending"], f"waiting for {kind_of.stopping} to stop"
+            return STOPPING_SERVICES, f"waiting for {kind_of.stopping} to stop"
         if step.state == "Failed":
             return "Failed", step.message
         return running, step.message
