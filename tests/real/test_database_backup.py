@@ -15,7 +15,7 @@ from stackops.kube.backups import manifest
 from stackops.plan import Plan, plan
 from tests.real.deployment import Deployment
 from tests.support.commands import run
-from tests.support.rendered import container_env, find, secret_data
+from tests.support.rendered import backup_command, container_env, find
 
 PROJECTS = [f"backup-proof-{i}" for i in range(3)]
 
@@ -28,27 +28,10 @@ def with_database(deployed: Deployment, restore: str | None = None) -> OpenStack
     return deployed.cloud.model_copy(update={"spec": spec})
 
 
-def pod_of(obj: dict[str, Any]) -> dict[str, Any]:
-    spec = obj["spec"]["jobTemplate"]["spec"] if obj["kind"] == "CronJob" else obj["spec"]
-    pod: dict[str, Any] = spec["template"]["spec"]
-    return pod
-
-
 def run_rendered(cloud_plan: Plan, deployed: Deployment, kind: str, component: str, root: Path) -> Any:
-    """The container's command as the rendered object says, its volumes here: the scripts from the
-    rendered Secret, the backups' volume a directory, the termination message a file."""
-    obj = find(cloud_plan, kind, "mariadb", component)
-    container = pod_of(obj)["containers"][0]
-    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    scripts = root / "scripts"
-    scripts.mkdir(exist_ok=True)
-    for name, text in secret_data(cloud_plan, "demo-mariadb-backup-config").items():
-        (scripts / name).write_text(text)
-    backups = root / "backups"
-    backups.mkdir(exist_ok=True)
-    here = {mounts["scripts"]: str(scripts), mounts["backups"]: str(backups)}
-    command = container["command"]
-    argv = [next((arg.replace(k, v) for k, v in here.items() if arg.startswith(k)), arg) for arg in command]
+    """The container's command as the rendered object says (backup_command); the termination
+    message a file."""
+    argv, container = backup_command(cloud_plan, kind, "mariadb", component, root)
     env = container_env(container, deployed.secrets) | {
         "TERMINATION_LOG": str(root / "termination-log"),
         "RESTORE_WAIT_SECONDS": "3",  # keystone keeps serving here: its sessions are ended

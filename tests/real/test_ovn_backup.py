@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 from stackops.api.models import OpenStackCloud, OvnRestore
 from stackops.kube.backups import manifest
@@ -21,10 +20,8 @@ from stackops.services import ovn
 from tests.real.deployment import Deployment
 from tests.support.commands import run
 from tests.support.ovn import addresses, data_dir, member_ips, start_member, wait_member
-from tests.support.rendered import container_env, find, secret_data
+from tests.support.rendered import backup_command, container_env, find
 from tests.support.sandbox import Sandbox
-
-BACKUP_CONFIG = "demo-neutron-ovn-backup-config"
 
 
 def with_ovn(deployed: Deployment, restore: str | None = None) -> OpenStackCloud:
@@ -35,28 +32,12 @@ def with_ovn(deployed: Deployment, restore: str | None = None) -> OpenStackCloud
     return deployed.cloud.model_copy(update={"spec": spec})
 
 
-def pod_of(obj: dict[str, Any]) -> dict[str, Any]:
-    spec = obj["spec"]["jobTemplate"]["spec"] if obj["kind"] == "CronJob" else obj["spec"]
-    pod: dict[str, Any] = spec["template"]["spec"]
-    return pod
-
-
 def run_rendered(
     cloud_plan: Plan, box: Sandbox, kind: str, component: str, root: Path
 ) -> tuple[subprocess.CompletedProcess[str], float]:
-    """The container's command as the rendered object says, in the sandbox where the cloud's names
-    resolve: the scripts from the rendered Secret and the backups' volume directories here, in place
-    of where the pod mounts them; the termination message a file."""
-    container = pod_of(find(cloud_plan, kind, "neutron", component))["containers"][0]
-    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    scripts, backups = root / "scripts", root / "backups"
-    scripts.mkdir(exist_ok=True)
-    backups.mkdir(exist_ok=True)
-    for name, text in secret_data(cloud_plan, BACKUP_CONFIG).items():
-        (scripts / name).write_text(text)
-    here = {mounts["scripts"]: str(scripts), mounts["backups"]: str(backups)}
-    command = container["command"]
-    command = [next((arg.replace(k, v) for k, v in here.items() if arg.startswith(k)), arg) for arg in command]
+    """The container's command as the rendered object says (backup_command), in the sandbox where
+    the cloud's names resolve; the termination message a file."""
+    command, container = backup_command(cloud_plan, kind, "neutron", component, root)
     argv, env = box.command(command, {})
     env |= container_env(container, {}) | {"TERMINATION_LOG": str(root / "termination-log")}
     started = time.monotonic()

@@ -69,24 +69,38 @@ def secret_files(pod: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 
 def job_env(pod: dict[str, Any], secrets: dict[str, dict[str, str]], root: Path) -> dict[str, str]:
-    """The first container's environment with its projected Secret volumes laid out under `root` as
-    the kubelet would lay them out (one file per item), and the variables that name files in them
-    (a stackops Job's <NAME>_FILE) pointing there instead."""
-    container = pod["containers"][0]
-    env = container_env(container, secrets)
-    volumes = {v["name"]: v for v in pod.get("volumes", [])}
-    for mount in container.get("volumeMounts", []):
-        projected = volumes[mount["name"]].get("projected")
-        if projected is None:
-            continue
-        directory = root / mount["name"]
-        directory.mkdir(parents=True, exist_ok=True)
-        for source in projected["sources"]:
-            for item in source["secret"]["items"]:
-                (directory / item["path"]).write_text(secrets[source["secret"]["name"]][item["key"]])
-        prefix = mount["mountPath"] + "/"
-        env = {k: str(directory / v.removeprefix(prefix)) if v.startswith(prefix) else v for k, v in env.items()}
+    """The first container's environment with each Secret value it is given as a file (secret_files)
+    written under `root`, as the kubelet lays out the projected volume, and its <NAME>_FILE
+    variable pointing there instead."""
+    env = container_env(pod["containers"][0], secrets)
+    root.mkdir(parents=True, exist_ok=True)
+    for name, ref in secret_files(pod).items():
+        (root / name).write_text(secrets[ref["name"]][ref["key"]])
+        env[f"{name}_FILE"] = str(root / name)
     return env
+
+
+def backup_command(
+    cloud_plan: Plan, kind: str, service: str, component: str, root: Path
+) -> tuple[list[str], dict[str, Any]]:
+    """A backup CronJob's or restore Job's command as its container runs it (and the container),
+    with its volumes directories under `root`: the scripts of the rendered Secret its `scripts`
+    volume mounts, and the backups' volume, each in place of where the pod mounts it."""
+    obj = find(cloud_plan, kind, service, component)
+    pod = (obj["spec"]["jobTemplate"]["spec"] if kind == "CronJob" else obj["spec"])["template"]["spec"]
+    container: dict[str, Any] = pod["containers"][0]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    config = next(v["secret"]["secretName"] for v in pod["volumes"] if v["name"] == "scripts")
+    scripts, backups = root / "scripts", root / "backups"
+    scripts.mkdir(exist_ok=True)
+    backups.mkdir(exist_ok=True)
+    for name, text in secret_data(cloud_plan, config).items():
+        (scripts / name).write_text(text)
+    here = {mounts["scripts"]: str(scripts), mounts["backups"]: str(backups)}
+    command = [
+        next((arg.replace(k, v) for k, v in here.items() if arg.startswith(k)), arg) for arg in container["command"]
+    ]
+    return command, container
 
 
 @dataclass(frozen=True)
