@@ -171,3 +171,29 @@ def neutron(deployed: Deployment, keystone: str, neutron_bin: Path, ovn_control_
     module = wsgi_module(uwsgi, site_packages(neutron_bin))
     with deployed.serve("neutron", neutron_bin, module, env, "/", wrapper=sandboxed) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def gnocchi_bin() -> Path:
+    return service_venv("gnocchi", "gunicorn")
+
+
+@pytest.fixture(scope="session")
+def gnocchi_jobs(deployed: Deployment, keystone: str, gnocchi_bin: Path) -> dict[str, str]:
+    return deployed.run_jobs("gnocchi", gnocchi_bin)
+
+
+@pytest.fixture(scope="session")
+def gnocchi(deployed: Deployment, gnocchi_jobs: dict[str, str], gnocchi_bin: Path) -> Iterator[str]:
+    """Gnocchi's API (the WSGI module its rendered uWSGI config names) with metricd beside it, as in
+    the API's pod, each from its rendered config at the container's paths."""
+    api = deployed.kolla("Deployment", "gnocchi", "api")
+    module = wsgi_module(api.files["/etc/gnocchi/gnocchi-api-uwsgi.ini"].read_text(), site_packages(gnocchi_bin))
+    wrapper = deployed.container_paths(api, "gnocchi-api")
+    metricd = deployed.kolla("Deployment", "gnocchi", "api", "gnocchi-metricd")
+    metricd_paths = deployed.container_paths(metricd, "gnocchi-metricd")
+    with (
+        deployed.running("Deployment", "gnocchi", "api", gnocchi_bin, "gnocchi-metricd", metricd_paths),
+        deployed.serve("gnocchi", gnocchi_bin, module, api.env, "/healthcheck", wrapper=wrapper) as url,
+    ):
+        yield url

@@ -41,14 +41,16 @@ KEYSTONE_CONF = keystone.CONFIG.dest
 
 SERVED = (
     "keystone", "placement", "glance", "nova", "neutron", "cinder", "heat", "horizon", "barbican", "designate",
-    "octavia", "swift",
+    "octavia", "swift", "gnocchi", "aodh",
 )  # fmt: skip
 # Services whose processes read their files at the paths the containers have them, whatever their
 # command line says: barbican's (its crypto plugin and `barbican-manage` read /etc/barbican/barbican.conf,
 # its WSGI script its paste pipeline there), designate's (pools.yaml names rndc's key file by its path),
 # octavia's (its WSGI module reads /etc/octavia/octavia.conf, as oslo.config finds it by default),
-# swift's (every process reads /etc/swift/swift.conf). They run with /etc overlaid (container_paths).
-AT_CONTAINER_PATHS = ("barbican", "designate", "octavia", "swift")
+# swift's (every process reads /etc/swift/swift.conf), gnocchi's, aodh's and ceilometer's (their WSGI
+# modules, paste filters and agents read /etc/<service>/<service>.conf, as oslo.config finds it by
+# default). They run with /etc overlaid (container_paths).
+AT_CONTAINER_PATHS = ("barbican", "designate", "octavia", "swift", "gnocchi", "aodh", "ceilometer")
 # swift's storage node on a loopback address of its own, its servers on swift's ports there
 SWIFT_STORAGE_IP = "127.0.97.1"
 
@@ -203,6 +205,17 @@ class Deployment:
                     "enabled": True,
                     "endpoints": {"public": self.urls["barbican"], "internal": self.urls["barbican"]},
                     "config": {"keystone_authtoken": {"memcached_servers": None}},
+                },
+                # off by default: on here, its storage in a directory of the test's, metricd looking
+                # for new measures every second
+                "gnocchi": {
+                    "enabled": True,
+                    "endpoints": {"public": self.urls["gnocchi"], "internal": self.urls["gnocchi"]},
+                    "config": {
+                        "keystone_authtoken": {"memcached_servers": None},
+                        "storage": {"file_basepath": str(root / "gnocchi-storage")},
+                        "metricd": {"metric_processing_delay": 1},
+                    },
                 },
                 # off by default: on here with its OVN provider, on the neutron and OVN the tests run
                 "octavia": {

@@ -904,6 +904,40 @@ class SwiftSpec(OptInService, ServiceSpec):
         return value
 
 
+class GnocchiStorage(Storage):
+    """The PVC of gnocchi's file driver: the measures waiting for metricd and the aggregates it computes."""
+
+    size: Size = Field("50Gi", description="Requested PVC size.")
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
+        "ReadWriteOnce", description="ReadWriteMany lets several API replicas (each with its metricd) share it."
+    )
+
+
+class GnocchiSpec(OptInService, ServiceSpec):
+    """Metrics: gnocchi's API and metricd (which aggregates the measures the API receives), its index
+    in MariaDB and its measures on a PVC (the file driver). Swift or Ceph instead is set through
+    `config` ([storage] and [incoming]; docs/telemetry.md)."""
+
+    storage: GnocchiStorage = Field(default_factory=lambda: GnocchiStorage())
+
+    @model_validator(mode="after")
+    def _shared_storage_for_replicas(self) -> GnocchiSpec:
+        if self.replicas > 1 and self.storage.access_mode != "ReadWriteMany":
+            raise ValueError("replicas: more than 1 needs storage.accessMode ReadWriteMany")
+        return self
+
+
+class AodhSpec(OptInService, ServiceSpec):
+    """Alarms: aodh's API, evaluator (which evaluates threshold alarms on gnocchi's aggregates),
+    notifier and listener. Needs gnocchi."""
+
+
+class CeilometerSpec(OptInService, ServiceSpec):
+    """Metering: ceilometer's notification agent (samples from the notifications of glance, nova,
+    cinder and designate) and central agent on the control plane, its compute agent on every
+    compute node (samples from libvirt), all published to gnocchi. Needs gnocchi."""
+
+
 # One field per OpenStack service; the spec of a service added from now on is an OptInService.
 class ServicesSpec(ApiModel):
     keystone: KeystoneSpec = Field(default_factory=KeystoneSpec)
@@ -918,6 +952,9 @@ class ServicesSpec(ApiModel):
     designate: DesignateSpec = Field(default_factory=DesignateSpec)
     octavia: OctaviaSpec = Field(default_factory=OctaviaSpec)
     swift: SwiftSpec = Field(default_factory=SwiftSpec)
+    gnocchi: GnocchiSpec = Field(default_factory=GnocchiSpec)
+    aodh: AodhSpec = Field(default_factory=AodhSpec)
+    ceilometer: CeilometerSpec = Field(default_factory=CeilometerSpec)
 
 
 class ImagesSpec(ApiModel):

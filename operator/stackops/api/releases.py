@@ -70,6 +70,21 @@ SERVICE_PACKAGES: dict[str, ServicePackage] = {
             "2026.2": ">=2.38,<2.40",
         },
     ),
+    # gnocchi releases on its own (github.com/gnocchixyz), a minor every year or so, with no upper bound
+    # on any library: 4.6 was current when 2025.1 released (4.6.5, March 2025), 4.7 (August 2025, the
+    # first asking for oslo.policy>=4.5) from 2025.2 on, its 4.7.1 (September 2026) with 2026.2. Its
+    # extras: keystonemiddleware for the API, PyMySQL, oslo.db and alembic for the MariaDB indexer.
+    "gnocchi": ServicePackage(
+        "gnocchi[keystone,mysql]",
+        versions={
+            "2025.1": ">=4.6.5,<4.7",
+            "2025.2": ">=4.7,<4.8",
+            "2026.1": ">=4.7,<4.8",
+            "2026.2": ">=4.7.1,<4.8",
+        },
+    ),
+    "aodh": ServicePackage("aodh", major_offset=-11),
+    "ceilometer": ServicePackage("ceilometer", major_offset=-7),
 }
 
 

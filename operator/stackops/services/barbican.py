@@ -15,6 +15,7 @@ is kept with the cloud's other credentials (`deletionPolicy: Retain` keeps the S
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from stackops.api.models import BarbicanSpec, OpenStackCloudSpec
@@ -54,7 +55,7 @@ class Barbican(OpenStackService[BarbicanSpec]):
     databases = ("barbican",)
     messaging = True
     catalog = (CatalogEntry("key-manager", "Barbican key manager service"),)
-    keystone_notifications = NOTIFICATIONS_TOPIC
+    notifications_from: ClassVar[Mapping[str, str]] = {"keystone": NOTIFICATIONS_TOPIC}
     # barbican's schema migrations run before the new release's API and workers
     database_upgrade = DatabaseUpgrade(
         check=f"barbican-status --config-file {CONFIG.dest} upgrade check", expand={"db-sync": DB_SYNC}

@@ -37,6 +37,10 @@ VOLUME_SERVICES = Metric(
 NETWORK_AGENTS = Metric("network_agents", "Neutron/OVN agents by type and whether they are alive.")
 RESOURCE_PROVIDERS = Metric("placement_resource_providers", "Resource providers placement lists.")
 DNS_SERVICES = Metric("dns_services", "Designate services by name and the status their heartbeats report.")
+METRICS_BACKLOG = Metric(
+    "gnocchi_backlog", "Gnocchi's measures waiting for metricd (measures), and the metrics they are of (metrics)."
+)
+ALARMS = Metric("alarms", "Aodh's alarms by state (ok, alarm, insufficient data), of the checking project.")
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,38 @@ class ObjectStoreAccount(HealthCheck):
     def run(self, conn: Any) -> CheckResult:
         conn.object_store.get_account_metadata()
         return CheckResult(True)
+
+
+class MetricsBacklog(HealthCheck):
+    """Gnocchi reports its status (`gnocchi status`): its API validates tokens and reaches its index
+    and its storage; the backlog of measures metricd has not processed yet is reported, which grows
+    while no metricd runs."""
+
+    name = "metrics-backlog"
+
+    def asks(self) -> str:
+        return "reading gnocchi's status"
+
+    def run(self, conn: Any) -> CheckResult:
+        response = conn.session.get("/v1/status", endpoint_filter={"service_type": "metric"}, raise_exc=True)
+        summary = response.json()["storage"]["summary"]
+        samples = tuple(Sample(METRICS_BACKLOG, {"kind": kind}, summary[kind]) for kind in ("measures", "metrics"))
+        return CheckResult(True, samples=samples)
+
+
+class AlarmsListed(HealthCheck):
+    """Aodh lists the checking project's alarms: its API validates tokens and reaches its database."""
+
+    name = "alarms"
+
+    def asks(self) -> str:
+        return "listing alarms"
+
+    def run(self, conn: Any) -> CheckResult:
+        alarms = conn.alarm.get("/v2/alarms", raise_exc=True).json()
+        counts = Counter(str(a["state"]) for a in alarms)
+        samples = tuple(Sample(ALARMS, {"state": state}, n) for state, n in sorted(counts.items()))
+        return CheckResult(True, samples=samples)
 
 
 class DnsServices(HealthCheck):

@@ -25,7 +25,7 @@ from stackops.credentials import (
     fernet_specs,
 )
 from stackops.render.kolla import KollaCommand, Permission
-from stackops.services import api, memcached, policy, rabbitmq
+from stackops.services import api, memcached, policy
 from stackops.services.base import CloudContext, RenderError, Resources, Step
 from stackops.services.identity import (
     ADMIN_PASSWORD_KEY,
@@ -79,18 +79,6 @@ def security_compliance(rules: SecurityCompliance) -> dict[str, Any]:
         "disable_user_account_days_inactive": rules.disable_user_account_days_inactive,
     }
     return {key: value for key, value in options.items() if value is not None}
-
-
-def notification_listener(spec: OpenStackCloudSpec) -> OpenStackService[Any] | None:
-    """The enabled service that listens to keystone's notifications (barbican), if any: keystone's
-    notifier has one transport, so one such service at most."""
-    listeners = [
-        s
-        for s in services.all_services()
-        if isinstance(s, OpenStackService) and s.keystone_notifications and s.enabled(spec)
-    ]
-    assert len(listeners) <= 1, "keystone sends its notifications over one transport"
-    return listeners[0] if listeners else None
 
 
 class Keystone(OpenStackService[KeystoneSpec]):
@@ -175,30 +163,9 @@ class Keystone(OpenStackService[KeystoneSpec]):
         job = api.job_step(ctx, self, CREDENTIAL_MIGRATE, kolla, (), volumes, mounts)
         return Step(job.name, self.name, [kolla.config.obj, *job.objects])
 
-    def uses(self, spec: OpenStackCloudSpec) -> frozenset[str]:
-        """RabbitMQ too, while a service listens to keystone's notifications."""
-        listening = notification_listener(spec) is not None
-        return super().uses(spec) | ({rabbitmq.RABBITMQ.name} if listening else set())
-
-    def notifications(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
-        """Keystone's notifications of what it creates, updates and deletes, sent to the topic of the
-        service that listens to them, over that service's transport; none without such a service."""
-        listener = notification_listener(ctx.spec)
-        if listener is None:
-            return {}
-        return rabbitmq.oslo_messaging(ctx) | {
-            "oslo_messaging_notifications": {
-                "driver": "messagingv2",
-                "transport_url": listener.transport_url(ctx),
-                "topics": listener.keystone_notifications,
-                # an unreachable broker (the listener's user not made yet) costs a request one try,
-                # not a wait: the notification is dropped with an error in keystone's log
-                "retry": 0,
-            },
-        }
-
     def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
         spec = self.settings(ctx)
+        # keystone's notifications go to barbican's listener alone (ceilometer meters no keystone event)
         notifications = self.notifications(ctx)
         # the basic format's payload names the resource (`resource_info`), which listeners read
         basic = {"notification_format": "basic"} if notifications else {}

@@ -6,7 +6,7 @@ An OpenStack service (keystone, glance, nova …) declares, beside what every Se
 - `databases`, the MariaDB databases it owns (its account is named after the service);
 - `messaging`, whether it talks over RabbitMQ (its user and vhost are named after the service);
 - `catalog`, its entries in keystone's catalog;
-- `keystone_notifications`, the topic of its listener of keystone's notifications, if it has one;
+- `notifications_from`, the services whose notifications it consumes, and the topic of each;
 - `database_upgrade`, the commands that move its database to the next release.
 
 From these come its credentials (database, keystone and messaging passwords, named after the
@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
+from stackops import services
 from stackops.api.models import EndpointOverrides, OpenStackCloudSpec, ServiceSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import IniSections, render_ini
@@ -71,7 +72,7 @@ class DatabaseUpgrade:
     """The command lines that move the service's database to the next release, by phase
     (services/upgrades.py says when each runs); each reads the service's main config files."""
 
-    check: str  # `<service>-status upgrade check`
+    check: str | None  # `<service>-status upgrade check`; None for a service without one (gnocchi)
     expand: Mapping[str, str] = field(default_factory=dict)  # component -> command line, in order
     contract: Mapping[str, str] = field(default_factory=dict)
     online: Mapping[str, str] = field(default_factory=dict)
@@ -79,7 +80,7 @@ class DatabaseUpgrade:
 
     @property
     def components(self) -> tuple[str, ...]:
-        return (CHECK_COMPONENT, *self.expand, *self.contract, *self.online)
+        return (*([CHECK_COMPONENT] if self.check else []), *self.expand, *self.contract, *self.online)
 
 
 class OpenStackService(Service, Generic[SpecT]):
@@ -91,9 +92,11 @@ class OpenStackService(Service, Generic[SpecT]):
     databases: ClassVar[tuple[str, ...]] = ()
     messaging: ClassVar[bool] = False
     catalog: ClassVar[tuple[CatalogEntry, ...]] = ()
-    # The topic a listener of the service reads keystone's notifications from (barbican's, which
-    # deletes a deleted project's secrets): keystone sends them there over the service's transport.
-    keystone_notifications: ClassVar[str | None] = None
+    # The services whose notifications it consumes, each with the topic it reads them from: keystone's
+    # to barbican's listener (which deletes a deleted project's secrets), the metered services' to
+    # ceilometer's notification agent. They send them there over the consumer's transport (its
+    # RabbitMQ user and vhost): see notifications().
+    notifications_from: ClassVar[Mapping[str, str]] = {}
     database_upgrade: ClassVar[DatabaseUpgrade | None] = None
     # Whether its keystone user is one of a pair that credential rotations alternate between
     # (docs/security.md, "Rotation"). Heat's is not: trusts name their trustee by id, and removing the
@@ -146,6 +149,8 @@ class OpenStackService(Service, Generic[SpecT]):
         there (keystone itself caches in it)."""
         needed = {mariadb.MARIADB.name: bool(self.databases), rabbitmq.RABBITMQ.name: self.messaging}
         needed[memcached.SERVICE.name] = bool(self.catalog)
+        # RabbitMQ too while a service consumes its notifications, which it sends there
+        needed[rabbitmq.RABBITMQ.name] |= notification_consumer(self.name, spec) is not None
         return super().uses(spec) | {name for name, wanted in needed.items() if wanted}
 
     def own_credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
@@ -177,6 +182,24 @@ class OpenStackService(Service, Generic[SpecT]):
 
     def transport_url(self, ctx: CloudContext) -> str:
         return rabbitmq.transport_url(ctx, self.name, self.messaging_password_key)
+
+    def notifications(self, ctx: CloudContext) -> IniSections:
+        """Its notifications of what it creates, updates and deletes, sent to the topic of the service
+        that consumes them, over that service's transport (with the queue settings every messaging
+        service shares, as the notifier declares the queue); none without such a service."""
+        consumer = notification_consumer(self.name, ctx.spec)
+        if consumer is None:
+            return {}
+        return rabbitmq.oslo_messaging(ctx) | {
+            "oslo_messaging_notifications": {
+                "driver": "messagingv2",
+                "transport_url": consumer.transport_url(ctx),
+                "topics": consumer.notifications_from[self.name],
+                # an unreachable broker (the consumer's user not made yet) costs a request one try,
+                # not a wait: the notification is dropped with an error in the service's log
+                "retry": 0,
+            },
+        }
 
     # config files and commands
     @abstractmethod
@@ -271,9 +294,21 @@ class OpenStackService(Service, Generic[SpecT]):
             image=self.openstack_images.names[0],
             uid=self.user.uid,
             files=self.main_files(ctx),
-            check=self.command(declared.check),
+            check=self.command(declared.check) if declared.check else None,
             expand=commands(declared.expand),
             contract=commands(declared.contract),
             online=commands(declared.online),
             restart_after_agents=declared.restart_after_agents,
         )
+
+
+def notification_consumer(name: str, spec: OpenStackCloudSpec) -> OpenStackService[Any] | None:
+    """The enabled service that consumes the notifications of the service `name`, if any: a
+    service's notifier has one transport, so one such service at most."""
+    consumers = [
+        s
+        for s in services.all_services()
+        if isinstance(s, OpenStackService) and name in s.notifications_from and s.enabled(spec)
+    ]
+    assert len(consumers) <= 1, f"{name} sends its notifications over one transport"
+    return consumers[0] if consumers else None
