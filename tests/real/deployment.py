@@ -217,6 +217,15 @@ class Deployment:
                         "metricd": {"metric_processing_delay": 1},
                     },
                 },
+                # off by default: on here, its evaluator looking at its alarms every 2 seconds
+                "aodh": {
+                    "enabled": True,
+                    "endpoints": {"public": self.urls["aodh"], "internal": self.urls["aodh"]},
+                    "config": {
+                        "keystone_authtoken": {"memcached_servers": None},
+                        "evaluator": {"evaluation_interval": 2},
+                    },
+                },
                 # off by default: on here with its OVN provider, on the neutron and OVN the tests run
                 "octavia": {
                     "enabled": True,

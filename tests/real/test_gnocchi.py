@@ -11,21 +11,14 @@ read back as a measure of the metric's archive policy.
 from __future__ import annotations
 
 import time
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-
-from keystoneauth1.adapter import Adapter
 
 from stackops.services.health_checks import METRICS_BACKLOG, MetricsBacklog
 from tests.real.deployment import Deployment
+from tests.real.metrics import GRANULARITY, metric_client, resource_with_measure
 from tests.support.mariadb import MariaDB
 from tests.support.sandbox import eventually
-
-
-def metric_client(deployed: Deployment) -> Adapter:
-    """A client of the catalog's `metric` endpoint, with the admin's keystone token."""
-    return Adapter(deployed.connect().session, service_type="metric", interface="public")
 
 
 def test_gnocchi_jobs_create_its_index_and_catalog_entry(
@@ -47,27 +40,18 @@ def test_gnocchi_jobs_create_its_index_and_catalog_entry(
 def test_a_measure_posted_through_the_catalog_is_aggregated_by_metricd(gnocchi: str, deployed: Deployment) -> None:
     client = metric_client(deployed)
     assert client.get_endpoint() == gnocchi
-    resource_id = str(uuid.uuid4())
-    created = client.post(
-        "/v1/resource/generic",
-        json={"id": resource_id, "metrics": {"probe": {"archive_policy_name": "low", "unit": "%"}}},
-    )
-    assert created.status_code == 201, created.text
-    metric_id = created.json()["metrics"]["probe"]
-    stamp = datetime.now(UTC).replace(second=0, microsecond=0).isoformat()
-    posted = client.post(f"/v1/metric/{metric_id}/measures", json=[{"timestamp": stamp, "value": 42.5}])
-    assert posted.status_code == 202, posted.text
+    resource_id, metric_id, stamp = resource_with_measure(client, "probe", 42.5)
 
     # no ?refresh: the API leaves the measure to metricd, which aggregates it within its delay
     def measures() -> list[list[Any]]:
         return list(client.get(f"/v1/metric/{metric_id}/measures").json())
 
     eventually(lambda: bool(measures()), lambda: f"metricd to aggregate: {tail(deployed)}", timeout=60)
-    ((timestamp, granularity, value),) = [m for m in measures() if m[1] == 300.0]
-    assert (granularity, value) == (300.0, 42.5)
+    ((timestamp, granularity, value),) = [m for m in measures() if m[1] == GRANULARITY]
+    assert (granularity, value) == (GRANULARITY, 42.5)
     assert datetime.fromisoformat(timestamp) <= datetime.fromisoformat(stamp)
     by_resource = client.get(f"/v1/resource/generic/{resource_id}/metric/probe/measures").json()
-    assert [m[2] for m in by_resource if m[1] == 300.0] == [42.5]
+    assert [m[2] for m in by_resource if m[1] == GRANULARITY] == [42.5]
 
 
 def test_the_health_check_reads_the_backlog(gnocchi: str, deployed: Deployment) -> None:

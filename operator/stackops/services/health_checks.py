@@ -175,7 +175,7 @@ class AlarmsListed(HealthCheck):
         return "listing alarms"
 
     def run(self, conn: Any) -> CheckResult:
-        alarms = conn.alarm.get("/v2/alarms", raise_exc=True).json()
+        alarms = conn.session.get("/v2/alarms", endpoint_filter={"service_type": "alarming"}, raise_exc=True).json()
         counts = Counter(str(a["state"]) for a in alarms)
         samples = tuple(Sample(ALARMS, {"state": state}, n) for state, n in sorted(counts.items()))
         return CheckResult(True, samples=samples)

@@ -183,7 +183,7 @@ class OpenStackService(Service, Generic[SpecT]):
     def transport_url(self, ctx: CloudContext) -> str:
         return rabbitmq.transport_url(ctx, self.name, self.messaging_password_key)
 
-    def notifications(self, ctx: CloudContext) -> IniSections:
+    def notifications(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
         """Its notifications of what it creates, updates and deletes, sent to the topic of the service
         that consumes them, over that service's transport (with the queue settings every messaging
         service shares, as the notifier declares the queue); none without such a service."""
