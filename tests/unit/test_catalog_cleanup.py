@@ -28,6 +28,8 @@ OPT_IN_ON = {
     "designate": {"enabled": True},
     "octavia": {"enabled": True},
     "swift": SWIFT_ON,
+    "gnocchi": {"enabled": True},
+    "aodh": {"enabled": True},
 }
 HEAT_OFF = {"services": {**OPT_IN_ON, "heat": {"enabled": False}}}
 
