@@ -431,7 +431,8 @@ def _keystone_admin_job(job: str, region: str, password_var: str, work: Callable
 def cmd_register_service(args: argparse.Namespace) -> int:
     from stackops.openstack.registration import Registration, register
 
-    endpoints = {"public": args.public_url, "internal": args.internal_url}
+    urls = {"public": args.public_url, "internal": args.internal_url}
+    endpoints = {interface: url for interface, url in urls.items() if url}
     registration = Registration(
         args.region,
         args.type,
@@ -592,11 +593,11 @@ def parser() -> argparse.ArgumentParser:
         "OS_AUTH_URL/OS_USERNAME/OS_PASSWORD, the service's password from STACKOPS_SERVICE_PASSWORD)",
     )
     reg.add_argument("--region", required=True)
-    reg.add_argument("--type", required=True, help="service type, e.g. placement")
+    reg.add_argument("--type", help="service type, e.g. placement; none: the user alone (a service without an API)")
     reg.add_argument("--name", required=True)
     reg.add_argument("--description", default="")
-    reg.add_argument("--public-url", required=True)
-    reg.add_argument("--internal-url", required=True)
+    reg.add_argument("--public-url")
+    reg.add_argument("--internal-url")
     reg.add_argument("--user", required=True)
     reg.add_argument("--project", default="service")
     reg.add_argument("--remove-user", help="a user to remove: the other of the pair, after a credential rotation")

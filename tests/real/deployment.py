@@ -47,10 +47,10 @@ SERVED = (
 # command line says: barbican's (its crypto plugin and `barbican-manage` read /etc/barbican/barbican.conf,
 # its WSGI script its paste pipeline there), designate's (pools.yaml names rndc's key file by its path),
 # octavia's (its WSGI module reads /etc/octavia/octavia.conf, as oslo.config finds it by default),
-# swift's (every process reads /etc/swift/swift.conf), gnocchi's and aodh's (their WSGI modules,
-# paste filters and workers read /etc/<service>/<service>.conf, as oslo.config finds it by
+# swift's (every process reads /etc/swift/swift.conf), gnocchi's, aodh's and ceilometer's (their WSGI
+# modules, paste filters and agents read /etc/<service>/<service>.conf, as oslo.config finds it by
 # default). They run with /etc overlaid (container_paths).
-AT_CONTAINER_PATHS = ("barbican", "designate", "octavia", "swift", "gnocchi", "aodh")
+AT_CONTAINER_PATHS = ("barbican", "designate", "octavia", "swift", "gnocchi", "aodh", "ceilometer")
 # swift's storage node on a loopback address of its own, its servers on swift's ports there
 SWIFT_STORAGE_IP = "127.0.97.1"
 
@@ -226,6 +226,8 @@ class Deployment:
                         "evaluator": {"evaluation_interval": 2},
                     },
                 },
+                # off by default: on here, glance, nova, cinder and designate send it their notifications
+                "ceilometer": {"enabled": True},
                 # off by default: on here with its OVN provider, on the neutron and OVN the tests run
                 "octavia": {
                     "enabled": True,

@@ -932,6 +932,12 @@ class AodhSpec(OptInService, ServiceSpec):
     notifier and listener. Needs gnocchi."""
 
 
+class CeilometerSpec(OptInService, ServiceSpec):
+    """Metering: ceilometer's notification agent (samples from the notifications of glance, nova,
+    cinder and designate) and central agent on the control plane, its compute agent on every
+    compute node (samples from libvirt), all published to gnocchi. Needs gnocchi."""
+
+
 # One field per OpenStack service; the spec of a service added from now on is an OptInService.
 class ServicesSpec(ApiModel):
     keystone: KeystoneSpec = Field(default_factory=KeystoneSpec)
@@ -948,6 +954,7 @@ class ServicesSpec(ApiModel):
     swift: SwiftSpec = Field(default_factory=SwiftSpec)
     gnocchi: GnocchiSpec = Field(default_factory=GnocchiSpec)
     aodh: AodhSpec = Field(default_factory=AodhSpec)
+    ceilometer: CeilometerSpec = Field(default_factory=CeilometerSpec)
 
 
 class ImagesSpec(ApiModel):

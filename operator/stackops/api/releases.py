@@ -84,6 +84,7 @@ SERVICE_PACKAGES: dict[str, ServicePackage] = {
         },
     ),
     "aodh": ServicePackage("aodh", major_offset=-11),
+    "ceilometer": ServicePackage("ceilometer", major_offset=-7),
 }
 
 

@@ -25,7 +25,8 @@ MANAGED_USER = "managed by stackops"
 @dataclass(frozen=True)
 class Registration:
     region: str
-    service_type: str
+    # None for a service with a user and no API of its own (ceilometer): no catalog entry then
+    service_type: str | None
     service_name: str
     description: str
     endpoints: dict[str, str]  # interface (public, internal) -> URL
@@ -108,6 +109,8 @@ def register(conn: Any, reg: Registration, password: str) -> list[str]:
         identity.assign_project_role_to_user(project, user, role)
     if reg.retired_user is not None:
         changed += _remove_user(identity, reg.retired_user, DEFAULT_DOMAIN, DEFAULT_DOMAIN)
+    if reg.service_type is None:
+        return changed
     service = next((s for s in identity.services() if s.type == reg.service_type and s.name == reg.service_name), None)
     if service is None:
         service = identity.create_service(

@@ -177,6 +177,8 @@ class Cinder(OpenStackService[CinderSpec]):
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self),
             **rabbitmq.oslo_messaging(ctx),
+            # its notifications, to ceilometer when it meters them (oslo_messaging's noop driver otherwise)
+            **self.notifications(ctx),
         }
         for backend in spec.backends:
             section = self.backend_section(backend)

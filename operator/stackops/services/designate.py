@@ -138,6 +138,8 @@ class Designate(OpenStackService[DesignateSpec]):
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self),
             **rabbitmq.oslo_messaging(ctx),
+            # its notifications, to ceilometer when it meters them (oslo_messaging's noop driver otherwise)
+            **self.notifications(ctx),
         }
 
     def pools(self, ctx: CloudContext) -> str:

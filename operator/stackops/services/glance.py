@@ -74,7 +74,7 @@ class Glance(OpenStackService[GlanceSpec]):
     config_files: ClassVar[dict[str, tuple[str, ...]]] = {
         "glance-api.conf": (
             "glance", "glance.api", "glance.multi_store", "keystonemiddleware.auth_token", "oslo.db", "oslo.log",
-            "oslo.middleware", "oslo.policy",
+            "oslo.messaging", "oslo.middleware", "oslo.policy",
         ),
     }  # fmt: skip
     components: ClassVar[dict[str, Resources]] = {
@@ -152,6 +152,8 @@ class Glance(OpenStackService[GlanceSpec]):
             "paste_deploy": {"flavor": "keystone+cachemanagement" if cache else "keystone"},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self),
+            # its notifications (images uploaded, deleted …), to ceilometer when it meters them
+            **self.notifications(ctx),
         }
 
     def commands(self, ctx: CloudContext) -> dict[str, KollaCommand]:

@@ -88,7 +88,7 @@ def admin_job(
 def registration_step(
     ctx: CloudContext,
     service: Service,
-    service_type: str,
+    service_type: str | None,
     description: str,
     urls: dict[str, str],
     password_key: str,
@@ -103,15 +103,16 @@ def registration_step(
     configs have rolled to the new one (docs/security.md, "Rotation").
 
     A service with a second catalog entry (heat's cloudformation API) registers it under its own
-    `catalog_name`, with a Job of its own and the same user."""
+    `catalog_name`, with a Job of its own and the same user; one without an API (ceilometer), its
+    user alone (`service_type` None)."""
     component = f"{REGISTRATION}-{catalog_name}" if catalog_name else REGISTRATION
+    entry = [f"--type={service_type}", f"--description={description}"] if service_type else []
     args = [
         f"--region={ctx.spec.region}",
-        f"--type={service_type}",
+        *entry[:1],
         f"--name={catalog_name or service.name}",
-        f"--description={description}",
-        f"--public-url={urls['public']}",
-        f"--internal-url={urls['internal']}",
+        *entry[1:],
+        *(f"--{interface}-url={urls[interface]}" for interface in ("public", "internal") if interface in urls),
         f"--user={ctx.credentials.granted_account(service.name) if paired else service.name}",
     ]
     retired = ctx.credentials.retired_account(service.name) if paired else None

@@ -161,6 +161,8 @@ class Nova(OpenStackService[NovaSpec]):
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self),
             **rabbitmq.oslo_messaging(ctx),
+            # its notifications, to ceilometer when it meters them (oslo_messaging's noop driver otherwise)
+            **self.notifications(ctx),
         }
 
     def compute_config(self, ctx: CloudContext, group: ComputeGroup | None) -> str:

@@ -97,6 +97,9 @@ class OpenStackService(Service, Generic[SpecT]):
     # ceilometer's notification agent. They send them there over the consumer's transport (its
     # RabbitMQ user and vhost): see notifications().
     notifications_from: ClassVar[Mapping[str, str]] = {}
+    # A keystone user of its own although it has no catalog entry (ceilometer: no API, but it reads
+    # gnocchi and the APIs it polls as its own user); a service with a catalog entry always has one.
+    keystone_account: ClassVar[bool] = False
     database_upgrade: ClassVar[DatabaseUpgrade | None] = None
     # Whether its keystone user is one of a pair that credential rotations alternate between
     # (docs/security.md, "Rotation"). Heat's is not: trusts name their trustee by id, and removing the
@@ -107,10 +110,16 @@ class OpenStackService(Service, Generic[SpecT]):
         """The components of the Jobs the contract derives, so that their resources can be set like
         any other component's."""
         super().__init_subclass__(**kwargs)
-        derived = dict.fromkeys([identity.REGISTRATION] if cls.catalog else [], REGISTRATION_JOB)
+        derived = dict.fromkeys(
+            [identity.REGISTRATION] if cls.catalog or cls.keystone_account else [], REGISTRATION_JOB
+        )
         if cls.database_upgrade is not None:
             derived |= dict.fromkeys(cls.database_upgrade.components, UPGRADE_JOB)
         cls.components = {**cls.components, **{c: r for c, r in derived.items() if c not in cls.components}}
+
+    @property
+    def has_keystone_user(self) -> bool:
+        return bool(self.catalog) or self.keystone_account
 
     @property
     def user(self) -> KollaUser:
@@ -136,7 +145,7 @@ class OpenStackService(Service, Generic[SpecT]):
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
         needed = {
             self.database_password_key: bool(self.databases),
-            self.keystone_password_key: bool(self.catalog),
+            self.keystone_password_key: self.has_keystone_user,
             self.messaging_password_key: self.messaging,
         }
         rotates = {self.keystone_password_key: self.keystone_pair}
@@ -260,8 +269,8 @@ class OpenStackService(Service, Generic[SpecT]):
         return [(entry.type, entry.name or self.name, entry.description) for entry in self.catalog]
 
     def keystone_users(self) -> tuple[identity.KeystoneUser, ...]:
-        """The keystone users its Jobs create: its service user, named after it, with a catalog entry."""
-        return (identity.KeystoneUser(self.name),) if self.catalog else ()
+        """The keystone users its Jobs create: its service user, named after it."""
+        return (identity.KeystoneUser(self.name),) if self.has_keystone_user else ()
 
     # steps
     def preamble(self, ctx: CloudContext, kolla: api.Kolla, *objects: dict[str, Any]) -> list[Step]:
@@ -272,6 +281,12 @@ class OpenStackService(Service, Generic[SpecT]):
             steps.append(mariadb.database_step(ctx, self, list(self.databases), self.name, self.database_password_key))
         if self.messaging:
             steps.append(rabbitmq.user_step(ctx, self, self.name, self.messaging_password_key))
+        if self.keystone_account and not self.catalog:  # its user alone
+            steps.append(
+                identity.registration_step(
+                    ctx, self, None, "", {}, self.keystone_password_key, None, self.keystone_pair
+                )
+            )
         for entry in self.catalog:
             urls = self.catalog_urls(ctx, entry)
             password = self.keystone_password_key
