@@ -30,6 +30,7 @@ OPT_IN_ON = {
     "swift": SWIFT_ON,
     "gnocchi": {"enabled": True},
     "aodh": {"enabled": True},
+    "ceilometer": {"enabled": True},
 }
 HEAT_OFF = {"services": {**OPT_IN_ON, "heat": {"enabled": False}}}
 

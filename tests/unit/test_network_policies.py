@@ -322,10 +322,11 @@ def test_rabbitmq_admits_the_services_with_messaging_and_its_management_the_user
     rendered = plan(example)
     services = enabled_services(example.spec)
     messaging = {s.name for s in services if isinstance(s, OpenStackService) and s.messaging}
-    # production's opt-in services (barbican, designate, octavia, aodh) have messaging too; barbican
-    # listens to keystone's notifications, which keystone sends over RabbitMQ
-    later = {"barbican", "designate", "octavia", "aodh"} if "barbican" in messaging else set()
-    notifying = {"keystone"} if later else set()
+    # production's opt-in services (barbican, designate, octavia, aodh, ceilometer) have messaging too;
+    # barbican listens to keystone's notifications and ceilometer to glance's (and others'), which they
+    # send over RabbitMQ
+    later = {"barbican", "designate", "octavia", "aodh", "ceilometer"} if "barbican" in messaging else set()
+    notifying = {"keystone", "glance"} if later else set()
     assert messaging == {"nova", "neutron", "cinder", "heat"} | later
     rabbitmq = server(rendered, "rabbitmq")
     on_pods = reaching(rendered, rabbitmq, 5672) - {p.name for p in pods(rendered) if p.host_network}
@@ -428,6 +429,7 @@ def test_a_missing_flow_is_caught() -> None:
         if n.target == rabbitmq and not allowed(broken, rabbitmq.labels, n.port, n.source.source())
     ]
     expected = {"nova", "neutron", "cinder", "heat", "barbican", "designate", "octavia", "keystone", "aodh"}
+    expected |= {"ceilometer", "glance"}
     assert {n.source.service for n in cut} == expected
 
 
