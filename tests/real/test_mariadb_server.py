@@ -21,7 +21,7 @@ from stackops.certificates import CA_CERT_KEY
 from stackops.credentials import Credentials
 from stackops.plan import plan
 from stackops.services import keystone, mariadb
-from stackops.services.base import CA_FILE, CloudContext
+from stackops.services.base import CloudContext
 from stackops.services.mariadb import ROOT_PASSWORD_KEY
 from tests.conftest import cloud
 from tests.support.mariadb import lay_out_server_config
@@ -93,8 +93,8 @@ def test_rendered_mariadb_scripts_start_a_server_that_keeps_the_root_password(
     conf = configparser.ConfigParser(interpolation=None)
     conf.read_string(secret_data(rendered, "demo-keystone-config")["keystone.conf"])
     url = conf["database"]["connection"]
-    assert url.endswith(f"&ssl_ca={CA_FILE}") and f"@{host}:3306/" in url
-    url = url.replace(CA_FILE, str(tmp_path / "ca.crt"))
+    assert url.endswith(f"&ssl_ca={keystone.SERVICE.ca_file}") and f"@{host}:3306/" in url
+    url = url.replace(keystone.SERVICE.ca_file, str(tmp_path / "ca.crt"))
     # the root password as the pod's Secret file gives it
     (tmp_path / "etc" / "mysql" / "root-password").write_text(credentials[ROOT_PASSWORD_KEY])
     (tmp_path / "etc" / "mysql" / "root-password").chmod(0o400)

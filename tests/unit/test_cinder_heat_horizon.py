@@ -14,7 +14,7 @@ import pytest
 
 from stackops.credentials import Credentials
 from stackops.plan import Plan, plan, required_credentials
-from stackops.services.base import CA_FILE, RenderError
+from stackops.services.base import RenderError
 from tests.conftest import cloud
 from tests.support.rendered import cloud_credentials, find, secret_data, secret_files
 
@@ -108,7 +108,7 @@ def test_rbd_and_nfs_volumes_run_in_one_pod_with_a_fixed_host_name() -> None:
         "/etc/cinder/cinder.conf",
         "/etc/cinder/cinder-volume.conf",
         "/etc/cinder/nfs-shares-filer",
-        CA_FILE,
+        "/etc/cinder/ca.crt",
     }
     # the Ceph client Secret, as the files librados looks for when told the cluster's name
     ceph = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "ceph")

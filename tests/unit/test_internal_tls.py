@@ -14,7 +14,6 @@ from stackops import certificates
 from stackops.certificates import CA_CERT_KEY, CertificateRequest, issued
 from stackops.credentials import Credentials
 from stackops.plan import certificate_requests, plan
-from stackops.services.base import CA_FILE
 from tests.conftest import cloud
 from tests.support.rendered import cloud_credentials, find, job_env, secret_data
 
@@ -80,9 +79,9 @@ def test_services_verify_mariadb_against_the_clouds_ca(tmp_path: Path) -> None:
     demo = cloud()
     credentials = Credentials(cloud_credentials(demo))
     rendered = plan(demo, credentials)
-    keystone = configparser.ConfigParser(interpolation=None)
-    keystone.read_string(secret_data(rendered, "demo-keystone-config")["keystone.conf"])
-    assert keystone["database"]["connection"].endswith(f"?charset=utf8&ssl_ca={CA_FILE}")
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read_string(secret_data(rendered, "demo-keystone-config")["keystone.conf"])
+    assert conf["database"]["connection"].endswith("?charset=utf8&ssl_ca=/etc/keystone/ca.crt")
     assert secret_data(rendered, "demo-keystone-config")["ca.crt"] == credentials[CA_CERT_KEY]
     job = find(rendered, "Job", "keystone", "database")
     env = job_env(job["spec"]["template"]["spec"], {"demo-credentials": credentials.values()}, tmp_path)
@@ -97,7 +96,6 @@ def test_without_internal_tls_or_with_an_external_database_nothing_asks_for_tls(
         demo = cloud(spec)
         assert certificate_requests(demo) == []
         rendered = plan(demo, Credentials(cloud_credentials(demo)))
-        keystone = secret_data(rendered, "demo-keystone-config")["keystone.conf"]
-        assert "ssl_ca" not in keystone
+        assert "ssl_ca" not in secret_data(rendered, "demo-keystone-config")["keystone.conf"]
         job = find(rendered, "Job", "keystone", "database")
         assert "STACKOPS_DB_CA_FILE" not in {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}

@@ -13,7 +13,7 @@ from stackops.credentials import Credentials
 from stackops.plan import plan
 from stackops.render.ini import IniSections
 from stackops.services import all_services
-from stackops.services.base import CA_FILE, CloudContext, Resources, Step
+from stackops.services.base import CloudContext, Resources, Step
 from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
 from stackops.services.openstack import CatalogEntry, DatabaseUpgrade, MainConfig, OpenStackService
 from stackops.services.upgrades import CHECK_COMPONENT
@@ -87,7 +87,7 @@ def test_a_declared_upgrade_runs_each_command_with_the_main_config_of_the_new_re
     assert list(upgrade.files) == ["example.conf", "ca.crt"]
     assert list(upgrade.commands()) == [CHECK_COMPONENT, "db-expand", "db-online"]
     for command in upgrade.commands().values():
-        assert [f.dest for f in command.files] == ["/etc/example/example.conf", CA_FILE]
+        assert [f.dest for f in command.files] == ["/etc/example/example.conf", "/etc/example/ca.crt"]
 
 
 def test_the_registration_job_is_sized_by_the_service_it_registers() -> None:

@@ -32,9 +32,8 @@ STACKOPS_UID = 65532  # the operator image's stackops user, which its Jobs run a
 # which `kubectl describe`, crash reports and every child process would see.
 SECRET_FILES_DIR = "/run/secrets/stackops"
 SECRET_FILES_VOLUME = "secrets"
-# Where containers that verify the cloud's internal TLS find its CA's certificate (the key of it in
-# a config Secret: CA_FILE_KEY)
-CA_FILE = "/etc/ssl/stackops/ca.crt"
+# The cloud's CA certificate, which clients of its internal TLS verify servers with, in a config
+# Secret and (by that name) next to the config files of the containers that verify
 CA_FILE_KEY = "ca.crt"
 
 

@@ -23,7 +23,6 @@ from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services.backups import SCRIPTS_DIR, BackupRun, BackupSet, backup_objects
 from stackops.services.base import (
-    CA_FILE,
     CA_FILE_KEY,
     Clients,
     CloudContext,
@@ -60,7 +59,7 @@ class DatabaseServer:
     admin_secret: str
     admin_user_key: str | None  # None: the user is root
     admin_password_key: str
-    tls: bool = False  # clients verify its certificate against the cloud's CA (CA_FILE)
+    tls: bool = False  # clients verify its certificate against the cloud's CA
 
 
 def database_spec(ctx: CloudContext) -> DatabaseSpec:
@@ -81,19 +80,20 @@ def server(ctx: CloudContext) -> DatabaseServer:
     return DatabaseServer(host, PORT, ctx.credentials_secret, None, ROOT_PASSWORD_KEY, ctx.internal_tls)
 
 
-def connection_url(ctx: CloudContext, database: str, user: str, password_key: str) -> str:
-    """SQLAlchemy URL for oslo.db, as written into a service's config file."""
+def connection_url(ctx: CloudContext, database: str, user: str, password_key: str, ca_file: str) -> str:
+    """SQLAlchemy URL for oslo.db, as written into a service's config file; `ca_file`: where the
+    service's containers have the cloud's CA."""
     db = server(ctx)
     password = ctx.credentials[password_key]
     # PyMySQL verifies the server's certificate and its name when given a CA (ssl_ca)
-    tls = f"&ssl_ca={CA_FILE}" if db.tls else ""
+    tls = f"&ssl_ca={ca_file}" if db.tls else ""
     return f"mysql+pymysql://{user}:{password}@{db.host}:{db.port}/{database}?charset=utf8{tls}"
 
 
-def oslo_db(ctx: CloudContext, database: str, user: str, password_key: str) -> dict[str, Any]:
+def oslo_db(ctx: CloudContext, database: str, user: str, password_key: str, ca_file: str) -> dict[str, Any]:
     """An oslo.db section: where the service's database is, and pools sized for many API processes."""
     return {
-        "connection": connection_url(ctx, database, user, password_key),
+        "connection": connection_url(ctx, database, user, password_key, ca_file),
         "max_retries": -1,
         # Every API process holds a pool; small pools keep MariaDB's connection count in check.
         "max_pool_size": 5,
