@@ -309,3 +309,29 @@ def test_committed_reference_is_what_the_models_generate() -> None:
 
     committed = (ROOT / "docs" / "reference.md").read_text()
     assert committed == reference_markdown(), "docs/reference.md is stale: run `make crds`"
+
+
+def test_every_secret_key_a_pod_mounts_is_in_the_secret_the_cloud_renders_or_keeps(example: OpenStackCloud) -> None:
+    """The kubelet refuses to start a pod whose Secret volume names a key the Secret lacks: every
+    key of every Secret volume and projection is in a Secret of the plan or in the credentials
+    Secret (Secrets the user gives are theirs to fill)."""
+    credentials = cloud_credentials(example)
+    result = plan(example, Credentials(credentials))
+    secrets = {
+        o["metadata"]["name"]: {*o.get("stringData", {}), *o.get("data", {})}
+        for o in result.objects()
+        if o["kind"] == "Secret"
+    }
+    secrets[f"{example.metadata.name}-credentials"] = set(credentials)
+    pods = [t["spec"] for _, t in pod_specs(result.objects())]
+    pods += [o["spec"]["jobTemplate"]["spec"]["template"]["spec"] for o in result.objects() if o["kind"] == "CronJob"]
+    missing = []
+    for pod in pods:
+        for volume in pod.get("volumes", []):
+            sources = [volume["secret"]] if "secret" in volume else []
+            sources += [s["secret"] for s in volume.get("projected", {}).get("sources", []) if "secret" in s]
+            for source in sources:
+                name = source.get("secretName") or source.get("name")
+                if name in secrets and not source.get("optional"):
+                    missing += [(name, i["key"]) for i in source.get("items", []) if i["key"] not in secrets[name]]
+    assert missing == []

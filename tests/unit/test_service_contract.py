@@ -84,7 +84,7 @@ def test_a_declared_upgrade_runs_each_command_with_the_main_config_of_the_new_re
     upgrade = Example().upgrade(context())
     assert upgrade is not None
     assert upgrade.image == "example-api" and upgrade.uid == 42999
-    assert list(upgrade.files) == ["example.conf", "ca.crt"]
+    assert list(upgrade.files) == ["example.conf"]
     assert list(upgrade.commands()) == [CHECK_COMPONENT, "db-expand", "db-online"]
     for command in upgrade.commands().values():
         assert [f.dest for f in command.files] == ["/etc/example/example.conf", "/etc/example/ca.crt"]

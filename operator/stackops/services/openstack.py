@@ -219,13 +219,7 @@ class OpenStackService(Service, Generic[SpecT]):
     def kolla(self, ctx: CloudContext, files: dict[str, str], commands: dict[str, KollaCommand]) -> api.Kolla:
         """The service's config Secret and what its containers share, in its first image."""
         first = self.openstack_images.images[0]
-        files = self.with_ca(ctx, files)
         return api.kolla(ctx, self, first.name, files, commands, self.user.uid, root_helper=first.root_helper)
-
-    @staticmethod
-    def with_ca(ctx: CloudContext, files: dict[str, str]) -> dict[str, str]:
-        """`files` and the cloud's CA, which every command_files() lists."""
-        return files | {CA_FILE_KEY: ctx.ca_certificate}
 
     def in_image(self, ctx: CloudContext, kolla: api.Kolla, name: str) -> api.Kolla:
         """What `kolla` shares, in the service's image `name` (subject to the spec's overrides)."""
@@ -282,7 +276,7 @@ class OpenStackService(Service, Generic[SpecT]):
         return ServiceUpgrade(
             image=self.openstack_images.names[0],
             uid=self.user.uid,
-            files=self.with_ca(ctx, self.main_files(ctx)),
+            files=self.main_files(ctx),
             check=self.command(declared.check),
             expand=commands(declared.expand),
             contract=commands(declared.contract),
