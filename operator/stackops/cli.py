@@ -156,6 +156,15 @@ def _job_setting(name: str) -> str | None:
         raise UserError([f"environment: {name}_FILE: {error.strerror}: {error.filename}"]) from None
 
 
+def _job_file(name: str) -> str | None:
+    """The path of a file a Job is given (NAME_FILE, as the rendered Jobs give the cloud's CA), checked
+    readable; None when it is not given."""
+    path = os.environ.get(f"{name}_FILE")
+    if path is not None and not os.access(path, os.R_OK):
+        raise UserError([f"environment: {name}_FILE: cannot read {path}"])
+    return path
+
+
 def _job_environment(*names: str) -> dict[str, str]:
     """The settings a Job must be given (_job_setting); every missing or unreadable one named at once."""
     found: dict[str, str] = {}
@@ -194,7 +203,7 @@ def cmd_create_database(args: argparse.Namespace) -> int:
 
     env = _job_environment("STACKOPS_DB_ADMIN_USER", "STACKOPS_DB_ADMIN_PASSWORD", "STACKOPS_DB_PASSWORD")
     # the cloud's own MariaDB speaks TLS: the CA its certificate is verified with
-    ca = _job_setting("STACKOPS_DB_CA")
+    ca = _job_file("STACKOPS_DB_CA")
     admin = Admin(args.host, args.port, env["STACKOPS_DB_ADMIN_USER"], env["STACKOPS_DB_ADMIN_PASSWORD"], ca)
     old = _job_setting("STACKOPS_DB_OLD_PASSWORD")  # during a credential rotation: accepted too
     return _job_outcome(
@@ -222,7 +231,14 @@ def cmd_create_messaging_user(args: argparse.Namespace) -> int:
     from stackops.jobs.messaging import Admin, MessagingJobError, create_user
 
     env = _job_environment("STACKOPS_MQ_ADMIN_USER", "STACKOPS_MQ_ADMIN_PASSWORD", "STACKOPS_MQ_PASSWORD")
-    admin = Admin(args.host, args.management_port, env["STACKOPS_MQ_ADMIN_USER"], env["STACKOPS_MQ_ADMIN_PASSWORD"])
+    admin = Admin(
+        args.host,
+        args.management_port,
+        env["STACKOPS_MQ_ADMIN_USER"],
+        env["STACKOPS_MQ_ADMIN_PASSWORD"],
+        # given, the management API is served over TLS and verified against this CA (the cloud's own RabbitMQ)
+        _job_file("STACKOPS_MQ_CA"),
+    )
     return _job_outcome(
         "create-messaging-user",
         lambda: create_user(admin, args.user, args.vhost, env["STACKOPS_MQ_PASSWORD"], args.remove_user),

@@ -21,7 +21,8 @@ from tests.support.rendered import cloud_credentials, secret_data
 @contextmanager
 def rabbitmq() -> Iterator[RabbitMQ]:
     """A RabbitMQ server of its own, booted from the config stackops renders for a cloud's own server."""
-    own = cloud({})
+    # plaintext: the deployment uses it as an external broker, whose TLS would be the user's
+    own = cloud({"internalTLS": {"enabled": False}})
     credentials = Credentials(cloud_credentials(own))
     files = secret_data(plan(own, credentials), "demo-rabbitmq-config")
     admin = (rabbitmq_service.ADMIN_USER, credentials[rabbitmq_service.ADMIN_PASSWORD_KEY])

@@ -35,7 +35,8 @@ MEMBERS = 3
 
 @pytest.fixture
 def members() -> Iterator[list[RabbitMQ]]:
-    own = cloud({"infrastructure": {"messaging": {"replicas": MEMBERS}}})
+    # plaintext: the deployment uses it as an external broker (tests/real/test_rabbitmq_tls.py: TLS)
+    own = cloud({"infrastructure": {"messaging": {"replicas": MEMBERS}}, "internalTLS": {"enabled": False}})
     credentials = Credentials(cloud_credentials(own))
     files = secret_data(plan(own, credentials), "demo-rabbitmq-config")
     admin = (rabbitmq_service.ADMIN_USER, credentials[rabbitmq_service.ADMIN_PASSWORD_KEY])

@@ -59,7 +59,7 @@ def test_other_names_or_another_ca_issue_the_certificate_again() -> None:
 
 def test_mariadb_serves_tls_by_its_service_names_and_refuses_plaintext() -> None:
     demo = cloud({"infrastructure": {"database": {"replicas": 3}}})
-    (request,) = certificate_requests(demo)
+    request = next(r for r in certificate_requests(demo) if r.name == "mariadb")
     assert request.dns_names[:4] == ("demo-mariadb", "demo-mariadb.openstack", "demo-mariadb.openstack.svc",
                                      "demo-mariadb.openstack.svc.cluster.local")  # fmt: skip
     assert "*.demo-mariadb-cluster.openstack.svc" in request.dns_names  # each Galera member's name
@@ -88,14 +88,46 @@ def test_services_verify_mariadb_against_the_clouds_ca(tmp_path: Path) -> None:
     assert Path(env["STACKOPS_DB_CA_FILE"]).read_text() == credentials[CA_CERT_KEY]
 
 
-def test_without_internal_tls_or_with_an_external_database_nothing_asks_for_tls() -> None:
+def test_without_internal_tls_or_with_an_external_database_nothing_asks_for_database_tls() -> None:
     for spec in (
         {"internalTLS": {"enabled": False}},
         {"infrastructure": {"database": {"external": {"host": "db.example", "secretRef": {"name": "db"}}}}},
     ):
         demo = cloud(spec)
-        assert certificate_requests(demo) == []
+        assert "mariadb" not in {r.name for r in certificate_requests(demo)}
         rendered = plan(demo, Credentials(cloud_credentials(demo)))
         assert "ssl_ca" not in secret_data(rendered, "demo-keystone-config")["keystone.conf"]
         job = find(rendered, "Job", "keystone", "database")
         assert "STACKOPS_DB_CA_FILE" not in {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_rabbitmq_serves_amqp_and_management_over_tls_only_and_clients_verify_it(tmp_path: Path) -> None:
+    demo = cloud()
+    request = next(r for r in certificate_requests(demo) if r.name == "rabbitmq")
+    assert request.name == "rabbitmq" and "demo-rabbitmq.openstack.svc" in request.dns_names
+    credentials = Credentials(cloud_credentials(demo))
+    rendered = plan(demo, credentials)
+    conf = dict(
+        line.split(" = ", 1) for line in secret_data(rendered, "demo-rabbitmq-config")["rabbitmq.conf"].splitlines()
+    )
+    assert (conf["listeners.tcp"], conf["listeners.ssl.default"], conf["management.ssl.port"]) == (
+        "none",
+        "5672",
+        "15672",
+    )
+    assert "listeners.tcp.default" not in conf and "management.tcp.port" not in conf
+    assert conf["ssl_options.certfile"] == "/etc/rabbitmq/server.crt"
+    nova = configparser.ConfigParser(interpolation=None)
+    nova.read_string(secret_data(rendered, "demo-nova-config")["nova.conf"])
+    assert (nova["oslo_messaging_rabbit"]["ssl"], nova["oslo_messaging_rabbit"]["ssl_ca_file"]) == (
+        "true",
+        "/etc/nova/ca.crt",
+    )
+    job = find(rendered, "Job", "nova", "messaging")["spec"]["template"]["spec"]
+    env = job_env(job, {"demo-credentials": credentials.values()}, tmp_path)
+    assert Path(env["STACKOPS_MQ_CA_FILE"]).read_text() == credentials[CA_CERT_KEY]
+
+    plain = cloud({"internalTLS": {"enabled": False}})
+    rendered = plan(plain, Credentials(cloud_credentials(plain)))
+    assert "listeners.tcp.default = 5672" in secret_data(rendered, "demo-rabbitmq-config")["rabbitmq.conf"]
+    assert "ssl" not in secret_data(rendered, "demo-nova-config")["nova.conf"].split("[oslo_messaging_rabbit]")[1]

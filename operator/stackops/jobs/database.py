@@ -32,7 +32,7 @@ class Admin:
     port: int
     user: str
     password: str
-    ca: str | None = None  # PEM: the server speaks TLS, its certificate and name verified against this CA
+    ca_file: str | None = None  # the server speaks TLS, its certificate and name verified against this CA
 
 
 def _identifier(kind: str, value: str) -> str:
@@ -52,7 +52,7 @@ def connect(admin: Admin, attempts: int = 30, delay: float = 2.0) -> pymysql.con
                 user=admin.user,
                 password=admin.password,
                 connect_timeout=10,
-                ssl=ssl.create_default_context(cadata=admin.ca) if admin.ca else None,
+                ssl=ssl.create_default_context(cafile=admin.ca_file) if admin.ca_file else None,
             )
         except pymysql.err.OperationalError as error:
             code = error.args[0] if error.args else None

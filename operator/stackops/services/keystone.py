@@ -186,7 +186,7 @@ class Keystone(OpenStackService[KeystoneSpec]):
         listener = notification_listener(ctx.spec)
         if listener is None:
             return {}
-        return rabbitmq.oslo_messaging(ctx) | {
+        return rabbitmq.oslo_messaging(ctx, self.ca_file) | {
             "oslo_messaging_notifications": {
                 "driver": "messagingv2",
                 "transport_url": listener.transport_url(ctx),

@@ -156,7 +156,7 @@ class Neutron(OpenStackService[NeutronSpec]):
             "oslo_concurrency": {"lock_path": f"{STATE_DIR}/tmp"},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self),
-            **rabbitmq.oslo_messaging(ctx),
+            **rabbitmq.oslo_messaging(ctx, self.ca_file),
         }
 
     def ml2_config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
