@@ -36,6 +36,7 @@ STATE_DIR = "/var/lib/manila"
 BACKEND = "lvm"
 # manila's privileged calls (lvcreate, mount, exportfs) go through its privsep daemon; the image's
 # sudoers allow manila-rootwrap alone, whose filter (images/service/setup/manila.sh) starts it
+PRIVSEP_SECTION = "manila_sys_admin"  # the section of manila's privsep context (manila.privsep)
 PRIVSEP_HELPER = f"sudo manila-rootwrap {CONFIG.directory}/rootwrap.conf privsep-helper --config-file {CONFIG.dest}"
 # what the default share type says of the LVM backend: no share servers, snapshots
 DEFAULT_TYPE_EXTRA_SPECS = {"driver_handles_share_servers": "False", "snapshot_support": "True"}
@@ -74,7 +75,7 @@ class Manila(OpenStackService[ManilaSpec]):
     config_files: ClassVar[dict[str, tuple[str, ...]]] = {
         "manila.conf": (
             "manila", "keystonemiddleware.auth_token", "oslo.concurrency", "oslo.db", "oslo.log",
-            "oslo.messaging", "oslo.middleware", "oslo.policy",
+            "oslo.messaging", "oslo.middleware", "oslo.policy", "oslo.privsep",
         ),
     }  # fmt: skip
     components: ClassVar[dict[str, Resources]] = {
@@ -98,8 +99,9 @@ class Manila(OpenStackService[ManilaSpec]):
         return found
 
     def config_sections_like(self, spec: OpenStackCloudSpec) -> dict[str, str]:
-        # the backend's section takes the driver options manila registers in [DEFAULT]
-        return {BACKEND: "DEFAULT"}
+        # the backend's section takes the driver options manila registers in [DEFAULT]; its privsep
+        # context's section the options oslo.privsep documents under [privsep]
+        return {BACKEND: "DEFAULT", PRIVSEP_SECTION: "privsep"}
 
     def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
         spec = self.settings(ctx)
@@ -113,7 +115,6 @@ class Manila(OpenStackService[ManilaSpec]):
                 "enabled_share_protocols": "NFS",
                 "default_share_type": spec.default_share_type,
                 "rootwrap_config": f"{CONFIG.directory}/rootwrap.conf",
-                "api_paste_config": f"{CONFIG.directory}/api-paste.ini",
             },
             BACKEND: {
                 "share_backend_name": BACKEND,
@@ -125,7 +126,7 @@ class Manila(OpenStackService[ManilaSpec]):
             },
             "database": self.oslo_db(ctx),
             "keystone_authtoken": self.authtoken(ctx),
-            "manila_sys_admin": {"helper_command": PRIVSEP_HELPER},
+            PRIVSEP_SECTION: {"helper_command": PRIVSEP_HELPER},
             "oslo_concurrency": {"lock_path": f"{STATE_DIR}/tmp"},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self),
