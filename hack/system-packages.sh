@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite runs for real (MariaDB, RabbitMQ, OVN, BIND 9, LVM and NFS, namespaces, buildah,
-# debootstrap, the real node's containerd, runc and CNI plugins, QEMU and syslinux for the guest), when they are
-# missing.
+# Installs the Debian packages the test suite runs for real (MariaDB, RabbitMQ, OVN, BIND 9, LVM and NFS,
+# namespaces, buildah, debootstrap, the real node's containerd, runc and CNI plugins, QEMU and syslinux for
+# the guest), when they are missing.
 set -euo pipefail
 
 missing=()
