@@ -6,10 +6,10 @@ registrations, `manila-manage db sync`); then the API serves the WSGI module its
 config names, the default share type Job makes its type through the catalog, and the scheduler, the
 data service and the share service run from their rendered configs. Manila reads its files at the
 container's paths (/etc/manila), so its processes see /etc overlaid with the rendered files, the
-paste pipeline and rootwrap filters the image ships, and the privsep filter the image adds
-(images/service/setup/manila.sh); the rootwrap config lists the virtualenv among its exec_dirs, as
-the image's build makes it. The share service runs as root here, as the storage pod's privileged
-container does through sudo: a `sudo` that runs its command stands in for the image's.
+paste pipeline and rootwrap filters the image ships; the rootwrap config lists the virtualenv among
+its exec_dirs, as the image's build makes it (privsep-helper is found there). The share service runs
+as root here, as the storage pod's privileged container does through sudo: a `sudo` that runs its
+command stands in for the image's.
 
 The share service starts its LVM driver on the volume group (its privsep daemon lists the volume
 groups through rootwrap), reports its pool to the scheduler, and a share of the default type is
@@ -37,8 +37,6 @@ from tests.real.deployment import MANILA_VOLUME_GROUP, STORAGE_NODE, Deployment,
 from tests.support.mariadb import MariaDB
 from tests.support.sandbox import eventually
 
-ROOT = Path(__file__).resolve().parents[2]
-SETUP = ROOT / "images" / "service" / "setup" / "manila.sh"
 ETC = "/etc/manila"
 MICROVERSION = "2.50"
 POOL = f"{STORAGE_NODE}@{manila_service.BACKEND}#lvm-single-pool"
@@ -62,21 +60,17 @@ def manila_jobs(deployed: Deployment, keystone: str, manila_bin: Path) -> dict[s
 
 def image_files(deployed: Deployment, manila_bin: Path) -> dict[str, Path]:
     """What the image has in /etc/manila beside the rendered files: the package's paste pipeline and
-    rootwrap filters, rootwrap's config with the virtualenv among its exec_dirs, and the privsep
-    filter of the image's setup script."""
+    rootwrap filters, and rootwrap's config with the virtualenv among its exec_dirs."""
     etc = manila_bin.parent / "etc" / "manila"
     here = deployed.root / "manila-image"
     here.mkdir(exist_ok=True)
     rootwrap = here / "rootwrap.conf"
     text = (etc / "rootwrap.conf").read_text()
     rootwrap.write_text(re.sub(r"(?m)^exec_dirs=.*$", lambda m: f"{m[0]},{manila_bin}", text))
-    privsep = here / "privsep.filters"
-    privsep.write_text(SETUP.read_text().split("<<'FILTERS'\n", 1)[1].split("\nFILTERS", 1)[0] + "\n")
     return {
         f"{ETC}/api-paste.ini": etc / "api-paste.ini",
         f"{ETC}/rootwrap.conf": rootwrap,
         f"{ETC}/rootwrap.d/share.filters": etc / "rootwrap.d" / "share.filters",
-        f"{ETC}/rootwrap.d/privsep.filters": privsep,
     }
 
 
@@ -119,8 +113,7 @@ def services(deployed: Deployment, manila: str, manila_bin: Path, volume_group: 
     extra = image_files(deployed, manila_bin)
     share = deployed.kolla("DaemonSet", "manila", "share")
     wrapper = deployed.container_paths(share, "manila-share", extra)
-    # privsep's socket goes into a new directory of /tmp, where the privsep filter expects it
-    env = {"PATH": f"{shim}:{manila_bin}:/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR": "/tmp"}
+    env = {"PATH": f"{shim}:{manila_bin}:/usr/sbin:/usr/bin:/sbin:/bin"}
     with (
         deployed.running("Deployment", "manila", "scheduler", manila_bin),
         deployed.running("Deployment", "manila", "data", manila_bin),

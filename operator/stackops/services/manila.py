@@ -34,8 +34,9 @@ PORT = 8786
 STATE_DIR = "/var/lib/manila"
 # the share service's backend: its section of manila.conf, and its name in the scheduler's host@backend
 BACKEND = "lvm"
-# manila's privileged calls (lvcreate, mount, exportfs) go through its privsep daemon; the image's
-# sudoers allow manila-rootwrap alone, whose filter (images/service/setup/manila.sh) starts it
+# manila's privileged calls (lvcreate, mount, exportfs) go through its privsep daemon, which manila
+# starts with `sudo privsep-helper` unless told otherwise; the image's sudoers allow manila-rootwrap
+# alone, and rootwrap lets privsep-helper through (oslo.rootwrap always does)
 PRIVSEP_SECTION = "manila_sys_admin"  # the section of manila's privsep context (manila.privsep)
 PRIVSEP_HELPER = f"sudo manila-rootwrap {CONFIG.directory}/rootwrap.conf privsep-helper --config-file {CONFIG.dest}"
 # what the default share type says of the LVM backend: no share servers, snapshots
