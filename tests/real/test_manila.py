@@ -30,14 +30,30 @@ from typing import Any
 
 import pytest
 
+from stackops.api.releases import DEFAULT_RELEASE, RELEASES, RUNTIME_LIBRARIES, SUPPORTED_RELEASES
 from stackops.services import manila as manila_service
 from stackops.services.health_checks import ShareServices
 from tests.real.conftest import service_venv
-from tests.real.deployment import MANILA_VOLUME_GROUP, STORAGE_NODE, Deployment, site_packages, wsgi_module
+from tests.real.deployment import (
+    MANILA_VOLUME_GROUP,
+    STORAGE_NODE,
+    Deployment,
+    site_packages,
+    upgrade_jobs,
+    wsgi_module,
+)
 from tests.support.mariadb import MariaDB
 from tests.support.sandbox import eventually
+from tests.support.service_venv import ensure_venv
 
 ETC = "/etc/manila"
+# the head revision of a manila package's migrations, from its alembic scripts
+HEAD = """
+import os, alembic.config, alembic.script, manila.db.migrations.alembic as m
+config = alembic.config.Config(os.path.join(os.path.dirname(m.__file__), "alembic.ini"))
+config.set_main_option("script_location", "manila.db.migrations.alembic:")
+print(*alembic.script.ScriptDirectory.from_config(config).get_heads())
+"""
 MICROVERSION = "2.50"
 POOL = f"{STORAGE_NODE}@{manila_service.BACKEND}#lvm-single-pool"
 
@@ -231,3 +247,26 @@ def test_the_share_becomes_available_on_the_lvm_backend(
     assert share["status"] == "available", share
     locations = listed(deployed, f"/shares/{share['id']}/export_locations", "export_locations")
     assert [loc["path"].split(":", 1)[0] for loc in locations] == ["127.0.0.1"]
+
+
+def test_the_upgrade_to_the_next_release_checks_and_syncs_the_database_with_the_next_manila(
+    manila_jobs: dict[str, str], deployed: Deployment, mariadb: MariaDB
+) -> None:
+    """The upgrade to the next release: its pre-flight `manila-status upgrade check` and its db sync
+    Job as rendered for the upgrade, run with that release's manila from PyPI on the database this
+    release's made (while this release's services run, as in a rolling upgrade)."""
+    target = SUPPORTED_RELEASES[SUPPORTED_RELEASES.index(DEFAULT_RELEASE) + 1]
+    new_bin = ensure_venv("manila", [*RELEASES[target].requirements("manila"), *RUNTIME_LIBRARIES])
+    upgrade = deployed.upgrade(DEFAULT_RELEASE, target)
+    outputs = {}
+    with deployed.using(upgrade_jobs(upgrade, "manila")):
+        for component in ("upgrade-check", "db-sync"):
+            result = deployed.kolla_job("manila", component, new_bin)
+            assert result.returncode == 0, f"{component}: {result.stdout[-2000:]} {result.stderr[-2000:]}"
+            outputs[component] = result.stdout
+    assert "Upgrade Check Results" in outputs["upgrade-check"]
+    (revision,) = mariadb.query("SELECT version_num FROM alembic_version", database="manila")
+    heads = subprocess.run(
+        [str(new_bin / "python"), "-c", HEAD], check=True, capture_output=True, text=True
+    ).stdout.split()
+    assert [revision[0]] == heads  # the next release's schema
