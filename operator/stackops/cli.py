@@ -490,6 +490,20 @@ def cmd_create_domain_admin(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_create_share_type(args: argparse.Namespace) -> int:
+    from stackops.openstack.share_types import ensure_share_type
+
+    specs: dict[str, str] = {}
+    for pair in args.extra_spec or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError([f"--extra-spec: {pair!r} is not KEY=VALUE"])
+        specs[key] = value
+    return _keystone_admin_job(
+        "create-share-type", args.region, "", lambda conn, _password: ensure_share_type(conn, args.name, specs)
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="stackops", description="Deploy, run and upgrade OpenStack on Kubernetes.")
     top.add_argument("--version", action="version", version=f"stackops {__version__}")
@@ -641,6 +655,15 @@ def parser() -> argparse.ArgumentParser:
     domain.add_argument("--user", required=True)
     domain.add_argument("--role", action="append", help="a role that must exist (repeatable)")
     domain.set_defaults(func=cmd_create_domain_admin)
+    share_type = jobs.add_parser(
+        "create-share-type",
+        help="create a public manila share type with its extra specs, or bring them in line (keystone admin from "
+        "OS_AUTH_URL/OS_USERNAME/OS_PASSWORD)",
+    )
+    share_type.add_argument("--region", required=True)
+    share_type.add_argument("--name", required=True)
+    share_type.add_argument("--extra-spec", action="append", metavar="KEY=VALUE", help="an extra spec (repeatable)")
+    share_type.set_defaults(func=cmd_create_share_type)
     rings = jobs.add_parser(
         "store-rings", help="store swift's rings and builder files of a directory in their Secret (in-cluster)"
     )

@@ -41,23 +41,30 @@ KEYSTONE_CONF = keystone.CONFIG.dest
 
 SERVED = (
     "keystone", "placement", "glance", "nova", "neutron", "cinder", "heat", "horizon", "barbican", "designate",
-    "octavia", "swift",
+    "octavia", "swift", "manila",
 )  # fmt: skip
 # Services whose processes read their files at the paths the containers have them, whatever their
 # command line says: barbican's (its crypto plugin and `barbican-manage` read /etc/barbican/barbican.conf,
 # its WSGI script its paste pipeline there), designate's (pools.yaml names rndc's key file by its path),
 # octavia's (its WSGI module reads /etc/octavia/octavia.conf, as oslo.config finds it by default),
-# swift's (every process reads /etc/swift/swift.conf). They run with /etc overlaid (container_paths).
-AT_CONTAINER_PATHS = ("barbican", "designate", "octavia", "swift")
+# swift's (every process reads /etc/swift/swift.conf), manila's (its WSGI module reads
+# /etc/manila/manila.conf, its privsep helper is started through /etc/manila/rootwrap.conf). They run
+# with /etc overlaid (container_paths).
+AT_CONTAINER_PATHS = ("barbican", "designate", "octavia", "swift", "manila")
 # swift's storage node on a loopback address of its own, its servers on swift's ports there
 SWIFT_STORAGE_IP = "127.0.97.1"
 
 
 SWIFT_DEVICES = ("d1", "d2", "d3")
 
+# manila's volume group, on a loop device the manila test makes: of this session alone
+MANILA_VOLUME_GROUP = f"stackops-manila-{os.getpid()}"
+# the storage node manila's share service runs on here
+STORAGE_NODE = "stackops-storage"
+
 # what the kubelet would put in a container's environment, for processes run here on loopback
-# (glance's worker URL, nova-compute's my_ip)
-LOCAL_FIELDS = {"status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1"}
+# (glance's worker URL, nova-compute's my_ip, manila's share host and export address)
+LOCAL_FIELDS = {"status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1", "spec.nodeName": STORAGE_NODE}
 SECURITY_COMPLIANCE = {
     "lockoutFailureAttempts": 3,
     "lockoutDurationSeconds": 5,
@@ -203,6 +210,17 @@ class Deployment:
                     "enabled": True,
                     "endpoints": {"public": self.urls["barbican"], "internal": self.urls["barbican"]},
                     "config": {"keystone_authtoken": {"memcached_servers": None}},
+                },
+                # off by default: on here, its LVM backend on a loop device, exported on loopback
+                "manila": {
+                    "enabled": True,
+                    "endpoints": {"public": self.urls["manila"], "internal": self.urls["manila"]},
+                    "lvm": {"volumeGroup": MANILA_VOLUME_GROUP},
+                    "config": {
+                        "DEFAULT": {"state_path": str(root / "manila-state")},
+                        "keystone_authtoken": {"memcached_servers": None},
+                        "oslo_concurrency": {"lock_path": str(root / "manila-state" / "tmp")},
+                    },
                 },
                 # off by default: on here with its OVN provider, on the neutron and OVN the tests run
                 "octavia": {

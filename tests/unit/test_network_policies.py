@@ -322,9 +322,9 @@ def test_rabbitmq_admits_the_services_with_messaging_and_its_management_the_user
     rendered = plan(example)
     services = enabled_services(example.spec)
     messaging = {s.name for s in services if isinstance(s, OpenStackService) and s.messaging}
-    # production's opt-in services (barbican, designate, octavia) have messaging too; barbican listens
-    # to keystone's notifications, which keystone sends over RabbitMQ
-    later = {"barbican", "designate", "octavia"} if "barbican" in messaging else set()
+    # production's opt-in services (barbican, designate, octavia, manila) have messaging too; barbican
+    # listens to keystone's notifications, which keystone sends over RabbitMQ
+    later = {"barbican", "designate", "octavia", "manila"} if "barbican" in messaging else set()
     notifying = {"keystone"} if later else set()
     assert messaging == {"nova", "neutron", "cinder", "heat"} | later
     rabbitmq = server(rendered, "rabbitmq")
@@ -427,7 +427,7 @@ def test_a_missing_flow_is_caught() -> None:
         for n in needs(rendered)
         if n.target == rabbitmq and not allowed(broken, rabbitmq.labels, n.port, n.source.source())
     ]
-    expected = {"nova", "neutron", "cinder", "heat", "barbican", "designate", "octavia", "keystone"}
+    expected = {"nova", "neutron", "cinder", "heat", "barbican", "designate", "octavia", "manila", "keystone"}
     assert {n.source.service for n in cut} == expected
 
 

@@ -904,6 +904,32 @@ class SwiftSpec(OptInService, ServiceSpec):
         return value
 
 
+class ManilaLvm(ApiModel):
+    """The share service's LVM backend: a logical volume per share, in a volume group of each
+    storage node (spec.nodes.storage), exported over NFS from the node's address."""
+
+    volume_group: str = Field(
+        "manila-volumes",
+        min_length=1,
+        max_length=127,
+        pattern=r"^[A-Za-z0-9_+.][A-Za-z0-9_+.-]*$",
+        description="LVM volume group on each storage node that holds the shares' logical volumes.",
+    )
+
+
+class ManilaSpec(OptInService, ServiceSpec):
+    """Shared file systems: manila's API, scheduler and data service, and the share service with
+    the LVM driver on the storage nodes, each share a logical volume exported over NFS; CephFS and
+    other drivers through `config` (docs/manila.md)."""
+
+    lvm: ManilaLvm = Field(default_factory=ManilaLvm)
+    default_share_type: ShortName = Field(
+        "default",
+        description="The share type stackops creates (for the LVM backend, without share servers) and manila "
+        "gives a share created without one.",
+    )
+
+
 # One field per OpenStack service; the spec of a service added from now on is an OptInService.
 class ServicesSpec(ApiModel):
     keystone: KeystoneSpec = Field(default_factory=KeystoneSpec)
@@ -918,6 +944,7 @@ class ServicesSpec(ApiModel):
     designate: DesignateSpec = Field(default_factory=DesignateSpec)
     octavia: OctaviaSpec = Field(default_factory=OctaviaSpec)
     swift: SwiftSpec = Field(default_factory=SwiftSpec)
+    manila: ManilaSpec = Field(default_factory=ManilaSpec)
 
 
 class ImagesSpec(ApiModel):
@@ -980,7 +1007,7 @@ class NodesSpec(ApiModel):
     )
     storage: AgentNodes = Field(
         default_factory=lambda: AgentNodes(match_labels=role_labels("storage")),
-        description="Nodes with the LVM volume group of cinder's lvm backends.",
+        description="Nodes with the LVM volume groups of cinder's lvm backends and of manila's shares.",
     )
 
     @model_validator(mode="after")

@@ -56,7 +56,8 @@ class MainConfig:
 class CatalogEntry:
     """One entry of keystone's catalog: its type, its description and the path after the API's URL
     (`/v3`); for an API other than the service's main one (heat's cloudformation), that API's
-    component and port, and the name it has in the catalog and as a public host."""
+    component and port, and the name it has in the catalog and as a public host; a second entry of
+    the main API (manila's sharev2) has a name of its own in the catalog only."""
 
     type: str
     description: str
@@ -231,8 +232,11 @@ class OpenStackService(Service, Generic[SpecT]):
         """Internal and public URLs of a catalog entry (the first by default); the spec's endpoint
         overrides are the main API's."""
         entry = entry or self.catalog[0]
-        overrides = self.settings(ctx).endpoints if entry.component == "api" else EndpointOverrides()
-        base = service_urls(ctx, overrides, self.name, entry.port or self.port, entry.component, entry.name)
+        main = entry.component == "api"
+        overrides = self.settings(ctx).endpoints if main else EndpointOverrides()
+        # a second entry of the main API (manila's sharev2) is reached at the main API's host
+        public_name = None if main else entry.name
+        base = service_urls(ctx, overrides, self.name, entry.port or self.port, entry.component, public_name)
         return {interface: f"{url}{entry.path}" for interface, url in base.items()}
 
     def endpoints(self, ctx: CloudContext) -> dict[str, str]:
