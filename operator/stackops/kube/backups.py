@@ -13,12 +13,10 @@ from stackops.kube.client import Kube, Obj
 from stackops.kube.kinds import POD
 from stackops.kube.pods import redacted_last_line
 from stackops.kube.readiness import readiness
+from stackops.plan import BACKUP_SETS
 from stackops.render.naming import COMPONENT_LABEL, NAME_LABEL
-from stackops.services import mariadb, ovn
+from stackops.services import mariadb
 from stackops.services.backups import BackupSet
-
-# every set of backups the cloud may have, by the status field that shows it
-BACKUP_SETS = {s.status: s for s in (mariadb.BACKUPS, ovn.BACKUPS)}
 
 
 @dataclass(frozen=True)
@@ -96,5 +94,5 @@ def backups(
 
 def all_backups(kube: Kube, namespace: str, live: Mapping[tuple[str, str], Obj]) -> dict[str, Backups]:
     """What every set's backup Jobs say, by status field; a set without any is left out."""
-    found = {field: backups(kube, namespace, live, kind_of) for field, kind_of in BACKUP_SETS.items()}
+    found = {kind_of.status: backups(kube, namespace, live, kind_of) for kind_of in BACKUP_SETS}
     return {field: said for field, said in found.items() if said is not None}

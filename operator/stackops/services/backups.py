@@ -5,32 +5,78 @@ databases and OVN's are backed up so."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
-from stackops.api.models import ScheduledBackup
-from stackops.services.base import CloudContext, ConfigSecret
+from stackops.api.models import OpenStackCloudSpec, Restore, ScheduledBackup
+from stackops.render.naming import COMPONENT_LABEL
+from stackops.services.base import CloudContext, ConfigSecret, Step
 
 BACKUPS_DIR = "/backups"  # where the backups' volume is mounted
 SCRIPTS_DIR = "/etc/stackops"  # and the backup config Secret
 
 
+class Backed(Protocol):
+    """The spec of what a BackupSet backs up: its backups, and a restore asked for."""
+
+    @property
+    def backup(self) -> ScheduledBackup: ...
+
+    @property
+    def restore(self) -> Restore | None: ...
+
+
 @dataclass(frozen=True)
 class BackupSet:
-    """What one service backs up, as its objects and the cloud's status name it."""
+    """What one service backs up, as its objects, the spec and the cloud's status name it."""
 
     service: str  # the service the objects belong to
     backup: str  # the component of the backup CronJob (and its Jobs and volume)
     restore: str  # of the restore Job
     status: str  # the status field showing the backups and a restore (status.<status>)
-    restore_field: str  # the spec field asking for a restore
+    spec_path: str  # where the spec has its `backup` and `restore`, e.g. "infrastructure.database"
     # the steps of a restore in order, each with the phase the restore is in while it runs
     restore_steps: tuple[tuple[str, str], ...]
-    stopping: str  # what a restore waits for before its first step runs
+    stopping: str  # what a restore waits for before its first step runs, in words
+    # what a restore stops: the Deployments of these services (of the spec) ...
+    writers: Callable[[OpenStackCloudSpec], frozenset[str]]
+    # ... of these components only (empty: all of them)
+    writer_components: tuple[str, ...] = ()
 
     def volume(self, ctx: CloudContext) -> str:
         return ctx.object_name(self.service, f"{self.backup}s")
+
+    @property
+    def restore_field(self) -> str:
+        """The spec field asking for a restore."""
+        return f"spec.{self.spec_path}.restore"
+
+    def settings(self, spec: OpenStackCloudSpec) -> Backed:
+        node: Any = spec
+        for part in self.spec_path.split("."):
+            node = getattr(node, part)
+        settings: Backed = node
+        return settings
+
+    def asked(self, spec: OpenStackCloudSpec) -> Restore | None:
+        """The restore the spec asks for, if any."""
+        return self.settings(spec).restore
+
+    def stopped_for_restore(self, spec: OpenStackCloudSpec, steps: list[Step]) -> list[Step]:
+        """`steps` with the workloads a restore stops at 0 replicas: the Deployments of the writers
+        (the APIs, schedulers, conductors, engines, workers). Host agents (DaemonSets) and the
+        databases keep running: guests and their networks must not stop for a restore, and what of
+        them holds a database session (cinder-volume) is ended by the restore Job before it restores."""
+        writers = self.writers(spec)
+
+        def stopped(obj: dict[str, Any]) -> dict[str, Any]:
+            component = (obj["metadata"].get("labels") or {}).get(COMPONENT_LABEL)
+            if obj["kind"] != "Deployment" or (self.writer_components and component not in self.writer_components):
+                return obj
+            return {**obj, "spec": {**obj["spec"], "replicas": 0}}
+
+        return [replace(s, objects=[stopped(o) for o in s.objects]) if s.service in writers else s for s in steps]
 
 
 @dataclass(frozen=True)

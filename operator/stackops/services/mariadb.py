@@ -231,14 +231,22 @@ MARIADB = MariaDB()
 SERVICE = MARIADB
 
 # the backup CronJob's Jobs (component backup) and the restore Job (restore)
+
+
+def database_users(spec: OpenStackCloudSpec) -> frozenset[str]:
+    """The enabled services that use the databases: what a restore stops."""
+    return frozenset(s.name for s in services.all_services() if s.enabled(spec) and MARIADB.name in s.uses(spec))
+
+
 BACKUPS = BackupSet(
     MARIADB.name,
     "backup",
     "restore",
     status="database",
-    restore_field="spec.infrastructure.database.restore",
+    spec_path=MARIADB.spec_path,
     restore_steps=(("mariadb-restore", "Restoring"),),
     stopping="the workloads that use the databases",
+    writers=database_users,
 )
 
 
@@ -295,19 +303,9 @@ def backup_steps(ctx: CloudContext) -> list[Step]:
 
 def restore_steps(ctx: CloudContext) -> list[Step]:
     """The Job restoring spec.infrastructure.database.restore's backup: after every other step,
-    so once every workload that uses the databases has stopped (stopped_for_restore)."""
+    so once every workload that uses the databases has stopped (BackupSet.stopped_for_restore)."""
     restore = database_spec(ctx).restore
     if restore is None:
         return []
     ((step, _),) = BACKUPS.restore_steps
     return [Step(step, MARIADB.name, _backup_objects(ctx, restore.backup), after_all=True)]
-
-
-def stopped_for_restore(obj: dict[str, Any]) -> dict[str, Any]:
-    """A workload of a service that uses the databases, as a restore wants it: a Deployment (the
-    APIs, schedulers, conductors, engines) at 0 replicas. Host agents (DaemonSets) and OVN's
-    databases keep running: guests and their networks must not stop for a restore, and what of them
-    holds a session (cinder-volume) is ended by the restore Job before it restores."""
-    if obj["kind"] == "Deployment":
-        return {**obj, "spec": {**obj["spec"], "replicas": 0}}
-    return obj
