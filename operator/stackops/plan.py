@@ -56,6 +56,17 @@ def problems(spec: OpenStackCloudSpec) -> list[RenderError]:
                 for dep in service.depends_on
                 if dep not in enabled
             ]
+    for backups in BACKUP_SETS:
+        restore = backups.asked(spec)
+        if (
+            restore is not None
+            and restore.source == "ObjectStore"
+            and backups.settings(spec).backup.object_store is None
+        ):
+            where = f"spec.{backups.spec_path}.backup.objectStore"
+            found.append(
+                RenderError(f"{backups.restore_field}.source", f"ObjectStore needs {where}: the bucket to take it from")
+            )
     return found
 
 

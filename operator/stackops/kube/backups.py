@@ -1,6 +1,7 @@
 """The cloud's backups as Kubernetes shows them (MariaDB's and OVN's, each a BackupSet): the Jobs a
 backup CronJob made, and the manifest the last successful one left as its pod's termination message
-(its name, time, size and checksum: templates/common/backups.sh.j2 writes it). Read once a pass, for
+(its name, time, size and checksum: templates/common/backups.sh.j2 writes it; and where an object
+store holds it, when its pod uploaded it: jobs/object_store.py). Read once a pass, for
 the cloud's status."""
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def manifest(text: str) -> dict[str, str | int] | None:
     fields = {"name": str, "time": str, "size": int, "sha256": str}
     if not all(isinstance(found.get(key), kind) for key, kind in fields.items()):
         return None
-    return {key: found[key] for key in fields}
+    # where an object store holds it, when the backup's pod uploaded it (jobs/object_store.py)
+    uploaded = {"uploaded": found["uploaded"]} if isinstance(found.get("uploaded"), str) else {}
+    return {key: found[key] for key in fields} | uploaded
 
 
 def _said(kube: Kube, namespace: str, job: Obj, phase: str) -> list[str]:

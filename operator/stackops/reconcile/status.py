@@ -353,6 +353,8 @@ def _backup(before: BackupStatus | None, found: Backups) -> BackupStatus:
         last_time=_text(last.get("time")) or (before.last_time if before else None),
         last_size=_number(last.get("size")) or (before.last_size if before else None),
         last_sha256=_text(last.get("sha256")) or (before.last_sha256 if before else None),
+        # where the object store has the last one: none when it was not uploaded
+        last_uploaded=_text(last.get("uploaded")) if last else (before.last_uploaded if before else None),
         failed=found.failure or None,
     )
 

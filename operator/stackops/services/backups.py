@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from stackops.api.models import OpenStackCloudSpec, Restore, ScheduledBackup
+from stackops.api.models import ObjectStore, OpenStackCloudSpec, Restore, ScheduledBackup
 from stackops.render.naming import COMPONENT_LABEL
 from stackops.services.base import CloudContext, ConfigSecret, Step
 
@@ -46,6 +46,15 @@ class BackupSet:
 
     def volume(self, ctx: CloudContext) -> str:
         return ctx.object_name(self.service, f"{self.backup}s")
+
+    @property
+    def object_store(self) -> str:
+        """The component (of its resources) of the container that uploads a backup or downloads one."""
+        return f"{self.backup}-object-store"
+
+    def prefix(self, ctx: CloudContext, store: ObjectStore) -> str:
+        """Where in the bucket the set's backups are."""
+        return store.prefix or f"{ctx.namespace}/{ctx.name}/{self.status}"
 
     @property
     def restore_field(self) -> str:
@@ -88,6 +97,7 @@ class BackupRun:
     env: Sequence[dict[str, Any]]
     config: ConfigSecret
     resources: dict[str, Any]
+    object_store_resources: dict[str, Any]  # of the container that uploads or downloads (object_store)
 
 
 def backup_objects(
@@ -98,12 +108,16 @@ def backup_objects(
     *,
     script: str,
     arguments: Sequence[str],
-    restore: str | None = None,
+    restore: Restore | None = None,
     suspend: bool = False,
 ) -> list[dict[str, Any]]:
-    """The backups' volume and CronJob, or (`restore`: a backup's name) the Job restoring it: each
-    runs `script DIRECTORY FIRST ARGUMENTS...`, FIRST the retention for a backup, the name for a restore."""
-    first = restore if restore else str(settings.retention)
+    """The backups' volume and CronJob, or (`restore`) the Job restoring a backup: each runs `script
+    DIRECTORY FIRST ARGUMENTS...`, FIRST the retention for a backup, the backup's name for a restore.
+    With an object store, the backup's pod uploads it once it is on the volume; a restore from the
+    object store downloads it into a volume of its own pod first."""
+    first = restore.backup if restore else str(settings.retention)
+    from_store = restore is None or restore.source == "ObjectStore"
+    store = settings.object_store if from_store else None
     return ctx.render(
         "common/backup.yaml.j2",
         service=backups.service,
@@ -120,4 +134,35 @@ def backup_objects(
         volume=backups.volume(ctx),
         uid=run.uid,
         resources=run.resources,
+        store=_object_store(ctx, backups, settings, store, run, restore) if store else None,
     )
+
+
+def _object_store(
+    ctx: CloudContext,
+    backups: BackupSet,
+    settings: ScheduledBackup,
+    store: ObjectStore,
+    run: BackupRun,
+    restore: Restore | None,
+) -> dict[str, Any]:
+    """The container of the stackops Job that uploads the backup (or downloads the one to restore):
+    its job, arguments, Secret files and resources (templates/common/backup.yaml.j2)."""
+    secrets: dict[str, tuple[str | None, str]] = {
+        "STACKOPS_S3_ACCESS_KEY_ID": (store.secret_ref.name, "accessKeyId"),
+        "STACKOPS_S3_SECRET_ACCESS_KEY": (store.secret_ref.name, "secretAccessKey"),
+    }
+    if store.ca_secret_ref is not None:
+        secrets["STACKOPS_S3_CA_BUNDLE"] = (store.ca_secret_ref.name, "ca.crt")
+    where = [
+        f"--endpoint={store.endpoint}",
+        f"--bucket={store.bucket}",
+        f"--region={store.region}",
+        f"--prefix={backups.prefix(ctx, store)}",
+        f"--addressing-style={store.addressing_style}",
+    ]
+    if restore is not None:
+        job, args = "backup-download", [BACKUPS_DIR, restore.backup, *where]
+    else:
+        job, args = "backup-upload", [BACKUPS_DIR, *where, f"--retention={store.retention or settings.retention}"]
+    return {"job": job, "args": args, "files": ctx.secret_files(secrets), "resources": run.object_store_resources}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from stackops import services
-from stackops.api.models import DatabaseSpec, OpenStackCloudSpec
+from stackops.api.models import DatabaseSpec, OpenStackCloudSpec, Restore
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
@@ -124,6 +124,7 @@ class MariaDB(Service):
         "database-job": Resources(cpu="10m", memory="64Mi"),
         "backup": Resources(cpu="50m", memory="128Mi"),
         "restore": Resources(cpu="100m", memory="256Mi"),
+        "backup-object-store": Resources(cpu="10m", memory="128Mi"),  # the upload or download (boto3)
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
@@ -256,7 +257,7 @@ def cloud_databases() -> list[str]:
     return sorted({db for service in services.all_services() for db in getattr(service, "databases", ())})
 
 
-def _backup_objects(ctx: CloudContext, restore: str | None) -> list[dict[str, Any]]:
+def _backup_objects(ctx: CloudContext, restore: Restore | None) -> list[dict[str, Any]]:
     spec = database_spec(ctx)
     db = server(ctx)
     user = (
@@ -275,6 +276,7 @@ def _backup_objects(ctx: CloudContext, restore: str | None) -> list[dict[str, An
         ),
         config=backup_config(ctx),
         resources=MARIADB.resources(ctx.spec, BACKUPS.restore if restore else BACKUPS.backup),
+        object_store_resources=MARIADB.resources(ctx.spec, BACKUPS.object_store),
     )
     script = "restore.sh" if restore else "backup.sh"
     return backup_objects(
@@ -308,4 +310,4 @@ def restore_steps(ctx: CloudContext) -> list[Step]:
     if restore is None:
         return []
     ((step, _),) = BACKUPS.restore_steps
-    return [Step(step, MARIADB.name, _backup_objects(ctx, restore.backup), after_all=True)]
+    return [Step(step, MARIADB.name, _backup_objects(ctx, restore), after_all=True)]

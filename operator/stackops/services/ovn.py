@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from stackops.api.models import AgentNodes, NeutronSpec, OvnSpec
+from stackops.api.models import AgentNodes, NeutronSpec, OvnSpec, Restore
 from stackops.render.kolla import ConfigFile, KollaCommand
 from stackops.services import api
 from stackops.services.api import Kolla
@@ -398,7 +398,7 @@ def backup_config(ctx: CloudContext) -> ConfigSecret:
     return ctx.config_secret("neutron", files, part=BACKUPS.backup)
 
 
-def _backup_objects(ctx: CloudContext, service: Service, restore: str | None) -> list[dict[str, Any]]:
+def _backup_objects(ctx: CloudContext, service: Service, restore: Restore | None) -> list[dict[str, Any]]:
     spec = ovn_spec(ctx)
     run = BackupRun(
         # the northbound database's image: ovsdb-client and ovsdb-tool of the OVN the cloud runs
@@ -410,6 +410,7 @@ def _backup_objects(ctx: CloudContext, service: Service, restore: str | None) ->
         ),
         config=backup_config(ctx),
         resources=service.resources(ctx.spec, BACKUPS.restore if restore else BACKUPS.backup),
+        object_store_resources=service.resources(ctx.spec, BACKUPS.object_store),
     )
     script = "ovn-restore.sh" if restore else "ovn-backup.sh"
     return backup_objects(
@@ -438,4 +439,4 @@ def restore_step(ctx: CloudContext, service: Service) -> list[Step]:
     if restore is None:
         return []
     step = BACKUPS.restore_steps[0][0]
-    return [Step(step, service.name, _backup_objects(ctx, service, restore.backup), after_all=True)]
+    return [Step(step, service.name, _backup_objects(ctx, service, restore), after_all=True)]
