@@ -5,10 +5,10 @@ the restore runs (`stackops job backup-download`).
 A backup is its file `NAME.EXTENSION` and its manifest `NAME.json` (templates/common/backups.sh.j2),
 kept in the bucket as `PREFIX/NAME.EXTENSION` and `PREFIX/NAME.json`: the file first, the manifest
 last, so that a backup counts in the bucket once its manifest is there, as on the volume. An upload
-sends every backup of the volume the bucket does not have yet (one that failed to go last time goes
-now), checks the size the bucket holds against the manifest, then removes the oldest beyond the
-retention. A download fetches a backup's file and manifest; the restore script checks the file's
-SHA-256 against the manifest before it touches anything.
+sends the backups of the volume the bucket does not have yet among the newest it keeps (one that
+failed to go last time goes now), checks the size the bucket holds against the manifest, then
+removes the oldest beyond the retention. A download fetches a backup's file and manifest; the
+restore script checks the file's SHA-256 against the manifest before it touches anything.
 
 boto3 (the AWS SDK, kept by AWS) speaks the S3 API of Amazon, Ceph RGW, MinIO and Swift's s3api:
 SigV4 signing, multipart uploads of large files, retries.
@@ -106,42 +106,47 @@ def _manifests(directory: Path) -> list[Path]:
 
 
 def upload(bucket: Bucket, directory: Path, retention: int) -> tuple[list[str], dict[str, Any]]:
-    """Every backup of `directory` the bucket lacks, then the bucket's retention; returns what changed
-    and the newest backup's manifest with where it is (`uploaded`)."""
-    manifests = _manifests(directory)
+    """The backups of `directory` the bucket lacks among the newest `retention` of both, then the
+    bucket's retention; returns what changed and the newest backup's manifest with where the bucket
+    has it (`uploaded`)."""
+    manifests = {p.name.removesuffix(MANIFEST): p for p in _manifests(directory)}
     if not manifests:
         raise ObjectStoreJobError(f"{directory}: no finished backup to upload")
     s3 = bucket.client()
     changed: list[str] = []
     try:
         there = stored(s3, bucket)
-        for manifest in manifests:
-            name = manifest.name.removesuffix(MANIFEST)
-            if f"{name}{MANIFEST}" in there.get(name, []):
-                continue
-            fields = json.loads(manifest.read_text())
-            files = sorted(p for p in directory.iterdir() if p.name.startswith(f"{name}.") and p != manifest)
-            for file in files:
-                s3.upload_file(str(file), bucket.bucket, bucket.key(file.name))
-            sizes = [s3.head_object(Bucket=bucket.bucket, Key=bucket.key(f.name))["ContentLength"] for f in files]
-            if sum(sizes) != fields["size"]:
-                raise ObjectStoreJobError(
-                    f"{bucket.url(name)}: the bucket holds {sum(sizes)} bytes, not {fields['size']}"
-                )
-            s3.upload_file(str(manifest), bucket.bucket, bucket.key(manifest.name))
-            there[name] = [*(f.name for f in files), manifest.name]
-            changed.append(f"{name} uploaded to {bucket.url(files[0].name)} ({fields['size']} bytes)")
-        finished = sorted((n for n, kept in there.items() if f"{n}{MANIFEST}" in kept), reverse=True)
-        for old in finished[retention:]:
-            for key in there[old]:
-                s3.delete_object(Bucket=bucket.bucket, Key=bucket.key(key))
+        finished = {name for name, files in there.items() if f"{name}{MANIFEST}" in files}
+        # what the bucket is to keep: none is uploaded only to be removed again
+        kept = sorted(finished | manifests.keys(), reverse=True)[:retention]
+        for name in sorted(set(kept) - finished):  # oldest first
+            changed.append(_upload(s3, bucket, directory, manifests[name]))
+            there[name] = [p.name for p in directory.iterdir() if p.name.startswith(f"{name}.")]
+        # older ones, and what an upload cut short left of a backup no longer on the volume
+        for old in sorted(set(there) - set(kept)):
+            for file in there.pop(old):
+                s3.delete_object(Bucket=bucket.bucket, Key=bucket.key(file))
             changed.append(f"{old} removed from the bucket (retention {retention})")
     except _errors() as error:
         raise ObjectStoreJobError(f"{bucket.endpoint} bucket {bucket.bucket}: {error}") from None
-    newest = manifests[-1]
-    name = newest.name.removesuffix(MANIFEST)
-    data = next(f for f in sorted(there[name]) if f != newest.name)
-    return changed, {**json.loads(newest.read_text()), "uploaded": bucket.url(data)}
+    newest = max(manifests)
+    report = json.loads(manifests[newest].read_text())
+    data = [f for f in sorted(there.get(newest, [])) if f != f"{newest}{MANIFEST}"]
+    return changed, report | ({"uploaded": bucket.url(data[0])} if data else {})
+
+
+def _upload(s3: Any, bucket: Bucket, directory: Path, manifest: Path) -> str:
+    """One backup: its files, their size in the bucket checked against the manifest, then the manifest."""
+    name = manifest.name.removesuffix(MANIFEST)
+    size = json.loads(manifest.read_text())["size"]
+    files = sorted(p for p in directory.iterdir() if p.name.startswith(f"{name}.") and p != manifest)
+    for file in files:
+        s3.upload_file(str(file), bucket.bucket, bucket.key(file.name))
+    held = sum(s3.head_object(Bucket=bucket.bucket, Key=bucket.key(f.name))["ContentLength"] for f in files)
+    if held != size:
+        raise ObjectStoreJobError(f"{bucket.url(name)}: the bucket holds {held} bytes, not {size}")
+    s3.upload_file(str(manifest), bucket.bucket, bucket.key(manifest.name))
+    return f"{name} uploaded to {bucket.url(files[0].name)} ({size} bytes)"
 
 
 def download(bucket: Bucket, name: str, directory: Path) -> list[str]:

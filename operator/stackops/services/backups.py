@@ -1,7 +1,9 @@
 """Backups of what a service keeps: a CronJob writes them onto a volume of their own, a Job restores
 one, each running a script of the service's backup config Secret (templates/common/backup.yaml.j2;
-how the volume holds backups and their manifests: templates/common/backups.sh.j2). MariaDB's
-databases and OVN's are backed up so."""
+how the volume holds backups and their manifests: templates/common/backups.sh.j2). With an object
+store (`backup.objectStore`) the backup's pod also uploads it to an S3 bucket, and a restore may
+download it from there first (stackops job backup-upload / backup-download: jobs/object_store.py;
+docs/backups.md). MariaDB's databases and OVN's are backed up so."""
 
 from __future__ import annotations
 
