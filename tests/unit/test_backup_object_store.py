@@ -253,3 +253,41 @@ def test_an_upload_the_bucket_holds_short_of_fails_before_its_manifest(
     assert Bucket("https://s3.example.com", "b", "r", "p", "k", "s", path_style=False).url("x") == (
         "https://b.s3.example.com/p/x"
     )
+
+
+def test_the_upload_job_names_the_keys_it_was_not_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stackops.cli import main
+
+    for name in ("STACKOPS_S3_ACCESS_KEY_ID", "STACKOPS_S3_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(f"{name}_FILE", raising=False)
+    (tmp_path / "key").write_text("AKIA\n")
+    monkeypatch.setenv("STACKOPS_S3_ACCESS_KEY_ID_FILE", str(tmp_path / "key"))
+    args = ["--endpoint=https://s3.example.com", "--bucket=b", "--region=r", "--prefix=p", "--retention=2"]
+    assert main(["job", "backup-upload", str(tmp_path), *args]) == 2
+    assert capsys.readouterr().err == (
+        "environment: neither STACKOPS_S3_SECRET_ACCESS_KEY nor STACKOPS_S3_SECRET_ACCESS_KEY_FILE is set\n"
+    )
+
+
+def test_a_failed_upload_is_the_backups_failure_an_event_and_a_degraded_reason() -> None:
+    from stackops.api.models import BackupStatus, DatabaseStatus
+    from stackops.health.workloads import workload_problems
+    from stackops.reconcile.transitions import backup_transitions
+
+    refused = "backup-upload: https://s3.example.com bucket b: An error occurred (AccessDenied) when calling ..."
+    kube = FakeKube()
+    job = backup_job("demo-mariadb-backup-1", "2026-12-06T02:30:00Z", "Failed")
+    pod = finished_pod(job["metadata"]["name"], refused)  # the upload container's last log line
+    pod["status"]["phase"] = "Failed"
+    kube.objects[("Pod", "openstack", "p")] = pod
+    found = backups(kube, "openstack", {("Job", job["metadata"]["name"]): job})  # type: ignore[arg-type]
+    assert found is not None and found.failure.endswith(f"failed: {refused}")
+    after = DatabaseStatus(backup=BackupStatus(failed=found.failure))
+    (event,) = backup_transitions(None, after)
+    assert (event.type, event.reason, event.message) == ("Warning", "BackupFailed", found.failure)
+    assert workload_problems([], [job]) == {
+        "mariadb": [f"job {job['metadata']['name']} failed: the {job['metadata']['name']} failed"]
+    }
