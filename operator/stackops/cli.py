@@ -194,7 +194,9 @@ def cmd_create_database(args: argparse.Namespace) -> int:
     from stackops.jobs.database import Admin, DatabaseJobError, create_databases
 
     env = _job_environment("STACKOPS_DB_ADMIN_USER", "STACKOPS_DB_ADMIN_PASSWORD", "STACKOPS_DB_PASSWORD")
-    admin = Admin(args.host, args.port, env["STACKOPS_DB_ADMIN_USER"], env["STACKOPS_DB_ADMIN_PASSWORD"])
+    # the cloud's own MariaDB speaks TLS: the CA its certificate is verified with
+    ca = _job_setting("STACKOPS_DB_CA")
+    admin = Admin(args.host, args.port, env["STACKOPS_DB_ADMIN_USER"], env["STACKOPS_DB_ADMIN_PASSWORD"], ca)
     old = _job_setting("STACKOPS_DB_OLD_PASSWORD")  # during a credential rotation: accepted too
     return _job_outcome(
         "create-database",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from stackops import certificates
 from stackops.api.models import OpenStackCloud, OpenStackCloudSpec
 from stackops.credentials import Credentials, CredentialSpec, KeyRotation
 from stackops.render.hashing import name_job_by_spec
@@ -28,6 +29,17 @@ def enabled_services(spec: OpenStackCloudSpec) -> list[Service]:
 
 def required_credentials(spec: OpenStackCloudSpec) -> list[CredentialSpec]:
     return [c for s in enabled_services(spec) for c in s.credentials(spec)]
+
+
+def certificate_requests(cloud: OpenStackCloud) -> list[certificates.CertificateRequest]:
+    """The server certificates of the cloud's CA its enabled services serve TLS with."""
+    ctx = CloudContext(cloud.metadata.name, cloud.metadata.namespace, cloud.spec, Credentials({}))
+    return [r for s in enabled_services(cloud.spec) for r in s.certificates(ctx)]
+
+
+def ca_name(cloud: OpenStackCloud) -> str:
+    """The common name of the cloud's certificate authority."""
+    return f"stackops {cloud.metadata.namespace}/{cloud.metadata.name} CA"
 
 
 def key_rotations(spec: OpenStackCloudSpec) -> list[KeyRotation]:

@@ -22,10 +22,10 @@ from typing import Any
 
 import requests
 
-from stackops.credentials import Credentials, complete
+from stackops.credentials import Credentials
 from stackops.devcluster import processes
 from stackops.devcluster.cluster import free_ports
-from stackops.plan import Plan, plan, required_credentials
+from stackops.plan import Plan, plan
 from stackops.services import identity, keystone
 from stackops.services.base import CloudContext, Step
 from stackops.upgrade.plan import UpgradePlan, at_release, plan_upgrade
@@ -33,7 +33,7 @@ from tests.conftest import cloud
 from tests.support.commands import run
 from tests.support.mariadb import MariaDB
 from tests.support.rabbitmq import RabbitMQ
-from tests.support.rendered import KollaRun, find, job_env, kolla_run, secret_data
+from tests.support.rendered import KollaRun, cloud_credentials, find, job_env, kolla_run, secret_data
 
 STACKOPS = str(Path(sys.executable).with_name("stackops"))
 KEYSTONE_CONF = keystone.CONFIG.dest
@@ -213,7 +213,7 @@ class Deployment:
             },
         }
         self.cloud = cloud(spec)
-        self.credentials = Credentials(complete(required_credentials(self.cloud.spec), {}))
+        self.credentials = Credentials(cloud_credentials(self.cloud))
         self.plan: Plan = plan(self.cloud, self.credentials)
         self.secrets = {
             "demo-credentials": self.credentials.values(),

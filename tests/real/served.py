@@ -11,8 +11,8 @@ from pathlib import Path
 import requests
 
 from stackops.api.models import SwiftNode
-from stackops.credentials import Credentials, complete
-from stackops.plan import plan, required_credentials
+from stackops.credentials import Credentials
+from stackops.plan import plan
 from stackops.services import identity
 from stackops.services import rabbitmq as rabbitmq_service
 from stackops.services import swift as swift_service
@@ -27,7 +27,7 @@ from tests.real.deployment import (
 )
 from tests.support.commands import run
 from tests.support.rabbitmq import RabbitMQ
-from tests.support.rendered import secret_data
+from tests.support.rendered import cloud_credentials, secret_data
 from tests.support.sandbox import eventually
 
 
@@ -35,7 +35,7 @@ from tests.support.sandbox import eventually
 def rabbitmq() -> Iterator[RabbitMQ]:
     """A RabbitMQ server of its own, booted from the config stackops renders for a cloud's own server."""
     own = cloud({})
-    credentials = Credentials(complete(required_credentials(own.spec), {}))
+    credentials = Credentials(cloud_credentials(own))
     files = secret_data(plan(own, credentials), "demo-rabbitmq-config")
     admin = (rabbitmq_service.ADMIN_USER, credentials[rabbitmq_service.ADMIN_PASSWORD_KEY])
     with RabbitMQ(files["rabbitmq.conf"], files["enabled_plugins"], files["erlang.cookie"], admin) as server:

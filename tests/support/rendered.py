@@ -7,15 +7,34 @@ temporary root, so tests run exactly the rendered commands against real services
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stackops.plan import Plan
+from stackops.api.models import OpenStackCloud
+from stackops.kube.credentials_secret import next_values
+from stackops.plan import Plan, ca_name, certificate_requests, required_credentials
 from stackops.render.kolla import CONFIG_DIR
+
+
+def cloud_credentials(cloud: OpenStackCloud, existing: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The credentials Secret's values the operator makes for `cloud` (`existing` completed):
+    passwords and keys, the cloud's CA and its services' certificates."""
+    values, _ = next_values(
+        dict(existing or {}),
+        {},
+        required_credentials(cloud.spec),
+        [],
+        datetime.datetime.now(datetime.UTC),
+        certificate_requests(cloud),
+        ca_name(cloud),
+    )
+    return values
 
 
 def find(plan: Plan, kind: str, service: str, component: str) -> dict[str, Any]:

@@ -14,13 +14,13 @@ import yaml
 
 from stackops.api.models import OpenStackCloud
 from stackops.api.validation import load_cloud_text
-from stackops.credentials import Credentials, complete
-from stackops.plan import Plan, plan, required_credentials
+from stackops.credentials import Credentials
+from stackops.plan import Plan, plan
 from stackops.render import output, templates
 from stackops.render.hashing import CONFIG_HASH_ANNOTATION
 from stackops.services.base import RenderError
 from tests.conftest import EXAMPLES, ROOT, VARIANT, cloud
-from tests.support.rendered import secret_files
+from tests.support.rendered import cloud_credentials, secret_files
 
 
 def pod_specs(objects: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -152,7 +152,7 @@ def test_a_config_change_rolls_its_service_and_nothing_else() -> None:
 
 
 def test_jobs_never_carry_secret_values_and_config_secrets_do() -> None:
-    creds = Credentials(complete(required_credentials(cloud().spec), {}))
+    creds = Credentials(cloud_credentials(cloud()))
     result = plan(cloud(), creds)
     secrets = set(creds.values().values())
     for obj in result.objects():

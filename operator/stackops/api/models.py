@@ -1150,6 +1150,17 @@ class NetworkPoliciesSpec(ApiModel):
         return value
 
 
+class InternalTlsSpec(ApiModel):
+    """TLS between the cloud's own pods, with certificates from the cloud's own certificate authority
+    (made by the operator, kept in the credentials Secret, renewed months before expiry)."""
+
+    enabled: bool = Field(
+        True,
+        description="false: the backends the operator runs (MariaDB) accept plaintext connections and the "
+        "services connect without TLS (docs/security.md, TLS inside the cloud).",
+    )
+
+
 class CredentialRotationSpec(ApiModel):
     generation: int = Field(
         0,
@@ -1175,6 +1186,7 @@ class OpenStackCloudSpec(ApiModel):
     infrastructure: InfrastructureSpec = Field(default_factory=InfrastructureSpec)
     services: ServicesSpec = Field(default_factory=ServicesSpec)
     network_policies: NetworkPoliciesSpec = Field(default_factory=NetworkPoliciesSpec)
+    internal_tls: InternalTlsSpec = Field(default_factory=InternalTlsSpec, alias="internalTLS")
     credential_rotation: CredentialRotationSpec = Field(
         default_factory=CredentialRotationSpec,
         description="Rotations of the services' credentials, without downtime (docs/security.md, Rotation).",

@@ -203,7 +203,7 @@ class Neutron(OpenStackService[NeutronSpec]):
         }
 
     def command_files(self) -> tuple[ConfigFile, ...]:
-        return (self.config_file, ConfigFile("ml2_conf.ini", ML2_CONF, self.user.name, "0600"))
+        return (*super().command_files(), ConfigFile("ml2_conf.ini", ML2_CONF, self.user.name, "0600"))
 
     def main_files(self, ctx: CloudContext) -> dict[str, str]:
         """neutron.conf and ml2_conf.ini after the user's overrides: what every neutron command reads."""

@@ -28,7 +28,7 @@ from stackops.credentials import CredentialSpec
 from stackops.render.ini import IniSections, render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services import api, identity, mariadb, memcached, rabbitmq
-from stackops.services.base import CloudContext, Resources, Service, Step
+from stackops.services.base import CA_FILE_KEY, CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 from stackops.services.images import KollaUser, OpenStackImages
 from stackops.services.upgrades import CHECK_COMPONENT, ServiceUpgrade
@@ -154,7 +154,7 @@ class OpenStackService(Service, Generic[SpecT]):
 
     def oslo_db(self, ctx: CloudContext, database: str | None = None) -> dict[str, Any]:
         """An oslo.db section for one of its databases (the first by default), as its account."""
-        return mariadb.oslo_db(ctx, database or self.databases[0], self.name, self.database_password_key)
+        return mariadb.oslo_db(ctx, database or self.databases[0], self.name, self.database_password_key, self.ca_file)
 
     def authtoken(self, ctx: CloudContext) -> dict[str, Any]:
         return identity.authtoken(ctx, self.keystone_user(ctx), self.keystone_password_key)
@@ -192,8 +192,14 @@ class OpenStackService(Service, Generic[SpecT]):
         return ConfigFile(self.main_config.name, self.main_config.dest, self.user.name, "0600")
 
     def command_files(self) -> tuple[ConfigFile, ...]:
-        """Where the containers see main_files()."""
-        return (self.config_file,)
+        """Where the containers see main_files(), and the cloud's CA, which verifies its backends' TLS."""
+        return (self.config_file, ConfigFile(CA_FILE_KEY, self.ca_file, self.user.name, "0644"))
+
+    @property
+    def ca_file(self) -> str:
+        """Where its containers find the cloud's CA: beside its main config, in a directory kolla_start
+        may write to as the service's user."""
+        return f"{self.main_config.directory}/{CA_FILE_KEY}"
 
     def command(self, line: str, *files: ConfigFile, permissions: Sequence[Permission] = ()) -> KollaCommand:
         """A process reading the main config files (and `files`)."""
@@ -213,7 +219,13 @@ class OpenStackService(Service, Generic[SpecT]):
     def kolla(self, ctx: CloudContext, files: dict[str, str], commands: dict[str, KollaCommand]) -> api.Kolla:
         """The service's config Secret and what its containers share, in its first image."""
         first = self.openstack_images.images[0]
+        files = self.with_ca(ctx, files)
         return api.kolla(ctx, self, first.name, files, commands, self.user.uid, root_helper=first.root_helper)
+
+    @staticmethod
+    def with_ca(ctx: CloudContext, files: dict[str, str]) -> dict[str, str]:
+        """`files` and the cloud's CA, which every command_files() lists."""
+        return files | {CA_FILE_KEY: ctx.ca_certificate}
 
     def in_image(self, ctx: CloudContext, kolla: api.Kolla, name: str) -> api.Kolla:
         """What `kolla` shares, in the service's image `name` (subject to the spec's overrides)."""
@@ -270,7 +282,7 @@ class OpenStackService(Service, Generic[SpecT]):
         return ServiceUpgrade(
             image=self.openstack_images.names[0],
             uid=self.user.uid,
-            files=self.main_files(ctx),
+            files=self.with_ca(ctx, self.main_files(ctx)),
             check=self.command(declared.check),
             expand=commands(declared.expand),
             contract=commands(declared.contract),
