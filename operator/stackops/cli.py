@@ -6,6 +6,7 @@ Every user mistake ends as one line per problem on stderr and exit status 2; a t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -224,6 +225,47 @@ def cmd_store_rings(args: argparse.Namespace) -> int:
         "store-rings",
         lambda: store_rings(kube, secret, args.namespace, args.secret, Path(args.directory)),
         RingsJobError,
+    )
+
+
+def _bucket(args: argparse.Namespace) -> Any:
+    """The bucket of a backup Job's object store: where from the arguments, the credentials from the
+    environment (as files), the CA bundle a file STACKOPS_S3_CA_BUNDLE_FILE names."""
+    from stackops.jobs.object_store import Bucket
+
+    env = _job_environment("STACKOPS_S3_ACCESS_KEY_ID", "STACKOPS_S3_SECRET_ACCESS_KEY")
+    return Bucket(
+        endpoint=args.endpoint,
+        bucket=args.bucket,
+        region=args.region,
+        prefix=args.prefix,
+        access_key=env["STACKOPS_S3_ACCESS_KEY_ID"].strip(),
+        secret_key=env["STACKOPS_S3_SECRET_ACCESS_KEY"].strip(),
+        ca_bundle=os.environ.get("STACKOPS_S3_CA_BUNDLE_FILE"),
+        path_style=args.addressing_style == "Path",
+    )
+
+
+def cmd_backup_upload(args: argparse.Namespace) -> int:
+    from stackops.jobs.object_store import ObjectStoreJobError, upload
+
+    bucket = _bucket(args)
+
+    def work() -> list[str]:
+        changed, newest = upload(bucket, Path(args.directory), args.retention)
+        # the newest backup's manifest, with where it went, for the operator (the pod's termination message)
+        Path(os.environ.get("TERMINATION_LOG", "/dev/termination-log")).write_text(json.dumps(newest))
+        return changed
+
+    return _job_outcome("backup-upload", work, ObjectStoreJobError)
+
+
+def cmd_backup_download(args: argparse.Namespace) -> int:
+    from stackops.jobs.object_store import ObjectStoreJobError, download
+
+    bucket = _bucket(args)
+    return _job_outcome(
+        "backup-download", lambda: download(bucket, args.name, Path(args.directory)), ObjectStoreJobError
     )
 
 
@@ -664,6 +706,26 @@ def parser() -> argparse.ArgumentParser:
     share_type.add_argument("--name", required=True)
     share_type.add_argument("--extra-spec", action="append", metavar="KEY=VALUE", help="an extra spec (repeatable)")
     share_type.set_defaults(func=cmd_create_share_type)
+    for name, helps in (
+        ("backup-upload", "upload the backups of a directory an S3 bucket lacks, then apply its retention"),
+        ("backup-download", "download one backup from an S3 bucket into a directory"),
+    ):
+        store = jobs.add_parser(
+            name,
+            help=f"{helps} (keys from STACKOPS_S3_ACCESS_KEY_ID and STACKOPS_S3_SECRET_ACCESS_KEY, "
+            "a CA bundle from the file STACKOPS_S3_CA_BUNDLE_FILE names)",
+        )
+        store.add_argument("directory")
+        if name == "backup-download":
+            store.add_argument("name", help="the backup's name")
+        store.add_argument("--endpoint", required=True)
+        store.add_argument("--bucket", required=True)
+        store.add_argument("--region", required=True)
+        store.add_argument("--prefix", required=True)
+        store.add_argument("--addressing-style", choices=("Path", "VirtualHosted"), default="Path")
+        if name == "backup-upload":
+            store.add_argument("--retention", type=int, required=True)
+        store.set_defaults(func=cmd_backup_upload if name == "backup-upload" else cmd_backup_download)
     rings = jobs.add_parser(
         "store-rings", help="store swift's rings and builder files of a directory in their Secret (in-cluster)"
     )

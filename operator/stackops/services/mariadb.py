@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from stackops import certificates, services
-from stackops.api.models import DatabaseSpec, OpenStackCloudSpec
+from stackops.api.models import DatabaseSpec, OpenStackCloudSpec, Restore
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
@@ -141,6 +141,7 @@ class MariaDB(Service):
         "database-job": Resources(cpu="10m", memory="64Mi"),
         "backup": Resources(cpu="50m", memory="128Mi"),
         "restore": Resources(cpu="100m", memory="256Mi"),
+        "backup-object-store": Resources(cpu="10m", memory="128Mi"),  # the upload or download (boto3)
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
@@ -280,14 +281,22 @@ MARIADB = MariaDB()
 SERVICE = MARIADB
 
 # the backup CronJob's Jobs (component backup) and the restore Job (restore)
+
+
+def database_users(spec: OpenStackCloudSpec) -> frozenset[str]:
+    """The enabled services that use the databases: what a restore stops."""
+    return frozenset(s.name for s in services.all_services() if s.enabled(spec) and MARIADB.name in s.uses(spec))
+
+
 BACKUPS = BackupSet(
     MARIADB.name,
     "backup",
     "restore",
     status="database",
-    restore_field="spec.infrastructure.database.restore",
+    spec_path=MARIADB.spec_path,
     restore_steps=(("mariadb-restore", "Restoring"),),
     stopping="the workloads that use the databases",
+    writers=database_users,
 )
 
 
@@ -297,7 +306,7 @@ def cloud_databases() -> list[str]:
     return sorted({db for service in services.all_services() for db in getattr(service, "databases", ())})
 
 
-def _backup_objects(ctx: CloudContext, restore: str | None) -> list[dict[str, Any]]:
+def _backup_objects(ctx: CloudContext, restore: Restore | None) -> list[dict[str, Any]]:
     spec = database_spec(ctx)
     db = server(ctx)
     user = (
@@ -317,6 +326,7 @@ def _backup_objects(ctx: CloudContext, restore: str | None) -> list[dict[str, An
         ),
         config=backup_config(ctx),
         resources=MARIADB.resources(ctx.spec, BACKUPS.restore if restore else BACKUPS.backup),
+        object_store_resources=MARIADB.resources(ctx.spec, BACKUPS.object_store),
     )
     script = "restore.sh" if restore else "backup.sh"
     return backup_objects(
@@ -347,19 +357,9 @@ def backup_steps(ctx: CloudContext) -> list[Step]:
 
 def restore_steps(ctx: CloudContext) -> list[Step]:
     """The Job restoring spec.infrastructure.database.restore's backup: after every other step,
-    so once every workload that uses the databases has stopped (stopped_for_restore)."""
+    so once every workload that uses the databases has stopped (BackupSet.stopped_for_restore)."""
     restore = database_spec(ctx).restore
     if restore is None:
         return []
     ((step, _),) = BACKUPS.restore_steps
-    return [Step(step, MARIADB.name, _backup_objects(ctx, restore.backup), after_all=True)]
-
-
-def stopped_for_restore(obj: dict[str, Any]) -> dict[str, Any]:
-    """A workload of a service that uses the databases, as a restore wants it: a Deployment (the
-    APIs, schedulers, conductors, engines) at 0 replicas. Host agents (DaemonSets) and OVN's
-    databases keep running: guests and their networks must not stop for a restore, and what of them
-    holds a session (cinder-volume) is ended by the restore Job before it restores."""
-    if obj["kind"] == "Deployment":
-        return {**obj, "spec": {**obj["spec"], "replicas": 0}}
-    return obj
+    return [Step(step, MARIADB.name, _backup_objects(ctx, restore), after_all=True)]

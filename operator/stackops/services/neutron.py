@@ -106,6 +106,7 @@ class Neutron(OpenStackService[NeutronSpec]):
         "metadata-agent": Resources(cpu="10m", memory="256Mi"),
         ovn.BACKUPS.backup: Resources(cpu="25m", memory="128Mi"),
         ovn.BACKUPS.restore: Resources(cpu="25m", memory="128Mi"),
+        ovn.BACKUPS.object_store: Resources(cpu="10m", memory="128Mi"),  # the upload or download (boto3)
         ovn.SYNC: Resources(cpu="50m", memory="512Mi"),
     }
 
