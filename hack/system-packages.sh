@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite runs for real (MariaDB, RabbitMQ, OVN, BIND 9, namespaces, buildah,
-# debootstrap, the real node's containerd, runc and CNI plugins, QEMU and syslinux for the guest), when they are
-# missing.
+# Installs the Debian packages the test suite runs for real (MariaDB, RabbitMQ, OVN, BIND 9, LVM and NFS,
+# namespaces, buildah, debootstrap, the real node's containerd, runc and CNI plugins, QEMU and syslinux for
+# the guest), when they are missing.
 set -euo pipefail
 
 missing=()
@@ -21,6 +21,9 @@ command -v ovn-controller >/dev/null 2>&1 || missing+=(ovn-host)
 # BIND 9: the tests run designate's server from its rendered named.conf, and its worker's rndc
 command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || missing+=(bind9)
 command -v rndc >/dev/null 2>&1 || [ -x /usr/sbin/rndc ] || missing+=(bind9-utils)
+# manila's LVM driver: a volume group on a loop device, the shares exported over NFS (exportfs)
+command -v vgcreate >/dev/null 2>&1 || [ -x /usr/sbin/vgcreate ] || missing+=(lvm2)
+command -v exportfs >/dev/null 2>&1 || [ -x /usr/sbin/exportfs ] || missing+=(nfs-kernel-server)
 # RabbitMQ: the tests boot the rendered rabbitmq.conf and run the messaging Jobs against it
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
 # the real node: containerd and runc run its pods, the CNI plugins give them addresses, kube-proxy
@@ -54,6 +57,6 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The package starts a system server; stackops tests start their own on loopback.
 $sudo systemctl disable --now mariadb >/dev/null 2>&1 || $sudo service mariadb stop >/dev/null 2>&1 || true
-for unit in ovn-host ovn-central openvswitch-switch rabbitmq-server containerd named; do
+for unit in ovn-host ovn-central openvswitch-switch rabbitmq-server containerd named nfs-kernel-server rpcbind; do
     $sudo systemctl disable --now "${unit}" >/dev/null 2>&1 || $sudo service "${unit}" stop >/dev/null 2>&1 || true
 done

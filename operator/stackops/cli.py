@@ -6,6 +6,7 @@ Every user mistake ends as one line per problem on stderr and exit status 2; a t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -156,6 +157,15 @@ def _job_setting(name: str) -> str | None:
         raise UserError([f"environment: {name}_FILE: {error.strerror}: {error.filename}"]) from None
 
 
+def _job_file(name: str) -> str | None:
+    """The path of a file a Job is given (NAME_FILE, as the rendered Jobs give the cloud's CA), checked
+    readable; None when it is not given."""
+    path = os.environ.get(f"{name}_FILE")
+    if path is not None and not os.access(path, os.R_OK):
+        raise UserError([f"environment: {name}_FILE: cannot read {path}"])
+    return path
+
+
 def _job_environment(*names: str) -> dict[str, str]:
     """The settings a Job must be given (_job_setting); every missing or unreadable one named at once."""
     found: dict[str, str] = {}
@@ -193,7 +203,9 @@ def cmd_create_database(args: argparse.Namespace) -> int:
     from stackops.jobs.database import Admin, DatabaseJobError, create_databases
 
     env = _job_environment("STACKOPS_DB_ADMIN_USER", "STACKOPS_DB_ADMIN_PASSWORD", "STACKOPS_DB_PASSWORD")
-    admin = Admin(args.host, args.port, env["STACKOPS_DB_ADMIN_USER"], env["STACKOPS_DB_ADMIN_PASSWORD"])
+    # the cloud's own MariaDB speaks TLS: the CA its certificate is verified with
+    ca = _job_file("STACKOPS_DB_CA")
+    admin = Admin(args.host, args.port, env["STACKOPS_DB_ADMIN_USER"], env["STACKOPS_DB_ADMIN_PASSWORD"], ca)
     old = _job_setting("STACKOPS_DB_OLD_PASSWORD")  # during a credential rotation: accepted too
     return _job_outcome(
         "create-database",
@@ -216,11 +228,59 @@ def cmd_store_rings(args: argparse.Namespace) -> int:
     )
 
 
+def _bucket(args: argparse.Namespace) -> Any:
+    """The bucket of a backup Job's object store: where from the arguments, the credentials from the
+    environment (as files), the CA bundle a file STACKOPS_S3_CA_BUNDLE_FILE names."""
+    from stackops.jobs.object_store import Bucket
+
+    env = _job_environment("STACKOPS_S3_ACCESS_KEY_ID", "STACKOPS_S3_SECRET_ACCESS_KEY")
+    return Bucket(
+        endpoint=args.endpoint,
+        bucket=args.bucket,
+        region=args.region,
+        prefix=args.prefix,
+        access_key=env["STACKOPS_S3_ACCESS_KEY_ID"].strip(),
+        secret_key=env["STACKOPS_S3_SECRET_ACCESS_KEY"].strip(),
+        ca_bundle=os.environ.get("STACKOPS_S3_CA_BUNDLE_FILE"),
+        path_style=args.addressing_style == "Path",
+    )
+
+
+def cmd_backup_upload(args: argparse.Namespace) -> int:
+    from stackops.jobs.object_store import ObjectStoreJobError, upload
+
+    bucket = _bucket(args)
+
+    def work() -> list[str]:
+        changed, newest = upload(bucket, Path(args.directory), args.retention)
+        # the newest backup's manifest, with where it went, for the operator (the pod's termination message)
+        Path(os.environ.get("TERMINATION_LOG", "/dev/termination-log")).write_text(json.dumps(newest))
+        return changed
+
+    return _job_outcome("backup-upload", work, ObjectStoreJobError)
+
+
+def cmd_backup_download(args: argparse.Namespace) -> int:
+    from stackops.jobs.object_store import ObjectStoreJobError, download
+
+    bucket = _bucket(args)
+    return _job_outcome(
+        "backup-download", lambda: download(bucket, args.name, Path(args.directory)), ObjectStoreJobError
+    )
+
+
 def cmd_create_messaging_user(args: argparse.Namespace) -> int:
     from stackops.jobs.messaging import Admin, MessagingJobError, create_user
 
     env = _job_environment("STACKOPS_MQ_ADMIN_USER", "STACKOPS_MQ_ADMIN_PASSWORD", "STACKOPS_MQ_PASSWORD")
-    admin = Admin(args.host, args.management_port, env["STACKOPS_MQ_ADMIN_USER"], env["STACKOPS_MQ_ADMIN_PASSWORD"])
+    admin = Admin(
+        args.host,
+        args.management_port,
+        env["STACKOPS_MQ_ADMIN_USER"],
+        env["STACKOPS_MQ_ADMIN_PASSWORD"],
+        # given, the management API is served over TLS and verified against this CA (the cloud's own RabbitMQ)
+        _job_file("STACKOPS_MQ_CA"),
+    )
     return _job_outcome(
         "create-messaging-user",
         lambda: create_user(admin, args.user, args.vhost, env["STACKOPS_MQ_PASSWORD"], args.remove_user),
@@ -473,6 +533,20 @@ def cmd_create_domain_admin(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_create_share_type(args: argparse.Namespace) -> int:
+    from stackops.openstack.share_types import ensure_share_type
+
+    specs: dict[str, str] = {}
+    for pair in args.extra_spec or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError([f"--extra-spec: {pair!r} is not KEY=VALUE"])
+        specs[key] = value
+    return _keystone_admin_job(
+        "create-share-type", args.region, "", lambda conn, _password: ensure_share_type(conn, args.name, specs)
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="stackops", description="Deploy, run and upgrade OpenStack on Kubernetes.")
     top.add_argument("--version", action="version", version=f"stackops {__version__}")
@@ -624,6 +698,35 @@ def parser() -> argparse.ArgumentParser:
     domain.add_argument("--user", required=True)
     domain.add_argument("--role", action="append", help="a role that must exist (repeatable)")
     domain.set_defaults(func=cmd_create_domain_admin)
+    share_type = jobs.add_parser(
+        "create-share-type",
+        help="create a public manila share type with its extra specs, or bring them in line (keystone admin from "
+        "OS_AUTH_URL/OS_USERNAME/OS_PASSWORD)",
+    )
+    share_type.add_argument("--region", required=True)
+    share_type.add_argument("--name", required=True)
+    share_type.add_argument("--extra-spec", action="append", metavar="KEY=VALUE", help="an extra spec (repeatable)")
+    share_type.set_defaults(func=cmd_create_share_type)
+    for name, helps in (
+        ("backup-upload", "upload the backups of a directory an S3 bucket lacks, then apply its retention"),
+        ("backup-download", "download one backup from an S3 bucket into a directory"),
+    ):
+        store = jobs.add_parser(
+            name,
+            help=f"{helps} (keys from STACKOPS_S3_ACCESS_KEY_ID and STACKOPS_S3_SECRET_ACCESS_KEY, "
+            "a CA bundle from the file STACKOPS_S3_CA_BUNDLE_FILE names)",
+        )
+        store.add_argument("directory")
+        if name == "backup-download":
+            store.add_argument("name", help="the backup's name")
+        store.add_argument("--endpoint", required=True)
+        store.add_argument("--bucket", required=True)
+        store.add_argument("--region", required=True)
+        store.add_argument("--prefix", required=True)
+        store.add_argument("--addressing-style", choices=("Path", "VirtualHosted"), default="Path")
+        if name == "backup-upload":
+            store.add_argument("--retention", type=int, required=True)
+        store.set_defaults(func=cmd_backup_upload if name == "backup-upload" else cmd_backup_download)
     rings = jobs.add_parser(
         "store-rings", help="store swift's rings and builder files of a directory in their Secret (in-cluster)"
     )

@@ -175,7 +175,8 @@ class Credentials:
 
     @classmethod
     def placeholders(cls, specs: Iterable[CredentialSpec]) -> Credentials:
-        """Clearly marked stand-ins, for `stackops render` without a cluster."""
+        """Clearly marked stand-ins, for `stackops render` without a cluster: those of `specs`, and
+        of whatever else rendering asks for (the CA and certificates the operator would issue)."""
         return cls({s.key: f"{PLACEHOLDER_PREFIX}{s.key}" for s in specs}, placeholder=True)
 
     def __getitem__(self, key: str) -> str:
@@ -184,6 +185,8 @@ class Credentials:
         try:
             return self._values[key]
         except KeyError:
+            if self.placeholder:
+                return f"{PLACEHOLDER_PREFIX}{key}"
             raise MissingCredentialError(key) from None
 
     def __contains__(self, key: object) -> bool:

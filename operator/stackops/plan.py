@@ -6,16 +6,21 @@ This is where a spec and credentials become the ordered list of objects the oper
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
+from stackops import certificates
 from stackops.api.models import OpenStackCloud, OpenStackCloudSpec
 from stackops.credentials import Credentials, CredentialSpec, KeyRotation
 from stackops.render.hashing import name_job_by_spec
 from stackops.render.ini import IniShapeError
 from stackops.services import all_services, mariadb, network_policies, ovn, policy
+from stackops.services.backups import BackupSet
 from stackops.services.base import CloudContext, RenderError, RenderOptions, Service, Step
 from stackops.services.network_policies import Rendered, Rule
+
+# every set of backups a cloud may have (what a restore stops, what the status shows)
+BACKUP_SETS: tuple[BackupSet, ...] = (mariadb.BACKUPS, ovn.BACKUPS)
 
 
 def enabled_services(spec: OpenStackCloudSpec) -> list[Service]:
@@ -24,6 +29,17 @@ def enabled_services(spec: OpenStackCloudSpec) -> list[Service]:
 
 def required_credentials(spec: OpenStackCloudSpec) -> list[CredentialSpec]:
     return [c for s in enabled_services(spec) for c in s.credentials(spec)]
+
+
+def certificate_requests(cloud: OpenStackCloud) -> list[certificates.CertificateRequest]:
+    """The server certificates of the cloud's CA its enabled services serve TLS with."""
+    ctx = CloudContext(cloud.metadata.name, cloud.metadata.namespace, cloud.spec, Credentials({}))
+    return [r for s in enabled_services(cloud.spec) for r in s.certificates(ctx)]
+
+
+def ca_name(cloud: OpenStackCloud) -> str:
+    """The common name of the cloud's certificate authority."""
+    return f"stackops {cloud.metadata.namespace}/{cloud.metadata.name} CA"
 
 
 def key_rotations(spec: OpenStackCloudSpec) -> list[KeyRotation]:
@@ -52,17 +68,18 @@ def problems(spec: OpenStackCloudSpec) -> list[RenderError]:
                 for dep in service.depends_on
                 if dep not in enabled
             ]
+    for backups in BACKUP_SETS:
+        restore = backups.asked(spec)
+        if (
+            restore is not None
+            and restore.source == "ObjectStore"
+            and backups.settings(spec).backup.object_store is None
+        ):
+            where = f"spec.{backups.spec_path}.backup.objectStore"
+            found.append(
+                RenderError(f"{backups.restore_field}.source", f"ObjectStore needs {where}: the bucket to take it from")
+            )
     return found
-
-
-def _stopped_for_restore(spec: OpenStackCloudSpec, steps: list[Step]) -> list[Step]:
-    """Every workload of the services that use the databases without a pod, while a restore is asked
-    for: nothing writes to a database being restored, and nothing reads it half restored."""
-    users = {s.name for s in enabled_services(spec) if mariadb.MARIADB.name in s.uses(spec)}
-    return [
-        replace(step, objects=[mariadb.stopped_for_restore(o) for o in step.objects]) if step.service in users else step
-        for step in steps
-    ]
 
 
 @dataclass(frozen=True)
@@ -100,15 +117,9 @@ def plan(cloud: OpenStackCloud, credentials: Credentials | None = None, options:
         rendered = network_policies.protect(ctx, rendered, flows)
     steps = [step for service in rendered for step in service.steps]
     steps += [step for service in enabled_services(spec) for step in service.closing_steps(ctx)]
-    if spec.infrastructure.database.restore is not None:
-        steps = _stopped_for_restore(spec, steps)
-    if spec.services.neutron.ovn.restore is not None:  # neutron's writers to OVN's northbound database
-        steps = [
-            replace(s, objects=[ovn.stopped_for_restore(o) for o in s.objects])
-            if s.service == ovn.BACKUPS.service
-            else s
-            for s in steps
-        ]
+    for backups in BACKUP_SETS:  # nothing writes to what a restore restores, nor reads it half restored
+        if backups.asked(spec) is not None:
+            steps = backups.stopped_for_restore(spec, steps)
     for step in steps:
         for obj in step.objects:
             if obj["kind"] == "Job":

@@ -65,6 +65,8 @@ def database_line(database: dict[str, Any], what: str = "database") -> str:
     backup = database.get("backup") or {}
     if backup.get("last"):
         said.append(f"last backup {backup['last']} ({backup.get('lastSize', '?')} bytes)")
+    if backup.get("lastUploaded"):
+        said.append(f"uploaded to {backup['lastUploaded']}")
     if backup.get("failed"):
         said.append(f"[red]backup failed[/]: {backup['failed']}")
     restore = database.get("restore") or {}

@@ -84,7 +84,7 @@ def boot(conf: str, files: dict[str, str], overrides: dict[str, str], asked: Cal
     lines = [line for line in conf.splitlines() if line.split(" = ")[0] not in overrides]
     lines += [f"{key} = {value}" for key, value in overrides.items()]
     server = RabbitMQ("\n".join(lines), files["enabled_plugins"], files["erlang.cookie"], ("stackops", "unused"),
-                      keep_peer_discovery=True)  # fmt: skip
+                      keep_peer_discovery=True, tls_files=files)  # fmt: skip
     server.launch()
     try:
         wait_for(asked, "RabbitMQ asking the API server for its peers", timeout=60)

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 import pytest
 
 from stackops.api.releases import DEFAULT_RELEASE, RELEASES
-from stackops.credentials import Credentials, complete
-from stackops.plan import Plan, plan, required_credentials
+from stackops.credentials import Credentials
+from stackops.plan import Plan, plan
 from stackops.services import keystone
 from tests.conftest import cloud
 from tests.images.build import CI_IMAGES, Buildah, Builder
 from tests.support.mariadb import MariaDB
 from tests.support.progress import printer
+from tests.support.rendered import cloud_credentials
 
 # The rendered Apache config listens on keystone's port; buildah shares the host's network.
 KEYSTONE_PORT = keystone.SERVICE.port
@@ -77,7 +78,7 @@ def rendered(mariadb: MariaDB) -> Cloud:
     }
     model = cloud(spec)
     assert model.spec.release == DEFAULT_RELEASE
-    credentials = Credentials(complete(required_credentials(model.spec), {}))
+    credentials = Credentials(cloud_credentials(model))
     result = plan(model, credentials)
     secrets = {o["metadata"]["name"]: dict(o["stringData"]) for o in result.objects() if o["kind"] == "Secret"}
     secrets["db-admin"] = {"username": mariadb.root_user, "password": mariadb.root_password}

@@ -105,6 +105,25 @@ def nova(deployed: Deployment, placement: str, glance: str, nova_bin: Path) -> I
 
 
 @pytest.fixture(scope="session")
+def swift_bin() -> Path:
+    return service_venv("swift", "keystonemiddleware", "boto3")
+
+
+@pytest.fixture(scope="session")
+def rings(deployed: Deployment, keystone: str, swift_bin: Path) -> str:
+    """swift's rings, built once in the session (served.swift_rings: its ring builder's output)."""
+    return served.swift_rings(deployed, swift_bin)
+
+
+@pytest.fixture(scope="session")
+def swift(deployed: Deployment, rings: str, swift_bin: Path) -> Iterator[str]:
+    """swift serving, with its S3 API, for every test that needs an object store (its own, and the
+    backups' uploads)."""
+    with served.swift(deployed, swift_bin) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def heat_bin() -> Path:
     return service_venv("heat", "gunicorn")
 

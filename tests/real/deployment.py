@@ -22,10 +22,10 @@ from typing import Any
 
 import requests
 
-from stackops.credentials import Credentials, complete
+from stackops.credentials import Credentials
 from stackops.devcluster import processes
 from stackops.devcluster.cluster import free_ports
-from stackops.plan import Plan, plan, required_credentials
+from stackops.plan import Plan, plan
 from stackops.services import identity, keystone
 from stackops.services.base import CloudContext, Step
 from stackops.upgrade.plan import UpgradePlan, at_release, plan_upgrade
@@ -33,7 +33,7 @@ from tests.conftest import cloud
 from tests.support.commands import run
 from tests.support.mariadb import MariaDB
 from tests.support.rabbitmq import RabbitMQ
-from tests.support.rendered import KollaRun, find, job_env, kolla_run, secret_data
+from tests.support.rendered import KollaRun, cloud_credentials, find, job_env, kolla_run, secret_data
 
 STACKOPS = str(Path(sys.executable).with_name("stackops"))
 KEYSTONE_CONF = keystone.CONFIG.dest
@@ -41,25 +41,31 @@ KEYSTONE_CONF = keystone.CONFIG.dest
 
 SERVED = (
     "keystone", "placement", "glance", "nova", "neutron", "cinder", "heat", "horizon", "barbican", "designate",
-    "octavia", "swift", "gnocchi", "aodh",
+    "octavia", "swift", "manila", "gnocchi", "aodh",
 )  # fmt: skip
 # Services whose processes read their files at the paths the containers have them, whatever their
 # command line says: barbican's (its crypto plugin and `barbican-manage` read /etc/barbican/barbican.conf,
 # its WSGI script its paste pipeline there), designate's (pools.yaml names rndc's key file by its path),
 # octavia's (its WSGI module reads /etc/octavia/octavia.conf, as oslo.config finds it by default),
-# swift's (every process reads /etc/swift/swift.conf), gnocchi's, aodh's and ceilometer's (their WSGI
-# modules, paste filters and agents read /etc/<service>/<service>.conf, as oslo.config finds it by
-# default). They run with /etc overlaid (container_paths).
-AT_CONTAINER_PATHS = ("barbican", "designate", "octavia", "swift", "gnocchi", "aodh", "ceilometer")
+# swift's (every process reads /etc/swift/swift.conf), gnocchi's, aodh's and ceilometer's (their
+# WSGI modules, paste filters and agents read /etc/<service>/<service>.conf), manila's (its WSGI module reads
+# /etc/manila/manila.conf, its privsep helper is started through /etc/manila/rootwrap.conf). They run
+# with /etc overlaid (container_paths).
+AT_CONTAINER_PATHS = ("barbican", "designate", "octavia", "swift", "manila", "gnocchi", "aodh", "ceilometer")
 # swift's storage node on a loopback address of its own, its servers on swift's ports there
 SWIFT_STORAGE_IP = "127.0.97.1"
 
 
 SWIFT_DEVICES = ("d1", "d2", "d3")
 
+# manila's volume group, on a loop device the manila test makes: of this session alone
+MANILA_VOLUME_GROUP = f"stackops-manila-{os.getpid()}"
+# the storage node manila's share service runs on here
+STORAGE_NODE = "stackops-storage"
+
 # what the kubelet would put in a container's environment, for processes run here on loopback
-# (glance's worker URL, nova-compute's my_ip)
-LOCAL_FIELDS = {"status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1"}
+# (glance's worker URL, nova-compute's my_ip, manila's share host and export address)
+LOCAL_FIELDS = {"status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1", "spec.nodeName": STORAGE_NODE}
 SECURITY_COMPLIANCE = {
     "lockoutFailureAttempts": 3,
     "lockoutDurationSeconds": 5,
@@ -206,6 +212,17 @@ class Deployment:
                     "endpoints": {"public": self.urls["barbican"], "internal": self.urls["barbican"]},
                     "config": {"keystone_authtoken": {"memcached_servers": None}},
                 },
+                # off by default: on here, its LVM backend on a loop device, exported on loopback
+                "manila": {
+                    "enabled": True,
+                    "endpoints": {"public": self.urls["manila"], "internal": self.urls["manila"]},
+                    "lvm": {"volumeGroup": MANILA_VOLUME_GROUP},
+                    "config": {
+                        "DEFAULT": {"state_path": str(root / "manila-state")},
+                        "keystone_authtoken": {"memcached_servers": None},
+                        "oslo_concurrency": {"lock_path": str(root / "manila-state" / "tmp")},
+                    },
+                },
                 # off by default: on here, its storage in a directory of the test's, metricd looking
                 # for new measures every second
                 "gnocchi": {
@@ -237,7 +254,7 @@ class Deployment:
             },
         }
         self.cloud = cloud(spec)
-        self.credentials = Credentials(complete(required_credentials(self.cloud.spec), {}))
+        self.credentials = Credentials(cloud_credentials(self.cloud))
         self.plan: Plan = plan(self.cloud, self.credentials)
         self.secrets = {
             "demo-credentials": self.credentials.values(),

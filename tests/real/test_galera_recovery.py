@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from typing import Any
 
 import pytest
 
-from stackops.credentials import Credentials, complete
-from stackops.plan import plan, required_credentials
+from stackops.credentials import Credentials
+from stackops.plan import plan
 from stackops.services.base import CloudContext
 from stackops.services.mariadb import FORCE_BOOTSTRAP_FILE, RECOVERY_DIR, ROOT_PASSWORD_KEY, galera_peers
 from tests.conftest import ROOT, cloud
-from tests.support.rendered import secret_data
+from tests.support.mariadb import lay_out_server_config
+from tests.support.rendered import cloud_credentials, secret_data
 
 FOUNDS = "this member has the highest seqno and founds the cluster"
 
@@ -34,16 +34,13 @@ FOUNDS = "this member has the highest seqno and founds the cluster"
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     demo = cloud({"infrastructure": {"database": {"replicas": 3}}})
-    credentials = Credentials(complete(required_credentials(demo.spec), {}))
+    credentials = Credentials(cloud_credentials(demo))
     files = secret_data(plan(demo, credentials), "demo-mariadb-config")
     root = tmp_path_factory.mktemp("galera")
     root.chmod(0o755)
     etc = root / "etc" / "mysql"
     etc.mkdir(parents=True)
-    for name, mode in (("my.cnf", 0o600), ("mariadb-start.sh", 0o700), ("mariadb-probe.sh", 0o700)):
-        (etc / name).write_text(files[name])
-        (etc / name).chmod(mode)
-        shutil.chown(etc / name, "mysql", "mysql")
+    lay_out_server_config(files, etc)
     ctx = CloudContext(demo.metadata.name, demo.metadata.namespace, demo.spec, credentials)
     (root / "request.json").write_text(
         json.dumps({"peers": galera_peers(ctx), "password": credentials[ROOT_PASSWORD_KEY]})

@@ -17,15 +17,15 @@ from typing import Any
 import pytest
 import requests
 
-from stackops.credentials import Credentials, complete
-from stackops.plan import plan, required_credentials
+from stackops.credentials import Credentials
+from stackops.plan import plan
 from stackops.services import horizon as horizon_service
 from stackops.services.identity import ADMIN_PASSWORD_KEY
 from tests.conftest import cloud
 from tests.real.conftest import service_venv
 from tests.real.deployment import Deployment, site_packages, wsgi_module
 from tests.support.commands import run
-from tests.support.rendered import secret_data
+from tests.support.rendered import cloud_credentials, secret_data
 
 SHOW_SETTINGS = """
 import json, django
@@ -60,7 +60,7 @@ def django(bin_dir: Path, env: dict[str, str], *argv: str) -> str:
 
 def test_rendered_settings_are_what_django_loads(horizon_bin: Path, tmp_path: Path) -> None:
     spec = cloud({"services": {"horizon": {"settings": {"SESSION_TIMEOUT": 600}}}})
-    credentials = Credentials(complete(required_credentials(spec.spec), {}))
+    credentials = Credentials(cloud_credentials(spec))
     env = settings_path(tmp_path, secret_data(plan(spec, credentials), "demo-horizon-config")["local_settings.py"])
     loaded: dict[str, Any] = json.loads(django(horizon_bin, env, "-c", SHOW_SETTINGS).strip().splitlines()[-1])
     assert loaded["SECRET_KEY"] == credentials[horizon_service.SECRET_KEY_KEY]
@@ -91,7 +91,7 @@ def dashboard(deployed: Deployment, keystone: str, horizon_bin: Path) -> Iterato
             }
         }
     )
-    rendered = plan(own, Credentials(complete(required_credentials(own.spec), deployed.credentials.values())))
+    rendered = plan(own, Credentials(cloud_credentials(own, deployed.credentials.values())))
     files = secret_data(rendered, "demo-horizon-config")
     env = settings_path(root, files["local_settings.py"])
     for command in (["collectstatic", "--noinput"], ["compress", "--force"]):

@@ -3,21 +3,29 @@ probe against MariaDB from Debian, as the `mysql` user, in a private mount and n
 where the rendered files sit at the paths the container uses (/etc/mysql, /var/lib/mysql).
 
 Proves: a new volume is initialised, the root password from the credentials Secret works over TCP,
-the probe turns ready, and the database Job's command creates a service database on it.
+the probe turns ready, and the database Job's command creates a service database on it. The server
+speaks TLS with the certificate the operator issued from the cloud's CA: the Job and a client verify
+it by the Service's name, a plaintext connection and a client trusting another CA are refused, and
+the oslo.db URL a service is rendered with connects through SQLAlchemy and PyMySQL over TLS.
 """
 
 from __future__ import annotations
 
+import configparser
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from stackops.credentials import Credentials, complete
-from stackops.plan import plan, required_credentials
+from stackops.certificates import CA_CERT_KEY
+from stackops.credentials import Credentials
+from stackops.plan import plan
+from stackops.services import keystone, mariadb
+from stackops.services.base import CloudContext
 from stackops.services.mariadb import ROOT_PASSWORD_KEY
 from tests.conftest import cloud
-from tests.support.rendered import secret_data
+from tests.support.mariadb import lay_out_server_config
+from tests.support.rendered import cloud_credentials, secret_data
 
 STACKOPS = str(Path(sys.executable).with_name("stackops"))
 
@@ -27,6 +35,7 @@ ip link set lo up
 mount --bind "$ROOT/etc/mysql" /etc/mysql
 mount --bind "$ROOT/var/lib/mysql" /var/lib/mysql
 mount -t tmpfs -o mode=0755 tmpfs /run/mysqld && chown mysql:mysql /run/mysqld
+mount --bind "$ROOT/hosts" /etc/hosts  # the Service's name, on this namespace's loopback
 runuser -u mysql -- env DB_ROOT_PASSWORD_FILE=/etc/mysql/root-password POD_NAME=demo-mariadb-0 POD_IP=127.0.0.1 \
     /bin/bash /etc/mysql/mariadb-start.sh >"$ROOT/server.log" 2>&1 &
 server=$!
@@ -39,23 +48,53 @@ for _ in $(seq 1 120); do
     sleep 0.5
 done
 echo "probe: $ready"
-STACKOPS_DB_ADMIN_USER=root STACKOPS_DB_ADMIN_PASSWORD="$DB_ROOT_PASSWORD" STACKOPS_DB_PASSWORD=servicepw \
-    "$STACKOPS" job create-database --host=127.0.0.1 --port=3306 --database=keystone --user=keystone
-MYSQL_PWD=servicepw mysql -h 127.0.0.1 -u keystone -N -B -e "SELECT 'keystone can log in'" keystone
-MYSQL_PWD=wrong mysql -h 127.0.0.1 -u root -e "SELECT 1" 2>/dev/null && echo "root without password: yes" \
+STACKOPS_DB_ADMIN_USER=root STACKOPS_DB_ADMIN_PASSWORD="$DB_ROOT_PASSWORD" STACKOPS_DB_PASSWORD=$SERVICE_PASSWORD \
+    STACKOPS_DB_CA_FILE="$ROOT/ca.crt" \
+    "$STACKOPS" job create-database --host="$HOST" --port=3306 --database=keystone --user=keystone
+tls=(--ssl --ssl-verify-server-cert --ssl-ca="$ROOT/ca.crt")
+MYSQL_PWD=$SERVICE_PASSWORD mysql "${tls[@]}" -h "$HOST" -u keystone -N -B \
+    -e "SELECT CONCAT('keystone can log in over ', VARIABLE_VALUE) FROM information_schema.SESSION_STATUS
+        WHERE VARIABLE_NAME = 'Ssl_version'" keystone
+{ MYSQL_PWD=$SERVICE_PASSWORD mysql --skip-ssl -h "$HOST" -u keystone -e "SELECT 1" keystone 2>&1 || true; } \
+    | sed 's/^/plaintext: /'
+{ MYSQL_PWD=$SERVICE_PASSWORD mysql --ssl --ssl-verify-server-cert --ssl-ca="$ROOT/other-ca.crt" -h "$HOST" \
+    -u keystone -e "SELECT 1" keystone 2>&1 || true; } | sed 's/^/other CA: /'
+MYSQL_PWD=wrong mysql "${tls[@]}" -h "$HOST" -u root -e "SELECT 1" 2>/dev/null && echo "root without password: yes" \
     || echo "root without password: refused"
+"$ORM_PYTHON" -c 'import sys, pymysql
+try:
+    pymysql.connect(host=sys.argv[1], user="root", password=sys.argv[2], ssl_disabled=True)
+    print("root in plaintext: connected")
+except pymysql.err.MySQLError as error:
+    print("root in plaintext: refused", error.args[0])' "$HOST" "$DB_ROOT_PASSWORD"
+"$ORM_PYTHON" -c 'import sys, sqlalchemy
+with sqlalchemy.create_engine(sys.argv[1]).connect() as c:
+    print("oslo.db URL:", c.exec_driver_sql("SHOW SESSION STATUS LIKE %s", ("Ssl_cipher",)).one()[1] != "")' "$ORM_URL"
 kill "$server"; wait "$server" || true
 """
 
 
-def test_rendered_mariadb_scripts_start_a_server_that_keeps_the_root_password(tmp_path: Path) -> None:
+def test_rendered_mariadb_scripts_start_a_server_that_keeps_the_root_password(
+    tmp_path: Path, keystone_bin: Path
+) -> None:
     demo = cloud()
-    credentials = Credentials(complete(required_credentials(demo.spec), {}))
-    files = secret_data(plan(demo, credentials), "demo-mariadb-config")
+    credentials = Credentials(cloud_credentials(demo))
+    rendered = plan(demo, credentials)
+    files = secret_data(rendered, "demo-mariadb-config")
+    host = mariadb.server(CloudContext("demo", "openstack", demo.spec, credentials)).host
     (tmp_path / "etc" / "mysql").mkdir(parents=True)
     (tmp_path / "var" / "lib" / "mysql").mkdir(parents=True)
-    for name in ("my.cnf", "mariadb-start.sh", "mariadb-probe.sh"):
-        (tmp_path / "etc" / "mysql" / name).write_text(files[name])
+    # with the certificate, key and CA where kolla_start puts them, my.cnf names them
+    lay_out_server_config(files, tmp_path / "etc" / "mysql")
+    (tmp_path / "ca.crt").write_text(credentials[CA_CERT_KEY])
+    (tmp_path / "other-ca.crt").write_text(Credentials(cloud_credentials(demo))[CA_CERT_KEY])
+    (tmp_path / "hosts").write_text(f"127.0.0.1 localhost {host}\n")
+    # keystone's database URL as rendered, its CA path where this test keeps the CA
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read_string(secret_data(rendered, "demo-keystone-config")["keystone.conf"])
+    url = conf["database"]["connection"]
+    assert url.endswith(f"&ssl_ca={keystone.SERVICE.ca_file}") and f"@{host}:3306/" in url
+    url = url.replace(keystone.SERVICE.ca_file, str(tmp_path / "ca.crt"))
     # the root password as the pod's Secret file gives it
     (tmp_path / "etc" / "mysql" / "root-password").write_text(credentials[ROOT_PASSWORD_KEY])
     (tmp_path / "etc" / "mysql" / "root-password").chmod(0o400)
@@ -69,6 +108,10 @@ def test_rendered_mariadb_scripts_start_a_server_that_keeps_the_root_password(tm
             "ROOT": str(tmp_path),
             "DB_ROOT_PASSWORD": credentials[ROOT_PASSWORD_KEY],
             "STACKOPS": STACKOPS,
+            "HOST": host,
+            "SERVICE_PASSWORD": credentials[keystone.SERVICE.database_password_key],
+            "ORM_PYTHON": str(keystone_bin / "python"),
+            "ORM_URL": url,
         },
         capture_output=True,
         text=True,
@@ -79,6 +122,12 @@ def test_rendered_mariadb_scripts_start_a_server_that_keeps_the_root_password(tm
     assert result.returncode == 0, result.stdout + result.stderr + log[-2000:]
     assert "probe: yes" in result.stdout, log[-2000:]
     assert "create-database: database keystone created" in result.stdout
-    assert "keystone can log in" in result.stdout
+    assert "keystone can log in over TLSv1.3" in result.stdout
+    # the password that logged in over TLS just before, refused without it (require_secure_transport:
+    # MariaDB answers access denied)
+    assert "plaintext: ERROR 1045" in result.stdout
+    assert "other CA: ERROR 2026" in result.stdout  # TLS/SSL error: the certificate is not trusted
+    assert "oslo.db URL: True" in result.stdout
+    assert "root in plaintext: refused 1045" in result.stdout
     assert "root without password: refused" in result.stdout
     assert (tmp_path / "var" / "lib" / "mysql" / "keystone").is_dir()

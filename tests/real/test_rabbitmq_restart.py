@@ -19,24 +19,25 @@ from pathlib import Path
 
 import pytest
 
-from stackops.credentials import Credentials, complete
+from stackops.credentials import Credentials
 from stackops.devcluster.cluster import free_ports
-from stackops.plan import plan, required_credentials
+from stackops.plan import plan
 from stackops.services import rabbitmq as rabbitmq_service
 from tests.conftest import cloud
 from tests.real.deployment import Deployment
 from tests.real.test_rabbitmq import RPC_ROUND_TRIP
 from tests.support.mariadb import MariaDB
 from tests.support.rabbitmq import RabbitMQ, port_mapper
-from tests.support.rendered import secret_data
+from tests.support.rendered import cloud_credentials, secret_data
 
 MEMBERS = 3
 
 
 @pytest.fixture
 def members() -> Iterator[list[RabbitMQ]]:
-    own = cloud({"infrastructure": {"messaging": {"replicas": MEMBERS}}})
-    credentials = Credentials(complete(required_credentials(own.spec), {}))
+    # plaintext: the deployment uses it as an external broker (tests/real/test_rabbitmq_tls.py: TLS)
+    own = cloud({"infrastructure": {"messaging": {"replicas": MEMBERS}}, "internalTLS": {"enabled": False}})
+    credentials = Credentials(cloud_credentials(own))
     files = secret_data(plan(own, credentials), "demo-rabbitmq-config")
     admin = (rabbitmq_service.ADMIN_USER, credentials[rabbitmq_service.ADMIN_PASSWORD_KEY])
     (epmd_port,) = free_ports(1)

@@ -22,93 +22,15 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
-import pytest
-import requests
-
-from stackops.api.models import SwiftNode
 from stackops.services import swift as swift_service
 from stackops.services.health_checks import ObjectStoreAccount
-from tests.real.conftest import service_venv
 from tests.real.deployment import SWIFT_DEVICES, SWIFT_STORAGE_IP, Deployment, in_container
+from tests.real.served import RINGS_DIR, hosts, storage_node
 from tests.support.commands import run
-from tests.support.sandbox import eventually
 
-RINGS_DIR = "swift-rings"
 CONTENT = os.urandom(3 * 1024 * 1024 + 17)  # several of the proxy's chunks, and not a round size
-
-
-@pytest.fixture(scope="module")
-def swift_bin() -> Path:
-    return service_venv("swift", "keystonemiddleware", "boto3")
-
-
-def storage_node(deployed: Deployment) -> SwiftNode:
-    return deployed.cloud.spec.services.swift.nodes[0]
-
-
-@pytest.fixture(scope="module")
-def rings(deployed: Deployment, keystone: str, swift_bin: Path) -> str:
-    """The swift Jobs up to the ring builder, then its swift-ring-builder container: the rings from
-    the spec's three devices, in the directory the servers' swift_dir names."""
-    outputs = deployed.run_jobs("swift", swift_bin, until="ring-builder")
-    assert list(outputs) == ["registration"]
-    assert "register-service: service swift (object-store) created" in outputs["registration"]
-    builder = deployed.kolla("Job", "swift", "ring-builder", container="swift-ring-builder")
-    argv = builder.argv
-    # the Secret's last state (none yet) and the directory store-rings reads, here
-    assert argv[-2:] == [swift_service.PREVIOUS_RINGS_DIR, swift_service.RINGS_DIR]
-    previous = deployed.root / "swift-rings-previous"
-    previous.mkdir(exist_ok=True)
-    result = run([*argv[:-2], str(previous), str(deployed.root / RINGS_DIR)], builder.env, swift_bin)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for device in SWIFT_DEVICES:
-        (deployed.root / "swift-devices" / device).mkdir(parents=True, exist_ok=True)
-    return result.stdout
-
-
-def hosts(deployed: Deployment) -> Path:
-    """An /etc/hosts naming the storage pod on its loopback address, as cluster DNS names it."""
-    name = swift_service.SERVICE.storage_host(deployed.context(), storage_node(deployed))
-    path = deployed.root / "swift-hosts"
-    path.write_text(f"127.0.0.1 localhost\n{SWIFT_STORAGE_IP} {name}\n")
-    return path
-
-
-@pytest.fixture(scope="module")
-def swift(deployed: Deployment, rings: str, swift_bin: Path) -> Iterator[str]:
-    """The storage node's servers, then the proxy, each from its rendered command and files."""
-    # the rings where swift-start.sh links them from the Secret's volume: in /etc/swift
-    built = deployed.root / RINGS_DIR
-    etc_hosts = {
-        "/etc/hosts": hosts(deployed),
-        **{f"/etc/swift/{r}.ring.gz": built / f"{r}.ring.gz" for r in swift_service.RINGS},
-    }
-    with ExitStack() as stack:
-        for ring in swift_service.RINGS:
-            component = f"{ring}-server"
-            server = deployed.kolla("StatefulSet", "swift", "storage", f"swift-{component}")
-            wrapper = deployed.container_paths(server, f"swift-{component}", etc_hosts)
-            stack.enter_context(
-                deployed.running("StatefulSet", "swift", "storage", swift_bin, f"swift-{component}", wrapper)
-            )
-        proxy = deployed.kolla("Deployment", "swift", "api")
-        wrapper = deployed.container_paths(proxy, "swift-proxy", etc_hosts)
-        stack.enter_context(deployed.running("Deployment", "swift", "api", swift_bin, wrapper=wrapper))
-        url = deployed.urls["swift"]
-        log = deployed.root / "swift-api.log"
-
-        def healthy() -> bool:
-            try:
-                return requests.get(f"{url}/healthcheck", timeout=5).status_code == 200
-            except OSError:
-                return False
-
-        eventually(healthy, lambda: f"swift's proxy: {log.read_text()[-3000:]}")
-        yield url
 
 
 def test_rings_are_built_from_the_specs_three_devices(rings: str, deployed: Deployment, swift_bin: Path) -> None:

@@ -444,3 +444,21 @@ class MariaDB:
         with contextlib.closing(self.connect(autocommit=True)) as conn, conn.cursor() as cur:
             for statement in statements:
                 cur.execute(statement)
+
+
+def lay_out_server_config(files: dict[str, str], etc_mysql: Path) -> None:
+    """The rendered MariaDB pod's config files (its config Secret's `files`) where kolla_start puts
+    them, under `etc_mysql` (a test's stand-in for /etc/mysql), owned by mysql with their modes."""
+    from stackops.services.mariadb import TLS_FILES
+
+    tls = {key: Path(path).relative_to("/etc/mysql") for key, path in TLS_FILES.items() if key in files}
+    layout = {"my.cnf": (Path("my.cnf"), 0o600), "mariadb-start.sh": (Path("mariadb-start.sh"), 0o700)}
+    layout["mariadb-probe.sh"] = (Path("mariadb-probe.sh"), 0o700)
+    layout |= {key: (path, 0o600) for key, path in tls.items()}
+    for key, (path, mode) in layout.items():
+        target = etc_mysql / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.chown(target.parent, "mysql", "mysql")
+        target.write_text(files[key])
+        target.chmod(mode)
+        shutil.chown(target, "mysql", "mysql")

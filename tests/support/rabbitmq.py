@@ -3,7 +3,8 @@
 It boots the rabbitmq.conf and enabled_plugins stackops renders, with two changes only: the
 listeners move to free loopback ports, and the Kubernetes peer discovery settings are dropped
 unless asked for (without a Kubernetes API to discover peers through, the node starts on its own).
-Its Mnesia directory, logs and Erlang cookie live in a temporary directory.
+Its Mnesia directory, logs, Erlang cookie and (with internal TLS) the certificate, key and CA the
+config names live in a temporary directory.
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
 import requests
+import urllib3
 
 from stackops.devcluster.cluster import free_ports
+from stackops.services.rabbitmq import TLS_FILES
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # not /usr/sbin's wrapper, which switches users
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # the probe of api() alone
 
 
 class RabbitMQError(RuntimeError):
@@ -47,9 +52,11 @@ class RabbitMQ:
         *,
         keep_peer_discovery: bool = False,
         epmd_port: int | None = None,
+        tls_files: Mapping[str, str] | None = None,
     ) -> None:
         """`epmd_port`: a port mapper the caller runs, shared by the members of a cluster (they find
-        each other through it); by default each server starts one of its own."""
+        each other through it); by default each server starts one of its own. `tls_files`: the
+        config Secret's files, whose certificate, key and CA a config with TLS listeners names."""
         if not os.path.exists(SERVER):
             raise RabbitMQError(f"{SERVER} is missing: install the Debian package rabbitmq-server")
         self.host = "127.0.0.1"
@@ -60,10 +67,18 @@ class RabbitMQ:
         self.root = Path(tempfile.mkdtemp(prefix="stackops-rabbitmq-"))
         self.node = f"rabbit-{self.port}@localhost"
         listeners = {"listeners.tcp.default": self.port, "management.tcp.port": self.management_port}
+        listeners |= {"listeners.ssl.default": self.port, "management.ssl.port": self.management_port}
+        self.tls = "listeners.ssl.default = " in rabbitmq_conf
+        paths = {path: self.root / key for key, path in TLS_FILES.items()}
+        for key, path in TLS_FILES.items():
+            if self.tls:
+                paths[path].write_text((tls_files or {})[key])
 
         def local(line: str) -> str:
-            key = line.split(" = ", 1)[0]
-            return f"{key} = {listeners[key]}" if key in listeners else line
+            key, _, value = line.partition(" = ")
+            if key in listeners:
+                return f"{key} = {listeners[key]}"
+            return f"{key} = {paths[value]}" if value in paths else line
 
         discovery = not keep_peer_discovery
         lines = [
@@ -101,7 +116,11 @@ class RabbitMQ:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def api(self, path: str) -> requests.Response:
-        return requests.get(f"http://{self.host}:{self.management_port}/api/{path}", auth=self.admin, timeout=10)
+        """The management API, as the tests' own probe: over TLS (the server's name is not 127.0.0.1, so
+        not verified here; clients that verify it do so in tests/real/test_rabbitmq_tls.py)."""
+        scheme = "https" if self.tls else "http"
+        url = f"{scheme}://{self.host}:{self.management_port}/api/{path}"
+        return requests.get(url, auth=self.admin, timeout=10, verify=False)
 
     def cli(self, tool: str, *args: str, timeout: float = 60) -> str:
         """Run one of RabbitMQ's command line tools (rabbitmqctl, rabbitmq-plugins …) against the node."""

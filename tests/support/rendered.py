@@ -7,15 +7,34 @@ temporary root, so tests run exactly the rendered commands against real services
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stackops.plan import Plan
+from stackops.api.models import OpenStackCloud
+from stackops.kube.credentials_secret import next_values
+from stackops.plan import Plan, ca_name, certificate_requests, required_credentials
 from stackops.render.kolla import CONFIG_DIR
+
+
+def cloud_credentials(cloud: OpenStackCloud, existing: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The credentials Secret's values the operator makes for `cloud` (`existing` completed):
+    passwords and keys, the cloud's CA and its services' certificates."""
+    values, _ = next_values(
+        dict(existing or {}),
+        {},
+        required_credentials(cloud.spec),
+        [],
+        datetime.datetime.now(datetime.UTC),
+        certificate_requests(cloud),
+        ca_name(cloud),
+    )
+    return values
 
 
 def find(plan: Plan, kind: str, service: str, component: str) -> dict[str, Any]:
@@ -54,10 +73,19 @@ def container_env(
     return env
 
 
-def secret_files(pod: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """The Secret values a stackops Job's container is given as files: the variable naming each
-    file (without its _FILE) -> the Secret and key the file comes from."""
-    container = pod["containers"][0]
+def container_of(pod: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    """The pod's container `name`, an init container's too; its first container when no name is given."""
+    if name is None:
+        first: dict[str, Any] = pod["containers"][0]
+        return first
+    found: dict[str, Any] = next(c for c in [*pod.get("initContainers", []), *pod["containers"]] if c["name"] == name)
+    return found
+
+
+def secret_files(pod: dict[str, Any], container_name: str | None = None) -> dict[str, dict[str, str]]:
+    """The Secret values a stackops Job's container (the first, or the one named) is given as files:
+    the variable naming each file (without its _FILE) -> the Secret and key the file comes from."""
+    container = container_of(pod, container_name)
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     files: dict[str, dict[str, str]] = {}
     for mount in container.get("volumeMounts", []):
@@ -68,27 +96,36 @@ def secret_files(pod: dict[str, Any]) -> dict[str, dict[str, str]]:
     return {name: files[path] for name, path in named.items()}
 
 
-def job_env(pod: dict[str, Any], secrets: dict[str, dict[str, str]], root: Path) -> dict[str, str]:
-    """The first container's environment with each Secret value it is given as a file (secret_files)
-    written under `root`, as the kubelet lays out the projected volume, and its <NAME>_FILE
-    variable pointing there instead."""
-    env = container_env(pod["containers"][0], secrets)
+def job_env(
+    pod: dict[str, Any], secrets: dict[str, dict[str, str]], root: Path, container_name: str | None = None
+) -> dict[str, str]:
+    """A container's environment (the first's, or the one named) with each Secret value it is given
+    as a file (secret_files) written under `root`, as the kubelet lays out the projected volume, and
+    its <NAME>_FILE variable pointing there instead."""
+    env = container_env(container_of(pod, container_name), secrets)
     root.mkdir(parents=True, exist_ok=True)
-    for name, ref in secret_files(pod).items():
+    for name, ref in secret_files(pod, container_name).items():
         (root / name).write_text(secrets[ref["name"]][ref["key"]])
         env[f"{name}_FILE"] = str(root / name)
     return env
 
 
-def backup_command(
-    cloud_plan: Plan, kind: str, service: str, component: str, root: Path
-) -> tuple[list[str], dict[str, Any]]:
-    """A backup CronJob's or restore Job's command as its container runs it (and the container),
-    with its volumes directories under `root`: the scripts of the rendered Secret its `scripts`
-    volume mounts, and the backups' volume, each in place of where the pod mounts it."""
+def backup_pod(cloud_plan: Plan, kind: str, service: str, component: str) -> dict[str, Any]:
+    """The pod of a backup CronJob's Jobs or of a restore Job."""
     obj = find(cloud_plan, kind, service, component)
-    pod = (obj["spec"]["jobTemplate"]["spec"] if kind == "CronJob" else obj["spec"])["template"]["spec"]
-    container: dict[str, Any] = pod["containers"][0]
+    pod: dict[str, Any] = (obj["spec"]["jobTemplate"]["spec"] if kind == "CronJob" else obj["spec"])["template"]["spec"]
+    return pod
+
+
+def backup_command(
+    cloud_plan: Plan, kind: str, service: str, component: str, root: Path, container_name: str | None = None
+) -> tuple[list[str], dict[str, Any]]:
+    """A backup CronJob's or restore Job's command and arguments as a container of its pod runs them
+    (the one named `component`, or `container_name`: the upload or download beside it), and the
+    container, with its volumes directories under `root`: the scripts of the rendered Secret its
+    `scripts` volume mounts, and the backups' volume, each in place of where the pod mounts it."""
+    pod = backup_pod(cloud_plan, kind, service, component)
+    container = container_of(pod, container_name or component)
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     config = next(v["secret"]["secretName"] for v in pod["volumes"] if v["name"] == "scripts")
     scripts, backups = root / "scripts", root / "backups"
@@ -96,9 +133,10 @@ def backup_command(
     backups.mkdir(exist_ok=True)
     for name, text in secret_data(cloud_plan, config).items():
         (scripts / name).write_text(text)
-    here = {mounts["scripts"]: str(scripts), mounts["backups"]: str(backups)}
+    here = {mounts[name]: str(path) for name, path in (("scripts", scripts), ("backups", backups)) if name in mounts}
     command = [
-        next((arg.replace(k, v) for k, v in here.items() if arg.startswith(k)), arg) for arg in container["command"]
+        next((arg.replace(k, v) for k, v in here.items() if arg.startswith(k)), arg)
+        for arg in [*container["command"], *container.get("args", [])]
     ]
     return command, container
 

@@ -16,7 +16,7 @@ from stackops.credentials import Credentials, complete
 from stackops.plan import Plan, plan, required_credentials
 from stackops.services import barbican, designate
 from tests.conftest import cloud
-from tests.support.rendered import find, secret_data
+from tests.support.rendered import cloud_credentials, find, secret_data
 
 ON = {"services": {"barbican": {"enabled": True, "replicas": 2}}}
 DESIGNATE = {"services": {"designate": {"enabled": True, "replicas": 2}}}
@@ -45,7 +45,7 @@ def test_barbican_runs_its_api_worker_and_listener_after_its_jobs() -> None:
 
 def test_the_kek_is_a_generated_fernet_key_in_barbicans_config_secret_alone() -> None:
     spec = cloud(ON)
-    creds = Credentials(complete(required_credentials(spec.spec), {}))
+    creds = Credentials(cloud_credentials(spec))
     result = plan(spec, creds)
     kek = creds[barbican.KEK_KEY]
     assert len(base64.urlsafe_b64decode(kek)) == 32
@@ -129,7 +129,7 @@ def test_pools_yaml_names_bind_and_mdns_by_placeholders_the_pool_update_fills_in
 
 def test_rndc_and_bind_share_the_key_of_the_credentials_secret() -> None:
     spec = cloud(DESIGNATE)
-    creds = Credentials(complete(required_credentials(spec.spec), {}))
+    creds = Credentials(cloud_credentials(spec))
     result = plan(spec, creds)
     key = creds[designate.RNDC_KEY]
     base64.b64decode(key, validate=True)  # BIND takes the secret as base64

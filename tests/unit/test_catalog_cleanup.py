@@ -28,6 +28,7 @@ OPT_IN_ON = {
     "designate": {"enabled": True},
     "octavia": {"enabled": True},
     "swift": SWIFT_ON,
+    "manila": {"enabled": True},
     "gnocchi": {"enabled": True},
     "aodh": {"enabled": True},
     "ceilometer": {"enabled": True},

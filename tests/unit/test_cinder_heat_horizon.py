@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from stackops.credentials import Credentials, complete
+from stackops.credentials import Credentials
 from stackops.plan import Plan, plan, required_credentials
 from stackops.services.base import RenderError
 from tests.conftest import cloud
-from tests.support.rendered import find, secret_data, secret_files
+from tests.support.rendered import cloud_credentials, find, secret_data, secret_files
 
 RBD = {"name": "ceph", "type": "rbd", "rbd": {"pool": "volumes", "user": "cinder", "secretRef": {"name": "ceph-c"}}}
 NFS = {"name": "filer", "type": "nfs", "nfs": {"shares": ["f.example:/a", "f.example:/b"], "mountOptions": "vers=4.2"}}
@@ -108,6 +108,7 @@ def test_rbd_and_nfs_volumes_run_in_one_pod_with_a_fixed_host_name() -> None:
         "/etc/cinder/cinder.conf",
         "/etc/cinder/cinder-volume.conf",
         "/etc/cinder/nfs-shares-filer",
+        "/etc/cinder/ca.crt",
     }
     # the Ceph client Secret, as the files librados looks for when told the cluster's name
     ceph = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "ceph")
@@ -227,7 +228,7 @@ def test_heat_stack_domain_job_takes_every_password_from_the_credentials_secret(
 
 
 def test_heat_conf_names_its_domain_and_encryption_key() -> None:
-    creds = Credentials(complete(required_credentials(cloud().spec), {}))
+    creds = Credentials(cloud_credentials(cloud()))
     conf = ini(secret_data(plan(cloud(), creds), "demo-heat-config")["heat.conf"])["DEFAULT"]
     assert (conf["stack_user_domain_name"], conf["stack_domain_admin"]) == ("heat", "heat_domain_admin")
     assert conf["stack_domain_admin_password"] == creds["heat-domain-admin-password"]

@@ -19,17 +19,16 @@ from stackops.credentials import (
     RotationState,
     advance_rotation,
     begin_rotation,
-    complete,
     promote_rotation,
     rotation_action,
 )
 from stackops.kube.credentials_secret import ROTATION_ANNOTATION, credentials_secret_name
-from stackops.plan import Plan, migrated_keys, plan, required_credentials, rotated_credentials
+from stackops.plan import Plan, migrated_keys, plan, rotated_credentials
 from stackops.render.output import to_yaml
 from stackops.services.keystone import CREDENTIAL_KEY_PREFIX
 from tests.conftest import cloud
 from tests.support.passes import SMALL, CloudPasses
-from tests.support.rendered import find, secret_data, secret_files
+from tests.support.rendered import cloud_credentials, find, secret_data, secret_files
 
 GRANTING, ROLLING, REVOKING = RotationPhase
 ROTATED = {"services": {"heat": {"enabled": True}}}  # nova and heat: messaging, and a user that stays
@@ -65,7 +64,7 @@ def test_the_state_reads_back_as_written_and_a_bad_one_is_named() -> None:
 
 def values_of(spec: dict[str, Any]) -> tuple[Any, dict[str, str]]:
     c = cloud(spec)
-    return c, complete(required_credentials(c.spec), {})
+    return c, cloud_credentials(c)
 
 
 def test_a_rotation_adds_new_values_beside_the_live_ones_and_promotes_them_at_its_end() -> None:

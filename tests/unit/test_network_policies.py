@@ -308,9 +308,11 @@ def test_mariadb_admits_the_services_with_databases_and_their_database_jobs_only
     expected = {p.name for p in pods(rendered) if p.service in with_databases and not p.host_network}
     database_jobs = {p.name for p in pods(rendered) if p.component == "database"}
     assert database_jobs and database_jobs <= expected
-    assert admitted - {p.name for p in pods(rendered) if p.host_network} == expected
+    # with backups (production), MariaDB's own pods: its backup Jobs' (selected by the service's labels)
+    own = {mariadb.name} if example.spec.infrastructure.database.backup.enabled else set()
+    assert admitted - {p.name for p in pods(rendered) if p.host_network} == expected | own
     # host agents, by their node's address, only where nodeCIDRs are listed (production)
-    assert bool(example.spec.network_policies.node_cidrs) == bool(admitted - expected)
+    assert bool(example.spec.network_policies.node_cidrs) == bool(admitted - expected - own)
     if example.spec.infrastructure.database.replicas > 1:
         for port in (4567, 4568, 4444):
             assert reaching(rendered, mariadb, port) == {mariadb.name}, port
@@ -322,10 +324,10 @@ def test_rabbitmq_admits_the_services_with_messaging_and_its_management_the_user
     rendered = plan(example)
     services = enabled_services(example.spec)
     messaging = {s.name for s in services if isinstance(s, OpenStackService) and s.messaging}
-    # production's opt-in services (barbican, designate, octavia, aodh, ceilometer) have messaging too;
-    # barbican listens to keystone's notifications and ceilometer to glance's (and others'), which they
-    # send over RabbitMQ
-    later = {"barbican", "designate", "octavia", "aodh", "ceilometer"} if "barbican" in messaging else set()
+    # production's opt-in services (barbican, designate, octavia, manila, aodh, ceilometer) have
+    # messaging too; barbican listens to keystone's notifications and ceilometer to glance's (and
+    # others'), which they send over RabbitMQ
+    later = {"barbican", "designate", "octavia", "manila", "aodh", "ceilometer"} if "barbican" in messaging else set()
     notifying = {"keystone", "glance"} if later else set()
     assert messaging == {"nova", "neutron", "cinder", "heat"} | later
     rabbitmq = server(rendered, "rabbitmq")
@@ -428,8 +430,8 @@ def test_a_missing_flow_is_caught() -> None:
         for n in needs(rendered)
         if n.target == rabbitmq and not allowed(broken, rabbitmq.labels, n.port, n.source.source())
     ]
-    expected = {"nova", "neutron", "cinder", "heat", "barbican", "designate", "octavia", "keystone", "aodh"}
-    expected |= {"ceilometer", "glance"}
+    expected = {"nova", "neutron", "cinder", "heat", "barbican", "designate", "octavia", "manila", "keystone"}
+    expected |= {"aodh", "ceilometer", "glance"}
     assert {n.source.service for n in cut} == expected
 
 

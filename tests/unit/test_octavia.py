@@ -11,12 +11,12 @@ import pytest
 
 from stackops.api.releases import RELEASES
 from stackops.api.validation import InvalidCloud
-from stackops.credentials import Credentials, complete
+from stackops.credentials import Credentials
 from stackops.plan import Plan, plan, problems, required_credentials
 from stackops.services import octavia
 from stackops.services.health_checks import LoadBalancerProviders
 from tests.conftest import cloud
-from tests.support.rendered import find, secret_data
+from tests.support.rendered import cloud_credentials, find, secret_data
 
 ON = {"services": {"octavia": {"enabled": True, "replicas": 2}}}
 AMPHORA = {
@@ -76,7 +76,7 @@ def test_the_api_and_the_agent_start_through_neutrons_ovn_address_wrapper() -> N
 
 def test_the_amphora_provider_adds_its_worker_health_manager_and_sections() -> None:
     spec = cloud(WITH_AMPHORA)
-    creds = Credentials(complete(required_credentials(spec.spec), {}))
+    creds = Credentials(cloud_credentials(spec))
     result = plan(spec, creds)
     components = {s.name for s in result.steps if s.service == "octavia"}
     assert {"octavia-worker", "octavia-health-manager"} <= components

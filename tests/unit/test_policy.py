@@ -21,8 +21,8 @@ ENFORCING = sorted(s.name for s in all_services() if policy.policy_config_file(s
 
 def test_the_services_that_enforce_policy() -> None:
     assert ENFORCING == [
-        "aodh", "barbican", "cinder", "designate", "glance", "gnocchi", "heat", "keystone", "neutron", "nova",
-        "octavia", "placement",
+        "aodh", "barbican", "cinder", "designate", "glance", "gnocchi", "heat", "keystone", "manila", "neutron",
+        "nova", "octavia", "placement",
     ]  # fmt: skip
 
 

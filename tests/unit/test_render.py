@@ -14,13 +14,13 @@ import yaml
 
 from stackops.api.models import OpenStackCloud
 from stackops.api.validation import load_cloud_text
-from stackops.credentials import Credentials, complete
-from stackops.plan import Plan, plan, required_credentials
+from stackops.credentials import Credentials
+from stackops.plan import Plan, plan
 from stackops.render import output, templates
 from stackops.render.hashing import CONFIG_HASH_ANNOTATION
 from stackops.services.base import RenderError
 from tests.conftest import EXAMPLES, ROOT, VARIANT, cloud
-from tests.support.rendered import secret_files
+from tests.support.rendered import cloud_credentials, secret_files
 
 
 def pod_specs(objects: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -152,7 +152,7 @@ def test_a_config_change_rolls_its_service_and_nothing_else() -> None:
 
 
 def test_jobs_never_carry_secret_values_and_config_secrets_do() -> None:
-    creds = Credentials(complete(required_credentials(cloud().spec), {}))
+    creds = Credentials(cloud_credentials(cloud()))
     result = plan(cloud(), creds)
     secrets = set(creds.values().values())
     for obj in result.objects():
@@ -309,3 +309,29 @@ def test_committed_reference_is_what_the_models_generate() -> None:
 
     committed = (ROOT / "docs" / "reference.md").read_text()
     assert committed == reference_markdown(), "docs/reference.md is stale: run `make crds`"
+
+
+def test_every_secret_key_a_pod_mounts_is_in_the_secret_the_cloud_renders_or_keeps(example: OpenStackCloud) -> None:
+    """The kubelet refuses to start a pod whose Secret volume names a key the Secret lacks: every
+    key of every Secret volume and projection is in a Secret of the plan or in the credentials
+    Secret (Secrets the user gives are theirs to fill)."""
+    credentials = cloud_credentials(example)
+    result = plan(example, Credentials(credentials))
+    secrets = {
+        o["metadata"]["name"]: {*o.get("stringData", {}), *o.get("data", {})}
+        for o in result.objects()
+        if o["kind"] == "Secret"
+    }
+    secrets[f"{example.metadata.name}-credentials"] = set(credentials)
+    pods = [t["spec"] for _, t in pod_specs(result.objects())]
+    pods += [o["spec"]["jobTemplate"]["spec"]["template"]["spec"] for o in result.objects() if o["kind"] == "CronJob"]
+    missing = []
+    for pod in pods:
+        for volume in pod.get("volumes", []):
+            sources = [volume["secret"]] if "secret" in volume else []
+            sources += [s["secret"] for s in volume.get("projected", {}).get("sources", []) if "secret" in s]
+            for source in sources:
+                name = source.get("secretName") or source.get("name")
+                if name in secrets and not source.get("optional"):
+                    missing += [(name, i["key"]) for i in source.get("items", []) if i["key"] not in secrets[name]]
+    assert missing == []

@@ -48,9 +48,9 @@ def test_kolla_pods_keep_their_volume_group_and_stackops_jobs_run_as_non_root() 
 # Containers that may gain privileges, each for a reason docs/security.md gives: sudo and rootwrap
 # (their images' root_helper), privileged host agents, and the infrastructure servers not yet stated.
 MAY_ESCALATE = {
-    "cinder-volume", "cinder-backup", "nova-libvirt", "nova-compute", "openvswitch-db", "openvswitch-vswitchd",
-    "ovn-controller", "neutron-ovn-metadata-agent", "neutron-northd", "ovn-nb-db", "ovn-sb-db", "mariadb",
-    "memcached", "rabbitmq",
+    "cinder-volume", "cinder-backup", "manila-share", "manila-data", "nova-libvirt", "nova-compute",
+    "openvswitch-db", "openvswitch-vswitchd", "ovn-controller", "neutron-ovn-metadata-agent", "neutron-northd",
+    "ovn-nb-db", "ovn-sb-db", "mariadb", "memcached", "rabbitmq",
 }  # fmt: skip
 
 

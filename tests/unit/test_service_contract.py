@@ -87,7 +87,7 @@ def test_a_declared_upgrade_runs_each_command_with_the_main_config_of_the_new_re
     assert list(upgrade.files) == ["example.conf"]
     assert list(upgrade.commands()) == [CHECK_COMPONENT, "db-expand", "db-online"]
     for command in upgrade.commands().values():
-        assert [f.dest for f in command.files] == ["/etc/example/example.conf"]
+        assert [f.dest for f in command.files] == ["/etc/example/example.conf", "/etc/example/ca.crt"]
 
 
 def test_the_registration_job_is_sized_by_the_service_it_registers() -> None:

@@ -50,7 +50,7 @@ def test_services_upgrade_in_upstream_order_whichever_of_them_a_cloud_has() -> N
     every = [s.name for s in upgrade_order(all_services())]
     assert every == [
         "mariadb", "memcached", "rabbitmq", "keystone", "placement", "glance", "cinder", "neutron", "nova",
-        "horizon", "heat", "barbican", "designate", "gnocchi", "octavia", "swift", "aodh", "ceilometer",
+        "horizon", "heat", "barbican", "designate", "gnocchi", "manila", "octavia", "swift", "aodh", "ceilometer",
     ]  # fmt: skip
     without_cinder = upgrade_order([s for s in all_services() if s.name != "cinder"])
     assert [s.name for s in without_cinder] == [name for name in every if name != "cinder"]

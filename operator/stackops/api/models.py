@@ -170,6 +170,72 @@ def _backup_name(value: str) -> str:
 BackupName = Annotated[str, Field(json_schema_extra={"pattern": BACKUP_NAME_PATTERN}), AfterValidator(_backup_name)]
 
 
+# S3's bucket names: 3 to 63 lowercase letters, digits, dots and hyphens, a letter or digit at each end
+BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+# a key prefix: path segments without empty ones, no leading or trailing slash
+PREFIX_PATTERN = r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$"
+
+
+def _endpoint(value: str) -> str:
+    if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", value):
+        raise ValueError(f"{value!r} is not an http(s) URL of an S3 endpoint (e.g. https://s3.example.com)")
+    return value.rstrip("/")
+
+
+def _bucket(value: str) -> str:
+    if not re.match(BUCKET_PATTERN, value) or ".." in value:
+        raise ValueError(f"{value!r} is not an S3 bucket name (3 to 63 lowercase letters, digits, '.' and '-')")
+    return value
+
+
+def _prefix(value: str) -> str:
+    if not re.match(PREFIX_PATTERN, value) or any(part in (".", "..") for part in value.split("/")):
+        raise ValueError(
+            f"{value!r} is not a key prefix (path segments of letters, digits and !_.*'()-, no '/' at the ends)"
+        )
+    return value
+
+
+class ObjectStore(ApiModel):
+    """An S3 bucket that keeps the backups too: Amazon S3, Ceph RGW, MinIO, or Swift through its S3
+    API (s3api; a cloud's own Swift with EC2 credentials from keystone). Each backup is uploaded once
+    it is on the volume, by a second container of the backup Job (stackops' image, boto3), and the
+    bucket keeps the newest `retention` of them. A restore may take a backup from here
+    (`restore.source: ObjectStore`), also into a new cloud whose volume never had it."""
+
+    endpoint: Annotated[str, AfterValidator(_endpoint)] = Field(
+        description="The S3 endpoint's URL, e.g. https://s3.eu-west-1.amazonaws.com or https://swift.example.com.",
+        json_schema_extra={"pattern": r"^https?://"},
+    )
+    bucket: Annotated[str, AfterValidator(_bucket)] = Field(
+        description="The bucket, which must exist.", json_schema_extra={"pattern": BUCKET_PATTERN}
+    )
+    region: str = Field("us-east-1", min_length=1, description="The region requests are signed for.")
+    prefix: Annotated[str, AfterValidator(_prefix)] | None = Field(
+        None,
+        description="Where in the bucket the backups go (keys `<prefix>/<backup>.<extension>`); default "
+        "`<namespace>/<cloud>/<set>`, the set `database` or `ovn`. A restore into a cloud of another name "
+        "sets the first cloud's.",
+    )
+    secret_ref: SecretRef = Field(
+        description="Secret with the S3 credentials: keys `accessKeyId` and `secretAccessKey`. Given to the "
+        "Jobs as files, never as environment."
+    )
+    ca_secret_ref: SecretRef | None = Field(
+        None,
+        description="Secret whose `ca.crt` holds the CA certificates (PEM) the endpoint's certificate is "
+        "checked against, instead of the image's public ones. The certificate is always verified.",
+    )
+    addressing_style: Literal["Path", "VirtualHosted"] = Field(
+        "Path",
+        description="Path: https://endpoint/bucket/key (what Swift, Ceph RGW and MinIO take); VirtualHosted: "
+        "https://bucket.endpoint/key.",
+    )
+    retention: int | None = Field(
+        None, ge=1, le=1000, description="How many backups the bucket keeps; the volume's retention by default."
+    )
+
+
 class ScheduledBackup(ApiModel):
     """What every scheduled backup of stackops takes: when, how many stay, and their volume."""
 
@@ -179,6 +245,9 @@ class ScheduledBackup(ApiModel):
     )
     retention: int = Field(7, ge=1, le=1000, description="How many backups the volume keeps; older ones go.")
     storage: Storage = Field(default_factory=lambda: Storage(size="20Gi"), description="The backups' volume.")
+    object_store: ObjectStore | None = Field(
+        None, description="An S3 bucket each backup is also uploaded to, and a restore may take it from."
+    )
 
 
 class DatabaseBackup(ScheduledBackup):
@@ -195,7 +264,18 @@ class OvnBackup(ScheduledBackup):
     storage: Storage = Field(default_factory=lambda: Storage(size="1Gi"), description="The backups' volume.")
 
 
-class DatabaseRestore(ApiModel):
+class Restore(ApiModel):
+    """A backup to restore, and where it is."""
+
+    backup: BackupName = Field(description="The backup's name, as status.<set>.backup.last shows them.")
+    source: Literal["Volume", "ObjectStore"] = Field(
+        "Volume",
+        description="Volume: the backups' volume; ObjectStore: the bucket of backup.objectStore (downloaded, "
+        "its checksum checked against its manifest, before anything is touched).",
+    )
+
+
+class DatabaseRestore(Restore):
     """Restore the cloud's databases from a backup: the services that use them are stopped, the
     backup is restored, and they stay stopped until this field is removed (status.database.restore
     says where it is)."""
@@ -203,7 +283,7 @@ class DatabaseRestore(ApiModel):
     backup: BackupName = Field(description="The backup's name, as status.database.backup.last shows them.")
 
 
-class OvnRestore(ApiModel):
+class OvnRestore(Restore):
     """Restore OVN's northbound database from a backup: neutron's server and workers are stopped, the
     backup replaces the database's contents (one transaction, every member), then neutron's OVN sync
     (neutron-ovn-db-sync-util in repair mode) puts back what neutron made since the backup; neutron
@@ -904,6 +984,32 @@ class SwiftSpec(OptInService, ServiceSpec):
         return value
 
 
+class ManilaLvm(ApiModel):
+    """The share service's LVM backend: a logical volume per share, in a volume group of each
+    storage node (spec.nodes.storage), exported over NFS from the node's address."""
+
+    volume_group: str = Field(
+        "manila-volumes",
+        min_length=1,
+        max_length=127,
+        pattern=r"^[A-Za-z0-9_+.][A-Za-z0-9_+.-]*$",
+        description="LVM volume group on each storage node that holds the shares' logical volumes.",
+    )
+
+
+class ManilaSpec(OptInService, ServiceSpec):
+    """Shared file systems: manila's API, scheduler and data service, and the share service with
+    the LVM driver on the storage nodes, each share a logical volume exported over NFS; CephFS and
+    other drivers through `config` (docs/manila.md)."""
+
+    lvm: ManilaLvm = Field(default_factory=ManilaLvm)
+    default_share_type: ShortName = Field(
+        "default",
+        description="The share type stackops creates (for the LVM backend, without share servers) and manila "
+        "gives a share created without one.",
+    )
+
+
 class GnocchiStorage(Storage):
     """The PVC of gnocchi's file driver: the measures waiting for metricd and the aggregates it computes."""
 
@@ -952,6 +1058,7 @@ class ServicesSpec(ApiModel):
     designate: DesignateSpec = Field(default_factory=DesignateSpec)
     octavia: OctaviaSpec = Field(default_factory=OctaviaSpec)
     swift: SwiftSpec = Field(default_factory=SwiftSpec)
+    manila: ManilaSpec = Field(default_factory=ManilaSpec)
     gnocchi: GnocchiSpec = Field(default_factory=GnocchiSpec)
     aodh: AodhSpec = Field(default_factory=AodhSpec)
     ceilometer: CeilometerSpec = Field(default_factory=CeilometerSpec)
@@ -1017,7 +1124,7 @@ class NodesSpec(ApiModel):
     )
     storage: AgentNodes = Field(
         default_factory=lambda: AgentNodes(match_labels=role_labels("storage")),
-        description="Nodes with the LVM volume group of cinder's lvm backends.",
+        description="Nodes with the LVM volume groups of cinder's lvm backends and of manila's shares.",
     )
 
     @model_validator(mode="after")
@@ -1107,6 +1214,17 @@ class NetworkPoliciesSpec(ApiModel):
         return value
 
 
+class InternalTlsSpec(ApiModel):
+    """TLS between the cloud's own pods, with certificates from the cloud's own certificate authority
+    (made by the operator, kept in the credentials Secret, renewed months before expiry)."""
+
+    enabled: bool = Field(
+        True,
+        description="false: the backends the operator runs (MariaDB) accept plaintext connections and the "
+        "services connect without TLS (docs/security.md, TLS inside the cloud).",
+    )
+
+
 class CredentialRotationSpec(ApiModel):
     generation: int = Field(
         0,
@@ -1132,6 +1250,7 @@ class OpenStackCloudSpec(ApiModel):
     infrastructure: InfrastructureSpec = Field(default_factory=InfrastructureSpec)
     services: ServicesSpec = Field(default_factory=ServicesSpec)
     network_policies: NetworkPoliciesSpec = Field(default_factory=NetworkPoliciesSpec)
+    internal_tls: InternalTlsSpec = Field(default_factory=InternalTlsSpec, alias="internalTLS")
     credential_rotation: CredentialRotationSpec = Field(
         default_factory=CredentialRotationSpec,
         description="Rotations of the services' credentials, without downtime (docs/security.md, Rotation).",
@@ -1185,6 +1304,9 @@ class BackupStatus(ApiModel):
     last_time: str | None = Field(None, description="When it began (UTC).")
     last_size: int | None = Field(None, description="Its size in bytes, compressed.")
     last_sha256: str | None = Field(None, description="The SHA-256 of its file, which a restore checks.")
+    last_uploaded: str | None = Field(
+        None, description="Where the object store holds it (the object's URL), when backup.objectStore is set."
+    )
     failed: str | None = Field(None, description="Why the newest backup Job failed, until a backup succeeds again.")
 
 

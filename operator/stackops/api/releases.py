@@ -56,6 +56,7 @@ SERVICE_PACKAGES: dict[str, ServicePackage] = {
     "heat": ServicePackage("openstack-heat", major_offset=-7),
     "barbican": ServicePackage("barbican", major_offset=-11),
     "designate": ServicePackage("designate", major_offset=-11),
+    "manila": ServicePackage("manila", major_offset=-11),
     # the OVN provider driver, which octavia loads by default, releases its own major each series
     "octavia": ServicePackage(
         "octavia", major_offset=-15, plugins=(ServicePackage("ovn-octavia-provider", major_offset=-23),)

@@ -12,6 +12,7 @@ until the configs have rolled to the new one and the Job runs again without it.
 from __future__ import annotations
 
 import re
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ class Admin:
     port: int
     user: str
     password: str
+    ca_file: str | None = None  # the server speaks TLS, its certificate and name verified against this CA
 
 
 def _identifier(kind: str, value: str) -> str:
@@ -45,7 +47,12 @@ def connect(admin: Admin, attempts: int = 30, delay: float = 2.0) -> pymysql.con
     for attempt in range(1, attempts + 1):
         try:
             return pymysql.connect(
-                host=admin.host, port=admin.port, user=admin.user, password=admin.password, connect_timeout=10
+                host=admin.host,
+                port=admin.port,
+                user=admin.user,
+                password=admin.password,
+                connect_timeout=10,
+                ssl=ssl.create_default_context(cafile=admin.ca_file) if admin.ca_file else None,
             )
         except pymysql.err.OperationalError as error:
             code = error.args[0] if error.args else None

@@ -29,10 +29,12 @@ class Admin:
     management_port: int
     user: str
     password: str
+    ca_file: str | None = None  # https, the certificate and its name verified against this CA
 
     def url(self, *parts: str) -> str:
         # vhost and user names go into the path: "/" is a valid vhost name and must be escaped
-        return f"http://{self.host}:{self.management_port}/api/" + "/".join(quote(p, safe="") for p in parts)
+        scheme = "https" if self.ca_file else "http"
+        return f"{scheme}://{self.host}:{self.management_port}/api/" + "/".join(quote(p, safe="") for p in parts)
 
 
 def _put(session: requests.Session, url: str, body: dict[str, object]) -> None:
@@ -66,6 +68,8 @@ def create_user(admin: Admin, user: str, vhost: str, password: str, retired: str
     changed: list[str] = []
     with requests.Session() as session:
         session.auth = (admin.user, admin.password)
+        if admin.ca_file:
+            session.verify = admin.ca_file
         wait_for_management(admin, session)
         if session.get(admin.url("vhosts", vhost), timeout=TIMEOUT).status_code == 404:
             changed.append(f"vhost {vhost} created")

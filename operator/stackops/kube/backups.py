@@ -1,6 +1,7 @@
 """The cloud's backups as Kubernetes shows them (MariaDB's and OVN's, each a BackupSet): the Jobs a
 backup CronJob made, and the manifest the last successful one left as its pod's termination message
-(its name, time, size and checksum: templates/common/backups.sh.j2 writes it). Read once a pass, for
+(its name, time, size and checksum: templates/common/backups.sh.j2 writes it; and where an object
+store holds it, when its pod uploaded it: jobs/object_store.py). Read once a pass, for
 the cloud's status."""
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ from stackops.kube.client import Kube, Obj
 from stackops.kube.kinds import POD
 from stackops.kube.pods import redacted_last_line
 from stackops.kube.readiness import readiness
+from stackops.plan import BACKUP_SETS
 from stackops.render.naming import COMPONENT_LABEL, NAME_LABEL
-from stackops.services import mariadb, ovn
+from stackops.services import mariadb
 from stackops.services.backups import BackupSet
-
-# every set of backups the cloud may have, by the status field that shows it
-BACKUP_SETS = {s.status: s for s in (mariadb.BACKUPS, ovn.BACKUPS)}
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,9 @@ def manifest(text: str) -> dict[str, str | int] | None:
     fields = {"name": str, "time": str, "size": int, "sha256": str}
     if not all(isinstance(found.get(key), kind) for key, kind in fields.items()):
         return None
-    return {key: found[key] for key in fields}
+    # where an object store holds it, when the backup's pod uploaded it (jobs/object_store.py)
+    uploaded = {"uploaded": found["uploaded"]} if isinstance(found.get("uploaded"), str) else {}
+    return {key: found[key] for key in fields} | uploaded
 
 
 def _said(kube: Kube, namespace: str, job: Obj, phase: str) -> list[str]:
@@ -96,5 +97,5 @@ def backups(
 
 def all_backups(kube: Kube, namespace: str, live: Mapping[tuple[str, str], Obj]) -> dict[str, Backups]:
     """What every set's backup Jobs say, by status field; a set without any is left out."""
-    found = {field: backups(kube, namespace, live, kind_of) for field, kind_of in BACKUP_SETS.items()}
+    found = {kind_of.status: backups(kube, namespace, live, kind_of) for kind_of in BACKUP_SETS}
     return {field: said for field, said in found.items() if said is not None}

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import base64
 import datetime
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from stackops.certificates import CertificateRequest, issued
 from stackops.credentials import (
     Credentials,
     CredentialSpec,
@@ -69,9 +70,15 @@ def next_values(
     specs: list[CredentialSpec],
     rotations: Iterable[KeyRotation],
     now: datetime.datetime,
+    certificates: Sequence[CertificateRequest] = (),
+    ca_name: str | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """What the Secret should hold: missing values added, due keys rotated, rotation times stamped."""
+    """What the Secret should hold: missing values added, due keys rotated, rotation times stamped;
+    with a `ca_name`, the cloud's CA made if missing and `certificates` issued or renewed where due
+    (stackops.certificates)."""
     values = complete(specs, existing)
+    if ca_name is not None:
+        values = issued(values, certificates, ca_name, now)
     annotations = dict(annotations)
     stamp = now.strftime(TIME_FORMAT)
     for rotation in rotations:
@@ -92,8 +99,11 @@ def ensure_credentials(
     specs: Iterable[CredentialSpec],
     rotations: Iterable[KeyRotation] = (),
     now: datetime.datetime | None = None,
+    certificates: Sequence[CertificateRequest] = (),
+    ca_name: str | None = None,
 ) -> Credentials:
-    """Read the Secret and write it only when something is missing or a rotation is due."""
+    """Read the Secret and write it only when something is missing, a rotation or a certificate's
+    renewal is due."""
     specs, rotations = list(specs), list(rotations)
     now = now or datetime.datetime.now(datetime.UTC)
     name = credentials_secret_name(cloud)
@@ -101,7 +111,7 @@ def ensure_credentials(
         secret = kube.get(SECRET, namespace, name)
         existing = _decode(secret.get("data") if secret else None)
         old_annotations: dict[str, str] = dict((secret or {}).get("metadata", {}).get("annotations") or {})
-        values, annotations = next_values(existing, old_annotations, specs, rotations, now)
+        values, annotations = next_values(existing, old_annotations, specs, rotations, now, certificates, ca_name)
         rotation = RotationState.parse(annotations.get(ROTATION_ANNOTATION))
         if secret is not None and values == existing and annotations == old_annotations:
             return Credentials(values, rotation=rotation)

@@ -20,7 +20,7 @@ from stackops.kube.diagnosis import workload_cause
 from stackops.kube.kinds import MANAGED_KINDS, NODE, kind_of
 from stackops.kube.readiness import Readiness, readiness
 from stackops.logs import REDACTOR
-from stackops.plan import Plan, key_rotations, plan, required_credentials
+from stackops.plan import Plan, ca_name, certificate_requests, key_rotations, plan, required_credentials
 from stackops.render.hashing import content_hash
 from stackops.render.naming import CLOUD_LABEL
 from stackops.services import all_services
@@ -106,6 +106,8 @@ def cloud_credentials(kube: Kube, cloud: OpenStackCloud) -> Credentials:
         cloud.metadata.namespace,
         required_credentials(cloud.spec),
         key_rotations(cloud.spec),
+        certificates=certificate_requests(cloud),
+        ca_name=ca_name(cloud),
     )
     REDACTOR.remember(credentials.values().values())
     return credentials

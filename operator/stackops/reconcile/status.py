@@ -25,8 +25,9 @@ from stackops.api.models import (
 )
 from stackops.credentials import RotationState
 from stackops.health.monitor import DEGRADED, HEALTHY, CloudHealth
-from stackops.kube.backups import BACKUP_SETS, Backups
+from stackops.kube.backups import Backups
 from stackops.kube.engine import Outcome
+from stackops.plan import BACKUP_SETS
 from stackops.reconcile.errors import Failure
 from stackops.reconcile.upgrade_status import UPGRADING, upgrade_services
 from stackops.services.backups import BackupSet
@@ -119,15 +120,14 @@ class PassView:
     # the upgrade's part in the pass: its record, reasons and each service's place
     upgrade: UpgradeProgress | None = None
     spec_hashes: dict[str, str] | None = None  # of the spec, recorded once the cloud converged
-    # the backup a restore asked for names, by status field (database: spec.infrastructure.database.restore,
-    # ovn: spec.services.neutron.ovn.restore)
+    # the backup a restore asked for names, by the status field of its set (BackupSet.status)
     restores: dict[str, str] = field(default_factory=dict)
     rotation: RotationState | None = None  # the credential rotation's, as the pass left it
 
 
 def restores(cloud: OpenStackCloud) -> dict[str, str]:
     """The backups the spec's restores name, by the status field that shows them."""
-    asked = {"database": cloud.spec.infrastructure.database.restore, "ovn": cloud.spec.services.neutron.ovn.restore}
+    asked = {backups.status: backups.asked(cloud.spec) for backups in BACKUP_SETS}
     return {name: restore.backup for name, restore in asked.items() if restore is not None}
 
 
@@ -209,8 +209,9 @@ def build_status(
             status.spec_hashes = seen.spec_hashes  # the spec this converged: what an upgrade compares with
     if record is not None and upgrading:
         status.release = record.from_  # the release deployed, until the cloud converged at the new one
-    status.database = backup_status(previous.database, outcome, seen.restores.get("database"), BACKUP_SETS["database"])
-    status.ovn = backup_status(previous.ovn, outcome, seen.restores.get("ovn"), BACKUP_SETS["ovn"])
+    for backups in BACKUP_SETS:
+        before = getattr(previous, backups.status)
+        setattr(status, backups.status, backup_status(before, outcome, seen.restores.get(backups.status), backups))
     status.credential_rotation = rotation_status(previous.credential_rotation, seen.rotation)
     conditions = [_ready(sub, generation), *sub]
     _keep_transition_times(conditions, previous, now)
@@ -352,6 +353,8 @@ def _backup(before: BackupStatus | None, found: Backups) -> BackupStatus:
         last_time=_text(last.get("time")) or (before.last_time if before else None),
         last_size=_number(last.get("size")) or (before.last_size if before else None),
         last_sha256=_text(last.get("sha256")) or (before.last_sha256 if before else None),
+        # where the object store has the last one: none when it was not uploaded
+        last_uploaded=_text(last.get("uploaded")) if last else (before.last_uploaded if before else None),
         failed=found.failure or None,
     )
 

@@ -78,7 +78,7 @@ class Aodh(OpenStackService[AodhSpec]):
             },
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self) | overrides,
-            **rabbitmq.oslo_messaging(ctx),
+            **rabbitmq.oslo_messaging(ctx, self.ca_file),
         }
 
     def commands(self) -> dict[str, KollaCommand]:

@@ -13,7 +13,7 @@ from typing import Any
 from stackops.api.models import WorkloadSpec
 from stackops.render.kolla import CONFIG_STRATEGY_ENV, DISTRO_PYTHON, ConfigFile, KollaCommand, Permission, config_mount
 from stackops.services import policy
-from stackops.services.base import Clients, CloudContext, ConfigSecret, Listener, Service, Step
+from stackops.services.base import CA_FILE_KEY, Clients, CloudContext, ConfigSecret, Listener, Service, Step
 from stackops.services.endpoints import api_service_name, public_exposure
 
 KOLLA_VENV = "/var/lib/kolla/venv"
@@ -77,6 +77,8 @@ def kolla(
     names a second Secret of the service (see CloudContext.config_secret)."""
     if not part:  # policy is enforced by the control plane: host agents' Secrets never roll for it
         files, commands = policy.with_policy_file(ctx, service, files, commands)
+    if any(f.source == CA_FILE_KEY for command in commands.values() for f in command.files):
+        files = files | {CA_FILE_KEY: ctx.ca_certificate}  # the cloud's CA, which command_files() list
     files = files | {command_key(service.name, c): command.to_json() for c, command in commands.items()}
     config = ctx.config_secret(service.name, files, part)
     return Kolla(service.name, ctx.image(service.workload(ctx.spec), image), config, commands, uid, root_helper)

@@ -98,7 +98,7 @@ class Barbican(OpenStackService[BarbicanSpec]):
             "simple_crypto_plugin": {"kek": ctx.credentials[KEK_KEY]},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self),
-            **rabbitmq.oslo_messaging(ctx),
+            **rabbitmq.oslo_messaging(ctx, self.ca_file),
         }
 
     def commands(self) -> dict[str, KollaCommand]:

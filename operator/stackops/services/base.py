@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from stackops import __version__
+from stackops import __version__, certificates
 from stackops.api.models import OpenStackCloudSpec, WorkloadSpec
 from stackops.credentials import Credentials, CredentialSpec, KeyRotation
 from stackops.render import kolla, naming
@@ -32,6 +32,9 @@ STACKOPS_UID = 65532  # the operator image's stackops user, which its Jobs run a
 # which `kubectl describe`, crash reports and every child process would see.
 SECRET_FILES_DIR = "/run/secrets/stackops"
 SECRET_FILES_VOLUME = "secrets"
+# The cloud's CA certificate, which clients of its internal TLS verify servers with, in a config
+# Secret and (by that name) next to the config files of the containers that verify
+CA_FILE_KEY = "ca.crt"
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,16 @@ class CloudContext:
             resources=resources,
         )
 
+    @property
+    def internal_tls(self) -> bool:
+        """Whether the backends the operator runs speak TLS with certificates of the cloud's CA."""
+        return self.spec.internal_tls.enabled
+
+    @property
+    def ca_certificate(self) -> str:
+        """The cloud's CA certificate (PEM), which clients of its internal TLS verify servers with."""
+        return self.credentials[certificates.CA_CERT_KEY]
+
     def service_host(self, service_name: str) -> str:
         return f"{service_name}.{self.namespace}.svc"
 
@@ -356,6 +369,10 @@ class Service(ABC):
         admit their users (Clients.USERS) admit this service's pods. What it depends on, unless it
         says more."""
         return frozenset(self.depends_on)
+
+    def certificates(self, ctx: CloudContext) -> list[certificates.CertificateRequest]:
+        """The server certificates of the cloud's CA it serves TLS with (docs/security.md)."""
+        return []
 
     def key_rotations(self, spec: OpenStackCloudSpec) -> list[KeyRotation]:
         """Keys the operator rotates on a schedule (in the credentials Secret)."""

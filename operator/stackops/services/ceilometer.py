@@ -82,7 +82,7 @@ class Ceilometer(OpenStackService[CeilometerSpec]):
                 "interface": "internal",
                 "region_name": ctx.spec.region,
             },
-            **rabbitmq.oslo_messaging(ctx),
+            **rabbitmq.oslo_messaging(ctx, self.ca_file),
         }
 
     def compute_config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:

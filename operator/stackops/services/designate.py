@@ -137,7 +137,7 @@ class Designate(OpenStackService[DesignateSpec]):
             "oslo_concurrency": {"lock_path": f"{STATE_DIR}/tmp"},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self),
-            **rabbitmq.oslo_messaging(ctx),
+            **rabbitmq.oslo_messaging(ctx, self.ca_file),
             # its notifications, to ceilometer when it meters them (oslo_messaging's noop driver otherwise)
             **self.notifications(ctx),
         }

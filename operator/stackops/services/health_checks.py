@@ -37,6 +37,7 @@ VOLUME_SERVICES = Metric(
 NETWORK_AGENTS = Metric("network_agents", "Neutron/OVN agents by type and whether they are alive.")
 RESOURCE_PROVIDERS = Metric("placement_resource_providers", "Resource providers placement lists.")
 DNS_SERVICES = Metric("dns_services", "Designate services by name and the status their heartbeats report.")
+SHARE_SERVICES = Metric("share_services", "manila-share services by state (up, down) and status (enabled, disabled).")
 METRICS_BACKLOG = Metric(
     "gnocchi_backlog", "Gnocchi's measures waiting for metricd (measures), and the metrics they are of (metrics)."
 )
@@ -276,6 +277,31 @@ class VolumeServices(HealthCheck):
 
     def run(self, conn: Any) -> CheckResult:
         return _service_states(conn.block_storage.services(), "cinder-volume", VOLUME_SERVICES, "volume service")
+
+
+@dataclass(frozen=True)
+class ManilaService:
+    """One service of manila's service list, as _service_states reads services."""
+
+    binary: str
+    host: str
+    state: str
+    status: str
+
+
+class ShareServices(HealthCheck):
+    """manila-share services up per host (and backend): their heartbeats reach manila's database.
+    Manila's service list is an admin API of v2 (microversion 2.7 on), which openstacksdk does not wrap."""
+
+    name = "share-services"
+
+    def asks(self) -> str:
+        return "listing share services"
+
+    def run(self, conn: Any) -> CheckResult:
+        listed = conn.shared_file_system.get("/services", microversion="2.7").json()["services"]
+        found = [ManilaService(s["binary"], s["host"], s["state"], s["status"]) for s in listed]
+        return _service_states(found, "manila-share", SHARE_SERVICES, "share service")
 
 
 class NetworkAgents(HealthCheck):

@@ -134,7 +134,7 @@ class Heat(OpenStackService[ServiceSpec]):
             "oslo_concurrency": {"lock_path": "/var/lib/heat/tmp"},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self),
-            **rabbitmq.oslo_messaging(ctx),
+            **rabbitmq.oslo_messaging(ctx, self.ca_file),
         }
 
     def commands(self) -> dict[str, KollaCommand]:

@@ -16,13 +16,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from stackops import services
-from stackops.api.models import DatabaseSpec, OpenStackCloudSpec
+from stackops import certificates, services
+from stackops.api.models import DatabaseSpec, OpenStackCloudSpec, Restore
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
-from stackops.services.backups import BackupRun, BackupSet, backup_objects
-from stackops.services.base import Clients, CloudContext, ConfigSecret, Listener, Resources, Service, Step
+from stackops.services.backups import SCRIPTS_DIR, BackupRun, BackupSet, backup_objects
+from stackops.services.base import (
+    CA_FILE_KEY,
+    Clients,
+    CloudContext,
+    ConfigSecret,
+    Listener,
+    Resources,
+    Service,
+    Step,
+)
 from stackops.services.images import DebianImage, KollaUser
 
 PORT = 3306
@@ -31,6 +40,8 @@ ROOT_PASSWORD_KEY = "mariadb-root-password"
 # recovery: where a member serves its last committed position to its peers while no member runs
 GALERA_PORTS = {"galera": 4567, "ist": 4568, "sst": 4444, "recovery": 4569}
 DATADIR = USER.home
+# the server's certificate, key and the CA, where kolla_start puts them (my.cnf names them)
+TLS_FILES = {name: f"/etc/mysql/tls/{name}" for name in ("server.crt", "server.key", CA_FILE_KEY)}
 # The copy of a member's data made before it founds a cluster from it: inside the volume, which is the
 # data directory, so hidden from the server (ignore-db-dirs) lest it show as a database.
 RECOVERY_DIR = ".stackops-recovery"
@@ -48,6 +59,7 @@ class DatabaseServer:
     admin_secret: str
     admin_user_key: str | None  # None: the user is root
     admin_password_key: str
+    tls: bool = False  # clients verify its certificate against the cloud's CA
 
 
 def database_spec(ctx: CloudContext) -> DatabaseSpec:
@@ -65,20 +77,23 @@ def server(ctx: CloudContext) -> DatabaseServer:
     if external is not None:
         return DatabaseServer(external.host, external.port, external.secret_ref.name, "username", "password")
     host = ctx.service_host(ctx.object_name("mariadb"))
-    return DatabaseServer(host, PORT, ctx.credentials_secret, None, ROOT_PASSWORD_KEY)
+    return DatabaseServer(host, PORT, ctx.credentials_secret, None, ROOT_PASSWORD_KEY, ctx.internal_tls)
 
 
-def connection_url(ctx: CloudContext, database: str, user: str, password_key: str) -> str:
-    """SQLAlchemy URL for oslo.db, as written into a service's config file."""
+def connection_url(ctx: CloudContext, database: str, user: str, password_key: str, ca_file: str) -> str:
+    """SQLAlchemy URL for oslo.db, as written into a service's config file; `ca_file`: where the
+    service's containers have the cloud's CA."""
     db = server(ctx)
     password = ctx.credentials[password_key]
-    return f"mysql+pymysql://{user}:{password}@{db.host}:{db.port}/{database}?charset=utf8"
+    # PyMySQL verifies the server's certificate and its name when given a CA (ssl_ca)
+    tls = f"&ssl_ca={ca_file}" if db.tls else ""
+    return f"mysql+pymysql://{user}:{password}@{db.host}:{db.port}/{database}?charset=utf8{tls}"
 
 
-def oslo_db(ctx: CloudContext, database: str, user: str, password_key: str) -> dict[str, Any]:
+def oslo_db(ctx: CloudContext, database: str, user: str, password_key: str, ca_file: str) -> dict[str, Any]:
     """An oslo.db section: where the service's database is, and pools sized for many API processes."""
     return {
-        "connection": connection_url(ctx, database, user, password_key),
+        "connection": connection_url(ctx, database, user, password_key, ca_file),
         "max_retries": -1,
         # Every API process holds a pool; small pools keep MariaDB's connection count in check.
         "max_pool_size": 5,
@@ -110,6 +125,8 @@ def database_step(ctx: CloudContext, service: Service, databases: list[str], use
                 "STACKOPS_DB_ADMIN_PASSWORD": (db.admin_secret, db.admin_password_key),
                 "STACKOPS_DB_PASSWORD": (None, ctx.credentials.secret_key(password_key)),
                 **({"STACKOPS_DB_OLD_PASSWORD": (None, old_password_key)} if old_password_key else {}),
+                # the server's certificate is verified against the cloud's CA, by its name
+                **({"STACKOPS_DB_CA": (None, certificates.CA_CERT_KEY)} if db.tls else {}),
             },
         ),
     )
@@ -124,10 +141,31 @@ class MariaDB(Service):
         "database-job": Resources(cpu="10m", memory="64Mi"),
         "backup": Resources(cpu="50m", memory="128Mi"),
         "restore": Resources(cpu="100m", memory="256Mi"),
+        "backup-object-store": Resources(cpu="10m", memory="128Mi"),  # the upload or download (boto3)
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
         return [] if spec.infrastructure.database.external else [CredentialSpec(ROOT_PASSWORD_KEY)]
+
+    def certificates(self, ctx: CloudContext) -> list[certificates.CertificateRequest]:
+        """Its Service's names, and each Galera member's through the headless cluster Service."""
+        if database_spec(ctx).external is not None or not ctx.internal_tls:
+            return []
+        domain = ctx.spec.endpoints.cluster_domain
+        names = certificates.service_names(ctx.object_name("mariadb"), ctx.namespace, domain)
+        members = certificates.service_names(ctx.object_name("mariadb-cluster"), ctx.namespace, domain)
+        return [certificates.CertificateRequest(self.name, (*names, *(f"*.{m}" for m in members[2:])))]
+
+    def tls_files(self, ctx: CloudContext) -> dict[str, str]:
+        """The server's certificate and key, and the CA (config Secret keys of TLS_FILES)."""
+        if not self.certificates(ctx):
+            return {}
+        (request,) = self.certificates(ctx)
+        return {
+            "server.crt": ctx.credentials[request.cert_key],
+            "server.key": ctx.credentials[request.private_key],
+            CA_FILE_KEY: ctx.ca_certificate,
+        }
 
     def my_cnf(self, ctx: CloudContext) -> str:
         spec = database_spec(ctx)
@@ -144,6 +182,15 @@ class MariaDB(Service):
             "innodb_buffer_pool_size": "256M",
             "default_storage_engine": "InnoDB",
         }
+        if self.tls_files(ctx):
+            mysqld |= {
+                "ssl_cert": TLS_FILES["server.crt"],
+                "ssl_key": TLS_FILES["server.key"],
+                "ssl_ca": TLS_FILES[CA_FILE_KEY],
+                # a client that does not speak TLS is refused (the local socket is exempt: the start
+                # script and the probe use it)
+                "require_secure_transport": "ON",
+            }
         if spec.replicas > 1:
             peers = ",".join(galera_peers(ctx))
             mysqld |= {
@@ -181,12 +228,14 @@ class MariaDB(Service):
 
     def server_steps(self, ctx: CloudContext) -> list[Step]:
         spec = database_spec(ctx)
+        tls = self.tls_files(ctx)
         server_command = KollaCommand(
             command="/bin/bash /etc/mysql/mariadb-start.sh",
             files=(
                 ConfigFile("my.cnf", "/etc/mysql/my.cnf", "mysql", "0600"),
                 ConfigFile("mariadb-start.sh", "/etc/mysql/mariadb-start.sh", "mysql", "0700"),
                 ConfigFile("mariadb-probe.sh", "/etc/mysql/mariadb-probe.sh", "mysql", "0700"),
+                *(ConfigFile(key, TLS_FILES[key], "mysql", "0600") for key in sorted(tls)),
             ),
             permissions=(Permission(DATADIR, "mysql:mysql", recurse=True),),
         )
@@ -197,6 +246,7 @@ class MariaDB(Service):
                 "mariadb-start.sh": self.start_script(ctx),
                 "mariadb-probe.sh": ctx.render_text("mariadb/mariadb-probe.sh.j2", galera=spec.replicas > 1),
                 "mariadb-server.json": server_command.to_json(),
+                **tls,
             },
         )
         # the services with databases, and their database Jobs; Galera's members among themselves
@@ -231,14 +281,22 @@ MARIADB = MariaDB()
 SERVICE = MARIADB
 
 # the backup CronJob's Jobs (component backup) and the restore Job (restore)
+
+
+def database_users(spec: OpenStackCloudSpec) -> frozenset[str]:
+    """The enabled services that use the databases: what a restore stops."""
+    return frozenset(s.name for s in services.all_services() if s.enabled(spec) and MARIADB.name in s.uses(spec))
+
+
 BACKUPS = BackupSet(
     MARIADB.name,
     "backup",
     "restore",
     status="database",
-    restore_field="spec.infrastructure.database.restore",
+    spec_path=MARIADB.spec_path,
     restore_steps=(("mariadb-restore", "Restoring"),),
     stopping="the workloads that use the databases",
+    writers=database_users,
 )
 
 
@@ -248,7 +306,7 @@ def cloud_databases() -> list[str]:
     return sorted({db for service in services.all_services() for db in getattr(service, "databases", ())})
 
 
-def _backup_objects(ctx: CloudContext, restore: str | None) -> list[dict[str, Any]]:
+def _backup_objects(ctx: CloudContext, restore: Restore | None) -> list[dict[str, Any]]:
     spec = database_spec(ctx)
     db = server(ctx)
     user = (
@@ -264,9 +322,11 @@ def _backup_objects(ctx: CloudContext, restore: str | None) -> list[dict[str, An
             {"name": "MARIADB_PORT", "value": str(db.port)},
             user,
             ctx.secret_env("MYSQL_PWD", db.admin_password_key, db.admin_secret),
+            *([{"name": "MARIADB_SSL_CA", "value": f"{SCRIPTS_DIR}/{CA_FILE_KEY}"}] if db.tls else []),
         ),
         config=backup_config(ctx),
         resources=MARIADB.resources(ctx.spec, BACKUPS.restore if restore else BACKUPS.backup),
+        object_store_resources=MARIADB.resources(ctx.spec, BACKUPS.object_store),
     )
     script = "restore.sh" if restore else "backup.sh"
     return backup_objects(
@@ -278,6 +338,8 @@ def _backup_objects(ctx: CloudContext, restore: str | None) -> list[dict[str, An
 def backup_config(ctx: CloudContext) -> ConfigSecret:
     """The scripts backup and restore Jobs run."""
     files = {name: ctx.render_text(f"mariadb/{name}.j2") for name in ("backup.sh", "restore.sh")}
+    if server(ctx).tls:  # beside the scripts: the CA the Jobs verify the server with
+        files[CA_FILE_KEY] = ctx.ca_certificate
     return ctx.config_secret(MARIADB.name, files, part=BACKUPS.backup)
 
 
@@ -295,19 +357,9 @@ def backup_steps(ctx: CloudContext) -> list[Step]:
 
 def restore_steps(ctx: CloudContext) -> list[Step]:
     """The Job restoring spec.infrastructure.database.restore's backup: after every other step,
-    so once every workload that uses the databases has stopped (stopped_for_restore)."""
+    so once every workload that uses the databases has stopped (BackupSet.stopped_for_restore)."""
     restore = database_spec(ctx).restore
     if restore is None:
         return []
     ((step, _),) = BACKUPS.restore_steps
-    return [Step(step, MARIADB.name, _backup_objects(ctx, restore.backup), after_all=True)]
-
-
-def stopped_for_restore(obj: dict[str, Any]) -> dict[str, Any]:
-    """A workload of a service that uses the databases, as a restore wants it: a Deployment (the
-    APIs, schedulers, conductors, engines) at 0 replicas. Host agents (DaemonSets) and OVN's
-    databases keep running: guests and their networks must not stop for a restore, and what of them
-    holds a session (cinder-volume) is ended by the restore Job before it restores."""
-    if obj["kind"] == "Deployment":
-        return {**obj, "spec": {**obj["spec"], "replicas": 0}}
-    return obj
+    return [Step(step, MARIADB.name, _backup_objects(ctx, restore), after_all=True)]

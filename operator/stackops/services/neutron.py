@@ -106,6 +106,7 @@ class Neutron(OpenStackService[NeutronSpec]):
         "metadata-agent": Resources(cpu="10m", memory="256Mi"),
         ovn.BACKUPS.backup: Resources(cpu="25m", memory="128Mi"),
         ovn.BACKUPS.restore: Resources(cpu="25m", memory="128Mi"),
+        ovn.BACKUPS.object_store: Resources(cpu="10m", memory="128Mi"),  # the upload or download (boto3)
         ovn.SYNC: Resources(cpu="50m", memory="512Mi"),
     }
 
@@ -156,7 +157,7 @@ class Neutron(OpenStackService[NeutronSpec]):
             "oslo_concurrency": {"lock_path": f"{STATE_DIR}/tmp"},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self),
-            **rabbitmq.oslo_messaging(ctx),
+            **rabbitmq.oslo_messaging(ctx, self.ca_file),
         }
 
     def ml2_config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
@@ -202,7 +203,7 @@ class Neutron(OpenStackService[NeutronSpec]):
         }
 
     def command_files(self) -> tuple[ConfigFile, ...]:
-        return (self.config_file, ConfigFile("ml2_conf.ini", ML2_CONF, self.user.name, "0600"))
+        return (*super().command_files(), ConfigFile("ml2_conf.ini", ML2_CONF, self.user.name, "0600"))
 
     def main_files(self, ctx: CloudContext) -> dict[str, str]:
         """neutron.conf and ml2_conf.ini after the user's overrides: what every neutron command reads."""

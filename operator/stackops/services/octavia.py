@@ -154,7 +154,7 @@ class Octavia(OpenStackService[OctaviaSpec]):
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self),
             **self.amphora_config(ctx),
-            **rabbitmq.oslo_messaging(ctx),
+            **rabbitmq.oslo_messaging(ctx, self.ca_file),
         }
 
     def amphora_config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:

@@ -29,7 +29,7 @@ from stackops.credentials import CredentialSpec
 from stackops.render.ini import IniSections, render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services import api, identity, mariadb, memcached, rabbitmq
-from stackops.services.base import CloudContext, Resources, Service, Step
+from stackops.services.base import CA_FILE_KEY, CloudContext, Resources, Service, Step
 from stackops.services.endpoints import service_urls
 from stackops.services.images import KollaUser, OpenStackImages
 from stackops.services.upgrades import CHECK_COMPONENT, ServiceUpgrade
@@ -57,7 +57,8 @@ class MainConfig:
 class CatalogEntry:
     """One entry of keystone's catalog: its type, its description and the path after the API's URL
     (`/v3`); for an API other than the service's main one (heat's cloudformation), that API's
-    component and port, and the name it has in the catalog and as a public host."""
+    component and port, and the name it has in the catalog and as a public host; a second entry of
+    the main API (manila's sharev2) has a name of its own in the catalog only."""
 
     type: str
     description: str
@@ -168,7 +169,7 @@ class OpenStackService(Service, Generic[SpecT]):
 
     def oslo_db(self, ctx: CloudContext, database: str | None = None) -> dict[str, Any]:
         """An oslo.db section for one of its databases (the first by default), as its account."""
-        return mariadb.oslo_db(ctx, database or self.databases[0], self.name, self.database_password_key)
+        return mariadb.oslo_db(ctx, database or self.databases[0], self.name, self.database_password_key, self.ca_file)
 
     def authtoken(self, ctx: CloudContext) -> dict[str, Any]:
         return identity.authtoken(ctx, self.keystone_user(ctx), self.keystone_password_key)
@@ -199,7 +200,7 @@ class OpenStackService(Service, Generic[SpecT]):
         consumer = notification_consumer(self.name, ctx.spec)
         if consumer is None:
             return {}
-        return rabbitmq.oslo_messaging(ctx) | {
+        return rabbitmq.oslo_messaging(ctx, self.ca_file) | {
             "oslo_messaging_notifications": {
                 "driver": "messagingv2",
                 "transport_url": consumer.transport_url(ctx),
@@ -224,8 +225,14 @@ class OpenStackService(Service, Generic[SpecT]):
         return ConfigFile(self.main_config.name, self.main_config.dest, self.user.name, "0600")
 
     def command_files(self) -> tuple[ConfigFile, ...]:
-        """Where the containers see main_files()."""
-        return (self.config_file,)
+        """Where the containers see main_files(), and the cloud's CA, which verifies its backends' TLS."""
+        return (self.config_file, ConfigFile(CA_FILE_KEY, self.ca_file, self.user.name, "0644"))
+
+    @property
+    def ca_file(self) -> str:
+        """Where its containers find the cloud's CA: beside its main config, in a directory kolla_start
+        may write to as the service's user."""
+        return f"{self.main_config.directory}/{CA_FILE_KEY}"
 
     def command(self, line: str, *files: ConfigFile, permissions: Sequence[Permission] = ()) -> KollaCommand:
         """A process reading the main config files (and `files`)."""
@@ -257,8 +264,11 @@ class OpenStackService(Service, Generic[SpecT]):
         """Internal and public URLs of a catalog entry (the first by default); the spec's endpoint
         overrides are the main API's."""
         entry = entry or self.catalog[0]
-        overrides = self.settings(ctx).endpoints if entry.component == "api" else EndpointOverrides()
-        base = service_urls(ctx, overrides, self.name, entry.port or self.port, entry.component, entry.name)
+        main = entry.component == "api"
+        overrides = self.settings(ctx).endpoints if main else EndpointOverrides()
+        # a second entry of the main API (manila's sharev2) is reached at the main API's host
+        public_name = None if main else entry.name
+        base = service_urls(ctx, overrides, self.name, entry.port or self.port, entry.component, public_name)
         return {interface: f"{url}{entry.path}" for interface, url in base.items()}
 
     def endpoints(self, ctx: CloudContext) -> dict[str, str]:

@@ -19,9 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from stackops.api.models import AgentNodes, NeutronSpec, OvnSpec
+from stackops.api.models import AgentNodes, NeutronSpec, OvnSpec, Restore
 from stackops.render.kolla import ConfigFile, KollaCommand
-from stackops.render.naming import COMPONENT_LABEL
 from stackops.services import api
 from stackops.services.api import Kolla
 from stackops.services.backups import BackupRun, BackupSet, backup_objects
@@ -378,13 +377,15 @@ BACKUPS = BackupSet(
     "ovn-backup",
     "ovn-restore",
     status="ovn",
-    restore_field="spec.services.neutron.ovn.restore",
+    spec_path="services.neutron.ovn",
     restore_steps=(("neutron-ovn-restore", "Restoring"), (f"neutron-{SYNC}", "Syncing")),
     stopping="neutron's server and workers",
+    # what a restore stops: neutron's processes that write to the northbound database (northd keeps
+    # running: it only reads it, and recomputes the southbound database from what is restored; the
+    # databases and the chassis too: guests keep their networks while the logical ones are put back)
+    writers=lambda spec: frozenset({"neutron"}),
+    writer_components=("api", "periodic-workers", "ovn-maintenance-worker"),
 )
-# what a restore stops: neutron's processes that write to the northbound database (northd keeps
-# running: it only reads it, and recomputes the southbound database from what is restored)
-WRITERS = ("api", "periodic-workers", "ovn-maintenance-worker")
 
 
 def ovn_spec(ctx: CloudContext) -> OvnSpec:
@@ -397,7 +398,7 @@ def backup_config(ctx: CloudContext) -> ConfigSecret:
     return ctx.config_secret("neutron", files, part=BACKUPS.backup)
 
 
-def _backup_objects(ctx: CloudContext, service: Service, restore: str | None) -> list[dict[str, Any]]:
+def _backup_objects(ctx: CloudContext, service: Service, restore: Restore | None) -> list[dict[str, Any]]:
     spec = ovn_spec(ctx)
     run = BackupRun(
         # the northbound database's image: ovsdb-client and ovsdb-tool of the OVN the cloud runs
@@ -409,6 +410,7 @@ def _backup_objects(ctx: CloudContext, service: Service, restore: str | None) ->
         ),
         config=backup_config(ctx),
         resources=service.resources(ctx.spec, BACKUPS.restore if restore else BACKUPS.backup),
+        object_store_resources=service.resources(ctx.spec, BACKUPS.object_store),
     )
     script = "ovn-restore.sh" if restore else "ovn-backup.sh"
     return backup_objects(
@@ -431,20 +433,10 @@ def backup_steps(ctx: CloudContext, service: Service) -> list[Step]:
 
 def restore_step(ctx: CloudContext, service: Service) -> list[Step]:
     """The Job restoring spec.services.neutron.ovn.restore's backup into the northbound database:
-    after every other step, so once neutron's writers have stopped (stopped_for_restore). Neutron's
+    after every other step, so once neutron's writers have stopped (BackupSet.stopped_for_restore). Neutron's
     sync Job follows it (services/neutron.py)."""
     restore = ovn_spec(ctx).restore
     if restore is None:
         return []
     step = BACKUPS.restore_steps[0][0]
-    return [Step(step, service.name, _backup_objects(ctx, service, restore.backup), after_all=True)]
-
-
-def stopped_for_restore(obj: dict[str, Any]) -> dict[str, Any]:
-    """A neutron workload as an OVN restore wants it: the Deployments that write to the northbound
-    database at 0 replicas. The databases, northd and the chassis keep running: guests keep their
-    networks while the logical ones are put back."""
-    component = (obj["metadata"].get("labels") or {}).get(COMPONENT_LABEL)
-    if obj["kind"] == "Deployment" and component in WRITERS:
-        return {**obj, "spec": {**obj["spec"], "replicas": 0}}
-    return obj
+    return [Step(step, service.name, _backup_objects(ctx, service, restore), after_all=True)]

@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from stackops import certificates
 from stackops.api.models import MessagingSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services.api import exec_probes
-from stackops.services.base import Clients, CloudContext, Listener, Resources, Service, Step
+from stackops.services.base import CA_FILE_KEY, Clients, CloudContext, Listener, Resources, Service, Step
 from stackops.services.images import DebianImage, KollaUser
 
 AMQP_PORT = 5672
@@ -29,6 +30,8 @@ ADMIN_PASSWORD_KEY = "rabbitmq-admin-password"
 ERLANG_COOKIE_KEY = "rabbitmq-erlang-cookie"
 PLUGINS = ("rabbitmq_management", "rabbitmq_peer_discovery_k8s", "rabbitmq_prometheus")
 USER_JOB = "messaging"  # the component of every service's user Job (user_step)
+# the server's certificate, key and the cloud's CA, where kolla_start puts them (rabbitmq.conf names them)
+TLS_FILES = {name: f"/etc/rabbitmq/{name}" for name in ("server.crt", "server.key", CA_FILE_KEY)}
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Broker:
     admin_secret: str
     admin_user_key: str | None  # None: the user is ADMIN_USER
     admin_password_key: str
+    tls: bool = False  # AMQP and the management API over TLS, verified against the cloud's CA
 
 
 def messaging_spec(ctx: CloudContext) -> MessagingSpec:
@@ -54,7 +58,7 @@ def broker(ctx: CloudContext) -> Broker:
             external.host, external.port, external.management_port, external.secret_ref.name, "username", "password"
         )
     host = ctx.service_host(ctx.object_name("rabbitmq"))
-    return Broker(host, AMQP_PORT, MANAGEMENT_PORT, ctx.credentials_secret, None, ADMIN_PASSWORD_KEY)
+    return Broker(host, AMQP_PORT, MANAGEMENT_PORT, ctx.credentials_secret, None, ADMIN_PASSWORD_KEY, ctx.internal_tls)
 
 
 def transport_url(ctx: CloudContext, service: str, password_key: str) -> str:
@@ -65,8 +69,10 @@ def transport_url(ctx: CloudContext, service: str, password_key: str) -> str:
     return f"rabbit://{user}:{ctx.credentials[password_key]}@{b.host}:{b.port}/{service}"
 
 
-def oslo_messaging(ctx: CloudContext) -> dict[str, dict[str, Any]]:
-    """[oslo_messaging_rabbit] and notification settings every messaging service shares."""
+def oslo_messaging(ctx: CloudContext, ca_file: str) -> dict[str, dict[str, Any]]:
+    """[oslo_messaging_rabbit] and notification settings every messaging service shares; `ca_file`:
+    where the service's containers have the cloud's CA, which verifies the broker's TLS."""
+    tls = {"ssl": True, "ssl_ca_file": ca_file} if broker(ctx).tls else {}
     return {
         "oslo_messaging_rabbit": {
             # replicated queues: losing one RabbitMQ pod loses no message and no queue
@@ -74,6 +80,7 @@ def oslo_messaging(ctx: CloudContext) -> dict[str, dict[str, Any]]:
             "rabbit_transient_quorum_queue": True,
             "use_queue_manager": False,
             "heartbeat_timeout_threshold": 60,
+            **tls,
         },
         "oslo_messaging_notifications": {"driver": "noop"},
     }
@@ -109,6 +116,8 @@ def user_step(ctx: CloudContext, service: Service, vhost: str, password_key: str
                 **({"STACKOPS_MQ_ADMIN_USER": (mq.admin_secret, mq.admin_user_key)} if mq.admin_user_key else {}),
                 "STACKOPS_MQ_ADMIN_PASSWORD": (mq.admin_secret, mq.admin_password_key),
                 "STACKOPS_MQ_PASSWORD": (None, ctx.credentials.secret_key(password_key)),
+                # the management API's certificate is verified against the cloud's CA, by its name
+                **({"STACKOPS_MQ_CA": (None, certificates.CA_CERT_KEY)} if mq.tls else {}),
             },
         ),
     )
@@ -131,11 +140,44 @@ class RabbitMQ(Service):
             return []
         return [CredentialSpec(ADMIN_PASSWORD_KEY), CredentialSpec(ERLANG_COOKIE_KEY)]
 
+    def certificates(self, ctx: CloudContext) -> list[certificates.CertificateRequest]:
+        """Its Service's names (the members talk among themselves by Erlang distribution, not TLS)."""
+        if messaging_spec(ctx).external is not None or not ctx.internal_tls:
+            return []
+        names = certificates.service_names(
+            ctx.object_name("rabbitmq"), ctx.namespace, ctx.spec.endpoints.cluster_domain
+        )
+        return [certificates.CertificateRequest(self.name, names)]
+
+    def tls_files(self, ctx: CloudContext) -> dict[str, str]:
+        """The server's certificate and key, and the CA (config Secret keys of TLS_FILES)."""
+        if not self.certificates(ctx):
+            return {}
+        (request,) = self.certificates(ctx)
+        return {
+            "server.crt": ctx.credentials[request.cert_key],
+            "server.key": ctx.credentials[request.private_key],
+            CA_FILE_KEY: ctx.ca_certificate,
+        }
+
+    def listener_settings(self, ctx: CloudContext) -> dict[str, Any]:
+        """AMQP and the management API: over TLS on their usual ports, with no plaintext listener,
+        when the cloud's internal TLS is on (clients do not present certificates of their own)."""
+        if not self.tls_files(ctx):
+            return {"listeners.tcp.default": AMQP_PORT, "management.tcp.port": MANAGEMENT_PORT}
+        files = {"cacertfile": TLS_FILES[CA_FILE_KEY], "certfile": TLS_FILES["server.crt"]}
+        files["keyfile"] = TLS_FILES["server.key"]
+        settings: dict[str, Any] = {"listeners.tcp": "none", "listeners.ssl.default": AMQP_PORT}
+        settings |= {f"ssl_options.{key}": path for key, path in files.items()}
+        settings |= {"ssl_options.verify": "verify_none", "ssl_options.fail_if_no_peer_cert": "false"}
+        settings["management.ssl.port"] = MANAGEMENT_PORT
+        settings |= {f"management.ssl.{key}": path for key, path in files.items()}
+        return settings
+
     def rabbitmq_conf(self, ctx: CloudContext) -> str:
         headless = ctx.object_name("rabbitmq-cluster")
         settings: dict[str, Any] = {
-            "listeners.tcp.default": AMQP_PORT,
-            "management.tcp.port": MANAGEMENT_PORT,
+            **self.listener_settings(ctx),
             "default_user": ADMIN_USER,
             "default_pass": ctx.credentials[ADMIN_PASSWORD_KEY],
             "default_user_tags.administrator": "true",
@@ -164,6 +206,7 @@ class RabbitMQ(Service):
                 ConfigFile("rabbitmq.conf", "/etc/rabbitmq/rabbitmq.conf", "rabbitmq", "0600"),
                 ConfigFile("enabled_plugins", "/etc/rabbitmq/enabled_plugins", "rabbitmq", "0600"),
                 ConfigFile("erlang.cookie", "/var/lib/rabbitmq/.erlang.cookie", "rabbitmq", "0400"),
+                *(ConfigFile(key, TLS_FILES[key], "rabbitmq", "0600") for key in sorted(self.tls_files(ctx))),
             ),
             permissions=(Permission("/var/lib/rabbitmq", "rabbitmq:rabbitmq", recurse=True),),
         )
@@ -174,6 +217,7 @@ class RabbitMQ(Service):
                 "enabled_plugins": f"[{','.join(PLUGINS)}].\n",
                 "erlang.cookie": ctx.credentials[ERLANG_COOKIE_KEY],
                 "rabbitmq-server.json": command.to_json(),
+                **self.tls_files(ctx),
             },
         )
         # AMQP for the services that talk over it; the management API for the user Jobs only; the

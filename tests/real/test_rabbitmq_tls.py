@@ -1,0 +1,134 @@
+"""RabbitMQ with the cloud's internal TLS, for real: Debian's rabbitmq-server booted from the
+rabbitmq.conf stackops renders (TLS listeners only, the certificate the operator issued from the
+cloud's CA), then, by the broker Service's name (resolved to loopback in a mount namespace of the
+clients' own): the rendered messaging Job creates nova's user through the management API over TLS,
+and oslo.messaging with the rendered nova.conf does an RPC round trip over AMQPS, both verifying the
+certificate against the CA. A plaintext AMQP client gets no AMQP from the broker, and a client
+trusting another CA fails the handshake."""
+
+from __future__ import annotations
+
+import configparser
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stackops.certificates import CA_CERT_KEY
+from stackops.credentials import Credentials
+from stackops.plan import Plan, plan
+from stackops.services import nova
+from stackops.services import rabbitmq as rabbitmq_service
+from stackops.services.base import CloudContext
+from tests.conftest import cloud
+from tests.real.test_rabbitmq import RPC_ROUND_TRIP
+from tests.support.rabbitmq import RabbitMQ
+from tests.support.rendered import cloud_credentials, find, job_env, secret_data
+
+STACKOPS = str(Path(sys.executable).with_name("stackops"))
+# a client in a mount namespace of its own, where /etc/hosts names the broker's Service on loopback
+WITH_HOSTS = 'mount --bind "$HOSTS" /etc/hosts && exec "$@"'
+
+# what a client that does not speak TLS gets: AMQP's protocol header, sent in plaintext, answered
+# by AMQP's connection.start from a plaintext listener, by a TLS alert or nothing from a TLS one
+PLAINTEXT_CLIENT = """
+import socket, sys
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) as s:
+    s.sendall(b"AMQP\\x00\\x00\\x09\\x01")
+    try:
+        answer = s.recv(64)
+    except OSError as error:
+        answer = repr(error).encode()
+print("plaintext answered with AMQP" if answer.startswith(b"\\x01\\x00\\x00") else "plaintext refused")
+"""
+
+# a TLS client that trusts another CA than the cloud's
+OTHER_CA_CLIENT = """
+import socket, ssl, sys
+context = ssl.create_default_context(cafile=sys.argv[3])
+try:
+    with socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=5) as s:
+        context.wrap_socket(s, server_hostname=sys.argv[1]).close()
+    print("other CA: handshake done")
+except ssl.SSLCertVerificationError as error:
+    print("other CA:", error.verify_message)
+"""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RabbitMQ, Plan, Credentials, Path]]:
+    own = cloud({})  # internal TLS is on by default
+    credentials = Credentials(cloud_credentials(own))
+    rendered = plan(own, credentials)
+    files = secret_data(rendered, "demo-rabbitmq-config")
+    assert "listeners.tcp = none" in files["rabbitmq.conf"]
+    admin = (rabbitmq_service.ADMIN_USER, credentials[rabbitmq_service.ADMIN_PASSWORD_KEY])
+    root = tmp_path_factory.mktemp("rabbitmq-tls")
+    with RabbitMQ(
+        files["rabbitmq.conf"], files["enabled_plugins"], files["erlang.cookie"], admin, tls_files=files
+    ) as server:
+        yield server, rendered, credentials, root
+
+
+def in_namespace(root: Path, host: str, argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    hosts = root / "hosts"
+    hosts.write_text(f"127.0.0.1 localhost {host}\n")
+    return subprocess.run(
+        ["unshare", "--mount", "--", "bash", "-c", WITH_HOSTS, "bash", *argv],
+        env={**env, "HOSTS": str(hosts)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def test_the_services_reach_rabbitmq_over_tls_only_verifying_the_clouds_ca(
+    served: tuple[RabbitMQ, Plan, Credentials, Path], nova_bin: Path
+) -> None:
+    server, rendered, credentials, root = served
+    ctx = CloudContext("demo", "openstack", cloud({}).spec, credentials)
+    host = rabbitmq_service.broker(ctx).host
+
+    # nova's user and vhost, by the rendered Job, over the management API's TLS
+    pod = find(rendered, "Job", "nova", rabbitmq_service.USER_JOB)["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    args = [a.replace(f"={rabbitmq_service.MANAGEMENT_PORT}", f"={server.management_port}") for a in container["args"]]
+    env = job_env(pod, {"demo-credentials": credentials.values()}, root / "job")
+    assert "STACKOPS_MQ_CA_FILE" in env
+    job = in_namespace(root, host, [STACKOPS, *container["command"][1:], *args], env)
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert server.api("users/nova").ok
+
+    # an RPC round trip with the rendered nova.conf: AMQPS to the Service's name, the CA verifying it
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read_string(secret_data(rendered, "demo-nova-config")["nova.conf"])
+    rabbit = conf["oslo_messaging_rabbit"]
+    assert (rabbit["ssl"], rabbit["ssl_ca_file"]) == ("true", nova.SERVICE.ca_file)
+    (root / "ca.crt").write_text(credentials[CA_CERT_KEY])
+    rabbit["ssl_ca_file"] = str(root / "ca.crt")
+    url = conf["DEFAULT"]["transport_url"]
+    assert f"@{host}:{rabbitmq_service.AMQP_PORT}/" in url
+    conf["DEFAULT"]["transport_url"] = url.replace(f":{rabbitmq_service.AMQP_PORT}/", f":{server.port}/")
+    with (root / "nova.conf").open("w") as out:
+        conf.write(out)
+    rpc = in_namespace(root, host, [str(nova_bin / "python"), "-c", RPC_ROUND_TRIP, str(root / "nova.conf")], {})
+    assert rpc.returncode == 0 and rpc.stdout.strip() == "pong", rpc.stderr[-3000:]
+    connections = server.api("connections").json()
+    assert connections == [] or all(c["ssl"] for c in connections)
+
+    # no plaintext AMQP; another CA's client fails the handshake
+    plaintext = subprocess.run(
+        [sys.executable, "-c", PLAINTEXT_CLIENT, str(server.port)], capture_output=True, text=True
+    )
+    assert plaintext.stdout.strip() == "plaintext refused", plaintext.stdout + plaintext.stderr
+    (root / "other-ca.crt").write_text(Credentials(cloud_credentials(cloud({})))[CA_CERT_KEY])
+    other = subprocess.run(
+        [sys.executable, "-c", OTHER_CA_CLIENT, host, str(server.port), str(root / "other-ca.crt")],
+        capture_output=True,
+        text=True,
+    )
+    # the broker sends the CA with its certificate: a CA the client does not trust
+    assert other.stdout.strip() == "other CA: self-signed certificate in certificate chain", other.stdout + other.stderr

@@ -1,0 +1,133 @@
+"""TLS inside the cloud: the CA and certificates the operator keeps in the credentials Secret, and
+MariaDB's server and clients rendered to use them (tests/real/test_mariadb_server.py runs them)."""
+
+from __future__ import annotations
+
+import configparser
+import datetime
+import json
+from pathlib import Path
+
+from cryptography import x509
+
+from stackops import certificates
+from stackops.certificates import CA_CERT_KEY, CertificateRequest, issued
+from stackops.credentials import Credentials
+from stackops.plan import certificate_requests, plan
+from tests.conftest import cloud
+from tests.support.rendered import cloud_credentials, find, job_env, secret_data
+
+NOW = datetime.datetime(2026, 12, 6, tzinfo=datetime.UTC)
+REQUEST = CertificateRequest("db", ("db", "db.ns", "db.ns.svc"))
+
+
+def cert(values: dict[str, str], key: str = REQUEST.cert_key) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(values[key].encode())
+
+
+def test_a_certificate_is_issued_by_the_clouds_ca_for_its_names_and_kept_while_current() -> None:
+    values = issued({"other": "kept"}, [REQUEST], "test CA", NOW)
+    issued_cert, ca = cert(values), cert(values, CA_CERT_KEY)
+    issued_cert.verify_directly_issued_by(ca)
+    names = issued_cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == list(REQUEST.dns_names)
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert values["other"] == "kept"
+    assert issued(values, [REQUEST], "test CA", NOW + datetime.timedelta(days=200)) == values
+
+
+def test_renewal_before_expiry_keeps_the_ca_so_clients_trust_the_new_certificate() -> None:
+    values = issued({}, [REQUEST], "test CA", NOW)
+    due = NOW + certificates.LIFETIME - certificates.RENEW_BEFORE + datetime.timedelta(days=1)
+    renewed = issued(values, [REQUEST], "test CA", due)
+    assert renewed[CA_CERT_KEY] == values[CA_CERT_KEY] and renewed[certificates.CA_PRIVATE_KEY]
+    assert renewed[REQUEST.cert_key] != values[REQUEST.cert_key]
+    assert renewed[REQUEST.private_key] != values[REQUEST.private_key]
+    cert(renewed).verify_directly_issued_by(cert(values, CA_CERT_KEY))
+    assert cert(renewed).not_valid_after_utc > due + certificates.RENEW_BEFORE
+
+
+def test_other_names_or_another_ca_issue_the_certificate_again() -> None:
+    values = issued({}, [REQUEST], "test CA", NOW)
+    more = CertificateRequest("db", (*REQUEST.dns_names, "db.ns.svc.cluster.local"))
+    assert issued(values, [more], "test CA", NOW)[REQUEST.cert_key] != values[REQUEST.cert_key]
+    other_ca = issued({}, [], "another CA", NOW)
+    swapped = {**values, CA_CERT_KEY: other_ca[CA_CERT_KEY], certificates.CA_PRIVATE_KEY: other_ca["tls-ca.key"]}
+    again = issued(swapped, [REQUEST], "test CA", NOW)
+    cert(again).verify_directly_issued_by(cert(other_ca, CA_CERT_KEY))
+
+
+def test_mariadb_serves_tls_by_its_service_names_and_refuses_plaintext() -> None:
+    demo = cloud({"infrastructure": {"database": {"replicas": 3}}})
+    request = next(r for r in certificate_requests(demo) if r.name == "mariadb")
+    assert request.dns_names[:4] == ("demo-mariadb", "demo-mariadb.openstack", "demo-mariadb.openstack.svc",
+                                     "demo-mariadb.openstack.svc.cluster.local")  # fmt: skip
+    assert "*.demo-mariadb-cluster.openstack.svc" in request.dns_names  # each Galera member's name
+    credentials = Credentials(cloud_credentials(demo))
+    rendered = plan(demo, credentials)
+    files = secret_data(rendered, "demo-mariadb-config")
+    mysqld = configparser.ConfigParser(interpolation=None, strict=False)
+    mysqld.read_string(files["my.cnf"])
+    assert mysqld["mysqld"]["require_secure_transport"] == "ON"
+    assert mysqld["mysqld"]["ssl_cert"] == "/etc/mysql/tls/server.crt"
+    assert files["server.crt"] == credentials[request.cert_key] and files["ca.crt"] == credentials[CA_CERT_KEY]
+    dests = {f["dest"]: f["perm"] for f in json.loads(files["mariadb-server.json"])["config_files"]}
+    assert dests["/etc/mysql/tls/server.key"] == "0600"
+
+
+def test_services_verify_mariadb_against_the_clouds_ca(tmp_path: Path) -> None:
+    demo = cloud()
+    credentials = Credentials(cloud_credentials(demo))
+    rendered = plan(demo, credentials)
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read_string(secret_data(rendered, "demo-keystone-config")["keystone.conf"])
+    assert conf["database"]["connection"].endswith("?charset=utf8&ssl_ca=/etc/keystone/ca.crt")
+    assert secret_data(rendered, "demo-keystone-config")["ca.crt"] == credentials[CA_CERT_KEY]
+    job = find(rendered, "Job", "keystone", "database")
+    env = job_env(job["spec"]["template"]["spec"], {"demo-credentials": credentials.values()}, tmp_path)
+    assert Path(env["STACKOPS_DB_CA_FILE"]).read_text() == credentials[CA_CERT_KEY]
+
+
+def test_without_internal_tls_or_with_an_external_database_nothing_asks_for_database_tls() -> None:
+    for spec in (
+        {"internalTLS": {"enabled": False}},
+        {"infrastructure": {"database": {"external": {"host": "db.example", "secretRef": {"name": "db"}}}}},
+    ):
+        demo = cloud(spec)
+        assert "mariadb" not in {r.name for r in certificate_requests(demo)}
+        rendered = plan(demo, Credentials(cloud_credentials(demo)))
+        assert "ssl_ca" not in secret_data(rendered, "demo-keystone-config")["keystone.conf"]
+        job = find(rendered, "Job", "keystone", "database")
+        assert "STACKOPS_DB_CA_FILE" not in {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_rabbitmq_serves_amqp_and_management_over_tls_only_and_clients_verify_it(tmp_path: Path) -> None:
+    demo = cloud()
+    request = next(r for r in certificate_requests(demo) if r.name == "rabbitmq")
+    assert request.name == "rabbitmq" and "demo-rabbitmq.openstack.svc" in request.dns_names
+    credentials = Credentials(cloud_credentials(demo))
+    rendered = plan(demo, credentials)
+    conf = dict(
+        line.split(" = ", 1) for line in secret_data(rendered, "demo-rabbitmq-config")["rabbitmq.conf"].splitlines()
+    )
+    assert (conf["listeners.tcp"], conf["listeners.ssl.default"], conf["management.ssl.port"]) == (
+        "none",
+        "5672",
+        "15672",
+    )
+    assert "listeners.tcp.default" not in conf and "management.tcp.port" not in conf
+    assert conf["ssl_options.certfile"] == "/etc/rabbitmq/server.crt"
+    nova = configparser.ConfigParser(interpolation=None)
+    nova.read_string(secret_data(rendered, "demo-nova-config")["nova.conf"])
+    assert (nova["oslo_messaging_rabbit"]["ssl"], nova["oslo_messaging_rabbit"]["ssl_ca_file"]) == (
+        "true",
+        "/etc/nova/ca.crt",
+    )
+    job = find(rendered, "Job", "nova", "messaging")["spec"]["template"]["spec"]
+    env = job_env(job, {"demo-credentials": credentials.values()}, tmp_path)
+    assert Path(env["STACKOPS_MQ_CA_FILE"]).read_text() == credentials[CA_CERT_KEY]
+
+    plain = cloud({"internalTLS": {"enabled": False}})
+    rendered = plan(plain, Credentials(cloud_credentials(plain)))
+    assert "listeners.tcp.default = 5672" in secret_data(rendered, "demo-rabbitmq-config")["rabbitmq.conf"]
+    assert "ssl" not in secret_data(rendered, "demo-nova-config")["nova.conf"].split("[oslo_messaging_rabbit]")[1]
