@@ -145,30 +145,21 @@ def dashboards(
     """Two replicas of the dashboard of a cloud whose keystone is the real one, deployed as the plan
     says: horizon's database Job, its db-sync Job (Django's session table), then each replica started
     as its container starts: static files collected and compressed (its settings ask for offline
-    compression), then served. Only STATIC_ROOT differs from the rendered defaults (a setting a user
-    could write): the container's site-packages are not writable here."""
+    compression), then served, with the deployment's settings (STATIC_ROOT its only one)."""
+    assert keystone == deployed.urls["keystone"]  # the cloud's keystone endpoints name it
     root = deployed.root / "horizon"
-    own = cloud(
-        {
-            "services": {
-                "keystone": {"endpoints": {"public": keystone, "internal": keystone}},
-                "horizon": {"settings": {"STATIC_ROOT": str(root / "static")}},
-            }
-        }
-    )
-    rendered = plan(own, Credentials(complete(required_credentials(own.spec), deployed.credentials.values())))
-    files = secret_data(rendered, "demo-horizon-config")
+    files = secret_data(deployed.plan, "demo-horizon-config")
     env = settings_path(root, files["local_settings.py"])
-    with deployed.using(rendered):
-        created = deployed.stackops_job("horizon", "database")
-        assert created.returncode == 0 and "database horizon created" in created.stdout, created.stderr[-3000:]
-        sync = deployed.kolla("Job", "horizon", "db-sync")
+    created = deployed.stackops_job("horizon", "database")
+    assert created.returncode == 0 and "database horizon created" in created.stdout, created.stderr[-3000:]
+    sync = deployed.kolla("Job", "horizon", "db-sync")
     migrated = run(sync.argv, {**sync.env, **env}, horizon_bin)
     assert migrated.returncode == 0 and "Applying sessions.0001_initial... OK" in migrated.stdout, migrated.stderr
     for command in (["collectstatic", "--noinput"], ["compress", "--force"]):
         result = run([str(horizon_bin / "django-admin"), *command], env, horizon_bin)
         assert result.returncode == 0, result.stderr[-3000:]
     module = wsgi_module(files["horizon-dashboard-uwsgi.ini"], site_packages(horizon_bin))
+    (root / "sandbox").mkdir()
     box = Sandbox(root / "sandbox", cloud_memcached[1], private_network=False)
     try:
         wrapper, box_env = box.command([], {})
