@@ -202,6 +202,19 @@ def cmd_create_database(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_set_database_password(args: argparse.Namespace) -> int:
+    from stackops.jobs.database import Admin, DatabaseJobError, set_password
+
+    env = _job_environment("STACKOPS_DB_ADMIN_USER", "STACKOPS_DB_ADMIN_PASSWORD", "STACKOPS_DB_PASSWORD")
+    admin = Admin(args.host, args.port, env["STACKOPS_DB_ADMIN_USER"], env["STACKOPS_DB_ADMIN_PASSWORD"])
+    old = _job_setting("STACKOPS_DB_OLD_PASSWORD")
+    return _job_outcome(
+        "set-database-password",
+        lambda: set_password(admin, args.user, args.account_host, env["STACKOPS_DB_PASSWORD"], old),
+        DatabaseJobError,
+    )
+
+
 def cmd_store_rings(args: argparse.Namespace) -> int:
     from stackops.jobs.rings import RingsJobError, store_rings
     from stackops.kube.client import Kube
@@ -576,6 +589,16 @@ def parser() -> argparse.ArgumentParser:
     create_db.add_argument("--database", action="append", required=True)
     create_db.add_argument("--user", required=True)
     create_db.set_defaults(func=cmd_create_database)
+    set_db = jobs.add_parser(
+        "set-database-password",
+        help="set the password of existing database accounts (MariaDB's root during a credential rotation; "
+        "passwords from the environment as for create-database)",
+    )
+    set_db.add_argument("--host", required=True)
+    set_db.add_argument("--port", type=int, default=3306)
+    set_db.add_argument("--user", required=True)
+    set_db.add_argument("--account-host", action="append", required=True, help="'%%' or localhost; repeated")
+    set_db.set_defaults(func=cmd_set_database_password)
     mq = jobs.add_parser(
         "create-messaging-user",
         help="create a RabbitMQ user and vhost (admin and user passwords from the environment)",

@@ -10,7 +10,6 @@ public endpoints.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,12 +19,12 @@ from stackops.api.models import OpenStackCloud
 from stackops.credentials import Credentials
 from stackops.health.monitor import OpenStackAccess, Target
 from stackops.health.workloads import enough_hosts, workload_problems
-from stackops.kube.client import Kube
-from stackops.kube.credentials_secret import SECRET, credentials_secret_name
+from stackops.kube.client import Kube, Obj
+from stackops.kube.credentials_secret import SECRET, credentials_of, credentials_secret_name
 from stackops.kube.kinds import MANAGED_KINDS, POD
 from stackops.logs import REDACTOR
 from stackops.plan import enabled_services
-from stackops.render.naming import CLOUD_LABEL
+from stackops.render.naming import CLOUD_LABEL, COMPONENT_LABEL, NAME_LABEL, selector_labels
 from stackops.services import identity
 from stackops.services.base import CloudContext
 
@@ -63,14 +62,24 @@ def keystone_urls(values: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def _admin_password(kube: Kube, namespace: str, name: str) -> str | None:
-    secret = kube.get(SECRET, namespace, credentials_secret_name(name))
-    encoded = ((secret or {}).get("data") or {}).get(identity.ADMIN_PASSWORD_KEY)
-    if not encoded:
+def _admin_password(kube: Kube, namespace: str, name: str, jobs: list[Obj] | None = None) -> str | None:
+    """The admin password keystone takes now (identity.admin_password_in_use): during a rotation
+    of it, from the cloud's keystone bootstrap Jobs (`jobs`, the cloud's Jobs when listed already)."""
+    credentials = credentials_of(kube.get(SECRET, namespace, credentials_secret_name(name)))
+    if identity.ADMIN_PASSWORD_KEY not in credentials:
         return None
-    password = base64.b64decode(encoded).decode()
+    bootstrap: list[Obj] = []
+    if credentials.live_key(identity.ADMIN_PASSWORD_KEY) != identity.ADMIN_PASSWORD_KEY:
+        selector = ",".join(f"{k}={v}" for k, v in selector_labels(name, "keystone", identity.BOOTSTRAP).items())
+        bootstrap = kube.list(JOB, namespace, selector) if jobs is None else jobs
+    password = identity.admin_password_in_use(credentials, [j for j in bootstrap if _is_bootstrap(j)])
     REDACTOR.remember([password])
     return password
+
+
+def _is_bootstrap(job: Obj) -> bool:
+    labels = job.get("metadata", {}).get("labels") or {}
+    return labels.get(NAME_LABEL) == "keystone" and labels.get(COMPONENT_LABEL) == identity.BOOTSTRAP
 
 
 def target(
@@ -126,10 +135,9 @@ def observe(kube: Kube, cloud: OpenStackCloud, status: Mapping[str, Any], settin
     lists, one get)."""
     name, namespace = cloud.metadata.name, cloud.metadata.namespace
     selector = f"{CLOUD_LABEL}={name}"
+    jobs = kube.list(JOB, namespace, selector)
     problems = workload_problems(
-        kube.list(POD, namespace, selector),
-        kube.list(JOB, namespace, selector),
-        enough_hosts(kube.list(DAEMONSET, namespace, selector)),
+        kube.list(POD, namespace, selector), jobs, enough_hosts(kube.list(DAEMONSET, namespace, selector))
     )
-    password = _admin_password(kube, namespace, name) if settings.openstack else None
+    password = _admin_password(kube, namespace, name, jobs) if settings.openstack else None
     return target(cloud, status, settings, password, problems)
