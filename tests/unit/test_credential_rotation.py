@@ -26,7 +26,7 @@ from stackops.credentials import (
 from stackops.kube.credentials_secret import ROTATION_ANNOTATION, credentials_secret_name
 from stackops.plan import Plan, migrated_keys, plan, required_credentials, rotated_credentials
 from stackops.render.output import to_yaml
-from stackops.services.identity import admin_password_in_use
+from stackops.services.identity import admin_passwords_in_use
 from stackops.services.keystone import CREDENTIAL_KEY_PREFIX
 from tests.conftest import cloud
 from tests.support.passes import SMALL, CloudPasses
@@ -211,8 +211,8 @@ def test_the_admin_and_root_passwords_switch_in_order() -> None:
 
 
 def test_clients_outside_the_rendering_take_the_admin_password_its_last_bootstrap_job_set() -> None:
-    """The operator's own clients and `stackops clouds-yaml` never try a password keystone does not
-    take: the new one only once a bootstrap Job that reads it has succeeded."""
+    """The operator's own clients and `stackops clouds-yaml` take the password keystone takes: the
+    new one once a bootstrap Job that reads it has succeeded; the other one second, during a rotation."""
     c, values = values_of(ROTATED)
     values, state = begin_rotation(values, RotationState(), 1, rotated_credentials(c.spec), migrated_keys(c.spec))
     old, new = values["keystone-admin-password"], values[f"{NEXT_PREFIX}keystone-admin-password"]
@@ -222,16 +222,16 @@ def test_clients_outside_the_rendering_take_the_admin_password_its_last_bootstra
         return {**job, "status": {"succeeded": 1} if succeeded else {"active": 1}}
 
     granting = Credentials(values, rotation=state)
-    assert admin_password_in_use(granting, [bootstrap(state, True)]) == old
+    assert admin_passwords_in_use(granting, [bootstrap(state, True)]) == (old,)
     rolling_state = advance_rotation(state)
     rolling = Credentials(values, rotation=rolling_state)
     done_before = bootstrap(state, True)  # the Job of the phase before, which set the old one
-    assert admin_password_in_use(rolling, [done_before, bootstrap(rolling_state, False)]) == old
-    assert admin_password_in_use(rolling, [done_before, bootstrap(rolling_state, True)]) == new
+    assert admin_passwords_in_use(rolling, [done_before, bootstrap(rolling_state, False)]) == (old, new)
+    assert admin_passwords_in_use(rolling, [done_before, bootstrap(rolling_state, True)]) == (new, old)
     revoking = Credentials(values, rotation=advance_rotation(rolling_state))
-    assert admin_password_in_use(revoking, [bootstrap(rolling_state, True)]) == new
+    assert admin_passwords_in_use(revoking, [bootstrap(rolling_state, True)]) == (new, old)
     promoted, done = promote_rotation(values, advance_rotation(rolling_state), migrated_keys(c.spec))
-    assert admin_password_in_use(Credentials(promoted, rotation=done), []) == new
+    assert admin_passwords_in_use(Credentials(promoted, rotation=done), []) == (new,)
 
 
 def test_only_rolling_rolls_the_pods() -> None:

@@ -11,7 +11,7 @@ from stackops.services.identity import (
     ADMIN_PROJECT,
     ADMIN_USER,
     BOOTSTRAP,
-    admin_password_in_use,
+    admin_passwords_in_use,
 )
 
 
@@ -43,7 +43,7 @@ def clouds_yaml(name: str, auth_url: str, password: str, region: str) -> dict[st
 def read(api: Any, namespace: str, name: str, entry: str | None = None) -> dict[str, Any]:
     """clouds.yaml for the cloud `namespace/name`: its identity endpoint from status, the admin
     password keystone takes from its credentials Secret (during a rotation of it, the one its
-    bootstrap Jobs set: identity.admin_password_in_use), its region from the spec."""
+    bootstrap Jobs set: identity.admin_passwords_in_use), its region from the spec."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
@@ -66,4 +66,4 @@ def read(api: Any, namespace: str, name: str, entry: str | None = None) -> dict[
         jobs = client.BatchV1Api(api).list_namespaced_job(namespace, label_selector=selector)
         bootstrap = [api.sanitize_for_serialization(job) for job in jobs.items]
     spec = parse_cloud({**obj, "status": None}).spec
-    return clouds_yaml(entry or name, auth_url, admin_password_in_use(credentials, bootstrap), spec.region)
+    return clouds_yaml(entry or name, auth_url, admin_passwords_in_use(credentials, bootstrap)[0], spec.region)

@@ -84,7 +84,7 @@ def admin_job(
     """A Job from the stackops image running `stackops job <job> <args>` as keystone's admin;
     `password` is (environment variable, credentials Secret key) of the one password it sets.
     During a rotation of the admin password it logs in with the one keystone's bootstrap Job, in a
-    step before it, set last (admin_password_in_use)."""
+    step before it, set last (admin_passwords_in_use)."""
     secrets: dict[str, tuple[str | None, str]] = {"OS_PASSWORD": (None, ctx.credentials.live_key(ADMIN_PASSWORD_KEY))}
     if password:
         secrets[password[0]] = (None, password[1])
@@ -161,15 +161,16 @@ def registration_resources(ctx: CloudContext, service: Service) -> dict[str, Any
     return services.service("keystone").resources(ctx.spec, REGISTRATION)
 
 
-def admin_password_in_use(credentials: Credentials, bootstrap_jobs: Iterable[Mapping[str, Any]]) -> str:
+def admin_passwords_in_use(credentials: Credentials, bootstrap_jobs: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
     """The admin password keystone takes now, for its clients outside the rendering (the operator's
-    own, `stackops clouds-yaml`). Keystone takes one password per user, and the bootstrap Job sets
-    it: a rotation's new one from the moment the Job that reads it (its Secret key, `next.…`) has
-    succeeded, the one before until then. So a client never tries a password keystone does not
-    take (docs/security.md, "Rotation")."""
+    own, `stackops clouds-yaml`), then, during a rotation of it, the other one. Keystone takes one
+    password per user, and the bootstrap Job sets it: a rotation's new one from the moment the Job
+    that reads it (its Secret key, `next.…`) has succeeded, the one before until then. The other
+    one is for a client that authenticates between the Job's change and its success being seen
+    (docs/security.md, "Rotation")."""
     live = credentials.live_key(ADMIN_PASSWORD_KEY)
     if live == ADMIN_PASSWORD_KEY:
-        return credentials[ADMIN_PASSWORD_KEY]
+        return (credentials[ADMIN_PASSWORD_KEY],)
     set_by = {
         variable["valueFrom"]["secretKeyRef"]["key"]
         for job in bootstrap_jobs
@@ -178,4 +179,5 @@ def admin_password_in_use(credentials: Credentials, bootstrap_jobs: Iterable[Map
         for variable in container.get("env", [])
         if variable["name"] == BOOTSTRAP_PASSWORD_ENV and "secretKeyRef" in variable.get("valueFrom", {})
     }
-    return credentials[ADMIN_PASSWORD_KEY] if live in set_by else credentials.values()[ADMIN_PASSWORD_KEY]
+    new, old = credentials[ADMIN_PASSWORD_KEY], credentials.values()[ADMIN_PASSWORD_KEY]
+    return (new, old) if live in set_by else (old, new)
