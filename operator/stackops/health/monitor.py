@@ -54,10 +54,8 @@ class OpenStackAccess:
             "region_name": self.region,
             "interface": self.interface,
             "api_timeout": self.timeout,
-            "load_yaml_config": False,  # the operator's own environment must not change what it checks
-            "load_envvars": False,
         }
-        if self.fallback_passwords:
+        if self.fallback_passwords:  # a session of its own: no clouds.yaml or environment is read either
             from keystoneauth1 import session
 
             auth = fallback_password_auth(
@@ -71,6 +69,8 @@ class OpenStackAccess:
             project_name=self.project,
             user_domain_name="Default",
             project_domain_name="Default",
+            load_yaml_config=False,  # the operator's own environment must not change what it checks
+            load_envvars=False,
             **settings,
         )
 
