@@ -13,7 +13,8 @@ placement and barbican's RabbitMQ user whose rendered spec changed runs (stackop
 `stackops job`, keystone's credential migration with keystone-manage), and every API whose pod
 template changed rolls, one replica after the other. At the end: no call failed, calls went through
 in every phase, the old database passwords, admin password, keystone account and RabbitMQ user no
-longer work and the new ones do, and a credential stored before the rotation still reads back, encrypted with the new key.
+longer work and the new ones do, and a credential stored before the rotation still reads back,
+encrypted with the new key.
 """
 
 from __future__ import annotations
