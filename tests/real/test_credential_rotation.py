@@ -177,10 +177,12 @@ class Client(threading.Thread):
 
 class OperatorClient(Client):
     """The operator's own client, as a health check makes it (health/cloud.py): the passwords read,
-    a connection made, then calls (openstacksdk lists projects), again and again."""
+    a connection made, then calls (openstacksdk lists projects), again every second (the operator's
+    every 30 s: here often enough to meet every phase, not so often that keystone's one worker per
+    replica, hashing passwords, keeps the other client waiting)."""
 
     def run(self) -> None:
-        while not self.done.is_set():
+        while not self.done.wait(1.0):
             phase = self.phase
             try:
                 passwords = self.passwords()
