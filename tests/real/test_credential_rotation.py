@@ -188,7 +188,8 @@ class OperatorClient(Client):
                 passwords = self.passwords()
                 access = OpenStackAccess(
                     f"{self.keystone}/v3", identity.ADMIN_USER, passwords[0], identity.ADMIN_PROJECT, "RegionOne",
-                    interface="public", fallback_passwords=passwords[1:],
+                    # the other client's timeout: a slow answer on a loaded machine is not what is tested
+                    interface="public", timeout=60, fallback_passwords=passwords[1:],
                 )  # fmt: skip
                 assert identity.ADMIN_PROJECT in {p.name for p in access.connect().identity.projects()}
             except Exception as error:  # every failure, of whatever kind, is the test's finding
