@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite runs for real (MariaDB, RabbitMQ, OVN, BIND 9, LVM and NFS,
+# Installs the Debian packages the test suite runs for real (MariaDB, RabbitMQ, OVN, BIND 9, memcached, LVM and NFS,
 # namespaces, buildah, debootstrap, the real node's containerd, runc and CNI plugins, QEMU and syslinux for
 # the guest), when they are missing.
 set -euo pipefail
@@ -26,6 +26,8 @@ command -v vgcreate >/dev/null 2>&1 || [ -x /usr/sbin/vgcreate ] || missing+=(lv
 command -v exportfs >/dev/null 2>&1 || [ -x /usr/sbin/exportfs ] || missing+=(nfs-kernel-server)
 # RabbitMQ: the tests boot the rendered rabbitmq.conf and run the messaging Jobs against it
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
+# memcached: the horizon test shows the dashboard keeps nothing in the cloud's memcached
+command -v memcached >/dev/null 2>&1 || [ -x /usr/bin/memcached ] || missing+=(memcached)
 # the real node: containerd and runc run its pods, the CNI plugins give them addresses, kube-proxy
 # programs iptables and conntrack, nsenter puts its daemons into the node's network namespace
 command -v containerd >/dev/null 2>&1 || missing+=(containerd)
@@ -57,6 +59,6 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The package starts a system server; stackops tests start their own on loopback.
 $sudo systemctl disable --now mariadb >/dev/null 2>&1 || $sudo service mariadb stop >/dev/null 2>&1 || true
-for unit in ovn-host ovn-central openvswitch-switch rabbitmq-server containerd named nfs-kernel-server rpcbind; do
+for unit in ovn-host ovn-central openvswitch-switch rabbitmq-server containerd named nfs-kernel-server rpcbind memcached; do
     $sudo systemctl disable --now "${unit}" >/dev/null 2>&1 || $sudo service "${unit}" stop >/dev/null 2>&1 || true
 done

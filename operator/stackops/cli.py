@@ -198,18 +198,37 @@ def _job_outcome(job: str, work: Callable[[], list[str]], errors: type[Exception
     return 0
 
 
-def cmd_create_database(args: argparse.Namespace) -> int:
+def _database_job(args: argparse.Namespace) -> tuple[Any, dict[str, str]]:
+    """The administrator a database Job logs in as (jobs.database.Admin), and its settings."""
     # Imported here: PyMySQL is only needed inside the Job.
-    from stackops.jobs.database import Admin, DatabaseJobError, create_databases
+    from stackops.jobs.database import Admin
 
     env = _job_environment("STACKOPS_DB_ADMIN_USER", "STACKOPS_DB_ADMIN_PASSWORD", "STACKOPS_DB_PASSWORD")
-    # the cloud's own MariaDB speaks TLS: the CA its certificate is verified with
+    # given, the server speaks TLS (the cloud's own MariaDB): the CA its certificate is verified with
     ca = _job_file("STACKOPS_DB_CA")
-    admin = Admin(args.host, args.port, env["STACKOPS_DB_ADMIN_USER"], env["STACKOPS_DB_ADMIN_PASSWORD"], ca)
+    return Admin(args.host, args.port, env["STACKOPS_DB_ADMIN_USER"], env["STACKOPS_DB_ADMIN_PASSWORD"], ca), env
+
+
+def cmd_create_database(args: argparse.Namespace) -> int:
+    from stackops.jobs.database import DatabaseJobError, create_databases
+
+    admin, env = _database_job(args)
     old = _job_setting("STACKOPS_DB_OLD_PASSWORD")  # during a credential rotation: accepted too
     return _job_outcome(
         "create-database",
         lambda: create_databases(admin, args.database, args.user, env["STACKOPS_DB_PASSWORD"], old),
+        DatabaseJobError,
+    )
+
+
+def cmd_set_database_password(args: argparse.Namespace) -> int:
+    from stackops.jobs.database import DatabaseJobError, set_password
+
+    admin, env = _database_job(args)
+    old = _job_setting("STACKOPS_DB_OLD_PASSWORD")
+    return _job_outcome(
+        "set-database-password",
+        lambda: set_password(admin, args.user, args.account_host, env["STACKOPS_DB_PASSWORD"], old),
         DatabaseJobError,
     )
 
@@ -651,6 +670,16 @@ def parser() -> argparse.ArgumentParser:
     create_db.add_argument("--database", action="append", required=True)
     create_db.add_argument("--user", required=True)
     create_db.set_defaults(func=cmd_create_database)
+    set_db = jobs.add_parser(
+        "set-database-password",
+        help="set the password of existing database accounts (MariaDB's root during a credential rotation; "
+        "passwords from the environment as for create-database)",
+    )
+    set_db.add_argument("--host", required=True)
+    set_db.add_argument("--port", type=int, default=3306)
+    set_db.add_argument("--user", required=True)
+    set_db.add_argument("--account-host", action="append", required=True, help="'%%' or localhost; repeated")
+    set_db.set_defaults(func=cmd_set_database_password)
     mq = jobs.add_parser(
         "create-messaging-user",
         help="create a RabbitMQ user and vhost (admin and user passwords from the environment)",

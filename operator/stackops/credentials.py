@@ -153,6 +153,12 @@ class Credentials:
         switches and revokes it (the Job makes it work before configs use it)."""
         return f"{NEXT_PREFIX}{key}" if self.rotating(key) else key
 
+    def live_key(self, key: str) -> str:
+        """The Secret key of the value configs use now (what `self[key]` is): the new value's once
+        a rotation has switched to it. For what takes the value from the Secret itself rather than
+        from a rendered config (a Job's or a pod's Secret files and environment)."""
+        return f"{NEXT_PREFIX}{key}" if self.rotation.switched and self.rotating(key) else key
+
     def retiring_key(self, key: str) -> str | None:
         """The Secret key of `key`'s old value while it must keep working (granting, rolling)."""
         phase = self.rotation.phase

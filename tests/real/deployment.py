@@ -110,6 +110,9 @@ class Deployment:
                     "endpoints": {"public": self.urls["placement"], "internal": self.urls["placement"]},
                     "config": {"keystone_authtoken": {"memcached_servers": None}},
                 },
+                # the static files the dashboard collects when it starts, here (the image's
+                # site-packages/static is not writable in the cached virtualenv)
+                "horizon": {"settings": {"STATIC_ROOT": str(root / "horizon" / "static")}},
                 # off by default: on here, neutron publishes its DNS names there
                 "designate": {
                     "enabled": True,

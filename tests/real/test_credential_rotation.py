@@ -2,16 +2,19 @@
 
 Keystone and placement (from PyPI) run two replicas each behind a balancer on their rendered port
 (tests/support/balancer.py: a Service's endpoints), on a MariaDB and a RabbitMQ of this module's own.
-A client thread issues a token at keystone, lists projects with it and lists placement's resource
-providers with it (placement validates the token as its keystone service user) in a loop. The
+A client thread issues a token at keystone as the cloud's admin, lists projects with it and lists
+placement's resource providers with it (placement validates the token as its keystone service user)
+in a loop; a second one is the operator's own client (OpenStackAccess), listing projects. Both take
+the admin password as the operator does: the rotation changes it too, when the bootstrap Job runs. The
 rotation's phases are then taken one after the other as the operator takes them
 (stackops.credentials: begin, advance, promote): in each, the cloud is rendered with the phase's
 credentials and what changed is done as the operator's converge does it: every Job of keystone,
 placement and barbican's RabbitMQ user whose rendered spec changed runs (stackops Jobs with
 `stackops job`, keystone's credential migration with keystone-manage), and every API whose pod
 template changed rolls, one replica after the other. At the end: no call failed, calls went through
-in every phase, the old database passwords, keystone account and RabbitMQ user no longer work and the
-new ones do, and a credential stored before the rotation still reads back, encrypted with the new key.
+in every phase, the old database passwords, admin password, keystone account and RabbitMQ user no
+longer work and the new ones do, and a credential stored before the rotation still reads back,
+encrypted with the new key.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from stackops.credentials import (
     promote_rotation,
 )
 from stackops.devcluster.cluster import free_ports
+from stackops.health.monitor import OpenStackAccess
 from stackops.plan import Plan, migrated_keys, rotated_credentials
 from stackops.services import identity, keystone
 from tests.real import served
@@ -95,32 +99,42 @@ class Replicas:
             stack.close()
 
 
-class Client(threading.Thread):
-    """Calls keystone and placement through their balancers until stopped; counts the calls that
-    went through by phase, and keeps every failure."""
-
-    def __init__(self, deployment: Deployment) -> None:
-        super().__init__(daemon=True)
-        self.keystone, self.placement = deployment.urls["keystone"], deployment.urls["placement"]
-        self.auth = {
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {
-                        "user": {
-                            "name": identity.ADMIN_USER,
-                            "domain": {"id": "default"},
-                            "password": deployment.credentials[identity.ADMIN_PASSWORD_KEY],
-                        }
-                    },
-                },
-                "scope": {"project": {"name": identity.ADMIN_PROJECT, "domain": {"id": "default"}}},
-            }
+def token_request(password: str) -> dict[str, Any]:
+    return {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"name": identity.ADMIN_USER, "domain": {"id": "default"}, "password": password}},
+            },
+            "scope": {"project": {"name": identity.ADMIN_PROJECT, "domain": {"id": "default"}}},
         }
+    }
+
+
+class Client(threading.Thread):
+    """Calls keystone and placement through their balancers until stopped, as the cloud's admin
+    with the password the operator's clients take (identity.admin_passwords_in_use: from the
+    credentials Secret and the keystone bootstrap Jobs that succeeded, `bootstrapped`); counts the
+    calls that went through by phase, and keeps every failure.
+
+    Like keystoneauth, which every OpenStack client authenticates with, it authenticates again when a
+    call meets a revoked token (keystone revokes the admin's tokens when its password changes), and
+    like the operator's client it tries the other password when keystone refuses the first (counted:
+    `refused`, authentication attempts, not calls)."""
+
+    def __init__(self, deployment: Deployment, bootstrapped: list[dict[str, Any]]) -> None:
+        super().__init__(daemon=True)
+        self.deployment, self.bootstrapped = deployment, bootstrapped
+        self.keystone, self.placement = deployment.urls["keystone"], deployment.urls["placement"]
         self.phase = "before"
         self.calls: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()
+        self.reauthenticated: Counter[str] = Counter()
         self.failures: list[str] = []
         self.done = threading.Event()
+
+    def passwords(self) -> tuple[str, ...]:
+        return identity.admin_passwords_in_use(self.deployment.credentials, list(self.bootstrapped))
 
     def call(self, method: str, url: str, expected: int, **kwargs: Any) -> requests.Response:
         response = requests.request(method, url, timeout=60, **kwargs)
@@ -128,24 +142,73 @@ class Client(threading.Thread):
             raise AssertionError(f"{method} {url}: {response.status_code} {response.text[:300]}")
         return response
 
+    def token(self, phase: str) -> dict[str, str]:
+        passwords = self.passwords()
+        for password in passwords:
+            issued = requests.post(f"{self.keystone}/v3/auth/tokens", json=token_request(password), timeout=60)
+            if issued.status_code == 201:
+                return {"X-Auth-Token": issued.headers["X-Subject-Token"]}
+            if issued.status_code != 401 or password == passwords[-1]:
+                raise AssertionError(f"token: {issued.status_code} {issued.text[:300]}")
+            self.refused[phase] += 1
+        raise AssertionError("no password")
+
+    def authenticated(self, phase: str, method: str, url: str, expected: int, headers: dict[str, str]) -> None:
+        response = requests.request(method, url, timeout=60, headers=headers)
+        if response.status_code == 401:  # a token revoked since: authenticate again, once
+            self.reauthenticated[phase] += 1
+            headers.update(self.token(phase))
+            response = requests.request(method, url, timeout=60, headers=headers)
+        if response.status_code != expected:
+            raise AssertionError(f"{method} {url}: {response.status_code} {response.text[:300]}")
+
     def run(self) -> None:
         while not self.done.is_set():
             phase = self.phase
             try:
-                issued = self.call("POST", f"{self.keystone}/v3/auth/tokens", 201, json=self.auth)
-                headers = {"X-Auth-Token": issued.headers["X-Subject-Token"]}
-                self.call("GET", f"{self.keystone}/v3/projects", 200, headers=headers)
-                self.call("GET", f"{self.placement}/resource_providers", 200, headers=headers)
+                headers = self.token(phase)
+                self.authenticated(phase, "GET", f"{self.keystone}/v3/projects", 200, headers)
+                self.authenticated(phase, "GET", f"{self.placement}/resource_providers", 200, headers)
             except (requests.RequestException, AssertionError, KeyError) as error:
                 self.failures.append(f"{phase}: {error}")
             else:
                 self.calls[phase] += 1
 
 
-def converge(deployment: Deployment, before: Plan, apis: dict[str, Replicas], bins: dict[str, Path]) -> list[str]:
+class OperatorClient(Client):
+    """The operator's own client, as a health check makes it (health/cloud.py): the passwords read,
+    a connection made, then calls (openstacksdk lists projects), again every second (the operator's
+    every 30 s: here often enough to meet every phase, not so often that keystone's one worker per
+    replica, hashing passwords, keeps the other client waiting)."""
+
+    def run(self) -> None:
+        while not self.done.wait(1.0):
+            phase = self.phase
+            try:
+                passwords = self.passwords()
+                access = OpenStackAccess(
+                    f"{self.keystone}/v3", identity.ADMIN_USER, passwords[0], identity.ADMIN_PROJECT, "RegionOne",
+                    # the other client's timeout: a slow answer on a loaded machine is not what is tested
+                    interface="public", timeout=60, fallback_passwords=passwords[1:],
+                )  # fmt: skip
+                assert identity.ADMIN_PROJECT in {p.name for p in access.connect().identity.projects()}
+            except Exception as error:  # every failure, of whatever kind, is the test's finding
+                self.failures.append(f"{phase}: {type(error).__name__}: {error}")
+            else:
+                self.calls[phase] += 1
+
+
+def converge(
+    deployment: Deployment,
+    before: Plan,
+    apis: dict[str, Replicas],
+    bins: dict[str, Path],
+    bootstrapped: list[dict[str, Any]],
+) -> list[str]:
     """What the operator's converge does with deployment.plan after `before`, for this test's
     services, in plan order: a Job whose rendered spec changed (its name is its spec's hash) runs,
-    an API whose pod template changed rolls. Returns what was done."""
+    an API whose pod template changed rolls. keystone's bootstrap Jobs, once done, are added to
+    `bootstrapped` as succeeded (what the Job controller reports). Returns what was done."""
     jobs_before = {o["metadata"]["name"] for o in before.objects() if o["kind"] == "Job"}
     templates_before = {
         o["metadata"]["name"]: o["spec"]["template"] for o in before.objects() if o["kind"] == "Deployment"
@@ -165,6 +228,8 @@ def converge(deployment: Deployment, before: Plan, apis: dict[str, Replicas], bi
                 else:
                     result = deployment.kolla_job(step.service, component, bins[step.service])
                 assert result.returncode == 0, f"{step.service} {component}: {result.stderr[-3000:]}"
+                if (step.service, component) == ("keystone", identity.BOOTSTRAP):
+                    bootstrapped.append({**obj, "status": {"succeeded": 1}})
                 done.append(f"{step.service} {component}")
             elif obj["kind"] == "Deployment" and step.service in apis and component == "api":
                 rolls = obj["spec"]["template"] != templates_before.get(obj["metadata"]["name"])
@@ -253,9 +318,11 @@ def test_rotation_keeps_every_call_working_and_retires_the_old_credentials(
             type="ec2", blob=blob, user_id=admin.current_user_id, project_id=admin.current_project_id
         )
 
-        client = Client(deployment)
-        client.start()
-        stack.callback(client.done.set)
+        bootstrapped: list[dict[str, Any]] = []
+        client, operator = Client(deployment, bootstrapped), OperatorClient(deployment, bootstrapped)
+        for thread in (client, operator):
+            thread.start()
+            stack.callback(thread.done.set)
         state = RotationState()
         values, state = begin_rotation(
             old.values(), state, 1, rotated_credentials(deployment.cloud.spec), migrated_keys(deployment.cloud.spec)
@@ -263,9 +330,9 @@ def test_rotation_keeps_every_call_working_and_retires_the_old_credentials(
         done: dict[str, list[str]] = {}
         while True:
             before = deployment.plan
-            client.phase = state.phase.value if state.phase else "Done"
+            client.phase = operator.phase = state.phase.value if state.phase else "Done"
             deployment.use_credentials(Credentials(values, rotation=state))
-            done[client.phase] = converge(deployment, before, apis, bins)
+            done[client.phase] = converge(deployment, before, apis, bins, bootstrapped)
             # calls through in this phase before the next one begins
             seen = client.calls[client.phase]
             while client.calls[client.phase] < seen + 3 and not client.failures and client.is_alive():
@@ -276,11 +343,16 @@ def test_rotation_keeps_every_call_working_and_retires_the_old_credentials(
                 values, state = promote_rotation(values, state, migrated_keys(deployment.cloud.spec))
             else:
                 state = advance_rotation(state)
-        client.done.set()
-        client.join()
+        for thread in (client, operator):
+            thread.done.set()
+            thread.join()
 
         print(f"calls through, by phase: {dict(client.calls)}")
-        assert client.failures == []
+        print(f"admin password refused at authentication (then the other taken): {dict(client.refused)}")
+        print(f"authenticated again after a revoked token: {dict(client.reauthenticated)}")
+        print(f"the operator's client, calls through by phase: {dict(operator.calls)}")
+        assert client.failures == [] and operator.failures == []
+        assert sum(operator.calls.values()) >= 3
         assert {"Granting", "Rolling", "Revoking", "Done"} <= set(client.calls)
         # what each phase did, as the operator would: grant the new credentials, roll to them
         # (the Kolla Jobs carry the config's hash, so they run again with it), revoke the old
@@ -291,17 +363,21 @@ def test_rotation_keeps_every_call_working_and_retires_the_old_credentials(
         assert sorted(done["Rolling"]) == sorted(
             [
                 "keystone db-sync",
-                "keystone bootstrap",
+                "keystone bootstrap",  # the admin's new password
                 "keystone rolled",
                 "placement db-sync",
                 "placement rolled",
                 "nova api-db-sync",
                 "nova cell-setup",
                 "nova db-sync",
+                # as the admin with its new password, after the bootstrap Job: nothing else to do
+                "placement registration",
+                "nova registration",
             ]
         )
         assert sorted(done["Revoking"]) == sorted([*jobs, "keystone credential-migrate"])
-        assert sorted(done["Done"]) == sorted(jobs)  # no roll: the pods run with the promoted values
+        # no roll: the pods run with the promoted values; the Jobs name the promoted keys
+        assert sorted(done["Done"]) == sorted([*jobs, "keystone bootstrap"])
 
         new = deployment.credentials
         for service in ("keystone", "placement"):
@@ -309,6 +385,15 @@ def test_rotation_keeps_every_call_working_and_retires_the_old_credentials(
             assert old[key] != new[key]
             assert database_login(database, service, old[key]) == 1045
             assert database_login(database, service, new[key]) is None
+        key = identity.ADMIN_PASSWORD_KEY  # one account, its password changed
+        assert keystone_login(deployment, identity.ADMIN_USER, old[key]) == 401
+        assert keystone_login(deployment, identity.ADMIN_USER, new[key]) == 201
+        # the operator's client given the refused one first goes on with the other
+        access = OpenStackAccess(
+            f"{deployment.urls['keystone']}/v3", identity.ADMIN_USER, old[key], identity.ADMIN_PROJECT, "RegionOne",
+            interface="public", fallback_passwords=(new[key],),
+        )  # fmt: skip
+        assert identity.ADMIN_PROJECT in {p.name for p in access.connect().identity.projects()}
         key = "placement-keystone-password"
         assert keystone_login(deployment, "placement", old[key]) == 401  # the old account is gone
         assert keystone_login(deployment, "placement-b", new[key]) == 201

@@ -89,9 +89,12 @@ def secret_files(pod: dict[str, Any], container_name: str | None = None) -> dict
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     files: dict[str, dict[str, str]] = {}
     for mount in container.get("volumeMounts", []):
-        for source in volumes[mount["name"]].get("projected", {}).get("sources", []):
+        for source in volumes.get(mount["name"], {}).get("projected", {}).get("sources", []):
             for item in source["secret"]["items"]:
-                files[f"{mount['mountPath']}/{item['path']}"] = {"name": source["secret"]["name"], "key": item["key"]}
+                ref = {"name": source["secret"]["name"], "key": item["key"]}
+                files[f"{mount['mountPath']}/{item['path']}"] = ref | (
+                    {"optional": "true"} if source["secret"].get("optional") else {}
+                )
     named = {v["name"].removesuffix("_FILE"): v["value"] for v in container["env"] if v["name"].endswith("_FILE")}
     return {name: files[path] for name, path in named.items()}
 
@@ -105,7 +108,10 @@ def job_env(
     env = container_env(container_of(pod, container_name), secrets)
     root.mkdir(parents=True, exist_ok=True)
     for name, ref in secret_files(pod, container_name).items():
-        (root / name).write_text(secrets[ref["name"]][ref["key"]])
+        value = secrets[ref["name"]].get(ref["key"])
+        (root / name).unlink(missing_ok=True)
+        if value is not None or not ref.get("optional"):  # an optional key missing: no file, as the kubelet does
+            (root / name).write_text(secrets[ref["name"]][ref["key"]])
         env[f"{name}_FILE"] = str(root / name)
     return env
 

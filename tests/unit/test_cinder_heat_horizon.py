@@ -259,10 +259,17 @@ def test_create_domain_admin_without_its_environment_is_a_usage_error() -> None:
 # horizon
 
 
+# the one statement before the settings: Django's MySQL backend through PyMySQL
+DRIVER_PRELUDE = ["import pymysql", "pymysql.install_as_MySQLdb()"]
+
+
 def settings_of(text: str) -> dict[str, Any]:
-    """local_settings.py read as data: it must be assignments of literals and nothing else."""
+    """local_settings.py read as data: after the driver's prelude, it must be assignments of
+    literals and nothing else."""
     values: dict[str, Any] = {}
-    for node in ast.parse(text).body:
+    body = ast.parse(text).body
+    assert [ast.unparse(node) for node in body[: len(DRIVER_PRELUDE)]] == DRIVER_PRELUDE
+    for node in body[len(DRIVER_PRELUDE) :]:
         assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.dump(node)
         target = node.targets[0]
         assert isinstance(target, ast.Name)
@@ -277,8 +284,18 @@ def local_settings(spec: dict[str, Any]) -> str:
 def test_horizon_settings_override_the_defaults_and_add_to_them() -> None:
     default = settings_of(local_settings({}))
     assert default["OPENSTACK_KEYSTONE_URL"] == "http://demo-keystone-api.openstack.svc:5000/v3"
-    assert default["SESSION_ENGINE"] == "django.contrib.sessions.backends.cache"
-    assert default["CACHES"]["default"]["LOCATION"] == ["demo-memcached-0.demo-memcached.openstack.svc:11211"]
+    # sessions in horizon's own database, as its account; nothing in memcached
+    assert default["SESSION_ENGINE"] == "django.contrib.sessions.backends.db"
+    assert default["DATABASES"]["default"] == {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": "horizon",
+        "USER": "horizon",
+        "PASSWORD": "PLACEHOLDER-horizon-database-password",
+        "HOST": "demo-mariadb.openstack.svc",
+        "PORT": 3306,
+    }
+    assert default["CACHES"] == {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert "demo-memcached" not in local_settings({})
     assert default["SECRET_KEY"] == "PLACEHOLDER-horizon-secret-key"
     custom = settings_of(
         local_settings({"services": {"horizon": {"settings": {"DEBUG": True, "SESSION_TIMEOUT": 600}}}})
@@ -311,6 +328,32 @@ def test_horizon_public_endpoint_and_secure_cookies_behind_tls() -> None:
     assert settings["SECURE_PROXY_SSL_HEADER"] == ("HTTP_X_FORWARDED_PROTO", "https")
     assert settings["SESSION_COOKIE_SECURE"] is True
     assert "CSRF_TRUSTED_ORIGINS" not in settings_of(local_settings({}))
+
+
+def test_horizon_creates_its_database_and_session_table_before_the_dashboard_starts() -> None:
+    result = plan(cloud())
+    steps = [s.name for s in result.steps if s.service == "horizon"]
+    assert steps == [
+        "horizon-network-policy",
+        "horizon-config",
+        "horizon-database",
+        "horizon-db-sync",
+        "horizon-dashboard",
+    ]
+    database = container(find(result, "Job", "horizon", "database"))
+    assert "--database=horizon" in database["args"] and "--user=horizon" in database["args"]
+    sync = find(result, "Job", "horizon", "db-sync")
+    assert config_json(result, sync)["command"] == (
+        "django-admin migrate sessions --noinput --settings openstack_dashboard.settings"
+    )
+    # the Job migrates and ends: the dashboard's start step (collecting static files) is not its
+    assert {"name": "KOLLA_SKIP_EXTEND_START", "value": "true"} in container(sync)["env"]
+    # with the dashboard's own settings: the same file of the same config Secret
+    dashboard = find(result, "Deployment", "horizon", "dashboard")
+    assert (
+        sync["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"]
+        == (dashboard["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"])
+    )
 
 
 def test_horizon_is_one_probed_deployment_with_a_disruption_budget() -> None:

@@ -25,6 +25,7 @@ from stackops.credentials import (
 from stackops.kube.credentials_secret import ROTATION_ANNOTATION, credentials_secret_name
 from stackops.plan import Plan, migrated_keys, plan, rotated_credentials
 from stackops.render.output import to_yaml
+from stackops.services.identity import admin_passwords_in_use
 from stackops.services.keystone import CREDENTIAL_KEY_PREFIX
 from tests.conftest import cloud
 from tests.support.passes import SMALL, CloudPasses
@@ -73,7 +74,9 @@ def test_a_rotation_adds_new_values_beside_the_live_ones_and_promotes_them_at_it
     keys = {spec.key for spec in rotated}
     assert "nova-messaging-password" in keys and "placement-database-password" in keys
     assert "heat-keystone-password" not in keys  # heat's user stays: trusts name it
-    assert "keystone-admin-password" not in keys and "mariadb-root-password" not in keys
+    assert "keystone-admin-password" in keys and "mariadb-root-password" in keys  # the admin's, root's
+    assert "horizon-database-password" in keys
+    assert "rabbitmq-admin-password" not in keys and "heat-domain-admin-password" not in keys
     begun, state = begin_rotation(values, RotationState(), 1, rotated, migrated_keys(c.spec))
     assert state == RotationState(1, GRANTING)
     assert {k for k in begun if k.startswith(NEXT_PREFIX)} == {f"{NEXT_PREFIX}{k}" for k in keys}
@@ -162,6 +165,74 @@ def test_each_phase_renders_what_it_grants_uses_and_revokes() -> None:
     assert migrate["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"] == "demo-keystone-rotation-config"
 
 
+def bootstrap_key(job: dict[str, Any]) -> str:
+    """The credentials Secret key keystone's bootstrap Job takes the admin password from."""
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    key: str = next(v for v in env if v["name"] == "OS_BOOTSTRAP_PASSWORD")["valueFrom"]["secretKeyRef"]["key"]
+    return key
+
+
+def test_the_admin_and_root_passwords_switch_in_order() -> None:
+    rendered = phases(ROTATED)
+    admin, new_admin = "keystone-admin-password", f"{NEXT_PREFIX}keystone-admin-password"
+    # keystone takes one password per user: the bootstrap Job sets the new one when configs switch,
+    # and the Jobs after it in the plan log in with it from then on
+    bootstrap = {name: bootstrap_key(find(p, "Job", "keystone", "bootstrap")) for name, p in rendered.items()}
+    expected = {"before": admin, "Granting": admin, "Rolling": new_admin, "Revoking": new_admin, "after": admin}
+    assert bootstrap == expected
+    registration = {name: env_keys(find(p, "Job", "nova", "registration")) for name, p in rendered.items()}
+    assert {name: e["OS_PASSWORD"] for name, e in registration.items()} == expected
+    # root: one account, both passwords accepted until nothing uses the old one, as a service's
+    root, new_root = "mariadb-root-password", f"{NEXT_PREFIX}mariadb-root-password"
+    jobs = {name: [o for o in p.objects() if o["metadata"]["name"].startswith("demo-mariadb-root-password")]
+            for name, p in rendered.items()}  # fmt: skip
+    assert [name for name, found in jobs.items() if found] == ["Granting", "Rolling", "Revoking"]
+    keys = {name: env_keys(found[0]) for name, found in jobs.items() if found}
+    assert {name: (e["STACKOPS_DB_ADMIN_PASSWORD"], e["STACKOPS_DB_PASSWORD"], e.get("STACKOPS_DB_OLD_PASSWORD"))
+            for name, e in keys.items()} == {
+        "Granting": (root, new_root, root),  # logs in with the old, has root accept both
+        "Rolling": (new_root, new_root, root),
+        "Revoking": (new_root, new_root, None),  # the new one alone
+    }  # fmt: skip
+    assert args(jobs["Granting"][0])[-3:] == ["--user=root", "--account-host=%", "--account-host=localhost"]
+    database = {name: env_keys(find(p, "Job", "nova", "database")) for name, p in rendered.items()}
+    assert {name: e["STACKOPS_DB_ADMIN_PASSWORD"] for name, e in database.items()} == {
+        "before": root, "Granting": root, "Rolling": new_root, "Revoking": new_root, "after": root,
+    }  # fmt: skip
+    # the server reads both files, the new one only while it is there: its pod never rolls for it
+    server = find(rendered["before"], "StatefulSet", "mariadb", "server")["spec"]["template"]["spec"]
+    assert secret_files(server) == {
+        "DB_ROOT_PASSWORD": {"name": "demo-credentials", "key": root},
+        "DB_ROOT_PASSWORD_NEXT": {"name": "demo-credentials", "key": new_root, "optional": "true"},
+    }
+    servers = [find(p, "StatefulSet", "mariadb", "server") for p in rendered.values()]
+    assert all(s == servers[0] for s in servers)
+
+
+def test_clients_outside_the_rendering_take_the_admin_password_its_last_bootstrap_job_set() -> None:
+    """The operator's own clients and `stackops clouds-yaml` take the password keystone takes: the
+    new one once a bootstrap Job that reads it has succeeded; the other one second, during a rotation."""
+    c, values = values_of(ROTATED)
+    values, state = begin_rotation(values, RotationState(), 1, rotated_credentials(c.spec), migrated_keys(c.spec))
+    old, new = values["keystone-admin-password"], values[f"{NEXT_PREFIX}keystone-admin-password"]
+
+    def bootstrap(state: RotationState, succeeded: bool) -> dict[str, Any]:
+        job = find(plan(c, Credentials(values, rotation=state)), "Job", "keystone", "bootstrap")
+        return {**job, "status": {"succeeded": 1} if succeeded else {"active": 1}}
+
+    granting = Credentials(values, rotation=state)
+    assert admin_passwords_in_use(granting, [bootstrap(state, True)]) == (old,)
+    rolling_state = advance_rotation(state)
+    rolling = Credentials(values, rotation=rolling_state)
+    done_before = bootstrap(state, True)  # the Job of the phase before, which set the old one
+    assert admin_passwords_in_use(rolling, [done_before, bootstrap(rolling_state, False)]) == (old, new)
+    assert admin_passwords_in_use(rolling, [done_before, bootstrap(rolling_state, True)]) == (new, old)
+    revoking = Credentials(values, rotation=advance_rotation(rolling_state))
+    assert admin_passwords_in_use(revoking, [bootstrap(rolling_state, True)]) == (new, old)
+    promoted, done = promote_rotation(values, advance_rotation(rolling_state), migrated_keys(c.spec))
+    assert admin_passwords_in_use(Credentials(promoted, rotation=done), []) == (new,)
+
+
 def test_only_rolling_rolls_the_pods() -> None:
     """The workloads' pod templates change once, when the configs switch; revoking and the
     promotion render the same configs (the Jobs change: they name the keys they set)."""
@@ -222,7 +293,9 @@ def test_the_operator_takes_a_rotation_from_the_spec_to_its_end() -> None:
     after = decoded(c)
     assert not any(k.startswith(NEXT_PREFIX) for k in after)
     assert after["placement-database-password"] != before["placement-database-password"]
-    assert after["keystone-admin-password"] == before["keystone-admin-password"]
+    assert after["keystone-admin-password"] != before["keystone-admin-password"]
+    assert after["mariadb-root-password"] != before["mariadb-root-password"]
+    assert after["rabbitmq-admin-password"] == before["rabbitmq-admin-password"]
     # no credential in the status
     assert not any(v in str(c.status) for v in after.values())
     c.kube.settle()

@@ -121,8 +121,9 @@ def test_a_restore_stops_the_services_that_use_the_databases_then_restores_last(
         if o["kind"] in ("Deployment", "StatefulSet")
     }
     assert replicas[("keystone", "demo-keystone-api")] == 0 and replicas[("nova", "demo-nova-conductor")] == 0
+    assert replicas[("horizon", "demo-horizon-dashboard")] == 0  # its sessions are in MariaDB too
     # the database itself, what does not use it, and the host agents (guests keep running) stay
-    assert replicas[("mariadb", "demo-mariadb")] == 1 and replicas[("horizon", "demo-horizon-dashboard")] == 1
+    assert replicas[("mariadb", "demo-mariadb")] == 1 and replicas[("memcached", "demo-memcached")] == 1
     assert replicas[("neutron", "demo-ovn-nb")] == 1
     running = plan(cloud(spec({"backup": {"enabled": True}})))
     assert find(rendered, "DaemonSet", "nova", "compute") == find(running, "DaemonSet", "nova", "compute")

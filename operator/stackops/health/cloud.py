@@ -10,7 +10,6 @@ public endpoints.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,12 +19,12 @@ from stackops.api.models import OpenStackCloud
 from stackops.credentials import Credentials
 from stackops.health.monitor import OpenStackAccess, Target
 from stackops.health.workloads import enough_hosts, workload_problems
-from stackops.kube.client import Kube
-from stackops.kube.credentials_secret import SECRET, credentials_secret_name
+from stackops.kube.client import Kube, Obj
+from stackops.kube.credentials_secret import SECRET, credentials_of, credentials_secret_name
 from stackops.kube.kinds import MANAGED_KINDS, POD
 from stackops.logs import REDACTOR
 from stackops.plan import enabled_services
-from stackops.render.naming import CLOUD_LABEL
+from stackops.render.naming import CLOUD_LABEL, COMPONENT_LABEL, NAME_LABEL, selector_labels
 from stackops.services import identity
 from stackops.services.base import CloudContext
 
@@ -63,39 +62,51 @@ def keystone_urls(values: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def _admin_password(kube: Kube, namespace: str, name: str) -> str | None:
-    secret = kube.get(SECRET, namespace, credentials_secret_name(name))
-    encoded = ((secret or {}).get("data") or {}).get(identity.ADMIN_PASSWORD_KEY)
-    if not encoded:
-        return None
-    password = base64.b64decode(encoded).decode()
-    REDACTOR.remember([password])
-    return password
+def _admin_passwords(kube: Kube, namespace: str, name: str, jobs: list[Obj] | None = None) -> tuple[str, ...]:
+    """The admin password keystone takes now, and during a rotation of it the other one
+    (identity.admin_passwords_in_use, from the cloud's keystone bootstrap Jobs: `jobs`, the cloud's
+    Jobs when listed already); none before the credentials Secret has it."""
+    credentials = credentials_of(kube.get(SECRET, namespace, credentials_secret_name(name)))
+    if identity.ADMIN_PASSWORD_KEY not in credentials:
+        return ()
+    bootstrap: list[Obj] = []
+    if credentials.live_key(identity.ADMIN_PASSWORD_KEY) != identity.ADMIN_PASSWORD_KEY:
+        selector = ",".join(f"{k}={v}" for k, v in selector_labels(name, "keystone", identity.BOOTSTRAP).items())
+        bootstrap = kube.list(JOB, namespace, selector) if jobs is None else jobs
+    passwords = identity.admin_passwords_in_use(credentials, [j for j in bootstrap if _is_bootstrap(j)])
+    REDACTOR.remember(list(passwords))
+    return passwords
+
+
+def _is_bootstrap(job: Obj) -> bool:
+    labels = job.get("metadata", {}).get("labels") or {}
+    return labels.get(NAME_LABEL) == "keystone" and labels.get(COMPONENT_LABEL) == identity.BOOTSTRAP
 
 
 def target(
     cloud: OpenStackCloud,
     status: Mapping[str, Any],
     settings: HealthSettings,
-    admin_password: str | None,
+    admin_passwords: tuple[str, ...],
     workloads: Mapping[str, list[str]] | None,
 ) -> Target:
     """What to check of `cloud` now; OpenStack checks only for services its status says are deployed."""
     name, namespace = cloud.metadata.name, cloud.metadata.namespace
     services = enabled_services(cloud.spec)
     deployed = frozenset(s for s, entry in (status.get("services") or {}).items() if entry.get("phase") == "Ready")
-    values = {identity.ADMIN_PASSWORD_KEY: admin_password} if admin_password else {}
+    values = {identity.ADMIN_PASSWORD_KEY: admin_passwords[0]} if admin_passwords else {}
     ctx = CloudContext(name, namespace, cloud.spec, Credentials(values))
     access, unchecked = None, ""
     if not settings.openstack:
         unchecked = "OpenStack checks are switched off"
-    elif admin_password is None:
+    elif not admin_passwords:
         unchecked = "no admin password in the credentials Secret yet"
     else:
         access = OpenStackAccess(
             auth_url=settings.keystone_url(namespace, name) or identity.auth_url(ctx, settings.interface),
             username=identity.ADMIN_USER,
-            password=admin_password,
+            password=admin_passwords[0],
+            fallback_passwords=admin_passwords[1:],
             project=identity.ADMIN_PROJECT,
             region=cloud.spec.region,
             interface=settings.interface,
@@ -117,8 +128,8 @@ def openstack_access(kube: Kube, cloud: OpenStackCloud, settings: HealthSettings
     """How the operator reaches the cloud's APIs as its admin (as the health checks do); None when
     it cannot (OpenStack checks off, no admin password yet)."""
     name, namespace = cloud.metadata.name, cloud.metadata.namespace
-    password = _admin_password(kube, namespace, name) if settings.openstack else None
-    return target(cloud, {}, settings, password, None).access
+    passwords = _admin_passwords(kube, namespace, name) if settings.openstack else ()
+    return target(cloud, {}, settings, passwords, None).access
 
 
 def observe(kube: Kube, cloud: OpenStackCloud, status: Mapping[str, Any], settings: HealthSettings) -> Target:
@@ -126,10 +137,9 @@ def observe(kube: Kube, cloud: OpenStackCloud, status: Mapping[str, Any], settin
     lists, one get)."""
     name, namespace = cloud.metadata.name, cloud.metadata.namespace
     selector = f"{CLOUD_LABEL}={name}"
+    jobs = kube.list(JOB, namespace, selector)
     problems = workload_problems(
-        kube.list(POD, namespace, selector),
-        kube.list(JOB, namespace, selector),
-        enough_hosts(kube.list(DAEMONSET, namespace, selector)),
+        kube.list(POD, namespace, selector), jobs, enough_hosts(kube.list(DAEMONSET, namespace, selector))
     )
-    password = _admin_password(kube, namespace, name) if settings.openstack else None
-    return target(cloud, status, settings, password, problems)
+    passwords = _admin_passwords(kube, namespace, name, jobs) if settings.openstack else ()
+    return target(cloud, status, settings, passwords, problems)

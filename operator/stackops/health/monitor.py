@@ -43,10 +43,25 @@ class OpenStackAccess:
     region: str
     interface: str = "internal"
     timeout: float = 10.0
+    # during a rotation of the admin password, the other one: tried when keystone refuses `password`
+    # (the seconds between the bootstrap Job's change and its success being seen)
+    fallback_passwords: tuple[str, ...] = field(default=(), repr=False)
 
     def connect(self) -> Any:
         import openstack  # only the operator's health checks need it loaded
 
+        settings: dict[str, Any] = {
+            "region_name": self.region,
+            "interface": self.interface,
+            "api_timeout": self.timeout,
+        }
+        if self.fallback_passwords:  # a session of its own: no clouds.yaml or environment is read either
+            from keystoneauth1 import session
+
+            auth = fallback_password_auth(
+                self.auth_url, self.username, self.password, self.project, self.fallback_passwords
+            )
+            return openstack.connection.Connection(session=session.Session(auth=auth), **settings)
         return openstack.connect(
             auth_url=self.auth_url,
             username=self.username,
@@ -54,12 +69,36 @@ class OpenStackAccess:
             project_name=self.project,
             user_domain_name="Default",
             project_domain_name="Default",
-            region_name=self.region,
-            interface=self.interface,
-            api_timeout=self.timeout,
             load_yaml_config=False,  # the operator's own environment must not change what it checks
             load_envvars=False,
+            **settings,
         )
+
+
+def fallback_password_auth(
+    auth_url: str, username: str, password: str, project: str, fallbacks: tuple[str, ...]
+) -> Any:
+    """keystoneauth's password plugin that, when keystone refuses the password, authenticates with
+    each of `fallbacks` in turn. keystoneauth authenticates again when a call meets a revoked token
+    (a password change revokes the user's tokens), so calls go on with whichever keystone takes."""
+    from keystoneauth1 import exceptions
+    from keystoneauth1.identity import v3
+
+    class _FallbackPassword(v3.Password):
+        def get_auth_ref(self, session: Any, **kwargs: Any) -> Any:
+            for candidate in (password, *fallbacks):
+                self.auth_methods[0].password = candidate  # type: ignore[attr-defined]
+                try:
+                    return super().get_auth_ref(session, **kwargs)
+                except exceptions.Unauthorized:
+                    if candidate == (password, *fallbacks)[-1]:
+                        raise
+            raise AssertionError("unreachable")
+
+    return _FallbackPassword(
+        auth_url=auth_url, username=username, password=password, project_name=project,
+        user_domain_name="Default", project_domain_name="Default",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,13 @@ import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pymysql
 
 IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+# the hosts of the accounts the Jobs manage: services' from anywhere, root's also from the socket
+ACCOUNT_HOSTS = ("%", "localhost")
 
 
 class DatabaseJobError(Exception):
@@ -88,17 +91,52 @@ def create_databases(
             if not row or row[0] == 0:
                 changed.append(f"user {user} created")
             cursor.execute(f"CREATE USER IF NOT EXISTS {quoted_user}@'%%' IDENTIFIED BY %s", (password,))
-            if old_password is None:
-                cursor.execute(f"ALTER USER {quoted_user}@'%%' IDENTIFIED BY %s", (password,))
-            else:
-                cursor.execute(
-                    f"ALTER USER {quoted_user}@'%%' IDENTIFIED VIA mysql_native_password USING PASSWORD(%s)"
-                    " OR mysql_native_password USING PASSWORD(%s)",
-                    (password, old_password),
-                )
-                changed.append(f"user {user} accepts its old password beside the new one")
+            changed += _identify(cursor, user, "%", password, old_password)
             for quoted in quoted_dbs:
                 cursor.execute(f"GRANT ALL PRIVILEGES ON {quoted}.* TO {quoted_user}@'%'")
+        connection.commit()
+    finally:
+        connection.close()
+    return changed
+
+
+def _identify(cursor: Any, user: str, host: str, password: str, old_password: str | None) -> list[str]:
+    """Make `user`@`host` accept `password`, and `old_password` too when given (a rotation's)."""
+    account = f"{_identifier('user', user)}@{_host(host)}"
+    if old_password is None:
+        cursor.execute(f"ALTER USER {account} IDENTIFIED BY %s", (password,))
+        return []
+    cursor.execute(
+        f"ALTER USER {account} IDENTIFIED VIA mysql_native_password USING PASSWORD(%s)"
+        " OR mysql_native_password USING PASSWORD(%s)",
+        (password, old_password),
+    )
+    return [f"user {user}@{host} accepts its old password beside the new one"]
+
+
+def _host(host: str) -> str:
+    # '%' doubled: the statement goes through PyMySQL's parameter formatting
+    if host not in ACCOUNT_HOSTS:
+        raise DatabaseJobError(f"account host {host!r} must be one of {', '.join(ACCOUNT_HOSTS)}")
+    return "'%%'" if host == "%" else f"'{host}'"
+
+
+def set_password(
+    admin: Admin, user: str, hosts: Sequence[str], password: str, old_password: str | None = None
+) -> list[str]:
+    """Set the password of existing accounts `user`@each of `hosts` (MariaDB's root: '%' and
+    localhost), with `old_password` accepted too when given; returns what changed. Logs in as the
+    admin, which may be one of these accounts: the server keeps the session it authenticated."""
+    if not hosts:
+        raise DatabaseJobError("at least one account host is needed")
+    connection = connect(admin)
+    changed = []
+    try:
+        with connection.cursor() as cursor:
+            for host in hosts:
+                changed += _identify(cursor, user, host, password, old_password)
+            if old_password is None:
+                changed += [f"user {user}@{host} accepts only its password" for host in hosts]
         connection.commit()
     finally:
         connection.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -51,6 +51,14 @@ def _decode(data: dict[str, str] | None) -> dict[str, str]:
 
 def _encode(values: dict[str, str]) -> dict[str, str]:
     return {k: base64.b64encode(v.encode()).decode() for k, v in sorted(values.items())}
+
+
+def credentials_of(secret: Mapping[str, Any] | None) -> Credentials:
+    """The credentials Secret (as the API gives it) as rendering sees it: its values and the state
+    of its rotation."""
+    annotations = ((secret or {}).get("metadata") or {}).get("annotations") or {}
+    values = _decode((secret or {}).get("data"))
+    return Credentials(values, rotation=RotationState.parse(annotations.get(ROTATION_ANNOTATION)))
 
 
 def _due(annotation: str | None, rotation: KeyRotation, now: datetime.datetime) -> bool | None:

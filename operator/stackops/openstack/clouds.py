@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from stackops.api.models import GROUP, PLURAL, VERSION
-from stackops.services.identity import ADMIN_PASSWORD_KEY, ADMIN_PROJECT, ADMIN_USER
+from stackops.render.naming import selector_labels
+from stackops.services.identity import (
+    ADMIN_PASSWORD_KEY,
+    ADMIN_PROJECT,
+    ADMIN_USER,
+    BOOTSTRAP,
+    admin_passwords_in_use,
+)
 
 
 class CloudNotReachable(Exception):
@@ -36,12 +42,13 @@ def clouds_yaml(name: str, auth_url: str, password: str, region: str) -> dict[st
 
 def read(api: Any, namespace: str, name: str, entry: str | None = None) -> dict[str, Any]:
     """clouds.yaml for the cloud `namespace/name`: its identity endpoint from status, the admin
-    password from its credentials Secret, its region from the spec."""
+    password keystone takes from its credentials Secret (during a rotation of it, the one its
+    bootstrap Jobs set: identity.admin_passwords_in_use), its region from the spec."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     from stackops.api.validation import parse_cloud
-    from stackops.kube.credentials_secret import credentials_secret_name
+    from stackops.kube.credentials_secret import credentials_of, credentials_secret_name
 
     where = f"{namespace}/{name}"
     try:
@@ -50,8 +57,13 @@ def read(api: Any, namespace: str, name: str, entry: str | None = None) -> dict[
     except ApiException as error:
         raise CloudNotReachable(f"{where}: cannot read the cloud or its credentials: {error.reason}") from None
     auth_url = (obj.get("status") or {}).get("endpoints", {}).get("identity")
-    password = (secret.data or {}).get(ADMIN_PASSWORD_KEY)
-    if not auth_url or not password:
+    credentials = credentials_of(api.sanitize_for_serialization(secret))
+    if not auth_url or ADMIN_PASSWORD_KEY not in credentials:
         raise CloudNotReachable(f"{where}: keystone is not deployed yet (no identity endpoint or admin password)")
+    bootstrap: list[dict[str, Any]] = []
+    if credentials.live_key(ADMIN_PASSWORD_KEY) != ADMIN_PASSWORD_KEY:  # a rotation of it is under way
+        selector = ",".join(f"{k}={v}" for k, v in selector_labels(name, "keystone", BOOTSTRAP).items())
+        jobs = client.BatchV1Api(api).list_namespaced_job(namespace, label_selector=selector)
+        bootstrap = [api.sanitize_for_serialization(job) for job in jobs.items]
     spec = parse_cloud({**obj, "status": None}).spec
-    return clouds_yaml(entry or name, auth_url, base64.b64decode(password).decode(), spec.region)
+    return clouds_yaml(entry or name, auth_url, admin_passwords_in_use(credentials, bootstrap)[0], spec.region)

@@ -193,14 +193,24 @@ class CloudContext:
             "valueFrom": {"secretKeyRef": {"name": secret or self.credentials_secret, "key": key}},
         }
 
-    def secret_files(self, secrets: Mapping[str, tuple[str | None, str]]) -> SecretFiles:
+    def secret_files(
+        self,
+        secrets: Mapping[str, tuple[str | None, str]],
+        optional: Mapping[str, tuple[str | None, str]] | None = None,
+    ) -> SecretFiles:
         """Secret values as files for a container: `secrets` is variable -> (Secret, or None for the
-        credentials Secret; key); each file is SECRET_FILES_DIR/<variable>, named by <variable>_FILE."""
-        files = sorted(secrets.items())
-        by_secret: dict[str, list[dict[str, str]]] = {}
+        credentials Secret; key); each file is SECRET_FILES_DIR/<variable>, named by <variable>_FILE.
+        `optional`: files there only while their key is (a rotation's new value: the kubelet adds
+        and removes them as the Secret changes, with no restart)."""
+        files = sorted({**secrets, **(optional or {})}.items())
+        by_secret: dict[tuple[str, bool], list[dict[str, str]]] = {}
         for name, (secret, key) in files:
-            by_secret.setdefault(secret or self.credentials_secret, []).append({"key": key, "path": name})
-        sources = [{"secret": {"name": secret, "items": items}} for secret, items in sorted(by_secret.items())]
+            source = (secret or self.credentials_secret, name in (optional or {}))
+            by_secret.setdefault(source, []).append({"key": key, "path": name})
+        sources = [
+            {"secret": {"name": secret, "items": items, **({"optional": True} if is_optional else {})}}
+            for (secret, is_optional), items in sorted(by_secret.items())
+        ]
         return SecretFiles(
             env=[{"name": f"{name}_FILE", "value": f"{SECRET_FILES_DIR}/{name}"} for name, _ in files],
             mount={"name": SECRET_FILES_VOLUME, "mountPath": SECRET_FILES_DIR, "readOnly": True},

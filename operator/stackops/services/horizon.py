@@ -2,10 +2,16 @@
 
 One Deployment of the Kolla horizon image (uWSGI serving the Django app and its static files) behind a
 Service and the cloud's public endpoint `horizon.<domain>`. Its settings are a rendered
-local_settings.py: stackops' defaults (keystone's internal endpoint, sessions in memcached, the secret
-key from the credentials Secret) with the user's `settings` on top, every value written as a Python
-literal in sorted order, so the same spec always gives the same file. Sessions live in the cache, so
-horizon needs no database.
+local_settings.py: stackops' defaults (keystone's internal endpoint, sessions in the cloud's MariaDB,
+the secret key from the credentials Secret) with the user's `settings` on top, every value written as
+a Python literal in sorted order, so the same spec always gives the same file.
+
+Sessions hold the user's keystone tokens, so they live in a database of horizon's own (Django's
+database session backend), which only horizon's account reads, not in the memcached every service
+reaches without authentication, where anyone could read a token or plant a session
+(docs/security.md). A Job creates the session table before the dashboard starts (`db-sync`, and the
+same command before an upgrade rolls it). Horizon's cache, which no longer holds sessions, is each
+process's own memory: horizon needs no memcached.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ from urllib.parse import urlsplit
 
 from stackops.api.models import HorizonSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
-from stackops.render.kolla import ConfigFile
-from stackops.services import api, identity, memcached
+from stackops.render.kolla import ConfigFile, KollaCommand
+from stackops.services import api, identity, mariadb
 from stackops.services.base import CloudContext, Resources, Service, Step
 from stackops.services.endpoints import public_host, service_urls
 from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
+from stackops.services.upgrades import ServiceUpgrade
 
 PORT = 8080
 COMPONENT = "dashboard"
@@ -29,6 +36,14 @@ CONFIG_DIR = "/etc/openstack-dashboard"
 LOCAL_SETTINGS = f"{CONFIG_DIR}/local_settings.py"
 USER = KollaUser("horizon", 42420)  # the horizon user of Kolla images
 SECRET_KEY_KEY = "horizon-secret-key"
+DATABASE = "horizon"  # the database and its account
+DATABASE_PASSWORD_KEY = "horizon-database-password"
+DB_SYNC = "db-sync"
+# Django's session table, created by the same command at every release: the only table horizon's
+# database holds (the extend start, which collects static files, is the dashboard's, not the Job's)
+MIGRATE_SESSIONS = "django-admin migrate sessions --noinput --settings openstack_dashboard.settings"
+JOB_ENV = ({"name": "KOLLA_SKIP_EXTEND_START", "value": "true"},)
+SETTINGS_FILE = ConfigFile("local_settings.py", LOCAL_SETTINGS, "horizon", "0600")
 
 
 def horizon_spec(ctx: CloudContext) -> HorizonSpec:
@@ -44,19 +59,38 @@ def python_literal(value: Any) -> str:
     return pprint.pformat(value, width=100, sort_dicts=True)
 
 
+def database(ctx: CloudContext) -> dict[str, Any]:
+    """Django's connection to horizon's database, as its account (a connection per request:
+    Django's default, so a restarted server or a rotated password needs nothing of the dashboard)."""
+    db = mariadb.server(ctx)
+    return {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": DATABASE,
+        "USER": DATABASE,
+        "PASSWORD": ctx.credentials[DATABASE_PASSWORD_KEY],
+        "HOST": db.host,
+        "PORT": db.port,
+    }
+
+
 class Horizon(Service):
     name = "horizon"
     spec_path = "services.horizon"
-    depends_on = ("keystone", "memcached")
+    depends_on = ("keystone",)
     upgrade_after = ("nova",)  # the order of OpenStack's upgrade guides
     openstack_images = OpenStackImages(USER, (OpenStackImage("horizon"),))
     components: ClassVar[dict[str, Resources]] = {
         # collects and compresses its static files when it starts
         COMPONENT: Resources(cpu="25m", memory="512Mi"),
+        DB_SYNC: Resources(cpu="25m", memory="256Mi"),
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
-        return [CredentialSpec(SECRET_KEY_KEY)]
+        # its database password rotates like every service's (docs/security.md, "Rotation")
+        return [CredentialSpec(SECRET_KEY_KEY), CredentialSpec(DATABASE_PASSWORD_KEY, rotates=True)]
+
+    def uses(self, spec: OpenStackCloudSpec) -> frozenset[str]:
+        return super().uses(spec) | {mariadb.MARIADB.name}
 
     def endpoints(self, ctx: CloudContext) -> dict[str, str]:
         return {"dashboard": urls(ctx)["public"] + "/"}
@@ -72,15 +106,12 @@ class Horizon(Service):
             "OPENSTACK_KEYSTONE_URL": identity.auth_url(ctx, "internal"),
             "OPENSTACK_ENDPOINT_TYPE": "internalURL",
             "OPENSTACK_KEYSTONE_DEFAULT_DOMAIN": "Default",
-            "SESSION_ENGINE": "django.contrib.sessions.backends.cache",
-            "CACHES": {
-                "default": {
-                    "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
-                    "LOCATION": memcached.servers(ctx),
-                    # a cache outage logs users out rather than taking the dashboard down
-                    "OPTIONS": {"ignore_exc": True},
-                }
-            },
+            # not `cached_db`: with a cache per process, another replica would read a stale session
+            "SESSION_ENGINE": "django.contrib.sessions.backends.db",
+            "DATABASES": {"default": database(ctx)},
+            # what horizon caches besides sessions (a user's last session, for
+            # SIMULTANEOUS_SESSIONS) stays in each process; horizon's own default is a memcached
+            "CACHES": {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
             # the static files are compressed once when the container starts
             "COMPRESS_OFFLINE": True,
             "TIME_ZONE": "UTC",
@@ -106,10 +137,22 @@ class Horizon(Service):
         literals = {name: python_literal(settings[name]) for name in sorted(settings)}
         return ctx.render_text("horizon/local_settings.py.j2", settings=literals)
 
+    def upgrade(self, ctx: CloudContext) -> ServiceUpgrade | None:
+        """The session table as the new release's Django makes it, before the dashboard rolls."""
+        return ServiceUpgrade(
+            image="horizon",
+            uid=USER.uid,
+            files={SETTINGS_FILE.source: self.local_settings(ctx)},
+            expand={DB_SYNC: KollaCommand(MIGRATE_SESSIONS, (SETTINGS_FILE,))},
+            env=JOB_ENV,
+        )
+
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = horizon_spec(ctx)
-        settings = ConfigFile("local_settings.py", LOCAL_SETTINGS, "horizon", "0600")
-        commands = {COMPONENT: api.uwsgi_command(self.name, "horizon", CONFIG_DIR, settings, component=COMPONENT)}
+        commands = {
+            COMPONENT: api.uwsgi_command(self.name, "horizon", CONFIG_DIR, SETTINGS_FILE, component=COMPONENT),
+            DB_SYNC: KollaCommand(MIGRATE_SESSIONS, (SETTINGS_FILE,)),
+        }
         files = {
             "local_settings.py": self.local_settings(ctx),
             api.uwsgi_file(self.name, COMPONENT): api.uwsgi_config(
@@ -119,6 +162,8 @@ class Horizon(Service):
         kolla = api.kolla(ctx, self, "horizon", files, commands, USER.uid)
         return [
             Step("horizon-config", self.name, [kolla.config.obj]),
+            mariadb.database_step(ctx, self, [DATABASE], DATABASE, DATABASE_PASSWORD_KEY),
+            api.job_step(ctx, self, DB_SYNC, kolla, env=JOB_ENV),
             api.api_step(
                 ctx, self, kolla, workload=spec, port=PORT, probe_path="/auth/login/", component=COMPONENT,
                 public_name="horizon",

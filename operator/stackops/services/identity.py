@@ -7,11 +7,12 @@ it, kept apart so that keystone can be an OpenStack service like the rest (servi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from stackops import services
+from stackops.credentials import Credentials
 from stackops.services import memcached
 from stackops.services.base import CloudContext, Service, Step
 from stackops.services.endpoints import service_urls
@@ -23,6 +24,10 @@ ADMIN_PROJECT = "admin"
 ADMIN_PASSWORD_KEY = "keystone-admin-password"
 AUTHTOKEN_CACHE_KEY = "authtoken-cache-key"  # every service's [keystone_authtoken] cache
 REGISTRATION = "registration"  # the component of a service's registration Jobs
+# keystone's Job that creates the admin and sets its password (`keystone-manage bootstrap`), and
+# the variable it reads the password from
+BOOTSTRAP = "bootstrap"
+BOOTSTRAP_PASSWORD_ENV = "OS_BOOTSTRAP_PASSWORD"
 # keystone's Job removing what disabled services registered
 DEREGISTRATION = "deregistration"
 
@@ -77,8 +82,10 @@ def admin_job(
     password: tuple[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """A Job from the stackops image running `stackops job <job> <args>` as keystone's admin;
-    `password` is (environment variable, credentials Secret key) of the one password it sets."""
-    secrets: dict[str, tuple[str | None, str]] = {"OS_PASSWORD": (None, ADMIN_PASSWORD_KEY)}
+    `password` is (environment variable, credentials Secret key) of the one password it sets.
+    During a rotation of the admin password it logs in with the one keystone's bootstrap Job, in a
+    step before it, set last (admin_passwords_in_use)."""
+    secrets: dict[str, tuple[str | None, str]] = {"OS_PASSWORD": (None, ctx.credentials.live_key(ADMIN_PASSWORD_KEY))}
     if password:
         secrets[password[0]] = (None, password[1])
     env = {"OS_AUTH_URL": auth_url(ctx), "OS_USERNAME": ADMIN_USER, "OS_PROJECT_NAME": ADMIN_PROJECT}
@@ -153,3 +160,25 @@ def registration_resources(ctx: CloudContext, service: Service) -> dict[str, Any
     if keystone is None or REGISTRATION in service.workload(ctx.spec).resources:
         return service.resources(ctx.spec, REGISTRATION)
     return services.service("keystone").resources(ctx.spec, REGISTRATION)
+
+
+def admin_passwords_in_use(credentials: Credentials, bootstrap_jobs: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The admin password keystone takes now, for its clients outside the rendering (the operator's
+    own, `stackops clouds-yaml`), then, during a rotation of it, the other one. Keystone takes one
+    password per user, and the bootstrap Job sets it: a rotation's new one from the moment the Job
+    that reads it (its Secret key, `next.…`) has succeeded, the one before until then. The other
+    one is for a client that authenticates between the Job's change and its success being seen
+    (docs/security.md, "Rotation")."""
+    live = credentials.live_key(ADMIN_PASSWORD_KEY)
+    if live == ADMIN_PASSWORD_KEY:
+        return (credentials[ADMIN_PASSWORD_KEY],)
+    set_by = {
+        variable["valueFrom"]["secretKeyRef"]["key"]
+        for job in bootstrap_jobs
+        if (job.get("status") or {}).get("succeeded")
+        for container in job["spec"]["template"]["spec"]["containers"]
+        for variable in container.get("env", [])
+        if variable["name"] == BOOTSTRAP_PASSWORD_ENV and "secretKeyRef" in variable.get("valueFrom", {})
+    }
+    new, old = credentials[ADMIN_PASSWORD_KEY], credentials.values()[ADMIN_PASSWORD_KEY]
+    return (new, old) if live in set_by else (old, new)

@@ -32,6 +32,8 @@ from stackops.services.identity import (
     ADMIN_PROJECT,
     ADMIN_USER,
     AUTHTOKEN_CACHE_KEY,
+    BOOTSTRAP,
+    BOOTSTRAP_PASSWORD_ENV,
     DEREGISTRATION,
     PORT,
     REGISTRATION,
@@ -107,7 +109,7 @@ class Keystone(OpenStackService[KeystoneSpec]):
     components: ClassVar[dict[str, Resources]] = {
         "api": Resources(cpu="25m", memory="256Mi"),
         "db-sync": Resources(cpu="25m", memory="256Mi"),
-        "bootstrap": Resources(cpu="25m", memory="256Mi"),
+        BOOTSTRAP: Resources(cpu="25m", memory="256Mi"),
         # every service's registration Job, where the service does not size its own
         REGISTRATION: REGISTRATION_JOB,
         DEREGISTRATION: REGISTRATION_JOB,
@@ -130,7 +132,8 @@ class Keystone(OpenStackService[KeystoneSpec]):
 
     def own_credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
         return [
-            CredentialSpec(ADMIN_PASSWORD_KEY),
+            # one account: the bootstrap Job switches it (docs/security.md, "Rotation")
+            CredentialSpec(ADMIN_PASSWORD_KEY, rotates=True),
             CredentialSpec(AUTHTOKEN_CACHE_KEY),
             *fernet_specs(FERNET_KEY_PREFIX),
             *fernet_specs(CREDENTIAL_KEY_PREFIX),
@@ -216,7 +219,7 @@ class Keystone(OpenStackService[KeystoneSpec]):
         return {
             "api": self.uwsgi_command(permissions=keys),
             "db-sync": self.command(DB_SYNC),
-            "bootstrap": self.command(bootstrap),
+            BOOTSTRAP: self.command(bootstrap),
         }
 
     def endpoints(self, ctx: CloudContext) -> dict[str, str]:
@@ -238,13 +241,15 @@ class Keystone(OpenStackService[KeystoneSpec]):
         }
         kolla = self.kolla(ctx, files, self.commands(ctx))
         volumes, mounts = key_repositories(ctx)
-        # the admin password comes from OS_BOOTSTRAP_PASSWORD, never from the command line
-        bootstrap_password = ctx.secret_env("OS_BOOTSTRAP_PASSWORD", ADMIN_PASSWORD_KEY)
+        # the admin password comes from OS_BOOTSTRAP_PASSWORD, never from the command line; a
+        # rotation's new one once configs switch to new values: the Job runs again and sets it
+        password_key = ctx.credentials.live_key(ADMIN_PASSWORD_KEY)
+        bootstrap_password = ctx.secret_env(BOOTSTRAP_PASSWORD_ENV, password_key)
         steps = [
             *self.preamble(ctx, kolla, *ctx.render("keystone/keys.yaml.j2")),
             api.job_step(ctx, self, "db-sync", kolla),
             # bootstrap starts keystone's token provider, which refuses to run without its key repository
-            api.job_step(ctx, self, "bootstrap", kolla, [bootstrap_password], volumes, mounts),
+            api.job_step(ctx, self, BOOTSTRAP, kolla, [bootstrap_password], volumes, mounts),
             api.api_step(
                 ctx,
                 self,

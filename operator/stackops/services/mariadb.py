@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from stackops import certificates, services
 from stackops.api.models import DatabaseSpec, OpenStackCloudSpec, Restore
-from stackops.credentials import CredentialSpec
+from stackops.credentials import NEXT_PREFIX, CredentialSpec
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services.backups import SCRIPTS_DIR, BackupRun, BackupSet, backup_objects
@@ -77,7 +77,10 @@ def server(ctx: CloudContext) -> DatabaseServer:
     if external is not None:
         return DatabaseServer(external.host, external.port, external.secret_ref.name, "username", "password")
     host = ctx.service_host(ctx.object_name("mariadb"))
-    return DatabaseServer(host, PORT, ctx.credentials_secret, None, ROOT_PASSWORD_KEY, ctx.internal_tls)
+    # what the Jobs and backups log in with: during a rotation of root's password, the one the
+    # server accepts from the phase on (root_password_step)
+    root_key = ctx.credentials.live_key(ROOT_PASSWORD_KEY)
+    return DatabaseServer(host, PORT, ctx.credentials_secret, None, root_key, ctx.internal_tls)
 
 
 def connection_url(ctx: CloudContext, database: str, user: str, password_key: str, ca_file: str) -> str:
@@ -100,6 +103,12 @@ def oslo_db(ctx: CloudContext, database: str, user: str, password_key: str, ca_f
         "max_overflow": 10,
         "connection_recycle_time": 600,
     }
+
+
+def admin_ca(db: DatabaseServer) -> dict[str, tuple[str | None, str]]:
+    """For a database Job's secret files: the cloud's CA, with which it verifies the server's
+    certificate and name, when the server speaks TLS."""
+    return {"STACKOPS_DB_CA": (None, certificates.CA_CERT_KEY)} if db.tls else {}
 
 
 def database_step(ctx: CloudContext, service: Service, databases: list[str], user: str, password_key: str) -> Step:
@@ -125,8 +134,7 @@ def database_step(ctx: CloudContext, service: Service, databases: list[str], use
                 "STACKOPS_DB_ADMIN_PASSWORD": (db.admin_secret, db.admin_password_key),
                 "STACKOPS_DB_PASSWORD": (None, ctx.credentials.secret_key(password_key)),
                 **({"STACKOPS_DB_OLD_PASSWORD": (None, old_password_key)} if old_password_key else {}),
-                # the server's certificate is verified against the cloud's CA, by its name
-                **({"STACKOPS_DB_CA": (None, certificates.CA_CERT_KEY)} if db.tls else {}),
+                **admin_ca(db),
             },
         ),
     )
@@ -145,7 +153,8 @@ class MariaDB(Service):
     }
 
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
-        return [] if spec.infrastructure.database.external else [CredentialSpec(ROOT_PASSWORD_KEY)]
+        # an external server's admin is the user's own Secret: theirs to rotate
+        return [] if spec.infrastructure.database.external else [CredentialSpec(ROOT_PASSWORD_KEY, rotates=True)]
 
     def certificates(self, ctx: CloudContext) -> list[certificates.CertificateRequest]:
         """Its Service's names, and each Galera member's through the headless cluster Service."""
@@ -253,7 +262,9 @@ class MariaDB(Service):
         listeners = [Listener("server", (PORT,), Clients.USERS)]
         if spec.replicas > 1:
             listeners.append(Listener("server", tuple(GALERA_PORTS.values()), Clients.MEMBERS))
-        if spec.backup.enabled or spec.restore is not None:  # its own backup and restore Jobs
+        rotation = root_password_step(ctx)
+        # its own Jobs: backup, restore, root's password during a rotation
+        if spec.backup.enabled or spec.restore is not None or rotation:
             listeners.append(Listener("server", (PORT,), Clients.SERVICE))
         return [
             Step("mariadb-config", self.name, [config.obj]),
@@ -267,14 +278,48 @@ class MariaDB(Service):
                     config=config,
                     config_volume=config.volume("config", "mariadb-server.json", server_command),
                     resources=self.resources(ctx.spec, "server"),
-                    root_password=ctx.secret_files({"DB_ROOT_PASSWORD": (None, ROOT_PASSWORD_KEY)}),
+                    # the probe tries a rotation's new password first, the live one after: the pod
+                    # never rolls for a rotation, the kubelet updates the files in place
+                    root_password=ctx.secret_files(
+                        {"DB_ROOT_PASSWORD": (None, ROOT_PASSWORD_KEY)},
+                        optional={"DB_ROOT_PASSWORD_NEXT": (None, f"{NEXT_PREFIX}{ROOT_PASSWORD_KEY}")},
+                    ),
                     port=PORT,
                     galera_ports=GALERA_PORTS,
                     uid=USER.uid,
                 ),
                 tuple(listeners),
             ),
+            *([rotation] if rotation else []),
         ]
+
+
+def root_password_step(ctx: CloudContext) -> Step | None:
+    """During a rotation of root's password, a Job that has root accept it: beside the old one while
+    anything may still use that (granting, rolling), alone once nothing does (revoking). Root is one
+    account (root@'%', and root@localhost with it), switched in order like every service's database
+    account: the Jobs and backups log in with the password the phase says (`server`), and so does
+    the server's probe, which tries the new one first. None outside a rotation."""
+    credentials = ctx.credentials
+    if not credentials.rotating(ROOT_PASSWORD_KEY):
+        return None
+    db = server(ctx)
+    old_key = credentials.retiring_key(ROOT_PASSWORD_KEY)
+    objects = ctx.stackops_job(
+        MARIADB.name,
+        "root-password",
+        "set-database-password",
+        [f"--host={db.host}", f"--port={db.port}", "--user=root", "--account-host=%", "--account-host=localhost"],
+        MARIADB.resources(ctx.spec, "database-job"),
+        env={"STACKOPS_DB_ADMIN_USER": "root"},
+        secrets={
+            "STACKOPS_DB_ADMIN_PASSWORD": (None, db.admin_password_key),
+            "STACKOPS_DB_PASSWORD": (None, credentials.secret_key(ROOT_PASSWORD_KEY)),
+            **({"STACKOPS_DB_OLD_PASSWORD": (None, old_key)} if old_key else {}),
+            **admin_ca(db),
+        },
+    )
+    return Step("mariadb-root-password", MARIADB.name, objects)
 
 
 MARIADB = MariaDB()

@@ -46,6 +46,7 @@ class ServiceUpgrade:
     # starts the token providers, which refuse to run without them)
     volumes: tuple[dict[str, Any], ...] = ()
     mounts: tuple[dict[str, Any], ...] = ()
+    env: tuple[dict[str, Any], ...] = ()  # beside the Kolla config strategy (horizon's: no extend start)
 
     def commands(self) -> dict[str, KollaCommand]:
         """Every command by component: one config.json each in the service's upgrade config Secret."""

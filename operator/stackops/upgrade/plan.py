@@ -123,7 +123,7 @@ class _ServiceJobs:
     def job(self, component: str) -> dict[str, Any]:
         declared = self.declared
         [job] = api.job_step(
-            self.ctx, self.service, component, self.kolla, extra_volumes=declared.volumes, extra_mounts=declared.mounts
+            self.ctx, self.service, component, self.kolla, declared.env, declared.volumes, declared.mounts
         ).objects
         job = _labelled(job, upgrade_label(self.source, self.target))
         name = upgrade_job_name(self.ctx, self.service.name, component, self.source, self.target)
