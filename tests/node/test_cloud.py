@@ -221,6 +221,38 @@ def test_backends_are_closed_to_pods_outside_the_cloud(real_cloud: RealCloud, py
     assert not {t for t in opened if targets[t] in BACKENDS}, results
 
 
+def in_pod(core: client.CoreV1Api, pod: str, container: str, script: str) -> str:
+    """What a shell script prints in one of the cloud's containers (stderr too)."""
+    out = stream(
+        core.connect_get_namespaced_pod_exec, pod, NAMESPACE, container=container,
+        command=["bash", "-c", script], stderr=True, stdout=True, stdin=False, tty=False,
+    )  # fmt: skip
+    return str(out)
+
+
+def test_the_services_reach_mariadb_and_rabbitmq_over_tls(real_cloud: RealCloud, pytestconfig: pytest.Config) -> None:
+    """Internal TLS in the real kubelet: MariaDB refuses plaintext over TCP, so a Ready cloud means
+    every service connected over TLS (and it accepted TLS sessions); every connection RabbitMQ holds
+    is TLS. (tests/real/test_mariadb_server.py and test_rabbitmq_tls.py show a plaintext client and
+    one trusting another CA refused.)"""
+    say = printer(pytestconfig)
+    status = "SELECT @@require_secure_transport, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS"
+    status += " WHERE VARIABLE_NAME = 'Ssl_accepts'"
+    mariadb = in_pod(
+        real_cloud.core, f"{NAME}-mariadb-0", "mariadb",
+        f'MYSQL_PWD=$(<"$DB_ROOT_PASSWORD_FILE") mysql -u root -N -B -e "{status}"',
+    ).split()  # fmt: skip
+    say(f"mariadb: require_secure_transport={mariadb[0]}, TLS sessions accepted: {mariadb[1]}")
+    assert mariadb[0] == "1" and int(mariadb[1]) > 0, mariadb
+    listed = in_pod(
+        real_cloud.core, f"{NAME}-rabbitmq-0", "rabbitmq",
+        "rabbitmqctl list_connections user ssl --quiet --no-table-headers",
+    )  # fmt: skip
+    connections = [line.split() for line in listed.splitlines() if line.strip()]
+    say(f"rabbitmq: {len(connections)} connections, TLS: {sorted({c[-1] for c in connections})}")
+    assert connections and all(c[-1] == "true" for c in connections), listed
+
+
 def host_python(code: str, clouds: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Python with openstacksdk run from the host as a person would: in the node's network, cluster DNS."""
     import os
