@@ -253,6 +253,18 @@ class CloudContext:
         """The cloud's CA certificate (PEM), which clients of its internal TLS verify servers with."""
         return self.credentials[certificates.CA_CERT_KEY]
 
+    def server_tls_files(self, requests: Sequence[certificates.CertificateRequest]) -> dict[str, str]:
+        """A TLS server's files for its config Secret, from its one certificate request (none: no
+        files): its certificate (server.crt), key (server.key) and the CA (CA_FILE_KEY)."""
+        if not requests:
+            return {}
+        (request,) = requests
+        return {
+            "server.crt": self.credentials[request.cert_key],
+            "server.key": self.credentials[request.private_key],
+            CA_FILE_KEY: self.ca_certificate,
+        }
+
     def service_host(self, service_name: str) -> str:
         return f"{service_name}.{self.namespace}.svc"
 

@@ -167,14 +167,7 @@ class MariaDB(Service):
 
     def tls_files(self, ctx: CloudContext) -> dict[str, str]:
         """The server's certificate and key, and the CA (config Secret keys of TLS_FILES)."""
-        if not self.certificates(ctx):
-            return {}
-        (request,) = self.certificates(ctx)
-        return {
-            "server.crt": ctx.credentials[request.cert_key],
-            "server.key": ctx.credentials[request.private_key],
-            CA_FILE_KEY: ctx.ca_certificate,
-        }
+        return ctx.server_tls_files(self.certificates(ctx))
 
     def my_cnf(self, ctx: CloudContext) -> str:
         spec = database_spec(ctx)

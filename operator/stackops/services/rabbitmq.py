@@ -151,14 +151,7 @@ class RabbitMQ(Service):
 
     def tls_files(self, ctx: CloudContext) -> dict[str, str]:
         """The server's certificate and key, and the CA (config Secret keys of TLS_FILES)."""
-        if not self.certificates(ctx):
-            return {}
-        (request,) = self.certificates(ctx)
-        return {
-            "server.crt": ctx.credentials[request.cert_key],
-            "server.key": ctx.credentials[request.private_key],
-            CA_FILE_KEY: ctx.ca_certificate,
-        }
+        return ctx.server_tls_files(self.certificates(ctx))
 
     def listener_settings(self, ctx: CloudContext) -> dict[str, Any]:
         """AMQP and the management API: over TLS on their usual ports, with no plaintext listener,
