@@ -1,0 +1,46 @@
+"""A cloud with every optional service enabled, on the real control plane with kwok nodes: the
+operator applies it (every Job, Deployment, StatefulSet and DaemonSet the services render, the
+certificates of its CA in the credentials Secret) and it goes Ready. kwok's Ready: no pod runs
+here (tests/node runs the default cloud's pods for real; tests/real each service's processes)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+
+import pytest
+
+from stackops.api.models import OpenStackCloudSpec
+from stackops.devcluster.nodes import COMPUTE_LABEL
+from stackops.services import all_services
+from tests.support.cluster import NAMESPACE, Env, operated_cluster
+
+CLOUD = "every"
+# the services a cloud runs only when asked to
+OPT_IN_SERVICES = [s.name for s in all_services() if not s.enabled(OpenStackCloudSpec())]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    with operated_cluster(tmp_path_factory.mktemp("every"), compute_nodes=2, volumes=30) as environment:
+        yield environment
+
+
+def test_a_cloud_with_every_service_enabled_goes_ready(env: Env) -> None:
+    nodes = sorted(n.metadata.name for n in env.core.list_node(label_selector=f"{COMPUTE_LABEL}=true").items)
+    devices = [{"name": d, "hostPath": f"/srv/node/{d}"} for d in ("sdb", "sdc")]
+    services = {name: {"enabled": True} for name in OPT_IN_SERVICES}
+    services["swift"]["nodes"] = [{"node": n, "zone": i, "devices": devices} for i, n in enumerate(nodes, 1)]
+    env.create(env.cloud_body(CLOUD, {"services": services}))
+    ready = env.wait_ready(CLOUD, timeout=900)
+    assert {c["type"]: c["status"] for c in ready["status"]["conditions"]}["Ready"] == "True"
+    secret = env.core.read_namespaced_secret(f"{CLOUD}-credentials", NAMESPACE).data
+    issued = {k for k in secret if k.startswith("tls-")}
+    assert issued == {"tls-ca.crt", "tls-ca.key", "tls-mariadb.crt", "tls-mariadb.key", "tls-rabbitmq.crt",
+                      "tls-rabbitmq.key"}  # fmt: skip
+    assert b"BEGIN CERTIFICATE" in base64.b64decode(secret["tls-mariadb.crt"])
+    enabled = {
+        d.metadata.labels["app.kubernetes.io/name"]
+        for d in env.apps.list_namespaced_deployment(NAMESPACE, label_selector=f"stackops.dev/cloud={CLOUD}").items
+    }
+    assert set(OPT_IN_SERVICES) <= enabled, enabled  # each runs a Deployment (its API, ceilometer's agents)
