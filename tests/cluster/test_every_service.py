@@ -10,12 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from stackops.api.models import OpenStackCloudSpec
+from stackops.api.models import OpenStackCloudSpec, SwiftSpec, role_labels
 from stackops.devcluster.nodes import COMPUTE_LABEL
 from stackops.services import all_services
 from tests.support.cluster import NAMESPACE, Env, operated_cluster
 
 CLOUD = "every"
+# the labels swift's storage servers select (spec.services.swift.nodeSelector's default) and the storage role
+SWIFT_LABELS = {**SwiftSpec().node_selector.match_labels, **role_labels("storage")}
 # the services a cloud runs only when asked to
 OPT_IN_SERVICES = [s.name for s in all_services() if not s.enabled(OpenStackCloudSpec())]
 
@@ -28,11 +30,13 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 
 def test_a_cloud_with_every_service_enabled_goes_ready(env: Env) -> None:
     nodes = sorted(n.metadata.name for n in env.core.list_node(label_selector=f"{COMPUTE_LABEL}=true").items)
+    for node in nodes:  # storage nodes too: swift's storage servers (pinned to them), manila's and cinder's LVM agents
+        env.core.patch_node(node, {"metadata": {"labels": SWIFT_LABELS}})
     devices = [{"name": d, "hostPath": f"/srv/node/{d}"} for d in ("sdb", "sdc")]
     services = {name: {"enabled": True} for name in OPT_IN_SERVICES}
     services["swift"]["nodes"] = [{"node": n, "zone": i, "devices": devices} for i, n in enumerate(nodes, 1)]
     env.create(env.cloud_body(CLOUD, {"services": services}))
-    ready = env.wait_ready(CLOUD, timeout=900)
+    ready = env.wait_ready(CLOUD, timeout=600)
     assert {c["type"]: c["status"] for c in ready["status"]["conditions"]}["Ready"] == "True"
     secret = env.core.read_namespaced_secret(f"{CLOUD}-credentials", NAMESPACE).data
     issued = {k for k in secret if k.startswith("tls-")}
