@@ -158,7 +158,7 @@ class MariaDB(Service):
 
     def certificates(self, ctx: CloudContext) -> list[certificates.CertificateRequest]:
         """Its Service's names, and each Galera member's through the headless cluster Service."""
-        if database_spec(ctx).external is not None or not ctx.internal_tls:
+        if not server(ctx).tls:
             return []
         domain = ctx.spec.endpoints.cluster_domain
         names = certificates.service_names(ctx.object_name("mariadb"), ctx.namespace, domain)

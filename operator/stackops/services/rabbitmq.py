@@ -142,7 +142,7 @@ class RabbitMQ(Service):
 
     def certificates(self, ctx: CloudContext) -> list[certificates.CertificateRequest]:
         """Its Service's names (the members talk among themselves by Erlang distribution, not TLS)."""
-        if messaging_spec(ctx).external is not None or not ctx.internal_tls:
+        if not broker(ctx).tls:
             return []
         names = certificates.service_names(
             ctx.object_name("rabbitmq"), ctx.namespace, ctx.spec.endpoints.cluster_domain
