@@ -9,8 +9,6 @@ what it downloaded; the projects are back and keystone answers."""
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,8 @@ from stackops.api.models import DatabaseRestore, ObjectStore, OpenStackCloud, Se
 from stackops.kube.backups import manifest
 from stackops.plan import Plan, plan
 from tests.real.deployment import STACKOPS, Deployment
+from tests.real.test_database_backup import assert_projects_back, delete_projects, make_projects
+from tests.real.test_swift import ec2_credentials
 from tests.support.commands import run
 from tests.support.rendered import backup_command, backup_pod, container_env, job_env
 
@@ -64,13 +64,7 @@ def run_container(
 def s3_keys(swift: str, deployed: Deployment) -> Any:
     """EC2 credentials of the admin made in keystone, in the Secret the spec names; the bucket made."""
     conn = deployed.connect()
-    access, secret = os.urandom(8).hex(), os.urandom(16).hex()
-    credential = conn.identity.create_credential(
-        type="ec2",
-        user_id=conn.current_user_id,
-        project_id=conn.current_project_id,
-        blob=json.dumps({"access": access, "secret": secret}),
-    )
+    access, secret, credential = ec2_credentials(conn)
     deployed.secrets[KEYS] = {"accessKeyId": access, "secretAccessKey": secret}
     conn.object_store.create_container(name=BUCKET)
     yield conn
@@ -95,8 +89,7 @@ def test_a_backup_in_swift_restores_keystone_projects_into_a_cloud_that_lost_its
     keystone: str, swift: str, s3_keys: Any, deployed: Deployment, tmp_path: Path
 ) -> None:
     conn = s3_keys
-    for name in PROJECTS:
-        conn.identity.create_project(name=name, domain_id="default", description="made before the backup")
+    make_projects(conn, PROJECTS)
 
     backing_up = plan(with_object_store(deployed, swift), deployed.credentials)
     prefix = f"{deployed.cloud.metadata.namespace}/{deployed.cloud.metadata.name}/database"
@@ -115,9 +108,7 @@ def test_a_backup_in_swift_restores_keystone_projects_into_a_cloud_that_lost_its
     assert listed[f"{prefix}/{newest}.sql.gz"] == second["size"] > 0
     assert (tmp_path / "backups" / f"{name}.json").exists()
 
-    for project in PROJECTS:
-        conn.identity.delete_project(conn.identity.find_project(project, domain_id="default"))
-    assert not {p.name for p in conn.identity.projects()} & set(PROJECTS)
+    delete_projects(conn, PROJECTS)
 
     restoring = plan(with_object_store(deployed, swift, restore=newest), deployed.credentials)
     restore_root = tmp_path / "restore"  # a pod of its own: an empty volume, nothing of the backups'
@@ -127,11 +118,7 @@ def test_a_backup_in_swift_restores_keystone_projects_into_a_cloud_that_lost_its
     result, _ = run_container(restoring, deployed, "Job", "restore", "restore", restore_root)
     assert f"restore: {newest} restored" in result.stdout
 
-    conn = deployed.connect()
-    back = {p.name: p for p in conn.identity.projects()}
-    assert set(PROJECTS) <= set(back)
-    assert back[PROJECTS[0]].description == "made before the backup"
-    assert conn.authorize()
+    assert_projects_back(deployed, PROJECTS)
 
 
 def test_a_restore_from_the_bucket_names_what_is_there_when_the_backup_is_not(

@@ -28,6 +28,27 @@ def with_database(deployed: Deployment, restore: str | None = None) -> OpenStack
     return deployed.cloud.model_copy(update={"spec": spec})
 
 
+def make_projects(conn: Any, names: list[str]) -> None:
+    for name in names:
+        conn.identity.create_project(name=name, domain_id="default", description="made before the backup")
+
+
+def delete_projects(conn: Any, names: list[str]) -> None:
+    for name in names:
+        conn.identity.delete_project(conn.identity.find_project(name, domain_id="default"))
+    assert not {p.name for p in conn.identity.projects()} & set(names)
+
+
+def assert_projects_back(deployed: Deployment, names: list[str]) -> None:
+    """The projects as they were made, and keystone answering (its pooled sessions were ended by the
+    restore: it reconnects)."""
+    conn = deployed.connect()
+    back = {p.name: p for p in conn.identity.projects()}
+    assert set(names) <= set(back)
+    assert back[names[0]].description == "made before the backup"
+    assert conn.authorize()
+
+
 def run_rendered(cloud_plan: Plan, deployed: Deployment, kind: str, component: str, root: Path) -> Any:
     """The container's command as the rendered object says (backup_command); the termination
     message a file."""
@@ -45,8 +66,7 @@ def test_a_backup_restores_keystone_projects_deleted_after_it(
     keystone: str, deployed: Deployment, tmp_path: Path
 ) -> None:
     conn = deployed.connect()
-    for name in PROJECTS:
-        conn.identity.create_project(name=name, domain_id="default", description="made before the backup")
+    make_projects(conn, PROJECTS)
 
     backing_up = plan(with_database(deployed), deployed.credentials)
     cron = find(backing_up, "CronJob", "mariadb", "backup")
@@ -63,9 +83,7 @@ def test_a_backup_restores_keystone_projects_deleted_after_it(
     dumped = json.loads((tmp_path / "backups" / f"{name}.json").read_text())["databases"]
     assert "keystone" in dumped and "mysql" not in dumped
 
-    for project in PROJECTS:
-        conn.identity.delete_project(conn.identity.find_project(project, domain_id="default"))
-    assert not {p.name for p in conn.identity.projects()} & set(PROJECTS)
+    delete_projects(conn, PROJECTS)
 
     restoring = plan(with_database(deployed, restore=name), deployed.credentials)
     # what the operator does before the Job runs: keystone's API stopped, backups suspended
@@ -77,12 +95,7 @@ def test_a_backup_restores_keystone_projects_deleted_after_it(
     print(f"restore: {took:.1f} s\n{result.stdout}")
     assert f"restore: {name} restored" in result.stdout
 
-    # keystone answers (its pooled sessions were ended: it reconnects), with the projects back
-    conn = deployed.connect()
-    back = {p.name: p for p in conn.identity.projects()}
-    assert set(PROJECTS) <= set(back)
-    assert back[PROJECTS[0]].description == "made before the backup"
-    assert conn.authorize()
+    assert_projects_back(deployed, PROJECTS)
 
 
 def test_a_restore_refuses_a_backup_that_is_not_there_or_was_changed(

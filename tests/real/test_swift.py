@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from stackops.services import swift as swift_service
 from stackops.services.health_checks import ObjectStoreAccount
@@ -182,11 +183,9 @@ print(json.dumps({"same": read == open(body_file, "rb").read(), "listed": listed
 """
 
 
-def test_the_same_object_through_the_s3_api_with_ec2_credentials(
-    swift: str, deployed: Deployment, swift_bin: Path, tmp_path: Path
-) -> None:
-    conn = deployed.connect()
-    test_an_object_put_through_the_catalog_is_read_back_and_listed(swift, deployed)
+def ec2_credentials(conn: Any) -> tuple[str, str, Any]:
+    """EC2 credentials of the connection's user and project, made in keystone (what s3token checks
+    an S3 request's signature against): access key, secret key and the credential to delete."""
     access, secret = os.urandom(8).hex(), os.urandom(16).hex()
     credential = conn.identity.create_credential(
         type="ec2",
@@ -194,6 +193,15 @@ def test_the_same_object_through_the_s3_api_with_ec2_credentials(
         project_id=conn.current_project_id,
         blob=json.dumps({"access": access, "secret": secret}),
     )
+    return access, secret, credential
+
+
+def test_the_same_object_through_the_s3_api_with_ec2_credentials(
+    swift: str, deployed: Deployment, swift_bin: Path, tmp_path: Path
+) -> None:
+    conn = deployed.connect()
+    test_an_object_put_through_the_catalog_is_read_back_and_listed(swift, deployed)
+    access, secret, credential = ec2_credentials(conn)
     body = tmp_path / "body"
     body.write_bytes(CONTENT)
     try:
