@@ -117,7 +117,7 @@ class OperatorView:
 
     def round(self) -> CloudHealth:
         password = self.deployed.credentials[identity.ADMIN_PASSWORD_KEY]
-        what = target(self.deployed.cloud, self.status, self.settings, password, None)
+        what = target(self.deployed.cloud, self.status, self.settings, (password,), None)
         health, events = run_round(self.monitor, what, UID, self.seen, self.registry)
         self.events += events
         self.seen = {name: h.state for name, h in health.services.items()}

@@ -344,21 +344,21 @@ def test_events_name_the_service_once_per_transition() -> None:
 def test_target_uses_the_internal_keystone_endpoint_unless_overridden() -> None:
     demo = cloud()
     status = {"services": {"keystone": {"phase": "Ready"}, "placement": {"phase": "Deploying"}}}
-    found = target(demo, status, HealthSettings(), "admin-password-123", None)
+    found = target(demo, status, HealthSettings(), ("admin-password-123",), None)
     assert found.access is not None and found.access.auth_url == "http://demo-keystone-api.openstack.svc:5000/v3"
     assert found.deployed == {"keystone"} and "placement" not in found.checks  # not deployed yet
     assert "admin-password-123" not in repr(found.access)
     override = HealthSettings(
         keystone_urls=keystone_urls(["http://127.0.0.1:5000/v3", "openstack/demo=http://10.0.0.9:5000"])
     )
-    assert target(demo, status, override, "pw-123456789", None).access.auth_url == "http://10.0.0.9:5000"  # type: ignore[union-attr]
-    off = target(demo, status, HealthSettings(openstack=False), "pw-123456789", None)
+    assert target(demo, status, override, ("pw-123456789",), None).access.auth_url == "http://10.0.0.9:5000"  # type: ignore[union-attr]
+    off = target(demo, status, HealthSettings(openstack=False), ("pw-123456789",), None)
     assert off.access is None and off.unchecked == "OpenStack checks are switched off"
 
 
 def test_placement_declares_its_resource_provider_check() -> None:
     status = {"services": {"placement": {"phase": "Ready"}}}
-    found = target(cloud(), status, HealthSettings(), "pw-123456789", None)
+    found = target(cloud(), status, HealthSettings(), ("pw-123456789",), None)
     assert [c.name for c in found.checks["placement"]] == ["resource-providers"]
 
 
