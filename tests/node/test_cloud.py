@@ -9,6 +9,7 @@ then the cloud is used from the host, then a keystone config change restarts exa
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import subprocess
@@ -26,6 +27,7 @@ from kubernetes.stream import stream
 
 from stackops.api.models import GROUP, PLURAL, VERSION
 from stackops.devcluster import LocalCluster, realcloud, realnode
+from stackops.services.base import CREDENTIALS_SECRET_SUFFIX
 from tests.conftest import ROOT
 from tests.node.conftest import finished, python_pod, wait_pod
 from tests.support.guest import ADDRESS_MARKER, MARKER, METADATA_MARKER, guest_build
@@ -280,6 +282,20 @@ openstack.connect(cloud="demo").network.delete_network(sys.argv[1])
 """
 
 
+def ovn_client(real_cloud: RealCloud, tmp_path: Path) -> list[str]:
+    """The options of a client of the cloud's OVN databases: the certificate for OVN's clients and the
+    CA, from the cloud's credentials Secret (the databases speak TLS only and ask for it)."""
+    data = real_cloud.core.read_namespaced_secret(f"{NAME}-{CREDENTIALS_SECRET_SUFFIX}", NAMESPACE).data
+    for key in ("tls-ovn-client.key", "tls-ovn-client.crt", "tls-ca.crt"):
+        (tmp_path / key).write_bytes(base64.b64decode(data[key]))
+        (tmp_path / key).chmod(0o600)
+    return [
+        f"--private-key={tmp_path / 'tls-ovn-client.key'}",
+        f"--certificate={tmp_path / 'tls-ovn-client.crt'}",
+        f"--ca-cert={tmp_path / 'tls-ca.crt'}",
+    ]
+
+
 def test_a_network_is_a_logical_switch_in_the_ovn_northbound_database(real_cloud: RealCloud, tmp_path: Path) -> None:
     clouds = tmp_path / "clouds.yaml"
     realcloud.write_clouds_yaml(real_cloud.cluster.kubeconfig, NAMESPACE, NAME, clouds)
@@ -287,13 +303,20 @@ def test_a_network_is_a_logical_switch_in_the_ovn_northbound_database(real_cloud
     assert created.returncode == 0, created.stderr
     network = created.stdout.strip()
     try:
-        # asked of the database itself, through its Service, with the host's ovn-nbctl
+        # asked of the database itself, through its Service, with the host's ovn-nbctl presenting the
+        # cloud's certificate for OVN's clients: the database speaks TLS only
         address = real_cloud.core.read_namespaced_service(f"{NAME}-ovn-nb-0", NAMESPACE).spec.cluster_ip
         listed = subprocess.run(
-            realcloud.host_command(["ovn-nbctl", f"--db=tcp:{address}:6641", "--format=csv", "list", "Logical_Switch"]),
+            realcloud.host_command(["ovn-nbctl", *ovn_client(real_cloud, tmp_path), f"--db=ssl:{address}:6641",
+                                    "--format=csv", "list", "Logical_Switch"]),
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert listed.returncode == 0, listed.stderr
+        plaintext = subprocess.run(
+            realcloud.host_command(["ovn-nbctl", "--timeout=10", f"--db=tcp:{address}:6641", "ls-list"]),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert plaintext.returncode != 0 and "neutron-" not in plaintext.stdout, "served a plaintext client"
         assert f"neutron-{network}" in listed.stdout
         assert "stackops-test-ovn" in listed.stdout  # neutron's network name, in the switch's external_ids
     finally:
@@ -405,7 +428,8 @@ def test_a_server_boots_and_its_port_is_bound_and_claimed(
         assert port["status"] == "ACTIVE"  # OVN reports a port up once its chassis claimed it
         sb = real_cloud.core.read_namespaced_service(f"{NAME}-ovn-sb-0", NAMESPACE).spec.cluster_ip
         binding = subprocess.run(
-            realcloud.host_command(["ovn-sbctl", f"--db=tcp:{sb}:6642", "--bare", "--columns=chassis", "find",
+            realcloud.host_command(["ovn-sbctl", *ovn_client(real_cloud, tmp_path), f"--db=ssl:{sb}:6642",
+                                    "--bare", "--columns=chassis", "find",
                                     "Port_Binding", f"logical_port={port['id']}"]),
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip

@@ -183,9 +183,11 @@ def neutron(deployed: Deployment, keystone: str, neutron_bin: Path, ovn_control_
     conf_dir = api.files["/etc/neutron/neutron.conf"].parent
     # Kolla's image ships neutron's paste pipeline in /etc/neutron; the package has it under etc/
     shutil.copy(neutron_bin.parent / "etc" / "neutron" / "api-paste.ini", conf_dir)
-    # the rendered command is `/bin/bash ovn-remotes.sh uwsgi …`: the same wrapper, around gunicorn
+    # the rendered command is `/bin/bash ovn-remotes.sh uwsgi …`: the same wrapper, around gunicorn,
+    # with /etc as the container has it (ml2_conf.ini names OVN's client certificate there)
     wrapper = api.argv[: api.argv.index(str(api.files[REMOTES_SCRIPT])) + 1]
     sandboxed, sandbox_env = ovn_control_plane.command(wrapper, {})
+    sandboxed = [*deployed.container_paths(api, "neutron-api"), *sandboxed]
     env = {**sandbox_env, **api.env, "OS_NEUTRON_CONFIG_DIR": str(conf_dir), **uwsgi_env(uwsgi)}
     module = wsgi_module(uwsgi, site_packages(neutron_bin))
     with deployed.serve("neutron", neutron_bin, module, env, "/", wrapper=sandboxed) as url:

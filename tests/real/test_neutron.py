@@ -15,7 +15,7 @@ import requests
 from stackops.services import ovn
 from stackops.services.neutron import SERVICE as NEUTRON
 from tests.real.deployment import Deployment
-from tests.support.ovn import addresses
+from tests.support.ovn import ctl
 from tests.support.rendered import find
 from tests.support.sandbox import Sandbox, eventually
 
@@ -42,21 +42,18 @@ def test_a_network_becomes_an_ovn_logical_switch(
     network = conn.network.create_network(name="net0")
     try:
         subnet = conn.network.create_subnet(network_id=network.id, ip_version=4, cidr="10.0.0.0/24")
-        nb = addresses(deployed.plan, ovn.NB, ovn_network)
-        switches = ovn_control_plane.network(["ovn-nbctl", f"--db={nb}", "ls-list"])
+        box, rendered = ovn_control_plane, deployed.plan
+        switches = ctl(box, rendered, ovn_network, ovn.NB, "ls-list")
         assert f"(neutron-{network.id})" in switches.stdout, switches.stdout + switches.stderr
-        dhcp = ovn_control_plane.network(
-            ["ovn-nbctl", f"--db={nb}", "--bare", "--columns=cidr", "list", "DHCP_Options"]
-        )
+        dhcp = ctl(box, rendered, ovn_network, ovn.NB, "--bare", "--columns=cidr", "list", "DHCP_Options")
         assert subnet.cidr in dhcp.stdout.split()
         # northd, which found the databases by their Service names, made the switch a southbound datapath
-        sb = addresses(deployed.plan, ovn.SB, ovn_network)
-        datapaths = ["ovn-sbctl", f"--db={sb}", "--bare", "--columns=external_ids", "list", "Datapath_Binding"]
+        datapaths = ("--bare", "--columns=external_ids", "list", "Datapath_Binding")
         eventually(
-            lambda: f"neutron-{network.id}" in ovn_control_plane.network(datapaths).stdout,
+            lambda: f"neutron-{network.id}" in ctl(box, rendered, ovn_network, ovn.SB, *datapaths).stdout,
             lambda: f"a datapath for the network: {ovn_control_plane.log('northd')}",
         )
     finally:
         conn.network.delete_network(network)
-    switches = ovn_control_plane.network(["ovn-nbctl", f"--db={nb}", "ls-list"])
+    switches = ctl(ovn_control_plane, deployed.plan, ovn_network, ovn.NB, "ls-list")
     assert f"neutron-{network.id}" not in switches.stdout

@@ -33,7 +33,7 @@ from stackops.services.health_checks import LoadBalancerProviders
 from tests.real.conftest import service_venv
 from tests.real.deployment import Deployment, in_container, site_packages, wsgi_module
 from tests.support.mariadb import MariaDB
-from tests.support.ovn import addresses
+from tests.support.ovn import ctl
 from tests.support.rendered import KollaRun, find
 from tests.support.sandbox import Sandbox, eventually
 
@@ -105,7 +105,7 @@ def settled(conn: Any, lb: Any) -> Any:
 
 def nbctl(box: Sandbox, deployed: Deployment, network: str, *args: str) -> str:
     """ovn-nbctl against the cloud's northbound database, by its members' addresses on `network`."""
-    result = box.network(["ovn-nbctl", f"--db={addresses(deployed.plan, ovn.NB, network)}", *args])
+    result = ctl(box, deployed.plan, network, ovn.NB, *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 

@@ -16,21 +16,27 @@ the data, its old server id kicked, so the cluster counts its members as before.
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from stackops.certificates import CertificateRequest, issued
+from stackops.credentials import Credentials
 from stackops.plan import Plan, plan
 from stackops.services import ovn
 from tests.conftest import cloud
 from tests.support.ovn import (
     addresses,
+    client_pki,
     data_dir,
+    etc_ovn,
     host_names,
     member_ips,
     probe,
@@ -39,10 +45,16 @@ from tests.support.ovn import (
     start_northd,
     wait_member,
 )
-from tests.support.rendered import find, kolla_run
+from tests.support.rendered import cloud_credentials, find, kolla_run
 from tests.support.sandbox import Sandbox, eventually
 
 NETWORK = "127.0.0"  # the sandbox's own loopback: pods at 127.0.0.1, .2, .3
+
+
+def rendered_cloud(neutron: dict[str, Any]) -> Plan:
+    """A cloud with neutron's `neutron` settings, rendered with its credentials and certificates."""
+    demo = cloud({"services": {"neutron": neutron}})
+    return plan(demo, Credentials(cloud_credentials(demo)))
 
 
 @pytest.fixture
@@ -62,8 +74,9 @@ def sandbox(tmp_path: Path) -> Iterator[Callable[[Plan], Sandbox]]:
 def test_databases_and_northd_from_the_rendered_scripts(
     replicas: int, sandbox: Callable[[Plan], Sandbox], tmp_path: Path
 ) -> None:
-    rendered = plan(cloud({"services": {"neutron": {"ovn": {"replicas": replicas}}}}))
+    rendered = rendered_cloud({"ovn": {"replicas": replicas}})
     box = sandbox(rendered)
+    pki = client_pki(rendered, tmp_path / "client")
     start_databases(box, rendered, tmp_path, NETWORK)
     for db in ovn.DATABASES:
         status = box.inside(f"demo-ovn-{db.kind}-0", ["ovs-appctl", "-t", db.control, "cluster/status", db.schema_name])
@@ -74,14 +87,18 @@ def test_databases_and_northd_from_the_rendered_scripts(
             servers = [line for line in status.stdout.splitlines() if f".demo-ovn-{db.kind}-cluster." in line]
             assert "Role: leader" in status.stdout or "Role: follower" in status.stdout
             assert len([s for s in servers if "(self)" not in s]) >= replicas - 1, status.stdout
+            # the members talk Raft over TLS
+            assert all("ssl:" in s and "tcp:" not in s for s in servers), status.stdout
     start_northd(box, rendered, tmp_path)
     # northd, connected by the rendered names, turns a northbound switch into a southbound datapath
-    nb = box.network(["ovn-nbctl", f"--db={addresses(rendered, ovn.NB, NETWORK)}", "ls-add", "sw0"])
+    nb = box.network(["ovn-nbctl", *pki, f"--db={addresses(rendered, ovn.NB, NETWORK)}", "ls-add", "sw0"])
     assert nb.returncode == 0, nb.stderr
 
     def datapath_for_sw0() -> bool:
         sb = addresses(rendered, ovn.SB, NETWORK)
-        found = box.network(["ovn-sbctl", f"--db={sb}", "--bare", "--columns=external_ids", "list", "Datapath_Binding"])
+        found = box.network(
+            ["ovn-sbctl", *pki, f"--db={sb}", "--bare", "--columns=external_ids", "list", "Datapath_Binding"]
+        )
         return "name=sw0" in found.stdout
 
     eventually(datapath_for_sw0, lambda: f"northd to translate sw0: {box.log('northd')}")
@@ -91,6 +108,7 @@ def chassis(box: Sandbox, rendered: Plan, root: Path, component: str, host: str,
     """Run one chassis of DaemonSet `component`: Open vSwitch's database and the ovn-controller
     container (no vswitchd: there is no kernel datapath here); return its southbound Chassis row."""
     daemonset = find(rendered, "DaemonSet", "neutron", component)
+    pki = client_pki(rendered, root / "client")
     state = root / host
     conf_db = state / "ovs-data" / "conf.db"
     conf_db.parent.mkdir(parents=True)
@@ -107,7 +125,7 @@ def chassis(box: Sandbox, rendered: Plan, root: Path, component: str, host: str,
     fields = {"status.hostIP": host_ip}
     for container in ("openvswitch-db", "ovn-controller"):
         run = kolla_run(rendered, daemonset, state / container, {}, container, fields)
-        box.start(f"{host}-{container}", run.argv, run.env, binds, hostname=host)
+        box.start(f"{host}-{container}", run.argv, run.env, binds | etc_ovn(run), hostname=host)
     connected = probe(daemonset, "ovn-controller", "readinessProbe")
     eventually(
         lambda: box.inside(f"{host}-ovn-controller", connected).returncode == 0,
@@ -118,12 +136,14 @@ def chassis(box: Sandbox, rendered: Plan, root: Path, component: str, host: str,
         assert alive.returncode == 0, alive.stderr
     bridges = box.inside(f"{host}-ovn-controller", ["ovs-vsctl", "list-br"]).stdout.split()
     ports = {b: box.inside(f"{host}-ovn-controller", ["ovs-vsctl", "list-ports", b]).stdout.split() for b in bridges}
-    sb = box.network(["ovn-sbctl", f"--db={addresses(rendered, ovn.SB, NETWORK)}", "--format=json", "list", "Chassis"])
+    sb = box.network(
+        ["ovn-sbctl", *pki, f"--db={addresses(rendered, ovn.SB, NETWORK)}", "--format=json", "list", "Chassis"]
+    )
     table = json.loads(sb.stdout)
     rows = [dict(zip(table["headings"], row, strict=True)) for row in table["data"]]
     row = next(r for r in rows if r["hostname"] == host)
     encaps = box.network(
-        ["ovn-sbctl", f"--db={addresses(rendered, ovn.SB, NETWORK)}", "--bare", "--columns=ip", "list", "Encap"]
+        ["ovn-sbctl", *pki, f"--db={addresses(rendered, ovn.SB, NETWORK)}", "--bare", "--columns=ip", "list", "Encap"]
     )
     for container in ("ovn-controller", "openvswitch-db"):
         box.stop(f"{host}-{container}")  # one chassis at a time: both would want 127.0.0.1:6640
@@ -142,7 +162,7 @@ def test_compute_and_gateway_chassis_register_with_their_roles(
         {"name": "physnet1", "bridge": "br-ex", "interface": "eth1"},
         {"name": "physnet2", "bridge": "br-vlan", "interface": "bond1"},
     ]
-    rendered = plan(cloud({"services": {"neutron": {"ovn": {"replicas": 3}, "providerNetworks": networks}}}))
+    rendered = rendered_cloud({"ovn": {"replicas": 3}, "providerNetworks": networks})
     box = sandbox(rendered)
     start_databases(box, rendered, tmp_path, NETWORK)
     compute = chassis(box, rendered, tmp_path, "ovn-controller", "compute-0", "127.0.1.1")
@@ -157,7 +177,7 @@ def test_compute_and_gateway_chassis_register_with_their_roles(
 
 
 def test_neutron_processes_get_the_databases_addresses(sandbox: Callable[[Plan], Sandbox], tmp_path: Path) -> None:
-    rendered = plan(cloud({"services": {"neutron": {"ovn": {"replicas": 3}}}}))
+    rendered = rendered_cloud({"ovn": {"replicas": 3}})
     box = sandbox(rendered)
     for workload in (
         find(rendered, "Deployment", "neutron", "api"),
@@ -187,12 +207,13 @@ def cluster_servers(box: Sandbox, member: str, db: ovn.Database) -> list[str]:
 def test_a_raft_member_that_lost_its_volume_joins_again(
     lost: int, sandbox: Callable[[Plan], Sandbox], tmp_path: Path
 ) -> None:
-    rendered = plan(cloud({"services": {"neutron": {"ovn": {"replicas": 3}}}}))
+    rendered = rendered_cloud({"ovn": {"replicas": 3}})
     box = sandbox(rendered)
+    pki = client_pki(rendered, tmp_path / "client")
     start_databases(box, rendered, tmp_path, NETWORK)
     db = ovn.NB
     nb = addresses(rendered, db, NETWORK)
-    made = box.network(["ovn-nbctl", f"--db={nb}", "ls-add", "before-the-loss"])
+    made = box.network(["ovn-nbctl", *pki, f"--db={nb}", "ls-add", "before-the-loss"])
     assert made.returncode == 0, made.stderr
     ips = member_ips(rendered, db, NETWORK)
     member, ip = list(ips.items())[lost]
@@ -205,7 +226,9 @@ def test_a_raft_member_that_lost_its_volume_joins_again(
     # the two others keep a majority: the database takes writes while the member is gone (once they
     # elected a leader, when it was the leader; the client tries a member that is gone first at times)
     eventually(
-        lambda: box.network(["ovn-nbctl", f"--db={nb}", "--may-exist", "ls-add", "while-it-was-gone"]).returncode == 0,
+        lambda: (
+            box.network(["ovn-nbctl", *pki, f"--db={nb}", "--may-exist", "ls-add", "while-it-was-gone"]).returncode == 0
+        ),
         lambda: "a write to the two members left",
     )
 
@@ -222,11 +245,60 @@ def test_a_raft_member_that_lost_its_volume_joins_again(
     assert not any(line.startswith(old_id[:4] + " ") for line in servers), servers
     assert len({line.split(" at ", 1)[1].split(")")[0] for line in servers}) == 3, "one server per member"
     # it serves what the cluster held before and after the loss, itself, and a write through it lands
-    own = f"tcp:{ip}:{db.port}"
-    listed = box.network(["ovn-nbctl", "--no-leader-only", f"--db={own}", "ls-list"]).stdout
+    own = f"ssl:{ip}:{db.port}"
+    listed = box.network(["ovn-nbctl", *pki, "--no-leader-only", f"--db={own}", "ls-list"]).stdout
     assert "(before-the-loss)" in listed and "(while-it-was-gone)" in listed, listed
     assert "removing server" in box.log(member)
-    own_write = box.network(["ovn-nbctl", "--no-leader-only", f"--db={own}", "ls-add", "through-it"])
+    own_write = box.network(["ovn-nbctl", *pki, "--no-leader-only", f"--db={own}", "ls-add", "through-it"])
     assert own_write.returncode == 0, own_write.stderr  # a follower forwards a write to the leader
     status = box.inside(member, ["ovs-appctl", "-t", db.control, "cluster/status", db.schema_name]).stdout
     assert "Status: cluster member" in status
+
+
+TLS_CLIENT = """
+import json, socket, ssl, sys
+host, port, server_name, ca, cert, key = sys.argv[1:7]
+context = ssl.create_default_context(cafile=ca)  # verifies the chain and the name asked for
+if cert:
+    context.load_cert_chain(cert, key)
+try:
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=server_name) as tls:
+            tls.sendall(json.dumps({"method": "list_dbs", "params": [], "id": 0}).encode())
+            print(tls.recv(65536).decode() or "closed")
+except (OSError, ssl.SSLError) as error:
+    print(f"refused: {error}")
+"""
+
+
+def test_the_databases_speak_tls_only_and_admit_only_clients_with_the_clouds_certificate(
+    sandbox: Callable[[Plan], Sandbox], tmp_path: Path
+) -> None:
+    rendered = rendered_cloud({"ovn": {"replicas": 3}})
+    box = sandbox(rendered)
+    pki = client_pki(rendered, tmp_path / "client")
+    start_databases(box, rendered, tmp_path, NETWORK)
+    ip, name = "127.0.0.1", "demo-ovn-nb-0.openstack.svc.cluster.local"  # member 0, by its Service's name
+    key, cert, ca = (str(tmp_path / "client" / f) for f in ("ovn-client.key", "ovn-client.crt", "ca.crt"))
+
+    def client(*args: str) -> str:
+        return box.network([sys.executable, "-c", TLS_CLIENT, ip, "6641", *args]).stdout.strip()
+
+    # a client verifying the server's certificate and name against the cloud's CA, presenting the
+    # clients' certificate: the database answers
+    assert sorted(json.loads(client(name, ca, cert, key))["result"]) == ["OVN_Northbound", "_Server"]
+    # the same without a certificate of its own: the server ends the handshake
+    assert not client(name, ca, "", "").startswith("{"), "served a client without a certificate"
+    # a certificate of another CA: refused too
+    other = issued({}, [CertificateRequest("other", ("other",))], "another CA", datetime.datetime.now(datetime.UTC))
+    for file, value in (("other.crt", other["tls-other.crt"]), ("other.key", other["tls-other.key"])):
+        (tmp_path / file).write_text(value)
+    refused = client(name, ca, str(tmp_path / "other.crt"), str(tmp_path / "other.key"))
+    assert not refused.startswith("{"), "served a client of another CA"
+    # plaintext: no answer from the TLS listener, and OVN's own client gives up
+    plain = box.network(["ovsdb-client", "--timeout=5", "list-dbs", f"tcp:{ip}:6641"])
+    assert plain.returncode != 0 and "OVN_Northbound" not in plain.stdout
+    # OVN's own client with the certificate: served
+    listed = box.network(["ovsdb-client", *pki, "--timeout=10", "list-dbs", f"ssl:{ip}:6641"])
+    assert listed.returncode == 0 and "OVN_Northbound" in listed.stdout, listed.stderr
+    print(f"without a certificate: {client(name, ca, '', '')}; another CA's: {refused}; plaintext: {plain.stderr}")

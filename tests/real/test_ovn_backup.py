@@ -17,9 +17,10 @@ from stackops.api.models import OpenStackCloud, OvnRestore
 from stackops.kube.backups import manifest
 from stackops.plan import Plan, plan
 from stackops.services import ovn
+from stackops.services.backups import SCRIPTS_DIR
 from tests.real.deployment import Deployment
 from tests.support.commands import run
-from tests.support.ovn import addresses, data_dir, member_ips, start_member, wait_member
+from tests.support.ovn import ctl, data_dir, member_ips, start_member, wait_member
 from tests.support.rendered import backup_command, container_env, find
 from tests.support.sandbox import Sandbox
 
@@ -39,14 +40,16 @@ def run_rendered(
     the cloud's names resolve; the termination message a file."""
     command, container = backup_command(cloud_plan, kind, "neutron", component, root)
     argv, env = box.command(command, {})
-    env |= container_env(container, {}) | {"TERMINATION_LOG": str(root / "termination-log")}
+    # the client certificate (OVN_PKI) where backup_command put the scripts' volume
+    container_vars = {k: v.replace(SCRIPTS_DIR, str(root / "scripts")) for k, v in container_env(container, {}).items()}
+    env |= container_vars | {"TERMINATION_LOG": str(root / "termination-log")}
     started = time.monotonic()
     result = run(argv, env)
     return result, time.monotonic() - started
 
 
 def switches(box: Sandbox, cloud_plan: Plan, network: str) -> str:
-    listed = box.network(["ovn-nbctl", f"--db={addresses(cloud_plan, ovn.NB, network)}", "ls-list"])
+    listed = ctl(box, cloud_plan, network, ovn.NB, "ls-list")
     assert listed.returncode == 0, listed.stderr
     return listed.stdout
 
@@ -116,6 +119,7 @@ def test_a_lost_northbound_database_comes_back_from_a_backup_and_neutrons_sync(
     with deployed.using(restoring):
         sync = deployed.kolla("Job", "neutron", "ovn-db-sync")
     argv, env = box.command(sync.argv, {})
+    argv = [*deployed.container_paths(sync, "neutron-ovn-db-sync"), *argv]  # OVN's client certificate in /etc
     started = time.monotonic()
     result = run(argv, {**env, **sync.env}, neutron_bin)
     took = time.monotonic() - started
@@ -123,10 +127,7 @@ def test_a_lost_northbound_database_comes_back_from_a_backup_and_neutrons_sync(
     print(f"sync: {took:.1f} s")
     synced = switches(box, restoring, ovn_network)
     assert f"neutron-{before.id}" in synced and f"neutron-{after.id}" in synced, synced
-    dhcp = box.network(
-        ["ovn-nbctl", f"--db={addresses(restoring, ovn.NB, ovn_network)}", "--bare", "--columns=cidr",
-         "list", "DHCP_Options"]
-    )  # fmt: skip
+    dhcp = ctl(box, restoring, ovn_network, ovn.NB, "--bare", "--columns=cidr", "list", "DHCP_Options")
     assert "10.2.0.0/24" in dhcp.stdout.split(), dhcp.stdout
 
     # neutron (its server ran on: here nothing stops it) works on the restored database

@@ -2,19 +2,22 @@
 northd's Deployment container, with Debian's ovsdb-server and ovn-northd.
 
 Member i of a database gets the address `<network>.<i+1>` (its pod IP), and the Service names of
-the rendered cloud resolve as cluster DNS would resolve them.
+the rendered cloud resolve as cluster DNS would resolve them. With the cloud's internal TLS the
+databases speak TLS only and ask every client for a certificate: a test's own clients (ovn-nbctl,
+ovn-sbctl, ovsdb-client) present the cloud's OVN client certificate (client_pki).
 """
 
 from __future__ import annotations
 
 import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
 from stackops.devcluster import processes
 from stackops.plan import Plan
 from stackops.services import ovn
-from tests.support.rendered import find, kolla_run
+from tests.support.rendered import KollaRun, find, kolla_run, secret_data
 from tests.support.sandbox import Sandbox, eventually
 
 
@@ -37,9 +40,35 @@ def host_names(rendered: Plan, network: str, cluster_domain: str = "cluster.loca
     return names
 
 
+def control_plane_files(rendered: Plan) -> dict[str, str]:
+    """The config Secret of the databases and northd."""
+    volumes = find(rendered, "Deployment", "neutron", "northd")["spec"]["template"]["spec"]["volumes"]
+    (config,) = [v["secret"]["secretName"] for v in volumes if "secret" in v]
+    return secret_data(rendered, config)
+
+
+def speaks_tls(rendered: Plan) -> bool:
+    return f"{ovn.CLIENT}.crt" in control_plane_files(rendered)
+
+
 def addresses(rendered: Plan, db: ovn.Database, network: str) -> str:
     """The database's members by address, as a client that needs no names connects to them."""
-    return ",".join(f"tcp:{ip}:{db.port}" for ip in member_ips(rendered, db, network).values())
+    scheme = "ssl" if speaks_tls(rendered) else "tcp"
+    return ",".join(f"{scheme}:{ip}:{db.port}" for ip in member_ips(rendered, db, network).values())
+
+
+def client_pki(rendered: Plan, root: Path) -> list[str]:
+    """The options of a client of the databases (ovn-nbctl, ovn-sbctl, ovsdb-client): the cloud's OVN
+    client certificate and CA, written under `root`, when the databases speak TLS; none otherwise."""
+    if not speaks_tls(rendered):
+        return []
+    files = control_plane_files(rendered)
+    root.mkdir(parents=True, exist_ok=True)
+    for key in (f"{ovn.CLIENT}.key", f"{ovn.CLIENT}.crt", "ca.crt"):
+        (root / key).write_text(files[key])
+        (root / key).chmod(0o600)
+    pki = ovn.Pki(str(root / f"{ovn.CLIENT}.key"), str(root / f"{ovn.CLIENT}.crt"), str(root / "ca.crt"))
+    return pki.options.split()
 
 
 def probe(obj: dict[str, Any], container: str, kind: str) -> list[str]:
@@ -49,12 +78,25 @@ def probe(obj: dict[str, Any], container: str, kind: str) -> list[str]:
     return command
 
 
+def etc_ovn(run: KollaRun) -> dict[str, Path]:
+    """/etc/ovn as the container has it: what kolla_start copied there (its scripts, its TLS files)."""
+    roots = {str(path).removesuffix(dest) for dest, path in run.files.items() if dest.startswith("/etc/ovn/")}
+    return {"/etc/ovn": Path(roots.pop()) / "etc" / "ovn"} if roots else {}
+
+
+def ctl(box: Sandbox, rendered: Plan, network: str, db: ovn.Database, *args: str) -> subprocess.CompletedProcess[str]:
+    """ovn-nbctl or ovn-sbctl (by `db`) against the database's members on `network`, presenting the
+    cloud's client certificate when the databases speak TLS."""
+    pki = client_pki(rendered, box.root / "client")
+    return box.network([f"ovn-{db.kind}ctl", *pki, f"--db={addresses(rendered, db, network)}", *args])
+
+
 def start_member(box: Sandbox, rendered: Plan, root: Path, db: ovn.Database, member: str, ip: str) -> None:
     """One member's container, as its pod `member` at `ip` runs it, with its volume under `root`."""
     statefulset = find(rendered, "StatefulSet", "neutron", db.component)
     fields = {"metadata.name": member, "status.podIP": ip}
     run = kolla_run(rendered, statefulset, root / member, {}, f"ovn-{db.component}", fields)
-    box.start(member, run.argv, run.env, {ovn.DATA_DIR: data_dir(root, member)})
+    box.start(member, run.argv, run.env, {ovn.DATA_DIR: data_dir(root, member), **etc_ovn(run)})
 
 
 def data_dir(root: Path, member: str) -> Path:
@@ -115,5 +157,5 @@ def wait_ready(box: Sandbox, name: str, readiness: list[str]) -> None:
 def start_northd(box: Sandbox, rendered: Plan, root: Path) -> None:
     northd = find(rendered, "Deployment", "neutron", "northd")
     run = kolla_run(rendered, northd, root / "northd", {})
-    box.start("northd", run.argv, run.env, {})
+    box.start("northd", run.argv, run.env, etc_ovn(run))
     wait_ready(box, "northd", probe(northd, "neutron-northd", "readinessProbe"))

@@ -7,6 +7,7 @@ import configparser
 import datetime
 import json
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 
@@ -131,3 +132,56 @@ def test_rabbitmq_serves_amqp_and_management_over_tls_only_and_clients_verify_it
     rendered = plan(plain, Credentials(cloud_credentials(plain)))
     assert "listeners.tcp.default = 5672" in secret_data(rendered, "demo-rabbitmq-config")["rabbitmq.conf"]
     assert "ssl" not in secret_data(rendered, "demo-nova-config")["nova.conf"].split("[oslo_messaging_rabbit]")[1]
+
+
+def volume_keys(obj: dict[str, Any], volume: str = "config") -> set[str]:
+    """The config Secret keys a pod's volume projects (what its containers can read)."""
+    (found,) = [v for v in obj["spec"]["template"]["spec"]["volumes"] if v["name"] == volume]
+    return {item["key"] for item in found["secret"]["items"]}
+
+
+def test_ovn_databases_speak_mutual_tls_to_every_client_and_among_members() -> None:
+    demo = cloud({"services": {"neutron": {"ovn": {"replicas": 3}}, "octavia": {"enabled": True}}})
+    requests = {r.name: r for r in certificate_requests(demo)}
+    nb = requests["ovn-nb"].dns_names
+    assert "demo-ovn-nb-2.openstack.svc.cluster.local" in nb  # what clients reach the member by
+    assert "demo-ovn-nb-2.demo-ovn-nb-cluster.openstack.svc.cluster.local" in nb  # and Raft
+    assert "ovn-client" in requests
+    credentials = Credentials(cloud_credentials(demo))
+    rendered = plan(demo, credentials)
+    files = secret_data(rendered, "demo-neutron-ovn-config")
+    script = files["ovn-nb-db-start.sh"]
+    pki = "--private-key=/etc/ovn/tls/server.key --certificate=/etc/ovn/tls/server.crt --ca-cert=/etc/ovn/tls/ca.crt"
+    assert f'--remote="pssl:6641:${{address}}" --remote="punix:${{SOCKET}}" {pki}' in script
+    assert "ptcp" not in script and 'self="ssl:${POD_NAME}.demo-ovn-nb-cluster' in script
+    assert files["ovn-nb.crt"] == credentials[requests["ovn-nb"].cert_key]
+    # each pod sees its own key only: the northbound database's neither the southbound's nor the clients'
+    nb_server = find(rendered, "StatefulSet", "neutron", "nb-db")
+    assert volume_keys(nb_server) >= {"ovn-nb.key", "ovn-nb.crt", "ca.crt"}
+    assert not volume_keys(nb_server) & {"ovn-sb.key", "ovn-client.key"}
+    northd = json.loads(files["neutron-northd.json"])
+    assert "--ovnnb-db=ssl:demo-ovn-nb-0.openstack.svc.cluster.local:6641," in northd["command"]
+    assert "--private-key=/etc/ovn/tls/client.key" in northd["command"]
+    chassis = secret_data(rendered, "demo-neutron-chassis-config")
+    assert 'ovn-remote="ssl:demo-ovn-sb-0' in chassis["ovn-controller-start.sh"]
+    assert "--certificate=/etc/ovn/tls/client.crt" in chassis["ovn-controller-start.sh"]
+    assert chassis["ovn-client.key"] == credentials[requests["ovn-client"].private_key]
+    # neutron's processes, its metadata agents and octavia's OVN provider present the client certificate
+    for secret, name, directory in (
+        ("demo-neutron-config", "ml2_conf.ini", "/etc/neutron"),
+        ("demo-neutron-metadata-agent-config", "neutron_ovn_metadata_agent.ini", "/etc/neutron"),
+        ("demo-octavia-config", "octavia.conf", "/etc/octavia"),
+    ):
+        conf = configparser.ConfigParser(interpolation=None)
+        conf.read_string(secret_data(rendered, secret)[name])
+        assert conf["ovn"]["ovn_sb_private_key"] == f"{directory}/ovn-client.key", secret
+        assert conf["ovn"]["ovn_sb_ca_cert"] == f"{directory}/ca.crt", secret
+        assert conf["ovn"]["ovn_sb_connection"].startswith("ssl:"), secret
+        assert secret_data(rendered, secret)["ovn-client.crt"] == credentials[requests["ovn-client"].cert_key]
+
+    plain = cloud({"internalTLS": {"enabled": False}})
+    assert not {"ovn-nb", "ovn-sb", "ovn-client"} & {r.name for r in certificate_requests(plain)}
+    rendered = plan(plain, Credentials(cloud_credentials(plain)))
+    assert '--remote="ptcp:6641' in secret_data(rendered, "demo-neutron-ovn-config")["ovn-nb-db-start.sh"]
+    ml2 = secret_data(rendered, "demo-neutron-config")["ml2_conf.ini"]
+    assert "ovn_nb_connection = tcp:" in ml2 and "private_key" not in ml2

@@ -47,8 +47,8 @@ def test_one_database_replica_is_a_standalone_server() -> None:
         assert "ovsdb-tool create " in script and "create-cluster" not in script and "join-cluster" not in script
         assert "cluster/kick" not in script
     ml2 = secret_file(result, "demo-neutron-config", "ml2_conf.ini")
-    assert "ovn_nb_connection = tcp:demo-ovn-nb-0.openstack.svc.cluster.local:6641\n" in ml2
-    assert "ovn_sb_connection = tcp:demo-ovn-sb-0.openstack.svc.cluster.local:6642\n" in ml2
+    assert "ovn_nb_connection = ssl:demo-ovn-nb-0.openstack.svc.cluster.local:6641\n" in ml2
+    assert "ovn_sb_connection = ssl:demo-ovn-sb-0.openstack.svc.cluster.local:6642\n" in ml2
     assert objects(result, "Deployment")["demo-neutron-northd"]["spec"]["replicas"] == 1
     assert "demo-neutron-northd" not in objects(result, "PodDisruptionBudget")
 
@@ -69,14 +69,14 @@ def test_three_replicas_make_a_raft_cluster_by_dns_names() -> None:
         # and kicks its old server id (tests/real/test_ovn.py runs it)
         assert f"{kind}_db.ctl" in script and "cluster/kick OVN_" in script and "peers_cluster" in script
         domain = f"demo-ovn-{kind}-cluster.openstack.svc.cluster.local"
-        peers = [f"tcp:demo-ovn-{kind}-{i}.{domain}:{raft}" for i in range(3)]
+        peers = [f"ssl:demo-ovn-{kind}-{i}.{domain}:{raft}" for i in range(3)]
         assert f"for peer in {' '.join(peers)}; do" in script
         # each member has a Service of its own, selecting exactly its pod
         for i in range(3):
             member = services[f"demo-ovn-{kind}-{i}"]
             assert member["spec"]["selector"]["statefulset.kubernetes.io/pod-name"] == f"demo-ovn-{kind}-{i}"
             assert member["spec"]["ports"] == [{"name": "ovsdb", "port": port, "targetPort": "ovsdb"}]
-        members = ",".join(f"tcp:demo-ovn-{kind}-{i}.openstack.svc.cluster.local:{port}" for i in range(3))
+        members = ",".join(f"ssl:demo-ovn-{kind}-{i}.openstack.svc.cluster.local:{port}" for i in range(3))
         assert f"ovn_{kind}_connection = {members}\n" in secret_file(result, "demo-neutron-config", "ml2_conf.ini")
         northd = secret_file(result, "demo-neutron-ovn-config", "neutron-northd.json")
         assert f"--ovn{kind}-db={members}" in northd
@@ -234,6 +234,6 @@ def test_the_userspace_datapath_is_asked_for_every_chassis_bridge() -> None:
 def test_ovn_is_given_fully_qualified_names_in_the_cluster_domain() -> None:
     result = plan(cloud({"endpoints": {"clusterDomain": "k8s.example"}}))
     ml2 = secret_file(result, "demo-neutron-config", "ml2_conf.ini")
-    assert "ovn_sb_connection = tcp:demo-ovn-sb-0.openstack.svc.k8s.example:6642\n" in ml2
+    assert "ovn_sb_connection = ssl:demo-ovn-sb-0.openstack.svc.k8s.example:6642\n" in ml2
     chassis = secret_file(result, "demo-neutron-chassis-config", "ovn-controller-start.sh")
-    assert 'external_ids:ovn-remote="tcp:demo-ovn-sb-0.openstack.svc.k8s.example:6642"' in chassis
+    assert 'external_ids:ovn-remote="ssl:demo-ovn-sb-0.openstack.svc.k8s.example:6642"' in chassis

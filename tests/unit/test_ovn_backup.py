@@ -40,6 +40,9 @@ def test_the_ovn_backup_cronjob_snapshots_both_databases_onto_its_volume() -> No
     assert container["command"] == ["/bin/bash", "/etc/stackops/ovn-backup.sh", "/backups", "4"]
     env = {v["name"]: v["value"] for v in container["env"]}
     assert env["OVN_NB_DB"] == ovn_connection("nb", 6641) and env["OVN_SB_DB"] == ovn_connection("sb", 6642)
+    # the client certificate, from the Jobs' config Secret (OVN's TLS is mutual)
+    pki = "/etc/stackops/ovn-client.key --certificate=/etc/stackops/ovn-client.crt --ca-cert=/etc/stackops/ca.crt"
+    assert env["OVN_PKI"] == f"--private-key={pki}"
     assert (
         container["image"].endswith("/ovn-nb-db-server:2026.1-ubuntu-noble") or "ovn-nb-db-server" in container["image"]
     )
@@ -49,8 +52,10 @@ def test_the_ovn_backup_cronjob_snapshots_both_databases_onto_its_volume() -> No
     claim = find(rendered, "PersistentVolumeClaim", "neutron", "ovn-backup")
     assert claim["metadata"]["name"] == "demo-neutron-ovn-backups"
     assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
-    script = secret_data(rendered, "demo-neutron-ovn-backup-config")["ovn-backup.sh"]
-    assert 'ovsdb-client --no-leader-only --timeout=120 backup "${OVN_NB_DB}" OVN_Northbound' in script
+    files = secret_data(rendered, "demo-neutron-ovn-backup-config")
+    script = files["ovn-backup.sh"]
+    assert 'ovsdb-client "${pki[@]}" --no-leader-only --timeout=120 backup "${OVN_NB_DB}" OVN_Northbound' in script
+    assert set(files) >= {"ovn-client.crt", "ovn-client.key", "ca.crt"}
     assert 'backup "${OVN_SB_DB}" OVN_Southbound' in script and "keep() {" in script
     assert (
         plan(cloud(ovn_spec({"backup": {"enabled": True}}))).objects()
@@ -59,7 +64,7 @@ def test_the_ovn_backup_cronjob_snapshots_both_databases_onto_its_volume() -> No
 
 
 def ovn_connection(kind: str, port: int) -> str:
-    return ",".join(f"tcp:demo-ovn-{kind}-{i}.openstack.svc.cluster.local:{port}" for i in range(3))
+    return ",".join(f"ssl:demo-ovn-{kind}-{i}.openstack.svc.cluster.local:{port}" for i in range(3))
 
 
 @pytest.mark.parametrize(

@@ -393,7 +393,8 @@ class Service(ABC):
         return frozenset(self.depends_on)
 
     def certificates(self, ctx: CloudContext) -> list[certificates.CertificateRequest]:
-        """The server certificates of the cloud's CA it serves TLS with (docs/security.md)."""
+        """The certificates of the cloud's CA it serves TLS with, or its clients present where the
+        server asks for one (docs/security.md)."""
         return []
 
     def key_rotations(self, spec: OpenStackCloudSpec) -> list[KeyRotation]:

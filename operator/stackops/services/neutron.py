@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, ClassVar
 
+from stackops import certificates
 from stackops.api.models import NeutronSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.ini import IniSections, merge_sections, render_ini
@@ -113,6 +114,15 @@ class Neutron(OpenStackService[NeutronSpec]):
     def own_credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
         return [CredentialSpec(METADATA_SECRET_KEY)]
 
+    def certificates(self, ctx: CloudContext) -> list[certificates.CertificateRequest]:
+        """OVN's databases' and their clients' (services/ovn.py)."""
+        return ovn.certificate_requests(ctx)
+
+    @property
+    def ovn_pki(self) -> ovn.Pki:
+        """Where neutron's processes find OVN's client certificate: beside their config and CA."""
+        return ovn.client_pki(CONFIG_DIR, self.ca_file)
+
     def problems(self, spec: OpenStackCloudSpec) -> list[RenderError]:
         found = super().problems(spec)
         if self.enabled(spec) and not spec.nodes.gateway.match_labels:
@@ -179,6 +189,7 @@ class Neutron(OpenStackService[NeutronSpec]):
             "ovn": {
                 "ovn_nb_connection": ovn.connection(ctx, ovn.NB),
                 "ovn_sb_connection": ovn.connection(ctx, ovn.SB),
+                **ovn.client_options(ctx, self.ovn_pki),
                 "ovn_metadata_enabled": True,
             },
         }
@@ -199,7 +210,7 @@ class Neutron(OpenStackService[NeutronSpec]):
             "privsep": {"helper_command": f"{ROOTWRAP} privsep-helper"},
             "ovs": {"ovsdb_connection": f"tcp:127.0.0.1:{ovn.OVS_DB_PORT}"},
             # the same databases as the server's, after the user's overrides (e.g. an OVN run elsewhere)
-            "ovn": ovn_connections(ml2),
+            "ovn": ovn_connections(ml2) | ovn.client_options(ctx, self.ovn_pki),
         }
 
     def command_files(self) -> tuple[ConfigFile, ...]:
@@ -213,29 +224,33 @@ class Neutron(OpenStackService[NeutronSpec]):
             "ml2_conf.ini": render_ini(self.ml2_config(ctx), ml2_overrides),
         }
 
-    def commands(self, restoring: bool = False) -> dict[str, KollaCommand]:
-        """The commands of neutron's containers; `restoring` (an OVN restore asked for) adds the sync
-        Job's, only then: a command of its own in the config Secret would roll neutron's pods."""
-        remotes = ConfigFile("ovn-remotes.sh", REMOTES_SCRIPT, "neutron", "0700")
+    def commands(self, ctx: CloudContext) -> dict[str, KollaCommand]:
+        """The commands of neutron's containers; an OVN restore asked for adds the sync Job's, only
+        then: a command of its own in the config Secret would roll neutron's pods. Those that reach
+        OVN's databases get their addresses (ovn-remotes.sh) and OVN's client certificate."""
+        remotes = (
+            ConfigFile("ovn-remotes.sh", REMOTES_SCRIPT, "neutron", "0700"),
+            *ovn.client_config_files(ctx, self.ovn_pki, "neutron"),
+        )
         uwsgi = ConfigFile("neutron-server-uwsgi.ini", f"{CONFIG_DIR}/neutron-server-uwsgi.ini", "neutron", "0600")
         state = Permission(STATE_DIR, "neutron:neutron")
         with_remotes = f"/bin/bash {REMOTES_SCRIPT}"
         commands = {
-            "api": self.command(f"{with_remotes} uwsgi --ini {uwsgi.dest}", remotes, uwsgi),
+            "api": self.command(f"{with_remotes} uwsgi --ini {uwsgi.dest}", *remotes, uwsgi),
             "db-sync": self.command(f"{MIGRATE} heads"),
             "periodic-workers": self.command(
-                f"{with_remotes} neutron-periodic-workers {SERVER_ARGS}", remotes, permissions=(state,)
+                f"{with_remotes} neutron-periodic-workers {SERVER_ARGS}", *remotes, permissions=(state,)
             ),
             "ovn-maintenance-worker": self.command(
-                f"{with_remotes} neutron-ovn-maintenance-worker {SERVER_ARGS}", remotes, permissions=(state,)
+                f"{with_remotes} neutron-ovn-maintenance-worker {SERVER_ARGS}", *remotes, permissions=(state,)
             ),
         }
-        if restoring:
+        if self.settings(ctx).ovn.restore is not None:
             # what neutron's database holds, made again in the northbound database where it is missing
             # or differs (repair; `log` would only say what differs)
             commands[ovn.SYNC] = self.command(
                 f"{with_remotes} neutron-ovn-db-sync-util {SERVER_ARGS} --ovn-neutron_sync_mode repair",
-                remotes,
+                *remotes,
                 permissions=(state,),
             )
         return commands
@@ -255,6 +270,7 @@ class Neutron(OpenStackService[NeutronSpec]):
     def server_files(self, ctx: CloudContext) -> dict[str, str]:
         return {
             **self.main_files(ctx),
+            **ovn.client_files(ctx),
             "ovn-remotes.sh": self.remotes_script(ctx, self.ml2(ctx)),
             "neutron-server-uwsgi.ini": ctx.render_text(
                 "neutron/neutron-server-uwsgi.ini.j2",
@@ -267,7 +283,7 @@ class Neutron(OpenStackService[NeutronSpec]):
 
     def server_kolla(self, ctx: CloudContext) -> api.Kolla:
         """The config Secret of neutron's own processes and Jobs."""
-        return self.kolla(ctx, self.server_files(ctx), self.commands(self.settings(ctx).ovn.restore is not None))
+        return self.kolla(ctx, self.server_files(ctx), self.commands(ctx))
 
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = self.settings(ctx)
@@ -318,12 +334,14 @@ class Neutron(OpenStackService[NeutronSpec]):
         files = {
             "neutron_ovn_metadata_agent.ini": render_ini(self.metadata_agent_config(ctx, ml2)),
             "ovn-remotes.sh": self.remotes_script(ctx, ml2),
+            **ovn.client_files(ctx),
         }
         command = KollaCommand(
             f"/bin/bash {REMOTES_SCRIPT} neutron-ovn-metadata-agent --config-file {METADATA_AGENT_CONF}",
             (
                 ConfigFile("neutron_ovn_metadata_agent.ini", METADATA_AGENT_CONF, "neutron", "0600"),
                 ConfigFile("ovn-remotes.sh", REMOTES_SCRIPT, "neutron", "0700"),
+                *ovn.client_config_files(ctx, self.ovn_pki, "neutron", ca_listed=False),
             ),
             (Permission(METADATA_STATE_DIR, "neutron:neutron", recurse=True),),
         )

@@ -149,7 +149,7 @@ class Octavia(OpenStackService[OctaviaSpec]):
                 "enabled_provider_agents": OVN_PROVIDER,
             },
             # the databases neutron uses, after the user's overrides of neutron's [ovn]
-            "ovn": neutron.ovn_connections(ml2),
+            "ovn": neutron.ovn_connections(ml2) | ovn.client_options(ctx, self.ovn_pki),
             "oslo_messaging": {"topic": "octavia_prov"},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self),
@@ -189,8 +189,18 @@ class Octavia(OpenStackService[OctaviaSpec]):
             },
         }
 
-    def commands(self) -> dict[str, KollaCommand]:
-        remotes = ConfigFile("ovn-remotes.sh", REMOTES_SCRIPT, self.user.name, "0700")
+    @property
+    def ovn_pki(self) -> ovn.Pki:
+        """Where its processes find OVN's client certificate: beside their config and CA."""
+        return ovn.client_pki(CONFIG.directory, self.ca_file)
+
+    def commands(self, ctx: CloudContext) -> dict[str, KollaCommand]:
+        """Those that reach OVN's databases (the provider driver in the API and the driver agent) get
+        their addresses (ovn-remotes.sh) and OVN's client certificate."""
+        remotes = (
+            ConfigFile("ovn-remotes.sh", REMOTES_SCRIPT, self.user.name, "0700"),
+            *ovn.client_config_files(ctx, self.ovn_pki, self.user.name),
+        )
 
         def process(binary: str) -> KollaCommand:
             return self.command(f"{binary} --config-file {CONFIG.dest}")
@@ -199,8 +209,8 @@ class Octavia(OpenStackService[OctaviaSpec]):
         with_remotes = f"/bin/bash {REMOTES_SCRIPT}"
         return {
             # the OVN provider driver runs inside the API's processes
-            "api": KollaCommand(f"{with_remotes} {api_command.command}", (*api_command.files, remotes)),
-            "driver-agent": self.command(f"{with_remotes} octavia-driver-agent --config-file {CONFIG.dest}", remotes),
+            "api": KollaCommand(f"{with_remotes} {api_command.command}", (*api_command.files, *remotes)),
+            "driver-agent": self.command(f"{with_remotes} octavia-driver-agent --config-file {CONFIG.dest}", *remotes),
             "housekeeping": process("octavia-housekeeping"),
             "worker": process("octavia-worker"),
             "health-manager": process("octavia-health-manager"),
@@ -215,6 +225,7 @@ class Octavia(OpenStackService[OctaviaSpec]):
             **self.main_files(ctx),
             api.uwsgi_file(self.name): api.uwsgi_config(ctx, "octavia-api", PORT, wsgi),
             "ovn-remotes.sh": neutron.SERVICE.remotes_script(ctx, neutron.SERVICE.ml2(ctx)),
+            **ovn.client_files(ctx),
         }
 
     def certificates_volume(self, ctx: CloudContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -229,7 +240,7 @@ class Octavia(OpenStackService[OctaviaSpec]):
 
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = self.settings(ctx)
-        kolla = self.kolla(ctx, self.files(ctx), self.commands())
+        kolla = self.kolla(ctx, self.files(ctx), self.commands(ctx))
         sockets = [{"name": "sockets", "emptyDir": {}}], [{"name": "sockets", "mountPath": SOCKETS_DIR}]
         certs_volumes, certs_mounts = self.certificates_volume(ctx)
         agent = api.sidecar(

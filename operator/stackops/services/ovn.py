@@ -11,6 +11,13 @@
 - Backups (`ovn.backup`): a CronJob snapshots both databases onto a volume of their own; `ovn.restore`
   stops neutron's server and workers, restores the northbound database with a Job, and has neutron's
   OVN sync repair what neutron made since (services/neutron.py renders that Job: neutron's config).
+
+With the cloud's internal TLS (the default) the databases speak TLS only, to their clients and among
+a Raft cluster's members, and OVN's TLS is mutual: each database presents its certificate, and every
+client (neutron's processes, northd, the chassis, octavia's OVN provider, the backup Jobs) one
+certificate of the cloud's CA made for OVN's clients (CLIENT). OVN checks that a peer's certificate
+is signed by the CA, not the name in it; so the names a database's certificate carries are what its
+clients call it, for any client that does check them.
 """
 
 from __future__ import annotations
@@ -19,12 +26,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from stackops import certificates
 from stackops.api.models import AgentNodes, NeutronSpec, OvnSpec, Restore
 from stackops.render.kolla import ConfigFile, KollaCommand
 from stackops.services import api
 from stackops.services.api import Kolla
-from stackops.services.backups import BackupRun, BackupSet, backup_objects
-from stackops.services.base import Clients, CloudContext, ConfigSecret, Listener, Service, Step
+from stackops.services.backups import SCRIPTS_DIR, BackupRun, BackupSet, backup_objects
+from stackops.services.base import CA_FILE_KEY, Clients, CloudContext, ConfigSecret, Listener, Service, Step
 from stackops.services.hosts import AgentContainer, Labels, agent_step, node_affinity
 from stackops.services.images import DebianImage
 
@@ -42,6 +50,10 @@ GATEWAY_CHASSIS = "ovn-controller-gateway"
 # ovn-controller and the databases check each other this often (ms); OVN's 5 s default makes busy
 # chassis drop and reconnect
 PROBE_INTERVAL_MS = 60000
+# the certificate every client of the databases presents (see the module's docstring)
+CLIENT = "ovn-client"
+# where the databases, northd and ovn-controller find their certificate, key and the cloud's CA
+TLS_DIR = "/etc/ovn/tls"
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,97 @@ def neutron_spec(ctx: CloudContext) -> NeutronSpec:
     return ctx.spec.services.neutron
 
 
+@dataclass(frozen=True)
+class Pki:
+    """Where a process of OVN finds its TLS files: its private key, its certificate, the CA."""
+
+    private_key: str
+    certificate: str
+    ca_cert: str
+
+    @property
+    def options(self) -> str:
+        """The same, as ovsdb-server, ovsdb-client, ovn-northd and ovn-controller take them."""
+        return f"--private-key={self.private_key} --certificate={self.certificate} --ca-cert={self.ca_cert}"
+
+    def config_files(self, key: str, owner: str, ca_listed: bool = False) -> tuple[ConfigFile, ...]:
+        """Kolla's copies of certificate `key` (a CertificateRequest's name, the config Secret's keys
+        `<key>.crt` and `<key>.key`) and of the CA (unless the command already lists it)."""
+        return (
+            ConfigFile(f"{key}.key", self.private_key, owner, "0600"),
+            ConfigFile(f"{key}.crt", self.certificate, owner, "0600"),
+            *(() if ca_listed else (ConfigFile(CA_FILE_KEY, self.ca_cert, owner, "0644"),)),
+        )
+
+
+# the files of the databases, northd and ovn-controller (their images run them as root)
+SERVER_PKI = Pki(f"{TLS_DIR}/server.key", f"{TLS_DIR}/server.crt", f"{TLS_DIR}/{CA_FILE_KEY}")
+CLIENT_PKI = Pki(f"{TLS_DIR}/client.key", f"{TLS_DIR}/client.crt", f"{TLS_DIR}/{CA_FILE_KEY}")
+
+
+def tls(ctx: CloudContext) -> bool:
+    """Whether the databases speak TLS only, with certificates of the cloud's CA on both sides."""
+    return ctx.internal_tls
+
+
+def scheme(ctx: CloudContext) -> str:
+    return "ssl" if tls(ctx) else "tcp"
+
+
+def server_certificate(ctx: CloudContext, db: Database) -> certificates.CertificateRequest:
+    """Every name of every member: its own Service's (clients) and its name in the cluster (Raft)."""
+    domain, cluster = ctx.spec.endpoints.cluster_domain, ctx.service_fqdn(cluster_service(ctx, db))
+    names = [
+        name
+        for member in members(ctx, db)
+        for name in (*certificates.service_names(member, ctx.namespace, domain), f"{member}.{cluster}")
+    ]
+    return certificates.CertificateRequest(f"ovn-{db.kind}", tuple(names))
+
+
+def client_certificate(ctx: CloudContext) -> certificates.CertificateRequest:
+    return certificates.CertificateRequest(CLIENT, (ctx.object_name(CLIENT),))
+
+
+def certificate_requests(ctx: CloudContext) -> list[certificates.CertificateRequest]:
+    """The databases' certificates and their clients' one, when they speak TLS."""
+    if not tls(ctx):
+        return []
+    return [*(server_certificate(ctx, db) for db in DATABASES), client_certificate(ctx)]
+
+
+def certificate_files(ctx: CloudContext, request: certificates.CertificateRequest) -> dict[str, str]:
+    """A certificate and its key as config Secret files (Pki.config_files' keys); none without TLS."""
+    if not tls(ctx):
+        return {}
+    name, credentials = request.name, ctx.credentials
+    return {f"{name}.crt": credentials[request.cert_key], f"{name}.key": credentials[request.private_key]}
+
+
+def client_files(ctx: CloudContext) -> dict[str, str]:
+    """The clients' certificate and key, for the config Secret of a client of the databases."""
+    return certificate_files(ctx, client_certificate(ctx))
+
+
+def client_pki(directory: str, ca_file: str) -> Pki:
+    """A client's files beside its config in `directory` (an OpenStack service's own), with the CA it
+    already has at `ca_file`."""
+    return Pki(f"{directory}/{CLIENT}.key", f"{directory}/{CLIENT}.crt", ca_file)
+
+
+def client_config_files(ctx: CloudContext, pki: Pki, owner: str, ca_listed: bool = True) -> tuple[ConfigFile, ...]:
+    """What a client's command lists to have its certificate and key (and the CA) at `pki`'s paths."""
+    return pki.config_files(CLIENT, owner, ca_listed) if tls(ctx) else ()
+
+
+def client_options(ctx: CloudContext, pki: Pki) -> dict[str, str]:
+    """An OpenStack service's `[ovn]` options presenting the client certificate to both databases."""
+    if not tls(ctx):
+        return {}
+    paths = {"private_key": pki.private_key, "certificate": pki.certificate, "ca_cert": pki.ca_cert}
+    return {f"ovn_{db.kind}_{option}": path for db in DATABASES for option, path in paths.items()}
+
+
 def server_name(ctx: CloudContext, db: Database) -> str:
     """The StatefulSet of a database; its pods are `<name>-0`, `<name>-1` …"""
     return ctx.object_name(f"ovn-{db.kind}")
@@ -118,12 +221,12 @@ def cluster_service(ctx: CloudContext, db: Database) -> str:
 
 def raft_peers(ctx: CloudContext, db: Database) -> list[str]:
     domain = ctx.service_fqdn(cluster_service(ctx, db))
-    return [f"tcp:{member}.{domain}:{db.raft_port}" for member in members(ctx, db)]
+    return [f"{scheme(ctx)}:{member}.{domain}:{db.raft_port}" for member in members(ctx, db)]
 
 
 def connection(ctx: CloudContext, db: Database) -> str:
     """What clients connect to: every member, each through its own Service (a stable address)."""
-    return ",".join(f"tcp:{ctx.service_fqdn(member)}:{db.port}" for member in members(ctx, db))
+    return ",".join(f"{scheme(ctx)}:{ctx.service_fqdn(member)}:{db.port}" for member in members(ctx, db))
 
 
 def bridge_mappings(spec: NeutronSpec) -> str:
@@ -140,23 +243,31 @@ def exec_check(command: Sequence[str], *, liveness: Sequence[str] | None = None)
 
 def control_plane_files(ctx: CloudContext) -> dict[str, str]:
     replicas = neutron_spec(ctx).ovn.replicas
-    return {
+    files = {
         db.start_script: ctx.render_text(
             "ovn/ovsdb-start.sh.j2",
             db=db,
             clustered=replicas > 1,
+            scheme=scheme(ctx),
+            pki=SERVER_PKI.options if tls(ctx) else "",
             domain=ctx.service_fqdn(cluster_service(ctx, db)),
             peers=raft_peers(ctx, db),
         )
         for db in DATABASES
     }
+    for db in DATABASES:
+        files |= certificate_files(ctx, server_certificate(ctx, db))
+    return files | client_files(ctx)
 
 
 def control_plane_commands(ctx: CloudContext) -> dict[str, KollaCommand]:
     commands = {
         db.component: KollaCommand(
             f"/bin/bash /etc/ovn/{db.start_script}",
-            (ConfigFile(db.start_script, f"/etc/ovn/{db.start_script}", "root", "0700"),),
+            (
+                ConfigFile(db.start_script, f"/etc/ovn/{db.start_script}", "root", "0700"),
+                *(SERVER_PKI.config_files(f"ovn-{db.kind}", "root") if tls(ctx) else ()),
+            ),
         )
         for db in DATABASES
     }
@@ -166,12 +277,14 @@ def control_plane_commands(ctx: CloudContext) -> dict[str, KollaCommand]:
                 "ovn-northd",
                 f"--ovnnb-db={connection(ctx, NB)}",
                 f"--ovnsb-db={connection(ctx, SB)}",
+                *([CLIENT_PKI.options] if tls(ctx) else []),
                 f"--pidfile={RUN_DIR}/ovn-northd.pid",
                 f"--unixctl={RUN_DIR}/ovn-northd.ctl",
                 "-vconsole:info",
                 "-vfile:off",
             ]
-        )
+        ),
+        client_config_files(ctx, CLIENT_PKI, "root", ca_listed=False),
     )
     return commands
 
@@ -247,14 +360,17 @@ def chassis_files(ctx: CloudContext) -> dict[str, str]:
             networks=spec.provider_networks,
             bridge_mappings=bridge_mappings(spec),
             sb_connection=connection(ctx, SB),
+            pki=CLIENT_PKI.options if tls(ctx) else "",
             probe_interval_ms=PROBE_INTERVAL_MS,
             datapath_type=spec.ovn.datapath_type,
-        )
+        ),
+        **client_files(ctx),
     }
 
 
-def chassis_commands() -> dict[str, KollaCommand]:
+def chassis_commands(ctx: CloudContext) -> dict[str, KollaCommand]:
     start = ConfigFile("ovn-controller-start.sh", "/etc/ovn/ovn-controller-start.sh", "root", "0700")
+    pki = client_config_files(ctx, CLIENT_PKI, "root", ca_listed=False)
     return {
         # Kolla's openvswitch-db-server image creates (or upgrades) conf.db before the command runs
         "openvswitch-db": KollaCommand(
@@ -271,7 +387,7 @@ def chassis_commands() -> dict[str, KollaCommand]:
         "openvswitch-vswitchd": KollaCommand(
             "ovs-vswitchd unix:/run/openvswitch/db.sock --mlockall --pidfile -vconsole:info -vfile:off"
         ),
-        "ovn-controller": KollaCommand("/bin/bash /etc/ovn/ovn-controller-start.sh", (start,)),
+        "ovn-controller": KollaCommand("/bin/bash /etc/ovn/ovn-controller-start.sh", (start, *pki)),
     }
 
 
@@ -305,7 +421,7 @@ def chassis_steps(ctx: CloudContext, service: Service) -> tuple[dict[str, Any], 
     nodes = ctx.spec.nodes
     compute: Labels = dict(nodes.compute.match_labels)
     gateway: Labels = dict(nodes.gateway.match_labels)
-    kolla = api.kolla(ctx, service, "ovn-controller", chassis_files(ctx), chassis_commands(), 0, part="chassis")
+    kolla = api.kolla(ctx, service, "ovn-controller", chassis_files(ctx), chassis_commands(ctx), 0, part="chassis")
     images = {c: replace(kolla, image=ctx.image(spec, image)) for c, image in (
         ("openvswitch-db", "openvswitch-db-server"), ("openvswitch-vswitchd", "openvswitch-vswitchd"),
         ("ovn-controller", "ovn-controller"),
@@ -392,9 +508,15 @@ def ovn_spec(ctx: CloudContext) -> OvnSpec:
     return neutron_spec(ctx).ovn
 
 
+# the backup and restore Jobs' client files, in their config Secret's volume
+BACKUP_PKI = Pki(f"{SCRIPTS_DIR}/{CLIENT}.key", f"{SCRIPTS_DIR}/{CLIENT}.crt", f"{SCRIPTS_DIR}/{CA_FILE_KEY}")
+
+
 def backup_config(ctx: CloudContext) -> ConfigSecret:
-    """The scripts the backup and restore Jobs run."""
+    """The scripts the backup and restore Jobs run, and their client certificate."""
     files = {name: ctx.render_text(f"ovn/{name}.j2", nb=NB, sb=SB) for name in ("ovn-backup.sh", "ovn-restore.sh")}
+    if tls(ctx):
+        files |= client_files(ctx) | {CA_FILE_KEY: ctx.ca_certificate}
     return ctx.config_secret("neutron", files, part=BACKUPS.backup)
 
 
@@ -407,6 +529,8 @@ def _backup_objects(ctx: CloudContext, service: Service, restore: Restore | None
         env=(
             {"name": "OVN_NB_DB", "value": connection(ctx, NB)},
             {"name": "OVN_SB_DB", "value": connection(ctx, SB)},
+            # what the scripts hand ovsdb-client
+            *([{"name": "OVN_PKI", "value": BACKUP_PKI.options}] if tls(ctx) else []),
         ),
         config=backup_config(ctx),
         resources=service.resources(ctx.spec, BACKUPS.restore if restore else BACKUPS.backup),
