@@ -27,7 +27,7 @@ class CloudPasses:
         self.kube = FakeKube()
         self.events: list[Transition] = []
         self.state = OperatorState(
-            self.kube,  # type: ignore[arg-type]
+            self.kube,
             post_event=lambda body, event: self.events.append(event),
             clock=lambda: NOW,
         )

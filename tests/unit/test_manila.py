@@ -75,7 +75,7 @@ def test_the_share_service_runs_where_cinders_lvm_volume_service_runs() -> None:
 
 
 def test_lvm_needs_labels_to_find_storage_nodes() -> None:
-    unlabelled = {"storage": {"matchLabels": {}}}
+    unlabelled: dict[str, Any] = {"storage": {"matchLabels": {}}}
     found = [str(p) for p in problems(cloud({**ON, "nodes": unlabelled}).spec)]
     assert "spec.nodes.storage.matchLabels: manila's LVM backend needs labels to find storage nodes" in found
     assert not any("manila" in str(p) for p in problems(cloud({"nodes": unlabelled}).spec))

@@ -124,7 +124,7 @@ def test_a_lasting_temporary_failure_is_shown_as_retrying_without_failing_the_cl
 def test_a_template_that_cannot_handle_a_value_is_a_permanent_template_error() -> None:
     from stackops.render.templates import TemplateError, environment, render_text
 
-    environment().loader = jinja2.DictLoader({"broken.j2": "{{ value | tojson }}"})  # type: ignore[assignment]
+    environment().loader = jinja2.DictLoader({"broken.j2": "{{ value | tojson }}"})
     try:
         with pytest.raises(TemplateError, match=r"template broken\.j2: TypeError") as caught:
             render_text("broken.j2", value=object())
