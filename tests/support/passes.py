@@ -47,7 +47,8 @@ class CloudPasses:
 
     @property
     def status(self) -> dict[str, Any]:
-        return self.stored.setdefault("status", {})  # type: ignore[no-any-return]
+        status: dict[str, Any] = self.stored.setdefault("status", {})
+        return status
 
     @property
     def cloud(self) -> OpenStackCloud:

@@ -13,9 +13,11 @@ import pytest
 
 from stackops.api.releases import RELEASES
 from stackops.cli import parser
+from stackops.credentials import Credentials
 from stackops.openstack.share_types import ensure_share_type
 from stackops.plan import Plan, plan, problems
 from stackops.services import cinder, manila
+from stackops.services.base import CloudContext
 from stackops.services.health_checks import ShareServices
 from tests.conftest import cloud
 from tests.support.rendered import find, secret_data
@@ -176,4 +178,5 @@ def test_the_health_check_names_share_services_that_are_down() -> None:
     result = ShareServices().run(SimpleNamespace(shared_file_system=FakeServices(services)))
     assert not result.ok and result.message == "share service down on node-b@lvm"
     assert ShareServices().run(SimpleNamespace(shared_file_system=FakeServices(services[:1]))).ok
-    assert [s.__class__.__name__ for s in manila.SERVICE.health_checks(None)] == ["ShareServices"]  # type: ignore[arg-type]
+    ctx = CloudContext("demo", "openstack", cloud().spec, Credentials({}))
+    assert [s.__class__.__name__ for s in manila.SERVICE.health_checks(ctx)] == ["ShareServices"]
