@@ -288,8 +288,9 @@ def cmd_backup_download(args: argparse.Namespace) -> int:
     )
 
 
-def cmd_create_messaging_user(args: argparse.Namespace) -> int:
-    from stackops.jobs.messaging import Admin, MessagingJobError, create_user
+def _messaging_job(args: argparse.Namespace) -> tuple[Any, str]:
+    """The administrator a messaging Job logs in as (jobs.messaging.Admin), and the password it sets."""
+    from stackops.jobs.messaging import Admin
 
     env = _job_environment("STACKOPS_MQ_ADMIN_USER", "STACKOPS_MQ_ADMIN_PASSWORD", "STACKOPS_MQ_PASSWORD")
     admin = Admin(
@@ -300,10 +301,26 @@ def cmd_create_messaging_user(args: argparse.Namespace) -> int:
         # given, the management API is served over TLS and verified against this CA (the cloud's own RabbitMQ)
         _job_file("STACKOPS_MQ_CA"),
     )
+    return admin, env["STACKOPS_MQ_PASSWORD"]
+
+
+def cmd_create_messaging_user(args: argparse.Namespace) -> int:
+    from stackops.jobs.messaging import MessagingJobError, create_user
+
+    admin, password = _messaging_job(args)
     return _job_outcome(
         "create-messaging-user",
-        lambda: create_user(admin, args.user, args.vhost, env["STACKOPS_MQ_PASSWORD"], args.remove_user),
+        lambda: create_user(admin, args.user, args.vhost, password, args.remove_user),
         MessagingJobError,
+    )
+
+
+def cmd_create_messaging_admin(args: argparse.Namespace) -> int:
+    from stackops.jobs.messaging import MessagingJobError, create_admin
+
+    admin, password = _messaging_job(args)
+    return _job_outcome(
+        "create-messaging-admin", lambda: create_admin(admin, args.user, password, args.remove_user), MessagingJobError
     )
 
 
@@ -690,6 +707,16 @@ def parser() -> argparse.ArgumentParser:
     mq.add_argument("--vhost", required=True)
     mq.add_argument("--remove-user", help="a user to remove: the other of the pair, after a credential rotation")
     mq.set_defaults(func=cmd_create_messaging_user)
+    mq_admin = jobs.add_parser(
+        "create-messaging-admin",
+        help="give a RabbitMQ administrator a password, as another administrator (RabbitMQ's admin during a "
+        "credential rotation; passwords from the environment as for create-messaging-user)",
+    )
+    mq_admin.add_argument("--host", required=True)
+    mq_admin.add_argument("--management-port", type=int, default=15672)
+    mq_admin.add_argument("--user", required=True)
+    mq_admin.add_argument("--remove-user", help="an administrator to remove: the other of the pair, at the end")
+    mq_admin.set_defaults(func=cmd_create_messaging_admin)
     reg = jobs.add_parser(
         "register-service",
         help="register a service with keystone: user, roles, catalog entry, endpoints (admin from "

@@ -75,8 +75,9 @@ def test_a_rotation_adds_new_values_beside_the_live_ones_and_promotes_them_at_it
     assert "nova-messaging-password" in keys and "placement-database-password" in keys
     assert "heat-keystone-password" not in keys  # heat's user stays: trusts name it
     assert "keystone-admin-password" in keys and "mariadb-root-password" in keys  # the admin's, root's
+    assert "rabbitmq-admin-password" in keys  # RabbitMQ's administrator's
     assert "horizon-database-password" in keys
-    assert "rabbitmq-admin-password" not in keys and "heat-domain-admin-password" not in keys
+    assert "rabbitmq-erlang-cookie" not in keys and "heat-domain-admin-password" not in keys
     begun, state = begin_rotation(values, RotationState(), 1, rotated, migrated_keys(c.spec))
     assert state == RotationState(1, GRANTING)
     assert {k for k in begun if k.startswith(NEXT_PREFIX)} == {f"{NEXT_PREFIX}{k}" for k in keys}
@@ -209,6 +210,89 @@ def test_the_admin_and_root_passwords_switch_in_order() -> None:
     assert all(s == servers[0] for s in servers)
 
 
+def test_rabbitmqs_administrator_alternates_between_its_pair_without_rolling_the_server() -> None:
+    """RabbitMQ takes one password per user: the administrator is a pair like a service's user. Its
+    Job grants the new password to the other account as the one in use, the messaging Jobs log in
+    as the new one from rolling on, and the Job removes the old one at the end; the server's pod and
+    config hash never change, only the first-boot file that names the administrator a node makes."""
+    rendered = phases(ROTATED)
+    key, new = "rabbitmq-admin-password", f"{NEXT_PREFIX}rabbitmq-admin-password"
+    jobs = {
+        name: [
+            o for o in p.objects() if o["kind"] == "Job" and o["metadata"]["name"].startswith("demo-rabbitmq-messaging")
+        ]
+        for name, p in rendered.items()
+    }
+    assert [name for name, found in jobs.items() if found] == ["Granting", "Rolling", "Revoking"]
+    admin_jobs = {name: found[0] for name, found in jobs.items() if found}
+
+    def login(job: dict[str, Any]) -> tuple[str, str, str]:
+        """Who the Job logs in as, with which key's value, and which key's value it sets."""
+        env = {v["name"]: v["value"] for v in job["spec"]["template"]["spec"]["containers"][0]["env"] if "value" in v}
+        keys = env_keys(job)
+        return env["STACKOPS_MQ_ADMIN_USER"], keys["STACKOPS_MQ_ADMIN_PASSWORD"], keys["STACKOPS_MQ_PASSWORD"]
+
+    assert {name: login(job) for name, job in admin_jobs.items()} == {
+        "Granting": ("stackops", key, new),  # as the account in use, the new password to the other
+        "Rolling": ("stackops-b", new, new),
+        "Revoking": ("stackops-b", new, new),
+    }
+    assert {name: args(job)[2:] for name, job in admin_jobs.items()} == {
+        "Granting": ["--user=stackops-b"],
+        "Rolling": ["--user=stackops-b"],
+        "Revoking": ["--user=stackops-b", "--remove-user=stackops"],
+    }
+    assert (
+        admin_jobs["Granting"]["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "create-messaging-admin"
+    )
+    # every messaging Job logs in as the administrator of the phase
+    nova = {name: find(p, "Job", "nova", "messaging") for name, p in rendered.items()}
+    assert {name: login(job)[:2] for name, job in nova.items()} == {
+        "before": ("stackops", key),
+        "Granting": ("stackops", key),
+        "Rolling": ("stackops-b", new),
+        "Revoking": ("stackops-b", new),
+        "after": ("stackops-b", key),  # the promoted value, under its own key
+    }
+    # a node booting on an empty database makes the administrator the Jobs use at that moment
+    config = {name: find(p, "Secret", "rabbitmq", "config") for name, p in rendered.items()}
+    first_boot = {name: c["stringData"]["default-user.conf"] for name, c in config.items()}
+    assert first_boot["before"] == first_boot["Granting"] != first_boot["Rolling"]
+    assert first_boot["Rolling"] == first_boot["Revoking"] == first_boot["after"]
+    c, values = values_of(ROTATED)
+    values, state = begin_rotation(values, RotationState(), 1, rotated_credentials(c.spec))
+    state = advance_rotation(state)
+    rolling = find(plan(c, Credentials(values, rotation=state)), "Secret", "rabbitmq", "config")["stringData"]
+    assert rolling["default-user.conf"] == (
+        f"default_user = stackops-b\ndefault_pass = {values[new]}\ndefault_user_tags.administrator = true\n"
+    )
+    assert all("default_" not in c["stringData"]["rabbitmq.conf"] for c in config.values())
+    # ... and the server never rolls for it
+    servers = [find(p, "StatefulSet", "rabbitmq", "server") for p in rendered.values()]
+    assert all(s == servers[0] for s in servers)
+
+
+def test_an_external_brokers_administrator_is_the_users_and_never_rotated() -> None:
+    spec = {
+        **ROTATED,
+        "infrastructure": {"messaging": {"external": {"host": "mq.example.com", "secretRef": {"name": "my-rabbitmq"}}}},
+    }
+    c, values = values_of(spec)
+    assert "rabbitmq-admin-password" not in {s.key for s in rotated_credentials(c.spec)}
+    rendered = phases(spec)
+    for p in rendered.values():
+        assert not any(o["metadata"]["name"].startswith("demo-rabbitmq") for o in p.objects())
+    nova = {name: find(p, "Job", "nova", "messaging") for name, p in rendered.items()}
+    for job in nova.values():
+        keys = secret_files(job["spec"]["template"]["spec"])
+        assert {n: ref for n, ref in keys.items() if "ADMIN" in n} == {
+            "STACKOPS_MQ_ADMIN_USER": {"name": "my-rabbitmq", "key": "username"},
+            "STACKOPS_MQ_ADMIN_PASSWORD": {"name": "my-rabbitmq", "key": "password"},
+        }
+    # the service's own user still alternates on the user's broker
+    assert args(nova["Revoking"])[2:] == ["--user=nova-b", "--vhost=nova", "--remove-user=nova"]
+
+
 def test_clients_outside_the_rendering_take_the_admin_password_its_last_bootstrap_job_set() -> None:
     """The operator's own clients and `stackops clouds-yaml` take the password keystone takes: the
     new one once a bootstrap Job that reads it has succeeded; the other one second, during a rotation."""
@@ -295,7 +379,7 @@ def test_the_operator_takes_a_rotation_from_the_spec_to_its_end() -> None:
     assert after["placement-database-password"] != before["placement-database-password"]
     assert after["keystone-admin-password"] != before["keystone-admin-password"]
     assert after["mariadb-root-password"] != before["mariadb-root-password"]
-    assert after["rabbitmq-admin-password"] == before["rabbitmq-admin-password"]
+    assert after["rabbitmq-admin-password"] != before["rabbitmq-admin-password"]
     # no credential in the status
     assert not any(v in str(c.status) for v in after.values())
     c.kube.settle()

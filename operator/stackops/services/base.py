@@ -325,9 +325,13 @@ class CloudContext:
         }
 
     # config
-    def config_secret(self, service: str, files: dict[str, str], part: str = "") -> ConfigSecret:
+    def config_secret(
+        self, service: str, files: dict[str, str], part: str = "", first_boot: Mapping[str, str] | None = None
+    ) -> ConfigSecret:
         """The Secret `<cloud>-<service>[-<part>]-config`: `part` tells apart a service's Secrets that
-        differ by where they run (e.g. one per compute group)."""
+        differ by where they run (e.g. one per compute group). `first_boot`: files beside `files`
+        that the server reads only when it boots on empty data (RabbitMQ's first administrator),
+        left out of the hash: a change to them rolls no pod."""
         name = self.object_name(service, *([part] if part else []), "config")
         data = {key: files[key] for key in sorted(files)}
         obj = {
@@ -335,7 +339,7 @@ class CloudContext:
             "kind": "Secret",
             "metadata": self.metadata(name, service, "config"),
             "type": "Opaque",
-            "stringData": data,
+            "stringData": dict(sorted({**data, **(first_boot or {})}.items())),
         }
         return ConfigSecret(name=name, obj=obj, hash=content_hash(data))
 

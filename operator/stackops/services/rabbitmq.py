@@ -5,6 +5,12 @@ headless Service's stable names), with a volume per pod. Each service gets its o
 created by a Job from the stackops image through the management API, and quorum queues (replicated,
 they survive the loss of a pod). With `external` set, stackops runs no server and only creates users
 and vhosts on the one given.
+
+Its administrator (ADMIN_USER, the account the user Jobs log in with) is a pair too: a credential
+rotation gives the new password to the other account, which the Jobs switch to, then removes the
+first (admin_password_step). The server's config names the administrator only for a node's first
+boot (DEFAULT_USER_CONF), so the server never rolls for it; its probes speak Erlang distribution
+(the cookie), not the management API.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import Any, ClassVar
 
 from stackops import certificates
 from stackops.api.models import MessagingSpec, OpenStackCloudSpec
-from stackops.credentials import CredentialSpec
+from stackops.credentials import Credentials, CredentialSpec
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services.api import exec_probes
 from stackops.services.base import CA_FILE_KEY, Clients, CloudContext, Listener, Resources, Service, Step
@@ -32,6 +38,11 @@ PLUGINS = ("rabbitmq_management", "rabbitmq_peer_discovery_k8s", "rabbitmq_prome
 USER_JOB = "messaging"  # the component of every service's user Job (user_step)
 # the server's certificate, key and the cloud's CA, where kolla_start puts them (rabbitmq.conf names them)
 TLS_FILES = {name: f"/etc/rabbitmq/{name}" for name in ("server.crt", "server.key", CA_FILE_KEY)}
+# The administrator a node creates when it boots on an empty database (default_user, default_pass):
+# a file of its own, read from the directory the server reads beside rabbitmq.conf, and out of the
+# config's hash, so that a rotation of the password changes it without rolling the server.
+DEFAULT_USER_CONF = "default-user.conf"
+CONF_D = "/etc/rabbitmq/conf.d"
 
 
 @dataclass(frozen=True)
@@ -42,9 +53,15 @@ class Broker:
     port: int
     management_port: int
     admin_secret: str
-    admin_user_key: str | None  # None: the user is ADMIN_USER
+    admin_user_key: str | None  # None: the user is admin_user
     admin_password_key: str
     tls: bool = False  # AMQP and the management API over TLS, verified against the cloud's CA
+    admin_user: str = ADMIN_USER  # the administrator of the server stackops runs: the account in use
+
+
+def admin_account(credentials: Credentials) -> str:
+    """The administrator the Jobs log in as, of the server stackops runs: ADMIN_USER or its twin."""
+    return credentials.account(ADMIN_USER)
 
 
 def messaging_spec(ctx: CloudContext) -> MessagingSpec:
@@ -58,7 +75,14 @@ def broker(ctx: CloudContext) -> Broker:
             external.host, external.port, external.management_port, external.secret_ref.name, "username", "password"
         )
     host = ctx.service_host(ctx.object_name("rabbitmq"))
-    return Broker(host, AMQP_PORT, MANAGEMENT_PORT, ctx.credentials_secret, None, ADMIN_PASSWORD_KEY, ctx.internal_tls)
+    # during a rotation of the admin password, the account and password of the phase (the new ones
+    # from rolling on: admin_password_step grants them first)
+    credentials = ctx.credentials
+    password_key = credentials.live_key(ADMIN_PASSWORD_KEY)
+    return Broker(
+        host, AMQP_PORT, MANAGEMENT_PORT, ctx.credentials_secret, None, password_key, ctx.internal_tls,
+        admin_account(credentials),
+    )  # fmt: skip
 
 
 def transport_url(ctx: CloudContext, service: str, password_key: str) -> str:
@@ -97,21 +121,38 @@ def user_step(ctx: CloudContext, service: Service, vhost: str, password_key: str
     RabbitMQ takes one password per user: a credential rotation gives the new one to the other
     account of the service's pair, on the same vhost, and removes the old account once the configs
     have rolled to the new one (docs/security.md, "Rotation")."""
+    return messaging_job(ctx, service.name, "create-messaging-user", vhost, password_key, [f"--vhost={vhost}"])
+
+
+def admin_password_step(ctx: CloudContext) -> Step | None:
+    """During a rotation of the administrator's password, a Job that gives the new one to the other
+    account of its pair (an administrator too), as the account in use (granting); that the Jobs
+    switch to from rolling on (`broker`), and which removes the first (revoking). None outside a
+    rotation, and for an external broker, whose administrator is the user's Secret."""
+    if messaging_spec(ctx).external is not None or not ctx.credentials.rotating(ADMIN_PASSWORD_KEY):
+        return None
+    return messaging_job(ctx, RABBITMQ.name, "create-messaging-admin", ADMIN_USER, ADMIN_PASSWORD_KEY, [])
+
+
+def messaging_job(ctx: CloudContext, service: str, job: str, pair: str, password_key: str, args: list[str]) -> Step:
+    """The `USER_JOB` Job of `service`: `stackops job <job>` through the management API as the
+    broker's administrator, for the account of `pair` the phase grants (`password_key`'s value),
+    removing the one it retires."""
     mq = broker(ctx)
-    retired = ctx.credentials.retired_account(vhost)
-    args = [f"--host={mq.host}", f"--management-port={mq.management_port}"]
-    args += [f"--user={ctx.credentials.granted_account(vhost)}", f"--vhost={vhost}"]
-    args += [f"--remove-user={retired}"] if retired else []
+    retired = ctx.credentials.retired_account(pair)
+    command = [f"--host={mq.host}", f"--management-port={mq.management_port}"]
+    command += [f"--user={ctx.credentials.granted_account(pair)}", *args]
+    command += [f"--remove-user={retired}"] if retired else []
     return Step(
-        f"{service.name}-{USER_JOB}",
-        service.name,
+        f"{service}-{USER_JOB}",
+        service,
         ctx.stackops_job(
-            service.name,
+            service,
             USER_JOB,
-            "create-messaging-user",
-            args,
+            job,
+            command,
             RABBITMQ.resources(ctx.spec, "user-job"),
-            env={} if mq.admin_user_key else {"STACKOPS_MQ_ADMIN_USER": ADMIN_USER},
+            env={} if mq.admin_user_key else {"STACKOPS_MQ_ADMIN_USER": mq.admin_user},
             secrets={
                 **({"STACKOPS_MQ_ADMIN_USER": (mq.admin_secret, mq.admin_user_key)} if mq.admin_user_key else {}),
                 "STACKOPS_MQ_ADMIN_PASSWORD": (mq.admin_secret, mq.admin_password_key),
@@ -138,7 +179,8 @@ class RabbitMQ(Service):
     def credentials(self, spec: OpenStackCloudSpec) -> list[CredentialSpec]:
         if spec.infrastructure.messaging.external:
             return []
-        return [CredentialSpec(ADMIN_PASSWORD_KEY), CredentialSpec(ERLANG_COOKIE_KEY)]
+        # the cookie does not rotate: every node and the CLI must change it at once (docs/security.md)
+        return [CredentialSpec(ADMIN_PASSWORD_KEY, rotates=True), CredentialSpec(ERLANG_COOKIE_KEY)]
 
     def certificates(self, ctx: CloudContext) -> list[certificates.CertificateRequest]:
         """Its Service's names (the members talk among themselves by Erlang distribution, not TLS)."""
@@ -171,9 +213,6 @@ class RabbitMQ(Service):
         headless = ctx.object_name("rabbitmq-cluster")
         settings: dict[str, Any] = {
             **self.listener_settings(ctx),
-            "default_user": ADMIN_USER,
-            "default_pass": ctx.credentials[ADMIN_PASSWORD_KEY],
-            "default_user_tags.administrator": "true",
             "loopback_users.guest": "false",
             "cluster_formation.peer_discovery_backend": "k8s",
             "cluster_formation.k8s.host": "kubernetes.default.svc",
@@ -187,7 +226,19 @@ class RabbitMQ(Service):
             "vm_memory_high_watermark.relative": 0.6,
             "disk_free_limit.absolute": "100MB",
         }
-        return "".join(f"{key} = {value}\n" for key, value in settings.items())
+        return conf_lines(settings)
+
+    def default_user_conf(self, ctx: CloudContext) -> str:
+        """The administrator a node creates on an empty database (a new cluster's first node; a node
+        joining takes the users of the others): the account and password the Jobs use now."""
+        credentials = ctx.credentials
+        return conf_lines(
+            {
+                "default_user": admin_account(credentials),
+                "default_pass": credentials[ADMIN_PASSWORD_KEY],
+                "default_user_tags.administrator": "true",
+            }
+        )
 
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = messaging_spec(ctx)
@@ -197,6 +248,7 @@ class RabbitMQ(Service):
             command="/usr/sbin/rabbitmq-server",
             files=(
                 ConfigFile("rabbitmq.conf", "/etc/rabbitmq/rabbitmq.conf", "rabbitmq", "0600"),
+                ConfigFile(DEFAULT_USER_CONF, f"{CONF_D}/{DEFAULT_USER_CONF}", "rabbitmq", "0600"),
                 ConfigFile("enabled_plugins", "/etc/rabbitmq/enabled_plugins", "rabbitmq", "0600"),
                 ConfigFile("erlang.cookie", "/var/lib/rabbitmq/.erlang.cookie", "rabbitmq", "0400"),
                 *(ConfigFile(key, TLS_FILES[key], "rabbitmq", "0600") for key in sorted(self.tls_files(ctx))),
@@ -212,6 +264,7 @@ class RabbitMQ(Service):
                 "rabbitmq-server.json": command.to_json(),
                 **self.tls_files(ctx),
             },
+            first_boot={DEFAULT_USER_CONF: self.default_user_conf(ctx)},
         )
         # AMQP for the services that talk over it; the management API for the user Jobs only; the
         # cluster's members among themselves; metrics for the monitoring namespace
@@ -241,7 +294,13 @@ class RabbitMQ(Service):
                 ),
                 tuple(listeners),
             ),
+            *([rotation] if (rotation := admin_password_step(ctx)) else []),
         ]
+
+
+def conf_lines(settings: dict[str, Any]) -> str:
+    """rabbitmq.conf's format: `key = value`, a line each."""
+    return "".join(f"{key} = {value}\n" for key, value in settings.items())
 
 
 RABBITMQ = RabbitMQ()
