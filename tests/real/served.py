@@ -39,7 +39,7 @@ def rabbitmq() -> Iterator[RabbitMQ]:
     credentials = Credentials(cloud_credentials(own))
     files = secret_data(plan(own, credentials), "demo-rabbitmq-config")
     admin = (rabbitmq_service.ADMIN_USER, credentials[rabbitmq_service.ADMIN_PASSWORD_KEY])
-    with RabbitMQ(files["rabbitmq.conf"], files["enabled_plugins"], files["erlang.cookie"], admin) as server:
+    with RabbitMQ.rendered(files, admin) as server:
         yield server
 
 

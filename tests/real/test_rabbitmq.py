@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from stackops.services.rabbitmq import PLUGINS
+from stackops.services.rabbitmq import CONF_D, DEFAULT_USER_CONF, PLUGINS
 from tests.real.deployment import Deployment
 from tests.support.rabbitmq import RabbitMQ
 
@@ -42,6 +42,17 @@ def test_rendered_config_boots_rabbitmq_with_the_rendered_administrator(rabbitmq
     assert rabbitmq.api("whoami").json()["tags"] == ["administrator"]
     enabled = set(rabbitmq.cli("rabbitmq-plugins", "list", "--enabled", "--minimal").split())
     assert set(PLUGINS) <= enabled, enabled
+
+
+def test_the_first_boot_administrator_is_where_debians_server_reads_it() -> None:
+    """The rendered default-user.conf goes to CONF_D, which Debian's rabbitmq-server reads after
+    rabbitmq.conf by default (its rabbit_env context); the test servers point there explicitly."""
+    ebin = sorted(Path("/usr/lib/rabbitmq/lib").glob("rabbitmq_server-*/plugins/*/ebin"))
+    context = 'io:format("~s", [maps:get(additional_config_files, rabbit_env:get_context())]), halt().'
+    paths = [arg for path in ebin for arg in ("-pa", str(path))]
+    result = subprocess.run(["erl", "-noshell", *paths, "-eval", context], capture_output=True, text=True, timeout=60)
+    assert result.stdout == f"{CONF_D}/*.conf", result.stdout + result.stderr
+    assert DEFAULT_USER_CONF.endswith(".conf")
 
 
 def test_messaging_job_creates_user_and_vhost_once(deployed: Deployment, rabbitmq: RabbitMQ) -> None:

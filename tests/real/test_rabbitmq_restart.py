@@ -42,10 +42,7 @@ def members() -> Iterator[list[RabbitMQ]]:
     admin = (rabbitmq_service.ADMIN_USER, credentials[rabbitmq_service.ADMIN_PASSWORD_KEY])
     (epmd_port,) = free_ports(1)
     epmd = port_mapper(epmd_port)
-    servers = [
-        RabbitMQ(files["rabbitmq.conf"], files["enabled_plugins"], files["erlang.cookie"], admin, epmd_port=epmd_port)
-        for _ in range(MEMBERS)
-    ]
+    servers = [RabbitMQ.rendered(files, admin, epmd_port=epmd_port) for _ in range(MEMBERS)]
     listed = [f"cluster_formation.classic_config.nodes.{i} = {s.node}" for i, s in enumerate(servers, 1)]
     for server in servers:
         with (server.root / "rabbitmq.conf").open("a") as conf:

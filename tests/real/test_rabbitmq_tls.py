@@ -66,9 +66,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RabbitMQ,
     assert "listeners.tcp = none" in files["rabbitmq.conf"]
     admin = (rabbitmq_service.ADMIN_USER, credentials[rabbitmq_service.ADMIN_PASSWORD_KEY])
     root = tmp_path_factory.mktemp("rabbitmq-tls")
-    with RabbitMQ(
-        files["rabbitmq.conf"], files["enabled_plugins"], files["erlang.cookie"], admin, tls_files=files
-    ) as server:
+    with RabbitMQ.rendered(files, admin, tls_files=files) as server:
         yield server, rendered, credentials, root
 
 

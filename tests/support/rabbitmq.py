@@ -1,10 +1,11 @@
 """A throwaway, real RabbitMQ server from Debian's rabbitmq-server package, for tests.
 
-It boots the rabbitmq.conf and enabled_plugins stackops renders, with two changes only: the
-listeners move to free loopback ports, and the Kubernetes peer discovery settings are dropped
-unless asked for (without a Kubernetes API to discover peers through, the node starts on its own).
-Its Mnesia directory, logs, Erlang cookie and (with internal TLS) the certificate, key and CA the
-config names live in a temporary directory.
+It boots the rabbitmq.conf, the conf.d files (the first-boot administrator) and enabled_plugins
+stackops renders, with two changes only: the listeners move to free loopback ports, and the
+Kubernetes peer discovery settings are dropped unless asked for (without a Kubernetes API to
+discover peers through, the node starts on its own). Its Mnesia directory, logs, Erlang cookie,
+conf.d and (with internal TLS) the certificate, key and CA the config names live in a temporary
+directory.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import requests
 import urllib3
 
 from stackops.devcluster.cluster import free_ports
-from stackops.services.rabbitmq import TLS_FILES
+from stackops.services.rabbitmq import DEFAULT_USER_CONF, TLS_FILES
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # not /usr/sbin's wrapper, which switches users
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # the probe of api() alone
@@ -53,10 +55,12 @@ class RabbitMQ:
         keep_peer_discovery: bool = False,
         epmd_port: int | None = None,
         tls_files: Mapping[str, str] | None = None,
+        conf_d: Mapping[str, str] | None = None,
     ) -> None:
         """`epmd_port`: a port mapper the caller runs, shared by the members of a cluster (they find
         each other through it); by default each server starts one of its own. `tls_files`: the
-        config Secret's files, whose certificate, key and CA a config with TLS listeners names."""
+        config Secret's files, whose certificate, key and CA a config with TLS listeners names.
+        `conf_d`: files of the directory read after rabbitmq.conf (rabbitmq.CONF_D), by name."""
         if not os.path.exists(SERVER):
             raise RabbitMQError(f"{SERVER} is missing: install the Debian package rabbitmq-server")
         self.host = "127.0.0.1"
@@ -90,6 +94,9 @@ class RabbitMQ:
         lines.append(f"prometheus.tcp.port = {prometheus_port}")
         (self.root / "rabbitmq.conf").write_text("\n".join(lines) + "\n")
         (self.root / "enabled_plugins").write_text(enabled_plugins)
+        (self.root / "conf.d").mkdir()
+        for name, text in (conf_d or {}).items():
+            (self.root / "conf.d" / name).write_text(text)
         home = self.root / "home"
         home.mkdir()
         (home / ".erlang.cookie").write_text(cookie)
@@ -98,6 +105,7 @@ class RabbitMQ:
             **os.environ,
             "HOME": str(home),
             "RABBITMQ_CONFIG_FILE": str(self.root / "rabbitmq.conf"),
+            "RABBITMQ_CONFIG_FILES": str(self.root / "conf.d" / "*.conf"),  # not the machine's
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.root / "enabled_plugins"),
             "RABBITMQ_MNESIA_BASE": str(self.root / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.root / "log"),
@@ -109,6 +117,13 @@ class RabbitMQ:
         }
         self.process: subprocess.Popen[bytes] | None = None
         self.epmd: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def rendered(cls, files: Mapping[str, str], admin: tuple[str, str], **options: Any) -> RabbitMQ:
+        """A server of the files of the rendered config Secret: rabbitmq.conf, the plugins, the
+        cookie, and the administrator a node makes on its first boot (with TLS: the certificates)."""
+        conf, plugins, cookie = files["rabbitmq.conf"], files["enabled_plugins"], files["erlang.cookie"]
+        return cls(conf, plugins, cookie, admin, conf_d={DEFAULT_USER_CONF: files[DEFAULT_USER_CONF]}, **options)
 
     @property
     def log(self) -> str:
