@@ -34,11 +34,14 @@ class CredentialKind(Enum):
 @dataclass(frozen=True)
 class CredentialSpec:
     """One value a service needs, by its key in the credentials Secret; `rotates`: replaced by a
-    credential rotation (a service's database, keystone and RabbitMQ passwords)."""
+    credential rotation (a service's database, keystone and RabbitMQ passwords). `own_pair`: the
+    password of an account of a pair of its own (RabbitMQ's administrator), which alternates when
+    this key rotates, not with every rotation as the services' pairs do (RotationState.own_twins)."""
 
     key: str
     kind: CredentialKind = CredentialKind.PASSWORD
     rotates: bool = False
+    own_pair: bool = False
 
 
 class MissingCredentialError(KeyError):
@@ -109,9 +112,14 @@ class RotationState:
     generation: int = 0
     phase: RotationPhase | None = None
     twins: bool = False  # the services' keystone and RabbitMQ accounts in use are the -b ones
+    # The keys of the own pairs (CredentialSpec.own_pair) whose -b account is in use. An own pair
+    # may have joined rotations after others ran (a cloud rotated before stackops rotated RabbitMQ's
+    # administrator still uses its first account), so it keeps its own side.
+    own_twins: frozenset[str] = frozenset()
 
     def __str__(self) -> str:
-        return f"{self.generation}/{self.phase.value if self.phase else 'Done'}/{'b' if self.twins else 'a'}"
+        text = f"{self.generation}/{self.phase.value if self.phase else 'Done'}/{'b' if self.twins else 'a'}"
+        return f"{text}/{','.join(sorted(self.own_twins))}" if self.own_twins else text
 
     @classmethod
     def parse(cls, text: str | None) -> RotationState:
@@ -119,14 +127,19 @@ class RotationState:
         if not text:
             return cls()
         try:
-            generation, phase, accounts = text.split("/")
+            generation, phase, accounts, *own = text.split("/")
+            if len(own) > 1 or own == [""]:
+                raise ValueError(text)
             return cls(
                 int(generation),
                 None if phase == "Done" else RotationPhase(phase),
                 {"a": False, "b": True}[accounts],
+                frozenset(own[0].split(",")) if own else frozenset(),
             )
         except (ValueError, KeyError):
-            raise ValueError(f"credential rotation state {text!r} is not generation/phase/accounts") from None
+            raise ValueError(
+                f"credential rotation state {text!r} is not generation/phase/accounts[/own pairs on -b]"
+            ) from None
 
     @property
     def switched(self) -> bool:
@@ -164,20 +177,32 @@ class Credentials:
         phase = self.rotation.phase
         return key if self.rotating(key) and phase is not RotationPhase.REVOKING else None
 
-    def account(self, name: str) -> str:
-        """The account a service's configs use in keystone and RabbitMQ: `name` or its twin."""
-        return f"{name}{TWIN_SUFFIX}" if self.rotation.twins != self.rotation.switched else name
+    def _pair(self, own_key: str | None) -> tuple[bool, bool]:
+        """Whether a pair's -b account was in use when the rotation began, and whether the
+        rotation alternates it: the services' pairs with every rotation, an own pair (`own_key`,
+        its password's key) when its key rotates."""
+        if own_key is None:
+            return self.rotation.twins, self.rotation.phase is not None
+        return own_key in self.rotation.own_twins, self.rotating(own_key)
 
-    def retired_account(self, name: str) -> str | None:
+    def account(self, name: str, own_key: str | None = None) -> str:
+        """The account a service's configs use in keystone and RabbitMQ: `name` or its twin
+        (`own_key`: of an own pair, see CredentialSpec.own_pair)."""
+        twins, rotating = self._pair(own_key)
+        return f"{name}{TWIN_SUFFIX}" if twins != (rotating and self.rotation.switched) else name
+
+    def retired_account(self, name: str, own_key: str | None = None) -> str | None:
         """The account a rotation removes, once nothing uses it (revoking): the one in use before."""
-        if self.rotation.phase is not RotationPhase.REVOKING:
+        twins, rotating = self._pair(own_key)
+        if self.rotation.phase is not RotationPhase.REVOKING or not rotating:
             return None
-        return f"{name}{TWIN_SUFFIX}" if self.rotation.twins else name
+        return f"{name}{TWIN_SUFFIX}" if twins else name
 
-    def granted_account(self, name: str) -> str:
+    def granted_account(self, name: str, own_key: str | None = None) -> str:
         """The account a service's Jobs give the password of `secret_key` to: during a rotation the
         one configs use from rolling on (the one not in use before), else the one they use."""
-        return f"{name}{TWIN_SUFFIX}" if self.rotation.twins != (self.rotation.phase is not None) else name
+        twins, rotating = self._pair(own_key)
+        return f"{name}{TWIN_SUFFIX}" if twins != rotating else name
 
     @classmethod
     def placeholders(cls, specs: Iterable[CredentialSpec]) -> Credentials:
@@ -282,7 +307,7 @@ def next_rotation(
     if action is RotationAction.ADVANCE:
         return dict(values), advance_rotation(state)
     if action is RotationAction.PROMOTE:
-        return promote_rotation(values, state, key_repositories)
+        return promote_rotation(values, state, key_repositories, rotated)
     return dict(values), state
 
 
@@ -314,20 +339,25 @@ def advance_rotation(state: RotationState) -> RotationState:
 
 
 def promote_rotation(
-    values: Mapping[str, str], state: RotationState, key_repositories: Iterable[str] = ()
+    values: Mapping[str, str],
+    state: RotationState,
+    key_repositories: Iterable[str] = (),
+    rotated: Iterable[CredentialSpec] = (),
 ) -> tuple[dict[str, str], RotationState]:
     """The end of a rotation: each new value under its key (what configs used since rolling, so
-    nothing renders differently), the accounts in use now the others, and each key repository
-    down to its staged key and primary, which is all the migrated credentials need."""
+    nothing renders differently), the accounts in use now the others (of an own pair among
+    `rotated`: if its key rotated), and each key repository down to its staged key and primary,
+    which is all the migrated credentials need."""
     if state.phase is not PHASES[-1]:
         raise ValueError(f"credential rotation {state} is not revoking yet")
+    switched = {spec.key for spec in rotated if spec.own_pair and f"{NEXT_PREFIX}{spec.key}" in values}
     promoted = {k: v for k, v in values.items() if not k.startswith(NEXT_PREFIX)}
     promoted |= {k[len(NEXT_PREFIX) :]: v for k, v in values.items() if k.startswith(NEXT_PREFIX)}
     for prefix in key_repositories:
         indexes = sorted(int(k[len(prefix) :]) for k in promoted if k.startswith(prefix))
         for index in indexes[1:-1]:
             del promoted[f"{prefix}{index}"]
-    return promoted, replace(state, phase=None, twins=not state.twins)
+    return promoted, replace(state, phase=None, twins=not state.twins, own_twins=state.own_twins ^ switched)
 
 
 # keystone's credential key repository holds at most 3 keys (its MAX_ACTIVE_KEYS): staged, primary

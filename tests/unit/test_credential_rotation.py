@@ -56,11 +56,20 @@ def test_what_a_pass_does_about_a_rotation(
 
 
 def test_the_state_reads_back_as_written_and_a_bad_one_is_named() -> None:
-    for state in (RotationState(), RotationState(3, ROLLING), RotationState(4, None, twins=True)):
+    own = frozenset({"rabbitmq-admin-password"})
+    for state in (
+        RotationState(),
+        RotationState(3, ROLLING),
+        RotationState(4, None, True),
+        RotationState(5, None, True, own),
+    ):
         assert RotationState.parse(str(state)) == state
+    assert str(RotationState(4, None, twins=True)) == "4/Done/b"  # as written before own pairs
+    assert str(RotationState(5, REVOKING, False, own)) == "5/Revoking/a/rabbitmq-admin-password"
     assert RotationState.parse(None) == RotationState()
-    with pytest.raises(ValueError, match="'1/Sideways/a' is not generation/phase/accounts"):
-        RotationState.parse("1/Sideways/a")
+    for bad in ("1/Sideways/a", "1/Done/a/", "1/Done/a/x/y"):
+        with pytest.raises(ValueError, match=f"'{bad}' is not generation/phase/accounts"):
+            RotationState.parse(bad)
 
 
 def values_of(spec: dict[str, Any]) -> tuple[Any, dict[str, str]]:
@@ -94,8 +103,9 @@ def test_a_rotation_adds_new_values_beside_the_live_ones_and_promotes_them_at_it
     state = advance_rotation(advance_rotation(state))
     with pytest.raises(ValueError, match="has no next phase"):
         advance_rotation(state)
-    promoted, state = promote_rotation(begun, state, migrated_keys(c.spec))
-    assert state == RotationState(1, None, twins=True)
+    promoted, state = promote_rotation(begun, state, migrated_keys(c.spec), rotated)
+    # the services' pairs and RabbitMQ's administrator's own pair on their -b accounts
+    assert state == RotationState(1, None, twins=True, own_twins=frozenset({"rabbitmq-admin-password"}))
     assert {k: promoted[k] for k in keys} == {k: begun[f"{NEXT_PREFIX}{k}"] for k in keys}
     assert not any(k.startswith(NEXT_PREFIX) for k in promoted)
     assert promoted[f"{CREDENTIAL_KEY_PREFIX}0"] == new["0"] and promoted[f"{CREDENTIAL_KEY_PREFIX}2"] == new["2"]
@@ -110,7 +120,7 @@ def phases(spec: dict[str, Any]) -> dict[str, Plan]:
     while state.phase is not None:
         rendered[state.phase.value] = plan(c, Credentials(values, rotation=state))
         if state.phase is REVOKING:
-            values, state = promote_rotation(values, state, migrated_keys(c.spec))
+            values, state = promote_rotation(values, state, migrated_keys(c.spec), rotated_credentials(c.spec))
         else:
             state = advance_rotation(state)
     rendered["after"] = plan(c, Credentials(values, rotation=state))
@@ -272,6 +282,56 @@ def test_rabbitmqs_administrator_alternates_between_its_pair_without_rolling_the
     assert all(s == servers[0] for s in servers)
 
 
+def test_rabbitmqs_administrator_keeps_its_own_side_in_a_cloud_rotated_before_it_rotated() -> None:
+    """A cloud rotated (once) by a stackops that did not rotate RabbitMQ's administrator: its
+    services use their -b accounts, the administrator still `stackops`. The next rotation moves the
+    administrator to stackops-b and the services back; and a rotation begun by that stackops (no new
+    administrator password beside the old) leaves the administrator as it is to its end."""
+    c, values = values_of(ROTATED)
+    legacy = RotationState.parse("1/Done/b")
+    assert legacy.own_twins == frozenset()
+    ctx_jobs = {"nova": find(plan(c, Credentials(values, rotation=legacy)), "Job", "nova", "messaging")}
+    assert args(ctx_jobs["nova"])[2] == "--user=nova-b"
+    assert env_of(ctx_jobs["nova"])["STACKOPS_MQ_ADMIN_USER"] == "stackops"
+    rotated = rotated_credentials(c.spec)
+    values, state = begin_rotation(values, legacy, 2, rotated, migrated_keys(c.spec))
+    granting = plan(c, Credentials(values, rotation=state))
+    assert args(find(granting, "Job", "rabbitmq", "messaging"))[2:] == ["--user=stackops-b"]
+    assert args(find(granting, "Job", "nova", "messaging"))[2:4] == ["--user=nova", "--vhost=nova"]
+    state = advance_rotation(advance_rotation(state))
+    revoking = plan(c, Credentials(values, rotation=state))
+    assert args(find(revoking, "Job", "rabbitmq", "messaging"))[2:] == ["--user=stackops-b", "--remove-user=stackops"]
+    assert args(find(revoking, "Job", "nova", "messaging"))[-1] == "--remove-user=nova-b"
+    values, state = promote_rotation(values, state, migrated_keys(c.spec), rotated)
+    assert str(state) == "2/Done/a/rabbitmq-admin-password"
+    after = plan(c, Credentials(values, rotation=state))
+    assert env_of(find(after, "Job", "nova", "messaging"))["STACKOPS_MQ_ADMIN_USER"] == "stackops-b"
+    assert args(find(after, "Job", "nova", "messaging"))[2] == "--user=nova"
+
+    # begun before: no next value for the administrator, whose account and password stay as they are
+    c, values = values_of(ROTATED)
+    older = [spec for spec in rotated if spec.key != "rabbitmq-admin-password"]
+    values, state = begin_rotation(values, RotationState(), 1, older, migrated_keys(c.spec))
+    while state.phase is not None:
+        rendered = plan(c, Credentials(values, rotation=state))
+        assert not any(s.name == "rabbitmq-messaging" for s in rendered.steps)
+        job = find(rendered, "Job", "nova", "messaging")
+        assert (env_of(job)["STACKOPS_MQ_ADMIN_USER"], env_keys(job)["STACKOPS_MQ_ADMIN_PASSWORD"]) == (
+            "stackops",
+            "rabbitmq-admin-password",
+        )
+        if state.phase is REVOKING:
+            values, state = promote_rotation(values, state, migrated_keys(c.spec), rotated)
+        else:
+            state = advance_rotation(state)
+    assert state == RotationState(1, None, twins=True)
+
+
+def env_of(job: dict[str, Any]) -> dict[str, str]:
+    """A Job's plain environment (not its Secret files)."""
+    return {v["name"]: v["value"] for v in job["spec"]["template"]["spec"]["containers"][0]["env"] if "value" in v}
+
+
 def test_an_external_brokers_administrator_is_the_users_and_never_rotated() -> None:
     spec = {
         **ROTATED,
@@ -372,7 +432,7 @@ def test_the_operator_takes_a_rotation_from_the_spec_to_its_end() -> None:
         c.kube.settle()
         c.reconcile()
     assert seen == ["Granting", "Rolling", "Revoking"]
-    assert secret(c)["metadata"]["annotations"][ROTATION_ANNOTATION] == "1/Done/b"
+    assert secret(c)["metadata"]["annotations"][ROTATION_ANNOTATION] == "1/Done/b/rabbitmq-admin-password"
     after = decoded(c)
     assert not any(k.startswith(NEXT_PREFIX) for k in after)
     assert after["placement-database-password"] != before["placement-database-password"]

@@ -60,8 +60,9 @@ class Broker:
 
 
 def admin_account(credentials: Credentials) -> str:
-    """The administrator the Jobs log in as, of the server stackops runs: ADMIN_USER or its twin."""
-    return credentials.account(ADMIN_USER)
+    """The administrator the Jobs log in as, of the server stackops runs: ADMIN_USER or its twin,
+    a pair of its own (CredentialSpec.own_pair)."""
+    return credentials.account(ADMIN_USER, ADMIN_PASSWORD_KEY)
 
 
 def messaging_spec(ctx: CloudContext) -> MessagingSpec:
@@ -121,7 +122,7 @@ def user_step(ctx: CloudContext, service: Service, vhost: str, password_key: str
     RabbitMQ takes one password per user: a credential rotation gives the new one to the other
     account of the service's pair, on the same vhost, and removes the old account once the configs
     have rolled to the new one (docs/security.md, "Rotation")."""
-    return messaging_job(ctx, service.name, "create-messaging-user", vhost, password_key, [f"--vhost={vhost}"])
+    return messaging_job(ctx, service.name, "create-messaging-user", vhost, password_key, None, [f"--vhost={vhost}"])
 
 
 def admin_password_step(ctx: CloudContext) -> Step | None:
@@ -131,17 +132,20 @@ def admin_password_step(ctx: CloudContext) -> Step | None:
     rotation, and for an external broker, whose administrator is the user's Secret."""
     if messaging_spec(ctx).external is not None or not ctx.credentials.rotating(ADMIN_PASSWORD_KEY):
         return None
-    return messaging_job(ctx, RABBITMQ.name, "create-messaging-admin", ADMIN_USER, ADMIN_PASSWORD_KEY, [])
+    key = ADMIN_PASSWORD_KEY
+    return messaging_job(ctx, RABBITMQ.name, "create-messaging-admin", ADMIN_USER, key, key, [])
 
 
-def messaging_job(ctx: CloudContext, service: str, job: str, pair: str, password_key: str, args: list[str]) -> Step:
+def messaging_job(
+    ctx: CloudContext, service: str, job: str, pair: str, password_key: str, own_key: str | None, args: list[str]
+) -> Step:
     """The `USER_JOB` Job of `service`: `stackops job <job>` through the management API as the
-    broker's administrator, for the account of `pair` the phase grants (`password_key`'s value),
-    removing the one it retires."""
+    broker's administrator, for the account of `pair` (`own_key`: an own pair's) the phase grants
+    (`password_key`'s value), removing the one it retires."""
     mq = broker(ctx)
-    retired = ctx.credentials.retired_account(pair)
+    retired = ctx.credentials.retired_account(pair, own_key)
     command = [f"--host={mq.host}", f"--management-port={mq.management_port}"]
-    command += [f"--user={ctx.credentials.granted_account(pair)}", *args]
+    command += [f"--user={ctx.credentials.granted_account(pair, own_key)}", *args]
     command += [f"--remove-user={retired}"] if retired else []
     return Step(
         f"{service}-{USER_JOB}",
@@ -180,7 +184,8 @@ class RabbitMQ(Service):
         if spec.infrastructure.messaging.external:
             return []
         # the cookie does not rotate: every node and the CLI must change it at once (docs/security.md)
-        return [CredentialSpec(ADMIN_PASSWORD_KEY, rotates=True), CredentialSpec(ERLANG_COOKIE_KEY)]
+        admin = CredentialSpec(ADMIN_PASSWORD_KEY, rotates=True, own_pair=True)
+        return [admin, CredentialSpec(ERLANG_COOKIE_KEY)]
 
     def certificates(self, ctx: CloudContext) -> list[certificates.CertificateRequest]:
         """Its Service's names (the members talk among themselves by Erlang distribution, not TLS)."""
