@@ -266,7 +266,7 @@ def test_rabbitmqs_administrator_rotates_with_no_failed_call(
             if state.phase is None:
                 break
             if state.phase is RotationPhase.REVOKING:
-                values, state = promote_rotation(values, state, migrated_keys(OWN.spec))
+                values, state = promote_rotation(values, state, migrated_keys(OWN.spec), rotated_credentials(OWN.spec))
             else:
                 state = advance_rotation(state)
         time.sleep(1)

@@ -32,7 +32,7 @@ from stackops.services.base import CREDENTIALS_SECRET_SUFFIX
 
 SECRET = next(k for k in MANAGED_KINDS if k.kind == "Secret")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-# The credential rotation's state (generation/phase/accounts, no secret in it): kept with the values
+# The credential rotation's state (generation/phase/accounts[/own pairs on -b], no secret in it): kept with the values
 # it says how to use, and written with them in one compare-and-swap.
 ROTATION_ANNOTATION = "stackops.dev/credential-rotation"
 

@@ -6,9 +6,9 @@ created by a Job from the stackops image through the management API, and quorum 
 they survive the loss of a pod). With `external` set, stackops runs no server and only creates users
 and vhosts on the one given.
 
-Its administrator (ADMIN_USER, the account the user Jobs log in with) is a pair too: a credential
-rotation gives the new password to the other account, which the Jobs switch to, then removes the
-first (admin_password_step). The server's config names the administrator only for a node's first
+Its administrator (ADMIN_USER, the account the user Jobs log in with) is a pair too, of its own
+(CredentialSpec.own_pair): a credential rotation gives the new password to the other account, which
+the Jobs switch to, then removes the first (admin_password_step). The server's config names the administrator only for a node's first
 boot (DEFAULT_USER_CONF), so the server never rolls for it; its probes speak Erlang distribution
 (the cookie), not the management API.
 """
