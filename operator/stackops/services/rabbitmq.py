@@ -8,9 +8,9 @@ and vhosts on the one given.
 
 Its administrator (ADMIN_USER, the account the user Jobs log in with) is a pair too, of its own
 (CredentialSpec.own_pair): a credential rotation gives the new password to the other account, which
-the Jobs switch to, then removes the first (admin_password_step). The server's config names the administrator only for a node's first
-boot (DEFAULT_USER_CONF), so the server never rolls for it; its probes speak Erlang distribution
-(the cookie), not the management API.
+the Jobs switch to, then removes the first (admin_password_step). The server's config names the
+administrator only for a node's first boot (DEFAULT_USER_CONF), so the server never rolls for it;
+its probes speak Erlang distribution (the cookie), not the management API.
 """
 
 from __future__ import annotations
