@@ -185,3 +185,22 @@ def test_ovn_databases_speak_mutual_tls_to_every_client_and_among_members() -> N
     assert '--remote="ptcp:6641' in secret_data(rendered, "demo-neutron-ovn-config")["ovn-nb-db-start.sh"]
     ml2 = secret_data(rendered, "demo-neutron-config")["ml2_conf.ini"]
     assert "ovn_nb_connection = tcp:" in ml2 and "private_key" not in ml2
+
+
+def test_rabbitmq_members_and_tools_talk_erlang_distribution_over_tls_by_their_host_names() -> None:
+    demo = cloud({"infrastructure": {"messaging": {"replicas": 3}}})
+    request = next(r for r in certificate_requests(demo) if r.name == "rabbitmq")
+    # each node's host (rabbit@<pod>.<cluster Service>), exactly: Erlang matches names without wildcards
+    assert "demo-rabbitmq-2.demo-rabbitmq-cluster.openstack.svc" in request.dns_names
+    files = secret_data(plan(demo, Credentials(cloud_credentials(demo))), "demo-rabbitmq-config")
+    flags = "-proto_dist inet_tls -ssl_dist_optfile /etc/rabbitmq/inter_node_tls.config"
+    assert files["rabbitmq-env.conf"] == f'SERVER_ADDITIONAL_ERL_ARGS="{flags}"\nCTL_ERL_ARGS="{flags}"\n'
+    options = files["inter_node_tls.config"]
+    assert options.count("{verify, verify_peer}") == 2 and "{fail_if_no_peer_cert, true}" in options
+    assert "server_name_indication" not in options  # the client checks the server's host name
+    dests = {f["dest"] for f in json.loads(files["rabbitmq-server.json"])["config_files"]}
+    assert {"/etc/rabbitmq/rabbitmq-env.conf", "/etc/rabbitmq/inter_node_tls.config"} <= dests
+
+    plain = cloud({"internalTLS": {"enabled": False}})
+    files = secret_data(plan(plain, Credentials(cloud_credentials(plain))), "demo-rabbitmq-config")
+    assert "rabbitmq-env.conf" not in files and "inter_node_tls.config" not in files
