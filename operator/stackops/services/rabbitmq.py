@@ -186,10 +186,7 @@ class RabbitMQ(Service):
             return {}
         files = f'{{cacertfile, "{TLS_FILES[CA_FILE_KEY]}"}}, {{certfile, "{TLS_FILES["server.crt"]}"}}, '
         files += f'{{keyfile, "{TLS_FILES["server.key"]}"}}, {{verify, verify_peer}}, {{secure_renegotiate, true}}'
-        options = (
-            f"[{{server, [{files}, {{fail_if_no_peer_cert, true}}]}},\n"
-            f" {{client, [{files}]}}].\n"
-        )
+        options = f"[{{server, [{files}, {{fail_if_no_peer_cert, true}}]}},\n {{client, [{files}]}}].\n"
         flags = f"-proto_dist inet_tls -ssl_dist_optfile {DIST_TLS_FILE}"
         env = f'SERVER_ADDITIONAL_ERL_ARGS="{flags}"\nCTL_ERL_ARGS="{flags}"\n'
         return {"inter_node_tls.config": options, "rabbitmq-env.conf": env}
