@@ -11,9 +11,11 @@ trusting another CA fails the handshake."""
 from __future__ import annotations
 
 import configparser
+import io
 import json
 import shlex
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from stackops.certificates import CA_CERT_KEY
 from stackops.credentials import Credentials
 from stackops.plan import Plan, plan
 from stackops.services import keystone, memcached, nova, swift
-from stackops.services.base import CA_FILE_KEY, CloudContext
+from stackops.services.base import CloudContext
 from tests.conftest import cloud
 from tests.real.conftest import service_venv
 from tests.support.rendered import cloud_credentials, secret_data
@@ -77,6 +79,8 @@ print("swift read:", ring.get("a-key"))
 """
 
 
+# in a mount namespace of its own: /etc overlaid with the files a process has in its container
+ETC_OVERLAY = 'mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1,workdir=$2" /etc && shift 2 && exec "$@"'
 # a cloud with swift, whose proxy is a client too; internal TLS is on by default
 DEVICES = [{"name": f"d{i}"} for i in range(3)]
 SPEC = {"services": {"swift": {"enabled": True, "nodes": [{"node": "node-a", "zone": 1, "devices": DEVICES}]}}}
@@ -123,12 +127,11 @@ def box(rendered: tuple[Plan, Credentials], tmp_path_factory: pytest.TempPathFac
     root = tmp_path_factory.mktemp("memcached-tls")
     files = secret_data(plan_, "demo-memcached-config")
     command = json.loads(files["memcached.json"])
-    tls_dir = root / "memcached-tls"
-    tls_dir.mkdir()
+    tls_files = {}
     for entry in command["config_files"]:
         key = Path(entry["source"]).name
         assert entry["dest"] == memcached.TLS_FILES[key]
-        (tls_dir / key).write_text(files[key])
+        tls_files[entry["dest"]] = files[key]
     argv = shlex.split(command["command"])
     assert argv[argv.index("-p") + 1] == str(memcached.PORT) and "-Z" in argv
     ctx = CloudContext("demo", "openstack", cloud(SPEC).spec, credentials)
@@ -136,7 +139,7 @@ def box(rendered: tuple[Plan, Credentials], tmp_path_factory: pytest.TempPathFac
     sandbox = Sandbox(root, hosts)
     try:
         # as root here (the pod runs as memcached, which needs no -u)
-        sandbox.start("memcached", [*argv, "-u", "root"], {}, {"/etc/memcached/tls": tls_dir})
+        sandbox.start("memcached", with_etc(sandbox, tls_files, [*argv, "-u", "root"]), {}, {})
         eventually(
             lambda: bool(sandbox.listeners("memcached", "0.0.0.0", memcached.PORT)), lambda: sandbox.log("memcached")
         )
@@ -145,10 +148,24 @@ def box(rendered: tuple[Plan, Credentials], tmp_path_factory: pytest.TempPathFac
         sandbox.close()
 
 
-def client(box: Sandbox, venv: Path, script: str, args: list[str], ca_dir: Path, ca_path: str) -> str:
-    """Run `script` with `args` in the sandbox's network and names, the CA at `ca_path` (where the
-    service's containers have it) from `ca_dir`; what it printed and logged."""
-    argv, env = box.command([str(venv / "python"), "-c", script, *args], {str(Path(ca_path).parent): ca_dir})
+def with_etc(box: Sandbox, files: dict[str, str], argv: list[str]) -> list[str]:
+    """`argv` seeing /etc with `files` (path: content) and the sandbox's hosts laid over it, in the
+    sandbox's mount namespace: the files are where the containers have them, the machine's /etc is
+    left as it is."""
+    overlay = Path(tempfile.mkdtemp(dir=box.root, prefix="etc-"))
+    upper, work = overlay / "upper", overlay / "work"
+    work.mkdir(parents=True)
+    for path, content in {"/etc/hosts": box.hosts.read_text(), **files}.items():
+        target = upper / path.removeprefix("/etc/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    return ["sh", "-c", ETC_OVERLAY, "sh", str(upper), str(work), *argv]
+
+
+def client(box: Sandbox, venv: Path, script: str, args: list[str], ca: str, ca_path: str) -> str:
+    """Run `script` with `args` in the sandbox's network and names, with `ca` at `ca_path` (where
+    the service's containers have the cloud's CA); what it printed and logged."""
+    argv, env = box.command(with_etc(box, {ca_path: ca}, [str(venv / "python"), "-c", script, *args]), {})
     result = subprocess.run(
         argv, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **env}, capture_output=True, text=True, timeout=120
     )
@@ -157,17 +174,22 @@ def client(box: Sandbox, venv: Path, script: str, args: list[str], ca_dir: Path,
 
 
 def rendered_config(plan_: Plan, secret: str, name: str, path: Path, **overrides: dict[str, str | None]) -> Path:
-    """A service's rendered config file as is, or with sections' options changed (None: removed)."""
-    conf = configparser.ConfigParser(interpolation=None)
-    conf.read_string(secret_data(plan_, secret)[name])
-    for section, options in overrides.items():
-        for option, value in options.items():
-            if value is None:
-                conf.remove_option(section, option)
-            else:
-                conf[section][option] = value
-    with path.open("w") as out:
+    """A service's rendered config file, byte for byte; with `overrides`, sections' options changed
+    (None: removed)."""
+    text = secret_data(plan_, secret)[name]
+    if overrides:
+        conf = configparser.ConfigParser(interpolation=None)
+        conf.read_string(text)
+        for section, options in overrides.items():
+            for option, value in options.items():
+                if value is None:
+                    conf.remove_option(section, option)
+                else:
+                    conf[section][option] = value
+        out = io.StringIO()
         conf.write(out)
+        text = out.getvalue()
+    path.write_text(text)
     return path
 
 
@@ -176,9 +198,7 @@ def test_memcached_serves_tls_that_its_clients_verify_against_the_clouds_ca(
 ) -> None:
     plan_, credentials = rendered
     keystone_bin = service_venv("keystone", *MEMCACHED_CLIENTS)
-    ca_dir = tmp_path / "ca"
-    ca_dir.mkdir()
-    (ca_dir / CA_FILE_KEY).write_text(credentials[CA_CERT_KEY])
+    ca = credentials[CA_CERT_KEY]
 
     # keystonemiddleware with nova.conf's [keystone_authtoken], as rendered
     nova_conf = rendered_config(plan_, "demo-nova-config", "nova.conf", tmp_path / "nova.conf")
@@ -186,18 +206,18 @@ def test_memcached_serves_tls_that_its_clients_verify_against_the_clouds_ca(
     authtoken.read(nova_conf)
     section = authtoken["keystone_authtoken"]
     assert (section["memcache_tls_enabled"], section["memcache_tls_cafile"]) == ("true", nova.SERVICE.ca_file)
-    read = client(box, keystone_bin, AUTHTOKEN_CLIENT, [str(nova_conf)], ca_dir, nova.SERVICE.ca_file)
+    read = client(box, keystone_bin, AUTHTOKEN_CLIENT, [str(nova_conf)], ca, nova.SERVICE.ca_file)
     assert "authtoken read: {'token': {'user': 'tls'}}" in read, read
 
     # oslo.cache with keystone.conf's [cache], as rendered
     keystone_conf = rendered_config(plan_, "demo-keystone-config", "keystone.conf", tmp_path / "keystone.conf")
-    read = client(box, keystone_bin, OSLO_CACHE_CLIENT, [str(keystone_conf)], ca_dir, keystone.SERVICE.ca_file)
+    read = client(box, keystone_bin, OSLO_CACHE_CLIENT, [str(keystone_conf)], ca, keystone.SERVICE.ca_file)
     assert "oslo.cache read: over tls" in read, read
 
     # swift's proxy cache filter, as rendered, in swift's venv
     swift_bin = service_venv("swift", "keystonemiddleware", "boto3")
     swift_conf = rendered_config(plan_, "demo-swift-config", "proxy-server.conf", tmp_path / "proxy-server.conf")
-    read = client(box, swift_bin, SWIFT_CLIENT, [str(swift_conf)], ca_dir, swift.SERVICE.ca_file)
+    read = client(box, swift_bin, SWIFT_CLIENT, [str(swift_conf)], ca, swift.SERVICE.ca_file)
     assert "swift read: over tls" in read, read
 
     # the same [cache] without TLS (python-memcached, as a cloud without internal TLS renders it): nothing
@@ -205,14 +225,12 @@ def test_memcached_serves_tls_that_its_clients_verify_against_the_clouds_ca(
         plan_, "demo-keystone-config", "keystone.conf", tmp_path / "plaintext.conf",
         cache={"tls_enabled": None, "tls_cafile": None},
     )  # fmt: skip
-    read = client(box, keystone_bin, OSLO_CACHE_CLIENT, [str(plaintext)], ca_dir, keystone.SERVICE.ca_file)
+    read = client(box, keystone_bin, OSLO_CACHE_CLIENT, [str(plaintext)], ca, keystone.SERVICE.ca_file)
     assert "oslo.cache read: NoValue.NO_VALUE" in read, read
     print(read)
 
     # trusting another cloud's CA: the handshake fails on the certificate, and the libraries get nothing
-    other_ca = tmp_path / "other-ca"
-    other_ca.mkdir()
-    (other_ca / CA_FILE_KEY).write_text(Credentials(cloud_credentials(cloud({})))[CA_CERT_KEY])
+    other_ca = Credentials(cloud_credentials(cloud({})))[CA_CERT_KEY]
     read = client(box, keystone_bin, OSLO_CACHE_CLIENT, [str(keystone_conf)], other_ca, keystone.SERVICE.ca_file)
     assert "oslo.cache read: NoValue.NO_VALUE" in read, read
     read = client(box, keystone_bin, AUTHTOKEN_CLIENT, [str(nova_conf)], other_ca, nova.SERVICE.ca_file)
@@ -224,12 +242,12 @@ def test_memcached_serves_tls_that_its_clients_verify_against_the_clouds_ca(
     assert shake.strip() == "handshake failed: self-signed certificate in certificate chain", shake
     print(shake)
     # the cloud's CA, by the pod's name: TLS 1.3; by an address the certificate does not name: refused
-    shake = client(box, keystone_bin, HANDSHAKE, [pod, port, nova.SERVICE.ca_file], ca_dir, nova.SERVICE.ca_file)
+    shake = client(box, keystone_bin, HANDSHAKE, [pod, port, nova.SERVICE.ca_file], ca, nova.SERVICE.ca_file)
     assert shake.strip() == "handshake: TLSv1.3", shake
     by_address = ["127.0.0.1", port, nova.SERVICE.ca_file]
-    shake = client(box, keystone_bin, HANDSHAKE, by_address, ca_dir, nova.SERVICE.ca_file)
+    shake = client(box, keystone_bin, HANDSHAKE, by_address, ca, nova.SERVICE.ca_file)
     assert shake.strip().startswith("handshake failed: IP address mismatch"), shake
     print(shake)
-    plain = client(box, keystone_bin, PLAINTEXT, [pod, port], ca_dir, nova.SERVICE.ca_file)
+    plain = client(box, keystone_bin, PLAINTEXT, [pod, port], ca, nova.SERVICE.ca_file)
     assert plain.startswith("plaintext refused: "), plain
     print(plain)

@@ -210,3 +210,23 @@ def test_without_internal_tls_memcached_and_its_clients_render_as_before() -> No
                          ("demo-heat-config", "heat.conf"), ("demo-swift-config", "proxy-server.conf")):  # fmt: skip
         assert "tls_" not in secret_data(rendered, secret)[name], name
     assert ini(rendered, "demo-keystone-config", "keystone.conf")["cache"]["backend"] == "oslo_cache.memcache_pool"
+
+
+def test_every_process_told_to_verify_memcached_has_the_ca_where_its_config_says() -> None:
+    """A client makes its ssl context when it starts: a missing CA file stops the process."""
+    demo = cloud({"services": {**SWIFT_ON, "barbican": {"enabled": True}, "octavia": {"enabled": True}}})
+    rendered = plan(demo, Credentials(cloud_credentials(demo)))
+    checked = 0
+    for secret in (o for o in rendered.objects() if o["kind"] == "Secret"):
+        files = secret.get("stringData", {})
+        for command in (json.loads(text) for name, text in files.items() if name.endswith(".json")):
+            if not isinstance(command, dict) or "config_files" not in command:
+                continue
+            dests = {f["dest"] for f in command["config_files"]}
+            for entry in command["config_files"]:
+                text = files.get(entry["source"].rsplit("/", 1)[1], "")
+                for line in text.splitlines():
+                    if line.startswith(("memcache_tls_cafile = ", "tls_cafile = ")):
+                        assert line.split(" = ", 1)[1] in dests, (secret["metadata"]["name"], command["command"])
+                        checked += 1
+    assert checked >= 40
