@@ -1,5 +1,6 @@
 """TLS inside the cloud: the CA and certificates the operator keeps in the credentials Secret, and
-MariaDB's server and clients rendered to use them (tests/real/test_mariadb_server.py runs them)."""
+the servers (MariaDB, RabbitMQ, memcached) and their clients rendered to use them
+(tests/real/test_mariadb_server.py, test_rabbitmq_tls.py and test_memcached_tls.py run them)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,17 @@ from cryptography import x509
 from stackops import certificates
 from stackops.certificates import CA_CERT_KEY, CertificateRequest, issued
 from stackops.credentials import Credentials
-from stackops.plan import certificate_requests, plan
+from stackops.plan import Plan, certificate_requests, plan
+from stackops.services import memcached
+from stackops.services.base import CloudContext
 from tests.conftest import cloud
 from tests.support.rendered import cloud_credentials, find, job_env, secret_data
 
 NOW = datetime.datetime(2026, 12, 6, tzinfo=datetime.UTC)
 REQUEST = CertificateRequest("db", ("db", "db.ns", "db.ns.svc"))
+# swift, whose proxy caches in memcached too
+SWIFT_NODES = [{"node": "a", "zone": 1, "devices": [{"name": f"d{i}"} for i in range(3)]}]
+SWIFT_ON = {"swift": {"enabled": True, "nodes": SWIFT_NODES}}
 
 
 def cert(values: dict[str, str], key: str = REQUEST.cert_key) -> x509.Certificate:
@@ -204,3 +210,96 @@ def test_rabbitmq_members_and_tools_talk_erlang_distribution_over_tls_by_their_h
     plain = cloud({"internalTLS": {"enabled": False}})
     files = secret_data(plan(plain, Credentials(cloud_credentials(plain))), "demo-rabbitmq-config")
     assert "rabbitmq-env.conf" not in files and "inter_node_tls.config" not in files
+
+
+MEMCACHED_OFF_COMMAND = "/usr/bin/memcached -v -l 0.0.0.0 -p 11211 -c 5000 -U 0 -m 256"
+
+
+def ini_text(text: str) -> configparser.ConfigParser:
+    conf = configparser.ConfigParser(interpolation=None, strict=False)
+    conf.read_string(text)
+    return conf
+
+
+def ini(rendered: Plan, secret: str, name: str) -> configparser.ConfigParser:
+    return ini_text(secret_data(rendered, secret)[name])
+
+
+def test_memcached_serves_tls_only_for_every_pods_name_and_every_client_verifies_it() -> None:
+    demo = cloud({"services": SWIFT_ON, "infrastructure": {"memcached": {"replicas": 3}}})
+    request = next(r for r in certificate_requests(demo) if r.name == "memcached")
+    assert request.dns_names == ("*.demo-memcached.openstack.svc", "*.demo-memcached.openstack.svc.cluster.local")
+    credentials = Credentials(cloud_credentials(demo))
+    ctx = CloudContext("demo", "openstack", demo.spec, credentials)
+    for server in memcached.servers(ctx):  # demo-memcached-<i>.demo-memcached.openstack.svc:11211: one label more
+        assert server.split(".", 1)[1].rsplit(":", 1)[0] == request.dns_names[0][2:]
+    rendered = plan(demo, credentials)
+    files = secret_data(rendered, "demo-memcached-config")
+    command = json.loads(files["memcached.json"])
+    assert command["command"] == (
+        f"{MEMCACHED_OFF_COMMAND} -Z -o ssl_chain_cert=/etc/memcached/tls/server.crt,"
+        "ssl_key=/etc/memcached/tls/server.key,ssl_ca_cert=/etc/memcached/tls/ca.crt"
+    )
+    assert {f["dest"]: (f["owner"], f["perm"]) for f in command["config_files"]} == {
+        path: ("memcached", "0600") for path in memcached.TLS_FILES.values()
+    }
+    assert (files["server.crt"], files["server.key"], files["ca.crt"]) == (
+        credentials[request.cert_key], credentials[request.private_key], credentials[CA_CERT_KEY]
+    )  # fmt: skip
+
+    # keystonemiddleware: every [keystone_authtoken] of every service, with the CA beside its config
+    authtokens = {
+        (secret["metadata"]["name"], name): conf["keystone_authtoken"]
+        for secret in rendered.objects()
+        if secret["kind"] == "Secret"
+        for name, text in secret.get("stringData", {}).items()
+        if "[keystone_authtoken]" in text
+        for conf in [ini_text(text)]
+    }
+    assert len(authtokens) >= 6 and ("demo-placement-config", "placement.conf") in authtokens
+    for (secret_name, name), authtoken in authtokens.items():
+        service = secret_name.removeprefix("demo-").removesuffix("-config")
+        assert authtoken["memcached_servers"] == ",".join(memcached.servers(ctx)), name
+        assert (authtoken["memcache_tls_enabled"], authtoken["memcache_tls_cafile"]) == (
+            "true", f"/etc/{service}/ca.crt"
+        ), name  # fmt: skip
+    for service in ("nova", "keystone", "heat"):  # oslo.cache: the pooled backend, over python-binary-memcached
+        cache = ini(rendered, f"demo-{service}-config", f"{service}.conf")["cache"]
+        assert cache["backend"] == "oslo_cache.memcache_pool", service
+        assert (cache["tls_enabled"], cache["tls_cafile"]) == ("true", f"/etc/{service}/ca.crt"), service
+    proxy = ini(rendered, "demo-swift-config", "proxy-server.conf")
+    assert (proxy["filter:cache"]["tls_enabled"], proxy["filter:cache"]["tls_cafile"]) == ("true", "/etc/swift/ca.crt")
+    assert proxy["filter:authtoken"]["memcache_tls_cafile"] == "/etc/swift/ca.crt"
+
+
+def test_without_internal_tls_memcached_and_its_clients_render_as_before() -> None:
+    plain = cloud({"internalTLS": {"enabled": False}, "services": SWIFT_ON})
+    assert "memcached" not in {r.name for r in certificate_requests(plain)}
+    rendered = plan(plain, Credentials(cloud_credentials(plain)))
+    files = secret_data(rendered, "demo-memcached-config")
+    assert set(files) == {"memcached.json"}
+    assert json.loads(files["memcached.json"]) == {"command": MEMCACHED_OFF_COMMAND, "config_files": []}
+    for secret, name in (("demo-nova-config", "nova.conf"), ("demo-keystone-config", "keystone.conf"),
+                         ("demo-heat-config", "heat.conf"), ("demo-swift-config", "proxy-server.conf")):  # fmt: skip
+        assert "tls_" not in secret_data(rendered, secret)[name], name
+    assert ini(rendered, "demo-keystone-config", "keystone.conf")["cache"]["backend"] == "oslo_cache.memcache_pool"
+
+
+def test_every_process_told_to_verify_memcached_has_the_ca_where_its_config_says() -> None:
+    """A client makes its ssl context when it starts: a missing CA file stops the process."""
+    demo = cloud({"services": {**SWIFT_ON, "barbican": {"enabled": True}, "octavia": {"enabled": True}}})
+    rendered = plan(demo, Credentials(cloud_credentials(demo)))
+    checked = 0
+    for secret in (o for o in rendered.objects() if o["kind"] == "Secret"):
+        files = secret.get("stringData", {})
+        for command in (json.loads(text) for name, text in files.items() if name.endswith(".json")):
+            if not isinstance(command, dict) or "config_files" not in command:
+                continue
+            dests = {f["dest"] for f in command["config_files"]}
+            for entry in command["config_files"]:
+                text = files.get(entry["source"].rsplit("/", 1)[1], "")
+                for line in text.splitlines():
+                    if line.startswith(("memcache_tls_cafile = ", "tls_cafile = ")):
+                        assert line.split(" = ", 1)[1] in dests, (secret["metadata"]["name"], command["command"])
+                        checked += 1
+    assert checked >= 40
