@@ -9,7 +9,9 @@ founding a cluster; after every member is killed (one earlier, so its position i
 at once, under writes), they agree on the member with the highest seqno, only that one founds the
 cluster and it copies its data aside first; every commit that returned OK is on every member afterwards
 and the cluster has its three members again. And when one member never comes back, the others wait for
-it until an administrator's file (docs/operations.md) tells one of them to found the cluster.
+it until an administrator's file (docs/operations.md) tells one of them to found the cluster. And a
+cluster made without Galera's TLS, rendered anew with it, moves to TLS when its members restart together
+(one restarted alone cannot join the others).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,30 +38,24 @@ from tests.support.rendered import cloud_credentials, secret_data
 FOUNDS = "this member has the highest seqno and founds the cluster"
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def run_lab(root: Path, scenario: str) -> dict[str, Any]:
+    """A scenario of tests/support/galera.py run on the members of a rendered three-member cluster: its
+    report. `root` gets the rendered config (etc/mysql), the same cloud's without internal TLS with the
+    same credentials (plain/mysql) and a certificate of another CA (other-ca)."""
     demo = cloud({"infrastructure": {"database": {"replicas": 3}}})
     credentials = Credentials(cloud_credentials(demo))
-    files = secret_data(plan(demo, credentials), "demo-mariadb-config")
-    root = tmp_path_factory.mktemp("galera")
     root.chmod(0o755)
-    etc = root / "etc" / "mysql"
-    etc.mkdir(parents=True)
-    lay_out_server_config(files, etc)
-    # the same cloud rendered without internal TLS: a fourth pod that tries to join in plaintext
+    lay_out_server_config(secret_data(plan(demo, credentials), "demo-mariadb-config"), root / "etc" / "mysql")
     plain = cloud({"infrastructure": {"database": {"replicas": 3}}, "internalTLS": {"enabled": False}})
-    plain_files = secret_data(plan(plain, Credentials(cloud_credentials(plain))), "demo-mariadb-config")
-    lay_out_server_config(plain_files, root / "plain" / "mysql")
-    # a certificate of another CA, for the same names as the members'
+    lay_out_server_config(secret_data(plan(plain, credentials), "demo-mariadb-config"), root / "plain" / "mysql")
     other = issued({}, [CertificateRequest("other", ("demo-mariadb-3.demo-mariadb-cluster.openstack.svc",))],
                    "another CA", datetime.datetime.now(datetime.UTC))  # fmt: skip
     (root / "other-ca").mkdir()
     (root / "other-ca" / "client.crt").write_text(other["tls-other.crt"])
     (root / "other-ca" / "client.key").write_text(other["tls-other.key"])
     ctx = CloudContext(demo.metadata.name, demo.metadata.namespace, demo.spec, credentials)
-    (root / "request.json").write_text(
-        json.dumps({"peers": galera_peers(ctx), "password": credentials[ROOT_PASSWORD_KEY]})
-    )
+    request = {"peers": galera_peers(ctx), "password": credentials[ROOT_PASSWORD_KEY], "scenario": scenario}
+    (root / "request.json").write_text(json.dumps(request))
     result = subprocess.run(
         ["unshare", "--net", "--mount", "--fork", sys.executable, "-m", "tests.support.galera", str(root)],
         cwd=ROOT,
@@ -72,6 +69,16 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     print(json.dumps({k: v for k, v in data.items() if k not in ("logs", "rows", "committed", "intruder")}))
     assert "error" not in data, data["error"] + json.dumps(data["logs"], indent=1)[-6000:]
     return data
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return run_lab(tmp_path_factory.mktemp("galera"), "outage")
+
+
+@pytest.fixture(scope="module")
+def migration(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return run_lab(tmp_path_factory.mktemp("galera-migration"), "migration")
 
 
 def run_of(report: dict[str, Any], phase: str) -> dict[str, str]:
@@ -198,3 +205,18 @@ def test_a_member_rendered_without_tls_cannot_join(report: dict[str, Any]) -> No
     assert intruder["exit code"] not in (None, 0), log[-3000:]
     assert "failed to reach primary view" in log, log[-3000:]
     assert intruder["sizes"] == {f"demo-mariadb-{i}": 3 for i in range(3)}
+
+
+def test_a_plaintext_cluster_moves_to_tls_by_restarting_its_members_together(migration: dict[str, Any]) -> None:
+    """A cluster made by a stackops without Galera's TLS, its members rendered anew with it."""
+    rolled = run_of(migration, "first rolled")["demo-mariadb-2"]
+    print("\n".join(line for line in rolled.splitlines() if "ERROR" in line or "galera:" in line))
+    # rolled alone (as a StatefulSet rolls), the member cannot join the plaintext ones, which serve on
+    assert migration["first rolled exit"] not in (None, 0) and "failed to reach primary view" in rolled
+    assert migration["sizes while rolling"] == {"demo-mariadb-0": 2, "demo-mariadb-1": 2}
+    # restarted together, the members agree on a founder and form the cluster again, over TLS
+    logs = run_of(migration, "all rolled")
+    assert [name for name, log in logs.items() if FOUNDS in log] == ["demo-mariadb-0"], logs
+    assert all("ssl://10.213.0." in log and "tcp://" not in log for log in logs.values())
+    assert migration["sizes"] == {f"demo-mariadb-{i}": 3 for i in range(3)}
+    assert migration["rows"] == {f"demo-mariadb-{i}": migration["written"] for i in range(3)}

@@ -67,10 +67,12 @@ def _run(*command: str) -> None:
 class Lab:
     """The members of one rendered Galera cluster, in the lab's private network namespace (see above)."""
 
-    def __init__(self, root: Path, peers: list[str], password: str) -> None:
+    def __init__(self, root: Path, peers: list[str], password: str, configs: list[Path] | None = None) -> None:
         self.root = root
         self.peers = peers
         self.password = password
+        # each member's /etc/mysql comes from <config>/mysql: root/etc for all unless given one each
+        self.configs = configs or [root / "etc"] * len(peers)
         self.members: list[Member] = []
         self.others: list[Member] = []  # pods that are no members of the cluster (an intruder)
 
@@ -83,7 +85,7 @@ class Lab:
         hosts.write_text(
             "127.0.0.1 localhost\n" + "".join(f"{SUBNET}.{i + 1} {peer}\n" for i, peer in enumerate(self.peers))
         )
-        self.members = [self.pod(ordinal, peer.split(".")[0], self.root / "etc") for ordinal, peer in
+        self.members = [self.pod(ordinal, peer.split(".")[0], self.configs[ordinal]) for ordinal, peer in
                         enumerate(self.peers)]  # fmt: skip
 
     def pod(self, ordinal: int, name: str, etc: Path) -> Member:
@@ -152,13 +154,20 @@ class Lab:
 
     def kill(self, *members: Member) -> None:
         """SIGKILL the members' servers (and whatever their start scripts run) one right after the other."""
+        self._signal(members, signal.SIGKILL, 30)
+
+    def terminate(self, *members: Member) -> None:
+        """SIGTERM the members' servers, as the kubelet stops a deleted pod: they shut down cleanly."""
+        self._signal(members, signal.SIGTERM, 120)
+
+    def _signal(self, members: tuple[Member, ...], signum: signal.Signals, timeout: float) -> None:
         for member in members:
             assert member.server is not None
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(member.server.pid, signal.SIGKILL)
+                os.killpg(member.server.pid, signum)
         for member in members:
             assert member.server is not None
-            member.server.wait(timeout=30)
+            member.server.wait(timeout=timeout)
             member.server = None
 
     def stop(self) -> None:
@@ -438,10 +447,67 @@ def outage(root: Path, peers: list[str], password: str) -> dict[str, Any]:
     return report
 
 
+def render_anew(config: Path, rendering: Path) -> None:
+    """A pod's config files replaced by another rendering's (as a rolled pod gets its new Secret)."""
+    for file in (config / "mysql").iterdir():
+        if file.name != "root-password":
+            shutil.rmtree(file) if file.is_dir() else file.unlink()
+    subprocess.run(["cp", "-a", f"{rendering / 'mysql'}/.", str(config / "mysql")], check=True, timeout=30)
+
+
+def migration(root: Path, peers: list[str], password: str) -> dict[str, Any]:
+    """A cluster made without Galera's TLS (root/plain) whose members are then rendered with it
+    (root/etc): the last member alone first, as a StatefulSet rolls, then all of them restarted together."""
+    configs = [root / f"pod-{i}" for i in range(len(peers))]
+    for config in configs:
+        subprocess.run(["cp", "-a", str(root / "plain"), str(config)], check=True, timeout=30)
+    lab = Lab(root, peers, password, configs)
+    report: dict[str, Any] = {"timings": {}, "runs": {}}
+    runs = report["runs"]
+    try:
+        lab.setup()
+        first, *others, last = lab.members
+        runs["plaintext"] = {m.pod_name: lab.start(m) for m in lab.members}
+        report["timings"]["plaintext cluster ready"] = lab.wait_ready(lab.members, 300)
+        lab.query(first, "CREATE DATABASE stackops_lab")
+        lab.query(first, f"CREATE TABLE {TABLE} (id INT PRIMARY KEY, member INT) ENGINE=InnoDB")
+        with contextlib.closing(lab.connect(first)) as conn, conn.cursor() as cursor:
+            cursor.executemany(f"INSERT INTO {TABLE} (id, member) VALUES (%s, 0)", list(range(1, 101)))
+            conn.commit()
+        report["written"] = 100
+
+        lab.terminate(last)
+        render_anew(configs[last.ordinal], root / "etc")
+        runs["first rolled"] = {last.pod_name: lab.start(last)}
+        assert last.server is not None
+        try:
+            report["first rolled exit"] = last.server.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            report["first rolled exit"] = None
+            lab.kill(last)
+        last.server = None
+        report["sizes while rolling"] = {m.pod_name: int(lab.status(m, "wsrep_cluster_size")) for m in [first, *others]}
+
+        lab.terminate(first, *others)
+        for config in configs:
+            render_anew(config, root / "etc")
+        runs["all rolled"] = {m.pod_name: lab.start(m) for m in lab.members}
+        report["timings"]["cluster with TLS ready"] = lab.wait_ready(lab.members, 600)
+        report["sizes"] = {m.pod_name: int(lab.status(m, "wsrep_cluster_size")) for m in lab.members}
+        report["rows"] = {m.pod_name: lab.query(m, f"SELECT COUNT(*) FROM {TABLE}")[0][0] for m in lab.members}
+    except Exception:
+        report["error"] = traceback.format_exc()
+    finally:
+        lab.stop()
+        report["logs"] = {m.pod_name: [log.read_text() for log in m.logs] for m in lab.members}
+    return report
+
+
 def main() -> None:
     root = Path(sys.argv[1])
     request = json.loads((root / "request.json").read_text())
-    report = outage(root, request["peers"], request["password"])
+    scenario = {"outage": outage, "migration": migration}[request["scenario"]]
+    report = scenario(root, request["peers"], request["password"])
     (root / "report.json").write_text(json.dumps(report, indent=1))
 
 
