@@ -149,8 +149,18 @@ def main() -> None:
     path = critical_path(yaml.safe_load(CLOUD.read_text()))
     print(f"critical path of {CLOUD.name}: {len(path)} steps: {' > '.join(path)}", flush=True)
     runs = [(count, 1) for count in args.nodes] + ([(2, args.clouds)] if args.clouds else [])
-    columns = ("compute nodes", "clouds", "cluster up (s)", "apply->Ready (s)", "s/step", "requests", "writes")
-    columns += ("reads", "CPU/cloud (s)", "operator RSS (MiB)")
+    columns = (
+        "compute nodes",
+        "clouds",
+        "cluster up (s)",
+        "apply->Ready (s)",
+        "s/step",
+        "requests",
+        "writes",
+        "reads",
+        "CPU/cloud (s)",
+        "operator RSS (MiB)",
+    )
     widths = (13, 6, 14, 16, 6, 8, 6, 6, 13, 18)
     print(" ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True)), flush=True)
     with tempfile.TemporaryDirectory() as tmp:

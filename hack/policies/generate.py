@@ -163,7 +163,7 @@ def main() -> None:
         found = {name: entry for name, entry in kept.items() if name in services}
         for name in args.service or services:
             found[name] = service_rules(tools_python(series, name), release.packages[name])
-            print(f"{series} {name}: {found[name]['package']}: {len(found[name]['rules'])} rules", flush=True)  # type: ignore[arg-type]
+            print(f"{series} {name}: {found[name]['package']}: {len(found[name]['rules'])} rules", flush=True)
         path.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         print(f"wrote {path.relative_to(ROOT)}")
     write_table()

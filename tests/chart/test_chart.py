@@ -27,7 +27,12 @@ EVERYTHING = {
     "extraArgs": ["--log-format=json"],
 }
 ALL_NAMESPACES = {"watchAllNamespaces": True}
-VALUE_SETS = {"defaults": {}, "namespaced": NAMESPACED, "all": ALL_NAMESPACES, "everything": EVERYTHING}
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "namespaced": NAMESPACED,
+    "all": ALL_NAMESPACES,
+    "everything": EVERYTHING,
+}
 
 
 def rule_counts(found: list[dict[str, Any]]) -> Counter[str]:

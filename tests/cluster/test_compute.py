@@ -79,7 +79,7 @@ def test_a_compute_group_gets_its_own_daemonset_and_config(env: Env) -> None:
     gpu_ds = env.apps.read_namespaced_daemon_set(f"{CLOUD}-nova-compute-gpu", NAMESPACE)
 
     def config_secret(ds: Any) -> str:
-        names = {v.secret.secret_name for v in ds.spec.template.spec.volumes if v.secret}
+        names: set[str] = {v.secret.secret_name for v in ds.spec.template.spec.volumes if v.secret}
         (name,) = {n for n in names if n.endswith("-config")}
         return name
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ def test_a_cloud_with_every_service_enabled_goes_ready(env: Env) -> None:
     for node in nodes:  # storage nodes too: swift's storage servers (pinned to them), manila's and cinder's LVM agents
         env.core.patch_node(node, {"metadata": {"labels": SWIFT_LABELS}})
     devices = [{"name": d, "hostPath": f"/srv/node/{d}"} for d in ("sdb", "sdc")]
-    services = {name: {"enabled": True} for name in OPT_IN_SERVICES}
+    services: dict[str, dict[str, Any]] = {name: {"enabled": True} for name in OPT_IN_SERVICES}
     services["swift"]["nodes"] = [{"node": n, "zone": i, "devices": devices} for i, n in enumerate(nodes, 1)]
     env.create(env.cloud_body(CLOUD, {"services": services}))
     ready = env.wait_ready(CLOUD, timeout=600)

@@ -424,5 +424,6 @@ def _gone(env: Env, name: str) -> bool:
     try:
         env.get(name)
     except ApiException as error:
-        return error.status == 404
+        status: int = error.status  # the kubernetes client is untyped here (pyproject's mypy overrides)
+        return status == 404
     return False

@@ -250,7 +250,7 @@ def workloads(env: Env, cloud: str) -> dict[str, dict[str, Any]]:
 
 def mounted_files(env: Env, template: dict[str, Any]) -> dict[str, str]:
     """What the pod reads from Secrets: secret/key -> value (the inputs of its config hash)."""
-    files = {}
+    files: dict[str, str] = {}
     for volume in template["spec"].get("volumes", []):
         secret = volume.get("secret")
         if not secret:

@@ -91,4 +91,8 @@ def run(
     options, command = run_options(pod, secrets, workdir)
     image = pod["spec"]["template"]["spec"]["containers"][0]["image"]
     with working_container(buildah, image) as name:
-        return buildah.run("run", "--isolation", "chroot", *options, name, "--", *command, check=False)
+        # Buildah comes from hack/images/build.py loaded at run time: mypy sees Any
+        result: subprocess.CompletedProcess[str] = buildah.run(
+            "run", "--isolation", "chroot", *options, name, "--", *command, check=False
+        )
+        return result

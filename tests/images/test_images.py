@@ -13,6 +13,7 @@ from pathlib import Path
 import openstack
 import pytest
 import requests
+from openstack.identity.v3._proxy import Proxy as IdentityV3
 
 from stackops import __version__
 from stackops.devcluster import processes
@@ -126,6 +127,7 @@ def test_keystone_issues_tokens_and_lists_its_catalog(keystone_api: str, rendere
         region_name="RegionOne",
     )
     assert conn.authorize()
+    assert isinstance(conn.identity, IdentityV3)  # the SDK picks the proxy by the API version: /v3 here
     identity = [s for s in conn.identity.services() if s.type == "identity"]
     assert len(identity) == 1
     endpoints = {e.interface: e.url for e in conn.identity.endpoints(service_id=identity[0].id)}

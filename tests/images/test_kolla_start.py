@@ -16,7 +16,9 @@ from tests.images.pods import working_container
 KOLLA_START = Path(__file__).resolve().parents[2] / "images" / "base" / "kolla_start"
 
 
-def kolla_start(tmp_path: Path, config: dict[str, Any] | str, strategy: str | None = "COPY_ALWAYS") -> Any:
+def kolla_start(
+    tmp_path: Path, config: dict[str, Any] | str, strategy: str | None = "COPY_ALWAYS"
+) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "config.json"
     path.write_text(config if isinstance(config, str) else json.dumps(config))
     env = {"PATH": "/usr/bin:/bin", "KOLLA_CONFIG_FILE": str(path)}

@@ -148,7 +148,7 @@ def test_health_comes_from_real_openstack_checks(real_cloud: RealCloud) -> None:
     deadline = time.monotonic() + 180
     while True:
         status = real_cloud.cloud()["status"]
-        healthy = next((c for c in status["conditions"] if c["type"] == "Healthy"), {})
+        healthy: dict[str, Any] = next((c for c in status["conditions"] if c["type"] == "Healthy"), {})
         if healthy.get("status") == "True" or time.monotonic() > deadline:
             break
         time.sleep(5)

@@ -66,7 +66,7 @@ STORAGE_NODE = "stackops-storage"
 # what the kubelet would put in a container's environment, for processes run here on loopback
 # (glance's worker URL, nova-compute's my_ip, manila's share host and export address)
 LOCAL_FIELDS = {"status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1", "spec.nodeName": STORAGE_NODE}
-SECURITY_COMPLIANCE = {
+SECURITY_COMPLIANCE: dict[str, Any] = {
     "lockoutFailureAttempts": 3,
     "lockoutDurationSeconds": 5,
     "passwordRegex": r"^(?=.*\d)(?=.*[a-z])(?=.*[A-Z]).{12,}$",

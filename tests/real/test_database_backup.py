@@ -105,7 +105,9 @@ def test_a_restore_refuses_a_backup_that_is_not_there_or_was_changed(
         plan(with_database(deployed), deployed.credentials), deployed, "CronJob", "backup", tmp_path
     )
     assert result.returncode == 0, result.stderr
-    name = str(manifest((tmp_path / "termination-log").read_text())["name"])  # type: ignore[index]
+    reported = manifest((tmp_path / "termination-log").read_text())
+    assert reported is not None, "the backup wrote no manifest to its termination log"
+    name = str(reported["name"])
     missing = plan(with_database(deployed, restore="20000101T000000Z"), deployed.credentials)
     result, _ = run_rendered(missing, deployed, "Job", "restore", tmp_path)
     assert result.returncode == 2

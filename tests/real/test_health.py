@@ -200,7 +200,9 @@ def test_stopping_placement_degrades_only_placement_and_starting_it_recovers(
         assert view.condition("Ready")["status"] == "True"
         assert view.health_of() == {s: HEALTHY for s in DEPLOYED}
         assert scrape(port) == {s: 1.0 for s in DEPLOYED}
-        providers = [f for f in view.registry.latest(UID).findings if f.check == "resource-providers"]  # type: ignore[union-attr]
+        latest = view.registry.latest(UID)
+        assert latest is not None
+        providers = [f for f in latest.findings if f.check == "resource-providers"]
         assert [f.state for f in providers] == ["ok"]
     finally:
         view.monitor.close()

@@ -188,14 +188,14 @@ def test_root_password_rotates_with_the_server_ready_throughout(tmp_path: Path) 
             state = advance_rotation(state)
     phases.append(("after", Credentials(values, rotation=state)))
     first = plan(demo, phases[0][1])
-    files = secret_data(first, "demo-mariadb-config")
+    config = secret_data(first, "demo-mariadb-config")
     etc = tmp_path / "etc" / "mysql"
     # the projected volume as the kubelet makes it: a link to the current set of files, swapped at once
     (etc / "secrets.0").mkdir(parents=True)
     (etc / "secrets").symlink_to("secrets.0")
     (tmp_path / "var" / "lib" / "mysql").mkdir(parents=True)
     for name in ("my.cnf", "mariadb-start.sh", "mariadb-probe.sh"):
-        (etc / name).write_text(files[name])
+        (etc / name).write_text(config[name])
     # the Secret's files as the pod starts with them: root's password, no rotation yet
     (etc / "secrets.0" / "DB_ROOT_PASSWORD").write_text(phases[0][1][ROOT_PASSWORD_KEY])
     for path in (etc / "secrets.0", etc / "secrets.0" / "DB_ROOT_PASSWORD", tmp_path / "var" / "lib" / "mysql"):

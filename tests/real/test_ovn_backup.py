@@ -147,7 +147,9 @@ def test_a_restore_refuses_a_backup_that_is_not_there_or_was_changed(
     result, _ = run_rendered(plan(with_ovn(deployed), deployed.credentials), ovn_control_plane, "CronJob",
                              "ovn-backup", tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    name = str(manifest((tmp_path / "termination-log").read_text())["name"])  # type: ignore[index]
+    reported = manifest((tmp_path / "termination-log").read_text())
+    assert reported is not None, "the backup wrote no manifest to its termination log"
+    name = str(reported["name"])
     missing = plan(with_ovn(deployed, restore="20000101T000000Z"), deployed.credentials)
     result, _ = run_rendered(missing, ovn_control_plane, "Job", "ovn-restore", tmp_path)
     assert result.returncode == 2

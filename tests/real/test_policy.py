@@ -95,7 +95,7 @@ def test_failed_logins_lock_a_user_until_the_configured_time_has_passed(keystone
         assert login(keystone, "lockout-probe", "Wrong-Pass-2026").status_code == 401
     locked = login(keystone, "lockout-probe", PASSWORD)
     assert locked.status_code == 401, "the right password must be refused while the user is locked"
-    time.sleep(float(SECURITY_COMPLIANCE["lockoutDurationSeconds"]) + 1.5)  # type: ignore[arg-type]
+    time.sleep(float(SECURITY_COMPLIANCE["lockoutDurationSeconds"]) + 1.5)
     assert login(keystone, "lockout-probe", PASSWORD).status_code == 201
 
 

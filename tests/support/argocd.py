@@ -13,7 +13,7 @@ SCRIPT = Path(__file__).resolve().parent.parent.parent / "docs" / "argocd-health
 ARGO_STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
 
 
-def _to_lua(runtime: Any, value: Any) -> Any:
+def _to_lua(runtime: lua.LuaRuntime, value: Any) -> Any:
     if isinstance(value, dict):
         return runtime.table_from({k: _to_lua(runtime, v) for k, v in value.items()})
     if isinstance(value, list):
@@ -22,10 +22,12 @@ def _to_lua(runtime: Any, value: Any) -> Any:
 
 
 def argocd_health(obj: dict[str, Any]) -> tuple[str, str]:
-    runtime = lua.LuaRuntime()
+    runtime = lua.LuaRuntime(unpack_returned_tuples=False)
     # through JSON, as Argo CD gets it from the API server: plain maps, lists, strings, numbers
-    runtime.globals().obj = _to_lua(runtime, json.loads(json.dumps(obj)))
-    hs = runtime.execute(SCRIPT.read_text())
+    runtime.globals()["obj"] = _to_lua(runtime, json.loads(json.dumps(obj)))
+    # lupa types what a script returns as object; a table's fields are Lua values, Any to Python
+    hs: Any = runtime.execute(SCRIPT.read_text())
+    assert lua.lua_type(hs) == "table", f"the script returned {hs!r}, not a table"
     status, message = str(hs["status"]), str(hs["message"])
     assert status in ARGO_STATUSES, status
     return status, message

@@ -53,7 +53,7 @@ class Env:
 
     # clouds
     def cloud_body(self, name: str, spec: dict[str, Any] | None = None, namespace: str = NAMESPACE) -> dict[str, Any]:
-        body = yaml.safe_load((ROOT / "examples" / "minimal.yaml").read_text())
+        body: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "minimal.yaml").read_text())
         body["metadata"] = {"name": name, "namespace": namespace}
         body["spec"] |= spec or {}
         return body

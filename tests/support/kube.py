@@ -14,7 +14,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from stackops.kube.client import Obj
+from stackops.kube.client import Kube, Obj
 from stackops.kube.kinds import Kind
 
 
@@ -40,10 +40,11 @@ def _matches(obj: Obj, selector: str) -> bool:
     return True
 
 
-class FakeKube:
-    """What stackops.kube.client.Kube does, in memory."""
+class FakeKube(Kube):
+    """What stackops.kube.client.Kube does, in memory: a Kube whose every request is overridden (it has no
+    API client), so it goes wherever the operator takes a Kube and mypy holds it to Kube's signatures."""
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # no super().__init__: nothing here talks to an API server
         self.objects: dict[tuple[str, str, str], Obj] = {}
         self.applied: list[tuple[str, str]] = []  # (kind, name), in order
         self.deleted: list[tuple[str, str]] = []

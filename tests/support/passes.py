@@ -27,7 +27,7 @@ class CloudPasses:
         self.kube = FakeKube()
         self.events: list[Transition] = []
         self.state = OperatorState(
-            self.kube,  # type: ignore[arg-type]
+            self.kube,
             post_event=lambda body, event: self.events.append(event),
             clock=lambda: NOW,
         )
@@ -47,7 +47,8 @@ class CloudPasses:
 
     @property
     def status(self) -> dict[str, Any]:
-        return self.stored.setdefault("status", {})  # type: ignore[no-any-return]
+        status: dict[str, Any] = self.stored.setdefault("status", {})
+        return status
 
     @property
     def cloud(self) -> OpenStackCloud:

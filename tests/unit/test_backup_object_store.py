@@ -73,7 +73,7 @@ def test_the_backup_pod_uploads_what_its_backup_container_wrote() -> None:
 
 
 def test_ovn_backups_go_to_a_prefix_of_their_own() -> None:
-    ovn_store = {"services": {"neutron": {"ovn": {"backup": {"enabled": True, "objectStore": STORE}}}}}
+    ovn_store: dict[str, Any] = {"services": {"neutron": {"ovn": {"backup": {"enabled": True, "objectStore": STORE}}}}}
     pod = backup_pod(plan(cloud(ovn_store)), "CronJob", "neutron", "ovn-backup")
     assert "--prefix=openstack/demo/ovn" in container_of(pod, "backup-upload")["args"]
     prefixed = copy.deepcopy(ovn_store)
@@ -147,7 +147,7 @@ def test_the_status_says_where_the_last_backup_went() -> None:
     kube.objects[("Pod", "openstack", "p")] = finished_pod(
         job["metadata"]["name"], json.dumps({**REPORT, "uploaded": uploaded})
     )
-    found = backups(kube, "openstack", {("Job", job["metadata"]["name"]): job})  # type: ignore[arg-type]
+    found = backups(kube, "openstack", {("Job", job["metadata"]["name"]): job})
     assert found is not None and found.last is not None and found.last["uploaded"] == uploaded
     line = database_line({"backup": {"last": NAME, "lastSize": 1234, "lastUploaded": uploaded}})
     assert line == f"database: last backup {NAME} (1234 bytes); uploaded to {uploaded}"
@@ -283,7 +283,7 @@ def test_a_failed_upload_is_the_backups_failure_an_event_and_a_degraded_reason()
     pod = finished_pod(job["metadata"]["name"], refused)  # the upload container's last log line
     pod["status"]["phase"] = "Failed"
     kube.objects[("Pod", "openstack", "p")] = pod
-    found = backups(kube, "openstack", {("Job", job["metadata"]["name"]): job})  # type: ignore[arg-type]
+    found = backups(kube, "openstack", {("Job", job["metadata"]["name"]): job})
     assert found is not None and found.failure.endswith(f"failed: {refused}")
     after = DatabaseStatus(backup=BackupStatus(failed=found.failure))
     (event,) = backup_transitions(None, after)

@@ -189,7 +189,8 @@ def test_deregistration_removes_what_registration_made_and_nothing_else() -> Non
     conn = FakeConnection()
     register(conn, HEAT, "secret")
     identity = conn.identity
-    assert identity.find_user("heat", "default", True).description == MANAGED_USER  # type: ignore[union-attr]
+    heat = identity.find_user("heat", "default", True)
+    assert heat is not None and heat.description == MANAGED_USER
     # an orchestration service someone registered by hand, and a user of theirs named like a service
     identity.create_service("heat", "orchestration", "our own heat", True)
     identity.create_user("cinder", "default", description="the storage team")
@@ -212,7 +213,8 @@ def test_a_user_made_before_the_mark_gets_it_at_its_next_registration() -> None:
     conn = FakeConnection()
     conn.identity.create_user("heat", "default")  # as registration made it before users were marked
     register(conn, HEAT, "secret")
-    assert conn.identity.find_user("heat", "default", True).description == MANAGED_USER  # type: ignore[union-attr]
+    heat = conn.identity.find_user("heat", "default", True)
+    assert heat is not None and heat.description == MANAGED_USER
 
 
 def test_a_missing_domain_is_nothing_to_remove() -> None:

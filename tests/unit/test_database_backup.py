@@ -200,14 +200,14 @@ def test_the_last_backup_and_a_failure_since_as_the_status_shows_them() -> None:
     failed = backup_job("demo-mariadb-backup-2", "2026-12-07T02:30:00Z", "Failed")
     kube.objects[("Pod", "openstack", "p")] = backup_pod(ok["metadata"]["name"], json.dumps(REPORT))
     live = {("Job", j["metadata"]["name"]): j for j in (ok, failed)}
-    found = backups(kube, "openstack", live)  # type: ignore[arg-type]
+    found = backups(kube, "openstack", live)
     assert found is not None and found.last == {k: REPORT[k] for k in ("name", "time", "size", "sha256")}
     assert found.failure == "job demo-mariadb-backup-2 failed: the demo-mariadb-backup-2 failed"
     # with why, as the failed pod's last log line said it
     said = backup_pod(failed["metadata"]["name"], "backup: the dump of keystone did not complete")
     said["status"]["phase"] = "Failed"
     kube.objects[("Pod", "openstack", "q")] = said
-    found = backups(kube, "openstack", live)  # type: ignore[arg-type]
+    found = backups(kube, "openstack", live)
     assert found is not None and found.failure.endswith("failed: backup: the dump of keystone did not complete")
     # the health checks hold only the newest Job of a CronJob against mariadb
     assert workload_problems([], [ok, failed]) == {
@@ -216,7 +216,7 @@ def test_the_last_backup_and_a_failure_since_as_the_status_shows_them() -> None:
     later = backup_job("demo-mariadb-backup-3", "2026-12-08T02:30:00Z", "Complete")
     assert latest_scheduled([ok, failed, later]) == [later] and workload_problems([], [ok, failed, later]) == {}
     live[("Job", "demo-mariadb-backup-3")] = later
-    found = backups(kube, "openstack", live)  # type: ignore[arg-type]
+    found = backups(kube, "openstack", live)
     assert found is not None and found.failure == "" and found.last is not None  # the older manifest until its pod
     assert backups(kube, "openstack", {}) is None
 

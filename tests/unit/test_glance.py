@@ -27,9 +27,10 @@ def glance_conf(glance: dict[str, Any]) -> configparser.ConfigParser:
 
 
 def api_pod(glance: dict[str, Any]) -> dict[str, Any]:
-    return find(plan(cloud({"services": {"glance": glance}})), "Deployment", "glance", "api")["spec"]["template"][
-        "spec"
-    ]  # type: ignore[no-any-return]
+    pod: dict[str, Any] = find(plan(cloud({"services": {"glance": glance}})), "Deployment", "glance", "api")["spec"][
+        "template"
+    ]["spec"]
+    return pod
 
 
 def test_further_stores_beside_the_default_one() -> None:

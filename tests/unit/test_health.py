@@ -351,7 +351,8 @@ def test_target_uses_the_internal_keystone_endpoint_unless_overridden() -> None:
     override = HealthSettings(
         keystone_urls=keystone_urls(["http://127.0.0.1:5000/v3", "openstack/demo=http://10.0.0.9:5000"])
     )
-    assert target(demo, status, override, ("pw-123456789",), None).access.auth_url == "http://10.0.0.9:5000"  # type: ignore[union-attr]
+    overridden = target(demo, status, override, ("pw-123456789",), None).access
+    assert overridden is not None and overridden.auth_url == "http://10.0.0.9:5000"
     off = target(demo, status, HealthSettings(openstack=False), ("pw-123456789",), None)
     assert off.access is None and off.unchecked == "OpenStack checks are switched off"
 

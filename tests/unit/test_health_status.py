@@ -3,6 +3,8 @@ mirroring the worst, and the same status whether a reconcile or a health round w
 
 from __future__ import annotations
 
+from typing import Any
+
 from stackops.health.monitor import DEGRADED, HEALTHY, CloudHealth, ServiceHealth
 from stackops.kube.engine import Outcome, StepState
 from tests.support.status import events_between, status_of, with_verdict
@@ -22,8 +24,8 @@ def verdict(placement: ServiceHealth, note: str = "") -> CloudHealth:
     return CloudHealth("openstack", "demo", {"keystone": ServiceHealth(HEALTHY), "placement": placement}, (), note)
 
 
-def conditions(status: dict[str, object]) -> dict[str, dict[str, object]]:
-    return {c["type"]: c for c in status["conditions"]}  # type: ignore[attr-defined]
+def conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in status["conditions"]}
 
 
 def test_a_failing_check_degrades_the_cloud_and_ready_names_the_service() -> None:

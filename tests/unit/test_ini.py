@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from stackops.api.oslo import MultiString
-from stackops.render.ini import IniShapeError, render_ini
+from stackops.render.ini import IniSections, IniShapeError, render_ini
 
 
 def test_sections_sorted_with_default_first_and_values_formatted() -> None:
@@ -30,7 +30,7 @@ def test_multistring_values_repeat_the_option() -> None:
 
 def test_overrides_win_option_by_option_and_null_removes() -> None:
     defaults = {"DEFAULT": {"debug": False, "use_stderr": True}}
-    overrides = {"DEFAULT": {"debug": True, "use_stderr": None}, "new": {"opt": "v"}}
+    overrides: IniSections = {"DEFAULT": {"debug": True, "use_stderr": None}, "new": {"opt": "v"}}
     assert render_ini(defaults, overrides) == "[DEFAULT]\ndebug = true\n\n[new]\nopt = v\n"
 
 

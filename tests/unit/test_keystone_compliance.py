@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from tests.conftest import cloud
 from tests.support.rendered import secret_data
 
 HEADER = "apiVersion: stackops.dev/v1alpha1\nkind: OpenStackCloud\nmetadata: {name: demo}\n"
-AUDIT = {
+AUDIT: dict[str, Any] = {
     "lockoutFailureAttempts": 5,
     "lockoutDurationSeconds": 900,
     "passwordExpiresDays": 90,
@@ -83,4 +84,4 @@ def test_generated_passwords_have_every_class_and_the_shapes_are_such_passwords(
     assert all(has_every_class(p) and len(p) == 32 and p.isalnum() for p in generated)
     assert all(has_every_class(p) and len(p) == 32 and p.isalnum() for p in SAMPLE_PASSWORDS)
     assert not has_every_class("a" * 31 + "1")
-    assert all(re.match(AUDIT["passwordRegex"], p) for p in generated)  # type: ignore[arg-type]
+    assert all(re.match(AUDIT["passwordRegex"], p) for p in generated)

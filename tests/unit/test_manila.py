@@ -13,9 +13,11 @@ import pytest
 
 from stackops.api.releases import RELEASES
 from stackops.cli import parser
+from stackops.credentials import Credentials
 from stackops.openstack.share_types import ensure_share_type
 from stackops.plan import Plan, plan, problems
 from stackops.services import cinder, manila
+from stackops.services.base import CloudContext
 from stackops.services.health_checks import ShareServices
 from tests.conftest import cloud
 from tests.support.rendered import find, secret_data
@@ -75,7 +77,7 @@ def test_the_share_service_runs_where_cinders_lvm_volume_service_runs() -> None:
 
 
 def test_lvm_needs_labels_to_find_storage_nodes() -> None:
-    unlabelled = {"storage": {"matchLabels": {}}}
+    unlabelled: dict[str, Any] = {"storage": {"matchLabels": {}}}
     found = [str(p) for p in problems(cloud({**ON, "nodes": unlabelled}).spec)]
     assert "spec.nodes.storage.matchLabels: manila's LVM backend needs labels to find storage nodes" in found
     assert not any("manila" in str(p) for p in problems(cloud({"nodes": unlabelled}).spec))
@@ -176,4 +178,5 @@ def test_the_health_check_names_share_services_that_are_down() -> None:
     result = ShareServices().run(SimpleNamespace(shared_file_system=FakeServices(services)))
     assert not result.ok and result.message == "share service down on node-b@lvm"
     assert ShareServices().run(SimpleNamespace(shared_file_system=FakeServices(services[:1]))).ok
-    assert [s.__class__.__name__ for s in manila.SERVICE.health_checks(None)] == ["ShareServices"]  # type: ignore[arg-type]
+    ctx = CloudContext("demo", "openstack", cloud().spec, Credentials({}))
+    assert [s.__class__.__name__ for s in manila.SERVICE.health_checks(ctx)] == ["ShareServices"]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from stackops.render.hashing import content_hash, name_job_by_spec
 from stackops.render.naming import common_labels, fit, object_name
@@ -34,7 +35,7 @@ def test_content_hash_ignores_key_order() -> None:
 
 
 def test_job_name_carries_the_hash_of_its_spec() -> None:
-    job = {"metadata": {"name": "demo-keystone-db-sync"}, "spec": {"template": {"image": "a"}}}
+    job: dict[str, Any] = {"metadata": {"name": "demo-keystone-db-sync"}, "spec": {"template": {"image": "a"}}}
     same = name_job_by_spec(copy.deepcopy(job))["metadata"]["name"]
     assert same == name_job_by_spec(copy.deepcopy(job))["metadata"]["name"]
     assert same.startswith("demo-keystone-db-sync-") and len(same) == len("demo-keystone-db-sync-") + 8

@@ -491,9 +491,9 @@ def test_policies_come_first_in_each_service_and_validate_against_the_kubernetes
         first: dict[str, str] = {}
         for step in rendered.steps:
             first.setdefault(step.service, step.name)
-        for service, step in first.items():
+        for service, first_step in first.items():
             if any(o["kind"] in WORKLOADS for s in rendered.steps if s.service == service for o in s.objects):
-                assert step == f"{service}-network-policy", service
+                assert first_step == f"{service}-network-policy", service
         for policy in network_policies(rendered):
             kubernetes_validate.validate(policy, "1.34", strict=True)
     external = plan(variants[-1])

@@ -153,7 +153,7 @@ def test_an_ovn_restore_shows_its_phase_in_status_ovn(restore: str, sync: str, p
 
 def test_the_last_ovn_backup_and_its_events() -> None:
     outcome = steps("Ready", "Ready")
-    last = {"name": NAME, "time": "2026-12-06T02:30:00Z", "size": 11105, "sha256": "ab" * 32}
+    last: dict[str, str | int] = {"name": NAME, "time": "2026-12-06T02:30:00Z", "size": 11105, "sha256": "ab" * 32}
     outcome.backups = {"ovn": Backups(last, "job demo-neutron-ovn-backup-2 failed")}
     status = backup_status(None, outcome, None, ovn.BACKUPS)
     assert status is not None and status.backup is not None and status.restore is None

@@ -5,6 +5,7 @@ from typing import Any
 
 import celpy
 import pytest
+from celpy.adapter import json_to_cel
 
 from stackops.api.releases import (
     RELEASES,
@@ -42,8 +43,8 @@ def _cel_allows(old: str, new: str) -> bool:
     covers the rules' reading of status."""
     env = celpy.Environment()
     activation: dict[str, Any] = {
-        "self": celpy.json_to_cel({"spec": {"release": new}}),
-        "oldSelf": celpy.json_to_cel({"spec": {"release": old}}),
+        "self": json_to_cel({"spec": {"release": new}}),
+        "oldSelf": json_to_cel({"spec": {"release": old}}),
     }
     for rule in release_transition_rules():
         program = env.program(env.compile(rule["rule"]))

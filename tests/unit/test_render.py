@@ -146,7 +146,10 @@ def test_a_config_change_rolls_its_service_and_nothing_else() -> None:
     assert _hash(before, "Deployment", "demo-keystone-api") != _hash(after, "Deployment", "demo-keystone-api")
     assert _hash(before, "StatefulSet", "demo-mariadb") == _hash(after, "StatefulSet", "demo-mariadb")
     assert "debug = true" in by_kind_name(after)[("Secret", "demo-keystone-config")]["stringData"]["keystone.conf"]
-    jobs = lambda p: {n for k, n in by_kind_name(p) if k == "Job"}  # noqa: E731
+
+    def jobs(result: Plan) -> set[str]:
+        return {n for k, n in by_kind_name(result) if k == "Job"}
+
     changed = jobs(before) ^ jobs(after)
     assert {n.rsplit("-", 1)[0] for n in changed} == {"demo-keystone-db-sync", "demo-keystone-bootstrap"}
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import jinja2
 import pytest
 from kubernetes.client.exceptions import ApiException
@@ -30,16 +32,16 @@ def test_job_readiness() -> None:
 
 
 def test_deployment_is_ready_only_when_the_current_generation_is_available() -> None:
-    deployment = {
+    deployment: dict[str, Any] = {
         "kind": "Deployment",
         "metadata": {"name": "d", "generation": 2},
         "spec": {"replicas": 2},
         "status": {"observedGeneration": 1, "readyReplicas": 2, "updatedReplicas": 2, "availableReplicas": 2},
     }
     assert not readiness(deployment).ready  # controller has not seen the new spec yet
-    deployment["status"]["observedGeneration"] = 2  # type: ignore[index]
+    deployment["status"]["observedGeneration"] = 2
     assert readiness(deployment).ready
-    deployment["status"]["readyReplicas"] = 1  # type: ignore[index]
+    deployment["status"]["readyReplicas"] = 1
     assert readiness(deployment).message == "waiting for deployment d (1/2 ready)"
 
 
@@ -124,7 +126,7 @@ def test_a_lasting_temporary_failure_is_shown_as_retrying_without_failing_the_cl
 def test_a_template_that_cannot_handle_a_value_is_a_permanent_template_error() -> None:
     from stackops.render.templates import TemplateError, environment, render_text
 
-    environment().loader = jinja2.DictLoader({"broken.j2": "{{ value | tojson }}"})  # type: ignore[assignment]
+    environment().loader = jinja2.DictLoader({"broken.j2": "{{ value | tojson }}"})
     try:
         with pytest.raises(TemplateError, match=r"template broken\.j2: TypeError") as caught:
             render_text("broken.j2", value=object())

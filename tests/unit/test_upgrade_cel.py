@@ -9,6 +9,7 @@ from typing import Any
 
 import celpy
 import pytest
+from celpy.adapter import json_to_cel
 
 from stackops.api.schema_hints import release_transition_rules
 
@@ -19,8 +20,8 @@ def allowed(old: str, new: str, status: dict[str, Any] | None = None) -> bool:
     if status is not None:
         new_object["status"] = status
     activation = {
-        "self": celpy.json_to_cel(new_object),
-        "oldSelf": celpy.json_to_cel({"spec": {"release": old}}),
+        "self": json_to_cel(new_object),
+        "oldSelf": json_to_cel({"spec": {"release": old}}),
     }
     return all(bool(env.program(env.compile(r["rule"])).evaluate(activation)) for r in release_transition_rules())
 

@@ -227,7 +227,10 @@ def test_job_names_come_from_the_release_pair_service_and_step_not_from_the_spec
     assert names(plain) == names(tuned)  # a fix in the spec finds the same Jobs
     assert set(names(plain)).isdisjoint(names(slurp))  # another upgrade runs its own
     assert all(len(n) <= 63 for n in names(plain))
-    job = lambda u: next(o for s in u.steps for o in s.objects if o["kind"] == "Job")  # noqa: E731
+
+    def job(upgrade: UpgradePlan) -> dict[str, Any]:
+        return next(o for s in upgrade.steps for o in s.objects if o["kind"] == "Job")
+
     assert job(plain)["spec"] != job(tuned)["spec"]  # the config change is in the Job all the same
 
 

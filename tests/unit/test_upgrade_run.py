@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from stackops.credentials import Credentials
 from stackops.kube.engine import cloud_credentials
 from stackops.kube.kinds import Kind
 from stackops.upgrade.plan import plan_upgrade
@@ -76,8 +77,8 @@ def test_an_upgrade_runs_every_step_in_plan_order_and_each_job_once() -> None:
     assert images and all(":2026.1-" in image for image in images), images
 
 
-def _credentials(c: Cloud) -> Any:
-    return cloud_credentials(c.kube, c.cloud)  # type: ignore[arg-type]
+def _credentials(c: Cloud) -> Credentials:
+    return cloud_credentials(c.kube, c.cloud)
 
 
 @pytest.mark.parametrize("stop_after", [1, 3, 6, 12, 16])
@@ -111,7 +112,8 @@ def test_a_failing_step_stops_the_upgrade_naming_its_job_and_deleting_it_resumes
     assert c.status["services"]["glance"] == c.status["services"]["glance"] | {"phase": "Failed", "release": "2025.2"}
     glance = c.kube.get(Kind("apps/v1", "Deployment", "deployments"), "openstack", "demo-glance-api")
     assert glance is not None and ":2025.2-" in glance["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert c.reconcile().current.state == "Failed"  # type: ignore[union-attr]  (no retry loop)
+    current = c.reconcile().current
+    assert current is not None and current.state == "Failed"  # no retry loop
     # the fix: whatever made it fail is repaired, and the failed Job deleted
     failed = next(k for k in c.kube.objects if k[0] == "Job" and k[2].startswith("demo-glance-db-expand"))
     del c.kube.objects[failed]

@@ -56,7 +56,10 @@ def test_secrets_in_a_quoted_log_line_are_masked() -> None:
 
 def test_unschedulable_pods_and_their_claims() -> None:
     scheduled = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/2 nodes fit"}
-    volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": "data-demo-mariadb-0"}}, {"name": "c"}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "data", "persistentVolumeClaim": {"claimName": "data-demo-mariadb-0"}},
+        {"name": "c"},
+    ]
     assert unschedulable(pod({"conditions": [scheduled]})) == "0/2 nodes fit"
     assert unschedulable(pod({"conditions": [{**scheduled, "reason": "SchedulingGated"}]})) == ""
     assert claims(pod({}, volumes)) == ["data-demo-mariadb-0"]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import JsonValue
-
 from stackops.api.releases import SUPPORTED_RELEASES, allowed_upgrades
 
 # The only place the schema gives up on structure: oslo overrides hold whatever oslo.config accepts.
@@ -18,7 +16,7 @@ FREE_FORM: dict[str, Any] = {
 INT_OR_STRING: dict[str, Any] = {"x-kubernetes-int-or-string": True}
 
 
-def release_transition_rules() -> list[JsonValue]:
+def release_transition_rules() -> list[dict[str, str]]:
     """CEL transition rules on the whole OpenStackCloud (they read its status), generated from the
     Python upgrade table.
 
