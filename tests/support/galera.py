@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
+from cryptography import x509
 
 from stackops.services.mariadb import FORCE_BOOTSTRAP_FILE, GALERA_PORTS, RECOVERY_DIR
 
@@ -273,7 +274,9 @@ def tls_handshake(address: str, port: int, ca: Path, pki: tuple[Path, Path] | No
         context.load_cert_chain(*pki)
     try:
         with socket.create_connection((address, port), timeout=5) as raw, context.wrap_socket(raw) as tls:
-            names = [value for kind, value in tls.getpeercert().get("subjectAltName", ()) if kind == "DNS"]
+            served = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True) or b"")
+            alternative = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            names = alternative.get_values_for_type(x509.DNSName)
             tls.settimeout(3)
             with contextlib.suppress(TimeoutError):
                 tls.recv(1)
