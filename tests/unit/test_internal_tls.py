@@ -82,6 +82,54 @@ def test_mariadb_serves_tls_by_its_service_names_and_refuses_plaintext() -> None
     assert dests["/etc/mysql/tls/server.key"] == "0600"
 
 
+def galera_cnf(spec: dict[str, Any]) -> configparser.ConfigParser:
+    """The my.cnf of a three-member Galera cluster with `spec` on top."""
+    demo = cloud({"infrastructure": {"database": {"replicas": 3}}} | spec)
+    cnf = configparser.ConfigParser(interpolation=None, strict=False)
+    cnf.read_string(secret_data(plan(demo, Credentials(cloud_credentials(demo))), "demo-mariadb-config")["my.cnf"])
+    return cnf
+
+
+def provider_options(cnf: configparser.ConfigParser) -> dict[str, str]:
+    items = cnf["mysqld"]["wsrep_provider_options"].split(";")
+    return dict((part.strip().split("=", 1)[0], part.strip().split("=", 1)[1]) for part in items)
+
+
+def test_galera_members_replicate_and_transfer_state_over_tls_verifying_each_other_by_the_ca() -> None:
+    cnf = galera_cnf({})
+    tls = {"cert": "/etc/mysql/tls/server.crt", "key": "/etc/mysql/tls/server.key", "ca": "/etc/mysql/tls/ca.crt"}
+    # replication and IST: Galera's sockets, with the server's certificate (its names cover every member)
+    assert provider_options(cnf) == {
+        "socket.ssl": "YES",
+        "socket.ssl_cert": tls["cert"],
+        "socket.ssl_key": tls["key"],
+        "socket.ssl_ca": tls["ca"],
+    }
+    # SST: mariabackup through socat's TLS (encrypt=3), the peer's chain verified against the CA
+    assert cnf["mysqld"]["wsrep_sst_method"] == "mariabackup"
+    assert dict(cnf["sst"]) == {
+        "encrypt": "3", "ssl-mode": "VERIFY_CA", "tcert": tls["cert"], "tkey": tls["key"], "tca": tls["ca"],
+    }  # fmt: skip
+    # tuning Galera through config keeps TLS; the user's own option wins where both set one
+    tuned = galera_cnf({"infrastructure": {"database": {"replicas": 3, "config": {
+        "mysqld": {"wsrep_provider_options": "gcache.size=1G; socket.ssl_cipher=AES256-SHA", "max_connections": 10}
+    }}}})  # fmt: skip
+    assert provider_options(tuned) == {**provider_options(cnf), "gcache.size": "1G", "socket.ssl_cipher": "AES256-SHA"}
+    assert tuned["mysqld"]["max_connections"] == "10"
+
+
+def test_without_internal_tls_galera_speaks_plaintext_as_before() -> None:
+    cnf = galera_cnf({"internalTLS": {"enabled": False}})
+    assert cnf["mysqld"]["wsrep_on"] == "ON"
+    assert "wsrep_provider_options" not in cnf["mysqld"] and "sst" not in cnf
+    given = galera_cnf({"internalTLS": {"enabled": False}, "infrastructure": {"database": {"replicas": 3, "config": {
+        "mysqld": {"wsrep_provider_options": "gcache.size=1G"}
+    }}}})  # fmt: skip
+    assert given["mysqld"]["wsrep_provider_options"] == "gcache.size=1G"
+    single = galera_cnf({"infrastructure": {"database": {"replicas": 1}}})
+    assert "wsrep_provider_options" not in single["mysqld"] and "sst" not in single
+
+
 def test_services_verify_mariadb_against_the_clouds_ca(tmp_path: Path) -> None:
     demo = cloud()
     credentials = Credentials(cloud_credentials(demo))
