@@ -40,7 +40,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackops import __version__
-from stackops.api.releases import DEFAULT_RELEASE, RELEASES, RUNTIME_LIBRARIES, SUPPORTED_RELEASES, Release
+from stackops.api.releases import (
+    DEFAULT_RELEASE,
+    MEMCACHED_CLIENTS,
+    RELEASES,
+    RUNTIME_LIBRARIES,
+    SUPPORTED_RELEASES,
+    Release,
+)
 from stackops.cache import cache_root
 from stackops.devcluster.realnode import PAUSE_IMAGE  # containerd's sandbox_image on the real node
 from stackops.services import all_services
@@ -142,7 +149,11 @@ def catalogue(release: Release) -> dict[str, Image]:
             IMAGES / "openstack-base" / "Containerfile",
             parent="base",
             parent_arg="BASE_IMAGE",
-            args=(("CONSTRAINTS", constraints), ("RUNTIME_LIBRARIES", " ".join(RUNTIME_LIBRARIES))),
+            args=(
+                ("CONSTRAINTS", constraints),
+                ("RUNTIME_LIBRARIES", " ".join(RUNTIME_LIBRARIES)),
+                ("MEMCACHED_CLIENTS", " ".join(MEMCACHED_CLIENTS)),
+            ),
             inputs=_files(IMAGES / "openstack-base"),
         ),
     }

@@ -232,11 +232,12 @@ def in_pod(core: client.CoreV1Api, pod: str, container: str, script: str) -> str
     return str(out)
 
 
-def test_the_services_reach_mariadb_and_rabbitmq_over_tls(real_cloud: RealCloud, pytestconfig: pytest.Config) -> None:
+def test_the_services_reach_their_backends_over_tls(real_cloud: RealCloud, pytestconfig: pytest.Config) -> None:
     """Internal TLS in the real kubelet: MariaDB refuses plaintext over TCP, so a Ready cloud means
     every service connected over TLS (and it accepted TLS sessions); every connection RabbitMQ holds
-    is TLS. (tests/real/test_mariadb_server.py and test_rabbitmq_tls.py show a plaintext client and
-    one trusting another CA refused.)"""
+    is TLS, and so is its Erlang distribution; memcached answers over TLS only. (tests/real: a
+    plaintext client and one trusting another CA refused by each; OVN's databases:
+    test_a_network_is_a_logical_switch_in_the_ovn_northbound_database.)"""
     say = printer(pytestconfig)
     status = "SELECT @@require_secure_transport, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS"
     status += " WHERE VARIABLE_NAME = 'Ssl_accepts'"
@@ -253,6 +254,47 @@ def test_the_services_reach_mariadb_and_rabbitmq_over_tls(real_cloud: RealCloud,
     connections = [line.split() for line in listed.splitlines() if line.strip()]
     say(f"rabbitmq: {len(connections)} connections, TLS: {sorted({c[-1] for c in connections})}")
     assert connections and all(c[-1] == "true" for c in connections), listed
+    # its Erlang distribution too: the node runs inet_tls, and rabbitmqctl reached it that way
+    dist = in_pod(
+        real_cloud.core, f"{NAME}-rabbitmq-0", "rabbitmq", "rabbitmqctl eval 'init:get_argument(proto_dist).'"
+    )
+    say(f"rabbitmq distribution: {dist.strip()}")
+    assert '"inet_tls"' in dist, dist
+    # memcached serves TLS only: keystone's pod reaches it by its pod's name verifying the CA beside
+    # keystone's config; in plaintext it gets no answer
+    (keystone,) = real_cloud.core.list_namespaced_pod(
+        NAMESPACE, label_selector="app.kubernetes.io/name=keystone,app.kubernetes.io/component=api"
+    ).items
+    script = base64.b64encode(MEMCACHED_STATS.encode()).decode()
+    host = f"{NAME}-memcached-0.{NAME}-memcached.{NAMESPACE}.svc"
+    stats = in_pod(real_cloud.core, keystone.metadata.name, "keystone-api",
+                   f"echo {script} | base64 -d > /tmp/stats.py && python3 /tmp/stats.py {host}")  # fmt: skip
+    say(f"memcached over TLS: {stats.strip()}")
+    version, connections_now, plaintext = stats.split()
+    assert version.startswith("TLSv1") and int(connections_now) > 0 and plaintext == "refused", stats
+
+
+# stats from memcached-0 over TLS, by its pod's name, verifying the cloud's CA (the TLS version and
+# memcached's current connections), then the same in plaintext ("refused": no stats)
+MEMCACHED_STATS = """
+import socket, ssl, sys
+host = sys.argv[1]
+context = ssl.create_default_context(cafile="/etc/keystone/ca.crt")
+with context.wrap_socket(socket.create_connection((host, 11211), timeout=10), server_hostname=host) as s:
+    s.sendall(b"stats\\r\\n")
+    data = b""
+    while not data.endswith(b"END\\r\\n"):
+        data += s.recv(65536)
+    stats = dict(line.split()[1:3] for line in data.decode().splitlines() if line.startswith("STAT "))
+    version = s.version()
+try:
+    with socket.create_connection((host, 11211), timeout=10) as plain:
+        plain.sendall(b"stats\\r\\n")
+        answer = plain.recv(64)
+except OSError:
+    answer = b""
+print(version, stats["curr_connections"], "answered" if answer.startswith(b"STAT") else "refused")
+"""
 
 
 def host_python(code: str, clouds: Path, *args: str) -> subprocess.CompletedProcess[str]:

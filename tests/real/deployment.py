@@ -37,6 +37,11 @@ from tests.support.rendered import KollaRun, cloud_credentials, find, job_env, k
 
 STACKOPS = str(Path(sys.executable).with_name("stackops"))
 KEYSTONE_CONF = keystone.CONFIG.dest
+# No memcached here: the caches are turned off with the same `config:` overrides a user writes, and
+# their TLS options with them (over internal TLS the clients make their ssl context when they start,
+# from the cloud's CA at its path in the containers, which processes run here do not have).
+NO_TOKEN_CACHE = {"memcached_servers": None, "memcache_tls_enabled": None, "memcache_tls_cafile": None}
+NO_CACHE = {"enabled": False, "tls_enabled": None, "tls_cafile": None}
 
 
 SERVED = (
@@ -85,7 +90,7 @@ class Deployment:
         images = root / "glance"
         self.urls = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
         state = root / "nova-state"
-        # No memcached here: the caches are turned off with the same `config:` overrides a user writes.
+        # No memcached here (NO_TOKEN_CACHE, NO_CACHE).
         spec = {
             "infrastructure": {
                 "database": {"external": {"host": db.host, "port": db.port, "secretRef": {"name": "db-admin"}}},
@@ -101,14 +106,14 @@ class Deployment:
             "services": {
                 "keystone": {
                     "endpoints": {"public": self.urls["keystone"], "internal": self.urls["keystone"]},
-                    "config": {"cache": {"enabled": False}},
+                    "config": {"cache": NO_CACHE},
                     # what an audit asks for, and a custom role's policy (tests/real/test_policy.py)
                     "securityCompliance": SECURITY_COMPLIANCE,
                     "policy": KEYSTONE_POLICY,
                 },
                 "placement": {
                     "endpoints": {"public": self.urls["placement"], "internal": self.urls["placement"]},
-                    "config": {"keystone_authtoken": {"memcached_servers": None}},
+                    "config": {"keystone_authtoken": NO_TOKEN_CACHE},
                 },
                 # the static files the dashboard collects when it starts, here (the image's
                 # site-packages/static is not writable in the cached virtualenv)
@@ -118,7 +123,7 @@ class Deployment:
                     "enabled": True,
                     "endpoints": {"public": self.urls["designate"], "internal": self.urls["designate"]},
                     "config": {
-                        "keystone_authtoken": {"memcached_servers": None},
+                        "keystone_authtoken": NO_TOKEN_CACHE,
                         "oslo_concurrency": {"lock_path": str(root / "designate-state" / "tmp")},
                         # the mini DNS on loopback only, where the tests' BIND transfers zones from
                         "service:mdns": {"listen": "127.0.0.1:5354"},
@@ -132,7 +137,7 @@ class Deployment:
                     "imageCache": {"enabled": True, "maxSizeGiB": 1},
                     # the stores on local directories instead of the PVCs mounted at /var/lib/glance*
                     "config": {
-                        "keystone_authtoken": {"memcached_servers": None},
+                        "keystone_authtoken": NO_TOKEN_CACHE,
                         "DEFAULT": {"image_cache_dir": str(images / "cache")},
                         "file": {"filesystem_store_datadir": str(images / "images")},
                         "second": {"filesystem_store_datadir": str(images / "second")},
@@ -144,8 +149,8 @@ class Deployment:
                     "endpoints": {"public": self.urls["nova"], "internal": self.urls["nova"]},
                     "config": {
                         "DEFAULT": {"state_path": str(state)},
-                        "cache": {"enabled": False},
-                        "keystone_authtoken": {"memcached_servers": None},
+                        "cache": NO_CACHE,
+                        "keystone_authtoken": NO_TOKEN_CACHE,
                         "oslo_concurrency": {"lock_path": str(state / "tmp")},
                         # new hypervisors are found within seconds here, not the default minute
                         "scheduler": {"discover_hosts_in_cells_interval": 2},
@@ -159,7 +164,7 @@ class Deployment:
                     "endpoints": {"public": self.urls["neutron"], "internal": self.urls["neutron"]},
                     "config": {
                         "DEFAULT": {"state_path": str(root / "neutron-state")},
-                        "keystone_authtoken": {"memcached_servers": None},
+                        "keystone_authtoken": NO_TOKEN_CACHE,
                         "oslo_concurrency": {"lock_path": str(root / "neutron-state" / "tmp")},
                     },
                 },
@@ -167,15 +172,15 @@ class Deployment:
                     "endpoints": {"public": self.urls["cinder"], "internal": self.urls["cinder"]},
                     "config": {
                         "DEFAULT": {"state_path": str(root / "cinder-state")},
-                        "keystone_authtoken": {"memcached_servers": None},
+                        "keystone_authtoken": NO_TOKEN_CACHE,
                         "oslo_concurrency": {"lock_path": str(root / "cinder-state" / "tmp")},
                     },
                 },
                 "heat": {
                     "endpoints": {"public": self.urls["heat"], "internal": self.urls["heat"]},
                     "config": {
-                        "cache": {"enabled": False},
-                        "keystone_authtoken": {"memcached_servers": None},
+                        "cache": NO_CACHE,
+                        "keystone_authtoken": NO_TOKEN_CACHE,
                         "oslo_concurrency": {"lock_path": str(root / "heat-state" / "tmp")},
                     },
                 },
@@ -193,7 +198,7 @@ class Deployment:
                             "bind_port": self.ports["swift"],
                             "user": "root",
                         },
-                        "filter:authtoken": {"memcached_servers": None},
+                        "filter:authtoken": NO_TOKEN_CACHE,
                         # no memcached here: swift's cache filter finds nobody on a closed port
                         "filter:cache": {"memcache_servers": f"127.0.0.1:{free_ports(1)[0]}"},
                     },
@@ -213,7 +218,7 @@ class Deployment:
                 "barbican": {
                     "enabled": True,
                     "endpoints": {"public": self.urls["barbican"], "internal": self.urls["barbican"]},
-                    "config": {"keystone_authtoken": {"memcached_servers": None}},
+                    "config": {"keystone_authtoken": NO_TOKEN_CACHE},
                 },
                 # off by default: on here, its LVM backend on a loop device, exported on loopback
                 "manila": {
@@ -222,7 +227,7 @@ class Deployment:
                     "lvm": {"volumeGroup": MANILA_VOLUME_GROUP},
                     "config": {
                         "DEFAULT": {"state_path": str(root / "manila-state")},
-                        "keystone_authtoken": {"memcached_servers": None},
+                        "keystone_authtoken": NO_TOKEN_CACHE,
                         "oslo_concurrency": {"lock_path": str(root / "manila-state" / "tmp")},
                     },
                 },
@@ -232,7 +237,7 @@ class Deployment:
                     "enabled": True,
                     "endpoints": {"public": self.urls["gnocchi"], "internal": self.urls["gnocchi"]},
                     "config": {
-                        "keystone_authtoken": {"memcached_servers": None},
+                        "keystone_authtoken": NO_TOKEN_CACHE,
                         "storage": {"file_basepath": str(root / "gnocchi-storage")},
                         "metricd": {"metric_processing_delay": 1},
                     },
@@ -242,7 +247,7 @@ class Deployment:
                     "enabled": True,
                     "endpoints": {"public": self.urls["aodh"], "internal": self.urls["aodh"]},
                     "config": {
-                        "keystone_authtoken": {"memcached_servers": None},
+                        "keystone_authtoken": NO_TOKEN_CACHE,
                         "evaluator": {"evaluation_interval": 2},
                     },
                 },
@@ -252,7 +257,7 @@ class Deployment:
                 "octavia": {
                     "enabled": True,
                     "endpoints": {"public": self.urls["octavia"], "internal": self.urls["octavia"]},
-                    "config": {"keystone_authtoken": {"memcached_servers": None}},
+                    "config": {"keystone_authtoken": NO_TOKEN_CACHE},
                 },
             },
         }

@@ -4,7 +4,8 @@ cloud's CA), then, by the broker Service's name (resolved to loopback in a mount
 clients' own): the rendered messaging Job creates nova's user through the management API over TLS,
 and oslo.messaging with the rendered nova.conf does an RPC round trip over AMQPS, both verifying the
 certificate against the CA. A plaintext AMQP client gets no AMQP from the broker, and a client
-trusting another CA fails the handshake."""
+trusting another CA fails the handshake. Two members cluster over Erlang's distribution with TLS,
+and a command line tool speaking plaintext distribution cannot reach a node."""
 
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ import pytest
 
 from stackops.certificates import CA_CERT_KEY
 from stackops.credentials import Credentials
-from stackops.plan import Plan, plan
+from stackops.devcluster.cluster import free_ports
+from stackops.plan import Plan, certificate_requests, plan
 from stackops.services import nova
 from stackops.services import rabbitmq as rabbitmq_service
 from stackops.services.base import CloudContext
 from tests.conftest import cloud
 from tests.real.test_rabbitmq import RPC_ROUND_TRIP
-from tests.support.rabbitmq import RabbitMQ
+from tests.support.rabbitmq import RabbitMQ, port_mapper
 from tests.support.rendered import cloud_credentials, find, job_env, secret_data
 
 STACKOPS = str(Path(sys.executable).with_name("stackops"))
@@ -130,3 +132,53 @@ def test_the_services_reach_rabbitmq_over_tls_only_verifying_the_clouds_ca(
     )
     # the broker sends the CA with its certificate: a CA the client does not trust
     assert other.stdout.strip() == "other CA: self-signed certificate in certificate chain", other.stdout + other.stderr
+
+
+def test_the_members_talk_erlang_distribution_over_tls_only(tmp_path: Path) -> None:
+    root = tmp_path
+    own = cloud({"infrastructure": {"messaging": {"replicas": 2}}})
+    credentials = Credentials(cloud_credentials(own))
+    files = secret_data(plan(own, credentials), "demo-rabbitmq-config")
+    assert "-proto_dist inet_tls" in files["rabbitmq-env.conf"]
+    admin = (rabbitmq_service.ADMIN_USER, credentials[rabbitmq_service.ADMIN_PASSWORD_KEY])
+    (epmd_port,) = free_ports(1)
+    epmd = port_mapper(epmd_port)
+    # the nodes named as the pods' are (rabbit@<pod>.<cluster Service>): the names their certificate has
+    hosts = rabbitmq_service.member_hosts(CloudContext("demo", "openstack", own.spec, credentials))
+    members = [
+        RabbitMQ.rendered(files, admin, epmd_port=epmd_port, tls_files=files, host=host, hosts=hosts) for host in hosts
+    ]
+    listed = [f"cluster_formation.classic_config.nodes.{i} = {m.node}" for i, m in enumerate(members, 1)]
+    for member in members:
+        with (member.root / "rabbitmq.conf").open("a") as conf:
+            conf.write("cluster_formation.peer_discovery_backend = classic_config\n" + "\n".join(listed) + "\n")
+    try:
+        for member in members:
+            member.start()
+        running = {n["name"] for n in members[0].api("nodes").json() if n.get("running")}
+        assert running == {m.node for m in members}, running
+        # the command line tools reach a node over the distribution's TLS (the environment file)
+        assert members[1].node in members[0].cli("rabbitmqctl", "cluster_status")
+        # a tool with the same cookie but speaking plaintext distribution cannot, nor one presenting
+        # a certificate of another CA
+        other = Credentials(cloud_credentials(own))  # the same names, another CA
+        certificate = next(r for r in certificate_requests(own) if r.name == "rabbitmq")
+        for key, value in (("server.crt", certificate.cert_key), ("server.key", certificate.private_key)):
+            (root / key).write_text(other[value])
+        (root / "ca.crt").write_text(other[CA_CERT_KEY])
+        ours = members[0].root
+        (root / "dist.config").write_text((ours / "dist.config").read_text().replace(str(ours), str(root)))
+        (root / "env.conf").write_text((ours / "rabbitmq-env.conf").read_text().replace(str(ours), str(root)))
+        for what, env_file in (("plaintext", root / "none"), ("another CA's certificate", root / "env.conf")):
+            result = subprocess.run(
+                ["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", members[0].node, "status"],
+                env={**members[0].env, "RABBITMQ_CONF_ENV_FILE": str(env_file)},
+                capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            assert result.returncode != 0, f"{what}: {result.stdout}"
+            print(f"{what}:", result.stderr.strip().splitlines()[0])
+    finally:
+        for member in members:
+            member.stop()
+        epmd.kill()
+        epmd.wait()

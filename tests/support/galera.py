@@ -21,6 +21,8 @@ import json
 import os
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -31,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
+from cryptography import x509
 
-from stackops.services.mariadb import FORCE_BOOTSTRAP_FILE, RECOVERY_DIR
+from stackops.services.mariadb import FORCE_BOOTSTRAP_FILE, GALERA_PORTS, RECOVERY_DIR
 
 SUBNET = "10.213.0"
 BRIDGE = "galera0"
@@ -65,48 +68,54 @@ def _run(*command: str) -> None:
 class Lab:
     """The members of one rendered Galera cluster, in the lab's private network namespace (see above)."""
 
-    def __init__(self, root: Path, peers: list[str], password: str) -> None:
+    def __init__(self, root: Path, peers: list[str], password: str, configs: list[Path] | None = None) -> None:
         self.root = root
         self.peers = peers
         self.password = password
+        # each member's /etc/mysql comes from <config>/mysql: root/etc for all unless given one each
+        self.configs = configs or [root / "etc"] * len(peers)
         self.members: list[Member] = []
+        self.others: list[Member] = []  # pods that are no members of the cluster (an intruder)
 
     def setup(self) -> None:
         _run("ip", "link", "set", "lo", "up")
         _run("ip", "link", "add", BRIDGE, "type", "bridge")
         _run("ip", "addr", "add", f"{SUBNET}.254/24", "dev", BRIDGE)
         _run("ip", "link", "set", BRIDGE, "up")
-        # the root password as the pod's Secret file gives it (the start script and probe read it)
-        password_file = self.root / "etc" / "mysql" / "root-password"
-        password_file.write_text(self.password)
-        password_file.chmod(0o400)
-        shutil.chown(password_file, "mysql", "mysql")
         hosts = self.root / "hosts"
         hosts.write_text(
             "127.0.0.1 localhost\n" + "".join(f"{SUBNET}.{i + 1} {peer}\n" for i, peer in enumerate(self.peers))
         )
-        for ordinal, peer in enumerate(self.peers):
-            volume = self.root / f"member-{ordinal}" / "mysql"
-            volume.mkdir(parents=True)
-            shutil.chown(volume, "mysql", "mysql")
-            mounts = (
-                f"mount --bind {self.root / 'etc' / 'mysql'} /etc/mysql && mount --bind {volume} /var/lib/mysql && "
-                "mount -t tmpfs -o mode=0755 tmpfs /run/mysqld && chown mysql:mysql /run/mysqld && "
-                f"mount --bind {hosts} /etc/hosts && mount -t tmpfs -o mode=1777 tmpfs /tmp && "
-                "echo ready && exec sleep infinity"
-            )
-            holder = subprocess.Popen(
-                ["unshare", "--net", "--mount", "--", "bash", "-c", mounts], stdout=subprocess.PIPE
-            )
-            assert holder.stdout is not None and holder.stdout.readline().strip() == b"ready"
-            member = Member(ordinal, peer.split(".")[0], f"{SUBNET}.{ordinal + 1}", volume, holder)
-            self.members.append(member)
-            _run("ip", "link", "add", f"m{ordinal}", "type", "veth", "peer", "name", "eth0", "netns", str(member.pid))
-            _run("ip", "link", "set", f"m{ordinal}", "master", BRIDGE, "up")
-            inside = ("nsenter", "-t", str(member.pid), "-n")
-            _run(*inside, "ip", "link", "set", "lo", "up")
-            _run(*inside, "ip", "addr", "add", f"{member.address}/24", "dev", "eth0")
-            _run(*inside, "ip", "link", "set", "eth0", "up")
+        self.members = [self.pod(ordinal, peer.split(".")[0], self.configs[ordinal]) for ordinal, peer in
+                        enumerate(self.peers)]  # fmt: skip
+
+    def pod(self, ordinal: int, name: str, etc: Path) -> Member:
+        """A member's namespaces, volume and address, with `etc`/mysql as its /etc/mysql."""
+        # the root password as the pod's Secret file gives it (the start script and probe read it)
+        password_file = etc / "mysql" / "root-password"
+        if not password_file.exists():
+            password_file.write_text(self.password)
+            password_file.chmod(0o400)
+            shutil.chown(password_file, "mysql", "mysql")
+        volume = self.root / f"member-{ordinal}" / "mysql"
+        volume.mkdir(parents=True)
+        shutil.chown(volume, "mysql", "mysql")
+        mounts = (
+            f"mount --bind {etc / 'mysql'} /etc/mysql && mount --bind {volume} /var/lib/mysql && "
+            "mount -t tmpfs -o mode=0755 tmpfs /run/mysqld && chown mysql:mysql /run/mysqld && "
+            f"mount --bind {self.root / 'hosts'} /etc/hosts && mount -t tmpfs -o mode=1777 tmpfs /tmp && "
+            "echo ready && exec sleep infinity"
+        )
+        holder = subprocess.Popen(["unshare", "--net", "--mount", "--", "bash", "-c", mounts], stdout=subprocess.PIPE)
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"ready"
+        member = Member(ordinal, name, f"{SUBNET}.{ordinal + 1}", volume, holder)
+        _run("ip", "link", "add", f"m{ordinal}", "type", "veth", "peer", "name", "eth0", "netns", str(member.pid))
+        _run("ip", "link", "set", f"m{ordinal}", "master", BRIDGE, "up")
+        inside = ("nsenter", "-t", str(member.pid), "-n")
+        _run(*inside, "ip", "link", "set", "lo", "up")
+        _run(*inside, "ip", "addr", "add", f"{member.address}/24", "dev", "eth0")
+        _run(*inside, "ip", "link", "set", "eth0", "up")
+        return member
 
     def _as_pod(self, member: Member, *command: str) -> list[str]:
         """A command as the pod's container runs it: in its namespaces, as mysql, with the pod's environment."""
@@ -146,21 +155,28 @@ class Lab:
 
     def kill(self, *members: Member) -> None:
         """SIGKILL the members' servers (and whatever their start scripts run) one right after the other."""
+        self._signal(members, signal.SIGKILL, 30)
+
+    def terminate(self, *members: Member) -> None:
+        """SIGTERM the members' servers, as the kubelet stops a deleted pod: they shut down cleanly."""
+        self._signal(members, signal.SIGTERM, 120)
+
+    def _signal(self, members: tuple[Member, ...], signum: signal.Signals, timeout: float) -> None:
         for member in members:
             assert member.server is not None
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(member.server.pid, signal.SIGKILL)
+                os.killpg(member.server.pid, signum)
         for member in members:
             assert member.server is not None
-            member.server.wait(timeout=30)
+            member.server.wait(timeout=timeout)
             member.server = None
 
     def stop(self) -> None:
-        for member in self.members:
+        for member in self.members + self.others:
             if member.server is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(member.server.pid, signal.SIGTERM)
-        for member in self.members:
+        for member in self.members + self.others:
             if member.server is not None:
                 try:
                     member.server.wait(timeout=60)
@@ -247,6 +263,75 @@ class Lab:
         return line.split("WSREP: Recovered position:", 1)[1].strip().split(",")[0]
 
 
+def tls_handshake(address: str, port: int, ca: Path, pki: tuple[Path, Path] | None) -> str:
+    """What a TLS client verifying the server against `ca`, with `pki` (certificate, key) or none, is
+    told by a member's port: `accepted <version> <server's names>` or why it was refused. With TLS 1.3
+    the server judges the client's certificate after the client has finished, so it reads once."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False  # the chain only, as the members verify each other
+    context.load_verify_locations(ca)
+    if pki is not None:
+        context.load_cert_chain(*pki)
+    try:
+        with socket.create_connection((address, port), timeout=5) as raw, context.wrap_socket(raw) as tls:
+            served = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True) or b"")
+            alternative = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            names = alternative.get_values_for_type(x509.DNSName)
+            tls.settimeout(3)
+            with contextlib.suppress(TimeoutError):
+                tls.recv(1)
+            return f"accepted {tls.version()} {' '.join(names)}"
+    except (ssl.SSLError, OSError) as error:
+        return f"refused: {error}"
+
+
+def plaintext_answer(address: str, port: int) -> str:
+    """What a member's port answers a client that speaks no TLS: its bytes, that it closed, or nothing."""
+    try:
+        with socket.create_connection((address, port), timeout=5) as raw:
+            raw.sendall(b"plaintext galera?\r\n\r\n")
+            raw.settimeout(5)
+            answer = raw.recv(64)
+            return f"answered {answer!r}" if answer else "closed"
+    except TimeoutError:
+        return "no answer in 5s"
+    except OSError as error:
+        return f"refused: {error}"
+
+
+def tls_probes(lab: Lab, member: Member, galera_port: int) -> dict[str, str]:
+    """A member's Galera port asked by clients with the cloud's certificate, another CA's, none, and
+    without TLS (lab.root holds the member certificate's copy and another CA's certificate)."""
+    tls = lab.root / "etc" / "mysql" / "tls"
+    ca = tls / "ca.crt"
+    other = (lab.root / "other-ca" / "client.crt", lab.root / "other-ca" / "client.key")
+    return {
+        "member certificate": tls_handshake(member.address, galera_port, ca, (tls / "server.crt", tls / "server.key")),
+        "another CA's certificate": tls_handshake(member.address, galera_port, ca, other),
+        "no certificate": tls_handshake(member.address, galera_port, ca, None),
+        "plaintext": plaintext_answer(member.address, galera_port),
+    }
+
+
+def intrude(lab: Lab, timeout: float) -> dict[str, Any]:
+    """A fourth pod of the same cloud rendered without internal TLS (root/plain/mysql: plaintext
+    Galera, the same cluster name and peers) starts its rendered script while the members run: how its
+    server ended, its log, and what the cluster's size is afterwards."""
+    intruder = lab.pod(len(lab.members), "demo-mariadb-3", lab.root / "plain")
+    lab.others.append(intruder)
+    lab.start(intruder)
+    assert intruder.server is not None
+    try:
+        code: int | None = intruder.server.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        code = None
+    return {
+        "exit code": code,
+        "log": intruder.logs[-1].read_text(),
+        "sizes": {m.pod_name: int(lab.status(m, "wsrep_cluster_size")) for m in lab.members},
+    }
+
+
 class Writer(threading.Thread):
     """Commits numbered rows, round robin over the members, and records which commits returned OK."""
 
@@ -297,6 +382,10 @@ def outage(root: Path, peers: list[str], password: str) -> dict[str, Any]:
         report["timings"]["new cluster ready"] = lab.wait_ready(lab.members, 300)
         lab.query(first, "CREATE DATABASE stackops_lab")
         lab.query(first, f"CREATE TABLE {TABLE} (id INT PRIMARY KEY, member INT) ENGINE=InnoDB")
+        # the members speak TLS among themselves only: a client of the Galera ports needs a certificate
+        # of the cloud's CA, and a member rendered without TLS cannot join
+        report["galera port"] = tls_probes(lab, first, GALERA_PORTS["galera"])
+        report["intruder"] = intrude(lab, 300)
         writer = Writer(lab)
         writer.start()
         time.sleep(3)
@@ -357,6 +446,62 @@ def outage(root: Path, peers: list[str], password: str) -> dict[str, Any]:
         report["error"] = traceback.format_exc()
     finally:
         lab.stop()
+        report["logs"] = {m.pod_name: [log.read_text() for log in m.logs] for m in lab.members + lab.others}
+    return report
+
+
+def render_anew(config: Path, rendering: Path) -> None:
+    """A pod's config files replaced by another rendering's (as a rolled pod gets its new Secret)."""
+    for file in (config / "mysql").iterdir():
+        if file.name != "root-password":
+            shutil.rmtree(file) if file.is_dir() else file.unlink()
+    subprocess.run(["cp", "-a", f"{rendering / 'mysql'}/.", str(config / "mysql")], check=True, timeout=30)
+
+
+def migration(root: Path, peers: list[str], password: str) -> dict[str, Any]:
+    """A cluster made without Galera's TLS (root/plain) whose members are then rendered with it
+    (root/etc): the last member alone first, as a StatefulSet rolls, then all of them restarted together."""
+    configs = [root / f"pod-{i}" for i in range(len(peers))]
+    for config in configs:
+        subprocess.run(["cp", "-a", str(root / "plain"), str(config)], check=True, timeout=30)
+    lab = Lab(root, peers, password, configs)
+    report: dict[str, Any] = {"timings": {}, "runs": {}}
+    runs = report["runs"]
+    try:
+        lab.setup()
+        first, *others, last = lab.members
+        runs["plaintext"] = {m.pod_name: lab.start(m) for m in lab.members}
+        report["timings"]["plaintext cluster ready"] = lab.wait_ready(lab.members, 300)
+        lab.query(first, "CREATE DATABASE stackops_lab")
+        lab.query(first, f"CREATE TABLE {TABLE} (id INT PRIMARY KEY, member INT) ENGINE=InnoDB")
+        with contextlib.closing(lab.connect(first)) as conn, conn.cursor() as cursor:
+            cursor.executemany(f"INSERT INTO {TABLE} (id, member) VALUES (%s, 0)", list(range(1, 101)))
+            conn.commit()
+        report["written"] = 100
+
+        lab.terminate(last)
+        render_anew(configs[last.ordinal], root / "etc")
+        runs["first rolled"] = {last.pod_name: lab.start(last)}
+        assert last.server is not None
+        try:
+            report["first rolled exit"] = last.server.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            report["first rolled exit"] = None
+            lab.kill(last)
+        last.server = None
+        report["sizes while rolling"] = {m.pod_name: int(lab.status(m, "wsrep_cluster_size")) for m in [first, *others]}
+
+        lab.terminate(first, *others)
+        for config in configs:
+            render_anew(config, root / "etc")
+        runs["all rolled"] = {m.pod_name: lab.start(m) for m in lab.members}
+        report["timings"]["cluster with TLS ready"] = lab.wait_ready(lab.members, 600)
+        report["sizes"] = {m.pod_name: int(lab.status(m, "wsrep_cluster_size")) for m in lab.members}
+        report["rows"] = {m.pod_name: lab.query(m, f"SELECT COUNT(*) FROM {TABLE}")[0][0] for m in lab.members}
+    except Exception:
+        report["error"] = traceback.format_exc()
+    finally:
+        lab.stop()
         report["logs"] = {m.pod_name: [log.read_text() for log in m.logs] for m in lab.members}
     return report
 
@@ -364,7 +509,8 @@ def outage(root: Path, peers: list[str], password: str) -> dict[str, Any]:
 def main() -> None:
     root = Path(sys.argv[1])
     request = json.loads((root / "request.json").read_text())
-    report = outage(root, request["peers"], request["password"])
+    scenario = {"outage": outage, "migration": migration}[request["scenario"]]
+    report = scenario(root, request["peers"], request["password"])
     (root / "report.json").write_text(json.dumps(report, indent=1))
 
 

@@ -4,8 +4,8 @@ It boots the rabbitmq.conf, the conf.d files (the first-boot administrator) and 
 stackops renders, with two changes only: the listeners move to free loopback ports, and the
 Kubernetes peer discovery settings are dropped unless asked for (without a Kubernetes API to
 discover peers through, the node starts on its own). Its Mnesia directory, logs, Erlang cookie,
-conf.d and (with internal TLS) the certificate, key and CA the config names live in a temporary
-directory.
+conf.d and (with internal TLS) the certificate, key and CA the config names, and Erlang's
+distribution options with the environment file naming them, live in a temporary directory.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -26,7 +26,7 @@ import requests
 import urllib3
 
 from stackops.devcluster.cluster import free_ports
-from stackops.services.rabbitmq import DEFAULT_USER_CONF, TLS_FILES
+from stackops.services.rabbitmq import DEFAULT_USER_CONF, DIST_TLS_FILE, ENV_FILE, TLS_FILES
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # not /usr/sbin's wrapper, which switches users
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # the probe of api() alone
@@ -56,11 +56,15 @@ class RabbitMQ:
         epmd_port: int | None = None,
         tls_files: Mapping[str, str] | None = None,
         conf_d: Mapping[str, str] | None = None,
+        host: str = "localhost",
+        hosts: Sequence[str] = (),
     ) -> None:
         """`epmd_port`: a port mapper the caller runs, shared by the members of a cluster (they find
         each other through it); by default each server starts one of its own. `tls_files`: the
         config Secret's files, whose certificate, key and CA a config with TLS listeners names.
-        `conf_d`: files of the directory read after rabbitmq.conf (rabbitmq.CONF_D), by name."""
+        `conf_d`: files of the directory read after rabbitmq.conf (rabbitmq.CONF_D), by name.
+        `host`: the host name of the node (a long name, as a pod's, unless localhost), which it and
+        `hosts` (its peers') resolve to loopback through Erlang's own host table."""
         if not os.path.exists(SERVER):
             raise RabbitMQError(f"{SERVER} is missing: install the Debian package rabbitmq-server")
         self.host = "127.0.0.1"
@@ -69,7 +73,7 @@ class RabbitMQ:
         self.epmd_port = epmd_port or self.epmd_port
         self.admin = admin
         self.root = Path(tempfile.mkdtemp(prefix="stackops-rabbitmq-"))
-        self.node = f"rabbit-{self.port}@localhost"
+        self.node = f"rabbit-{self.port}@{host}"
         listeners = {"listeners.tcp.default": self.port, "management.tcp.port": self.management_port}
         listeners |= {"listeners.ssl.default": self.port, "management.ssl.port": self.management_port}
         self.tls = "listeners.ssl.default = " in rabbitmq_conf
@@ -77,6 +81,20 @@ class RabbitMQ:
         for key, path in TLS_FILES.items():
             if self.tls:
                 paths[path].write_text((tls_files or {})[key])
+        # Erlang's distribution over TLS, as the rendered environment file and TLS options ask (the
+        # server and the command line tools read the environment file)
+        env_file = self.root / "rabbitmq-env.conf"
+        given = tls_files or {}
+        if all(Path(name).name in given for name in (DIST_TLS_FILE, ENV_FILE)):
+            here = {
+                **{path: str(file) for path, file in paths.items()},
+                DIST_TLS_FILE: str(self.root / "dist.config"),
+            }
+            for name, written in ((DIST_TLS_FILE, self.root / "dist.config"), (ENV_FILE, env_file)):
+                text = given[Path(name).name]
+                for path, file in here.items():
+                    text = text.replace(path, file)
+                written.write_text(text)
 
         def local(line: str) -> str:
             key, _, value = line.partition(" = ")
@@ -112,9 +130,15 @@ class RabbitMQ:
             "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_DIST_PORT": str(self.dist_port),
             "RABBITMQ_LOGS": "-",
+            # none, unless written above (the default, /etc/rabbitmq's, is the machine's)
+            "RABBITMQ_CONF_ENV_FILE": str(env_file),
             # a port mapper of its own, stopped with the server
             "ERL_EPMD_PORT": str(self.epmd_port),
         }
+        if host != "localhost":
+            names = " ".join(f'"{name}"' for name in sorted({host, *hosts})).replace('" "', '", "')
+            (self.root / "inetrc").write_text(f"{{host, {{127,0,0,1}}, [{names}]}}.\n{{lookup, [file, native]}}.\n")
+            self.env |= {"RABBITMQ_USE_LONGNAME": "true", "ERL_INETRC": str(self.root / "inetrc")}
         self.process: subprocess.Popen[bytes] | None = None
         self.epmd: subprocess.Popen[bytes] | None = None
 

@@ -1,5 +1,6 @@
 """TLS inside the cloud: the CA and certificates the operator keeps in the credentials Secret, and
-MariaDB's server and clients rendered to use them (tests/real/test_mariadb_server.py runs them)."""
+the servers (MariaDB, RabbitMQ, memcached) and their clients rendered to use them
+(tests/real/test_mariadb_server.py, test_rabbitmq_tls.py and test_memcached_tls.py run them)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,17 @@ from cryptography import x509
 from stackops import certificates
 from stackops.certificates import CA_CERT_KEY, CertificateRequest, issued
 from stackops.credentials import Credentials
-from stackops.plan import certificate_requests, plan
+from stackops.plan import Plan, certificate_requests, plan
+from stackops.services import memcached
+from stackops.services.base import CloudContext
 from tests.conftest import cloud
 from tests.support.rendered import cloud_credentials, find, job_env, secret_data
 
 NOW = datetime.datetime(2026, 12, 6, tzinfo=datetime.UTC)
 REQUEST = CertificateRequest("db", ("db", "db.ns", "db.ns.svc"))
+# swift, whose proxy caches in memcached too
+SWIFT_NODES = [{"node": "a", "zone": 1, "devices": [{"name": f"d{i}"} for i in range(3)]}]
+SWIFT_ON = {"swift": {"enabled": True, "nodes": SWIFT_NODES}}
 
 
 def cert(values: dict[str, str], key: str = REQUEST.cert_key) -> x509.Certificate:
@@ -74,6 +80,54 @@ def test_mariadb_serves_tls_by_its_service_names_and_refuses_plaintext() -> None
     assert files["server.crt"] == credentials[request.cert_key] and files["ca.crt"] == credentials[CA_CERT_KEY]
     dests = {f["dest"]: f["perm"] for f in json.loads(files["mariadb-server.json"])["config_files"]}
     assert dests["/etc/mysql/tls/server.key"] == "0600"
+
+
+def galera_cnf(spec: dict[str, Any]) -> configparser.ConfigParser:
+    """The my.cnf of a three-member Galera cluster with `spec` on top."""
+    demo = cloud({"infrastructure": {"database": {"replicas": 3}}} | spec)
+    cnf = configparser.ConfigParser(interpolation=None, strict=False)
+    cnf.read_string(secret_data(plan(demo, Credentials(cloud_credentials(demo))), "demo-mariadb-config")["my.cnf"])
+    return cnf
+
+
+def provider_options(cnf: configparser.ConfigParser) -> dict[str, str]:
+    items = cnf["mysqld"]["wsrep_provider_options"].split(";")
+    return dict((part.strip().split("=", 1)[0], part.strip().split("=", 1)[1]) for part in items)
+
+
+def test_galera_members_replicate_and_transfer_state_over_tls_verifying_each_other_by_the_ca() -> None:
+    cnf = galera_cnf({})
+    tls = {"cert": "/etc/mysql/tls/server.crt", "key": "/etc/mysql/tls/server.key", "ca": "/etc/mysql/tls/ca.crt"}
+    # replication and IST: Galera's sockets, with the server's certificate (its names cover every member)
+    assert provider_options(cnf) == {
+        "socket.ssl": "YES",
+        "socket.ssl_cert": tls["cert"],
+        "socket.ssl_key": tls["key"],
+        "socket.ssl_ca": tls["ca"],
+    }
+    # SST: mariabackup through socat's TLS (encrypt=3), the peer's chain verified against the CA
+    assert cnf["mysqld"]["wsrep_sst_method"] == "mariabackup"
+    assert dict(cnf["sst"]) == {
+        "encrypt": "3", "ssl-mode": "VERIFY_CA", "tcert": tls["cert"], "tkey": tls["key"], "tca": tls["ca"],
+    }  # fmt: skip
+    # tuning Galera through config keeps TLS; the user's own option wins where both set one
+    tuned = galera_cnf({"infrastructure": {"database": {"replicas": 3, "config": {
+        "mysqld": {"wsrep_provider_options": "gcache.size=1G; socket.ssl_cipher=AES256-SHA", "max_connections": 10}
+    }}}})  # fmt: skip
+    assert provider_options(tuned) == {**provider_options(cnf), "gcache.size": "1G", "socket.ssl_cipher": "AES256-SHA"}
+    assert tuned["mysqld"]["max_connections"] == "10"
+
+
+def test_without_internal_tls_galera_speaks_plaintext_as_before() -> None:
+    cnf = galera_cnf({"internalTLS": {"enabled": False}})
+    assert cnf["mysqld"]["wsrep_on"] == "ON"
+    assert "wsrep_provider_options" not in cnf["mysqld"] and "sst" not in cnf
+    given = galera_cnf({"internalTLS": {"enabled": False}, "infrastructure": {"database": {"replicas": 3, "config": {
+        "mysqld": {"wsrep_provider_options": "gcache.size=1G"}
+    }}}})  # fmt: skip
+    assert given["mysqld"]["wsrep_provider_options"] == "gcache.size=1G"
+    single = galera_cnf({"infrastructure": {"database": {"replicas": 1}}})
+    assert "wsrep_provider_options" not in single["mysqld"] and "sst" not in single
 
 
 def test_services_verify_mariadb_against_the_clouds_ca(tmp_path: Path) -> None:
@@ -185,3 +239,115 @@ def test_ovn_databases_speak_mutual_tls_to_every_client_and_among_members() -> N
     assert '--remote="ptcp:6641' in secret_data(rendered, "demo-neutron-ovn-config")["ovn-nb-db-start.sh"]
     ml2 = secret_data(rendered, "demo-neutron-config")["ml2_conf.ini"]
     assert "ovn_nb_connection = tcp:" in ml2 and "private_key" not in ml2
+
+
+def test_rabbitmq_members_and_tools_talk_erlang_distribution_over_tls_by_their_host_names() -> None:
+    demo = cloud({"infrastructure": {"messaging": {"replicas": 3}}})
+    request = next(r for r in certificate_requests(demo) if r.name == "rabbitmq")
+    # each node's host (rabbit@<pod>.<cluster Service>), exactly: Erlang matches names without wildcards
+    assert "demo-rabbitmq-2.demo-rabbitmq-cluster.openstack.svc" in request.dns_names
+    files = secret_data(plan(demo, Credentials(cloud_credentials(demo))), "demo-rabbitmq-config")
+    flags = "-proto_dist inet_tls -ssl_dist_optfile /etc/rabbitmq/inter_node_tls.config"
+    assert files["rabbitmq-env.conf"] == f'SERVER_ADDITIONAL_ERL_ARGS="{flags}"\nCTL_ERL_ARGS="{flags}"\n'
+    options = files["inter_node_tls.config"]
+    assert options.count("{verify, verify_peer}") == 2 and "{fail_if_no_peer_cert, true}" in options
+    assert "server_name_indication" not in options  # the client checks the server's host name
+    dests = {f["dest"] for f in json.loads(files["rabbitmq-server.json"])["config_files"]}
+    assert {"/etc/rabbitmq/rabbitmq-env.conf", "/etc/rabbitmq/inter_node_tls.config"} <= dests
+
+    plain = cloud({"internalTLS": {"enabled": False}})
+    files = secret_data(plan(plain, Credentials(cloud_credentials(plain))), "demo-rabbitmq-config")
+    assert "rabbitmq-env.conf" not in files and "inter_node_tls.config" not in files
+
+
+MEMCACHED_OFF_COMMAND = "/usr/bin/memcached -v -l 0.0.0.0 -p 11211 -c 5000 -U 0 -m 256"
+
+
+def ini_text(text: str) -> configparser.ConfigParser:
+    conf = configparser.ConfigParser(interpolation=None, strict=False)
+    conf.read_string(text)
+    return conf
+
+
+def ini(rendered: Plan, secret: str, name: str) -> configparser.ConfigParser:
+    return ini_text(secret_data(rendered, secret)[name])
+
+
+def test_memcached_serves_tls_only_for_every_pods_name_and_every_client_verifies_it() -> None:
+    demo = cloud({"services": SWIFT_ON, "infrastructure": {"memcached": {"replicas": 3}}})
+    request = next(r for r in certificate_requests(demo) if r.name == "memcached")
+    assert request.dns_names == ("*.demo-memcached.openstack.svc", "*.demo-memcached.openstack.svc.cluster.local")
+    credentials = Credentials(cloud_credentials(demo))
+    ctx = CloudContext("demo", "openstack", demo.spec, credentials)
+    for server in memcached.servers(ctx):  # demo-memcached-<i>.demo-memcached.openstack.svc:11211: one label more
+        assert server.split(".", 1)[1].rsplit(":", 1)[0] == request.dns_names[0][2:]
+    rendered = plan(demo, credentials)
+    files = secret_data(rendered, "demo-memcached-config")
+    command = json.loads(files["memcached.json"])
+    assert command["command"] == (
+        f"{MEMCACHED_OFF_COMMAND} -Z -o ssl_chain_cert=/etc/memcached/tls/server.crt,"
+        "ssl_key=/etc/memcached/tls/server.key,ssl_ca_cert=/etc/memcached/tls/ca.crt"
+    )
+    assert {f["dest"]: (f["owner"], f["perm"]) for f in command["config_files"]} == {
+        path: ("memcached", "0600") for path in memcached.TLS_FILES.values()
+    }
+    assert (files["server.crt"], files["server.key"], files["ca.crt"]) == (
+        credentials[request.cert_key], credentials[request.private_key], credentials[CA_CERT_KEY]
+    )  # fmt: skip
+
+    # keystonemiddleware: every [keystone_authtoken] of every service, with the CA beside its config
+    authtokens = {
+        (secret["metadata"]["name"], name): conf["keystone_authtoken"]
+        for secret in rendered.objects()
+        if secret["kind"] == "Secret"
+        for name, text in secret.get("stringData", {}).items()
+        if "[keystone_authtoken]" in text
+        for conf in [ini_text(text)]
+    }
+    assert len(authtokens) >= 6 and ("demo-placement-config", "placement.conf") in authtokens
+    for (secret_name, name), authtoken in authtokens.items():
+        service = secret_name.removeprefix("demo-").removesuffix("-config")
+        assert authtoken["memcached_servers"] == ",".join(memcached.servers(ctx)), name
+        assert (authtoken["memcache_tls_enabled"], authtoken["memcache_tls_cafile"]) == (
+            "true", f"/etc/{service}/ca.crt"
+        ), name  # fmt: skip
+    for service in ("nova", "keystone", "heat"):  # oslo.cache: the pooled backend, over python-binary-memcached
+        cache = ini(rendered, f"demo-{service}-config", f"{service}.conf")["cache"]
+        assert cache["backend"] == "oslo_cache.memcache_pool", service
+        assert (cache["tls_enabled"], cache["tls_cafile"]) == ("true", f"/etc/{service}/ca.crt"), service
+    proxy = ini(rendered, "demo-swift-config", "proxy-server.conf")
+    assert (proxy["filter:cache"]["tls_enabled"], proxy["filter:cache"]["tls_cafile"]) == ("true", "/etc/swift/ca.crt")
+    assert proxy["filter:authtoken"]["memcache_tls_cafile"] == "/etc/swift/ca.crt"
+
+
+def test_without_internal_tls_memcached_and_its_clients_render_as_before() -> None:
+    plain = cloud({"internalTLS": {"enabled": False}, "services": SWIFT_ON})
+    assert "memcached" not in {r.name for r in certificate_requests(plain)}
+    rendered = plan(plain, Credentials(cloud_credentials(plain)))
+    files = secret_data(rendered, "demo-memcached-config")
+    assert set(files) == {"memcached.json"}
+    assert json.loads(files["memcached.json"]) == {"command": MEMCACHED_OFF_COMMAND, "config_files": []}
+    for secret, name in (("demo-nova-config", "nova.conf"), ("demo-keystone-config", "keystone.conf"),
+                         ("demo-heat-config", "heat.conf"), ("demo-swift-config", "proxy-server.conf")):  # fmt: skip
+        assert "tls_" not in secret_data(rendered, secret)[name], name
+    assert ini(rendered, "demo-keystone-config", "keystone.conf")["cache"]["backend"] == "oslo_cache.memcache_pool"
+
+
+def test_every_process_told_to_verify_memcached_has_the_ca_where_its_config_says() -> None:
+    """A client makes its ssl context when it starts: a missing CA file stops the process."""
+    demo = cloud({"services": {**SWIFT_ON, "barbican": {"enabled": True}, "octavia": {"enabled": True}}})
+    rendered = plan(demo, Credentials(cloud_credentials(demo)))
+    checked = 0
+    for secret in (o for o in rendered.objects() if o["kind"] == "Secret"):
+        files = secret.get("stringData", {})
+        for command in (json.loads(text) for name, text in files.items() if name.endswith(".json")):
+            if not isinstance(command, dict) or "config_files" not in command:
+                continue
+            dests = {f["dest"] for f in command["config_files"]}
+            for entry in command["config_files"]:
+                text = files.get(entry["source"].rsplit("/", 1)[1], "")
+                for line in text.splitlines():
+                    if line.startswith(("memcache_tls_cafile = ", "tls_cafile = ")):
+                        assert line.split(" = ", 1)[1] in dests, (secret["metadata"]["name"], command["command"])
+                        checked += 1
+    assert checked >= 40

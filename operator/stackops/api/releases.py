@@ -15,6 +15,11 @@ SUPPORTED_RELEASES: tuple[str, ...] = ("2025.1", "2025.2", "2026.1", "2026.2")
 # ENCRYPT), which keystonemiddleware leaves optional. The images and the real tests' virtualenvs
 # install them with every service.
 RUNTIME_LIBRARIES: tuple[str, ...] = ("PyMySQL", "cryptography")
+# The memcached clients the rendered caches use, which oslo.cache and keystonemiddleware leave
+# optional: python-memcached (their pools without TLS), python-binary-memcached (both over TLS,
+# which the cloud's internal TLS turns on: services/memcached.py) and pymemcache (oslo.cache's
+# dogpile.cache.pymemcache backend, for a [cache] override). The images install them with every service.
+MEMCACHED_CLIENTS: tuple[str, ...] = ("python-memcached", "python-binary-memcached", "pymemcache")
 DEFAULT_RELEASE = "2026.1"
 
 

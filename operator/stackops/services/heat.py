@@ -126,11 +126,7 @@ class Heat(OpenStackService[ServiceSpec]):
             "clients": {"endpoint_type": "internalURL"},
             "clients_keystone": {"auth_uri": identity_urls["internal"]},
             "ec2authtoken": {"auth_uri": identity.auth_url(ctx)},
-            "cache": {
-                "enabled": True,
-                "backend": "oslo_cache.memcache_pool",
-                "memcache_servers": memcached.servers(ctx),
-            },
+            "cache": memcached.oslo_cache(ctx, self.ca_file),
             "oslo_concurrency": {"lock_path": "/var/lib/heat/tmp"},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self),

@@ -41,8 +41,9 @@ def auth_url(ctx: CloudContext, interface: str = "internal") -> str:
     return identity_urls(ctx)[interface] + "/v3"
 
 
-def authtoken(ctx: CloudContext, user: str, password_key: str) -> dict[str, Any]:
-    """The [keystone_authtoken] section every API service validates tokens with."""
+def authtoken(ctx: CloudContext, user: str, password_key: str, ca_file: str) -> dict[str, Any]:
+    """The [keystone_authtoken] section every API service validates tokens with; `ca_file`: where
+    its containers have the cloud's CA, which verifies memcached's TLS."""
     identity = identity_urls(ctx)
     return {
         "www_authenticate_uri": identity["public"],
@@ -55,7 +56,7 @@ def authtoken(ctx: CloudContext, user: str, password_key: str) -> dict[str, Any]
         "password": ctx.credentials[password_key],
         "region_name": ctx.spec.region,
         "interface": "internal",
-        "memcached_servers": memcached.servers(ctx),
+        **memcached.authtoken_cache(ctx, ca_file),
         # validated tokens cached in memcached are encrypted and authenticated with a key only the
         # services hold: whoever reaches memcached cannot read them or plant a token of their own
         "memcache_security_strategy": "ENCRYPT",

@@ -185,11 +185,7 @@ class Keystone(OpenStackService[KeystoneSpec]):
                 "max_active_keys": spec.fernet.max_active_keys,
             },
             "credential": {"key_repository": CREDENTIAL_KEYS_DIR},
-            "cache": {
-                "enabled": True,
-                "backend": "oslo_cache.memcache_pool",
-                "memcache_servers": memcached.servers(ctx),
-            },
+            "cache": memcached.oslo_cache(ctx, self.ca_file),
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self),
             "security_compliance": security_compliance(spec.security_compliance),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from stackops import certificates, services
-from stackops.api.models import DatabaseSpec, OpenStackCloudSpec, Restore
+from stackops.api.models import DatabaseSpec, OpenStackCloudSpec, OsloConfig, Restore
 from stackops.credentials import NEXT_PREFIX, CredentialSpec
 from stackops.render.ini import render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
@@ -42,6 +42,23 @@ GALERA_PORTS = {"galera": 4567, "ist": 4568, "sst": 4444, "recovery": 4569}
 DATADIR = USER.home
 # the server's certificate, key and the CA, where kolla_start puts them (my.cnf names them)
 TLS_FILES = {name: f"/etc/mysql/tls/{name}" for name in ("server.crt", "server.key", CA_FILE_KEY)}
+# Galera among its members, with the server's certificate: replication and IST (the provider's
+# sockets) and SST (wsrep_sst_mariabackup streams through socat; encrypt=3 is TLS with a certificate
+# and key). Each side verifies the other's certificate against the CA, not its name: the members dial
+# each other's pod addresses, which no certificate names (VERIFY_CA; Galera checks no name at all).
+GALERA_TLS = {
+    "socket.ssl": "YES",
+    "socket.ssl_cert": TLS_FILES["server.crt"],
+    "socket.ssl_key": TLS_FILES["server.key"],
+    "socket.ssl_ca": TLS_FILES[CA_FILE_KEY],
+}
+SST_TLS = {
+    "encrypt": 3,
+    "ssl-mode": "VERIFY_CA",
+    "tcert": TLS_FILES["server.crt"],
+    "tkey": TLS_FILES["server.key"],
+    "tca": TLS_FILES[CA_FILE_KEY],
+}
 # The copy of a member's data made before it founds a cluster from it: inside the volume, which is the
 # data directory, so hidden from the server (ignore-db-dirs) lest it show as a database.
 RECOVERY_DIR = ".stackops-recovery"
@@ -64,6 +81,19 @@ class DatabaseServer:
 
 def database_spec(ctx: CloudContext) -> DatabaseSpec:
     return ctx.spec.infrastructure.database
+
+
+def provider_options(ours: dict[str, str], config: OsloConfig) -> tuple[str, OsloConfig]:
+    """Galera's `wsrep_provider_options` (`name=value; …`): ours, with the user's own
+    (`config.mysqld.wsrep_provider_options`) on top option by option, so that tuning Galera keeps
+    what stackops sets; and the user's config without that option, now merged."""
+    mysqld = dict(config.get("mysqld") or {})
+    given = str(mysqld.pop("wsrep_provider_options", None) or "")
+    options = dict(ours)
+    for item in filter(None, (part.strip() for part in given.split(";"))):
+        name, _, value = item.partition("=")
+        options[name.strip()] = value.strip()
+    return "; ".join(f"{name}={value}" for name, value in options.items()), {**config, "mysqld": mysqld}
 
 
 def galera_peers(ctx: CloudContext) -> list[str]:
@@ -193,6 +223,8 @@ class MariaDB(Service):
                 # script and the probe use it)
                 "require_secure_transport": "ON",
             }
+        sections: dict[str, dict[str, Any]] = {"mysqld": mysqld, "client": {"port": PORT}}
+        config = spec.config
         if spec.replicas > 1:
             peers = ",".join(galera_peers(ctx))
             mysqld |= {
@@ -206,7 +238,10 @@ class MariaDB(Service):
                 "innodb_autoinc_lock_mode": 2,
                 "ignore-db-dirs": RECOVERY_DIR,
             }
-        return render_ini({"mysqld": mysqld, "client": {"port": PORT}}, spec.config)
+            if self.tls_files(ctx):
+                mysqld["wsrep_provider_options"], config = provider_options(GALERA_TLS, config)
+                sections["sst"] = SST_TLS
+        return render_ini(sections, config)
 
     def start_script(self, ctx: CloudContext) -> str:
         return ctx.render_text(

@@ -152,11 +152,7 @@ class Nova(OpenStackService[NovaSpec]):
                 "novncproxy_port": NOVNCPROXY_PORT,
                 "novncproxy_base_url": console_urls(ctx)["public"] + "/vnc_lite.html",
             },
-            "cache": {
-                "enabled": True,
-                "backend": "oslo_cache.memcache_pool",
-                "memcache_servers": memcached.servers(ctx),
-            },
+            "cache": memcached.oslo_cache(ctx, self.ca_file),
             "oslo_concurrency": {"lock_path": "/var/lib/nova/tmp"},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self),

@@ -172,7 +172,7 @@ class OpenStackService(Service, Generic[SpecT]):
         return mariadb.oslo_db(ctx, database or self.databases[0], self.name, self.database_password_key, self.ca_file)
 
     def authtoken(self, ctx: CloudContext) -> dict[str, Any]:
-        return identity.authtoken(ctx, self.keystone_user(ctx), self.keystone_password_key)
+        return identity.authtoken(ctx, self.keystone_user(ctx), self.keystone_password_key, self.ca_file)
 
     def keystone_user(self, ctx: CloudContext) -> str:
         """The keystone user its configs authenticate as: the account of its pair in use."""

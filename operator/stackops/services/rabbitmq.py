@@ -43,6 +43,10 @@ TLS_FILES = {name: f"/etc/rabbitmq/{name}" for name in ("server.crt", "server.ke
 # config's hash, so that a rotation of the password changes it without rolling the server.
 DEFAULT_USER_CONF = "default-user.conf"
 CONF_D = "/etc/rabbitmq/conf.d"
+# Erlang's distribution over TLS: the options of its TLS, and the environment file that hands the
+# server and the command line tools (rabbitmqctl, the probes' rabbitmq-diagnostics) the flags
+DIST_TLS_FILE = "/etc/rabbitmq/inter_node_tls.config"
+ENV_FILE = "/etc/rabbitmq/rabbitmq-env.conf"
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,12 @@ def oslo_messaging(ctx: CloudContext, ca_file: str) -> dict[str, dict[str, Any]]
         },
         "oslo_messaging_notifications": {"driver": "noop"},
     }
+
+
+def member_hosts(ctx: CloudContext) -> list[str]:
+    """Each member's host name, under the headless cluster Service: its Erlang node is rabbit@<it>."""
+    headless = ctx.service_host(ctx.object_name("rabbitmq-cluster"))
+    return [f"{ctx.object_name('rabbitmq')}-{i}.{headless}" for i in range(messaging_spec(ctx).replicas)]
 
 
 def probes(process: str) -> dict[str, dict[str, Any]]:
@@ -188,13 +198,13 @@ class RabbitMQ(Service):
         return [admin, CredentialSpec(ERLANG_COOKIE_KEY)]
 
     def certificates(self, ctx: CloudContext) -> list[certificates.CertificateRequest]:
-        """Its Service's names (the members talk among themselves by Erlang distribution, not TLS)."""
+        """Its Service's names, and each member's host name (its Erlang node's: the members and the
+        command line tools check it, exactly, when they talk Erlang's distribution over TLS)."""
         if not broker(ctx).tls:
             return []
-        names = certificates.service_names(
-            ctx.object_name("rabbitmq"), ctx.namespace, ctx.spec.endpoints.cluster_domain
-        )
-        return [certificates.CertificateRequest(self.name, names)]
+        domain = ctx.spec.endpoints.cluster_domain
+        names = certificates.service_names(ctx.object_name("rabbitmq"), ctx.namespace, domain)
+        return [certificates.CertificateRequest(self.name, (*names, *member_hosts(ctx)))]
 
     def tls_files(self, ctx: CloudContext) -> dict[str, str]:
         """The server's certificate and key, and the CA (config Secret keys of TLS_FILES)."""
@@ -213,6 +223,20 @@ class RabbitMQ(Service):
         settings["management.ssl.port"] = MANAGEMENT_PORT
         settings |= {f"management.ssl.{key}": path for key, path in files.items()}
         return settings
+
+    def distribution_files(self, ctx: CloudContext) -> dict[str, str]:
+        """Erlang's distribution (the members among themselves, and the command line tools with their
+        node) over TLS with the server's certificate, when it serves TLS: each side presents its
+        certificate and verifies the other's against the cloud's CA, and a client the server's host
+        name (member_hosts) in it."""
+        if not self.tls_files(ctx):
+            return {}
+        files = f'{{cacertfile, "{TLS_FILES[CA_FILE_KEY]}"}}, {{certfile, "{TLS_FILES["server.crt"]}"}}, '
+        files += f'{{keyfile, "{TLS_FILES["server.key"]}"}}, {{verify, verify_peer}}, {{secure_renegotiate, true}}'
+        options = f"[{{server, [{files}, {{fail_if_no_peer_cert, true}}]}},\n {{client, [{files}]}}].\n"
+        flags = f"-proto_dist inet_tls -ssl_dist_optfile {DIST_TLS_FILE}"
+        env = f'SERVER_ADDITIONAL_ERL_ARGS="{flags}"\nCTL_ERL_ARGS="{flags}"\n'
+        return {"inter_node_tls.config": options, "rabbitmq-env.conf": env}
 
     def rabbitmq_conf(self, ctx: CloudContext) -> str:
         headless = ctx.object_name("rabbitmq-cluster")
@@ -257,6 +281,10 @@ class RabbitMQ(Service):
                 ConfigFile("enabled_plugins", "/etc/rabbitmq/enabled_plugins", "rabbitmq", "0600"),
                 ConfigFile("erlang.cookie", "/var/lib/rabbitmq/.erlang.cookie", "rabbitmq", "0400"),
                 *(ConfigFile(key, TLS_FILES[key], "rabbitmq", "0600") for key in sorted(self.tls_files(ctx))),
+                *(
+                    ConfigFile(key, f"/etc/rabbitmq/{key}", "rabbitmq", "0600")
+                    for key in sorted(self.distribution_files(ctx))
+                ),
             ),
             permissions=(Permission("/var/lib/rabbitmq", "rabbitmq:rabbitmq", recurse=True),),
         )
@@ -268,6 +296,7 @@ class RabbitMQ(Service):
                 "erlang.cookie": ctx.credentials[ERLANG_COOKIE_KEY],
                 "rabbitmq-server.json": command.to_json(),
                 **self.tls_files(ctx),
+                **self.distribution_files(ctx),
             },
             first_boot={DEFAULT_USER_CONF: self.default_user_conf(ctx)},
         )

@@ -160,7 +160,7 @@ class Swift(OpenStackService[SwiftSpec]):
         return {"user": USER.name, "swift_dir": CONFIG.directory, "devices": DEVICES_DIR, "log_level": "INFO"}
 
     def config(self, ctx: CloudContext) -> IniSections:
-        authtoken = identity.authtoken(ctx, self.name, self.keystone_password_key)
+        authtoken = identity.authtoken(ctx, self.name, self.keystone_password_key, self.ca_file)
         return {
             # one worker per pod, as replicas scale the proxy
             "DEFAULT": {"bind_ip": "0.0.0.0", "bind_port": PORT, "workers": 1, **self.common()},
@@ -168,7 +168,7 @@ class Swift(OpenStackService[SwiftSpec]):
             # a project's account is made on its first request
             "app:proxy-server": {"use": "egg:swift#proxy", "account_autocreate": True},
             **{f"filter:{name}": {"use": f"egg:swift#{egg}"} for name, egg in sorted(EGG_FILTERS.items())},
-            "filter:cache": {"use": "egg:swift#memcache", "memcache_servers": memcached.servers(ctx)},
+            "filter:cache": {"use": "egg:swift#memcache", **memcached.swift_cache(ctx, self.ca_file)},
             "filter:s3api": {"use": "egg:swift#s3api", "location": ctx.spec.region},
             "filter:s3token": {
                 "use": "egg:swift#s3token",
