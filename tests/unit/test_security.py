@@ -46,11 +46,10 @@ def test_kolla_pods_keep_their_volume_group_and_stackops_jobs_run_as_non_root() 
 
 
 # Containers that may gain privileges, each for a reason docs/security.md gives: sudo and rootwrap
-# (their images' root_helper), privileged host agents, and the infrastructure servers not yet stated.
+# (their images' root_helper) and privileged host agents.
 MAY_ESCALATE = {
     "cinder-volume", "cinder-backup", "manila-share", "manila-data", "nova-libvirt", "nova-compute",
-    "openvswitch-db", "openvswitch-vswitchd", "ovn-controller", "neutron-ovn-metadata-agent", "neutron-northd",
-    "ovn-nb-db", "ovn-sb-db", "mariadb", "memcached", "rabbitmq",
+    "openvswitch-db", "openvswitch-vswitchd", "ovn-controller", "neutron-ovn-metadata-agent",
 }  # fmt: skip
 
 
@@ -104,3 +103,15 @@ def test_guest_consoles_listen_on_the_nodes_management_address() -> None:
     agent = find(rendered, "DaemonSet", "nova", "compute")["spec"]["template"]["spec"]
     compute = next(c for c in agent["containers"] if c["name"] == "nova-compute")
     assert {"name": "OS_DEFAULT__MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}} in compute["env"]
+
+
+def test_the_infrastructure_servers_state_their_users_and_ovn_runs_as_root_without_capabilities() -> None:
+    rendered = plan(cloud())
+    for service, uid in (("mariadb", 42434), ("rabbitmq", 42439), ("memcached", 42457)):
+        pod = find(rendered, "StatefulSet", service, "server")["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == uid
+        assert pod["containers"][0]["securityContext"]["runAsUser"] == uid, service
+    for component in ("nb-db", "northd"):
+        kind = "Deployment" if component == "northd" else "StatefulSet"
+        (container,) = find(rendered, kind, "neutron", component)["spec"]["template"]["spec"]["containers"]
+        assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}

@@ -38,22 +38,14 @@ class Kolla:
 
     def security(self, privileged: bool = False) -> dict[str, Any] | None:
         """The securityContext of a container of this image: none may gain privileges (no setuid
-        binary, no capability) when it runs as its non-root Kolla user and needs no sudo, which
-        every API, Job and worker does but the few that mount, plug or run as root.
-
-        The root filesystem stays writable: kolla_start writes the config files into /etc/<service>
-        on every start, as the Kolla contract says (docs/security.md)."""
+        binary, no capability) unless it acts as root through sudo (root helpers) or is privileged
+        (what mounts or plugs); those of Kolla's non-root users run as them, those of images that
+        run as root (OVN's databases and northd) as root without any capability."""
         if privileged:
             return {"privileged": True}
-        if self.uid == 0 or self.root_helper:
+        if self.root_helper:
             return None
-        return {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "runAsNonRoot": True,
-            "runAsUser": self.uid,
-            "runAsGroup": self.uid,
-        }
+        return CloudContext.restricted(self.uid)
 
     def volume(self, component: str, name: str = "config") -> dict[str, Any]:
         """The config volume of one component: its config.json and the files it lists (`name`: for

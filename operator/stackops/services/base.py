@@ -280,6 +280,17 @@ class CloudContext:
     def operator_image(self) -> str:
         return self.options.operator_image
 
+    @staticmethod
+    def restricted(uid: int = 0) -> dict[str, Any]:
+        """The securityContext of a container that needs no privilege: it gains none (no setuid
+        binary, no capability), and with `uid` it runs as that non-root user. The root filesystem
+        stays writable: kolla_start writes the config files into place on every start, as the Kolla
+        contract says (docs/security.md)."""
+        security: dict[str, Any] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+        if uid:
+            security |= {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid}
+        return security
+
     def pod_defaults(
         self, *, fs_group: int | None = None, run_as: int | None = None, api_access: bool = False
     ) -> dict[str, Any]:
