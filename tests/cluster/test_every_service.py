@@ -41,8 +41,8 @@ def test_a_cloud_with_every_service_enabled_goes_ready(env: Env) -> None:
     assert {c["type"]: c["status"] for c in ready["status"]["conditions"]}["Ready"] == "True"
     secret = env.core.read_namespaced_secret(f"{CLOUD}-credentials", NAMESPACE).data
     issued = {k for k in secret if k.startswith("tls-")}
-    assert issued == {"tls-ca.crt", "tls-ca.key", "tls-mariadb.crt", "tls-mariadb.key", "tls-rabbitmq.crt",
-                      "tls-rabbitmq.key"}  # fmt: skip
+    servers = ("mariadb", "rabbitmq", "memcached", "ovn-nb", "ovn-sb", "ovn-client")
+    assert issued == {"tls-ca.crt", "tls-ca.key", *(f"tls-{s}.{ext}" for s in servers for ext in ("crt", "key"))}
     assert b"BEGIN CERTIFICATE" in base64.b64decode(secret["tls-mariadb.crt"])
     enabled = {
         d.metadata.labels["app.kubernetes.io/name"]
