@@ -62,6 +62,12 @@ def service_names(service: str, namespace: str, cluster_domain: str) -> tuple[st
     )
 
 
+def pod_names(headless: str, namespace: str, cluster_domain: str) -> tuple[str, ...]:
+    """Every pod's name under a headless Service (`<pod>.<headless>.<namespace>.svc`, and fully
+    qualified), as wildcards: pods come and go with the replicas, the certificate stays."""
+    return tuple(f"*.{name}" for name in service_names(headless, namespace, cluster_domain)[2:])
+
+
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> str:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

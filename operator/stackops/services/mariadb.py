@@ -192,8 +192,8 @@ class MariaDB(Service):
             return []
         domain = ctx.spec.endpoints.cluster_domain
         names = certificates.service_names(ctx.object_name("mariadb"), ctx.namespace, domain)
-        members = certificates.service_names(ctx.object_name("mariadb-cluster"), ctx.namespace, domain)
-        return [certificates.CertificateRequest(self.name, (*names, *(f"*.{m}" for m in members[2:])))]
+        members = certificates.pod_names(ctx.object_name("mariadb-cluster"), ctx.namespace, domain)
+        return [certificates.CertificateRequest(self.name, (*names, *members))]
 
     def tls_files(self, ctx: CloudContext) -> dict[str, str]:
         """The server's certificate and key, and the CA (config Secret keys of TLS_FILES)."""

@@ -81,10 +81,8 @@ class Memcached(Service):
         """Each pod's name through the headless Service, the names its clients use (servers())."""
         if not tls(ctx):
             return []
-        names = certificates.service_names(
-            ctx.object_name("memcached"), ctx.namespace, ctx.spec.endpoints.cluster_domain
-        )
-        return [certificates.CertificateRequest(self.name, tuple(f"*.{name}" for name in names[2:]))]
+        names = certificates.pod_names(ctx.object_name("memcached"), ctx.namespace, ctx.spec.endpoints.cluster_domain)
+        return [certificates.CertificateRequest(self.name, names)]
 
     def tls_files(self, ctx: CloudContext) -> dict[str, str]:
         """The server's certificate and key, and the CA (config Secret keys of TLS_FILES)."""
