@@ -677,44 +677,45 @@ def parser() -> argparse.ArgumentParser:
 
     job = commands.add_parser("job", help="work stackops Jobs run inside the cluster")
     jobs = job.add_subparsers(dest="job", required=True, metavar="JOB")
+    # where a database Job connects, and as whom; the same for the management API of RabbitMQ's Jobs
+    database = argparse.ArgumentParser(add_help=False)
+    database.add_argument("--host", required=True)
+    database.add_argument("--port", type=int, default=3306)
+    database.add_argument("--user", required=True)
+    management = argparse.ArgumentParser(add_help=False)
+    management.add_argument("--host", required=True)
+    management.add_argument("--management-port", type=int, default=15672)
+    management.add_argument("--user", required=True)
     create_db = jobs.add_parser(
         "create-database",
+        parents=[database],
         help="create databases and their account (admin and account passwords from the environment; "
         "STACKOPS_DB_OLD_PASSWORD, when set, is accepted too)",
     )
-    create_db.add_argument("--host", required=True)
-    create_db.add_argument("--port", type=int, default=3306)
     create_db.add_argument("--database", action="append", required=True)
-    create_db.add_argument("--user", required=True)
     create_db.set_defaults(func=cmd_create_database)
     set_db = jobs.add_parser(
         "set-database-password",
+        parents=[database],
         help="set the password of existing database accounts (MariaDB's root during a credential rotation; "
         "passwords from the environment as for create-database)",
     )
-    set_db.add_argument("--host", required=True)
-    set_db.add_argument("--port", type=int, default=3306)
-    set_db.add_argument("--user", required=True)
     set_db.add_argument("--account-host", action="append", required=True, help="'%%' or localhost; repeated")
     set_db.set_defaults(func=cmd_set_database_password)
     mq = jobs.add_parser(
         "create-messaging-user",
+        parents=[management],
         help="create a RabbitMQ user and vhost (admin and user passwords from the environment)",
     )
-    mq.add_argument("--host", required=True)
-    mq.add_argument("--management-port", type=int, default=15672)
-    mq.add_argument("--user", required=True)
     mq.add_argument("--vhost", required=True)
     mq.add_argument("--remove-user", help="a user to remove: the other of the pair, after a credential rotation")
     mq.set_defaults(func=cmd_create_messaging_user)
     mq_admin = jobs.add_parser(
         "create-messaging-admin",
+        parents=[management],
         help="give a RabbitMQ administrator a password, as another administrator (RabbitMQ's admin during a "
         "credential rotation; passwords from the environment as for create-messaging-user)",
     )
-    mq_admin.add_argument("--host", required=True)
-    mq_admin.add_argument("--management-port", type=int, default=15672)
-    mq_admin.add_argument("--user", required=True)
     mq_admin.add_argument("--remove-user", help="an administrator to remove: the other of the pair, at the end")
     mq_admin.set_defaults(func=cmd_create_messaging_admin)
     reg = jobs.add_parser(
