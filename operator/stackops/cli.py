@@ -23,7 +23,7 @@ from stackops.devcluster.demo import register as register_demo
 from stackops.devcluster.errors import DevClusterError
 from stackops.plan import plan, problems
 from stackops.render.output import to_json, to_yaml
-from stackops.services import all_services
+from stackops.services import all_services, identity
 from stackops.services.base import RenderError, RenderOptions, default_operator_image
 from stackops.services.network_policies import flows_markdown
 
@@ -397,10 +397,16 @@ def cmd_clouds_yaml(args: argparse.Namespace) -> int:
     from stackops.devcluster.identities import write_private
     from stackops.openstack.clouds import CloudNotReachable, read
 
+    ca_file = args.ca_file or (str(Path(args.output).with_suffix(".ca.crt")) if args.output else None)
     try:
-        document = read(_api(args.kubeconfig), args.namespace, args.name, args.cloud)
+        document, ca = read(_api(args.kubeconfig), args.namespace, args.name, args.cloud, ca_file)
     except CloudNotReachable as error:
         raise UserError([str(error)]) from None
+    if ca and ca_file:
+        Path(ca_file).write_text(ca)
+        print(f"wrote {ca_file}: the cloud's CA, which clouds.yaml names (cacert)", file=sys.stderr)
+    elif ca:
+        print("the cloud's endpoints serve its own CA's certificates: --ca-file PATH writes it there", file=sys.stderr)
     text = yaml.safe_dump(document, sort_keys=False)
     if args.output:
         write_private(Path(args.output), text)  # it holds a password
@@ -508,8 +514,12 @@ def _keystone_admin_job(job: str, region: str, password_var: str, work: Callable
 
     env = _job_environment("OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", *([password_var] if password_var else []))
 
+    # the cloud's CA, as a file (identity.admin_job: with internal TLS); else the image's public CAs
+    cacert = os.environ.get(f"{identity.CA_CERT_ENV}_FILE")
+
     def connected_work() -> list[str]:
         conn = openstack.connect(
+            cacert=cacert,
             auth_url=env["OS_AUTH_URL"],
             username=env["OS_USERNAME"],
             password=env["OS_PASSWORD"],
@@ -666,6 +676,11 @@ def parser() -> argparse.ArgumentParser:
     clouds.add_argument("-n", "--namespace", default="default")
     clouds.add_argument("--cloud", help="the entry's name in clouds.yaml (default: the cloud's name)")
     clouds.add_argument("-o", "--output", help="write to this file (mode 0600) instead of stdout")
+    clouds.add_argument(
+        "--ca-file",
+        help="where to write the cloud's CA, when its endpoints serve its certificates (default: beside "
+        "--output, its name ending .ca.crt)",
+    )
     clouds.add_argument("--kubeconfig", help="default: in-cluster, or $KUBECONFIG")
     clouds.set_defaults(func=cmd_clouds_yaml)
 

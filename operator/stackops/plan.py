@@ -14,7 +14,7 @@ from stackops.api.models import OpenStackCloud, OpenStackCloudSpec
 from stackops.credentials import Credentials, CredentialSpec, KeyRotation
 from stackops.render.hashing import name_job_by_spec
 from stackops.render.ini import IniShapeError
-from stackops.services import all_services, mariadb, network_policies, ovn, policy
+from stackops.services import all_services, api, mariadb, network_policies, ovn, policy
 from stackops.services.backups import BackupSet
 from stackops.services.base import CloudContext, RenderError, RenderOptions, Service, Step
 from stackops.services.network_policies import Rendered, Rule
@@ -32,9 +32,12 @@ def required_credentials(spec: OpenStackCloudSpec) -> list[CredentialSpec]:
 
 
 def certificate_requests(cloud: OpenStackCloud) -> list[certificates.CertificateRequest]:
-    """The server certificates of the cloud's CA its enabled services serve TLS with."""
+    """The certificates of the cloud's CA its enabled services serve TLS with (their backends' and
+    their APIs') or present to a server."""
     ctx = CloudContext(cloud.metadata.name, cloud.metadata.namespace, cloud.spec, Credentials({}))
-    return [r for s in enabled_services(cloud.spec) for r in s.certificates(ctx)]
+    services = enabled_services(cloud.spec)
+    apis = [request for s in services if (request := api.certificate(ctx, s)) is not None]
+    return [r for s in services for r in s.certificates(ctx)] + apis
 
 
 def ca_name(cloud: OpenStackCloud) -> str:

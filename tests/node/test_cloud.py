@@ -306,6 +306,46 @@ def host_python(code: str, clouds: Path, *args: str) -> subprocess.CompletedProc
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
+# every internal endpoint of the catalog, from the host: https, its certificate verified with the
+# cloud's CA (clouds.yaml's cacert) for the endpoint's name, and the same port in plaintext refused
+API_TLS = """
+import json, requests, openstack
+conn = openstack.connect(cloud="demo")
+ca = conn.config.config["cacert"]
+found = []
+for endpoint in conn.identity.endpoints(interface="internal"):
+    url = endpoint.url
+    answer = requests.get(url, verify=ca, timeout=20).status_code
+    try:
+        requests.get("http://" + url.split("://", 1)[1], timeout=20)
+        plain = "answered"
+    except requests.exceptions.RequestException as error:
+        plain = "refused"
+    found.append([url, answer, plain])
+print(json.dumps(found))
+"""
+
+
+def test_every_api_serves_https_only_with_a_certificate_of_the_clouds_ca(
+    real_cloud: RealCloud, pytestconfig: pytest.Config, tmp_path: Path
+) -> None:
+    """The catalog's internal URLs are https; each answers verified with the cloud's CA (the name
+    checked), none answers plaintext; the cloud got Ready, so every service reached them (its
+    registration Jobs, authtoken, nova's and neutron's clients, the metadata agent: the server's
+    boot test reads its metadata through nova's metadata API over TLS)."""
+    say = printer(pytestconfig)
+    clouds = tmp_path / "clouds.yaml"
+    realcloud.write_clouds_yaml(real_cloud.cluster.kubeconfig, NAMESPACE, NAME, clouds)
+    assert clouds.with_suffix(".ca.crt").read_text().startswith("-----BEGIN CERTIFICATE-----")
+    result = host_python(API_TLS, clouds)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    for url, answer, plain in found:
+        say(f"{url}: HTTP {answer} over TLS, plaintext {plain}")
+    assert len(found) >= 6, found
+    assert all(url.startswith("https://") and answer < 500 and plain == "refused" for url, answer, plain in found)
+
+
 def test_the_cloud_is_used_from_the_host(real_cloud: RealCloud, tmp_path: Path) -> None:
     clouds = tmp_path / "clouds.yaml"
     assert realcloud.smoke(real_cloud.cluster.kubeconfig, NAMESPACE, NAME, clouds)

@@ -147,7 +147,7 @@ def test_neutron_publishes_dns_names_in_designate_only_when_designate_is_on() ->
     neutron = conf(result, "neutron")
     assert neutron["DEFAULT"]["external_dns_driver"] == "designate"
     assert neutron["DEFAULT"]["dns_domain"] == "cloud.example.com."
-    assert neutron["designate"]["url"] == "http://demo-designate-api.openstack.svc:9001/v2"
+    assert neutron["designate"]["url"] == "https://demo-designate-api.openstack.svc:9001/v2"
     assert neutron["designate"]["username"] == "neutron"
     ml2 = conf(result, "neutron", "ml2_conf.ini")["ml2"]
     assert ml2["extension_drivers"] == "port_security,dns_domain_ports"

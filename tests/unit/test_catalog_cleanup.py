@@ -73,6 +73,7 @@ def test_the_job_runs_once_keystone_serves_and_is_a_new_job_when_the_disabled_se
         "OS_AUTH_URL",
         "OS_PROJECT_NAME",
         "OS_USERNAME",
+        "OS_CACERT_FILE",  # the cloud's CA: keystone serves its certificate
         "OS_PASSWORD_FILE",
     ]
 

@@ -175,7 +175,7 @@ def test_cinder_registers_block_storage_with_versioned_urls() -> None:
     args = container(job)["args"]
     assert "--type=block-storage" in args
     assert "--public-url=http://cinder.cloud.example/v3" in args
-    assert "--internal-url=http://demo-cinder-api.openstack.svc:8776/v3" in args
+    assert "--internal-url=https://demo-cinder-api.openstack.svc:8776/v3" in args
     assert result.endpoints["block-storage"] == "http://cinder.cloud.example/v3"
     assert find(result, "Ingress", "cinder", "api")["spec"]["rules"][0]["host"] == "cinder.cloud.example"
 
@@ -198,7 +198,7 @@ def test_heat_registers_two_catalog_services_as_one_user() -> None:
     assert "--public-url=http://heat.cloud.example/v1/%(project_id)s" in native
     assert {"--type=cloudformation", "--name=heat-cfn", "--user=heat"} <= set(cfn)
     assert "--public-url=http://heat-cfn.cloud.example/v1" in cfn
-    assert "--internal-url=http://demo-heat-api-cfn.openstack.svc:8000/v1" in cfn
+    assert "--internal-url=https://demo-heat-api-cfn.openstack.svc:8000/v1" in cfn
     hosts = {o["spec"]["rules"][0]["host"] for o in result.objects() if o["kind"] == "Ingress"}
     assert {"heat.cloud.example", "heat-cfn.cloud.example"} <= hosts
     # instances call the CloudFormation API back at its public address
@@ -220,6 +220,7 @@ def test_heat_stack_domain_job_takes_every_password_from_the_credentials_secret(
     )
     assert not [e for e in job["env"] if "valueFrom" in e]  # no value in its environment: files
     assert secret_files(pod) == {
+        "OS_CACERT": {"name": "demo-credentials", "key": "tls-ca.crt"},
         "OS_PASSWORD": {"name": "demo-credentials", "key": "keystone-admin-password"},
         "STACKOPS_DOMAIN_ADMIN_PASSWORD": {"name": "demo-credentials", "key": "heat-domain-admin-password"},
     }
@@ -283,7 +284,7 @@ def local_settings(spec: dict[str, Any]) -> str:
 
 def test_horizon_settings_override_the_defaults_and_add_to_them() -> None:
     default = settings_of(local_settings({}))
-    assert default["OPENSTACK_KEYSTONE_URL"] == "http://demo-keystone-api.openstack.svc:5000/v3"
+    assert default["OPENSTACK_KEYSTONE_URL"] == "https://demo-keystone-api.openstack.svc:5000/v3"
     # sessions in horizon's own database, as its account; nothing in memcached
     assert default["SESSION_ENGINE"] == "django.contrib.sessions.backends.db"
     assert default["DATABASES"]["default"] == {

@@ -130,7 +130,7 @@ def test_the_image_cache_lives_on_the_pods_disk_pruned_by_a_sidecar() -> None:
     assert pruner["name"] == "glance-cache-pruner" and pruner["image"] == api["image"]
     for container in (api, pruner):
         env = {e["name"]: e.get("value") for e in container["env"]}
-        assert env["OS_DEFAULT__WORKER_SELF_REFERENCE_URL"] == "http://$(POD_IP):9292"
+        assert env["OS_DEFAULT__WORKER_SELF_REFERENCE_URL"] == "https://$(POD_IP):9292"
         assert {"name": "cache", "mountPath": "/var/lib/glance-cache"} in container["volumeMounts"]
     data = secret_data(plan(cloud({"services": {"glance": glance}})), "demo-glance-config")
     command = json.loads(data["glance-cache-pruner.json"])

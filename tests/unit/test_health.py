@@ -345,7 +345,7 @@ def test_target_uses_the_internal_keystone_endpoint_unless_overridden() -> None:
     demo = cloud()
     status = {"services": {"keystone": {"phase": "Ready"}, "placement": {"phase": "Deploying"}}}
     found = target(demo, status, HealthSettings(), ("admin-password-123",), None)
-    assert found.access is not None and found.access.auth_url == "http://demo-keystone-api.openstack.svc:5000/v3"
+    assert found.access is not None and found.access.auth_url == "https://demo-keystone-api.openstack.svc:5000/v3"
     assert found.deployed == {"keystone"} and "placement" not in found.checks  # not deployed yet
     assert "admin-password-123" not in repr(found.access)
     override = HealthSettings(

@@ -10,12 +10,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
 from cryptography import x509
 
 from stackops import certificates
+from stackops.api.validation import parse_cloud
 from stackops.certificates import CA_CERT_KEY, CertificateRequest, issued
 from stackops.credentials import Credentials
 from stackops.plan import Plan, certificate_requests, plan
+from stackops.render.naming import COMPONENT_LABEL, NAME_LABEL
 from stackops.services import memcached
 from stackops.services.base import CloudContext
 from tests.conftest import cloud
@@ -351,3 +354,99 @@ def test_every_process_told_to_verify_memcached_has_the_ca_where_its_config_says
                         assert line.split(" = ", 1)[1] in dests, (secret["metadata"]["name"], command["command"])
                         checked += 1
     assert checked >= 40
+
+
+def production() -> Any:
+    return parse_cloud(yaml.safe_load((Path(__file__).parents[2] / "examples" / "production.yaml").read_text()))
+
+
+def api_services(rendered: Plan) -> list[dict[str, Any]]:
+    """The Services in front of an API (api.api_step): their port is named api."""
+    return [
+        o for o in rendered.objects()
+        if o["kind"] == "Service" and [p["name"] for p in o["spec"]["ports"]] == ["api"]
+    ]  # fmt: skip
+
+
+def test_every_api_serves_https_only_with_its_services_certificate_naming_it() -> None:
+    demo = production()
+    namespace = demo.metadata.namespace
+    credentials = Credentials(cloud_credentials(demo))
+    rendered = plan(demo, credentials)
+    requests = {r.name: r for r in certificate_requests(demo)}
+    ca = x509.load_pem_x509_certificate(credentials[CA_CERT_KEY].encode())
+    services = api_services(rendered)
+    served = {(s["metadata"]["labels"][NAME_LABEL], s["metadata"]["labels"][COMPONENT_LABEL]) for s in services}
+    assert {("nova", "novncproxy"), ("nova", "metadata"), ("horizon", "dashboard"), ("swift", "api")} <= served
+    assert len(served) >= 18
+    for service in services:
+        name, labels = service["metadata"]["name"], service["metadata"]["labels"]
+        owner = labels[NAME_LABEL]
+        request = requests[f"{owner}-api"]  # one certificate of each service, naming each of its APIs
+        assert f"{name}.{namespace}.svc" in request.dns_names, name
+        x509.load_pem_x509_certificate(credentials[request.cert_key].encode()).verify_directly_issued_by(ca)
+        assert service["spec"]["ports"][0]["appProtocol"] == "https", name
+        deployment = next(o for o in rendered.objects() if o["kind"] == "Deployment" and o["metadata"]["name"] == name)
+        pod = deployment["spec"]["template"]["spec"]
+        probe = pod["containers"][0]["readinessProbe"]
+        assert probe.get("httpGet", {"scheme": "HTTPS"})["scheme"] == "HTTPS", name
+        config = next(v for v in pod["volumes"] if v["name"] == "config")
+        keys = {item["key"] for item in config["secret"]["items"]}
+        assert {"api.crt", "api.key"} <= keys, name  # only the API's containers are given its key
+        files = secret_data(rendered, config["secret"]["secretName"])
+        assert (files["api.crt"], files["api.key"]) == (credentials[request.cert_key], credentials[request.private_key])
+        command = json.loads(files[next(i["key"] for i in config["secret"]["items"] if i["path"] == "config.json")])
+        key = next(f for f in command["config_files"] if f["source"].endswith("/api.key"))
+        assert key["perm"] == "0600", name
+    # uWSGI listens on an https socket alone; swift's proxy and the console proxy wrap theirs
+    inis = {
+        (secret["metadata"]["name"], file): text
+        for secret in rendered.objects() if secret["kind"] == "Secret"
+        for file, text in secret.get("stringData", {}).items() if file.endswith("uwsgi.ini")
+    }  # fmt: skip
+    assert len(inis) >= 15
+    for where, text in inis.items():
+        assert "\nhttps-socket = 0.0.0.0:" in text and "http-socket" not in text.replace("https-socket", ""), where
+    proxy = ini(rendered, "prod-swift-config", "proxy-server.conf")["DEFAULT"]
+    assert (proxy["cert_file"], proxy["key_file"]) == ("/etc/swift/api.crt", "/etc/swift/api.key")
+    nova = ini(rendered, "prod-nova-config", "nova.conf")
+    assert (nova["DEFAULT"]["ssl_only"], nova["DEFAULT"]["cert"]) == ("true", "/etc/nova/api.crt")
+
+
+def test_the_catalog_is_https_and_every_client_verifies_with_the_clouds_ca() -> None:
+    demo = production()
+    rendered = plan(demo, Credentials(cloud_credentials(demo)))
+    containers = [o["spec"]["template"]["spec"]["containers"][0] for o in rendered.objects() if o["kind"] == "Job"]
+    registrations = [c for c in containers if c["command"][:3] == ["stackops", "job", "register-service"]]
+    internal = [a for c in registrations for a in c["args"] if a.startswith("--internal-url=")]
+    assert len(internal) >= 14 and all(a.startswith("--internal-url=https://") for a in internal), internal
+    for container in registrations:  # the registration Jobs verify keystone with the CA
+        env = {v["name"]: v.get("value") for v in container["env"]}
+        assert env["OS_AUTH_URL"].startswith("https://") and env["OS_CACERT_FILE"].endswith("/OS_CACERT")
+    nova = ini(rendered, "prod-nova-config", "nova.conf")
+    for section in ("keystone_authtoken", "service_user", "placement", "glance", "neutron", "cinder", "keystone"):
+        assert nova[section]["cafile"] == "/etc/nova/ca.crt", section
+    assert nova["cinder"]["catalog_info"] == "block-storage::internalURL"
+    metadata = ini(rendered, "prod-neutron-metadata-agent-config", "neutron_ovn_metadata_agent.ini")["DEFAULT"]
+    assert (metadata["nova_metadata_protocol"], metadata["auth_ca_cert"]) == ("https", "/etc/neutron/ca.crt")
+    heat = ini(rendered, "prod-heat-config", "heat.conf")
+    assert heat["clients"]["ca_file"] == heat["clients_keystone"]["ca_file"] == "/etc/heat/ca.crt"
+    cinder = ini(rendered, "prod-cinder-config", "cinder.conf")
+    assert cinder["nova"]["cafile"] == cinder["DEFAULT"]["glance_ca_certificates_file"] == "/etc/cinder/ca.crt"
+    settings = secret_data(rendered, "prod-horizon-config")["local_settings.py"]
+    assert "OPENSTACK_SSL_CACERT = '/etc/openstack-dashboard/ca.crt'" in settings
+    assert "OPENSTACK_KEYSTONE_URL = 'https://prod-keystone-api." in settings
+
+
+def test_without_internal_tls_the_apis_serve_http_as_before() -> None:
+    plain = cloud({"internalTLS": {"enabled": False}})
+    assert not [r for r in certificate_requests(plain) if r.name.endswith("-api")]
+    rendered = plan(plain, Credentials(cloud_credentials(plain)))
+    for service in api_services(rendered):
+        assert service["spec"]["ports"][0]["appProtocol"] == "http"
+    keystone = secret_data(rendered, "demo-keystone-config")
+    assert "api.key" not in keystone and "\nhttp-socket = 0.0.0.0:5000" in keystone["keystone-api-uwsgi.ini"]
+    assert (
+        "nova_metadata_protocol = http\n"
+        in secret_data(rendered, "demo-neutron-metadata-agent-config")["neutron_ovn_metadata_agent.ini"]
+    )

@@ -71,7 +71,8 @@ def test_the_share_service_runs_where_cinders_lvm_volume_service_runs() -> None:
     assert mounts[manila.STATE_DIR]["mountPropagation"] == "Bidirectional"
     assert {"/dev", "/run/lock/lvm", "/var/lib/nfs"} <= set(mounts)
     # a restart does not hand the files on mounted shares to manila
-    state = next(p for p in manila.SERVICE.commands()["share"].permissions if p.path == manila.STATE_DIR)
+    ctx = CloudContext("demo", "openstack", cloud(ON).spec, Credentials({}))
+    state = next(p for p in manila.SERVICE.commands(ctx)["share"].permissions if p.path == manila.STATE_DIR)
     assert not state.recurse
     assert cinder.STATE_DIR != manila.STATE_DIR
 
@@ -93,7 +94,7 @@ def test_both_catalog_types_name_the_v2_api_at_the_apis_own_host() -> None:
     assert "--type=sharev2" in args["registration-manilav2"] and "--name=manilav2" in args["registration-manilav2"]
     for listed in args.values():
         assert "--public-url=http://manila.example.com/v2" in listed
-        assert "--internal-url=http://demo-manila-api.openstack.svc:8786/v2" in listed
+        assert "--internal-url=https://demo-manila-api.openstack.svc:8786/v2" in listed
 
 
 def test_the_default_share_type_job_creates_the_specs_type() -> None:

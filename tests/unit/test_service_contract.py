@@ -44,7 +44,7 @@ class Example(OpenStackService[ServiceSpec]):
         return {"database": self.oslo_db(ctx), "keystone_authtoken": self.authtoken(ctx)}
 
     def steps(self, ctx: CloudContext) -> list[Step]:
-        kolla = self.kolla(ctx, self.main_files(ctx), {"api": self.uwsgi_command()})
+        kolla = self.kolla(ctx, self.main_files(ctx), {"api": self.uwsgi_command(ctx)})
         return self.preamble(ctx, kolla)
 
 
@@ -76,7 +76,7 @@ def test_a_declared_service_starts_with_its_config_database_messaging_user_and_r
     database_job = steps[1].objects[0]
     assert "example_cell" in " ".join(database_job["spec"]["template"]["spec"]["containers"][0]["args"])
     registration_args = steps[3].objects[0]["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--internal-url=http://demo-example-api.openstack.svc:9999/v2" in registration_args
+    assert "--internal-url=https://demo-example-api.openstack.svc:9999/v2" in registration_args
     assert "--type=example" in registration_args
 
 

@@ -192,10 +192,15 @@ def progress_printer(prefix: str) -> Callable[[str], None]:
 
 
 def write_clouds_yaml(kubeconfig: Path, namespace: str, name: str, clouds: Path) -> dict[str, Any]:
-    """Write the cloud's clouds.yaml (the admin, as `stackops clouds-yaml` gives it); the cloud object."""
+    """Write the cloud's clouds.yaml (the admin, as `stackops clouds-yaml` gives it, and the cloud's CA
+    beside it, ending .ca.crt, when it names one); the cloud object."""
     api = config.new_client_from_config(config_file=str(kubeconfig))
     try:
-        write_private(clouds, yaml.safe_dump(clouds_yaml.read(api, namespace, name), sort_keys=False))
+        ca_file = clouds.with_suffix(".ca.crt")
+        document, ca = clouds_yaml.read(api, namespace, name, ca_file=str(ca_file))
+        if ca:
+            ca_file.write_text(ca)
+        write_private(clouds, yaml.safe_dump(document, sort_keys=False))
         return dict(client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
     finally:
         api.close()

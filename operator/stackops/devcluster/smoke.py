@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import secrets
+import ssl
 import sys
 import time
 import urllib.error
@@ -162,11 +163,13 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def check_horizon(url: str, password: str) -> str:
+def check_horizon(url: str, password: str, cacert: str | None = None) -> str:
     """The login page answers, the admin logs in (Django's form, CSRF token included) and then sees
-    a page only a logged-in user sees (the identity panel: every cloud has keystone)."""
+    a page only a logged-in user sees (the identity panel: every cloud has keystone); `cacert`: the
+    CA its certificate is verified with (clouds.yaml's), else the public CAs."""
     jar = CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect())
+    verified = urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=cacert))
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect(), verified)
     base = url.rstrip("/")
     login = base + "/auth/login/"
     page = opener.open(login, timeout=60).read().decode()
@@ -218,8 +221,8 @@ def run(cloud: str, expected: list[str], horizon_url: str | None) -> list[Result
     ):
         attempt(name, lambda check=check: check(conn, catalog))  # type: ignore[misc]
     if horizon_url:
-        password = conn.config.config["auth"]["password"]
-        attempt("horizon", lambda: check_horizon(horizon_url, password))
+        password, cacert = conn.config.config["auth"]["password"], conn.config.config.get("cacert")
+        attempt("horizon", lambda: check_horizon(horizon_url, password, cacert))
     return results
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stackops import certificates
 from stackops.api.models import OpenStackCloud
 from stackops.credentials import Credentials
 from stackops.health.monitor import OpenStackAccess, Target
@@ -62,20 +63,26 @@ def keystone_urls(values: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def _admin_passwords(kube: Kube, namespace: str, name: str, jobs: list[Obj] | None = None) -> tuple[str, ...]:
+def _admin_access(
+    kube: Kube, cloud: OpenStackCloud, jobs: list[Obj] | None = None
+) -> tuple[tuple[str, ...], str | None]:
     """The admin password keystone takes now, and during a rotation of it the other one
     (identity.admin_passwords_in_use, from the cloud's keystone bootstrap Jobs: `jobs`, the cloud's
-    Jobs when listed already); none before the credentials Secret has it."""
+    Jobs when listed already), none before the credentials Secret has it; and the cloud's CA with
+    internal TLS (its APIs' certificates are verified with it)."""
+    name, namespace = cloud.metadata.name, cloud.metadata.namespace
     credentials = credentials_of(kube.get(SECRET, namespace, credentials_secret_name(name)))
+    tls = cloud.spec.internal_tls.enabled and certificates.CA_CERT_KEY in credentials
+    ca = credentials[certificates.CA_CERT_KEY] if tls else None
     if identity.ADMIN_PASSWORD_KEY not in credentials:
-        return ()
+        return (), ca
     bootstrap: list[Obj] = []
     if credentials.live_key(identity.ADMIN_PASSWORD_KEY) != identity.ADMIN_PASSWORD_KEY:
         selector = ",".join(f"{k}={v}" for k, v in selector_labels(name, "keystone", identity.BOOTSTRAP).items())
         bootstrap = kube.list(JOB, namespace, selector) if jobs is None else jobs
     passwords = identity.admin_passwords_in_use(credentials, [j for j in bootstrap if _is_bootstrap(j)])
     REDACTOR.remember(list(passwords))
-    return passwords
+    return passwords, ca
 
 
 def _is_bootstrap(job: Obj) -> bool:
@@ -89,8 +96,10 @@ def target(
     settings: HealthSettings,
     admin_passwords: tuple[str, ...],
     workloads: Mapping[str, list[str]] | None,
+    ca_certificate: str | None = None,
 ) -> Target:
-    """What to check of `cloud` now; OpenStack checks only for services its status says are deployed."""
+    """What to check of `cloud` now; OpenStack checks only for services its status says are deployed
+    (`ca_certificate`: the cloud's CA, which verifies its endpoints with internal TLS)."""
     name, namespace = cloud.metadata.name, cloud.metadata.namespace
     services = enabled_services(cloud.spec)
     deployed = frozenset(s for s, entry in (status.get("services") or {}).items() if entry.get("phase") == "Ready")
@@ -111,6 +120,7 @@ def target(
             region=cloud.spec.region,
             interface=settings.interface,
             timeout=settings.timeout,
+            ca_certificate=ca_certificate,
         )
     return Target(
         namespace=namespace,
@@ -127,9 +137,8 @@ def target(
 def openstack_access(kube: Kube, cloud: OpenStackCloud, settings: HealthSettings) -> OpenStackAccess | None:
     """How the operator reaches the cloud's APIs as its admin (as the health checks do); None when
     it cannot (OpenStack checks off, no admin password yet)."""
-    name, namespace = cloud.metadata.name, cloud.metadata.namespace
-    passwords = _admin_passwords(kube, namespace, name) if settings.openstack else ()
-    return target(cloud, {}, settings, passwords, None).access
+    passwords, ca = _admin_access(kube, cloud) if settings.openstack else ((), None)
+    return target(cloud, {}, settings, passwords, None, ca).access
 
 
 def observe(kube: Kube, cloud: OpenStackCloud, status: Mapping[str, Any], settings: HealthSettings) -> Target:
@@ -141,5 +150,5 @@ def observe(kube: Kube, cloud: OpenStackCloud, status: Mapping[str, Any], settin
     problems = workload_problems(
         kube.list(POD, namespace, selector), jobs, enough_hosts(kube.list(DAEMONSET, namespace, selector))
     )
-    passwords = _admin_passwords(kube, namespace, name, jobs) if settings.openstack else ()
-    return target(cloud, status, settings, passwords, problems)
+    passwords, ca = _admin_access(kube, cloud, jobs) if settings.openstack else ((), None)
+    return target(cloud, status, settings, passwords, problems, ca)

@@ -13,11 +13,15 @@ Nothing here knows Kubernetes or kopf: the operator's daemon and the tests drive
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from stackops.services.health_checks import CheckResult, EndpointAnswers, HealthCheck, Sample
@@ -46,10 +50,14 @@ class OpenStackAccess:
     # during a rotation of the admin password, the other one: tried when keystone refuses `password`
     # (the seconds between the bootstrap Job's change and its success being seen)
     fallback_passwords: tuple[str, ...] = field(default=(), repr=False)
+    # the cloud's CA (PEM), which its internal endpoints' certificates are verified with; None: the
+    # public CAs only (a cloud without internal TLS)
+    ca_certificate: str | None = field(default=None, repr=False)
 
     def connect(self) -> Any:
         import openstack  # only the operator's health checks need it loaded
 
+        verify: str | bool = trusted_bundle(self.ca_certificate) if self.ca_certificate else True
         settings: dict[str, Any] = {
             "region_name": self.region,
             "interface": self.interface,
@@ -61,8 +69,9 @@ class OpenStackAccess:
             auth = fallback_password_auth(
                 self.auth_url, self.username, self.password, self.project, self.fallback_passwords
             )
-            return openstack.connection.Connection(session=session.Session(auth=auth), **settings)
+            return openstack.connection.Connection(session=session.Session(auth=auth, verify=verify), **settings)
         return openstack.connect(
+            cacert=verify if isinstance(verify, str) else None,
             auth_url=self.auth_url,
             username=self.username,
             password=self.password,
@@ -73,6 +82,23 @@ class OpenStackAccess:
             load_envvars=False,
             **settings,
         )
+
+
+def trusted_bundle(ca_certificate: str) -> str:
+    """A file of the public CAs (certifi's, which requests verifies with by default) and the cloud's
+    CA: its internal endpoints are verified with the one, a public endpoint's certificate (an
+    ingress's) with the others. Named by its content under the temporary directory (the operator's
+    pod mounts one), so it is written once per CA and never changes under a reader."""
+    import certifi
+
+    bundle = Path(certifi.where()).read_text() + "\n" + ca_certificate
+    path = Path(tempfile.gettempdir()) / "stackops-ca" / f"{hashlib.sha256(bundle.encode()).hexdigest()[:16]}.pem"
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}")
+        partial.write_text(bundle)
+        partial.replace(path)  # whole or not at all, for a thread that reads it meanwhile
+    return str(path)
 
 
 def fallback_password_auth(

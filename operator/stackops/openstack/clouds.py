@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stackops.api.models import GROUP, PLURAL, VERSION
+from stackops.certificates import CA_CERT_KEY
 from stackops.render.naming import selector_labels
 from stackops.services.identity import (
     ADMIN_PASSWORD_KEY,
@@ -19,9 +20,10 @@ class CloudNotReachable(Exception):
     """The cloud or its credentials cannot be read, or keystone is not deployed yet."""
 
 
-def clouds_yaml(name: str, auth_url: str, password: str, region: str) -> dict[str, Any]:
-    """One entry, `name`, for the cloud's admin in the admin project, through the public interface."""
-    return {
+def clouds_yaml(name: str, auth_url: str, password: str, region: str, cacert: str | None = None) -> dict[str, Any]:
+    """One entry, `name`, for the cloud's admin in the admin project, through the public interface;
+    `cacert`: the file of the CA its endpoints' certificates are verified with (none: the public CAs)."""
+    document = {
         "clouds": {
             name: {
                 "auth": {
@@ -38,12 +40,19 @@ def clouds_yaml(name: str, auth_url: str, password: str, region: str) -> dict[st
             }
         }
     }
+    if cacert:
+        document["clouds"][name]["cacert"] = cacert
+    return document
 
 
-def read(api: Any, namespace: str, name: str, entry: str | None = None) -> dict[str, Any]:
+def read(
+    api: Any, namespace: str, name: str, entry: str | None = None, ca_file: str | None = None
+) -> tuple[dict[str, Any], str | None]:
     """clouds.yaml for the cloud `namespace/name`: its identity endpoint from status, the admin
     password keystone takes from its credentials Secret (during a rotation of it, the one its
-    bootstrap Jobs set: identity.admin_passwords_in_use), its region from the spec."""
+    bootstrap Jobs set: identity.admin_passwords_in_use), its region from the spec; and the cloud's
+    CA (PEM) when its public endpoints are its internal ones, which serve its certificates (internal
+    TLS, no public domain): the caller writes it to `ca_file`, which clouds.yaml names as cacert."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
@@ -66,4 +75,7 @@ def read(api: Any, namespace: str, name: str, entry: str | None = None) -> dict[
         jobs = client.BatchV1Api(api).list_namespaced_job(namespace, label_selector=selector)
         bootstrap = [api.sanitize_for_serialization(job) for job in jobs.items]
     spec = parse_cloud({**obj, "status": None}).spec
-    return clouds_yaml(entry or name, auth_url, admin_passwords_in_use(credentials, bootstrap)[0], spec.region)
+    own_ca = spec.internal_tls.enabled and not spec.endpoints.public_domain and CA_CERT_KEY in credentials
+    ca = credentials[CA_CERT_KEY] if own_ca else None
+    password = admin_passwords_in_use(credentials, bootstrap)[0]
+    return clouds_yaml(entry or name, auth_url, password, spec.region, ca_file if ca else None), ca

@@ -63,11 +63,17 @@ class Aodh(OpenStackService[AodhSpec]):
     def health_checks(self, ctx: CloudContext) -> list[HealthCheck]:
         return [AlarmsListed()]
 
+    def notifier_ca(self, ctx: CloudContext) -> dict[str, str]:
+        """Alarm actions call URLs over https: heat's signal URLs among them, which are the cloud's
+        own endpoints; with internal TLS they are verified with the cloud's CA (one bundle for all
+        actions: an https action outside the cloud needs its CA added to that file)."""
+        return {"rest_notifier_ca_bundle_certificate_path": self.ca_file} if ctx.internal_tls else {}
+
     def config(self, ctx: CloudContext) -> dict[str, dict[str, Any]]:
         # aodh's policy_file defaults to the one in its package: the overrides name theirs
         overrides = {"policy_file": f"{CONFIG.directory}/{policy.POLICY_FILE}"} if self.settings(ctx).policy else {}
         return {
-            "DEFAULT": {"debug": False, "transport_url": self.transport_url(ctx)},
+            "DEFAULT": {"debug": False, "transport_url": self.transport_url(ctx), **self.notifier_ca(ctx)},
             "database": self.oslo_db(ctx),
             "keystone_authtoken": self.authtoken(ctx),
             # how the evaluator reaches gnocchi: aodh's user, the internal endpoints of the region
@@ -81,15 +87,15 @@ class Aodh(OpenStackService[AodhSpec]):
             **rabbitmq.oslo_messaging(ctx, self.ca_file),
         }
 
-    def commands(self) -> dict[str, KollaCommand]:
+    def commands(self, ctx: CloudContext) -> dict[str, KollaCommand]:
         workers = {c: self.command(f"aodh-{c} --config-file {CONFIG.dest}") for c in WORKERS}
-        return {"api": self.uwsgi_command(), **workers, "db-sync": self.command(DB_SYNC)}
+        return {"api": self.uwsgi_command(ctx), **workers, "db-sync": self.command(DB_SYNC)}
 
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = self.settings(ctx)
         wsgi = api.wsgi_file(ctx.spec.release, "aodh/wsgi/api.py", "aodh/api/app.wsgi")
-        files = {**self.main_files(ctx), api.uwsgi_file(self.name): api.uwsgi_config(ctx, "aodh-api", PORT, wsgi)}
-        kolla = self.kolla(ctx, files, self.commands())
+        files = {**self.main_files(ctx), api.uwsgi_file(self.name): self.uwsgi_config(ctx, "aodh-api", PORT, wsgi)}
+        kolla = self.kolla(ctx, files, self.commands(ctx))
         # the notifier and the listener hold their connection to RabbitMQ; the evaluator opens one to
         # hand an alarm's change over, and is probed by nothing but its process. One evaluator: two
         # would each evaluate every alarm, unless [coordination] backend_url partitions them

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from stackops import certificates
 from stackops.api.models import WorkloadSpec
 from stackops.render.kolla import CONFIG_STRATEGY_ENV, DISTRO_PYTHON, ConfigFile, KollaCommand, Permission, config_mount
 from stackops.services import policy
@@ -17,6 +18,49 @@ from stackops.services.base import CA_FILE_KEY, Clients, CloudContext, ConfigSec
 from stackops.services.endpoints import api_service_name, public_exposure
 
 KOLLA_VENV = "/var/lib/kolla/venv"
+# An API's server certificate (of the cloud's CA) and its key: their keys in the service's config
+# Secret and their names beside its main config in the containers that serve it (ServerTls)
+API_CERT_KEY = "api.crt"
+API_KEY_KEY = "api.key"
+
+
+def certificate(ctx: CloudContext, service: Service) -> certificates.CertificateRequest | None:
+    """The one server certificate of a service's APIs, naming the Service in front of each (its
+    `apis`), when the cloud's APIs speak TLS (internal TLS); None otherwise."""
+    if not ctx.internal_tls or not service.apis:
+        return None
+    domain = ctx.spec.endpoints.cluster_domain
+    names = [
+        name
+        for component in service.apis
+        for name in certificates.service_names(api_service_name(ctx, service.name, component), ctx.namespace, domain)
+    ]
+    return certificates.CertificateRequest(f"{service.name}-api", tuple(names))
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """Where an API's containers have its server certificate and key: in `directory`, a directory
+    kolla_start may write to as the service's user (beside its main config)."""
+
+    directory: str
+
+    @property
+    def cert(self) -> str:
+        return f"{self.directory}/{API_CERT_KEY}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.directory}/{API_KEY_KEY}"
+
+    def files(self, owner: str) -> tuple[ConfigFile, ConfigFile]:
+        """The two files kolla_start puts in place, the key readable by `owner` alone."""
+        return ConfigFile(API_CERT_KEY, self.cert, owner, "0644"), ConfigFile(API_KEY_KEY, self.key, owner, "0600")
+
+
+def server_tls(ctx: CloudContext, directory: str) -> ServerTls | None:
+    """Where an API's certificate and key are (`directory`), when the cloud's APIs speak TLS."""
+    return ServerTls(directory) if ctx.internal_tls else None
 
 
 def command_key(service: str, component: str) -> str:
@@ -69,8 +113,15 @@ def kolla(
     names a second Secret of the service (see CloudContext.config_secret)."""
     if not part:  # policy is enforced by the control plane: host agents' Secrets never roll for it
         files, commands = policy.with_policy_file(ctx, service, files, commands)
-    if any(f.source == CA_FILE_KEY for command in commands.values() for f in command.files):
+    listed = {f.source for command in commands.values() for f in command.files}
+    if CA_FILE_KEY in listed:
         files = files | {CA_FILE_KEY: ctx.ca_certificate}  # the cloud's CA, which command_files() list
+    request = certificate(ctx, service)
+    if API_KEY_KEY in listed and request is not None:  # the API's certificate, which ServerTls.files() list
+        files = files | {
+            API_CERT_KEY: ctx.credentials[request.cert_key],
+            API_KEY_KEY: ctx.credentials[request.private_key],
+        }
     files = files | {command_key(service.name, c): command.to_json() for c, command in commands.items()}
     config = ctx.config_secret(service.name, files, part)
     return Kolla(service.name, ctx.image(service.workload(ctx.spec), image), config, commands, uid, root_helper)
@@ -87,11 +138,13 @@ def uwsgi_command(
     *files: ConfigFile,
     component: str = "api",
     permissions: tuple[Permission, ...] = (),
+    tls: ServerTls | None = None,
 ) -> KollaCommand:
     """An API served by uWSGI, as Kolla images run every API (from 2026.1 on they ship no Apache):
-    the service's files plus its uwsgi_config() next to them."""
+    the service's files plus its uwsgi_config() next to them (and its certificate, with `tls`)."""
     ini = ConfigFile(uwsgi_file(service, component), f"{config_dir}/{uwsgi_file(service, component)}", user)
-    return KollaCommand(f"uwsgi --ini {ini.dest}", (*files, ini), permissions)
+    own = tls.files(user) if tls else ()
+    return KollaCommand(f"uwsgi --ini {ini.dest}", (*files, ini, *own), permissions)
 
 
 def wsgi_file(release: str, module_file: str, before: str, since: str = "2025.2") -> str:
@@ -109,15 +162,18 @@ def uwsgi_config(
     static: str | None = None,
     user: str | None = None,
     socket_timeout: int = 30,
+    tls: ServerTls | None = None,
 ) -> str:
     """uWSGI config serving `module_file` (a path inside site-packages, or an absolute one: a script
-    of the virtualenv's bin/ where a release's package has no module) on `port`; `static` (inside
-    site-packages too) is served at /static by uWSGI itself; `user`: the workers drop to this user
-    (for images that start as root); `socket_timeout`: longer for APIs that stream large bodies."""
+    of the virtualenv's bin/ where a release's package has no module) on `port`, over TLS only with
+    `tls`; `static` (inside site-packages too) is served at /static by uWSGI itself; `user`: the
+    workers drop to this user (for images that start as root); `socket_timeout`: longer for APIs
+    that stream large bodies."""
     return ctx.render_text(
         "common/uwsgi.ini.j2",
         process=process,
         port=port,
+        tls=tls,
         processes=processes,
         wsgi_script=module_file if module_file.startswith("/") else site_packages(ctx, module_file),
         static=site_packages(ctx, static) if static else None,
@@ -195,6 +251,7 @@ def api_step(
         config_volume=kolla.volume(component),
         port=port,
         probe_path=probe_path,
+        scheme=scheme(ctx),
         uid=kolla.uid,
         security=kolla.security(),
         resources=service.resources(ctx.spec, component),
@@ -241,6 +298,11 @@ def sidecar(
     if security:
         container["securityContext"] = security
     return Sidecar(container, volume)
+
+
+def scheme(ctx: CloudContext) -> str:
+    """What the cloud's APIs speak: HTTPS with internal TLS (its probes and Services say so)."""
+    return "HTTPS" if ctx.internal_tls else "HTTP"
 
 
 def exec_probes(command: Sequence[str]) -> dict[str, dict[str, Any]]:

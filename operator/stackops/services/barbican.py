@@ -101,9 +101,9 @@ class Barbican(OpenStackService[BarbicanSpec]):
             **rabbitmq.oslo_messaging(ctx, self.ca_file),
         }
 
-    def commands(self) -> dict[str, KollaCommand]:
+    def commands(self, ctx: CloudContext) -> dict[str, KollaCommand]:
         return {
-            "api": self.uwsgi_command(),
+            "api": self.uwsgi_command(ctx),
             "worker": self.command(f"barbican-worker --config-file {CONFIG.dest}"),
             "keystone-listener": self.command(f"barbican-keystone-listener --config-file {CONFIG.dest}"),
             "db-sync": self.command(DB_SYNC),
@@ -113,8 +113,8 @@ class Barbican(OpenStackService[BarbicanSpec]):
         spec = self.settings(ctx)
         # barbican.wsgi.api since barbican 21; 2025.1 has only the deprecated app.wsgi script
         wsgi = api.wsgi_file(ctx.spec.release, "barbican/wsgi/api.py", "barbican/api/app.wsgi")
-        files = {**self.main_files(ctx), api.uwsgi_file(self.name): api.uwsgi_config(ctx, "barbican-api", PORT, wsgi)}
-        kolla = self.kolla(ctx, files, self.commands())
+        files = {**self.main_files(ctx), api.uwsgi_file(self.name): self.uwsgi_config(ctx, "barbican-api", PORT, wsgi)}
+        kolla = self.kolla(ctx, files, self.commands(ctx))
         worker = self.in_image(ctx, kolla, "barbican-worker")
         listener = self.in_image(ctx, kolla, "barbican-keystone-listener")
         return [

@@ -378,6 +378,9 @@ class Service(ABC):
     openstack_images: ClassVar[OpenStackImages | None] = None
     debian_images: ClassVar[tuple[DebianImage, ...]] = ()
     components: ClassVar[dict[str, Resources]] = {}
+    # The components serving HTTP behind a Service of their own (services/api.py, api_step): with
+    # internal TLS they serve HTTPS with one certificate of the service naming each of them.
+    apis: ClassVar[tuple[str, ...]] = ()
     # The oslo.config files in the service's config Secret, by key, and the option namespaces each
     # draws from (the `oslo.config.opts` entry points of the packages that define them).
     config_files: ClassVar[dict[str, tuple[str, ...]]] = {}

@@ -167,12 +167,19 @@ class Cinder(OpenStackService[CinderSpec]):
                 "auth_strategy": "keystone",
                 "state_path": STATE_DIR,
                 "glance_catalog_info": "image:glance:internalURL",
+                "glance_ca_certificates_file": self.ca_file,
             },
             "database": self.oslo_db(ctx),
             "keystone_authtoken": self.authtoken(ctx),
             # cinder calls nova (volume events, assisted snapshots) as its own user, whose credentials
             # are those it validates tokens with
-            "nova": {"auth_section": "keystone_authtoken", "region_name": ctx.spec.region, "interface": "internal"},
+            # (auth_section lends the credentials only: the session's CA is the section's own)
+            "nova": {
+                "auth_section": "keystone_authtoken",
+                "region_name": ctx.spec.region,
+                "interface": "internal",
+                "cafile": self.ca_file,
+            },
             "oslo_concurrency": {"lock_path": f"{STATE_DIR}/tmp"},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self),
@@ -215,8 +222,9 @@ class Cinder(OpenStackService[CinderSpec]):
             }
         return render_ini({"DEFAULT": {k: v for k, v in default.items() if v is not None}})
 
-    def commands(self, spec: CinderSpec) -> dict[str, KollaCommand]:
+    def commands(self, ctx: CloudContext) -> dict[str, KollaCommand]:
         """What each cinder container runs; volume and backup services only where the spec has them."""
+        spec = self.settings(ctx)
         state = Permission(STATE_DIR, "cinder:cinder", recurse=True)
 
         def config_file(key: str) -> ConfigFile:
@@ -229,7 +237,7 @@ class Cinder(OpenStackService[CinderSpec]):
             return self.command(argv, *overlays, *map(config_file, data), permissions=(state,))
 
         commands = {
-            "api": self.uwsgi_command(),
+            "api": self.uwsgi_command(ctx),
             "scheduler": process("cinder-scheduler"),
             "db-sync": self.command(f"{MANAGE} sync"),
         }
@@ -246,7 +254,7 @@ class Cinder(OpenStackService[CinderSpec]):
         spec = self.settings(ctx)
         files = {
             **self.main_files(ctx),
-            api.uwsgi_file(self.name): api.uwsgi_config(ctx, "cinder-api", self.port, "cinder/wsgi/api.py"),
+            api.uwsgi_file(self.name): self.uwsgi_config(ctx, "cinder-api", self.port, "cinder/wsgi/api.py"),
         }
         if lvm_backends(spec):
             # each pod's host name is its node's, set from the environment
@@ -262,7 +270,7 @@ class Cinder(OpenStackService[CinderSpec]):
 
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = self.settings(ctx)
-        kolla = self.kolla(ctx, self.files(ctx), self.commands(spec))
+        kolla = self.kolla(ctx, self.files(ctx), self.commands(ctx))
         steps = [
             *self.preamble(ctx, kolla),
             api.job_step(ctx, self, "db-sync", kolla),

@@ -122,6 +122,10 @@ class Designate(OpenStackService[DesignateSpec]):
             "DEFAULT": {"debug": False, "transport_url": self.transport_url(ctx)},
             "storage:sqlalchemy": self.oslo_db(ctx),
             "keystone_authtoken": self.authtoken(ctx),
+            # keystone's projects (quotas, shared zones) and neutron's floating IPs (reverse DNS),
+            # at their internal endpoints, verified with the cloud's CA
+            "keystone": {"cafile": self.ca_file, "valid_interfaces": "internal", "region_name": ctx.spec.region},
+            "network_api:neutron": {"endpoint_type": "internalURL", "ca_certificates_file": self.ca_file},
             "service:api": {
                 "auth_strategy": "keystone",
                 # the base of the links in its answers
@@ -167,7 +171,7 @@ class Designate(OpenStackService[DesignateSpec]):
         }
         return yaml.safe_dump([pool], default_flow_style=False, sort_keys=True)
 
-    def commands(self) -> dict[str, KollaCommand]:
+    def commands(self, ctx: CloudContext) -> dict[str, KollaCommand]:
         def config_file(key: str, mode: str = "0600") -> ConfigFile:
             return ConfigFile(key, f"{CONFIG.directory}/{key}", self.user.name, mode)
 
@@ -179,7 +183,7 @@ class Designate(OpenStackService[DesignateSpec]):
         script, pools = config_file(POOL_UPDATE_SCRIPT, "0700"), config_file(POOLS_FILE)
         update = f"/bin/bash {script.dest} {pools.dest} {MANAGE} pool update --file"
         return {
-            "api": self.uwsgi_command(permissions=(state,)),
+            "api": self.uwsgi_command(ctx, permissions=(state,)),
             "central": process("designate-central"),
             "worker": process("designate-worker", config_file(RNDC_KEY_FILE)),
             "producer": process("designate-producer"),
@@ -193,7 +197,7 @@ class Designate(OpenStackService[DesignateSpec]):
         wsgi = api.wsgi_file(ctx.spec.release, "designate/wsgi/api.py", f"{api.KOLLA_VENV}/bin/designate-api-wsgi")
         return {
             **self.main_files(ctx),
-            api.uwsgi_file(self.name): api.uwsgi_config(ctx, "designate-api", PORT, wsgi),
+            api.uwsgi_file(self.name): self.uwsgi_config(ctx, "designate-api", PORT, wsgi),
             RNDC_KEY_FILE: rndc_key(ctx),
             POOLS_FILE: self.pools(ctx),
             POOL_UPDATE_SCRIPT: ctx.render_text(
@@ -203,7 +207,7 @@ class Designate(OpenStackService[DesignateSpec]):
 
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = self.settings(ctx)
-        kolla = self.kolla(ctx, self.files(ctx), self.commands())
+        kolla = self.kolla(ctx, self.files(ctx), self.commands(ctx))
 
         def worker(component: str, replicas: int, **extra: Any) -> Step:
             image = self.in_image(ctx, kolla, f"designate-{component}")

@@ -27,8 +27,10 @@ def service_urls(
     public_name: str | None = None,
 ) -> dict[str, str]:
     """internal and public URLs of a component (the API by default, public host `<service>.<domain>`,
-    or `<public_name>.<domain>`); without a public domain, public is the internal URL."""
-    internal = f"http://{ctx.service_host(api_service_name(ctx, service, component))}:{port}"
+    or `<public_name>.<domain>`); without a public domain, public is the internal URL. Internal URLs
+    are https with internal TLS (services/api.py: every API serves TLS only then)."""
+    service_host = ctx.service_host(api_service_name(ctx, service, component))
+    internal = f"{'https' if ctx.internal_tls else 'http'}://{service_host}:{port}"
     host = public_host(ctx, public_name or service)
     scheme = "https" if ctx.spec.endpoints.tls.secret_name else "http"
     public = f"{scheme}://{host}" if host else internal
@@ -51,4 +53,5 @@ def public_exposure(
         host=host,
         port=port,
         endpoints=ctx.spec.endpoints,
+        backend_tls=ctx.internal_tls,
     )

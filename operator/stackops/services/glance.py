@@ -47,12 +47,17 @@ def bracketed(values: Sequence[object]) -> str:
     return "[" + ", ".join(str(v) for v in values) + "]"
 
 
-# oslo.config reads [DEFAULT] worker_self_reference_url from here: each API pod is its own worker
-# with its own cache, known by its own address, which only the pod's environment knows
-WORKER_URL_ENV = (
-    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-    {"name": "OS_DEFAULT__WORKER_SELF_REFERENCE_URL", "value": f"http://$(POD_IP):{PORT}"},
-)
+def worker_url_env(ctx: CloudContext) -> tuple[dict[str, Any], ...]:
+    """oslo.config reads [DEFAULT] worker_self_reference_url from here: each API pod is its own
+    worker with its own cache, known by its own address, which only the pod's environment knows.
+    With internal TLS it is https, which the API's certificate does not name (by IP): a request
+    another replica proxies to the worker that staged an image fails verification
+    (docs/security.md, Not yet)."""
+    scheme = "https" if ctx.internal_tls else "http"
+    return (
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "OS_DEFAULT__WORKER_SELF_REFERENCE_URL", "value": f"{scheme}://$(POD_IP):{PORT}"},
+    )
 
 
 class Glance(OpenStackService[GlanceSpec]):
@@ -135,7 +140,7 @@ class Glance(OpenStackService[GlanceSpec]):
                 "image_cache_dir": CACHE_DIR,
                 "image_cache_max_size": cache.max_size_gib * 2**30,
                 "image_cache_stall_time": cache.stall_time_seconds,
-                # pods are told apart by their own URL, from their environment (WORKER_URL_ENV)
+                # pods are told apart by their own URL, from their environment (worker_url_env)
             }
         }
 
@@ -161,7 +166,7 @@ class Glance(OpenStackService[GlanceSpec]):
         if any(s.type == "pvc" for s in self.settings(ctx).stores):
             data.append(Permission(STORES_DIR, "glance:glance", recurse=True))
         commands = {
-            "api": self.uwsgi_command(permissions=data),
+            "api": self.uwsgi_command(ctx, permissions=data),
             "db-sync": self.command(f"{MANAGE} db_sync"),
             # the metadata definitions catalog (Horizon's metadata editors) from the files the image
             # ships in metadata_source_path: new ones added, changed ones updated, the operator's own
@@ -178,7 +183,7 @@ class Glance(OpenStackService[GlanceSpec]):
         files = {
             **self.main_files(ctx),
             # image uploads stream through the API: generous timeouts
-            api.uwsgi_file(self.name): api.uwsgi_config(
+            api.uwsgi_file(self.name): self.uwsgi_config(
                 ctx, "glance-api", PORT, "glance/wsgi/api.py", socket_timeout=600
             ),
         }
@@ -222,7 +227,7 @@ class Glance(OpenStackService[GlanceSpec]):
         env: tuple[dict[str, Any], ...] = ()
         sidecars = []
         if spec.image_cache.enabled:
-            env = WORKER_URL_ENV
+            env = worker_url_env(ctx)
             # the API's volumes: the pruner reads the same cache and, for the cache's records, the same stores
             sidecars.append(api.sidecar(ctx, self, "cache-pruner", kolla, mounts=mounts, env=env))
         return [

@@ -82,14 +82,14 @@ class Gnocchi(OpenStackService[GnocchiSpec]):
         spec = self.settings(ctx)
         storage = [Permission(STORAGE_DIR, "gnocchi:gnocchi", recurse=True)]
         commands = {
-            "api": self.uwsgi_command(permissions=storage),
+            "api": self.uwsgi_command(ctx, permissions=storage),
             "metricd": self.command(f"gnocchi-metricd --config-file {CONFIG.dest}", permissions=storage),
             "db-sync": self.command(f"gnocchi-upgrade --config-file {CONFIG.dest}", permissions=storage),
         }
         # gnocchi.rest.wsgi: in every 4.x package (4.7's gnocchi.wsgi.api is the same application)
         files = {
             **self.main_files(ctx),
-            api.uwsgi_file(self.name): api.uwsgi_config(ctx, "gnocchi-api", PORT, "gnocchi/rest/wsgi.py"),
+            api.uwsgi_file(self.name): self.uwsgi_config(ctx, "gnocchi-api", PORT, "gnocchi/rest/wsgi.py"),
         }
         kolla = self.kolla(ctx, files, commands)
         pvc, volume, mount = self.storage(ctx)

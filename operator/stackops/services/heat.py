@@ -123,9 +123,10 @@ class Heat(OpenStackService[ServiceSpec]):
                 "username": self.keystone_user(ctx),
                 "password": ctx.credentials[self.keystone_password_key],
             },
-            "clients": {"endpoint_type": "internalURL"},
-            "clients_keystone": {"auth_uri": identity_urls["internal"]},
-            "ec2authtoken": {"auth_uri": identity.auth_url(ctx)},
+            # every client plugin's session verifies the endpoints with the cloud's CA
+            "clients": {"endpoint_type": "internalURL", "ca_file": self.ca_file},
+            "clients_keystone": {"auth_uri": identity_urls["internal"], "ca_file": self.ca_file},
+            "ec2authtoken": {"auth_uri": identity.auth_url(ctx), "cafile": self.ca_file},
             "cache": memcached.oslo_cache(ctx, self.ca_file),
             "oslo_concurrency": {"lock_path": "/var/lib/heat/tmp"},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
@@ -133,10 +134,10 @@ class Heat(OpenStackService[ServiceSpec]):
             **rabbitmq.oslo_messaging(ctx, self.ca_file),
         }
 
-    def commands(self) -> dict[str, KollaCommand]:
+    def commands(self, ctx: CloudContext) -> dict[str, KollaCommand]:
         return {
-            "api": self.uwsgi_command(),
-            CFN.component: self.uwsgi_command(CFN.component),
+            "api": self.uwsgi_command(ctx),
+            CFN.component: self.uwsgi_command(ctx, CFN.component),
             "engine": self.command(f"heat-engine --config-file {CONFIG.dest}"),
             "db-sync": self.command(DB_SYNC),
         }
@@ -145,12 +146,12 @@ class Heat(OpenStackService[ServiceSpec]):
         spec = self.settings(ctx)
         files = {
             **self.main_files(ctx),
-            api.uwsgi_file(self.name): api.uwsgi_config(ctx, "heat-api", self.port, "heat/wsgi/api.py"),
-            api.uwsgi_file(self.name, CFN.component): api.uwsgi_config(
+            api.uwsgi_file(self.name): self.uwsgi_config(ctx, "heat-api", self.port, "heat/wsgi/api.py"),
+            api.uwsgi_file(self.name, CFN.component): self.uwsgi_config(
                 ctx, "heat-api-cfn", CFN_PORT, "heat/wsgi/cfn.py"
             ),
         }
-        kolla = self.kolla(ctx, files, self.commands())
+        kolla = self.kolla(ctx, files, self.commands(ctx))
         cfn = self.in_image(ctx, kolla, "heat-api-cfn")
         engine = self.in_image(ctx, kolla, "heat-engine")
         return [

@@ -24,7 +24,7 @@ from stackops.api.models import HorizonSpec, OpenStackCloudSpec
 from stackops.credentials import CredentialSpec
 from stackops.render.kolla import ConfigFile, KollaCommand
 from stackops.services import api, identity, mariadb
-from stackops.services.base import CloudContext, Resources, Service, Step
+from stackops.services.base import CA_FILE_KEY, CloudContext, Resources, Service, Step
 from stackops.services.endpoints import public_host, service_urls
 from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
 from stackops.services.upgrades import ServiceUpgrade
@@ -44,6 +44,7 @@ DB_SYNC = "db-sync"
 MIGRATE_SESSIONS = "django-admin migrate sessions --noinput --settings openstack_dashboard.settings"
 JOB_ENV = ({"name": "KOLLA_SKIP_EXTEND_START", "value": "true"},)
 SETTINGS_FILE = ConfigFile("local_settings.py", LOCAL_SETTINGS, "horizon", "0600")
+CA_FILE = ConfigFile(CA_FILE_KEY, f"{CONFIG_DIR}/{CA_FILE_KEY}", "horizon", "0644")
 
 
 def horizon_spec(ctx: CloudContext) -> HorizonSpec:
@@ -79,6 +80,7 @@ class Horizon(Service):
     depends_on = ("keystone",)
     upgrade_after = ("nova",)  # the order of OpenStack's upgrade guides
     openstack_images = OpenStackImages(USER, (OpenStackImage("horizon"),))
+    apis = (COMPONENT,)
     components: ClassVar[dict[str, Resources]] = {
         # collects and compresses its static files when it starts
         COMPONENT: Resources(cpu="25m", memory="512Mi"),
@@ -105,6 +107,8 @@ class Horizon(Service):
             "WEBROOT": "/",
             "OPENSTACK_KEYSTONE_URL": identity.auth_url(ctx, "internal"),
             "OPENSTACK_ENDPOINT_TYPE": "internalURL",
+            # the cloud's CA, which verifies the internal endpoints' certificates (internal TLS)
+            "OPENSTACK_SSL_CACERT": CA_FILE.dest,
             "OPENSTACK_KEYSTONE_DEFAULT_DOMAIN": "Default",
             # not `cached_db`: with a cache per process, another replica would read a stale session
             "SESSION_ENGINE": "django.contrib.sessions.backends.db",
@@ -150,13 +154,27 @@ class Horizon(Service):
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = horizon_spec(ctx)
         commands = {
-            COMPONENT: api.uwsgi_command(self.name, "horizon", CONFIG_DIR, SETTINGS_FILE, component=COMPONENT),
+            COMPONENT: api.uwsgi_command(
+                self.name,
+                "horizon",
+                CONFIG_DIR,
+                SETTINGS_FILE,
+                CA_FILE,
+                component=COMPONENT,
+                tls=api.server_tls(ctx, CONFIG_DIR),
+            ),
             DB_SYNC: KollaCommand(MIGRATE_SESSIONS, (SETTINGS_FILE,)),
         }
         files = {
             "local_settings.py": self.local_settings(ctx),
             api.uwsgi_file(self.name, COMPONENT): api.uwsgi_config(
-                ctx, "horizon", PORT, "openstack_dashboard/wsgi.py", static="static", user="horizon"
+                ctx,
+                "horizon",
+                PORT,
+                "openstack_dashboard/wsgi.py",
+                static="static",
+                user="horizon",
+                tls=api.server_tls(ctx, CONFIG_DIR),
             ),
         }
         kolla = api.kolla(ctx, self, "horizon", files, commands, USER.uid)

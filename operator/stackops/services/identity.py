@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stackops import services
+from stackops import certificates, services
 from stackops.credentials import Credentials
 from stackops.services import memcached
 from stackops.services.base import CloudContext, Service, Step
@@ -30,6 +30,8 @@ BOOTSTRAP = "bootstrap"
 BOOTSTRAP_PASSWORD_ENV = "OS_BOOTSTRAP_PASSWORD"
 # keystone's Job removing what disabled services registered
 DEREGISTRATION = "deregistration"
+# the variable whose file (CA_CERT_ENV_FILE) holds the cloud's CA for the admin Jobs' connections
+CA_CERT_ENV = "OS_CACERT"
 
 
 def identity_urls(ctx: CloudContext) -> dict[str, str]:
@@ -43,7 +45,7 @@ def auth_url(ctx: CloudContext, interface: str = "internal") -> str:
 
 def authtoken(ctx: CloudContext, user: str, password_key: str, ca_file: str) -> dict[str, Any]:
     """The [keystone_authtoken] section every API service validates tokens with; `ca_file`: where
-    its containers have the cloud's CA, which verifies memcached's TLS."""
+    its containers have the cloud's CA, which verifies keystone's and memcached's certificates."""
     identity = identity_urls(ctx)
     return {
         "www_authenticate_uri": identity["public"],
@@ -56,6 +58,7 @@ def authtoken(ctx: CloudContext, user: str, password_key: str, ca_file: str) -> 
         "password": ctx.credentials[password_key],
         "region_name": ctx.spec.region,
         "interface": "internal",
+        "cafile": ca_file,
         **memcached.authtoken_cache(ctx, ca_file),
         # validated tokens cached in memcached are encrypted and authenticated with a key only the
         # services hold: whoever reaches memcached cannot read them or plant a token of their own
@@ -87,6 +90,8 @@ def admin_job(
     During a rotation of the admin password it logs in with the one keystone's bootstrap Job, in a
     step before it, set last (admin_passwords_in_use)."""
     secrets: dict[str, tuple[str | None, str]] = {"OS_PASSWORD": (None, ctx.credentials.live_key(ADMIN_PASSWORD_KEY))}
+    if ctx.internal_tls:  # the cloud's CA, which verifies keystone's and every API's certificate
+        secrets[CA_CERT_ENV] = (None, certificates.CA_CERT_KEY)
     if password:
         secrets[password[0]] = (None, password[1])
     env = {"OS_AUTH_URL": auth_url(ctx), "OS_USERNAME": ADMIN_USER, "OS_PROJECT_NAME": ADMIN_PROJECT}

@@ -90,6 +90,7 @@ class Keystone(OpenStackService[KeystoneSpec]):
     spec_path = "services.keystone"
     depends_on = ("mariadb", "memcached")
     port = PORT
+    apis = ("api",)  # its catalog entry is made by its bootstrap Job, not declared
     openstack_images = OpenStackImages(KollaUser("keystone", 42425), (OpenStackImage("keystone"),))
     main_config = CONFIG
     databases = ("keystone",)
@@ -213,7 +214,7 @@ class Keystone(OpenStackService[KeystoneSpec]):
             ]
         )
         return {
-            "api": self.uwsgi_command(permissions=keys),
+            "api": self.uwsgi_command(ctx, permissions=keys),
             "db-sync": self.command(DB_SYNC),
             BOOTSTRAP: self.command(bootstrap),
         }
@@ -233,7 +234,7 @@ class Keystone(OpenStackService[KeystoneSpec]):
         spec = self.settings(ctx)
         files = {
             **self.main_files(ctx),
-            api.uwsgi_file(self.name): api.uwsgi_config(ctx, "keystone-public", PORT, "keystone/wsgi/api.py"),
+            api.uwsgi_file(self.name): self.uwsgi_config(ctx, "keystone-public", PORT, "keystone/wsgi/api.py"),
         }
         kolla = self.kolla(ctx, files, self.commands(ctx))
         volumes, mounts = key_repositories(ctx)

@@ -134,7 +134,7 @@ class Manila(OpenStackService[ManilaSpec]):
             **rabbitmq.oslo_messaging(ctx, self.ca_file),
         }
 
-    def commands(self) -> dict[str, KollaCommand]:
+    def commands(self, ctx: CloudContext) -> dict[str, KollaCommand]:
         # not recursive: the shares are mounted under it, and their files are their users'
         state = Permission(STATE_DIR, "manila:manila")
 
@@ -142,7 +142,7 @@ class Manila(OpenStackService[ManilaSpec]):
             return self.command(f"{binary} --config-file {CONFIG.dest}", permissions=(state,))
 
         return {
-            "api": self.uwsgi_command(),
+            "api": self.uwsgi_command(ctx),
             "scheduler": process("manila-scheduler"),
             "data": process("manila-data"),
             "share": process("manila-share"),
@@ -153,9 +153,9 @@ class Manila(OpenStackService[ManilaSpec]):
         spec = self.settings(ctx)
         files = {
             **self.main_files(ctx),
-            api.uwsgi_file(self.name): api.uwsgi_config(ctx, "manila-api", PORT, "manila/wsgi/api.py"),
+            api.uwsgi_file(self.name): self.uwsgi_config(ctx, "manila-api", PORT, "manila/wsgi/api.py"),
         }
-        kolla = self.kolla(ctx, files, self.commands())
+        kolla = self.kolla(ctx, files, self.commands(ctx))
         return [
             *self.preamble(ctx, kolla),
             api.job_step(ctx, self, "db-sync", kolla),

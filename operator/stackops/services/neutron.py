@@ -200,7 +200,9 @@ class Neutron(OpenStackService[NeutronSpec]):
                 "debug": False,
                 "nova_metadata_host": ctx.service_host(api_service_name(ctx, "nova", "metadata")),
                 "nova_metadata_port": nova.METADATA_PORT,
-                "nova_metadata_protocol": "http",
+                # nova's metadata API serves TLS with internal TLS: verified with the cloud's CA
+                "nova_metadata_protocol": "https" if ctx.internal_tls else "http",
+                "auth_ca_cert": self.ca_file,
                 "metadata_proxy_shared_secret": ctx.credentials[METADATA_SECRET_KEY],
                 "metadata_proxy_socket": f"{METADATA_STATE_DIR}/metadata_proxy",
                 "metadata_workers": 2,
@@ -236,7 +238,7 @@ class Neutron(OpenStackService[NeutronSpec]):
         state = Permission(STATE_DIR, "neutron:neutron")
         with_remotes = f"/bin/bash {REMOTES_SCRIPT}"
         commands = {
-            "api": self.command(f"{with_remotes} uwsgi --ini {uwsgi.dest}", *remotes, uwsgi),
+            "api": self.command(f"{with_remotes} uwsgi --ini {uwsgi.dest}", *remotes, uwsgi, *self.api_tls_files(ctx)),
             "db-sync": self.command(f"{MIGRATE} heads"),
             "periodic-workers": self.command(
                 f"{with_remotes} neutron-periodic-workers {SERVER_ARGS}", *remotes, permissions=(state,)
@@ -278,6 +280,7 @@ class Neutron(OpenStackService[NeutronSpec]):
                 processes=2,
                 wsgi_script=api.site_packages(ctx, "neutron/wsgi/api.py"),
                 config_files=["neutron.conf", "plugins/ml2/ml2_conf.ini"],
+                tls=self.api_tls(ctx),
             ),
         }
 

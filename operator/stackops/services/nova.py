@@ -51,6 +51,7 @@ class Nova(OpenStackService[NovaSpec]):
     spec_path = "services.nova"
     depends_on = ("keystone", "placement", "glance", "neutron", "rabbitmq")
     port = 8774
+    apis = ("api", "metadata", "novncproxy")
     openstack_images = OpenStackImages(
         USER,
         (
@@ -127,6 +128,7 @@ class Nova(OpenStackService[NovaSpec]):
                 "debug": False,
                 "transport_url": self.transport_url(ctx),
                 "state_path": "/var/lib/nova",
+                **self.console_proxy_tls(ctx),
             },
             "api_database": self.oslo_db(ctx, "nova_api"),
             # cell1's database; cell0 is derived from it (nova_cell0) by `cell_v2 map_cell0`
@@ -135,13 +137,20 @@ class Nova(OpenStackService[NovaSpec]):
             # nova passes its own token along with the user's, so long operations outlive the user's token
             "service_user": {**self.service_auth(ctx), "send_service_user_token": True},
             "placement": client,
-            "glance": {"valid_interfaces": "internal", "region_name": ctx.spec.region},
+            "glance": {"valid_interfaces": "internal", "region_name": ctx.spec.region, "cafile": self.ca_file},
+            # projects (flavor access, quotas) at keystone's internal endpoint
+            "keystone": {"valid_interfaces": "internal", "region_name": ctx.spec.region, "cafile": self.ca_file},
             "neutron": {
                 **client,
                 "service_metadata_proxy": True,
                 "metadata_proxy_shared_secret": ctx.credentials[METADATA_SECRET_KEY],
             },
-            "cinder": {"os_region_name": ctx.spec.region},
+            # cinder's internal endpoint (nova's default is its public one)
+            "cinder": {
+                "os_region_name": ctx.spec.region,
+                "catalog_info": "block-storage::internalURL",
+                "cafile": self.ca_file,
+            },
             "scheduler": {"discover_hosts_in_cells_interval": HOST_DISCOVERY_INTERVAL},
             # RPC to compute agents at the version the oldest one speaks: during an upgrade the new
             # control plane still drives agents of the release before
@@ -161,6 +170,12 @@ class Nova(OpenStackService[NovaSpec]):
             **self.notifications(ctx),
         }
 
+    def console_proxy_tls(self, ctx: CloudContext) -> dict[str, Any]:
+        """The console proxy's TLS (options of [DEFAULT] it alone reads): only, with the APIs'
+        certificate, which its container alone has (with internal TLS)."""
+        tls = self.api_tls(ctx)
+        return {"ssl_only": True, "cert": tls.cert, "key": tls.key} if tls else {}
+
     def compute_config(self, ctx: CloudContext, group: ComputeGroup | None) -> str:
         """nova.conf of compute agents: the control plane's, the hypervisor's sections, the user's
         compute overrides, then the group's. The agent's host name and IP are the node's own."""
@@ -177,14 +192,14 @@ class Nova(OpenStackService[NovaSpec]):
             base = merge_sections(base, overrides)
         return render_ini(base, group.config if group else None)
 
-    def commands(self) -> dict[str, KollaCommand]:
+    def commands(self, ctx: CloudContext) -> dict[str, KollaCommand]:
         cell_setup = ConfigFile("nova-cell-setup.sh", f"{CONFIG.directory}/nova-cell-setup.sh", "nova", "0700")
         return {
-            "api": self.uwsgi_command(),
-            "metadata": self.uwsgi_command("metadata"),
+            "api": self.uwsgi_command(ctx),
+            "metadata": self.uwsgi_command(ctx, "metadata"),
             "scheduler": self.command(f"nova-scheduler --config-file {CONFIG.dest}"),
             "conductor": self.command(f"nova-conductor --config-file {CONFIG.dest}"),
-            "novncproxy": self.command(f"nova-novncproxy --config-file {CONFIG.dest}"),
+            "novncproxy": self.command(f"nova-novncproxy --config-file {CONFIG.dest}", *self.api_tls_files(ctx)),
             "api-db-sync": self.command(f"{MANAGE} api_db sync"),
             "cell-setup": self.command(f"/bin/bash {cell_setup.dest}", cell_setup),
             "db-sync": self.command(f"{MANAGE} db sync"),
@@ -226,12 +241,12 @@ class Nova(OpenStackService[NovaSpec]):
         files = {
             **self.main_files(ctx),
             "nova-cell-setup.sh": ctx.render_text("nova/nova-cell-setup.sh.j2"),
-            api.uwsgi_file(self.name): api.uwsgi_config(ctx, "nova-api", self.port, "nova/wsgi/osapi_compute.py"),
-            api.uwsgi_file(self.name, "metadata"): api.uwsgi_config(
+            api.uwsgi_file(self.name): self.uwsgi_config(ctx, "nova-api", self.port, "nova/wsgi/osapi_compute.py"),
+            api.uwsgi_file(self.name, "metadata"): self.uwsgi_config(
                 ctx, "nova-metadata", METADATA_PORT, "nova/wsgi/metadata.py"
             ),
         }
-        kolla = self.kolla(ctx, files, self.commands())
+        kolla = self.kolla(ctx, files, self.commands(ctx))
         # one config Secret; each process runs its own Kolla image
         by_image = {c: self.in_image(ctx, kolla, f"nova-{c}") for c in ("scheduler", "conductor", "novncproxy")}
         return [

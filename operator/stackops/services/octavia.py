@@ -141,7 +141,7 @@ class Octavia(OpenStackService[OctaviaSpec]):
             "keystone_authtoken": self.authtoken(ctx),
             # octavia's own user, for neutron (ports, security groups), nova and glance
             "service_auth": self.service_auth(ctx),
-            "neutron": {"region_name": ctx.spec.region, "valid_interfaces": "internal"},
+            "neutron": {"region_name": ctx.spec.region, "valid_interfaces": "internal", "cafile": self.ca_file},
             "driver_agent": {
                 "status_socket_path": f"{SOCKETS_DIR}/status.sock",
                 "stats_socket_path": f"{SOCKETS_DIR}/stats.sock",
@@ -205,7 +205,7 @@ class Octavia(OpenStackService[OctaviaSpec]):
         def process(binary: str) -> KollaCommand:
             return self.command(f"{binary} --config-file {CONFIG.dest}")
 
-        api_command = self.uwsgi_command()
+        api_command = self.uwsgi_command(ctx)
         with_remotes = f"/bin/bash {REMOTES_SCRIPT}"
         return {
             # the OVN provider driver runs inside the API's processes
@@ -223,7 +223,7 @@ class Octavia(OpenStackService[OctaviaSpec]):
         wsgi = api.wsgi_file(ctx.spec.release, "octavia/wsgi/api.py", f"{api.KOLLA_VENV}/bin/octavia-wsgi")
         return {
             **self.main_files(ctx),
-            api.uwsgi_file(self.name): api.uwsgi_config(ctx, "octavia-api", PORT, wsgi),
+            api.uwsgi_file(self.name): self.uwsgi_config(ctx, "octavia-api", PORT, wsgi),
             "ovn-remotes.sh": neutron.SERVICE.remotes_script(ctx, neutron.SERVICE.ml2(ctx)),
             **ovn.client_files(ctx),
         }

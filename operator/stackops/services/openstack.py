@@ -111,6 +111,8 @@ class OpenStackService(Service, Generic[SpecT]):
         """The components of the Jobs the contract derives, so that their resources can be set like
         any other component's."""
         super().__init_subclass__(**kwargs)
+        if "apis" not in cls.__dict__:  # the APIs its catalog entries name, unless it says more
+            cls.apis = tuple(dict.fromkeys(entry.component for entry in cls.catalog))
         derived = dict.fromkeys(
             [identity.REGISTRATION] if cls.catalog or cls.keystone_account else [], REGISTRATION_JOB
         )
@@ -179,8 +181,10 @@ class OpenStackService(Service, Generic[SpecT]):
         return ctx.credentials.account(self.name) if self.keystone_pair else self.name
 
     def service_auth(self, ctx: CloudContext) -> dict[str, Any]:
-        """keystoneauth settings of the service's own user, for the sections it calls other services with."""
+        """keystoneauth settings of the service's own user, for the sections it calls other services
+        with, and the cloud's CA, which its session verifies the internal endpoints with."""
         return {
+            "cafile": self.ca_file,
             "auth_type": "password",
             "auth_url": identity.auth_url(ctx),
             "project_domain_id": "default",
@@ -238,8 +242,20 @@ class OpenStackService(Service, Generic[SpecT]):
         """A process reading the main config files (and `files`)."""
         return KollaCommand(line, (*self.command_files(), *files), tuple(permissions))
 
-    def uwsgi_command(self, component: str = "api", permissions: Sequence[Permission] = ()) -> KollaCommand:
-        """An API of the service under uWSGI, its config next to the main file."""
+    def api_tls(self, ctx: CloudContext) -> api.ServerTls | None:
+        """Where its APIs' containers have their certificate: beside its main config (with internal TLS)."""
+        return api.server_tls(ctx, self.main_config.directory)
+
+    def api_tls_files(self, ctx: CloudContext) -> tuple[ConfigFile, ...]:
+        """Its APIs' certificate and key where api_tls() says (none without internal TLS), for an API
+        server other than uwsgi_command()'s."""
+        tls = self.api_tls(ctx)
+        return tls.files(self.user.name) if tls else ()
+
+    def uwsgi_command(
+        self, ctx: CloudContext, component: str = "api", permissions: Sequence[Permission] = ()
+    ) -> KollaCommand:
+        """An API of the service under uWSGI, its config (and certificate) next to the main file."""
         return api.uwsgi_command(
             self.name,
             self.user.name,
@@ -247,7 +263,12 @@ class OpenStackService(Service, Generic[SpecT]):
             *self.command_files(),
             component=component,
             permissions=tuple(permissions),
+            tls=self.api_tls(ctx),
         )
+
+    def uwsgi_config(self, ctx: CloudContext, process: str, port: int, module_file: str, **options: Any) -> str:
+        """api.uwsgi_config() for one of its APIs, serving HTTPS with its certificate (internal TLS)."""
+        return api.uwsgi_config(ctx, process, port, module_file, tls=self.api_tls(ctx), **options)
 
     def kolla(self, ctx: CloudContext, files: dict[str, str], commands: dict[str, KollaCommand]) -> api.Kolla:
         """The service's config Secret and what its containers share, in its first image."""

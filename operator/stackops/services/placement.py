@@ -60,10 +60,10 @@ class Placement(OpenStackService[ServiceSpec]):
         }
 
     def steps(self, ctx: CloudContext) -> list[Step]:
-        commands = {"api": self.uwsgi_command(), "db-sync": self.command(f"{MANAGE} sync")}
+        commands = {"api": self.uwsgi_command(ctx), "db-sync": self.command(f"{MANAGE} sync")}
         files = {
             **self.main_files(ctx),
-            api.uwsgi_file(self.name): api.uwsgi_config(ctx, "placement-api", self.port, "placement/wsgi/api.py"),
+            api.uwsgi_file(self.name): self.uwsgi_config(ctx, "placement-api", self.port, "placement/wsgi/api.py"),
         }
         kolla = self.kolla(ctx, files, commands)
         return [

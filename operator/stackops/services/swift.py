@@ -159,11 +159,23 @@ class Swift(OpenStackService[SwiftSpec]):
         """[DEFAULT] options every swift process shares."""
         return {"user": USER.name, "swift_dir": CONFIG.directory, "devices": DEVICES_DIR, "log_level": "INFO"}
 
+    def proxy_tls(self, ctx: CloudContext) -> dict[str, Any]:
+        """The proxy serves HTTPS with the API's certificate (internal TLS): swift's own server
+        wraps its socket (and warns that a TLS terminator is its advice for production)."""
+        tls = self.api_tls(ctx)
+        return {"cert_file": tls.cert, "key_file": tls.key} if tls else {}
+
+    def proxy_env(self) -> list[dict[str, str]]:
+        """s3token's service user authenticates through a keystoneauth session of its own that
+        takes no CA option: requests' CA bundle variable names the cloud's CA for it. The proxy
+        calls no endpoint outside the cloud, so no public CA is missed."""
+        return [{"name": "REQUESTS_CA_BUNDLE", "value": self.ca_file}]
+
     def config(self, ctx: CloudContext) -> IniSections:
         authtoken = identity.authtoken(ctx, self.name, self.keystone_password_key, self.ca_file)
         return {
             # one worker per pod, as replicas scale the proxy
-            "DEFAULT": {"bind_ip": "0.0.0.0", "bind_port": PORT, "workers": 1, **self.common()},
+            "DEFAULT": {"bind_ip": "0.0.0.0", "bind_port": PORT, "workers": 1, **self.common(), **self.proxy_tls(ctx)},
             "pipeline:main": {"pipeline": PIPELINE},
             # a project's account is made on its first request
             "app:proxy-server": {"use": "egg:swift#proxy", "account_autocreate": True},
@@ -173,6 +185,9 @@ class Swift(OpenStackService[SwiftSpec]):
             "filter:s3token": {
                 "use": "egg:swift#s3token",
                 "auth_uri": f"{identity.identity_urls(ctx)['internal']}/v3",
+                # the CA it verifies keystone with (s3token names it `certfile`); its service
+                # user's session reads REQUESTS_CA_BUNDLE instead (proxy_env)
+                "certfile": self.ca_file,
                 "reseller_prefix": "AUTH_",
                 # keystone answers s3tokens requests only from a service's user
                 **self.service_auth(ctx),
@@ -257,14 +272,16 @@ class Swift(OpenStackService[SwiftSpec]):
             ),
         }
 
-    def commands(self) -> dict[str, KollaCommand]:
+    def commands(self, ctx: CloudContext) -> dict[str, KollaCommand]:
         def config_file(key: str, mode: str = "0600") -> ConfigFile:
             return ConfigFile(key, f"{CONFIG.directory}/{key}", USER.name, mode)
 
         swift_conf, start = config_file(SWIFT_CONF), config_file(START_SCRIPT, "0700")
         started = f"/bin/bash {start.dest}"
         commands = {
-            "api": self.command(f"{started} swift-proxy-server {CONFIG.dest} --verbose", swift_conf, start),
+            "api": self.command(
+                f"{started} swift-proxy-server {CONFIG.dest} --verbose", swift_conf, start, *self.api_tls_files(ctx)
+            ),
             "ring-builder": KollaCommand(
                 f"/bin/bash {CONFIG.directory}/{RING_SCRIPT} {CONFIG.directory}/{RING_DEVICES} "
                 f"{PREVIOUS_RINGS_DIR} {RINGS_DIR}",
@@ -285,7 +302,7 @@ class Swift(OpenStackService[SwiftSpec]):
     # steps
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = self.settings(ctx)
-        kolla = self.kolla(ctx, self.files(ctx), self.commands())
+        kolla = self.kolla(ctx, self.files(ctx), self.commands(ctx))
         rings = self.rings_secret(ctx)
         empty_rings = {
             "apiVersion": "v1",
@@ -307,6 +324,7 @@ class Swift(OpenStackService[SwiftSpec]):
             api.api_step(
                 ctx, self, self.in_image(ctx, kolla, "swift-proxy-server"), workload=spec, port=PORT,
                 probe_path="/healthcheck", extra_volumes=[rings_volume], extra_mounts=[rings_mount],
+                env=self.proxy_env(),
             ),
         ]  # fmt: skip
 
