@@ -196,6 +196,11 @@ class Deployment:
                         "DEFAULT": {
                             "bind_ip": "127.0.0.1",
                             "bind_port": self.ports["swift"],
+                            # plaintext here, as behind a TLS terminator: the tests reach it at
+                            # 127.0.0.1, which its certificate does not name (its TLS:
+                            # test_swift.py, test_the_proxy_serves_tls_only_with_its_certificate)
+                            "cert_file": None,
+                            "key_file": None,
                             "user": "root",
                         },
                         "filter:authtoken": NO_TOKEN_CACHE,

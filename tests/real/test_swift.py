@@ -25,11 +25,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from stackops.certificates import CA_CERT_KEY
+from stackops.devcluster.cluster import free_ports
+from stackops.plan import plan
 from stackops.services import swift as swift_service
 from stackops.services.health_checks import ObjectStoreAccount
 from tests.real.deployment import SWIFT_DEVICES, SWIFT_STORAGE_IP, Deployment, in_container
 from tests.real.served import RINGS_DIR, hosts, storage_node
 from tests.support.commands import run
+from tests.support.https import plaintext_get, verified_get
+from tests.support.sandbox import eventually
 
 CONTENT = os.urandom(3 * 1024 * 1024 + 17)  # several of the proxy's chunks, and not a round size
 
@@ -220,3 +225,45 @@ def test_the_same_object_through_the_s3_api_with_ec2_credentials(
         assert conn.object_store.download_object("from-s3.txt", container="stackops") == b"written through S3"
     finally:
         conn.identity.delete_credential(credential)
+
+
+def test_the_proxy_serves_tls_only_with_its_certificate(
+    rings: str, deployed: Deployment, swift_bin: Path, tmp_path: Path
+) -> None:
+    """The proxy as a cloud renders it by default (internal TLS; the session's proxy is told
+    otherwise, as behind a terminator): swift's own server on the API's certificate, which a client
+    verifying the cloud's CA accepts for the Service's name and no other; plaintext gets no answer."""
+    (port,) = free_ports(1)
+    tls_cloud = deployed.cloud.model_copy(deep=True)
+    default = tls_cloud.spec.services.swift.config["DEFAULT"]
+    del default["cert_file"], default["key_file"]  # the session's own overrides: the default again
+    default["bind_port"] = port
+    with deployed.using(plan(tls_cloud, deployed.credentials)):
+        proxy = deployed.kolla("Deployment", "swift", "api")
+        conf = proxy.files[swift_service.CONFIG.dest].read_text()
+        assert "cert_file = /etc/swift/api.crt\n" in conf and "key_file = /etc/swift/api.key\n" in conf
+        built = deployed.root / RINGS_DIR
+        extra = {
+            "/etc/hosts": hosts(deployed),
+            **{f"/etc/swift/{r}.ring.gz": built / f"{r}.ring.gz" for r in swift_service.RINGS},
+        }
+        wrapper = deployed.container_paths(proxy, "swift-proxy-tls", extra)
+        with deployed.running("Deployment", "swift", "api", swift_bin, wrapper=wrapper):
+            ca = tmp_path / "ca.crt"
+            ca.write_text(deployed.credentials[CA_CERT_KEY])
+            name = deployed.context().service_host(deployed.context().object_name("swift", "api"))
+            log = deployed.root / "swift-api.log"
+
+            def health() -> str:
+                return verified_get("127.0.0.1", port, name, ca, "/healthcheck")
+
+            eventually(
+                lambda: "200 OK" in health(), lambda: f"the proxy over TLS: {health()} {log.read_text()[-3000:]}"
+            )
+            answered = health()
+            other_name = verified_get("127.0.0.1", port, "swift.example.com", ca, "/healthcheck")
+            plaintext = plaintext_get("127.0.0.1", port, "/healthcheck")
+    print(f"swift proxy: {answered}; another name: {other_name}; plaintext: {plaintext}")
+    assert answered.startswith("TLSv1.3 HTTP/1.") and answered.endswith("200 OK"), answered
+    assert other_name.startswith("refused") and "Hostname mismatch" in other_name, other_name
+    assert not plaintext.startswith("answered"), plaintext

@@ -1215,13 +1215,15 @@ class NetworkPoliciesSpec(ApiModel):
 
 
 class InternalTlsSpec(ApiModel):
-    """TLS between the cloud's own pods, with certificates from the cloud's own certificate authority
-    (made by the operator, kept in the credentials Secret, renewed months before expiry)."""
+    """TLS between the cloud's own pods (its APIs and its backends), with certificates from the cloud's
+    own certificate authority (made by the operator, kept in the credentials Secret, renewed months
+    before expiry)."""
 
     enabled: bool = Field(
         True,
-        description="false: the backends the operator runs (MariaDB) accept plaintext connections and the "
-        "services connect without TLS (docs/security.md, TLS inside the cloud).",
+        description="false: the APIs and the backends the operator runs (MariaDB, RabbitMQ, OVN, memcached) "
+        "serve plaintext, the catalog's internal URLs are http, and nothing verifies a certificate of the "
+        "cloud's CA (docs/security.md, TLS inside the cloud).",
     )
 
 
