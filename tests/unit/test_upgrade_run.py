@@ -78,7 +78,7 @@ def test_an_upgrade_runs_every_step_in_plan_order_and_each_job_once() -> None:
 
 
 def _credentials(c: Cloud) -> Credentials:
-    return cloud_credentials(c.kube, c.cloud)
+    return cloud_credentials(c.kube, c.cloud, "uid-of-the-cloud")  # no issuer: the uid owns nothing
 
 
 @pytest.mark.parametrize("stop_after", [1, 3, 6, 12, 16])

@@ -1214,6 +1214,16 @@ class NetworkPoliciesSpec(ApiModel):
         return value
 
 
+class IssuerRef(ApiModel):
+    """A cert-manager issuer of the cloud's certificates (docs/security.md, TLS inside the cloud)."""
+
+    name: ObjectName = Field(description="Name of the Issuer (in the cloud's namespace) or ClusterIssuer.")
+    kind: Literal["Issuer", "ClusterIssuer"] = Field("Issuer", description="Issuer or ClusterIssuer.")
+    group: str = Field(
+        "cert-manager.io", min_length=1, description="API group of the issuer (an external issuer's own group)."
+    )
+
+
 class InternalTlsSpec(ApiModel):
     """TLS between the cloud's own pods (its APIs and its backends), with certificates from the cloud's
     own certificate authority (made by the operator, kept in the credentials Secret, renewed months
@@ -1224,6 +1234,12 @@ class InternalTlsSpec(ApiModel):
         description="false: the APIs and the backends the operator runs (MariaDB, RabbitMQ, OVN, memcached) "
         "serve plaintext, the catalog's internal URLs are http, and nothing verifies a certificate of the "
         "cloud's CA (docs/security.md, TLS inside the cloud).",
+    )
+    issuer: IssuerRef | None = Field(
+        None,
+        description="A cert-manager issuer that issues the cloud's certificates instead of the cloud's own CA: the "
+        "operator asks for one Certificate per server and copies what cert-manager issues into the credentials "
+        "Secret; the issuer must give its CA (ca.crt), which every client verifies with.",
     )
 
 

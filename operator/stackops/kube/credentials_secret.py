@@ -15,7 +15,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from stackops.certificates import CertificateRequest, issued
+from stackops.certificates import CA_PRIVATE_KEY, CertificateRequest, issued
 from stackops.credentials import (
     Credentials,
     CredentialSpec,
@@ -80,12 +80,16 @@ def next_values(
     now: datetime.datetime,
     certificates: Sequence[CertificateRequest] = (),
     ca_name: str | None = None,
+    from_issuer: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """What the Secret should hold: missing values added, due keys rotated, rotation times stamped;
     with a `ca_name`, the cloud's CA made if missing and `certificates` issued or renewed where due
-    (stackops.certificates)."""
+    (stackops.certificates), unless a cert-manager issuer gave them (`from_issuer`: its certificates,
+    keys and CA, by the same keys; the cloud's own CA key is then of no use and not kept)."""
     values = complete(specs, existing)
-    if ca_name is not None:
+    if from_issuer is not None:
+        values = {k: v for k, v in values.items() if k != CA_PRIVATE_KEY} | dict(from_issuer)
+    elif ca_name is not None:
         values = issued(values, certificates, ca_name, now)
     annotations = dict(annotations)
     stamp = now.strftime(TIME_FORMAT)
@@ -109,9 +113,10 @@ def ensure_credentials(
     now: datetime.datetime | None = None,
     certificates: Sequence[CertificateRequest] = (),
     ca_name: str | None = None,
+    from_issuer: Mapping[str, str] | None = None,
 ) -> Credentials:
     """Read the Secret and write it only when something is missing, a rotation or a certificate's
-    renewal is due."""
+    renewal is due, or a certificate from the cloud's issuer (`from_issuer`) differs from its copy."""
     specs, rotations = list(specs), list(rotations)
     now = now or datetime.datetime.now(datetime.UTC)
     name = credentials_secret_name(cloud)
@@ -119,7 +124,9 @@ def ensure_credentials(
         secret = kube.get(SECRET, namespace, name)
         existing = _decode(secret.get("data") if secret else None)
         old_annotations: dict[str, str] = dict((secret or {}).get("metadata", {}).get("annotations") or {})
-        values, annotations = next_values(existing, old_annotations, specs, rotations, now, certificates, ca_name)
+        values, annotations = next_values(
+            existing, old_annotations, specs, rotations, now, certificates, ca_name, from_issuer
+        )
         rotation = RotationState.parse(annotations.get(ROTATION_ANNOTATION))
         if secret is not None and values == existing and annotations == old_annotations:
             return Credentials(values, rotation=rotation)

@@ -13,6 +13,7 @@ from typing import Any
 
 from stackops.api.models import GROUP, KIND, VERSION, OpenStackCloud
 from stackops.credentials import Credentials
+from stackops.kube import issuer
 from stackops.kube.backups import Backups, all_backups
 from stackops.kube.client import Kube, Obj
 from stackops.kube.credentials_secret import ensure_credentials
@@ -97,17 +98,23 @@ def owned_by(obj: Obj, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences", []) or [])
 
 
-def cloud_credentials(kube: Kube, cloud: OpenStackCloud) -> Credentials:
-    """The cloud's credentials Secret, completed with whatever its enabled services still miss.
+def cloud_credentials(kube: Kube, cloud: OpenStackCloud, uid: str) -> Credentials:
+    """The cloud's credentials Secret, completed with whatever its enabled services still miss (its
+    certificates from the cloud's CA, or copied from cert-manager's Secrets when it names an issuer).
     Its values are masked wherever the operator would write them (logs, a quoted log line in status)."""
+    requests = certificate_requests(cloud)
+    from_issuer = None
+    if cloud.spec.internal_tls.enabled and cloud.spec.internal_tls.issuer is not None:
+        from_issuer = issuer.issued_by(kube, cloud, requests, owner_reference(cloud, uid))
     credentials = ensure_credentials(
         kube,
         cloud.metadata.name,
         cloud.metadata.namespace,
         required_credentials(cloud.spec),
         key_rotations(cloud.spec),
-        certificates=certificate_requests(cloud),
+        certificates=requests,
         ca_name=ca_name(cloud),
+        from_issuer=from_issuer,
     )
     REDACTOR.remember(credentials.values().values())
     return credentials
@@ -138,8 +145,8 @@ def with_node_addresses(kube: Kube, cloud: OpenStackCloud, options: RenderOption
     return replace(options, node_addresses=tuple(sorted(addresses)))
 
 
-def snapshot(kube: Kube, cloud: OpenStackCloud, options: RenderOptions | None = None) -> Snapshot:
-    credentials = cloud_credentials(kube, cloud)
+def snapshot(kube: Kube, cloud: OpenStackCloud, uid: str, options: RenderOptions | None = None) -> Snapshot:
+    credentials = cloud_credentials(kube, cloud, uid)
     return Snapshot(credentials, plan(cloud, credentials, options), observe(kube, cloud))
 
 

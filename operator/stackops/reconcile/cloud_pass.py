@@ -107,7 +107,7 @@ def _converge_or_upgrade(
     if progress.stopped is not None:
         return progress.stopped, progress, None
     options = with_node_addresses(state.kube, cloud, state.render_options)
-    seen = snapshot(state.kube, cloud, options)
+    seen = snapshot(state.kube, cloud, uid, options)
     if progress.record is not None:
         progress = Upgrade(state.kube, cloud, uid, previous, progress.record, seen, options).run()
         if progress.stopped is not None:
@@ -123,7 +123,7 @@ def _converge_or_upgrade(
     if taken is None:
         return outcome, progress, rotation
     # the next phase's objects right away: its Jobs start, and the pass waits for them
-    seen = snapshot(state.kube, cloud, options)
+    seen = snapshot(state.kube, cloud, uid, options)
     return converge(state.kube, cloud, uid, seen), progress, seen.credentials.rotation
 
 

@@ -15,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from stackops.api.validation import InvalidCloud
 from stackops.credentials import MissingCredentialError
+from stackops.kube.issuer import IssuerWithoutCA, WaitingForCertificates
 from stackops.render.templates import TemplateError
 from stackops.services.base import RenderError
 
@@ -41,6 +42,10 @@ def classify(error: BaseException) -> Failure:
         return Failure(True, "TemplateError", str(error))
     if isinstance(error, MissingCredentialError):
         return Failure(True, "MissingCredential", str(error))
+    if isinstance(error, WaitingForCertificates):  # cert-manager issues them in its own time
+        return Failure(False, "WaitingForCertificates", str(error))
+    if isinstance(error, IssuerWithoutCA):
+        return Failure(True, "InvalidSpec", str(error))
     if isinstance(error, ApiException):
         status = error.status or 0
         if status in (409, 429) or status >= 500:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from stackops.api.models import GROUP, PLURAL
+from stackops.kube.issuer import CERTIFICATE
 from stackops.kube.kinds import LEASE, MANAGED_KINDS
 
 CHILD_VERBS = ["get", "list", "create", "patch", "delete"]
@@ -49,6 +50,9 @@ def rules() -> list[dict[str, Any]]:
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},
         # health checks and waiting steps list a cloud's pods (crash loops, scheduling, failed Jobs)
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+        # a cloud that names a cert-manager issuer: its Certificates, one per server (kube.issuer); the
+        # Secrets cert-manager writes are read like any Secret
+        {"apiGroups": [CERTIFICATE.group], "resources": [CERTIFICATE.plural], "verbs": CHILD_VERBS},
         # RabbitMQ pods may read endpoints (peer discovery); a Role can only grant what its creator holds
         {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]},
     ]
