@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build a real Kubernetes control plane (kube-apiserver, kube-controller-manager,
-# kube-scheduler), a real node's kubelet, kube-proxy, CoreDNS and kube-router, etcd and kwok from Go modules pinned in this directory, into
+# kube-scheduler), a real node's kubelet, kube-proxy, CoreDNS and kube-router, etcd and kwok from Go modules pinned in this directory
+# (and with the argument `cert-manager`, cert-manager's controllers and CRDs alone), into
 #   ${STACKOPS_CACHE:-$HOME/.cache/stackops}/kube/<kubernetes version>/
 # Binaries already present there are skipped, so a second run is a no-op.
 #
@@ -97,6 +98,24 @@ build() {
   built=$((built + 1))
   echo "==> $name: done in $(( $(date +%s) - start ))s"
 }
+
+# `build.sh cert-manager`: cert-manager's controllers (cert-manager/main.go) and its CRDs only, which
+# tests/cluster/test_issuer.py alone needs; a plain run does not build them.
+if [[ "${1:-}" == cert-manager ]]; then
+  build cert-manager-controller "$here/cert-manager" stackops.dev/hack/kube/cert-manager "" "-s -w"
+  crds="$out/cert-manager-crds.yaml"
+  if [[ ! -s "$crds" || "${STACKOPS_FORCE:-0}" == 1 ]]; then
+    cmdir="$(cd "$here/cert-manager" && go list -m -f '{{.Dir}}' github.com/cert-manager/cert-manager)" \
+      || die "cannot locate the github.com/cert-manager/cert-manager module (go list -m failed)"
+    tmp="$crds.tmp.$$"
+    cat "$cmdir"/deploy/crds/*.yaml > "$tmp"
+    mv -f "$tmp" "$crds"
+    tmp=""
+    echo "==> cert-manager-crds.yaml: written"
+  fi
+  echo "$out"
+  exit 0
+fi
 
 echo "==> kubernetes ${KUBE_VERSION}, etcd ${ETCD_VERSION}, kwok ${KWOK_VERSION} -> $out"
 

@@ -27,6 +27,8 @@ PROGRAMS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler
 NODE_PROGRAMS = ("kubelet", "kube-proxy", "kube-router", "coredns")
 # kwok alone finds no Stage objects; build.sh assembles kwokctl's default stages into this file.
 KWOK_STAGES = "kwok-stages.yaml"
+# cert-manager's controllers and CRDs (hack/kube/cert-manager), built only when asked (`build.sh cert-manager`)
+CERT_MANAGER = ("cert-manager-controller", "cert-manager-crds.yaml")
 
 _GO_MOD_REQUIRE = re.compile(r"^\s*(?:require\s+)?k8s\.io/kubernetes\s+(v\d[^\s]*)\s*(?://.*)?$", re.MULTILINE)
 
@@ -107,12 +109,12 @@ def locate(version: str | None = None, real_node: bool = False) -> tuple[dict[st
     return found, missing
 
 
-def _run_build(script: Path, progress: Callable[[str], None]) -> None:
-    """Run build.sh, passing each output line on as it comes (a cold build takes minutes)."""
-    progress(f"building missing Kubernetes binaries with {script} (a cold build takes ~6 minutes)")
+def _run_build(script: Path, progress: Callable[[str], None], *args: str) -> None:
+    """Run build.sh (with `args`), passing each output line on as it comes (a cold build takes minutes)."""
+    progress(f"building missing binaries with {script} {' '.join(args)} (a cold build takes minutes)")
     last: deque[str] = deque(maxlen=20)
     with subprocess.Popen(
-        ["bash", str(script)],
+        ["bash", str(script), *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -163,3 +165,16 @@ def ensure_binaries(
         coredns=found.get("coredns"),
         kube_router=found.get("kube-router"),
     )
+
+
+def ensure_cert_manager(progress: Callable[[str], None] = print) -> tuple[Path, Path]:
+    """cert-manager's controllers and its CRDs (one YAML file) from the cache, built with
+    `hack/kube/build.sh cert-manager` when missing."""
+    paths = tuple(cache_dir() / name for name in CERT_MANAGER)
+    script = build_script()
+    if not all(p.is_file() for p in paths) and script is not None:
+        _run_build(script, progress, "cert-manager")
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise DevClusterError(f"missing {', '.join(missing)} in {cache_dir()}: run hack/kube/build.sh cert-manager")
+    return paths[0], paths[1]
