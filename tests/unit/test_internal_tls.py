@@ -450,3 +450,34 @@ def test_without_internal_tls_the_apis_serve_http_as_before() -> None:
         "nova_metadata_protocol = http\n"
         in secret_data(rendered, "demo-neutron-metadata-agent-config")["neutron_ovn_metadata_agent.ini"]
     )
+
+
+def test_a_public_endpoint_reaches_its_api_over_tls_verified_with_the_clouds_ca() -> None:
+    """The gateway speaks TLS to the API: an Ingress says so to ingress-nginx (and by the Service's
+    appProtocol to others), an HTTPRoute by a BackendTLSPolicy naming the CA and the Service's name."""
+    public = {"publicDomain": "cloud.example", "tls": {"secretName": "wildcard"}}
+    ingress_cloud = cloud({"endpoints": public})
+    rendered = plan(ingress_cloud, Credentials(cloud_credentials(ingress_cloud)))
+    ingresses = [o for o in rendered.objects() if o["kind"] == "Ingress"]
+    assert len(ingresses) >= 8
+    for ingress in ingresses:
+        assert ingress["metadata"]["annotations"] == {"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"}
+    routed = cloud({"endpoints": {**public, "exposure": "HTTPRoute", "gateway": {"name": "gw"}}})
+    credentials = Credentials(cloud_credentials(routed))
+    rendered = plan(routed, credentials)
+    routes = [o for o in rendered.objects() if o["kind"] == "HTTPRoute"]
+    policies = {o["metadata"]["name"]: o for o in rendered.objects() if o["kind"] == "BackendTLSPolicy"}
+    assert routes and len(policies) == len(routes)
+    for route in routes:
+        backend = route["spec"]["rules"][0]["backendRefs"][0]["name"]
+        policy = policies[backend]["spec"]
+        assert policy["targetRefs"] == [{"group": "", "kind": "Service", "name": backend}]
+        assert policy["validation"]["hostname"] == f"{backend}.openstack.svc"
+        (ref,) = policy["validation"]["caCertificateRefs"]
+        ca = next(o for o in rendered.objects() if o["kind"] == "ConfigMap" and o["metadata"]["name"] == ref["name"])
+        assert ca["data"]["ca.crt"] == credentials[CA_CERT_KEY]
+    plain = cloud(
+        {"internalTLS": {"enabled": False}, "endpoints": {**public, "exposure": "HTTPRoute", "gateway": {"name": "gw"}}}
+    )
+    rendered = plan(plain, Credentials(cloud_credentials(plain)))
+    assert not [o for o in rendered.objects() if o["kind"] in ("BackendTLSPolicy", "ConfigMap")]

@@ -41,6 +41,7 @@ MANAGED_KINDS: tuple[Kind, ...] = (
     Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     Kind("networking.k8s.io/v1", "Ingress", "ingresses"),
     Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+    Kind("gateway.networking.k8s.io/v1", "BackendTLSPolicy", "backendtlspolicies"),
     # after the workloads they guard: a pruned service's pods go before their policies
     Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     Kind("v1", "Service", "services"),

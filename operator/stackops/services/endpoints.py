@@ -40,7 +40,9 @@ def service_urls(
 def public_exposure(
     ctx: CloudContext, service: str, port: int, component: str = "api", public_name: str | None = None
 ) -> list[dict[str, Any]]:
-    """An Ingress or HTTPRoute for a component's public endpoint, or nothing without a public domain."""
+    """An Ingress or HTTPRoute for a component's public endpoint, or nothing without a public domain;
+    with internal TLS the gateway is told the backend speaks TLS (an Ingress by annotation and the
+    Service's appProtocol, an HTTPRoute by a BackendTLSPolicy with the cloud's CA)."""
     host = public_host(ctx, public_name or service)
     if host is None:
         return []
@@ -54,4 +56,5 @@ def public_exposure(
         port=port,
         endpoints=ctx.spec.endpoints,
         backend_tls=ctx.internal_tls,
+        ca_certificate=ctx.ca_certificate if ctx.internal_tls else None,
     )
