@@ -15,7 +15,7 @@ from stackops.api.models import WorkloadSpec
 from stackops.render.kolla import CONFIG_STRATEGY_ENV, DISTRO_PYTHON, ConfigFile, KollaCommand, Permission, config_mount
 from stackops.services import policy
 from stackops.services.base import CA_FILE_KEY, Clients, CloudContext, ConfigSecret, Listener, Service, Step
-from stackops.services.endpoints import api_service_name, public_exposure
+from stackops.services.endpoints import api_scheme, api_service_name, public_exposure
 
 KOLLA_VENV = "/var/lib/kolla/venv"
 # An API's server certificate (of the cloud's CA) and its key: their keys in the service's config
@@ -251,7 +251,7 @@ def api_step(
         config_volume=kolla.volume(component),
         port=port,
         probe_path=probe_path,
-        scheme=scheme(ctx),
+        scheme=api_scheme(ctx),
         uid=kolla.uid,
         security=kolla.security(),
         resources=service.resources(ctx.spec, component),
@@ -298,11 +298,6 @@ def sidecar(
     if security:
         container["securityContext"] = security
     return Sidecar(container, volume)
-
-
-def scheme(ctx: CloudContext) -> str:
-    """What the cloud's APIs speak: HTTPS with internal TLS (its probes and Services say so)."""
-    return "HTTPS" if ctx.internal_tls else "HTTP"
 
 
 def exec_probes(command: Sequence[str]) -> dict[str, dict[str, Any]]:

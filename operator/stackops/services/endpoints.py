@@ -18,6 +18,12 @@ def api_service_name(ctx: CloudContext, service: str, component: str = "api") ->
     return ctx.object_name(service, component)
 
 
+def api_scheme(ctx: CloudContext) -> str:
+    """What the cloud's APIs speak: https with internal TLS (services/api.py: every API serves TLS
+    only then; its probes, Services and catalog URLs say so)."""
+    return "https" if ctx.internal_tls else "http"
+
+
 def service_urls(
     ctx: CloudContext,
     overrides: EndpointOverrides,
@@ -29,8 +35,7 @@ def service_urls(
     """internal and public URLs of a component (the API by default, public host `<service>.<domain>`,
     or `<public_name>.<domain>`); without a public domain, public is the internal URL. Internal URLs
     are https with internal TLS (services/api.py: every API serves TLS only then)."""
-    service_host = ctx.service_host(api_service_name(ctx, service, component))
-    internal = f"{'https' if ctx.internal_tls else 'http'}://{service_host}:{port}"
+    internal = f"{api_scheme(ctx)}://{ctx.service_host(api_service_name(ctx, service, component))}:{port}"
     host = public_host(ctx, public_name or service)
     scheme = "https" if ctx.spec.endpoints.tls.secret_name else "http"
     public = f"{scheme}://{host}" if host else internal

@@ -13,6 +13,7 @@ from stackops.api.models import GlanceBackend, GlanceSpec, GlanceStore, OpenStac
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services import api, ceph, policy
 from stackops.services.base import CloudContext, Resources, Step
+from stackops.services.endpoints import api_scheme
 from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
 from stackops.services.openstack import CatalogEntry, DatabaseUpgrade, MainConfig, OpenStackService
 
@@ -53,10 +54,9 @@ def worker_url_env(ctx: CloudContext) -> tuple[dict[str, Any], ...]:
     With internal TLS it is https, which the API's certificate does not name (by IP): a request
     another replica proxies to the worker that staged an image fails verification
     (docs/security.md, Not yet)."""
-    scheme = "https" if ctx.internal_tls else "http"
     return (
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-        {"name": "OS_DEFAULT__WORKER_SELF_REFERENCE_URL", "value": f"{scheme}://$(POD_IP):{PORT}"},
+        {"name": "OS_DEFAULT__WORKER_SELF_REFERENCE_URL", "value": f"{api_scheme(ctx)}://$(POD_IP):{PORT}"},
     )
 
 
