@@ -204,10 +204,12 @@ def gnocchi_jobs(deployed: Deployment, keystone: str, gnocchi_bin: Path) -> dict
     return deployed.run_jobs("gnocchi", gnocchi_bin)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def gnocchi(deployed: Deployment, gnocchi_jobs: dict[str, str], gnocchi_bin: Path) -> Iterator[str]:
     """Gnocchi's API (the WSGI module its rendered uWSGI config names) with metricd beside it, as in
-    the API's pod, each from its rendered config at the container's paths."""
+    the API's pod, each from its rendered config at the container's paths. For each module that uses
+    it, not the session: metricd, looking for measures every second, keeps most of a core busy, which
+    the session's other tests need (its storage and index stay between modules)."""
     api = deployed.kolla("Deployment", "gnocchi", "api")
     module = wsgi_module(api.files["/etc/gnocchi/gnocchi-api-uwsgi.ini"].read_text(), site_packages(gnocchi_bin))
     wrapper = deployed.container_paths(api, "gnocchi-api")
