@@ -17,6 +17,7 @@ from stackops import certificates
 from stackops.api.validation import parse_cloud
 from stackops.certificates import CA_CERT_KEY, CertificateRequest, issued
 from stackops.credentials import Credentials
+from stackops.openstack.clouds import clouds_yaml
 from stackops.plan import Plan, certificate_requests, plan
 from stackops.render.naming import COMPONENT_LABEL, NAME_LABEL
 from stackops.services import memcached
@@ -481,3 +482,9 @@ def test_a_public_endpoint_reaches_its_api_over_tls_verified_with_the_clouds_ca(
     )
     rendered = plan(plain, Credentials(cloud_credentials(plain)))
     assert not [o for o in rendered.objects() if o["kind"] in ("BackendTLSPolicy", "ConfigMap")]
+
+
+def test_clouds_yaml_names_the_ca_its_users_verify_the_endpoints_with() -> None:
+    entry = clouds_yaml("demo", "https://demo-keystone-api.openstack.svc:5000/v3", "pw", "RegionOne", "/x/demo.ca.crt")
+    assert entry["clouds"]["demo"]["cacert"] == "/x/demo.ca.crt"
+    assert "cacert" not in clouds_yaml("demo", "https://keystone.example.com/v3", "pw", "RegionOne")["clouds"]["demo"]
