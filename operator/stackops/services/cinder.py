@@ -171,10 +171,15 @@ class Cinder(OpenStackService[CinderSpec]):
             },
             "database": self.oslo_db(ctx),
             "keystone_authtoken": self.authtoken(ctx),
-            # cinder calls nova (volume events, assisted snapshots) as its own user: its credentials in
-            # the section itself, as cinder's privileged nova client looks for `auth_type` there (an
-            # auth_section would lend them to keystoneauth, not to that check)
-            "nova": {**self.service_auth(ctx), "region_name": ctx.spec.region, "interface": "internal"},
+            # cinder calls nova (volume events, assisted snapshots) as its own user, whose credentials
+            # are those it validates tokens with (auth_section lends the credentials only: the
+            # session's CA is the section's own)
+            "nova": {
+                "auth_section": "keystone_authtoken",
+                "region_name": ctx.spec.region,
+                "interface": "internal",
+                "cafile": self.ca_file,
+            },
             "oslo_concurrency": {"lock_path": f"{STATE_DIR}/tmp"},
             "oslo_middleware": {"enable_proxy_headers_parsing": True},
             "oslo_policy": policy.oslo_policy(ctx, self),

@@ -140,8 +140,7 @@ class Octavia(OpenStackService[OctaviaSpec]):
             "database": self.oslo_db(ctx),
             "keystone_authtoken": self.authtoken(ctx),
             # octavia's own user, for neutron (ports, security groups), nova and glance
-            # (the OVN provider's client of octavia's own API included: at its internal endpoint)
-            "service_auth": self.service_auth(ctx) | {"valid_interfaces": "internal", "region_name": ctx.spec.region},
+            "service_auth": self.service_auth(ctx),
             "neutron": {"region_name": ctx.spec.region, "valid_interfaces": "internal", "cafile": self.ca_file},
             "driver_agent": {
                 "status_socket_path": f"{SOCKETS_DIR}/status.sock",
