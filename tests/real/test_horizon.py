@@ -42,7 +42,8 @@ import json, django
 django.setup()
 from django.conf import settings
 from django.core.cache import caches
-names = ["SECRET_KEY", "OPENSTACK_KEYSTONE_URL", "SESSION_ENGINE", "DATABASES", "SESSION_TIMEOUT", "DEBUG"]
+names = ["SECRET_KEY", "OPENSTACK_KEYSTONE_URL", "OPENSTACK_SSL_CACERT", "SESSION_ENGINE", "DATABASES",
+         "SESSION_TIMEOUT", "DEBUG"]
 print(json.dumps({**{n: getattr(settings, n) for n in names}, "cache": type(caches["default"]).__name__}))
 """
 
@@ -73,7 +74,9 @@ def test_rendered_settings_are_what_django_loads(horizon_bin: Path, tmp_path: Pa
     env = settings_path(tmp_path, secret_data(plan(spec, credentials), "demo-horizon-config")["local_settings.py"])
     loaded: dict[str, Any] = json.loads(django(horizon_bin, env, "-c", SHOW_SETTINGS).strip().splitlines()[-1])
     assert loaded["SECRET_KEY"] == credentials[horizon_service.SECRET_KEY_KEY]
-    assert loaded["OPENSTACK_KEYSTONE_URL"] == "http://demo-keystone-api.openstack.svc:5000/v3"
+    # keystone's internal endpoint serves TLS, verified with the cloud's CA beside the settings
+    assert loaded["OPENSTACK_KEYSTONE_URL"] == "https://demo-keystone-api.openstack.svc:5000/v3"
+    assert loaded["OPENSTACK_SSL_CACERT"] == "/etc/openstack-dashboard/ca.crt"
     assert loaded["SESSION_ENGINE"] == "django.contrib.sessions.backends.db"
     database = loaded["DATABASES"]["default"]
     assert (database["ENGINE"], database["HOST"], database["NAME"]) == (
