@@ -397,7 +397,9 @@ def cmd_clouds_yaml(args: argparse.Namespace) -> int:
     from stackops.devcluster.identities import write_private
     from stackops.openstack.clouds import CloudNotReachable, read
 
-    ca_file = args.ca_file or (str(Path(args.output).with_suffix(".ca.crt")) if args.output else None)
+    # absolute: clouds.yaml is read from wherever the client runs
+    chosen = args.ca_file or (Path(args.output).with_suffix(".ca.crt") if args.output else None)
+    ca_file = str(Path(chosen).resolve()) if chosen else None
     try:
         document, ca = read(_api(args.kubeconfig), args.namespace, args.name, args.cloud, ca_file)
     except CloudNotReachable as error:
