@@ -41,7 +41,11 @@ def test_a_cloud_with_every_service_enabled_goes_ready(env: Env) -> None:
     assert {c["type"]: c["status"] for c in ready["status"]["conditions"]}["Ready"] == "True"
     secret = env.core.read_namespaced_secret(f"{CLOUD}-credentials", NAMESPACE).data
     issued = {k for k in secret if k.startswith("tls-")}
-    servers = ("mariadb", "rabbitmq", "memcached", "ovn-nb", "ovn-sb", "ovn-client")
+    # the backends' and OVN's clients', and one of every service with an API (all but ceilometer)
+    apis = [f"{s.name}-api" for s in all_services() if s.apis]
+    assert len(apis) == len(all_services()) - 4  # MariaDB, RabbitMQ, memcached, ceilometer
+    assert {"keystone-api", "horizon-api", "swift-api", "octavia-api"} <= set(apis)
+    servers = ("mariadb", "rabbitmq", "memcached", "ovn-nb", "ovn-sb", "ovn-client", *apis)
     assert issued == {"tls-ca.crt", "tls-ca.key", *(f"tls-{s}.{ext}" for s in servers for ext in ("crt", "key"))}
     assert b"BEGIN CERTIFICATE" in base64.b64decode(secret["tls-mariadb.crt"])
     enabled = {

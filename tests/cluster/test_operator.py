@@ -122,7 +122,7 @@ def test_example_cloud_goes_ready_in_dependency_order(env: Env) -> None:
     assert {s: v["phase"] for s, v in status["services"].items()} == {s.service: "Ready" for s in rendered.steps}
     assert {"mariadb", "rabbitmq", "keystone", "placement", "glance", "nova", "neutron"} <= set(status["services"])
     assert status["endpoints"] == rendered.endpoints
-    assert status["endpoints"]["identity"] == "http://demo-keystone-api.openstack.svc:5000/v3"
+    assert status["endpoints"]["identity"] == "https://demo-keystone-api.openstack.svc:5000/v3"
 
     # Order of creation: every object the operator applied, by the step it belongs to.
     # (Job names end in a hash of their spec, which holds the real credentials: compare without it.)
