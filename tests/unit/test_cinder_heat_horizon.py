@@ -294,6 +294,8 @@ def test_horizon_settings_override_the_defaults_and_add_to_them() -> None:
         "PASSWORD": "PLACEHOLDER-horizon-database-password",
         "HOST": "demo-mariadb.openstack.svc",
         "PORT": 3306,
+        # PyMySQL verifies the server's certificate and name against the cloud's CA
+        "OPTIONS": {"ssl": {"ca": "/etc/openstack-dashboard/ca.crt"}},
     }
     assert default["CACHES"] == {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     assert "demo-memcached" not in local_settings({})

@@ -62,9 +62,11 @@ def python_literal(value: Any) -> str:
 
 def database(ctx: CloudContext) -> dict[str, Any]:
     """Django's connection to horizon's database, as its account (a connection per request:
-    Django's default, so a restarted server or a rotated password needs nothing of the dashboard)."""
+    Django's default, so a restarted server or a rotated password needs nothing of the dashboard).
+    With the server's TLS, PyMySQL verifies its certificate and name against the cloud's CA (given
+    no CA, it would still upgrade to TLS, but verify nothing)."""
     db = mariadb.server(ctx)
-    return {
+    connection = {
         "ENGINE": "django.db.backends.mysql",
         "NAME": DATABASE,
         "USER": DATABASE,
@@ -72,6 +74,9 @@ def database(ctx: CloudContext) -> dict[str, Any]:
         "HOST": db.host,
         "PORT": db.port,
     }
+    if db.tls:
+        connection["OPTIONS"] = {"ssl": {"ca": CA_FILE.dest}}
+    return connection
 
 
 class Horizon(Service):
@@ -147,7 +152,7 @@ class Horizon(Service):
             image="horizon",
             uid=USER.uid,
             files={SETTINGS_FILE.source: self.local_settings(ctx)},
-            expand={DB_SYNC: KollaCommand(MIGRATE_SESSIONS, (SETTINGS_FILE,))},
+            expand={DB_SYNC: KollaCommand(MIGRATE_SESSIONS, (SETTINGS_FILE, CA_FILE))},
             env=JOB_ENV,
         )
 
@@ -163,7 +168,7 @@ class Horizon(Service):
                 component=COMPONENT,
                 tls=api.server_tls(ctx, CONFIG_DIR),
             ),
-            DB_SYNC: KollaCommand(MIGRATE_SESSIONS, (SETTINGS_FILE,)),
+            DB_SYNC: KollaCommand(MIGRATE_SESSIONS, (SETTINGS_FILE, CA_FILE)),
         }
         files = {
             "local_settings.py": self.local_settings(ctx),
