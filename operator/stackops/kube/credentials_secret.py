@@ -45,7 +45,8 @@ def rotated_annotation(rotation: KeyRotation) -> str:
     return f"stackops.dev/rotated-{rotation.prefix.rstrip('-')}"
 
 
-def _decode(data: dict[str, str] | None) -> dict[str, str]:
+def decoded(data: Mapping[str, str] | None) -> dict[str, str]:
+    """A Secret's `data` (as the API gives it), its values decoded."""
     return {k: base64.b64decode(v).decode() for k, v in (data or {}).items()}
 
 
@@ -57,7 +58,7 @@ def credentials_of(secret: Mapping[str, Any] | None) -> Credentials:
     """The credentials Secret (as the API gives it) as rendering sees it: its values and the state
     of its rotation."""
     annotations = ((secret or {}).get("metadata") or {}).get("annotations") or {}
-    values = _decode((secret or {}).get("data"))
+    values = decoded((secret or {}).get("data"))
     return Credentials(values, rotation=RotationState.parse(annotations.get(ROTATION_ANNOTATION)))
 
 
@@ -122,7 +123,7 @@ def ensure_credentials(
     name = credentials_secret_name(cloud)
     for _attempt in range(3):
         secret = kube.get(SECRET, namespace, name)
-        existing = _decode(secret.get("data") if secret else None)
+        existing = decoded(secret.get("data") if secret else None)
         old_annotations: dict[str, str] = dict((secret or {}).get("metadata", {}).get("annotations") or {})
         values, annotations = next_values(
             existing, old_annotations, specs, rotations, now, certificates, ca_name, from_issuer
@@ -182,7 +183,7 @@ def take_rotation(
     secret = kube.get(SECRET, namespace, name)
     if secret is None:
         return None
-    existing = _decode(secret.get("data"))
+    existing = decoded(secret.get("data"))
     annotations = dict(secret["metadata"].get("annotations") or {})
     state = RotationState.parse(annotations.get(ROTATION_ANNOTATION))
     if state != seen:

@@ -12,13 +12,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stackops.api.models import GROUP, KIND, VERSION, OpenStackCloud
+from stackops.certificates import CertificateRequest
 from stackops.credentials import Credentials
 from stackops.kube import issuer
 from stackops.kube.backups import Backups, all_backups
 from stackops.kube.client import Kube, Obj
 from stackops.kube.credentials_secret import ensure_credentials
 from stackops.kube.diagnosis import workload_cause
-from stackops.kube.kinds import MANAGED_KINDS, NODE, kind_of
+from stackops.kube.issuer import CERTIFICATE
+from stackops.kube.kinds import MANAGED_KINDS, NODE, Kind, kind_of
 from stackops.kube.readiness import Readiness, readiness
 from stackops.logs import REDACTOR
 from stackops.plan import Plan, ca_name, certificate_requests, key_rotations, plan, required_credentials
@@ -105,7 +107,7 @@ def cloud_credentials(kube: Kube, cloud: OpenStackCloud, uid: str) -> Credential
     requests = certificate_requests(cloud)
     from_issuer = None
     if cloud.spec.internal_tls.enabled and cloud.spec.internal_tls.issuer is not None:
-        from_issuer = issuer.issued_by(kube, cloud, requests, owner_reference(cloud, uid))
+        from_issuer = issued_by_issuer(kube, cloud, requests, owner_reference(cloud, uid))
     credentials = ensure_credentials(
         kube,
         cloud.metadata.name,
@@ -118,6 +120,21 @@ def cloud_credentials(kube: Kube, cloud: OpenStackCloud, uid: str) -> Credential
     )
     REDACTOR.remember(credentials.values().values())
     return credentials
+
+
+def issued_by_issuer(
+    kube: Kube, cloud: OpenStackCloud, requests: Sequence[CertificateRequest], owner: dict[str, Any]
+) -> dict[str, str]:
+    """The cloud's Certificates brought in line with `requests` (kube.issuer: applied when changed,
+    those no longer asked for deleted), and what cert-manager issued for them."""
+    namespace, selector = cloud.metadata.namespace, f"{CLOUD_LABEL}={cloud.metadata.name}"
+    live = {(CERTIFICATE.kind, o["metadata"]["name"]): o for o in kube.list(CERTIFICATE, namespace, selector)}
+    wanted = issuer.certificates(cloud, requests)
+    for obj in wanted:
+        apply_if_changed(kube, obj, owner, live, CERTIFICATE)
+    for _, stale in live.keys() - {(CERTIFICATE.kind, o["metadata"]["name"]) for o in wanted}:
+        kube.delete(CERTIFICATE, namespace, stale)
+    return issuer.issued(kube, cloud, requests)
 
 
 @dataclass
@@ -165,16 +182,19 @@ def applied_hash(obj: Obj) -> str | None:
     return None if value is None else str(value)
 
 
-def apply_if_changed(kube: Kube, obj: Obj, owner: dict[str, Any], live: dict[tuple[str, str], Obj]) -> tuple[Obj, bool]:
+def apply_if_changed(
+    kube: Kube, obj: Obj, owner: dict[str, Any], live: dict[tuple[str, str], Obj], kind: Kind | None = None
+) -> tuple[Obj, bool]:
     """`obj` applied unless the live object carries the same applied hash: (the live object, whether
-    it was written). `live` is updated with what was applied."""
+    it was written). `live` is updated with what was applied. `kind`: for an object of a kind the
+    plan does not manage (a cloud's Certificates, kube.issuer)."""
     want = desired(obj, owner)
     key = (obj["kind"], obj["metadata"]["name"])
     current = live.get(key)
     if current is not None and applied_hash(current) == applied_hash(want):
         return current, False
     log.info("applying %s %s", obj["kind"], obj["metadata"]["name"])
-    current = kube.apply(kind_of(obj), want)
+    current = kube.apply(kind or kind_of(obj), want)
     current.setdefault("kind", obj["kind"])
     live[key] = current
     return current, True

@@ -2,7 +2,8 @@
 instead of the cloud's own CA (stackops.certificates).
 
 For each certificate a cloud needs (plan.certificate_requests) the operator keeps one cert-manager
-`Certificate` (`<cloud>-tls-<name>`, owned by the cloud) and copies what cert-manager wrote into its
+`Certificate` (`<cloud>-tls-<name>`, owned by the cloud: kube.engine applies them as it applies
+the cloud's objects) and copies what cert-manager wrote into its
 Secret (tls.crt, tls.key, ca.crt) into the credentials Secret under the keys rendering reads
 (tls-<name>.crt/.key, tls-ca.crt): the pods see the same files whoever issued them, and roll when
 cert-manager renews one. Until every Secret holds a certificate for exactly the names asked, the
@@ -12,23 +13,18 @@ as no client could verify with it.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from cryptography import x509
 
 from stackops.api.models import IssuerRef, OpenStackCloud
 from stackops.certificates import CA_CERT_KEY, CertificateRequest
 from stackops.kube.client import Kube, Obj
-from stackops.kube.kinds import MANAGED_KINDS, Kind
-from stackops.render.hashing import content_hash
-from stackops.render.naming import CLOUD_LABEL, common_labels
+from stackops.kube.credentials_secret import SECRET, decoded
+from stackops.kube.kinds import Kind
+from stackops.render.naming import common_labels
 
 CERTIFICATE = Kind("cert-manager.io/v1", "Certificate", "certificates")
-SECRET = next(k for k in MANAGED_KINDS if k.kind == "Secret")
-# the hash of a Certificate as the operator last wrote it: unchanged, it is not written again
-HASH_ANNOTATION = "stackops.dev/applied-hash"
 # what the operator's own CA gives (stackops.certificates): a year, renewed with 90 days left
 DURATION, RENEW_BEFORE = "8760h", "2160h"
 
@@ -87,7 +83,8 @@ def copied(secrets: Mapping[str, Mapping[str, str] | None], requests: Sequence[C
     for request in requests:
         data = secrets.get(request.name) or {}
         cert, key = data.get("tls.crt", ""), data.get("tls.key", "")
-        if not cert or not key or _names(cert) is None or set(_names(cert) or ()) != set(request.dns_names):
+        names = _names(cert) if cert else None
+        if not key or names is None or set(names) != set(request.dns_names):
             waiting.append(request.name)
             continue
         values[request.cert_key], values[request.private_key] = cert, key
@@ -106,31 +103,15 @@ def copied(secrets: Mapping[str, Mapping[str, str] | None], requests: Sequence[C
     return values
 
 
-def _decoded(secret: Obj | None) -> dict[str, str] | None:
-    if secret is None:
-        return None
-    return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
-
-
-def issued_by(
-    kube: Kube, cloud: OpenStackCloud, requests: Sequence[CertificateRequest], owner: Mapping[str, Any]
-) -> dict[str, str]:
-    """Bring the cloud's Certificates in line with `requests` (one each, owned by the cloud through
-    `owner`, written only when they change; those no longer needed deleted) and return what
-    cert-manager issued (copied())."""
+def certificates(cloud: OpenStackCloud, requests: Sequence[CertificateRequest]) -> list[Obj]:
+    """The cloud's Certificates, one per request, of the issuer its spec names."""
     issuer = cloud.spec.internal_tls.issuer
     assert issuer is not None
+    return [certificate(cloud, issuer, r) for r in requests]
+
+
+def issued(kube: Kube, cloud: OpenStackCloud, requests: Sequence[CertificateRequest]) -> dict[str, str]:
+    """What cert-manager wrote into the requests' Secrets, as the credentials Secret holds it (copied())."""
     namespace, name = cloud.metadata.namespace, cloud.metadata.name
-    live = {o["metadata"]["name"]: o for o in kube.list(CERTIFICATE, namespace, f"{CLOUD_LABEL}={name}")}
-    wanted = {certificate_name(name, r): certificate(cloud, issuer, r) for r in requests}
-    for certificate_obj_name, obj in wanted.items():
-        obj["metadata"]["ownerReferences"] = [dict(owner)]
-        stamp = content_hash(obj)
-        obj["metadata"]["annotations"] = {HASH_ANNOTATION: stamp}
-        current = live.get(certificate_obj_name)
-        if current is None or (current["metadata"].get("annotations") or {}).get(HASH_ANNOTATION) != stamp:
-            kube.apply(CERTIFICATE, obj)
-    for stale in live.keys() - wanted.keys():
-        kube.delete(CERTIFICATE, namespace, stale)
-    secrets = {r.name: _decoded(kube.get(SECRET, namespace, certificate_name(name, r))) for r in requests}
-    return copied(secrets, requests)
+    secrets = {r.name: kube.get(SECRET, namespace, certificate_name(name, r)) for r in requests}
+    return copied({r: decoded(s.get("data")) if s else None for r, s in secrets.items()}, requests)

@@ -116,8 +116,8 @@ def kolla(
     listed = {f.source for command in commands.values() for f in command.files}
     if CA_FILE_KEY in listed:
         files = files | {CA_FILE_KEY: ctx.ca_certificate}  # the cloud's CA, which command_files() list
-    request = certificate(ctx, service)
-    if API_KEY_KEY in listed and request is not None:  # the API's certificate, which ServerTls.files() list
+    # the API's certificate, which ServerTls.files() list
+    if API_KEY_KEY in listed and (request := certificate(ctx, service)) is not None:
         files = files | {
             API_CERT_KEY: ctx.credentials[request.cert_key],
             API_KEY_KEY: ctx.credentials[request.private_key],

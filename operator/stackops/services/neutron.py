@@ -19,7 +19,7 @@ from stackops.render.ini import IniSections, merge_sections, render_ini
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services import api, designate, mariadb, nova, ovn, policy, rabbitmq
 from stackops.services.base import CloudContext, RenderError, Resources, Step
-from stackops.services.endpoints import api_service_name
+from stackops.services.endpoints import api_scheme, api_service_name
 from stackops.services.health_checks import HealthCheck, NetworkAgents
 from stackops.services.hosts import AgentContainer, agent_step, node_affinity
 from stackops.services.images import KollaUser, OpenStackImage, OpenStackImages
@@ -201,7 +201,7 @@ class Neutron(OpenStackService[NeutronSpec]):
                 "nova_metadata_host": ctx.service_host(api_service_name(ctx, "nova", "metadata")),
                 "nova_metadata_port": nova.METADATA_PORT,
                 # nova's metadata API serves TLS with internal TLS: verified with the cloud's CA
-                "nova_metadata_protocol": "https" if ctx.internal_tls else "http",
+                "nova_metadata_protocol": api_scheme(ctx),
                 "auth_ca_cert": self.ca_file,
                 "metadata_proxy_shared_secret": ctx.credentials[METADATA_SECRET_KEY],
                 "metadata_proxy_socket": f"{METADATA_STATE_DIR}/metadata_proxy",
