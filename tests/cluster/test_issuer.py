@@ -5,8 +5,11 @@ against a real API server, the operator running as its own user with the chart's
 The cloud is created before cert-manager runs: it waits for its certificates and says so; the
 operator has asked for one Certificate per server. Once cert-manager runs, it issues them from the
 Issuer's CA; the operator copies them into the credentials Secret (no CA key of its own kept), the
-servers' config Secrets carry them, and the cloud becomes Ready (kwok's pods). A certificate
-cert-manager issues anew reaches the credentials Secret and the server's config.
+API servers' config Secrets carry them, the long-running servers' pods are served them from the
+credentials Secret, and the cloud becomes Ready (kwok's pods). A certificate cert-manager issues
+anew reaches the credentials Secret; keystone's API config follows (its pods roll), while MariaDB's
+StatefulSet stays as it was: the kubelet brings the new files to the running server, which loads
+them (tests/real show that part).
 """
 
 from __future__ import annotations
@@ -93,6 +96,25 @@ def config(env: Env, service: str) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
 
 
+def mariadb_template(env: Env) -> dict[str, object]:
+    statefulset = env.apps.read_namespaced_stateful_set(f"{NAME}-mariadb", NAMESPACE)
+    template: dict[str, object] = env.api.sanitize_for_serialization(statefulset.spec.template)
+    return template
+
+
+def served_keys(env: Env) -> set[str]:
+    """The credentials Secret's keys MariaDB's pods are served as files (its certificate's)."""
+    spec = mariadb_template(env)["spec"]
+    assert isinstance(spec, dict)
+    return {
+        item["key"]
+        for volume in spec["volumes"]
+        for source in volume.get("projected", {}).get("sources", [])
+        if source.get("secret", {}).get("name") == f"{NAME}-credentials"
+        for item in source["secret"]["items"]
+    }
+
+
 def conditions_say(env: Env, words: str) -> bool:
     status = env.get(NAME).get("status") or {}
     return any(words in (c.get("message") or "") for c in status.get("conditions", []))
@@ -132,19 +154,26 @@ def test_the_clouds_certificates_come_from_the_named_issuer(env: Env, pytestconf
             names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
             assert set(names.get_values_for_type(x509.DNSName)) == set(request.dns_names)
         wait_for(lambda: config(env, "keystone").get("api.crt") == values["tls-keystone-api.crt"], "keystone's", 300.0)
-        assert config(env, "mariadb")["server.crt"] == values["tls-mariadb.crt"]
+        assert "tls-mariadb.crt" in served_keys(env) and "server.crt" not in config(env, "mariadb")
         assert config(env, "keystone")["ca.crt"] == ca_pem
         say(f"cert-manager: {len(requests)} certificates issued by the Issuer's CA, in the config Secrets")
         wait_for(lambda: (env.get(NAME).get("status") or {}).get("phase") == "Ready", "the cloud Ready", 420.0)
-        # cert-manager issues the certificate anew (its Secret lost): the copy, and the server's
-        # config, follow at the operator's next look (its periodic one)
-        old = values["tls-mariadb.crt"]
-        env.core.delete_namespaced_secret(f"{NAME}-tls-mariadb", NAMESPACE)
-        wait_for(lambda: credentials(env).get("tls-mariadb.crt", old) != old, "the new certificate copied", 240.0)
-        renewed = credentials(env)["tls-mariadb.crt"]
-        x509.load_pem_x509_certificate(renewed.encode()).verify_directly_issued_by(ca)
-        wait_for(lambda: config(env, "mariadb").get("server.crt") == renewed, "MariaDB's config renewed", 120.0)
-        say("cert-manager: a certificate issued anew reached the credentials Secret and MariaDB's config")
+        # cert-manager issues MariaDB's and keystone's certificates anew (their Secrets lost): the
+        # copies follow at the operator's next look (its periodic one); keystone's API rolls (its
+        # config Secret carries its certificate), MariaDB's pod template does not change: once
+        # keystone's config has the new one, the pass has applied MariaDB's step (it comes first)
+        template = mariadb_template(env)
+        old = {key: values[key] for key in ("tls-mariadb.crt", "tls-keystone-api.crt")}
+        for key in old:
+            env.core.delete_namespaced_secret(f"{NAME}-{key.removesuffix('.crt')}", NAMESPACE)
+        wait_for(lambda: all(credentials(env).get(k, v) != v for k, v in old.items()), "the new ones copied", 240.0)
+        renewed = credentials(env)
+        for key in old:
+            x509.load_pem_x509_certificate(renewed[key].encode()).verify_directly_issued_by(ca)
+        keystone_api = renewed["tls-keystone-api.crt"]
+        wait_for(lambda: config(env, "keystone").get("api.crt") == keystone_api, "keystone's config renewed", 120.0)
+        assert mariadb_template(env) == template
+        say("cert-manager: certificates issued anew reached the credentials Secret; MariaDB's pods unchanged")
     except (TimeoutError, AssertionError):
         print(f"--- cert-manager ---\n{log.read_text()[-3000:]}\n--- operator ---\n{env.operator.log()[-3000:]}")
         raise

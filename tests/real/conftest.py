@@ -158,7 +158,7 @@ def ovn_control_plane(
     root = tmp_path_factory.mktemp("ovn")
     box = Sandbox(root, host_names(deployed.plan, ovn_network), private_network=False)
     try:
-        start_databases(box, deployed.plan, root, ovn_network)
+        start_databases(box, deployed.plan, root, ovn_network, deployed.secrets)
         start_northd(box, deployed.plan, root)
         yield box
     finally:

@@ -30,10 +30,16 @@ from stackops.certificates import CertificateRequest, issued
 from stackops.credentials import Credentials
 from stackops.plan import plan
 from stackops.services.base import CloudContext
-from stackops.services.mariadb import FORCE_BOOTSTRAP_FILE, RECOVERY_DIR, ROOT_PASSWORD_KEY, galera_peers
+from stackops.services.mariadb import (
+    FORCE_BOOTSTRAP_FILE,
+    MARIADB,
+    RECOVERY_DIR,
+    ROOT_PASSWORD_KEY,
+    galera_peers,
+)
 from tests.conftest import ROOT, cloud
 from tests.support.mariadb import lay_out_server_config
-from tests.support.rendered import cloud_credentials, secret_data
+from tests.support.rendered import cloud_credentials, renewed, secret_data, serial
 
 FOUNDS = "this member has the highest seqno and founds the cluster"
 
@@ -45,15 +51,22 @@ def run_lab(root: Path, scenario: str) -> dict[str, Any]:
     demo = cloud({"infrastructure": {"database": {"replicas": 3}}})
     credentials = Credentials(cloud_credentials(demo))
     root.chmod(0o755)
-    lay_out_server_config(secret_data(plan(demo, credentials), "demo-mariadb-config"), root / "etc" / "mysql")
+    ctx = CloudContext(demo.metadata.name, demo.metadata.namespace, demo.spec, credentials)
+    config = secret_data(plan(demo, credentials), "demo-mariadb-config")
+    lay_out_server_config(config, MARIADB.tls_files(ctx), root / "etc" / "mysql")
     plain = cloud({"infrastructure": {"database": {"replicas": 3}}, "internalTLS": {"enabled": False}})
-    lay_out_server_config(secret_data(plan(plain, credentials), "demo-mariadb-config"), root / "plain" / "mysql")
+    lay_out_server_config(secret_data(plan(plain, credentials), "demo-mariadb-config"), {}, root / "plain" / "mysql")
     other = issued({}, [CertificateRequest("other", ("demo-mariadb-3.demo-mariadb-cluster.openstack.svc",))],
                    "another CA", datetime.datetime.now(datetime.UTC))  # fmt: skip
     (root / "other-ca").mkdir()
     (root / "other-ca" / "client.crt").write_text(other["tls-other.crt"])
     (root / "other-ca" / "client.key").write_text(other["tls-other.key"])
-    ctx = CloudContext(demo.metadata.name, demo.metadata.namespace, demo.spec, credentials)
+    # the certificate as the operator renews it, which the outage scenario swaps in
+    (certificate,) = MARIADB.certificates(ctx)
+    renewed_credentials = renewed(credentials, certificate, demo)
+    (root / "renewed").mkdir()
+    for name, content in MARIADB.tls_files(CloudContext("demo", "openstack", demo.spec, renewed_credentials)).items():
+        (root / "renewed" / name).write_text(content)
     request = {"peers": galera_peers(ctx), "password": credentials[ROOT_PASSWORD_KEY], "scenario": scenario}
     (root / "request.json").write_text(json.dumps(request))
     result = subprocess.run(
@@ -66,6 +79,8 @@ def run_lab(root: Path, scenario: str) -> dict[str, Any]:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     data: dict[str, Any] = json.loads((root / "report.json").read_text())
+    data["serials"] = {"issued": serial(credentials[certificate.cert_key])}
+    data["serials"]["renewed"] = serial(renewed_credentials[certificate.cert_key])
     print(json.dumps({k: v for k, v in data.items() if k not in ("logs", "rows", "committed", "intruder")}))
     assert "error" not in data, data["error"] + json.dumps(data["logs"], indent=1)[-6000:]
     return data
@@ -195,6 +210,22 @@ def test_the_galera_port_admits_only_clients_with_a_certificate_of_the_clouds_ca
     assert probes["no certificate"].startswith("refused: "), probes
     # plaintext gets nothing back: the member takes the bytes for the start of a TLS record and waits
     assert probes["plaintext"] == "no answer in 5s", probes
+
+
+def test_a_renewed_certificate_reaches_every_member_without_a_restart(report: dict[str, Any]) -> None:
+    """Until their probes ran the members served the certificate issued first; after, the renewed
+    one on Galera's port (socket.ssl_reload) and on MariaDB's (FLUSH SSL), the same servers in one
+    cluster of three."""
+    renewal, serials = report["renewal"], report["serials"]
+    print(json.dumps(renewal), serials)
+    assert all(
+        ports == {"galera": serials["issued"], "mysql": serials["issued"]} for ports in renewal["before"].values()
+    )
+    assert all(renewal["ready"].values())
+    assert all(
+        ports == {"galera": serials["renewed"], "mysql": serials["renewed"]} for ports in renewal["after"].values()
+    )
+    assert renewal["sizes"] == {f"demo-mariadb-{i}": 3 for i in range(3)} and renewal["same servers"]
 
 
 def test_a_member_rendered_without_tls_cannot_join(report: dict[str, Any]) -> None:

@@ -29,7 +29,9 @@ from stackops.services import keystone, memcached, nova, swift
 from stackops.services.base import CloudContext
 from tests.conftest import cloud
 from tests.real.conftest import service_venv
-from tests.support.rendered import cloud_credentials, secret_data
+from tests.support.projected import ProjectedVolume
+from tests.support.rendered import cloud_credentials, find, renewed, secret_data
+from tests.support.rendered import serial as serial_of
 from tests.support.sandbox import Sandbox, eventually
 
 # keystonemiddleware's token cache, as auth_token builds it from [keystone_authtoken]: a token's
@@ -79,8 +81,12 @@ print("swift read:", ring.get("a-key"))
 """
 
 
-# in a mount namespace of its own: /etc overlaid with the files a process has in its container
-ETC_OVERLAY = 'mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1,workdir=$2" /etc && shift 2 && exec "$@"'
+# in a mount namespace of its own: /etc overlaid with the files a process has in its container, and
+# its volumes over that ($3: directory=mount point ...)
+ETC_OVERLAY = (
+    'mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1,workdir=$2" /etc && '
+    'for bind in $3; do mount --bind "${bind%%=*}" "${bind#*=}"; done && shift 3 && exec "$@"'
+)
 # a cloud with swift, whose proxy is a client too; internal TLS is on by default
 DEVICES = [{"name": f"d{i}"} for i in range(3)]
 SPEC = {"services": {"swift": {"enabled": True, "nodes": [{"node": "node-a", "zone": 1, "devices": DEVICES}]}}}
@@ -120,18 +126,24 @@ def rendered() -> tuple[Plan, Credentials]:
 
 
 @pytest.fixture(scope="module")
-def box(rendered: tuple[Plan, Credentials], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """memcached started from the rendered command, its TLS files where kolla_start puts them, in a
-    sandbox whose /etc/hosts names every memcached pod on loopback."""
+def served(rendered: tuple[Plan, Credentials], tmp_path_factory: pytest.TempPathFactory) -> ProjectedVolume:
+    """memcached's certificate, key and the CA as its pod has them: the credentials Secret's projection."""
+    _, credentials = rendered
+    ctx = CloudContext("demo", "openstack", cloud(SPEC).spec, credentials)
+    return ProjectedVolume(tmp_path_factory.mktemp("memcached-served"), memcached.SERVICE.tls_files(ctx))
+
+
+@pytest.fixture(scope="module")
+def box(
+    rendered: tuple[Plan, Credentials], served: ProjectedVolume, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Sandbox]:
+    """memcached started from the rendered command, its served TLS files where its volume has them,
+    in a sandbox whose /etc/hosts names every memcached pod on loopback."""
     plan_, credentials = rendered
     root = tmp_path_factory.mktemp("memcached-tls")
     files = secret_data(plan_, "demo-memcached-config")
     command = json.loads(files["memcached.json"])
-    tls_files = {}
-    for entry in command["config_files"]:
-        key = Path(entry["source"]).name
-        assert entry["dest"] == memcached.TLS_FILES[key]
-        tls_files[entry["dest"]] = files[key]
+    assert command["config_files"] == []  # nothing that kolla_start copies: the certificate is served
     argv = shlex.split(command["command"])
     assert argv[argv.index("-p") + 1] == str(memcached.PORT) and "-Z" in argv
     ctx = CloudContext("demo", "openstack", cloud(SPEC).spec, credentials)
@@ -139,7 +151,8 @@ def box(rendered: tuple[Plan, Credentials], tmp_path_factory: pytest.TempPathFac
     sandbox = Sandbox(root, hosts)
     try:
         # as root here (the pod runs as memcached, which needs no -u)
-        sandbox.start("memcached", with_etc(sandbox, tls_files, [*argv, "-u", "root"]), {}, {})
+        server = with_etc(sandbox, {}, [*argv, "-u", "root"], {memcached.TLS_DIR: served.path})
+        sandbox.start("memcached", server, {}, {})
         eventually(
             lambda: bool(sandbox.listeners("memcached", "0.0.0.0", memcached.PORT)), lambda: sandbox.log("memcached")
         )
@@ -148,10 +161,10 @@ def box(rendered: tuple[Plan, Credentials], tmp_path_factory: pytest.TempPathFac
         sandbox.close()
 
 
-def with_etc(box: Sandbox, files: dict[str, str], argv: list[str]) -> list[str]:
+def with_etc(box: Sandbox, files: dict[str, str], argv: list[str], volumes: dict[str, Path] | None = None) -> list[str]:
     """`argv` seeing /etc with `files` (path: content) and the sandbox's hosts laid over it, in the
     sandbox's mount namespace: the files are where the containers have them, the machine's /etc is
-    left as it is."""
+    left as it is. `volumes`: directories here mounted at their paths under /etc."""
     overlay = Path(tempfile.mkdtemp(dir=box.root, prefix="etc-"))
     upper, work = overlay / "upper", overlay / "work"
     work.mkdir(parents=True)
@@ -159,7 +172,10 @@ def with_etc(box: Sandbox, files: dict[str, str], argv: list[str]) -> list[str]:
         target = upper / path.removeprefix("/etc/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content)
-    return ["sh", "-c", ETC_OVERLAY, "sh", str(upper), str(work), *argv]
+    for mount_point in volumes or {}:
+        (upper / mount_point.removeprefix("/etc/")).mkdir(parents=True, exist_ok=True)
+    binds = " ".join(f"{source}={mount_point}" for mount_point, source in (volumes or {}).items())
+    return ["sh", "-c", ETC_OVERLAY, "sh", str(upper), str(work), binds, *argv]
 
 
 def client(box: Sandbox, venv: Path, script: str, args: list[str], ca: str, ca_path: str) -> str:
@@ -251,3 +267,49 @@ def test_memcached_serves_tls_that_its_clients_verify_against_the_clouds_ca(
     plain = client(box, keystone_bin, PLAINTEXT, [pod, port], ca, nova.SERVICE.ca_file)
     assert plain.startswith("plaintext refused: "), plain
     print(plain)
+
+
+# the certificate a client is served, verified with the CA by the pod's name: its serial
+SERVED_SERIAL = """
+import socket, ssl, sys
+host, port, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with socket.create_connection((host, port), timeout=5) as raw:
+    with ssl.create_default_context(cafile=cafile).wrap_socket(raw, server_hostname=host) as tls:
+        print("serial:", tls.getpeercert()["serialNumber"])
+"""
+
+
+def test_a_renewed_certificate_is_served_without_a_restart_once_the_probe_ran(
+    rendered: tuple[Plan, Credentials], box: Sandbox, served: ProjectedVolume, tmp_path: Path
+) -> None:
+    """The kubelet swaps the renewed files in; memcached serves the old certificate until its
+    readiness probe (the rendered one) sees them changed and has it refresh_certs; then new clients
+    get the new one, verified, from the same process. The probe passes throughout."""
+    plan_, credentials = rendered
+    ctx = CloudContext("demo", "openstack", cloud(SPEC).spec, credentials)
+    (request,) = memcached.SERVICE.certificates(ctx)
+    keystone_bin = service_venv("keystone", *MEMCACHED_CLIENTS)
+    ca, pod = credentials[CA_CERT_KEY], memcached.servers(ctx)[0].rsplit(":", 1)[0]
+
+    def serial() -> str:
+        args = [pod, str(memcached.PORT), nova.SERVICE.ca_file]
+        return client(box, keystone_bin, SERVED_SERIAL, args, ca, nova.SERVICE.ca_file).strip()
+
+    probe = find(plan_, "StatefulSet", "memcached", "server")["spec"]["template"]["spec"]["containers"][0]
+    readiness = probe["readinessProbe"]["exec"]["command"]
+    assert box.inside("memcached", readiness).returncode == 0
+    server = set(box.listeners("memcached", "0.0.0.0", memcached.PORT))
+    old = serial()
+    new_credentials = renewed(credentials, request, cloud(SPEC))
+    served.update(memcached.SERVICE.tls_files(CloudContext("demo", "openstack", cloud(SPEC).spec, new_credentials)))
+    assert serial() == old  # memcached keeps what it loaded until asked
+    ran = box.inside("memcached", readiness)
+    assert ran.returncode == 0, ran.stderr
+    new = serial()
+    assert new == f"serial: {serial_of(new_credentials[request.cert_key])}" and new != old, (old, new)
+    assert set(box.listeners("memcached", "0.0.0.0", memcached.PORT)) == server  # the same process
+    # the clients keep working: keystone's cache over TLS, verified
+    keystone_conf = rendered_config(plan_, "demo-keystone-config", "keystone.conf", tmp_path / "keystone.conf")
+    read = client(box, keystone_bin, OSLO_CACHE_CLIENT, [str(keystone_conf)], ca, keystone.SERVICE.ca_file)
+    assert "oslo.cache read: over tls" in read, read
+    print(old, "->", new)

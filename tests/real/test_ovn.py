@@ -29,8 +29,9 @@ import pytest
 
 from stackops.certificates import CertificateRequest, issued
 from stackops.credentials import Credentials
-from stackops.plan import Plan, plan
+from stackops.plan import Plan, certificate_requests, plan
 from stackops.services import ovn
+from stackops.services.base import CloudContext
 from tests.conftest import cloud
 from tests.support.ovn import (
     addresses,
@@ -45,16 +46,18 @@ from tests.support.ovn import (
     start_northd,
     wait_member,
 )
-from tests.support.rendered import cloud_credentials, find, kolla_run
+from tests.support.rendered import Secrets, cloud_credentials, find, kolla_run, renewed, serial
 from tests.support.sandbox import Sandbox, eventually
 
 NETWORK = "127.0.0"  # the sandbox's own loopback: pods at 127.0.0.1, .2, .3
 
 
-def rendered_cloud(neutron: dict[str, Any]) -> Plan:
-    """A cloud with neutron's `neutron` settings, rendered with its credentials and certificates."""
+def rendered_cloud(neutron: dict[str, Any]) -> tuple[Plan, Secrets]:
+    """A cloud with neutron's `neutron` settings, rendered with its credentials and certificates, and
+    its credentials Secret (where the databases' certificates are served from)."""
     demo = cloud({"services": {"neutron": neutron}})
-    return plan(demo, Credentials(cloud_credentials(demo)))
+    credentials = Credentials(cloud_credentials(demo))
+    return plan(demo, credentials), {"demo-credentials": credentials.values()}
 
 
 @pytest.fixture
@@ -74,10 +77,10 @@ def sandbox(tmp_path: Path) -> Iterator[Callable[[Plan], Sandbox]]:
 def test_databases_and_northd_from_the_rendered_scripts(
     replicas: int, sandbox: Callable[[Plan], Sandbox], tmp_path: Path
 ) -> None:
-    rendered = rendered_cloud({"ovn": {"replicas": replicas}})
+    rendered, secrets = rendered_cloud({"ovn": {"replicas": replicas}})
     box = sandbox(rendered)
     pki = client_pki(rendered, tmp_path / "client")
-    start_databases(box, rendered, tmp_path, NETWORK)
+    start_databases(box, rendered, tmp_path, NETWORK, secrets)
     for db in ovn.DATABASES:
         status = box.inside(f"demo-ovn-{db.kind}-0", ["ovs-appctl", "-t", db.control, "cluster/status", db.schema_name])
         if replicas == 1:  # a standalone database has no cluster to report
@@ -162,9 +165,9 @@ def test_compute_and_gateway_chassis_register_with_their_roles(
         {"name": "physnet1", "bridge": "br-ex", "interface": "eth1"},
         {"name": "physnet2", "bridge": "br-vlan", "interface": "bond1"},
     ]
-    rendered = rendered_cloud({"ovn": {"replicas": 3}, "providerNetworks": networks})
+    rendered, secrets = rendered_cloud({"ovn": {"replicas": 3}, "providerNetworks": networks})
     box = sandbox(rendered)
-    start_databases(box, rendered, tmp_path, NETWORK)
+    start_databases(box, rendered, tmp_path, NETWORK, secrets)
     compute = chassis(box, rendered, tmp_path, "ovn-controller", "compute-0", "127.0.1.1")
     gateway = chassis(box, rendered, tmp_path, "ovn-controller-gateway", "gateway-0", "127.0.1.2")
     for row in (compute, gateway):
@@ -177,7 +180,7 @@ def test_compute_and_gateway_chassis_register_with_their_roles(
 
 
 def test_neutron_processes_get_the_databases_addresses(sandbox: Callable[[Plan], Sandbox], tmp_path: Path) -> None:
-    rendered = rendered_cloud({"ovn": {"replicas": 3}})
+    rendered, _ = rendered_cloud({"ovn": {"replicas": 3}})
     box = sandbox(rendered)
     for workload in (
         find(rendered, "Deployment", "neutron", "api"),
@@ -207,10 +210,10 @@ def cluster_servers(box: Sandbox, member: str, db: ovn.Database) -> list[str]:
 def test_a_raft_member_that_lost_its_volume_joins_again(
     lost: int, sandbox: Callable[[Plan], Sandbox], tmp_path: Path
 ) -> None:
-    rendered = rendered_cloud({"ovn": {"replicas": 3}})
+    rendered, secrets = rendered_cloud({"ovn": {"replicas": 3}})
     box = sandbox(rendered)
     pki = client_pki(rendered, tmp_path / "client")
-    start_databases(box, rendered, tmp_path, NETWORK)
+    start_databases(box, rendered, tmp_path, NETWORK, secrets)
     db = ovn.NB
     nb = addresses(rendered, db, NETWORK)
     made = box.network(["ovn-nbctl", *pki, f"--db={nb}", "ls-add", "before-the-loss"])
@@ -232,7 +235,7 @@ def test_a_raft_member_that_lost_its_volume_joins_again(
         lambda: "a write to the two members left",
     )
 
-    start_member(box, rendered, tmp_path, db, member, ip)
+    start_member(box, rendered, tmp_path, db, member, ip, secrets)
     wait_member(box, rendered, db, member, ip)
     new_id = box.inside(member, ["ovs-appctl", "-t", db.control, "cluster/sid", db.schema_name]).stdout.strip()
     assert new_id and new_id != old_id, "a new volume is a new server"
@@ -274,10 +277,10 @@ except (OSError, ssl.SSLError) as error:
 def test_the_databases_speak_tls_only_and_admit_only_clients_with_the_clouds_certificate(
     sandbox: Callable[[Plan], Sandbox], tmp_path: Path
 ) -> None:
-    rendered = rendered_cloud({"ovn": {"replicas": 3}})
+    rendered, secrets = rendered_cloud({"ovn": {"replicas": 3}})
     box = sandbox(rendered)
     pki = client_pki(rendered, tmp_path / "client")
-    start_databases(box, rendered, tmp_path, NETWORK)
+    start_databases(box, rendered, tmp_path, NETWORK, secrets)
     ip, name = "127.0.0.1", "demo-ovn-nb-0.openstack.svc.cluster.local"  # member 0, by its Service's name
     key, cert, ca = (str(tmp_path / "client" / f) for f in ("ovn-client.key", "ovn-client.crt", "ca.crt"))
 
@@ -302,3 +305,46 @@ def test_the_databases_speak_tls_only_and_admit_only_clients_with_the_clouds_cer
     listed = box.network(["ovsdb-client", *pki, "--timeout=10", "list-dbs", f"ssl:{ip}:6641"])
     assert listed.returncode == 0 and "OVN_Northbound" in listed.stdout, listed.stderr
     print(f"without a certificate: {client(name, ca, '', '')}; another CA's: {refused}; plaintext: {plain.stderr}")
+
+
+# the certificate a client is served, verified by the member's Service name: its serial
+SERVED_SERIAL = """
+import socket, ssl, sys
+host, port, server_name, ca, cert, key = sys.argv[1:7]
+context = ssl.create_default_context(cafile=ca)
+context.load_cert_chain(cert, key)
+with socket.create_connection((host, int(port)), timeout=10) as raw:
+    with context.wrap_socket(raw, server_hostname=server_name) as tls:
+        print(tls.getpeercert()["serialNumber"])
+"""
+
+
+def test_a_database_loads_its_renewed_certificate_by_itself(sandbox: Callable[[Plan], Sandbox], tmp_path: Path) -> None:
+    """One member of each database (no Raft to roll through): the kubelet swaps the renewed files
+    into its volume, and ovsdb-server, which checks its files' times in its main loop, serves the
+    new certificate to the next clients, verified by the Service's name, from the same process."""
+    rendered, secrets = rendered_cloud({"ovn": {"replicas": 1}})
+    box = sandbox(rendered)
+    client_pki(rendered, tmp_path / "client")
+    key, cert, ca = (str(tmp_path / "client" / f) for f in ("ovn-client.key", "ovn-client.crt", "ca.crt"))
+    ((member, ip),) = member_ips(rendered, ovn.NB, NETWORK).items()
+    run = start_member(box, rendered, tmp_path, ovn.NB, member, ip, secrets)
+    wait_member(box, rendered, ovn.NB, member, ip)
+    name = f"{member}.openstack.svc.cluster.local"
+
+    def served() -> str:
+        args = [sys.executable, "-c", SERVED_SERIAL, ip, str(ovn.NB.port), name, ca, cert, key]
+        return box.network(args).stdout.strip()
+
+    demo = cloud({"services": {"neutron": {"ovn": {"replicas": 1}}}})
+    credentials = Credentials(secrets["demo-credentials"])
+    request = next(r for r in certificate_requests(demo) if r.name == "ovn-nb")
+    assert served() == serial(credentials[request.cert_key])
+    server = set(box.listeners(member, ip, ovn.NB.port))
+    new = renewed(credentials, request, demo)
+    ctx = CloudContext("demo", "openstack", demo.spec, new)
+    run.volumes[ovn.TLS_DIR].update(ctx.served_files([request]))
+    eventually(lambda: served() == serial(new[request.cert_key]), lambda: f"the renewed certificate: {box.log(member)}")
+    assert set(box.listeners(member, ip, ovn.NB.port)) == server  # the same ovsdb-server
+    listed = box.network(["ovn-nbctl", *client_pki(rendered, tmp_path / "client"), f"--db=ssl:{ip}:6641", "ls-list"])
+    assert listed.returncode == 0, listed.stderr

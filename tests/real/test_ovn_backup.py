@@ -21,7 +21,7 @@ from stackops.services.backups import SCRIPTS_DIR
 from tests.real.deployment import Deployment
 from tests.support.commands import run
 from tests.support.ovn import ctl, data_dir, member_ips, start_member, wait_member
-from tests.support.rendered import backup_command, container_env, find
+from tests.support.rendered import Secrets, backup_command, container_env, find
 from tests.support.sandbox import Sandbox
 
 
@@ -54,14 +54,14 @@ def switches(box: Sandbox, cloud_plan: Plan, network: str) -> str:
     return listed.stdout
 
 
-def lose_the_northbound_database(box: Sandbox, cloud_plan: Plan, network: str) -> None:
+def lose_the_northbound_database(box: Sandbox, cloud_plan: Plan, network: str, secrets: Secrets) -> None:
     """Its member stopped, its volume replaced by an empty one, and started again as its pod would be
     (wait_member: the new server, not another, is what listens on the member's address)."""
     ((member, ip),) = member_ips(cloud_plan, ovn.NB, network).items()
     box.stop(member)
     shutil.rmtree(data_dir(box.root, member))
     data_dir(box.root, member).mkdir()
-    start_member(box, cloud_plan, box.root, ovn.NB, member, ip)
+    start_member(box, cloud_plan, box.root, ovn.NB, member, ip, secrets)
     wait_member(box, cloud_plan, ovn.NB, member, ip)
 
 
@@ -96,7 +96,7 @@ def test_a_lost_northbound_database_comes_back_from_a_backup_and_neutrons_sync(
     conn.network.create_subnet(network_id=after.id, ip_version=4, cidr="10.2.0.0/24")
     assert f"neutron-{after.id}" in switches(box, backing_up, ovn_network)
 
-    lose_the_northbound_database(box, backing_up, ovn_network)
+    lose_the_northbound_database(box, backing_up, ovn_network, deployed.secrets)
     assert f"neutron-{before.id}" not in switches(box, backing_up, ovn_network), "an empty database"
 
     restoring = plan(with_ovn(deployed, restore=name), deployed.credentials)

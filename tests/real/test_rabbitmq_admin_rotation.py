@@ -212,7 +212,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RabbitMQ,
     values = cloud_credentials(OWN)
     files = secret_data(plan(OWN, Credentials(values)), "demo-rabbitmq-config")
     admin = (rabbitmq_service.ADMIN_USER, values[ADMIN_KEY])
-    with RabbitMQ.rendered(files, admin, tls_files=files) as server:
+    served_files = rabbitmq_service.SERVICE.tls_files(CloudContext("demo", "openstack", OWN.spec, Credentials(values)))
+    with RabbitMQ.rendered(files, admin, tls_files=files | served_files) as server:
         yield server, values, tmp_path_factory.mktemp("rabbitmq-admin-rotation")
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import configparser
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from stackops.services.base import CloudContext
 from tests.conftest import cloud
 from tests.real.test_rabbitmq import RPC_ROUND_TRIP
 from tests.support.rabbitmq import RabbitMQ, port_mapper
-from tests.support.rendered import cloud_credentials, find, job_env, secret_data
+from tests.support.rendered import cloud_credentials, find, job_env, renewed, secret_data, serial
 
 STACKOPS = str(Path(sys.executable).with_name("stackops"))
 # a client in a mount namespace of its own, where /etc/hosts names the broker's Service on loopback
@@ -68,7 +69,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RabbitMQ,
     assert "listeners.tcp = none" in files["rabbitmq.conf"]
     admin = (rabbitmq_service.ADMIN_USER, credentials[rabbitmq_service.ADMIN_PASSWORD_KEY])
     root = tmp_path_factory.mktemp("rabbitmq-tls")
-    with RabbitMQ.rendered(files, admin, tls_files=files) as server:
+    ctx = CloudContext("demo", "openstack", own.spec, credentials)
+    served_files = rabbitmq_service.SERVICE.tls_files(ctx)
+    # the node named as its pod is: the command line tools (the probes) check that name in its certificate
+    (host,) = rabbitmq_service.member_hosts(ctx)
+    with RabbitMQ.rendered(files, admin, tls_files=files | served_files, host=host) as server:
         yield server, rendered, credentials, root
 
 
@@ -139,6 +144,7 @@ def test_the_members_talk_erlang_distribution_over_tls_only(tmp_path: Path) -> N
     own = cloud({"infrastructure": {"messaging": {"replicas": 2}}})
     credentials = Credentials(cloud_credentials(own))
     files = secret_data(plan(own, credentials), "demo-rabbitmq-config")
+    files |= rabbitmq_service.SERVICE.tls_files(CloudContext("demo", "openstack", own.spec, credentials))
     assert "-proto_dist inet_tls" in files["rabbitmq-env.conf"]
     admin = (rabbitmq_service.ADMIN_USER, credentials[rabbitmq_service.ADMIN_PASSWORD_KEY])
     (epmd_port,) = free_ports(1)
@@ -182,3 +188,64 @@ def test_the_members_talk_erlang_distribution_over_tls_only(tmp_path: Path) -> N
             member.stop()
         epmd.kill()
         epmd.wait()
+
+
+# the certificate a client is served on a port, verified with the CA by the broker's name: its serial
+SERVED_SERIAL = """
+import socket, ssl, sys
+host, port, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+    with ssl.create_default_context(cafile=cafile).wrap_socket(raw, server_hostname=host) as tls:
+        print(tls.getpeercert()["serialNumber"])
+"""
+
+
+def test_a_renewed_certificate_is_served_without_a_restart_once_the_probe_ran(
+    served: tuple[RabbitMQ, Plan, Credentials, Path],
+) -> None:
+    """The renewed files replace the old; the rendered readiness probe sees them changed and has
+    Erlang's TLS drop what it cached; then AMQP and the management API serve the new certificate,
+    verified by the broker's name, from the same server process. The probe passes throughout."""
+    server, rendered, credentials, root = served
+    own = cloud({})
+    ctx = CloudContext("demo", "openstack", own.spec, credentials)
+    host = rabbitmq_service.broker(ctx).host
+    (request,) = rabbitmq_service.SERVICE.certificates(ctx)
+    (root / "ca.crt").write_text(credentials[CA_CERT_KEY])
+    readiness = find(rendered, "StatefulSet", "rabbitmq", "server")["spec"]["template"]["spec"]["containers"][0]
+    probe = readiness["readinessProbe"]["exec"]["command"]
+
+    def serials() -> set[str]:
+        return {
+            subprocess.run(
+                [sys.executable, "-c", SERVED_SERIAL, host, str(port), str(root / "ca.crt")],
+                capture_output=True, text=True, check=True,
+            ).stdout.strip()
+            for port in (server.port, server.management_port)
+        }  # fmt: skip
+
+    def probes_until(done: Callable[[], bool]) -> list[str]:
+        """The probe run as the kubelet runs it, period after period (each run may fail: the command
+        line tools' distribution connection can time out on a busy machine, and the next run tries
+        again), until `done`: how each run ended."""
+        ran: list[str] = []
+        for _ in range(10):
+            result = server.probe(probe)
+            ran.append("ready" if result.returncode == 0 else result.stderr.strip().splitlines()[0])
+            if done():
+                return ran
+            time.sleep(2)
+        raise AssertionError(f"not done after {len(ran)} probes: {ran}")
+
+    old, assert_process = {serial(credentials[request.cert_key])}, server.process
+    assert assert_process is not None
+    print("before:", probes_until(lambda: serials() == old))
+    new_credentials = renewed(credentials, request, own)
+    new = {serial(new_credentials[request.cert_key])}
+    server.serve(rabbitmq_service.SERVICE.tls_files(CloudContext("demo", "openstack", own.spec, new_credentials)))
+    assert serials() == old  # Erlang's TLS serves what it cached until told
+    ran = probes_until(lambda: serials() == new)
+    print("after renewal:", ran)
+    assert "ready" in ran
+    assert assert_process.poll() is None and server.process is assert_process  # the same server
+    assert server.api("overview").ok

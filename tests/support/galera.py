@@ -285,6 +285,65 @@ def tls_handshake(address: str, port: int, ca: Path, pki: tuple[Path, Path] | No
         return f"refused: {error}"
 
 
+def galera_serial(address: str, port: int, ca: Path, pki: tuple[Path, Path]) -> str:
+    """The serial of the certificate a member's Galera port serves, its chain verified against `ca`."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False  # the chain only, as the members verify each other
+    context.load_verify_locations(ca)
+    context.load_cert_chain(*pki)
+    with socket.create_connection((address, port), timeout=5) as raw, context.wrap_socket(raw) as tls:
+        digits = format(x509.load_der_x509_certificate(tls.getpeercert(binary_form=True) or b"").serial_number, "X")
+        return digits.zfill(len(digits) + len(digits) % 2)  # as OpenSSL prints it: whole bytes
+
+
+def mysql_serial(address: str, ca: Path) -> str:
+    """The serial of the certificate a member's MariaDB port serves to its clients, verified against `ca`."""
+    served = subprocess.run(
+        ["openssl", "s_client", "-starttls", "mysql", "-connect", f"{address}:{PORT}", "-CAfile", str(ca),
+         "-verify_return_error"],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    printed = subprocess.run(
+        ["openssl", "x509", "-noout", "-serial"], input=served.stdout, capture_output=True, timeout=30, check=False
+    )
+    return printed.stdout.decode().strip().removeprefix("serial=") or f"none: {served.stderr.decode()[-300:]}"
+
+
+def renewal(lab: Lab, galera_port: int) -> dict[str, Any]:
+    """The members' certificate renewed in their volume (lab.root/renewed's files swapped in, as the
+    kubelet updates a Secret's), then each member's readiness probe once: what each serves before and
+    after on Galera's port and MariaDB's, whether each probe passed, the cluster's size, and whether
+    the servers are the same processes."""
+    tls, renewed = lab.root / "etc" / "mysql" / "tls", lab.root / "renewed"
+    pki = (tls / "server.crt", tls / "server.key")
+
+    def served() -> dict[str, dict[str, str]]:
+        return {
+            m.pod_name: {
+                "galera": galera_serial(m.address, galera_port, tls / "ca.crt", pki),
+                "mysql": mysql_serial(m.address, tls / "ca.crt"),
+            }
+            for m in lab.members
+        }
+
+    servers = {m.pod_name: m.server.pid if m.server else None for m in lab.members}
+    before = served()
+    for name in ("server.key", "server.crt"):
+        staged = tls / f".{name}.new"
+        shutil.copy2(renewed / name, staged)
+        shutil.chown(staged, "mysql", "mysql")
+        os.replace(staged, tls / name)
+    ready = {m.pod_name: lab.ready(m) for m in lab.members}
+    return {
+        "before": before,
+        "ready": ready,
+        "after": served(),
+        "sizes": {m.pod_name: int(lab.status(m, "wsrep_cluster_size")) for m in lab.members},
+        "same servers": servers == {m.pod_name: m.server.pid if m.server else None for m in lab.members}
+        and all(m.server is not None and m.server.poll() is None for m in lab.members),
+    }
+
+
 def plaintext_answer(address: str, port: int) -> str:
     """What a member's port answers a client that speaks no TLS: its bytes, that it closed, or nothing."""
     try:
@@ -385,6 +444,8 @@ def outage(root: Path, peers: list[str], password: str) -> dict[str, Any]:
         # the members speak TLS among themselves only: a client of the Galera ports needs a certificate
         # of the cloud's CA, and a member rendered without TLS cannot join
         report["galera port"] = tls_probes(lab, first, GALERA_PORTS["galera"])
+        # a renewed certificate reaches every member without a restart: their probes have them load it
+        report["renewal"] = renewal(lab, GALERA_PORTS["galera"])
         report["intruder"] = intrude(lab, 300)
         writer = Writer(lab)
         writer.start()

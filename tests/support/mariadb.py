@@ -29,6 +29,7 @@ import subprocess
 import tempfile
 import time
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -446,19 +447,20 @@ class MariaDB:
                 cur.execute(statement)
 
 
-def lay_out_server_config(files: dict[str, str], etc_mysql: Path) -> None:
+def lay_out_server_config(files: dict[str, str], tls: Mapping[str, str], etc_mysql: Path) -> None:
     """The rendered MariaDB pod's config files (its config Secret's `files`) where kolla_start puts
-    them, under `etc_mysql` (a test's stand-in for /etc/mysql), owned by mysql with their modes."""
+    them, and its served certificate's files (`tls`: MariaDB.tls_files) where its volume has them,
+    under `etc_mysql` (a test's stand-in for /etc/mysql), owned by mysql with their modes."""
     from stackops.services.mariadb import TLS_FILES
 
-    tls = {key: Path(path).relative_to("/etc/mysql") for key, path in TLS_FILES.items() if key in files}
     layout = {"my.cnf": (Path("my.cnf"), 0o600), "mariadb-start.sh": (Path("mariadb-start.sh"), 0o700)}
     layout["mariadb-probe.sh"] = (Path("mariadb-probe.sh"), 0o700)
-    layout |= {key: (path, 0o600) for key, path in tls.items()}
+    contents = dict(files) | dict(tls)
+    layout |= {key: (Path(TLS_FILES[key]).relative_to("/etc/mysql"), 0o440) for key in tls}
     for key, (path, mode) in layout.items():
         target = etc_mysql / path
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.chown(target.parent, "mysql", "mysql")
-        target.write_text(files[key])
+        target.write_text(contents[key])
         target.chmod(mode)
         shutil.chown(target, "mysql", "mysql")

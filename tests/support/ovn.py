@@ -17,7 +17,7 @@ from typing import Any
 from stackops.devcluster import processes
 from stackops.plan import Plan
 from stackops.services import ovn
-from tests.support.rendered import KollaRun, find, kolla_run, secret_data
+from tests.support.rendered import KollaRun, Secrets, find, kolla_run, secret_data
 from tests.support.sandbox import Sandbox, eventually
 
 
@@ -79,7 +79,8 @@ def probe(obj: dict[str, Any], container: str, kind: str) -> list[str]:
 
 
 def etc_ovn(run: KollaRun) -> dict[str, Path]:
-    """/etc/ovn as the container has it: what kolla_start copied there (its scripts, its TLS files)."""
+    """/etc/ovn as the container has it: what kolla_start copied there (its scripts, a client's TLS
+    files) and a server's served certificate."""
     roots = {str(path).removesuffix(dest) for dest, path in run.files.items() if dest.startswith("/etc/ovn/")}
     return {"/etc/ovn": Path(roots.pop()) / "etc" / "ovn"} if roots else {}
 
@@ -91,12 +92,16 @@ def ctl(box: Sandbox, rendered: Plan, network: str, db: ovn.Database, *args: str
     return box.network([f"ovn-{db.kind}ctl", *pki, f"--db={addresses(rendered, db, network)}", *args])
 
 
-def start_member(box: Sandbox, rendered: Plan, root: Path, db: ovn.Database, member: str, ip: str) -> None:
-    """One member's container, as its pod `member` at `ip` runs it, with its volume under `root`."""
+def start_member(
+    box: Sandbox, rendered: Plan, root: Path, db: ovn.Database, member: str, ip: str, secrets: Secrets
+) -> KollaRun:
+    """One member's container, as its pod `member` at `ip` runs it, with its volume under `root` and
+    its certificate from `secrets` (the credentials Secret's, by name)."""
     statefulset = find(rendered, "StatefulSet", "neutron", db.component)
     fields = {"metadata.name": member, "status.podIP": ip}
-    run = kolla_run(rendered, statefulset, root / member, {}, f"ovn-{db.component}", fields)
+    run = kolla_run(rendered, statefulset, root / member, secrets, f"ovn-{db.component}", fields)
     box.start(member, run.argv, run.env, {ovn.DATA_DIR: data_dir(root, member), **etc_ovn(run)})
+    return run
 
 
 def data_dir(root: Path, member: str) -> Path:
@@ -122,11 +127,11 @@ def wait_member(box: Sandbox, rendered: Plan, db: ovn.Database, member: str, ip:
     )
 
 
-def start_databases(box: Sandbox, rendered: Plan, root: Path, network: str) -> None:
+def start_databases(box: Sandbox, rendered: Plan, root: Path, network: str, secrets: Secrets) -> None:
     """Every member of both databases, each with its volume, until their readiness probes pass."""
     for db in ovn.DATABASES:
         for member, ip in member_ips(rendered, db, network).items():
-            start_member(box, rendered, root, db, member, ip)
+            start_member(box, rendered, root, db, member, ip, secrets)
         for member, ip in member_ips(rendered, db, network).items():
             wait_member(box, rendered, db, member, ip)
 

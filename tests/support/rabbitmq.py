@@ -26,6 +26,7 @@ import requests
 import urllib3
 
 from stackops.devcluster.cluster import free_ports
+from stackops.services.base import ServedCertificate
 from stackops.services.rabbitmq import DEFAULT_USER_CONF, DIST_TLS_FILE, ENV_FILE, TLS_FILES
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # not /usr/sbin's wrapper, which switches users
@@ -61,7 +62,8 @@ class RabbitMQ:
     ) -> None:
         """`epmd_port`: a port mapper the caller runs, shared by the members of a cluster (they find
         each other through it); by default each server starts one of its own. `tls_files`: the
-        config Secret's files, whose certificate, key and CA a config with TLS listeners names.
+        certificate, key and CA a config with TLS listeners names (RabbitMQ.tls_files: what its pod
+        is served), and the config Secret's files of Erlang's distribution over TLS.
         `conf_d`: files of the directory read after rabbitmq.conf (rabbitmq.CONF_D), by name.
         `host`: the host name of the node (a long name, as a pod's, unless localhost), which it and
         `hosts` (its peers') resolve to loopback through Erlang's own host table."""
@@ -78,6 +80,7 @@ class RabbitMQ:
         listeners |= {"listeners.ssl.default": self.port, "management.ssl.port": self.management_port}
         self.tls = "listeners.ssl.default = " in rabbitmq_conf
         paths = {path: self.root / key for key, path in TLS_FILES.items()}
+        self.paths = paths
         for key, path in TLS_FILES.items():
             if self.tls:
                 paths[path].write_text((tls_files or {})[key])
@@ -160,6 +163,28 @@ class RabbitMQ:
         scheme = "https" if self.tls else "http"
         url = f"{scheme}://{self.host}:{self.management_port}/api/{path}"
         return requests.get(url, auth=self.admin, timeout=10, verify=False)
+
+    def serve(self, tls_files: Mapping[str, str]) -> None:
+        """New contents of the server's certificate, key and CA, as the kubelet renews them in place:
+        each file replaced whole (the server reads them again only when asked)."""
+        for key, path in TLS_FILES.items():
+            staged = self.paths[path].with_suffix(".new")
+            staged.write_text(tls_files[key])
+            staged.replace(self.paths[path])
+
+    def probe(self, argv: Sequence[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """A rendered exec probe, run against this node: the paths it names are this server's files
+        (as rabbitmq.conf's are, and its /tmp a directory of its own), and the tools are the
+        package's own, which find the node by the environment (RABBITMQ_NODENAME), as a pod's do."""
+        here = {path: str(file) for path, file in self.paths.items()}
+        here[ServedCertificate.loaded_marker] = str(self.root / "tls-loaded")
+        command = []
+        for arg in argv:
+            for path, file in here.items():
+                arg = arg.replace(path, file)
+            command.append(arg)
+        env = self.env | {"PATH": f"/usr/lib/rabbitmq/bin:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
     def cli(self, tool: str, *args: str, timeout: float = 60) -> str:
         """Run one of RabbitMQ's command line tools (rabbitmqctl, rabbitmq-plugins …) against the node."""

@@ -12,14 +12,19 @@ import json
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from stackops.api.models import OpenStackCloud
+from stackops.certificates import CertificateRequest, issued
+from stackops.credentials import Credentials
 from stackops.kube.credentials_secret import next_values
 from stackops.plan import Plan, ca_name, certificate_requests, required_credentials
 from stackops.render.kolla import CONFIG_DIR
+from tests.support.projected import ProjectedVolume
 
 
 def cloud_credentials(cloud: OpenStackCloud, existing: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -35,6 +40,20 @@ def cloud_credentials(cloud: OpenStackCloud, existing: Mapping[str, str] | None 
         ca_name(cloud),
     )
     return values
+
+
+def renewed(credentials: Credentials, request: CertificateRequest, cloud: OpenStackCloud) -> Credentials:
+    """The credentials with `request`'s certificate issued again, as the operator does months before
+    it expires: the same names and CA, a new key and serial."""
+    kept = {k: v for k, v in credentials.values().items() if k not in (request.cert_key, request.private_key)}
+    return Credentials(issued(kept, [request], ca_name(cloud), datetime.datetime.now(datetime.UTC)))
+
+
+def serial(pem: str) -> str:
+    """A certificate's serial number as OpenSSL prints it (`openssl x509 -serial`, Python's
+    getpeercert()): upper-case hex in whole bytes."""
+    digits = format(x509.load_pem_x509_certificate(pem.encode()).serial_number, "X")
+    return digits.zfill(len(digits) + len(digits) % 2)
 
 
 def find(plan: Plan, kind: str, service: str, component: str) -> dict[str, Any]:
@@ -82,9 +101,9 @@ def container_of(pod: dict[str, Any], name: str | None = None) -> dict[str, Any]
     return found
 
 
-def secret_files(pod: dict[str, Any], container_name: str | None = None) -> dict[str, dict[str, str]]:
-    """The Secret values a stackops Job's container (the first, or the one named) is given as files:
-    the variable naming each file (without its _FILE) -> the Secret and key the file comes from."""
+def projected_files(pod: dict[str, Any], container_name: str | None = None) -> dict[str, dict[str, str]]:
+    """Every file the kubelet projects from Secrets into a container (the first, or the one named):
+    its path in the container -> the Secret and key it comes from (and whether optional)."""
     container = container_of(pod, container_name)
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     files: dict[str, dict[str, str]] = {}
@@ -95,6 +114,14 @@ def secret_files(pod: dict[str, Any], container_name: str | None = None) -> dict
                 files[f"{mount['mountPath']}/{item['path']}"] = ref | (
                     {"optional": "true"} if source["secret"].get("optional") else {}
                 )
+    return files
+
+
+def secret_files(pod: dict[str, Any], container_name: str | None = None) -> dict[str, dict[str, str]]:
+    """The Secret values a stackops Job's container (the first, or the one named) is given as files:
+    the variable naming each file (without its _FILE) -> the Secret and key the file comes from."""
+    files = projected_files(pod, container_name)
+    container = container_of(pod, container_name)
     named = {v["name"].removesuffix("_FILE"): v["value"] for v in container["env"] if v["name"].endswith("_FILE")}
     return {name: files[path] for name, path in named.items()}
 
@@ -147,6 +174,10 @@ def backup_command(
     return command, container
 
 
+# Secrets' data by their names, as the kubelet would find them (a test's own, or the rendered ones)
+Secrets = dict[str, dict[str, str]]
+
+
 @dataclass(frozen=True)
 class KollaRun:
     """A Kolla container's command with its config files placed under a local root."""
@@ -154,6 +185,8 @@ class KollaRun:
     argv: list[str]
     env: dict[str, str]
     files: dict[str, Path]  # destination in the container -> where it is here
+    # what the kubelet projects from Secrets, by mount path: a renewal updates them in place
+    volumes: dict[str, ProjectedVolume] = field(default_factory=dict)
 
 
 def kolla_run(
@@ -184,5 +217,13 @@ def kolla_run(
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_text(data[items[source]])
         files[entry["dest"]] = local
+    # and what the kubelet projects from the Secrets given (a served certificate), as it lays it out
+    projected: dict[str, dict[str, str]] = {}
+    for dest, ref in projected_files(pod, container["name"]).items():
+        if ref["name"] in secrets and ref["key"] in secrets[ref["name"]]:
+            directory, name = dest.rsplit("/", 1)
+            projected.setdefault(directory, {})[name] = secrets[ref["name"]][ref["key"]]
+            files[dest] = root / dest.lstrip("/")
+    volumes = {path: ProjectedVolume(root / path.lstrip("/"), contents) for path, contents in projected.items()}
     argv = [str(files.get(arg, arg)) for arg in shlex.split(config["command"])]
-    return KollaRun(argv=argv, env=container_env(container, secrets, fields), files=files)
+    return KollaRun(argv=argv, env=container_env(container, secrets, fields), files=files, volumes=volumes)

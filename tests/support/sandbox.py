@@ -91,10 +91,16 @@ class Sandbox:
         return self.processes[name]
 
     def inside(self, name: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
-        """Run `argv` as a probe would: in the namespaces of process `name`."""
+        """Run `argv` as a probe would: in the namespaces of process `name`, with a /tmp of the
+        process's own that lasts from one probe to the next, as a container's does (its server sees
+        the machine's /tmp, where the sandbox's files are)."""
         pid = self.processes[name].pid
+        own_tmp = self.root / f"{name}.tmp"
+        own_tmp.mkdir(exist_ok=True)
+        own_tmp.chmod(0o1777)
+        private = ["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /tmp && exec "$@"', str(own_tmp)]
         return subprocess.run(
-            ["nsenter", f"--target={pid}", "--mount", "--net", "--uts", *argv],
+            ["nsenter", f"--target={pid}", "--mount", "--net", "--uts", *private, *argv],
             capture_output=True,
             text=True,
             check=False,

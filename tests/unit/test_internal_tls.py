@@ -24,7 +24,7 @@ from stackops.render.naming import COMPONENT_LABEL, NAME_LABEL
 from stackops.services import memcached
 from stackops.services.base import CloudContext, RenderError
 from tests.conftest import cloud
-from tests.support.rendered import cloud_credentials, find, job_env, secret_data
+from tests.support.rendered import cloud_credentials, find, job_env, projected_files, secret_data
 
 NOW = datetime.datetime(2026, 12, 6, tzinfo=datetime.UTC)
 REQUEST = CertificateRequest("db", ("db", "db.ns", "db.ns.svc"))
@@ -82,9 +82,12 @@ def test_mariadb_serves_tls_by_its_service_names_and_refuses_plaintext() -> None
     mysqld.read_string(files["my.cnf"])
     assert mysqld["mysqld"]["require_secure_transport"] == "ON"
     assert mysqld["mysqld"]["ssl_cert"] == "/etc/mysql/tls/server.crt"
-    assert files["server.crt"] == credentials[request.cert_key] and files["ca.crt"] == credentials[CA_CERT_KEY]
-    dests = {f["dest"]: f["perm"] for f in json.loads(files["mariadb-server.json"])["config_files"]}
-    assert dests["/etc/mysql/tls/server.key"] == "0600"
+    server = find(rendered, "StatefulSet", "mariadb", "server")
+    assert served(server, credentials) == {
+        "/etc/mysql/tls/server.crt": credentials[request.cert_key],
+        "/etc/mysql/tls/server.key": credentials[request.private_key],
+        "/etc/mysql/tls/ca.crt": credentials[CA_CERT_KEY],
+    }
 
 
 def galera_cnf(spec: dict[str, Any]) -> configparser.ConfigParser:
@@ -176,7 +179,9 @@ def test_rabbitmq_serves_amqp_and_management_over_tls_only_and_clients_verify_it
         "15672",
     )
     assert "listeners.tcp.default" not in conf and "management.tcp.port" not in conf
-    assert conf["ssl_options.certfile"] == "/etc/rabbitmq/server.crt"
+    assert conf["ssl_options.certfile"] == "/etc/rabbitmq/tls/server.crt"
+    server = find(rendered, "StatefulSet", "rabbitmq", "server")
+    assert served(server, credentials)["/etc/rabbitmq/tls/server.key"] == credentials[request.private_key]
     nova = configparser.ConfigParser(interpolation=None)
     nova.read_string(secret_data(rendered, "demo-nova-config")["nova.conf"])
     assert (nova["oslo_messaging_rabbit"]["ssl"], nova["oslo_messaging_rabbit"]["ssl_ca_file"]) == (
@@ -191,6 +196,17 @@ def test_rabbitmq_serves_amqp_and_management_over_tls_only_and_clients_verify_it
     rendered = plan(plain, Credentials(cloud_credentials(plain)))
     assert "listeners.tcp.default = 5672" in secret_data(rendered, "demo-rabbitmq-config")["rabbitmq.conf"]
     assert "ssl" not in secret_data(rendered, "demo-nova-config")["nova.conf"].split("[oslo_messaging_rabbit]")[1]
+
+
+def served(obj: dict[str, Any], credentials: Credentials) -> dict[str, str]:
+    """What a server's containers have from the credentials Secret's projection (path: content), each
+    file 0440 for the pod's group, which the kubelet updates in place."""
+    pod = obj["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "tls"]
+    assert volume["projected"]["defaultMode"] == 0o440
+    files = projected_files(pod)
+    assert {ref["name"] for ref in files.values()} == {"demo-credentials"}
+    return {path: credentials[ref["key"]] for path, ref in files.items() if ref["key"].startswith("tls-")}
 
 
 def volume_keys(obj: dict[str, Any], volume: str = "config") -> set[str]:
@@ -209,14 +225,18 @@ def test_ovn_databases_speak_mutual_tls_to_every_client_and_among_members() -> N
     credentials = Credentials(cloud_credentials(demo))
     rendered = plan(demo, credentials)
     files = secret_data(rendered, "demo-neutron-ovn-config")
+    files |= secret_data(rendered, "demo-neutron-ovn-databases-config")
     script = files["ovn-nb-db-start.sh"]
     pki = "--private-key=/etc/ovn/tls/server.key --certificate=/etc/ovn/tls/server.crt --ca-cert=/etc/ovn/tls/ca.crt"
     assert f'--remote="pssl:6641:${{address}}" --remote="punix:${{SOCKET}}" {pki}' in script
     assert "ptcp" not in script and 'self="ssl:${POD_NAME}.demo-ovn-nb-cluster' in script
-    assert files["ovn-nb.crt"] == credentials[requests["ovn-nb"].cert_key]
     # each pod sees its own key only: the northbound database's neither the southbound's nor the clients'
     nb_server = find(rendered, "StatefulSet", "neutron", "nb-db")
-    assert volume_keys(nb_server) >= {"ovn-nb.key", "ovn-nb.crt", "ca.crt"}
+    assert served(nb_server, credentials) == {
+        "/etc/ovn/tls/server.crt": credentials[requests["ovn-nb"].cert_key],
+        "/etc/ovn/tls/server.key": credentials[requests["ovn-nb"].private_key],
+        "/etc/ovn/tls/ca.crt": credentials[CA_CERT_KEY],
+    }
     assert not volume_keys(nb_server) & {"ovn-sb.key", "ovn-client.key"}
     northd = json.loads(files["neutron-northd.json"])
     assert "--ovnnb-db=ssl:demo-ovn-nb-0.openstack.svc.cluster.local:6641," in northd["command"]
@@ -241,7 +261,7 @@ def test_ovn_databases_speak_mutual_tls_to_every_client_and_among_members() -> N
     plain = cloud({"internalTLS": {"enabled": False}})
     assert not {"ovn-nb", "ovn-sb", "ovn-client"} & {r.name for r in certificate_requests(plain)}
     rendered = plan(plain, Credentials(cloud_credentials(plain)))
-    assert '--remote="ptcp:6641' in secret_data(rendered, "demo-neutron-ovn-config")["ovn-nb-db-start.sh"]
+    assert '--remote="ptcp:6641' in secret_data(rendered, "demo-neutron-ovn-databases-config")["ovn-nb-db-start.sh"]
     ml2 = secret_data(rendered, "demo-neutron-config")["ml2_conf.ini"]
     assert "ovn_nb_connection = tcp:" in ml2 and "private_key" not in ml2
 
@@ -293,12 +313,13 @@ def test_memcached_serves_tls_only_for_every_pods_name_and_every_client_verifies
         f"{MEMCACHED_OFF_COMMAND} -Z -o ssl_chain_cert=/etc/memcached/tls/server.crt,"
         "ssl_key=/etc/memcached/tls/server.key,ssl_ca_cert=/etc/memcached/tls/ca.crt"
     )
-    assert {f["dest"]: (f["owner"], f["perm"]) for f in command["config_files"]} == {
-        path: ("memcached", "0600") for path in memcached.TLS_FILES.values()
+    assert command["config_files"] == []
+    statefulset = find(rendered, "StatefulSet", "memcached", "server")
+    assert served(statefulset, credentials) == {
+        memcached.TLS_FILES["server.crt"]: credentials[request.cert_key],
+        memcached.TLS_FILES["server.key"]: credentials[request.private_key],
+        memcached.TLS_FILES["ca.crt"]: credentials[CA_CERT_KEY],
     }
-    assert (files["server.crt"], files["server.key"], files["ca.crt"]) == (
-        credentials[request.cert_key], credentials[request.private_key], credentials[CA_CERT_KEY]
-    )  # fmt: skip
 
     # keystonemiddleware: every [keystone_authtoken] of every service, with the CA beside its config
     authtokens = {
@@ -500,3 +521,47 @@ def test_an_http_internal_endpoint_is_refused_while_the_apis_serve_https_only() 
     # without internal TLS the APIs speak http, and so may the catalog
     plain = plan(cloud({**overrides, "internalTLS": {"enabled": False}}))
     assert "http://keystone.example:5000" in json.dumps(plain.objects())
+
+
+SINGLE_SERVERS = (
+    ("mariadb", "server"),
+    ("rabbitmq", "server"),
+    ("memcached", "server"),
+    ("neutron", "nb-db"),
+    ("neutron", "sb-db"),
+)
+
+
+def test_a_renewed_certificate_reaches_the_single_servers_without_rolling_them() -> None:
+    """Every certificate issued again (as months before expiry): the one-replica servers' pods and
+    config Secrets are byte for byte the same, so none restarts; the kubelet updates their served
+    files and each server loads them (its probe asks, or ovsdb-server sees them change). The APIs,
+    which roll without an outage (a surge pod first), roll."""
+    demo = cloud()
+    credentials = Credentials(cloud_credentials(demo))
+    requests = certificate_requests(demo)
+    kept = {k: v for k, v in credentials.values().items() if not k.startswith("tls-") or k.startswith("tls-ca.")}
+    renewed = Credentials(issued(kept, requests, "demo", NOW))
+    assert all(renewed[r.cert_key] != credentials[r.cert_key] for r in requests)
+    before, after = plan(demo, credentials), plan(demo, renewed)
+    for service, component in SINGLE_SERVERS:
+        old, new = (find(p, "StatefulSet", service, component) for p in (before, after))
+        assert old["spec"]["replicas"] == 1
+        assert json.dumps(old) == json.dumps(new), f"{service}/{component} would roll"
+        (config,) = {v["secret"]["secretName"] for v in old["spec"]["template"]["spec"]["volumes"] if "secret" in v}
+        assert secret_data(before, config) == secret_data(after, config), config
+        assert served(old, credentials) != served(new, renewed)
+    keystone = (find(p, "Deployment", "keystone", "api")["spec"]["template"]["metadata"] for p in (before, after))
+    assert len({json.dumps(m["annotations"]) for m in keystone}) == 2
+    # what has each load the renewed files: its readiness probe, once they differ from what it loaded
+    probes = {
+        service: find(before, "StatefulSet", service, "server")["spec"]["template"]["spec"]["containers"][0][
+            "readinessProbe"
+        ]["exec"]["command"][-1]
+        for service in ("rabbitmq", "memcached")
+    }
+    assert "ssl:clear_pem_cache()" in probes["rabbitmq"] and "refresh_certs" in probes["memcached"]
+    assert 'query "FLUSH SSL"' in secret_data(before, "demo-mariadb-config")["mariadb-probe.sh"]
+    galera = cloud({"infrastructure": {"database": {"replicas": 3}}})
+    probe = secret_data(plan(galera, Credentials(cloud_credentials(galera))), "demo-mariadb-config")["mariadb-probe.sh"]
+    assert "wsrep_provider_options='socket.ssl_reload=1'" in probe

@@ -43,7 +43,7 @@ def test_one_database_replica_is_a_standalone_server() -> None:
         assert server["spec"]["replicas"] == 1
         assert server["spec"]["podManagementPolicy"] == "OrderedReady"
         assert f"demo-ovn-{kind}" not in objects(result, "PodDisruptionBudget")
-        script = secret_file(result, "demo-neutron-ovn-config", f"ovn-{kind}-db-start.sh")
+        script = secret_file(result, "demo-neutron-ovn-databases-config", f"ovn-{kind}-db-start.sh")
         assert "ovsdb-tool create " in script and "create-cluster" not in script and "join-cluster" not in script
         assert "cluster/kick" not in script
     ml2 = secret_file(result, "demo-neutron-config", "ml2_conf.ini")
@@ -63,7 +63,7 @@ def test_three_replicas_make_a_raft_cluster_by_dns_names() -> None:
         headless = services[server["spec"]["serviceName"]]
         assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"] is True
         assert objects(result, "PodDisruptionBudget")[f"demo-ovn-{kind}"]["spec"]["maxUnavailable"] == 1
-        script = secret_file(result, "demo-neutron-ovn-config", f"ovn-{kind}-db-start.sh")
+        script = secret_file(result, "demo-neutron-ovn-databases-config", f"ovn-{kind}-db-start.sh")
         assert "ovsdb-tool create-cluster" in script and "ovsdb-tool join-cluster" in script
         # a member that lost its volume joins again (the first only founds when no cluster answers)
         # and kicks its old server id (tests/real/test_ovn.py runs it)

@@ -140,6 +140,56 @@ class RenderOptions:
     node_addresses: tuple[str, ...] = ()
 
 
+def served_keys(request: certificates.CertificateRequest) -> dict[str, str]:
+    """A served certificate's files, by the credentials Secret's keys they hold."""
+    return {"server.crt": request.cert_key, "server.key": request.private_key, CA_FILE_KEY: certificates.CA_CERT_KEY}
+
+
+@dataclass(frozen=True)
+class ServedCertificate:
+    """A long-running server's certificate, key and the cloud's CA as files the kubelet keeps
+    current: a volume projected from the credentials Secret at `directory`, neither copied by
+    kolla_start nor in the config hash. A renewed certificate (months before it expires) so
+    reaches the running server without restarting it; the server loads it again once its probe
+    sees the files changed (reload_when_renewed), or on its own (OVN's ovsdb-server)."""
+
+    directory: str
+    volume: dict[str, Any]
+    # where the probe keeps what it last had the server load: in the container, gone with it
+    loaded_marker: ClassVar[str] = "/tmp/stackops-tls-loaded"
+
+    @property
+    def cert(self) -> str:
+        return f"{self.directory}/server.crt"
+
+    @property
+    def key(self) -> str:
+        return f"{self.directory}/server.key"
+
+    @property
+    def ca(self) -> str:
+        return f"{self.directory}/{CA_FILE_KEY}"
+
+    @property
+    def mount(self) -> dict[str, Any]:
+        return {"name": self.volume["name"], "mountPath": self.directory, "readOnly": True}
+
+    def reload_when_renewed(self, reload: str) -> str:
+        """Shell lines for a probe: run `reload` when the certificate or key differ from what the
+        server last loaded (once after each start, too: the kubelet may have renewed them between
+        the server's start and its first probe). A failed reload is retried at the next probe and
+        fails nothing: the server still serves the certificate it has."""
+        return "\n".join(
+            [
+                f"renewed=$(cat {self.cert} {self.key} | cksum)",
+                f'if [ "$renewed" != "$(cat {self.loaded_marker} 2>/dev/null)" ]; then',
+                f'    if {reload}; then echo "$renewed" > {self.loaded_marker};'
+                ' else echo "the renewed certificate was not loaded" >&2; fi',
+                "fi",
+            ]
+        )
+
+
 @dataclass(frozen=True)
 class ConfigSecret:
     """A service's rendered config files in one Secret, and the hash pods carry to roll on change."""
@@ -253,17 +303,22 @@ class CloudContext:
         """The cloud's CA certificate (PEM), which clients of its internal TLS verify servers with."""
         return self.credentials[certificates.CA_CERT_KEY]
 
-    def server_tls_files(self, requests: Sequence[certificates.CertificateRequest]) -> dict[str, str]:
-        """A TLS server's files for its config Secret, from its one certificate request (none: no
-        files): its certificate (server.crt), key (server.key) and the CA (CA_FILE_KEY)."""
+    def served_certificate(
+        self, requests: Sequence[certificates.CertificateRequest], directory: str
+    ) -> ServedCertificate | None:
+        """A server's certificate from its one certificate request (none: no TLS), its key and the
+        CA, in `directory` of its container (ServedCertificate); 0440 for the pod's fsGroup."""
         if not requests:
-            return {}
-        (request,) = requests
-        return {
-            "server.crt": self.credentials[request.cert_key],
-            "server.key": self.credentials[request.private_key],
-            CA_FILE_KEY: self.ca_certificate,
-        }
+            return None
+        items = [{"key": key, "path": path} for path, key in served_keys(requests[0]).items()]
+        source = {"secret": {"name": self.credentials_secret, "items": items}}
+        return ServedCertificate(directory, {"name": "tls", "projected": {"defaultMode": 0o440, "sources": [source]}})
+
+    def served_files(self, requests: Sequence[certificates.CertificateRequest]) -> dict[str, str]:
+        """What a ServedCertificate's directory holds (file name: content), for those who run the
+        server outside a pod (the real tests)."""
+        (request,) = requests or (None,)
+        return {path: self.credentials[key] for path, key in served_keys(request).items()} if request else {}
 
     def service_host(self, service_name: str) -> str:
         return f"{service_name}.{self.namespace}.svc"

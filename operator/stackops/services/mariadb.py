@@ -29,6 +29,7 @@ from stackops.services.base import (
     ConfigSecret,
     Listener,
     Resources,
+    ServedCertificate,
     Service,
     Step,
 )
@@ -40,8 +41,13 @@ ROOT_PASSWORD_KEY = "mariadb-root-password"
 # recovery: where a member serves its last committed position to its peers while no member runs
 GALERA_PORTS = {"galera": 4567, "ist": 4568, "sst": 4444, "recovery": 4569}
 DATADIR = USER.home
-# the server's certificate, key and the CA, where kolla_start puts them (my.cnf names them)
-TLS_FILES = {name: f"/etc/mysql/tls/{name}" for name in ("server.crt", "server.key", CA_FILE_KEY)}
+# the server's certificate, key and the CA (a ServedCertificate: my.cnf names them)
+TLS_DIR = "/etc/mysql/tls"
+TLS_FILES = {name: f"{TLS_DIR}/{name}" for name in ("server.crt", "server.key", CA_FILE_KEY)}
+# what has the server load a renewed certificate, which the probe runs (ServedCertificate): FLUSH SSL
+# for its clients' connections, and Galera's provider for its members' (replication and IST)
+TLS_RELOAD = 'query "FLUSH SSL" >/dev/null'
+GALERA_TLS_RELOAD = f"{TLS_RELOAD} && query \"SET GLOBAL wsrep_provider_options='socket.ssl_reload=1'\" >/dev/null"
 # Galera among its members, with the server's certificate: replication and IST (the provider's
 # sockets) and SST (wsrep_sst_mariabackup streams through socat; encrypt=3 is TLS with a certificate
 # and key). Each side verifies the other's certificate against the CA, not its name: the members dial
@@ -195,9 +201,12 @@ class MariaDB(Service):
         members = certificates.pod_names(ctx.object_name("mariadb-cluster"), ctx.namespace, domain)
         return [certificates.CertificateRequest(self.name, (*names, *members))]
 
+    def served_certificate(self, ctx: CloudContext) -> ServedCertificate | None:
+        return ctx.served_certificate(self.certificates(ctx), TLS_DIR)
+
     def tls_files(self, ctx: CloudContext) -> dict[str, str]:
-        """The server's certificate and key, and the CA (config Secret keys of TLS_FILES)."""
-        return ctx.server_tls_files(self.certificates(ctx))
+        """What the server's TLS directory holds (TLS_FILES' keys), as its container has it."""
+        return ctx.served_files(self.certificates(ctx))
 
     def my_cnf(self, ctx: CloudContext) -> str:
         spec = database_spec(ctx)
@@ -214,7 +223,7 @@ class MariaDB(Service):
             "innodb_buffer_pool_size": "256M",
             "default_storage_engine": "InnoDB",
         }
-        if self.tls_files(ctx):
+        if self.certificates(ctx):
             mysqld |= {
                 "ssl_cert": TLS_FILES["server.crt"],
                 "ssl_key": TLS_FILES["server.key"],
@@ -238,7 +247,7 @@ class MariaDB(Service):
                 "innodb_autoinc_lock_mode": 2,
                 "ignore-db-dirs": RECOVERY_DIR,
             }
-            if self.tls_files(ctx):
+            if self.certificates(ctx):
                 mysqld["wsrep_provider_options"], config = provider_options(GALERA_TLS, config)
                 sections["sst"] = SST_TLS
         return render_ini(sections, config)
@@ -265,14 +274,15 @@ class MariaDB(Service):
 
     def server_steps(self, ctx: CloudContext) -> list[Step]:
         spec = database_spec(ctx)
-        tls = self.tls_files(ctx)
+        served = self.served_certificate(ctx)
+        galera = spec.replicas > 1
+        reload = served.reload_when_renewed(GALERA_TLS_RELOAD if galera else TLS_RELOAD) if served else ""
         server_command = KollaCommand(
             command="/bin/bash /etc/mysql/mariadb-start.sh",
             files=(
                 ConfigFile("my.cnf", "/etc/mysql/my.cnf", "mysql", "0600"),
                 ConfigFile("mariadb-start.sh", "/etc/mysql/mariadb-start.sh", "mysql", "0700"),
                 ConfigFile("mariadb-probe.sh", "/etc/mysql/mariadb-probe.sh", "mysql", "0700"),
-                *(ConfigFile(key, TLS_FILES[key], "mysql", "0600") for key in sorted(tls)),
             ),
             permissions=(Permission(DATADIR, "mysql:mysql", recurse=True),),
         )
@@ -281,9 +291,8 @@ class MariaDB(Service):
             {
                 "my.cnf": self.my_cnf(ctx),
                 "mariadb-start.sh": self.start_script(ctx),
-                "mariadb-probe.sh": ctx.render_text("mariadb/mariadb-probe.sh.j2", galera=spec.replicas > 1),
+                "mariadb-probe.sh": ctx.render_text("mariadb/mariadb-probe.sh.j2", galera=galera, tls_reload=reload),
                 "mariadb-server.json": server_command.to_json(),
-                **tls,
             },
         )
         # the services with databases, and their database Jobs; Galera's members among themselves
@@ -314,6 +323,7 @@ class MariaDB(Service):
                     ),
                     port=PORT,
                     galera_ports=GALERA_PORTS,
+                    served=served,
                     uid=USER.uid,
                 ),
                 tuple(listeners),

@@ -16,15 +16,30 @@ from typing import Any, ClassVar
 
 from stackops import certificates
 from stackops.api.models import MemcachedSpec
-from stackops.render.kolla import ConfigFile, KollaCommand
-from stackops.services.base import CA_FILE_KEY, Clients, CloudContext, Listener, Resources, Service, Step
+from stackops.render.kolla import KollaCommand
+from stackops.services.base import (
+    CA_FILE_KEY,
+    Clients,
+    CloudContext,
+    Listener,
+    Resources,
+    ServedCertificate,
+    Service,
+    Step,
+)
 from stackops.services.images import DebianImage, KollaUser
 
 PORT = 11211
 USER = KollaUser("memcached", 42457)  # the memcached user of Kolla images
-# the server's certificate, key and the cloud's CA, where kolla_start puts them (the command names
-# them); the image makes /etc/memcached the memcached user's (images/infra/setup/memcached.sh)
-TLS_FILES = {name: f"/etc/memcached/tls/{name}" for name in ("server.crt", "server.key", CA_FILE_KEY)}
+# the server's certificate, key and the cloud's CA (a ServedCertificate: the command names them)
+TLS_DIR = "/etc/memcached/tls"
+TLS_FILES = {name: f"{TLS_DIR}/{name}" for name in ("server.crt", "server.key", CA_FILE_KEY)}
+# memcached's text protocol over TLS on its own port, from inside its container (openssl s_client;
+# no name to check on loopback): what a probe sends, the line it expects back
+TLS_CLIENT = f"openssl s_client -quiet -connect 127.0.0.1:{PORT} 2>/dev/null"
+# refresh_certs has the server load its certificate and key again, for new connections
+TLS_RELOAD = f"printf 'refresh_certs\\r\\nquit\\r\\n' | {TLS_CLIENT} | grep -q '^OK'"
+TLS_READY = f"printf 'version\\r\\nquit\\r\\n' | {TLS_CLIENT} | grep -q '^VERSION'"
 
 
 def memcached_spec(ctx: CloudContext) -> MemcachedSpec:
@@ -74,7 +89,8 @@ def swift_cache(ctx: CloudContext, ca_file: str) -> dict[str, Any]:
 class Memcached(Service):
     name = "memcached"
     spec_path = "infrastructure.memcached"
-    debian_images = (DebianImage("memcached", ("memcached",), USER),)
+    # openssl: the probe's TLS client
+    debian_images = (DebianImage("memcached", ("memcached", "openssl"), USER),)
     components: ClassVar[dict[str, Resources]] = {"server": Resources(cpu="10m", memory="64Mi")}
 
     def certificates(self, ctx: CloudContext) -> list[certificates.CertificateRequest]:
@@ -84,25 +100,34 @@ class Memcached(Service):
         names = certificates.pod_names(ctx.object_name("memcached"), ctx.namespace, ctx.spec.endpoints.cluster_domain)
         return [certificates.CertificateRequest(self.name, names)]
 
+    def served_certificate(self, ctx: CloudContext) -> ServedCertificate | None:
+        return ctx.served_certificate(self.certificates(ctx), TLS_DIR)
+
     def tls_files(self, ctx: CloudContext) -> dict[str, str]:
-        """The server's certificate and key, and the CA (config Secret keys of TLS_FILES)."""
-        return ctx.server_tls_files(self.certificates(ctx))
+        """What the server's TLS directory holds (TLS_FILES' keys), as its container has it."""
+        return ctx.served_files(self.certificates(ctx))
 
     def command(self, ctx: CloudContext) -> KollaCommand:
         """memcached's command line; with TLS, on its one port only (-Z: no plaintext listener)."""
         line = f"/usr/bin/memcached -v -l 0.0.0.0 -p {PORT} -c 5000 -U 0 -m {memcached_spec(ctx).memory_mb}"
-        tls_files = self.tls_files(ctx)
-        if not tls_files:
+        if not self.certificates(ctx):
             return KollaCommand(command=line)
         files_of = {"ssl_chain_cert": "server.crt", "ssl_key": "server.key", "ssl_ca_cert": CA_FILE_KEY}
         options = ",".join(f"{option}={TLS_FILES[key]}" for option, key in files_of.items())
-        files = tuple(ConfigFile(key, TLS_FILES[key], USER.name, "0600") for key in sorted(tls_files))
-        return KollaCommand(command=f"{line} -Z -o {options}", files=files)
+        return KollaCommand(command=f"{line} -Z -o {options}")
+
+    def readiness(self, served: ServedCertificate | None) -> dict[str, Any]:
+        """Answers on its port; with TLS, answers VERSION over TLS after loading a renewed certificate."""
+        if served is None:
+            return {"tcpSocket": {"port": "memcached"}, "periodSeconds": 10}
+        script = f"{served.reload_when_renewed(TLS_RELOAD)}\n{TLS_READY}"
+        return {"exec": {"command": ["/bin/sh", "-c", script]}, "periodSeconds": 10, "timeoutSeconds": 5}
 
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = memcached_spec(ctx)
         command = self.command(ctx)
-        config = ctx.config_secret(self.name, {"memcached.json": command.to_json(), **self.tls_files(ctx)})
+        served = self.served_certificate(ctx)
+        config = ctx.config_secret(self.name, {"memcached.json": command.to_json()})
         # The cache itself plus room for connections: the request must cover what it will use.
         resources = self.resources(ctx.spec, "server", default=Resources(cpu="10m", memory=f"{spec.memory_mb + 64}Mi"))
         return [
@@ -118,6 +143,8 @@ class Memcached(Service):
                     config_volume=config.volume("config", "memcached.json", command),
                     resources=resources,
                     port=PORT,
+                    served=served,
+                    readiness=self.readiness(served),
                     uid=USER.uid,
                 ),
                 (Listener("server", (PORT,), Clients.USERS),),

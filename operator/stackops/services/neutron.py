@@ -291,10 +291,10 @@ class Neutron(OpenStackService[NeutronSpec]):
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = self.settings(ctx)
         kolla = self.server_kolla(ctx)
-        ovn_config, ovn_steps = ovn.control_plane_steps(ctx, self)
+        ovn_configs, ovn_steps = ovn.control_plane_steps(ctx, self)
         chassis_config, chassis_steps = ovn.chassis_steps(ctx, self)
         metadata_config, metadata_step = self.metadata_agent_step(ctx, self.ml2(ctx))
-        config, *preamble = self.preamble(ctx, kolla, ovn_config, chassis_config, metadata_config)
+        config, *preamble = self.preamble(ctx, kolla, *ovn_configs, chassis_config, metadata_config)
         return [
             config,
             *ovn_steps,

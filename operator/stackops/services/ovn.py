@@ -169,17 +169,14 @@ def certificate_requests(ctx: CloudContext) -> list[certificates.CertificateRequ
     return [*(server_certificate(ctx, db) for db in DATABASES), client_certificate(ctx)]
 
 
-def certificate_files(ctx: CloudContext, request: certificates.CertificateRequest) -> dict[str, str]:
-    """A certificate and its key as config Secret files (Pki.config_files' keys); none without TLS."""
+def client_files(ctx: CloudContext) -> dict[str, str]:
+    """The clients' certificate and key (Pki.config_files' keys), for the config Secret of a client
+    of the databases; none without TLS."""
     if not tls(ctx):
         return {}
+    request = client_certificate(ctx)
     name, credentials = request.name, ctx.credentials
     return {f"{name}.crt": credentials[request.cert_key], f"{name}.key": credentials[request.private_key]}
-
-
-def client_files(ctx: CloudContext) -> dict[str, str]:
-    """The clients' certificate and key, for the config Secret of a client of the databases."""
-    return certificate_files(ctx, client_certificate(ctx))
 
 
 def client_pki(directory: str, ca_file: str) -> Pki:
@@ -241,9 +238,11 @@ def exec_check(command: Sequence[str], *, liveness: Sequence[str] | None = None)
     return probes
 
 
-def control_plane_files(ctx: CloudContext) -> dict[str, str]:
+def database_files(ctx: CloudContext) -> dict[str, str]:
+    """The databases' start scripts: their config Secret holds nothing that renews (their certificate
+    is served: database_step), so a renewed certificate rolls none of them."""
     replicas = neutron_spec(ctx).ovn.replicas
-    files = {
+    return {
         db.start_script: ctx.render_text(
             "ovn/ovsdb-start.sh.j2",
             db=db,
@@ -255,23 +254,20 @@ def control_plane_files(ctx: CloudContext) -> dict[str, str]:
         )
         for db in DATABASES
     }
-    for db in DATABASES:
-        files |= certificate_files(ctx, server_certificate(ctx, db))
-    return files | client_files(ctx)
 
 
-def control_plane_commands(ctx: CloudContext) -> dict[str, KollaCommand]:
-    commands = {
+def database_commands() -> dict[str, KollaCommand]:
+    return {
         db.component: KollaCommand(
             f"/bin/bash /etc/ovn/{db.start_script}",
-            (
-                ConfigFile(db.start_script, f"/etc/ovn/{db.start_script}", "root", "0700"),
-                *(SERVER_PKI.config_files(f"ovn-{db.kind}", "root") if tls(ctx) else ()),
-            ),
+            (ConfigFile(db.start_script, f"/etc/ovn/{db.start_script}", "root", "0700"),),
         )
         for db in DATABASES
     }
-    commands["northd"] = KollaCommand(
+
+
+def northd_command(ctx: CloudContext) -> KollaCommand:
+    return KollaCommand(
         " ".join(
             [
                 "ovn-northd",
@@ -286,25 +282,27 @@ def control_plane_commands(ctx: CloudContext) -> dict[str, KollaCommand]:
         ),
         client_config_files(ctx, CLIENT_PKI, "root", ca_listed=False),
     )
-    return commands
 
 
-def control_plane_steps(ctx: CloudContext, service: Service) -> tuple[dict[str, Any], list[Step]]:
-    """The config Secret of the databases and northd, and their steps."""
+def control_plane_steps(ctx: CloudContext, service: Service) -> tuple[list[dict[str, Any]], list[Step]]:
+    """The config Secrets of the databases and of northd, and their steps."""
     spec = neutron_spec(ctx)
     # ovsdb-server and ovn-northd run as root in Kolla's images
-    kolla = api.kolla(ctx, service, "ovn-northd", control_plane_files(ctx), control_plane_commands(ctx), 0, part="ovn")
-    steps = [database_step(ctx, service, replace(kolla, image=ctx.image(spec, db.image)), db) for db in DATABASES]
+    databases = api.kolla(ctx, service, NB.image, database_files(ctx), database_commands(), 0, part="ovn-databases")
+    steps = [database_step(ctx, service, replace(databases, image=ctx.image(spec, db.image)), db) for db in DATABASES]
+    northd_kolla = api.kolla(
+        ctx, service, "ovn-northd", client_files(ctx), {"northd": northd_command(ctx)}, 0, part="ovn"
+    )
     northd = api.worker_step(
         ctx,
         service,
         "northd",
-        kolla,
+        northd_kolla,
         replicas=spec.ovn.replicas,
         # active or standby (northd instances share the work through a lock in the southbound database)
         probes=api.exec_probes(["ovn-appctl", "-t", f"{RUN_DIR}/ovn-northd.ctl", "status"]),
     )
-    return kolla.config.obj, [*steps, northd]
+    return [databases.config.obj, northd_kolla.config.obj], [*steps, northd]
 
 
 def database_step(ctx: CloudContext, service: Service, kolla: Kolla, db: Database) -> Step:
@@ -322,6 +320,9 @@ def database_step(ctx: CloudContext, service: Service, kolla: Kolla, db: Databas
     ]
     if spec.replicas > 1:
         listeners.append(Listener(db.component, (db.raft_port,), Clients.MEMBERS))
+    # SERVER_PKI's files, which ovsdb-server loads again by itself once the kubelet renewed them
+    # (it checks their modification times in its main loop): no reload to ask for
+    served = ctx.served_certificate([server_certificate(ctx, db)] if tls(ctx) else [], TLS_DIR)
     return Step(
         f"neutron-ovn-{db.component}",
         service.name,
@@ -341,6 +342,7 @@ def database_step(ctx: CloudContext, service: Service, kolla: Kolla, db: Databas
             image=kolla.image,
             config=kolla.config,
             config_volume=kolla.volume(db.component),
+            served=served,
             probes=probes,
             resources=service.resources(ctx.spec, db.component),
             data_dir=DATA_DIR,

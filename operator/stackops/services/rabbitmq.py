@@ -23,7 +23,16 @@ from stackops.api.models import MessagingSpec, OpenStackCloudSpec
 from stackops.credentials import Credentials, CredentialSpec
 from stackops.render.kolla import ConfigFile, KollaCommand, Permission
 from stackops.services.api import exec_probes
-from stackops.services.base import CA_FILE_KEY, Clients, CloudContext, Listener, Resources, Service, Step
+from stackops.services.base import (
+    CA_FILE_KEY,
+    Clients,
+    CloudContext,
+    Listener,
+    Resources,
+    ServedCertificate,
+    Service,
+    Step,
+)
 from stackops.services.images import DebianImage, KollaUser
 
 AMQP_PORT = 5672
@@ -36,8 +45,13 @@ ADMIN_PASSWORD_KEY = "rabbitmq-admin-password"
 ERLANG_COOKIE_KEY = "rabbitmq-erlang-cookie"
 PLUGINS = ("rabbitmq_management", "rabbitmq_peer_discovery_k8s", "rabbitmq_prometheus")
 USER_JOB = "messaging"  # the component of every service's user Job (user_step)
-# the server's certificate, key and the cloud's CA, where kolla_start puts them (rabbitmq.conf names them)
-TLS_FILES = {name: f"/etc/rabbitmq/{name}" for name in ("server.crt", "server.key", CA_FILE_KEY)}
+# the server's certificate, key and the cloud's CA (a ServedCertificate: rabbitmq.conf names them)
+TLS_DIR = "/etc/rabbitmq/tls"
+TLS_FILES = {name: f"{TLS_DIR}/{name}" for name in ("server.crt", "server.key", CA_FILE_KEY)}
+# Erlang's TLS caches the files it read (its PEM cache): cleared, the next handshakes (AMQP, the
+# management API, the distribution) read the renewed ones
+TLS_RELOAD = "rabbitmqctl -q eval 'ssl:clear_pem_cache().' >/dev/null"
+READINESS = ("rabbitmq-diagnostics", "-q", "check_port_connectivity")
 # The administrator a node creates when it boots on an empty database (default_user, default_pass):
 # a file of its own, read from the directory the server reads beside rabbitmq.conf, and out of the
 # config's hash, so that a rotation of the password changes it without rolling the server.
@@ -206,14 +220,23 @@ class RabbitMQ(Service):
         names = certificates.service_names(ctx.object_name("rabbitmq"), ctx.namespace, domain)
         return [certificates.CertificateRequest(self.name, (*names, *member_hosts(ctx)))]
 
+    def served_certificate(self, ctx: CloudContext) -> ServedCertificate | None:
+        return ctx.served_certificate(self.certificates(ctx), TLS_DIR)
+
     def tls_files(self, ctx: CloudContext) -> dict[str, str]:
-        """The server's certificate and key, and the CA (config Secret keys of TLS_FILES)."""
-        return ctx.server_tls_files(self.certificates(ctx))
+        """What the server's TLS directory holds (TLS_FILES' keys), as its container has it."""
+        return ctx.served_files(self.certificates(ctx))
+
+    def readiness(self, served: ServedCertificate | None) -> list[str]:
+        """Its ports answer; with TLS, after the server loaded a renewed certificate."""
+        if served is None:
+            return list(READINESS)
+        return ["/bin/sh", "-c", f"{served.reload_when_renewed(TLS_RELOAD)}\nexec {' '.join(READINESS)}"]
 
     def listener_settings(self, ctx: CloudContext) -> dict[str, Any]:
         """AMQP and the management API: over TLS on their usual ports, with no plaintext listener,
         when the cloud's internal TLS is on (clients do not present certificates of their own)."""
-        if not self.tls_files(ctx):
+        if not self.certificates(ctx):
             return {"listeners.tcp.default": AMQP_PORT, "management.tcp.port": MANAGEMENT_PORT}
         files = {"cacertfile": TLS_FILES[CA_FILE_KEY], "certfile": TLS_FILES["server.crt"]}
         files["keyfile"] = TLS_FILES["server.key"]
@@ -229,7 +252,7 @@ class RabbitMQ(Service):
         node) over TLS with the server's certificate, when it serves TLS: each side presents its
         certificate and verifies the other's against the cloud's CA, and a client the server's host
         name (member_hosts) in it."""
-        if not self.tls_files(ctx):
+        if not self.certificates(ctx):
             return {}
         files = f'{{cacertfile, "{TLS_FILES[CA_FILE_KEY]}"}}, {{certfile, "{TLS_FILES["server.crt"]}"}}, '
         files += f'{{keyfile, "{TLS_FILES["server.key"]}"}}, {{verify, verify_peer}}, {{secure_renegotiate, true}}'
@@ -273,6 +296,7 @@ class RabbitMQ(Service):
         spec = messaging_spec(ctx)
         if spec.external is not None:
             return []
+        served = self.served_certificate(ctx)
         command = KollaCommand(
             command="/usr/sbin/rabbitmq-server",
             files=(
@@ -280,7 +304,6 @@ class RabbitMQ(Service):
                 ConfigFile(DEFAULT_USER_CONF, f"{CONF_D}/{DEFAULT_USER_CONF}", "rabbitmq", "0600"),
                 ConfigFile("enabled_plugins", "/etc/rabbitmq/enabled_plugins", "rabbitmq", "0600"),
                 ConfigFile("erlang.cookie", "/var/lib/rabbitmq/.erlang.cookie", "rabbitmq", "0400"),
-                *(ConfigFile(key, TLS_FILES[key], "rabbitmq", "0600") for key in sorted(self.tls_files(ctx))),
                 *(
                     ConfigFile(key, f"/etc/rabbitmq/{key}", "rabbitmq", "0600")
                     for key in sorted(self.distribution_files(ctx))
@@ -295,7 +318,6 @@ class RabbitMQ(Service):
                 "enabled_plugins": f"[{','.join(PLUGINS)}].\n",
                 "erlang.cookie": ctx.credentials[ERLANG_COOKIE_KEY],
                 "rabbitmq-server.json": command.to_json(),
-                **self.tls_files(ctx),
                 **self.distribution_files(ctx),
             },
             first_boot={DEFAULT_USER_CONF: self.default_user_conf(ctx)},
@@ -324,6 +346,8 @@ class RabbitMQ(Service):
                     amqp_port=AMQP_PORT,
                     management_port=MANAGEMENT_PORT,
                     cluster_ports=CLUSTER_PORTS,
+                    served=served,
+                    readiness=self.readiness(served),
                     uid=USER.uid,
                 ),
                 tuple(listeners),
