@@ -27,11 +27,13 @@ from kubernetes.stream import stream
 
 from stackops.api.models import GROUP, PLURAL, VERSION
 from stackops.devcluster import LocalCluster, realcloud, realnode
+from stackops.devcluster.install import wait_for
 from stackops.services.base import CREDENTIALS_SECRET_SUFFIX
 from tests.conftest import ROOT
 from tests.node.conftest import finished, python_pod, wait_pod
 from tests.support.guest import ADDRESS_MARKER, MARKER, METADATA_MARKER, guest_build
 from tests.support.progress import printer
+from tests.support.rendered import serial
 
 NAMESPACE = "openstack"
 NAME = "demo"
@@ -344,6 +346,88 @@ def test_every_api_serves_https_only_with_a_certificate_of_the_clouds_ca(
         say(f"{url}: HTTP {answer} over TLS, plaintext {plain}")
     assert len(found) >= 6, found
     assert all(url.startswith("https://") and answer < 500 and plain == "refused" for url, answer, plain in found)
+
+
+# from neutron's API pod, a client of all four: the serial of the certificate each long-running server
+# serves, verified with the cloud's CA by the name neutron's config gives (OVN's with its client
+# certificate; MariaDB's through PyMySQL, as neutron's own connections)
+SERVED_SERIALS = """
+import configparser, json, socket, ssl, urllib.parse
+import pymysql
+CA = "/etc/neutron/ca.crt"
+conf = configparser.ConfigParser(interpolation=None, strict=False)
+conf.read(["/etc/neutron/neutron.conf", "/etc/neutron/plugins/ml2/ml2_conf.ini"])
+def served(host, port, pki=None):
+    context = ssl.create_default_context(cafile=CA)
+    if pki:
+        context.load_cert_chain(*pki)
+    with context.wrap_socket(socket.create_connection((host, port), timeout=10), server_hostname=host) as tls:
+        return tls.getpeercert()["serialNumber"]
+found = {}
+url = urllib.parse.urlsplit(conf["database"]["connection"])
+db = pymysql.connect(host=url.hostname, port=url.port or 3306, user=urllib.parse.unquote(url.username),
+                     password=urllib.parse.unquote(url.password), ssl={"ca": CA}, connect_timeout=10)
+found["mariadb"] = db._sock.getpeercert()["serialNumber"]
+db.close()
+broker = urllib.parse.urlsplit(conf["DEFAULT"]["transport_url"].split(",")[0])
+found["rabbitmq"] = served(broker.hostname, broker.port)
+host, port = conf["keystone_authtoken"]["memcached_servers"].split(",")[0].rsplit(":", 1)
+found["memcached"] = served(host, int(port))
+_, host, port = conf["ovn"]["ovn_nb_connection"].split(",")[0].split(":")
+found["ovn-nb"] = served(host, int(port), (conf["ovn"]["ovn_nb_certificate"], conf["ovn"]["ovn_nb_private_key"]))
+print(json.dumps(found))
+"""
+# each of those servers' certificate in the credentials Secret, and its one pod
+RENEWED = {"mariadb": "mariadb-0", "rabbitmq": "rabbitmq-0", "memcached": "memcached-0", "ovn-nb": "ovn-nb-0"}
+
+
+def test_renewed_certificates_reach_the_single_servers_without_a_restart(
+    real_cloud: RealCloud, pytestconfig: pytest.Config
+) -> None:
+    """A renewal of the one-replica servers' certificates (here forced: their keys taken out of the
+    credentials Secret, which the operator's next look issues again, as it renews one 90 days before
+    it expires): the kubelet brings the new files into the running pods, their probes have MariaDB,
+    RabbitMQ and memcached load them, OVN's database loads them by itself; each then serves its new
+    certificate, verified, to neutron's pod, and no pod was replaced or restarted."""
+    say = printer(pytestconfig)
+    core = real_cloud.core
+    secret = f"{NAME}-{CREDENTIALS_SECRET_SUFFIX}"
+    (neutron,) = core.list_namespaced_pod(
+        NAMESPACE, label_selector="app.kubernetes.io/name=neutron,app.kubernetes.io/component=api"
+    ).items
+    script = base64.b64encode(SERVED_SERIALS.encode()).decode()
+
+    def served() -> dict[str, str]:
+        run = f"echo {script} | base64 -d > /tmp/served.py && /var/lib/kolla/venv/bin/python /tmp/served.py"
+        out = in_pod(core, neutron.metadata.name, "neutron-api", run)
+        found: dict[str, str] = json.loads(out.strip().splitlines()[-1])
+        return found
+
+    def issued() -> dict[str, str]:
+        data = core.read_namespaced_secret(secret, NAMESPACE).data or {}
+        certificates = {name: data.get(f"tls-{name}.crt") for name in RENEWED}
+        return {name: serial(base64.b64decode(pem).decode()) for name, pem in certificates.items() if pem}
+
+    def pods() -> dict[str, tuple[str, int]]:
+        found = {}
+        for pod in RENEWED.values():
+            read = core.read_namespaced_pod(f"{NAME}-{pod}", NAMESPACE)
+            found[pod] = (read.metadata.uid, sum(c.restart_count for c in read.status.container_statuses or []))
+        return found
+
+    before, old = pods(), issued()
+    assert served() == old
+    removed = [{"op": "remove", "path": f"/data/tls-{name}.{part}"} for name in RENEWED for part in ("crt", "key")]
+    core.patch_namespaced_secret(secret, NAMESPACE, removed)
+    started = time.monotonic()
+    wait_for(lambda: len(issued()) == len(RENEWED), "the operator's new certificates", 300.0)
+    new = issued()
+    assert all(new[name] != old[name] for name in RENEWED), (old, new)
+    say(f"renewal: issued {round(time.monotonic() - started)} s after the keys went")
+    wait_for(lambda: served() == new, "every server serving its new certificate", 420.0)
+    say(f"renewal: every server served its new certificate {round(time.monotonic() - started)} s after")
+    assert pods() == before  # the same pods, never restarted
+    assert real_cloud.cloud()["status"]["phase"] == "Ready"
 
 
 def test_the_cloud_is_used_from_the_host(real_cloud: RealCloud, tmp_path: Path) -> None:
