@@ -470,6 +470,20 @@ class Service(ABC):
         server asks for one (docs/security.md)."""
         return []
 
+    # A long-running server that loads its renewed certificate while it runs: where its containers
+    # have it (ServedCertificate), from its one certificate request
+    served_tls_dir: ClassVar[str | None] = None
+
+    def served_certificate(self, ctx: CloudContext) -> ServedCertificate | None:
+        if self.served_tls_dir is None:
+            return None
+        return ctx.served_certificate(self.certificates(ctx), self.served_tls_dir)
+
+    def tls_files(self, ctx: CloudContext) -> dict[str, str]:
+        """What its served certificate's directory holds (file name: content), for those who run the
+        server outside a pod (the real tests)."""
+        return ctx.served_files(self.certificates(ctx))
+
     def key_rotations(self, spec: OpenStackCloudSpec) -> list[KeyRotation]:
         """Keys the operator rotates on a schedule (in the credentials Secret)."""
         return []

@@ -29,7 +29,6 @@ from stackops.services.base import (
     ConfigSecret,
     Listener,
     Resources,
-    ServedCertificate,
     Service,
     Step,
 )
@@ -179,6 +178,7 @@ def database_step(ctx: CloudContext, service: Service, databases: list[str], use
 class MariaDB(Service):
     name = "mariadb"
     spec_path = "infrastructure.database"
+    served_tls_dir = TLS_DIR
     debian_images = (DebianImage("mariadb-server", ("mariadb-server", "mariadb-backup", "galera-4", "procps"), USER),)
     components: ClassVar[dict[str, Resources]] = {
         "server": Resources(cpu="100m", memory="512Mi"),
@@ -200,13 +200,6 @@ class MariaDB(Service):
         names = certificates.service_names(ctx.object_name("mariadb"), ctx.namespace, domain)
         members = certificates.pod_names(ctx.object_name("mariadb-cluster"), ctx.namespace, domain)
         return [certificates.CertificateRequest(self.name, (*names, *members))]
-
-    def served_certificate(self, ctx: CloudContext) -> ServedCertificate | None:
-        return ctx.served_certificate(self.certificates(ctx), TLS_DIR)
-
-    def tls_files(self, ctx: CloudContext) -> dict[str, str]:
-        """What the server's TLS directory holds (TLS_FILES' keys), as its container has it."""
-        return ctx.served_files(self.certificates(ctx))
 
     def my_cnf(self, ctx: CloudContext) -> str:
         spec = database_spec(ctx)

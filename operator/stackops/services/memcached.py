@@ -89,6 +89,7 @@ def swift_cache(ctx: CloudContext, ca_file: str) -> dict[str, Any]:
 class Memcached(Service):
     name = "memcached"
     spec_path = "infrastructure.memcached"
+    served_tls_dir = TLS_DIR
     # openssl: the probe's TLS client
     debian_images = (DebianImage("memcached", ("memcached", "openssl"), USER),)
     components: ClassVar[dict[str, Resources]] = {"server": Resources(cpu="10m", memory="64Mi")}
@@ -99,13 +100,6 @@ class Memcached(Service):
             return []
         names = certificates.pod_names(ctx.object_name("memcached"), ctx.namespace, ctx.spec.endpoints.cluster_domain)
         return [certificates.CertificateRequest(self.name, names)]
-
-    def served_certificate(self, ctx: CloudContext) -> ServedCertificate | None:
-        return ctx.served_certificate(self.certificates(ctx), TLS_DIR)
-
-    def tls_files(self, ctx: CloudContext) -> dict[str, str]:
-        """What the server's TLS directory holds (TLS_FILES' keys), as its container has it."""
-        return ctx.served_files(self.certificates(ctx))
 
     def command(self, ctx: CloudContext) -> KollaCommand:
         """memcached's command line; with TLS, on its one port only (-Z: no plaintext listener)."""

@@ -195,6 +195,7 @@ def messaging_job(
 class RabbitMQ(Service):
     name = "rabbitmq"
     spec_path = "infrastructure.messaging"
+    served_tls_dir = TLS_DIR
     debian_images = (DebianImage("rabbitmq", ("rabbitmq-server", "procps"), USER),)
     components: ClassVar[dict[str, Resources]] = {
         "server": Resources(cpu="50m", memory="512Mi", memory_limit="1Gi"),
@@ -219,13 +220,6 @@ class RabbitMQ(Service):
         domain = ctx.spec.endpoints.cluster_domain
         names = certificates.service_names(ctx.object_name("rabbitmq"), ctx.namespace, domain)
         return [certificates.CertificateRequest(self.name, (*names, *member_hosts(ctx)))]
-
-    def served_certificate(self, ctx: CloudContext) -> ServedCertificate | None:
-        return ctx.served_certificate(self.certificates(ctx), TLS_DIR)
-
-    def tls_files(self, ctx: CloudContext) -> dict[str, str]:
-        """What the server's TLS directory holds (TLS_FILES' keys), as its container has it."""
-        return ctx.served_files(self.certificates(ctx))
 
     def readiness(self, served: ServedCertificate | None) -> list[str]:
         """Its ports answer; with TLS, after the server loaded a renewed certificate."""
