@@ -16,10 +16,11 @@ from pathlib import Path
 class ProjectedVolume:
     def __init__(self, path: Path, files: Mapping[str, str], mode: int = 0o440, group: str | None = None) -> None:
         """The volume at `path` with `files` (name: content), each `mode` and of `group` (the pod's
-        fsGroup) when given."""
+        fsGroup) when given. Made anew for each pod: a previous pod's at `path` goes."""
         self.path, self.mode, self.group = path, mode, group
         self.generations = itertools.count()
-        path.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
         self.update(files)
         for name in files:
             (path / name).symlink_to(f"..data/{name}")
