@@ -40,15 +40,15 @@ def host_names(rendered: Plan, network: str, cluster_domain: str = "cluster.loca
     return names
 
 
-def control_plane_files(rendered: Plan) -> dict[str, str]:
-    """The config Secret of the databases and northd."""
+def northd_files(rendered: Plan) -> dict[str, str]:
+    """The config Secret of northd: the clients' certificate (the databases have a Secret of their own)."""
     volumes = find(rendered, "Deployment", "neutron", "northd")["spec"]["template"]["spec"]["volumes"]
     (config,) = [v["secret"]["secretName"] for v in volumes if "secret" in v]
     return secret_data(rendered, config)
 
 
 def speaks_tls(rendered: Plan) -> bool:
-    return f"{ovn.CLIENT}.crt" in control_plane_files(rendered)
+    return f"{ovn.CLIENT}.crt" in northd_files(rendered)
 
 
 def addresses(rendered: Plan, db: ovn.Database, network: str) -> str:
@@ -62,7 +62,7 @@ def client_pki(rendered: Plan, root: Path) -> list[str]:
     client certificate and CA, written under `root`, when the databases speak TLS; none otherwise."""
     if not speaks_tls(rendered):
         return []
-    files = control_plane_files(rendered)
+    files = northd_files(rendered)
     root.mkdir(parents=True, exist_ok=True)
     for key in (f"{ovn.CLIENT}.key", f"{ovn.CLIENT}.crt", "ca.crt"):
         (root / key).write_text(files[key])

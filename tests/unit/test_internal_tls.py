@@ -7,6 +7,7 @@ from __future__ import annotations
 import configparser
 import datetime
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -565,3 +566,39 @@ def test_a_renewed_certificate_reaches_the_single_servers_without_rolling_them()
     galera = cloud({"infrastructure": {"database": {"replicas": 3}}})
     probe = secret_data(plan(galera, Credentials(cloud_credentials(galera))), "demo-mariadb-config")["mariadb-probe.sh"]
     assert "wsrep_provider_options='socket.ssl_reload=1'" in probe
+
+
+def test_a_probe_reloads_once_per_renewal_and_never_fails_for_it(tmp_path: Path) -> None:
+    """The probe's lines (ServedCertificate.reload_when_renewed) under bash's errexit and pipefail, as
+    mariadb-probe.sh runs them: a reload at the first probe and at each change of the files, none
+    otherwise; a failed reload is tried again; a marker that cannot be written or files that cannot
+    be read fail nothing."""
+    served = CloudContext("demo", "openstack", cloud().spec, Credentials({})).served_certificate(
+        [REQUEST], str(tmp_path)
+    )
+    assert served is not None
+    for name in ("server.crt", "server.key", "ca.crt"):
+        (tmp_path / name).write_text(f"{name} 1")
+    marker, log, outcome = tmp_path / "marker", tmp_path / "reloads", tmp_path / "outcome"
+    outcome.write_text("0")
+    lines = served.reload_when_renewed(f'echo reloaded >> {log} && exit_with "$(cat {outcome})"')
+    script = 'set -euo pipefail\nexit_with() { return "$1"; }\n' + lines.replace(served.loaded_marker, str(marker))
+
+    def probe() -> int:
+        result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+    assert (probe(), probe()) == (1, 1)  # the first probe reloads, the next does not
+    (tmp_path / "ca.crt").write_text("ca.crt 2")  # the kubelet renewed the files
+    assert (probe(), probe()) == (2, 2)
+    (tmp_path / "server.crt").write_text("server.crt 3")
+    outcome.write_text("1")  # the reload fails: tried again at each probe until it works
+    assert (probe(), probe()) == (3, 4)
+    outcome.write_text("0")
+    assert (probe(), probe()) == (5, 5)
+    (tmp_path / "server.key").unlink()  # unreadable files: a reload is tried, the probe passes
+    assert probe() == 6
+    marker.unlink()
+    marker.mkdir()  # a marker that cannot be written: a reload at each probe, which passes
+    assert (probe(), probe()) == (7, 8)

@@ -140,9 +140,18 @@ class RenderOptions:
     node_addresses: tuple[str, ...] = ()
 
 
+# A served certificate's files (ServedCertificate), each by the credentials Secret's key it holds
+SERVED_CERT, SERVED_KEY = "server.crt", "server.key"
+
+
 def served_keys(request: certificates.CertificateRequest) -> dict[str, str]:
     """A served certificate's files, by the credentials Secret's keys they hold."""
-    return {"server.crt": request.cert_key, "server.key": request.private_key, CA_FILE_KEY: certificates.CA_CERT_KEY}
+    return {SERVED_CERT: request.cert_key, SERVED_KEY: request.private_key, CA_FILE_KEY: certificates.CA_CERT_KEY}
+
+
+def served_paths(directory: str) -> dict[str, str]:
+    """Where a server's container has its served certificate's files in `directory`, by file name."""
+    return {name: f"{directory}/{name}" for name in (SERVED_CERT, SERVED_KEY, CA_FILE_KEY)}
 
 
 @dataclass(frozen=True)
@@ -159,31 +168,21 @@ class ServedCertificate:
     loaded_marker: ClassVar[str] = "/tmp/stackops-tls-loaded"
 
     @property
-    def cert(self) -> str:
-        return f"{self.directory}/server.crt"
-
-    @property
-    def key(self) -> str:
-        return f"{self.directory}/server.key"
-
-    @property
-    def ca(self) -> str:
-        return f"{self.directory}/{CA_FILE_KEY}"
-
-    @property
     def mount(self) -> dict[str, Any]:
         return {"name": self.volume["name"], "mountPath": self.directory, "readOnly": True}
 
     def reload_when_renewed(self, reload: str) -> str:
-        """Shell lines for a probe: run `reload` when the certificate or key differ from what the
-        server last loaded (once after each start, too: the kubelet may have renewed them between
-        the server's start and its first probe). A failed reload is retried at the next probe and
-        fails nothing: the server still serves the certificate it has."""
+        """Shell lines for a probe (sh, or bash with errexit): run `reload` when the files differ
+        from what the server last loaded (once after each start too: the kubelet may have renewed
+        them between the server's start and its first probe). They fail nothing: a reload that
+        fails is retried at the next probe, and the server keeps serving the certificate it has; a
+        checksum read while the kubelet swaps the files costs one more reload at the next probe."""
+        files = " ".join(served_paths(self.directory).values())
         return "\n".join(
             [
-                f"renewed=$(cat {self.cert} {self.key} | cksum)",
+                f"renewed=$(cat {files} 2>/dev/null | cksum) || true",
                 f'if [ "$renewed" != "$(cat {self.loaded_marker} 2>/dev/null)" ]; then',
-                f'    if {reload}; then echo "$renewed" > {self.loaded_marker};'
+                f'    if {reload}; then {{ echo "$renewed" > {self.loaded_marker}; }} 2>/dev/null || true;'
                 ' else echo "the renewed certificate was not loaded" >&2; fi',
                 "fi",
             ]
@@ -307,18 +306,21 @@ class CloudContext:
         self, requests: Sequence[certificates.CertificateRequest], directory: str
     ) -> ServedCertificate | None:
         """A server's certificate from its one certificate request (none: no TLS), its key and the
-        CA, in `directory` of its container (ServedCertificate); 0440 for the pod's fsGroup."""
+        CA, in `directory` of its container (ServedCertificate); 0440: its user's by the pod's
+        fsGroup (root's where the image runs as root)."""
         if not requests:
             return None
-        items = [{"key": key, "path": path} for path, key in served_keys(requests[0]).items()]
+        (request,) = requests
+        items = [{"key": key, "path": path} for path, key in served_keys(request).items()]
         source = {"secret": {"name": self.credentials_secret, "items": items}}
         return ServedCertificate(directory, {"name": "tls", "projected": {"defaultMode": 0o440, "sources": [source]}})
 
     def served_files(self, requests: Sequence[certificates.CertificateRequest]) -> dict[str, str]:
-        """What a ServedCertificate's directory holds (file name: content), for those who run the
-        server outside a pod (the real tests)."""
-        (request,) = requests or (None,)
-        return {path: self.credentials[key] for path, key in served_keys(request).items()} if request else {}
+        """What a ServedCertificate's directory holds (file name: content)."""
+        if not requests:
+            return {}
+        (request,) = requests
+        return {path: self.credentials[key] for path, key in served_keys(request).items()}
 
     def service_host(self, service_name: str) -> str:
         return f"{service_name}.{self.namespace}.svc"
@@ -523,8 +525,8 @@ class Service(ABC):
         ]
         # with internal TLS every API serves HTTPS only (services/api.py): an http catalog URL would
         # send every client to a socket that refuses it, or past TLS through a terminator
-        internal = workload.endpoints.internal if isinstance(workload, ServiceSpec) else None
-        if spec.internal_tls.enabled and internal and not internal.startswith("https://"):
+        internal = workload.endpoints.internal if isinstance(workload, ServiceSpec) and self.enabled(spec) else None
+        if spec.internal_tls.enabled and internal and not internal.lower().startswith("https://"):
             found.append(
                 RenderError(
                     f"spec.{self.spec_path}.endpoints.internal",

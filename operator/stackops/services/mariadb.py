@@ -31,6 +31,7 @@ from stackops.services.base import (
     Resources,
     Service,
     Step,
+    served_paths,
 )
 from stackops.services.images import DebianImage, KollaUser
 
@@ -42,7 +43,7 @@ GALERA_PORTS = {"galera": 4567, "ist": 4568, "sst": 4444, "recovery": 4569}
 DATADIR = USER.home
 # the server's certificate, key and the CA (a ServedCertificate: my.cnf names them)
 TLS_DIR = "/etc/mysql/tls"
-TLS_FILES = {name: f"{TLS_DIR}/{name}" for name in ("server.crt", "server.key", CA_FILE_KEY)}
+TLS_FILES = served_paths(TLS_DIR)
 # what has the server load a renewed certificate, which the probe runs (ServedCertificate): FLUSH SSL
 # for its clients' connections, and Galera's provider for its members' (replication and IST)
 TLS_RELOAD = 'query "FLUSH SSL" >/dev/null'

@@ -26,6 +26,7 @@ from stackops.services.base import (
     ServedCertificate,
     Service,
     Step,
+    served_paths,
 )
 from stackops.services.images import DebianImage, KollaUser
 
@@ -33,10 +34,11 @@ PORT = 11211
 USER = KollaUser("memcached", 42457)  # the memcached user of Kolla images
 # the server's certificate, key and the cloud's CA (a ServedCertificate: the command names them)
 TLS_DIR = "/etc/memcached/tls"
-TLS_FILES = {name: f"{TLS_DIR}/{name}" for name in ("server.crt", "server.key", CA_FILE_KEY)}
-# memcached's text protocol over TLS on its own port, from inside its container (openssl s_client;
-# no name to check on loopback): what a probe sends, the line it expects back
-TLS_CLIENT = f"openssl s_client -quiet -connect 127.0.0.1:{PORT} 2>/dev/null"
+TLS_FILES = served_paths(TLS_DIR)
+# memcached's text protocol over TLS on its own port, from inside its container (openssl s_client,
+# which Kolla's images have with ca-certificates and stackops' install; no name to check on
+# loopback), bounded well within the probe's timeout: what a probe sends, the line it expects back
+TLS_CLIENT = f"timeout 3 openssl s_client -quiet -connect 127.0.0.1:{PORT} 2>/dev/null"
 # refresh_certs has the server load its certificate and key again, for new connections
 TLS_RELOAD = f"printf 'refresh_certs\\r\\nquit\\r\\n' | {TLS_CLIENT} | grep -q '^OK'"
 TLS_READY = f"printf 'version\\r\\nquit\\r\\n' | {TLS_CLIENT} | grep -q '^VERSION'"

@@ -32,7 +32,18 @@ from stackops.render.kolla import ConfigFile, KollaCommand
 from stackops.services import api
 from stackops.services.api import Kolla
 from stackops.services.backups import SCRIPTS_DIR, BackupRun, BackupSet, backup_objects
-from stackops.services.base import CA_FILE_KEY, Clients, CloudContext, ConfigSecret, Listener, Service, Step
+from stackops.services.base import (
+    CA_FILE_KEY,
+    SERVED_CERT,
+    SERVED_KEY,
+    Clients,
+    CloudContext,
+    ConfigSecret,
+    Listener,
+    Service,
+    Step,
+    served_paths,
+)
 from stackops.services.hosts import AgentContainer, Labels, agent_step, node_affinity
 from stackops.services.images import DebianImage
 
@@ -134,7 +145,7 @@ class Pki:
 
 
 # the files of the databases, northd and ovn-controller (their images run them as root)
-SERVER_PKI = Pki(f"{TLS_DIR}/server.key", f"{TLS_DIR}/server.crt", f"{TLS_DIR}/{CA_FILE_KEY}")
+SERVER_PKI = Pki(*(served_paths(TLS_DIR)[name] for name in (SERVED_KEY, SERVED_CERT, CA_FILE_KEY)))
 CLIENT_PKI = Pki(f"{TLS_DIR}/client.key", f"{TLS_DIR}/client.crt", f"{TLS_DIR}/{CA_FILE_KEY}")
 
 

@@ -32,6 +32,7 @@ from stackops.services.base import (
     ServedCertificate,
     Service,
     Step,
+    served_paths,
 )
 from stackops.services.images import DebianImage, KollaUser
 
@@ -47,10 +48,10 @@ PLUGINS = ("rabbitmq_management", "rabbitmq_peer_discovery_k8s", "rabbitmq_prome
 USER_JOB = "messaging"  # the component of every service's user Job (user_step)
 # the server's certificate, key and the cloud's CA (a ServedCertificate: rabbitmq.conf names them)
 TLS_DIR = "/etc/rabbitmq/tls"
-TLS_FILES = {name: f"{TLS_DIR}/{name}" for name in ("server.crt", "server.key", CA_FILE_KEY)}
+TLS_FILES = served_paths(TLS_DIR)
 # Erlang's TLS caches the files it read (its PEM cache): cleared, the next handshakes (AMQP, the
 # management API, the distribution) read the renewed ones
-TLS_RELOAD = "rabbitmqctl -q eval 'ssl:clear_pem_cache().' >/dev/null"
+TLS_RELOAD = "timeout 8 rabbitmqctl -q eval 'ssl:clear_pem_cache().' >/dev/null"
 READINESS = ("rabbitmq-diagnostics", "-q", "check_port_connectivity")
 # The administrator a node creates when it boots on an empty database (default_user, default_pass):
 # a file of its own, read from the directory the server reads beside rabbitmq.conf, and out of the
