@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from cryptography import x509
 
@@ -23,7 +22,7 @@ from stackops.openstack.clouds import clouds_yaml
 from stackops.plan import Plan, certificate_requests, plan
 from stackops.render.naming import COMPONENT_LABEL, NAME_LABEL
 from stackops.services import memcached
-from stackops.services.base import CloudContext, RenderError
+from stackops.services.base import CloudContext
 from tests.conftest import cloud
 from tests.support.rendered import cloud_credentials, find, job_env, projected_files, secret_data
 
@@ -511,17 +510,6 @@ def test_clouds_yaml_names_the_ca_its_users_verify_the_endpoints_with() -> None:
     entry = clouds_yaml("demo", "https://demo-keystone-api.openstack.svc:5000/v3", "pw", "RegionOne", "/x/demo.ca.crt")
     assert entry["clouds"]["demo"]["cacert"] == "/x/demo.ca.crt"
     assert "cacert" not in clouds_yaml("demo", "https://keystone.example.com/v3", "pw", "RegionOne")["clouds"]["demo"]
-
-
-def test_an_http_internal_endpoint_is_refused_while_the_apis_serve_https_only() -> None:
-    overrides = {"services": {"keystone": {"endpoints": {"internal": "http://keystone.example:5000"}}}}
-    with pytest.raises(RenderError) as caught:
-        plan(cloud(overrides))
-    assert caught.value.field == "spec.services.keystone.endpoints.internal"
-    assert "'http://keystone.example:5000' is not an https URL" in caught.value.message
-    # without internal TLS the APIs speak http, and so may the catalog
-    plain = plan(cloud({**overrides, "internalTLS": {"enabled": False}}))
-    assert "http://keystone.example:5000" in json.dumps(plain.objects())
 
 
 SINGLE_SERVERS = (

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from stackops import __version__, certificates
-from stackops.api.models import OpenStackCloudSpec, ServiceSpec, WorkloadSpec
+from stackops.api.models import OpenStackCloudSpec, WorkloadSpec
 from stackops.credentials import Credentials, CredentialSpec, KeyRotation
 from stackops.render import kolla, naming
 from stackops.render.hashing import CONFIG_HASH_ANNOTATION, content_hash
@@ -523,16 +523,6 @@ class Service(ABC):
             for key in workload.images
             if key not in self.images
         ]
-        # with internal TLS every API serves HTTPS only (services/api.py): an http catalog URL would
-        # send every client to a socket that refuses it, or past TLS through a terminator
-        internal = workload.endpoints.internal if isinstance(workload, ServiceSpec) and self.enabled(spec) else None
-        if spec.internal_tls.enabled and internal and not internal.lower().startswith("https://"):
-            found.append(
-                RenderError(
-                    f"spec.{self.spec_path}.endpoints.internal",
-                    f"{internal!r} is not an https URL, and with spec.internalTLS.enabled the APIs serve HTTPS only",
-                )
-            )
         return found
 
     def endpoints(self, ctx: CloudContext) -> dict[str, str]:
