@@ -171,6 +171,10 @@ class ServedCertificate:
     def mount(self) -> dict[str, Any]:
         return {"name": self.volume["name"], "mountPath": self.directory, "readOnly": True}
 
+    def probe(self, reload: str, check: str) -> list[str]:
+        """An exec probe's command: reload_when_renewed's lines, then `check`, which the probe judges."""
+        return ["/bin/sh", "-c", f"{self.reload_when_renewed(reload)}\n{check}"]
+
     def reload_when_renewed(self, reload: str) -> str:
         """Shell lines for a probe (sh, or bash with errexit): run `reload` when the files differ
         from what the server last loaded (once after each start too: the kubelet may have renewed

@@ -116,8 +116,7 @@ class Memcached(Service):
         """Answers on its port; with TLS, answers VERSION over TLS after loading a renewed certificate."""
         if served is None:
             return {"tcpSocket": {"port": "memcached"}, "periodSeconds": 10}
-        script = f"{served.reload_when_renewed(TLS_RELOAD)}\n{TLS_READY}"
-        return {"exec": {"command": ["/bin/sh", "-c", script]}, "periodSeconds": 10, "timeoutSeconds": 5}
+        return {"exec": {"command": served.probe(TLS_RELOAD, TLS_READY)}, "periodSeconds": 10, "timeoutSeconds": 5}
 
     def steps(self, ctx: CloudContext) -> list[Step]:
         spec = memcached_spec(ctx)

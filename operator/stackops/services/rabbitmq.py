@@ -226,7 +226,7 @@ class RabbitMQ(Service):
         """Its ports answer; with TLS, after the server loaded a renewed certificate."""
         if served is None:
             return list(READINESS)
-        return ["/bin/sh", "-c", f"{served.reload_when_renewed(TLS_RELOAD)}\nexec {' '.join(READINESS)}"]
+        return served.probe(TLS_RELOAD, f"exec {' '.join(READINESS)}")
 
     def listener_settings(self, ctx: CloudContext) -> dict[str, Any]:
         """AMQP and the management API: over TLS on their usual ports, with no plaintext listener,
