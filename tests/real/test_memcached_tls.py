@@ -29,6 +29,7 @@ from stackops.services import keystone, memcached, nova, swift
 from stackops.services.base import CloudContext
 from tests.conftest import cloud
 from tests.real.conftest import service_venv
+from tests.support.https import SERVED_SERIAL
 from tests.support.projected import ProjectedVolume
 from tests.support.rendered import cloud_credentials, find, renewed, secret_data
 from tests.support.rendered import serial as serial_of
@@ -269,16 +270,6 @@ def test_memcached_serves_tls_that_its_clients_verify_against_the_clouds_ca(
     print(plain)
 
 
-# the certificate a client is served, verified with the CA by the pod's name: its serial
-SERVED_SERIAL = """
-import socket, ssl, sys
-host, port, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-with socket.create_connection((host, port), timeout=5) as raw:
-    with ssl.create_default_context(cafile=cafile).wrap_socket(raw, server_hostname=host) as tls:
-        print("serial:", tls.getpeercert()["serialNumber"])
-"""
-
-
 def test_a_renewed_certificate_is_served_without_a_restart_once_the_probe_ran(
     rendered: tuple[Plan, Credentials], box: Sandbox, served: ProjectedVolume, tmp_path: Path
 ) -> None:
@@ -292,7 +283,7 @@ def test_a_renewed_certificate_is_served_without_a_restart_once_the_probe_ran(
     ca, pod = credentials[CA_CERT_KEY], memcached.servers(ctx)[0].rsplit(":", 1)[0]
 
     def serial() -> str:
-        args = [pod, str(memcached.PORT), nova.SERVICE.ca_file]
+        args = [pod, str(memcached.PORT), pod, nova.SERVICE.ca_file]
         return client(box, keystone_bin, SERVED_SERIAL, args, ca, nova.SERVICE.ca_file).strip()
 
     probe = find(plan_, "StatefulSet", "memcached", "server")["spec"]["template"]["spec"]["containers"][0]
@@ -306,7 +297,7 @@ def test_a_renewed_certificate_is_served_without_a_restart_once_the_probe_ran(
     ran = box.inside("memcached", readiness)
     assert ran.returncode == 0, ran.stderr
     new = serial()
-    assert new == f"serial: {serial_of(new_credentials[request.cert_key])}" and new != old, (old, new)
+    assert new == serial_of(new_credentials[request.cert_key]) and new != old, (old, new)
     assert set(box.listeners("memcached", "0.0.0.0", memcached.PORT)) == server  # the same process
     # the clients keep working: keystone's cache over TLS, verified
     keystone_conf = rendered_config(plan_, "demo-keystone-config", "keystone.conf", tmp_path / "keystone.conf")

@@ -33,6 +33,7 @@ from stackops.plan import Plan, certificate_requests, plan
 from stackops.services import ovn
 from stackops.services.base import CloudContext
 from tests.conftest import cloud
+from tests.support.https import SERVED_SERIAL
 from tests.support.ovn import (
     addresses,
     client_pki,
@@ -305,18 +306,6 @@ def test_the_databases_speak_tls_only_and_admit_only_clients_with_the_clouds_cer
     listed = box.network(["ovsdb-client", *pki, "--timeout=10", "list-dbs", f"ssl:{ip}:6641"])
     assert listed.returncode == 0 and "OVN_Northbound" in listed.stdout, listed.stderr
     print(f"without a certificate: {client(name, ca, '', '')}; another CA's: {refused}; plaintext: {plain.stderr}")
-
-
-# the certificate a client is served, verified by the member's Service name: its serial
-SERVED_SERIAL = """
-import socket, ssl, sys
-host, port, server_name, ca, cert, key = sys.argv[1:7]
-context = ssl.create_default_context(cafile=ca)
-context.load_cert_chain(cert, key)
-with socket.create_connection((host, int(port)), timeout=10) as raw:
-    with context.wrap_socket(raw, server_hostname=server_name) as tls:
-        print(tls.getpeercert()["serialNumber"])
-"""
 
 
 def test_a_database_loads_its_renewed_certificate_by_itself(sandbox: Callable[[Plan], Sandbox], tmp_path: Path) -> None:

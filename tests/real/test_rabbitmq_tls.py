@@ -27,6 +27,7 @@ from stackops.services import rabbitmq as rabbitmq_service
 from stackops.services.base import CloudContext
 from tests.conftest import cloud
 from tests.real.test_rabbitmq import RPC_ROUND_TRIP
+from tests.support.https import SERVED_SERIAL
 from tests.support.rabbitmq import RabbitMQ, port_mapper
 from tests.support.rendered import cloud_credentials, find, job_env, renewed, secret_data, serial
 
@@ -190,16 +191,6 @@ def test_the_members_talk_erlang_distribution_over_tls_only(tmp_path: Path) -> N
         epmd.wait()
 
 
-# the certificate a client is served on a port, verified with the CA by the broker's name: its serial
-SERVED_SERIAL = """
-import socket, ssl, sys
-host, port, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-    with ssl.create_default_context(cafile=cafile).wrap_socket(raw, server_hostname=host) as tls:
-        print(tls.getpeercert()["serialNumber"])
-"""
-
-
 def test_a_renewed_certificate_is_served_without_a_restart_once_the_probe_ran(
     served: tuple[RabbitMQ, Plan, Credentials, Path],
 ) -> None:
@@ -218,7 +209,7 @@ def test_a_renewed_certificate_is_served_without_a_restart_once_the_probe_ran(
     def serials() -> set[str]:
         return {
             subprocess.run(
-                [sys.executable, "-c", SERVED_SERIAL, host, str(port), str(root / "ca.crt")],
+                [sys.executable, "-c", SERVED_SERIAL, "127.0.0.1", str(port), host, str(root / "ca.crt")],
                 capture_output=True, text=True, check=True,
             ).stdout.strip()
             for port in (server.port, server.management_port)

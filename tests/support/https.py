@@ -7,6 +7,21 @@ import socket
 import ssl
 from pathlib import Path
 
+# A TLS client run where a server's names resolve (a sandbox's network, a pod, with the Python
+# there): the serial of the certificate the server serves, verified with the CA for the name asked,
+# presenting a certificate of its own when given one.
+# Arguments: address port server_name ca [certificate key]
+SERVED_SERIAL = """
+import socket, ssl, sys
+address, port, server_name, ca, *pki = sys.argv[1:]
+context = ssl.create_default_context(cafile=ca)
+if pki:
+    context.load_cert_chain(*pki)
+with socket.create_connection((address, int(port)), timeout=10) as raw:
+    with context.wrap_socket(raw, server_hostname=server_name) as tls:
+        print(tls.getpeercert()["serialNumber"])
+"""
+
 
 def verified_get(address: str, port: int, name: str, ca: Path, path: str = "/") -> str:
     """`<TLS version> <status line>` of GET `path` from `address:port`, the server's certificate
